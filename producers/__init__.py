@@ -1,0 +1,1 @@
+"""Producers: everything that puts events into Kafka (POS sources, cameras, the simulator, files)."""

@@ -1,0 +1,1 @@
+"""tillflow's data contracts: Avro schemas, their pydantic mirrors, topics and the store catalogue."""

@@ -1,0 +1,184 @@
+"""The store catalogue: stores with their time zone and floor area, and the cameras that count them.
+
+Loaded from YAML (or TOML) with two top-level lists, ``stores`` and ``cameras``. Errors name the file, the
+key path and the reason.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class CatalogueError(ValueError):
+    """A catalogue file that cannot be used; the message names file, key and reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpeningHours(_Strict):
+    open: time
+    close: time
+
+    @model_validator(mode="after")
+    def _order(self) -> OpeningHours:
+        if self.close <= self.open:
+            raise ValueError(f"closes at {self.close} before it opens at {self.open}")
+        return self
+
+
+class Zone(_Strict):
+    id: str = Field(min_length=1)
+    name: str | None = None
+    area_m2: float = Field(gt=0)
+
+
+class Store(_Strict):
+    id: str = Field(min_length=1)
+    name: str
+    timezone: str
+    area_m2: float = Field(gt=0)
+    category: str
+    mall_id: str | None = None
+    tenant_id: str | None = None
+    currency: str = "EUR"
+    opening_hours: dict[str, OpeningHours] | None = None
+    """Per weekday (mon..sun); a missing weekday means closed. None: open all day every day."""
+    zones: tuple[Zone, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _weekdays(cls, value: dict[str, OpeningHours] | None) -> dict[str, OpeningHours] | None:
+        if value is not None:
+            unknown = sorted(set(value) - set(WEEKDAYS))
+            if unknown:
+                raise ValueError(f"unknown weekday(s) {unknown}; use {', '.join(WEEKDAYS)}")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def hours_on(self, weekday: int) -> OpeningHours | None:
+        """Opening hours on a weekday (0 = Monday); None when closed that day."""
+        if self.opening_hours is None:
+            return OpeningHours(open=time(0, 0), close=time(23, 59, 59))
+        return self.opening_hours.get(WEEKDAYS[weekday])
+
+    def zone(self, zone_id: str) -> Zone:
+        for zone in self.zones:
+            if zone.id == zone_id:
+                return zone
+        raise KeyError(zone_id)
+
+
+class Camera(_Strict):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    """Extra keys are camera settings read by the camera producer (source, door line, detector...)."""
+
+    id: str = Field(min_length=1)
+    store_id: str
+    zone_id: str | None = None
+    role: Literal["entrance", "zone"]
+
+    @model_validator(mode="after")
+    def _role_matches_zone(self) -> Camera:
+        if self.role == "entrance" and self.zone_id is not None:
+            raise ValueError("an entrance camera has zone_id null")
+        if self.role == "zone" and self.zone_id is None:
+            raise ValueError("a zone camera needs a zone_id")
+        return self
+
+
+class Catalogue(_Strict):
+    stores: tuple[Store, ...]
+    cameras: tuple[Camera, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> Catalogue:
+        problems: list[str] = []
+        seen: set[str] = set()
+        for i, store in enumerate(self.stores):
+            if store.id in seen:
+                problems.append(f"stores[{i}].id: duplicate store id {store.id!r}")
+            seen.add(store.id)
+        by_id = {store.id: store for store in self.stores}
+        cam_ids: set[str] = set()
+        for i, cam in enumerate(self.cameras):
+            if cam.id in cam_ids:
+                problems.append(f"cameras[{i}].id: duplicate camera id {cam.id!r}")
+            cam_ids.add(cam.id)
+            store = by_id.get(cam.store_id)
+            if store is None:
+                problems.append(f"cameras[{i}].store_id: no store {cam.store_id!r} in stores")
+            elif cam.zone_id is not None and cam.zone_id not in {z.id for z in store.zones}:
+                problems.append(f"cameras[{i}].zone_id: store {store.id!r} has no zone {cam.zone_id!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def store(self, store_id: str) -> Store:
+        for store in self.stores:
+            if store.id == store_id:
+                return store
+        raise KeyError(f"no store {store_id!r} in the catalogue")
+
+    def cameras_of(self, store_id: str) -> list[Camera]:
+        return [cam for cam in self.cameras if cam.store_id == store_id]
+
+    def camera(self, camera_id: str) -> Camera:
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        raise KeyError(f"no camera {camera_id!r} in the catalogue")
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {loc or '(top level)'}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_catalogue(data: Any, path: Path = Path("<catalogue>")) -> Catalogue:
+    if not isinstance(data, dict):
+        raise CatalogueError(f"{path}: (top level): expected a mapping with 'stores' and 'cameras'")
+    try:
+        return Catalogue.model_validate(data)
+    except ValidationError as exc:
+        raise CatalogueError(_format_errors(path, exc)) from None
+
+
+def load_catalogue(path: str | Path) -> Catalogue:
+    """Read and validate a catalogue file (.yaml, .yml or .toml)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogueError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogueError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
+    return parse_catalogue(data, path)

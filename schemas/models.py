@@ -1,0 +1,243 @@
+"""Pydantic models mirroring the Avro schemas in ``schemas/avro``.
+
+The JSON form of every record uses the Avro field names. Timestamps are ISO 8601 with an offset or epoch
+milliseconds on input, and always timezone-aware UTC datetimes inside. Money is a ``long`` in minor units.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+# Field names that would carry a customer's identity. Matched case-insensitively against every key of a
+# record and of its nested lines and payments; such a record is rejected, never stripped and passed on.
+_PERSONAL_DATA = re.compile(
+    r"customer|e_?mail|phone|loyalty|card_?number|cardholder|\bpan\b|first_?name|last_?name|full_?name"
+    r"|address|birth|national_id|passport|iban",
+    re.IGNORECASE,
+)
+
+
+class PersonalDataError(ValueError):
+    """A record carried a field that looks like customer personal data."""
+
+
+def _to_utc(value: Any) -> Any:
+    """Accept epoch milliseconds or ISO 8601 with an offset; refuse naive times."""
+    if isinstance(value, bool):
+        raise ValueError("a timestamp must be epoch milliseconds or ISO 8601 with an offset")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"-?\d+", text):
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from exc
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"timestamp {value.isoformat()} has no UTC offset")
+        return value.astimezone(UTC)
+    return value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_to_utc)]
+
+
+def _currency(value: str) -> str:
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise ValueError(f"currency must be an ISO 4217 code such as EUR, got {value!r}")
+    return value
+
+
+Currency = Annotated[str, AfterValidator(_currency)]
+
+
+class Record(BaseModel):
+    """Base of every contract: unknown fields are errors, and personal-data fields get a clear one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+    avro_name: ClassVar[str] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_personal_data(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if isinstance(key, str) and key not in cls.model_fields and _PERSONAL_DATA.search(key):
+                    raise PersonalDataError(
+                        f"field {key!r} looks like customer personal data; tillflow does not accept it"
+                    )
+        return data
+
+    def to_avro(self) -> dict[str, Any]:
+        """The dict fastavro writes: enums as their symbol, datetimes as aware UTC datetimes."""
+        return self.model_dump(mode="python")
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: the same field names, timestamps as ISO 8601 in UTC."""
+        return self.model_dump(mode="json")
+
+
+class TicketKind(StrEnum):
+    SALE = "SALE"
+    REFUND = "REFUND"
+    VOID = "VOID"
+    EMPLOYEE_SALE = "EMPLOYEE_SALE"
+    LAYAWAY = "LAYAWAY"
+    DEFERRED = "DEFERRED"
+
+
+class PaymentMethod(StrEnum):
+    CASH = "CASH"
+    CARD = "CARD"
+    MOBILE = "MOBILE"
+    GIFT_CARD = "GIFT_CARD"
+    OTHER = "OTHER"
+
+
+class Channel(StrEnum):
+    IN_STORE = "IN_STORE"
+    ONLINE = "ONLINE"
+    DELIVERY = "DELIVERY"
+
+
+class Payment(Record):
+    method: PaymentMethod
+    amount: int
+
+
+class TicketLine(Record):
+    sku: str = Field(min_length=1)
+    description: str | None = None
+    quantity: float
+    unit_price: int
+    discount_amount: int = 0
+    net_amount: int
+    category: str | None = None
+
+
+class PosTicket(Record):
+    """One POS ticket (topic ``pos.tickets``, key ``store_id``)."""
+
+    avro_name: ClassVar[str] = "pos_ticket"
+
+    ticket_id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    store_id: str = Field(min_length=1)
+    tenant_id: str | None = None
+    terminal_id: str | None = None
+    kind: TicketKind
+    occurred_at: UtcDatetime
+    currency: Currency
+    gross_amount: int
+    net_amount: int
+    tax_amount: int
+    discount_amount: int
+    payments: tuple[Payment, ...] = ()
+    channel: Channel = Channel.IN_STORE
+    lines: tuple[TicketLine, ...] = ()
+    original_ticket_id: str | None = None
+    ingested_at: UtcDatetime
+
+
+class CameraCount(Record):
+    """People counted in one processed frame (topic ``camera.counts``, key ``store_id``)."""
+
+    avro_name: ClassVar[str] = "camera_count"
+
+    camera_id: str = Field(min_length=1)
+    store_id: str = Field(min_length=1)
+    zone_id: str | None = None
+    frame_ts: UtcDatetime
+    frame_seq: int = Field(ge=0)
+    people_in_frame: int = Field(ge=0)
+    entries: int = Field(ge=0)
+    exits: int = Field(ge=0)
+    detector: str
+
+
+class HourlyConversion(Record):
+    """Metrics of one store or zone in one store-local hour (topic ``conversion.hourly``)."""
+
+    avro_name: ClassVar[str] = "hourly_conversion"
+
+    store_id: str
+    zone_id: str | None = None
+    tenant_id: str | None = None
+    mall_id: str | None = None
+    category: str | None = None
+    hour_start: UtcDatetime
+    local_hour: str
+    timezone: str
+    currency: str | None = None
+    visitors: int
+    exits: int
+    transactions: int
+    net_revenue: int
+    gross_revenue: int = 0
+    discount_amount: int = 0
+    units: float = 0.0
+    refunds: int
+    refund_amount: int = 0
+    voids: int
+    employee_sales: int
+    cash_amount: int = 0
+    conversion: float | None = None
+    avg_ticket: float | None = None
+    units_per_transaction: float | None = None
+    revenue_per_visitor: float | None = None
+    revenue_per_m2: float | None = None
+    void_rate: float | None = None
+    discount_rate: float | None = None
+    cash_share: float | None = None
+    quality_flags: tuple[str, ...] = ()
+    is_final: bool
+    revision: int = Field(ge=0)
+    updated_at: UtcDatetime
+
+
+class AlertKind(StrEnum):
+    SALES_DROP = "SALES_DROP"
+    TRAFFIC_DROP = "TRAFFIC_DROP"
+    UNDERREPORTING = "UNDERREPORTING"
+    FEED_SILENT = "FEED_SILENT"
+    CAMERA_SILENT = "CAMERA_SILENT"
+
+
+class AlertState(StrEnum):
+    FIRING = "FIRING"
+    RESOLVED = "RESOLVED"
+
+
+class Severity(StrEnum):
+    INFO = "INFO"
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+
+
+class Alert(Record):
+    """An alert about one store and hour (topic ``alerts``)."""
+
+    avro_name: ClassVar[str] = "alert"
+
+    alert_id: str
+    kind: AlertKind
+    state: AlertState
+    severity: Severity = Severity.WARNING
+    store_id: str
+    tenant_id: str | None = None
+    mall_id: str | None = None
+    hour_start: UtcDatetime
+    observed: float | None = None
+    expected: float | None = None
+    message: str
+    fired_at: UtcDatetime
+    details: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,3 @@
+from tillflow.cli import main
+
+main()

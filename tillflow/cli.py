@@ -1,0 +1,88 @@
+"""The `tillflow` command.
+
+Each command group lives beside its code in a module named ``commands.py`` (for example
+``producers/simulator/commands.py``) that defines ``register(app)``. This module finds them, so adding a
+command means adding one file. Command modules import heavy libraries (torch, the JVM) inside commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tillflow import __version__
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMAND_PACKAGES = ("tillflow", "producers", "schemas", "streams", "sinks")
+
+err = Console(stderr=True)
+
+app = typer.Typer(
+    name="tillflow",
+    help="Live hourly conversion for shops and malls: footfall from door cameras joined with POS tickets.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tillflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Config file (TOML or YAML); else TILLFLOW_CONFIG.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+) -> None:
+    import os
+
+    if config is not None:
+        if not config.exists():
+            raise typer.BadParameter(f"config file {config} does not exist", param_hint="--config")
+        os.environ["TILLFLOW_CONFIG"] = str(config)
+    if log_level:
+        os.environ["TILLFLOW_LOG_LEVEL"] = log_level.upper()
+    logging.basicConfig(
+        level=os.environ.get("TILLFLOW_LOG_LEVEL", "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def command_modules() -> list[str]:
+    """Dotted names of every ``commands.py`` under the tillflow packages, in a stable order."""
+    names = []
+    for package in COMMAND_PACKAGES:
+        for path in sorted((ROOT / package).rglob("commands.py")):
+            rel = path.relative_to(ROOT).with_suffix("")
+            names.append(".".join(rel.parts))
+    return names
+
+
+def _register_all() -> None:
+    for name in command_modules():
+        module = importlib.import_module(name)
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,93 @@
+"""`tillflow dev ...`: the local stack; `tillflow catalogue validate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tillflow.console import err, fail, out
+from tillflow.settings import load_settings
+
+dev = typer.Typer(help="Start, stop and inspect the local broker and schema registry.", no_args_is_help=True)
+catalogue_app = typer.Typer(help="Check a store catalogue.", no_args_is_help=True)
+
+
+@dev.command("up")
+def dev_up(timeout: Annotated[float, typer.Option(help="Seconds to wait for each component.")] = 30.0) -> None:
+    """Start the local broker and registry and create the topics (idempotent).
+
+    With TILLFLOW_KAFKA_BOOTSTRAP and TILLFLOW_REGISTRY_URL set, nothing is started: the topics are created
+    on that cluster if missing.
+    """
+    from tillflow.devstack import StackError, up
+
+    settings = load_settings()
+    try:
+        stack = up(settings, timeout=timeout)
+    except (StackError, RuntimeError) as exc:
+        fail(str(exc))
+    if stack.get("external"):
+        out.print(f"using configured Kafka {stack['bootstrap']} and registry {stack['url']}; nothing started")
+    else:
+        out.print(f"kafka     {stack['kafka']['bootstrap']}  (pid {stack['kafka']['pid']})")
+        out.print(f"registry  {stack['registry']['url']}  (pid {stack['registry']['pid']})")
+    created = [t for t, what in stack["topics"].items() if what == "created"]
+    out.print(f"topics    {len(stack['topics'])} ready" + (f", created {', '.join(created)}" if created else ""))
+
+
+@dev.command("down")
+def dev_down() -> None:
+    """Stop the local broker and registry. Their data stays under the state directory."""
+    from tillflow.devstack import down
+
+    stopped = down(load_settings())
+    out.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@dev.command("status")
+def dev_status() -> None:
+    """Show each component, its health and the topics. Exits 1 when the stack is not healthy."""
+    from tillflow.devstack import status
+
+    st = status(load_settings())
+    if not st.get("components") and not st.get("external"):
+        out.print("local stack is not running (tillflow dev up)")
+        raise typer.Exit(1)
+    table = Table("component", "pid", "address", "state")
+    for comp in st["components"]:
+        address = st["kafka"]["bootstrap"] if comp["name"] == "kafka" else st["registry"]["url"]
+        healthy = st[comp["name"]]["healthy"]
+        state = "healthy" if healthy else ("running, not answering" if comp["running"] else "stopped")
+        table.add_row(comp["name"], str(comp["pid"]), address, state)
+    if st.get("external"):
+        table.add_row("kafka", "-", st["kafka"]["bootstrap"], "healthy" if st["kafka"]["healthy"] else "down")
+        table.add_row("registry", "-", st["registry"]["url"], "healthy" if st["registry"]["healthy"] else "down")
+    out.print(table)
+    if st.get("topics"):
+        topics = Table("topic", "partitions")
+        for name, parts in st["topics"].items():
+            topics.add_row(name, str(parts))
+        out.print(topics)
+    if not st["running"]:
+        raise typer.Exit(1)
+
+
+@catalogue_app.command("validate")
+def catalogue_validate(path: Annotated[Path, typer.Argument(help="Catalogue file (.yaml or .toml).")]) -> None:
+    """Validate a store catalogue; prints each problem as file: key: reason."""
+    from schemas.catalogue import CatalogueError, load_catalogue
+
+    try:
+        cat = load_catalogue(path)
+    except CatalogueError as exc:
+        err.print(str(exc), highlight=False)
+        raise typer.Exit(1) from None
+    out.print(f"{path}: {len(cat.stores)} stores, {len(cat.cameras)} cameras: valid")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dev, name="dev")
+    app.add_typer(catalogue_app, name="catalogue")

@@ -1,0 +1,30 @@
+"""Shared terminal output: one console for results, one for messages, a progress bar for long work."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+out = Console()
+err = Console(stderr=True)
+
+
+def progress(transient: bool = False) -> Progress:
+    """A progress bar on stderr (hidden when stderr is not a terminal)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=transient,
+    )
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print an error and exit with ``code``."""
+    import typer
+
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)

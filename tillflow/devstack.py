@@ -1,0 +1,257 @@
+"""The local stack for development, demos and tests: a Kafka-protocol broker and a schema registry.
+
+The broker is the ``noida-db`` binary from PyPI (Kafka protocol, persisted to disk); the registry is
+tillflow's own Confluent-compatible stand-in (``tillflow.registry``). Both listen on 127.0.0.1 only, keep
+their data under ``<state_dir>``, and are described in ``<state_dir>/stack.json`` so other commands find
+them. Nothing is started when Kafka and a registry are configured.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from confluent_kafka.admin import AdminClient
+
+from tillflow.kafka import ensure_topics, stack_file, wanted_topics
+from tillflow.settings import Settings
+
+HOST = "127.0.0.1"
+
+
+class StackError(RuntimeError):
+    """The local stack could not be started or stopped."""
+
+
+def free_port(preferred: int = 0) -> int:
+    """``preferred`` if it is free (non-zero), else a port the kernel picks."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise StackError("no free port")
+
+
+def broker_binary() -> Path:
+    spec = importlib.util.find_spec("noida_db")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError("the noida-db package is not installed (pip install noida-db)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "noida-db"
+    if not path.exists():
+        raise StackError(f"noida-db binary missing at {path}")
+    if not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child is not alive
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except OSError:
+        return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@dataclass
+class Component:
+    name: str
+    pid: int
+    port: int
+    marker: str
+    """A string in the process's command line, so a recycled PID is never signalled."""
+
+    @property
+    def running(self) -> bool:
+        return _alive(self.pid) and self.marker in _cmdline(self.pid)
+
+
+def kafka_healthy(bootstrap: str, timeout: float = 2.0) -> bool:
+    try:
+        AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)}).list_topics(
+            timeout=timeout
+        )
+        return True
+    except Exception:
+        return False
+
+
+def registry_healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        return requests.get(f"{url}/subjects", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _wait(check: Any, what: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise StackError(f"{what} exited with code {proc.returncode}; log {log}:\n{tail}")
+        if check():
+            return
+        time.sleep(0.2)
+    proc.terminate()
+    raise StackError(f"{what} did not become healthy within {timeout:.0f}s; log {log}")
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+
+
+def read_stack(settings: Settings) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(stack_file(settings).read_text())
+        return data
+    except (OSError, ValueError):
+        return None
+
+
+def components(stack: dict[str, Any]) -> list[Component]:
+    return [
+        Component("kafka", stack["kafka"]["pid"], stack["kafka"]["port"], "noida-db"),
+        Component("registry", stack["registry"]["pid"], stack["registry"]["port"], "tillflow.registry"),
+    ]
+
+
+def up(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
+    """Start the broker and registry (unless running or configured) and create the topics.
+
+    Returns the stack description: bootstrap, registry URL, PIDs and what happened to each topic.
+    """
+    state = settings.state_dir.resolve()
+    if settings.kafka_bootstrap:
+        if not settings.registry_url:
+            raise StackError("TILLFLOW_KAFKA_BOOTSTRAP is set but TILLFLOW_REGISTRY_URL is not")
+        stack: dict[str, Any] = {"external": True, "bootstrap": settings.kafka_bootstrap, "url": settings.registry_url}
+        bootstrap = settings.kafka_bootstrap
+    else:
+        existing = read_stack(settings)
+        if existing and all(c.running for c in components(existing)):
+            stack = existing
+        else:
+            if existing:
+                down(settings)
+            stack = _start(settings, state, timeout)
+        bootstrap = stack["kafka"]["bootstrap"]
+    from tillflow.kafka import client_config
+
+    admin = AdminClient(client_config(settings, bootstrap))
+    stack["topics"] = ensure_topics(admin, wanted_topics(settings), settings.topic_replication_factor)
+    return stack
+
+
+def _start(settings: Settings, state: Path, timeout: float) -> dict[str, Any]:
+    logs = state / "logs"
+    kafka_port = free_port(settings.dev_kafka_port)
+    kafka_dir = state / "kafka"
+    kafka_dir.mkdir(parents=True, exist_ok=True)
+    bootstrap = f"{HOST}:{kafka_port}"
+    kafka = _spawn(
+        [str(broker_binary()), "start", "--data-dir", str(kafka_dir), "--host", HOST, "--only", "kafka",
+         "--kafka-port", str(kafka_port)],
+        logs / "kafka.log",
+    )
+    try:
+        _wait(lambda: kafka_healthy(bootstrap), "kafka broker", kafka, logs / "kafka.log", timeout)
+        registry_port = free_port(settings.dev_registry_port)
+        url = f"http://{HOST}:{registry_port}"
+        registry = _spawn(
+            [sys.executable, "-m", "tillflow.registry", "--host", HOST, "--port", str(registry_port),
+             "--data-dir", str(state / "registry")],
+            logs / "registry.log",
+        )
+        _wait(lambda: registry_healthy(url), "schema registry", registry, logs / "registry.log", timeout)
+    except StackError:
+        _stop_pid(kafka.pid, "noida-db")
+        raise
+    stack = {
+        "kafka": {"pid": kafka.pid, "port": kafka_port, "bootstrap": bootstrap, "data_dir": str(kafka_dir)},
+        "registry": {"pid": registry.pid, "port": registry_port, "url": url},
+        "started_at": time.time(),
+    }
+    stack_file(settings).write_text(json.dumps(stack, indent=2))
+    return stack
+
+
+def _stop_pid(pid: int, marker: str, timeout: float = 10.0) -> bool:
+    """SIGTERM, then SIGKILL after ``timeout``; only if the PID still runs what we started."""
+    if not (_alive(pid) and marker in _cmdline(pid)):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop what `up` started; returns the names of the components stopped. Data stays on disk."""
+    stack = read_stack(settings)
+    if stack is None or stack.get("external"):
+        return []
+    stopped = [c.name for c in reversed(components(stack)) if _stop_pid(c.pid, c.marker)]
+    stack_file(settings).unlink(missing_ok=True)
+    return stopped
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """Each component's PID, liveness and health, and the topics with their partition counts."""
+    if settings.kafka_bootstrap:
+        bootstrap, url = settings.kafka_bootstrap, settings.registry_url or ""
+        result: dict[str, Any] = {"external": True, "components": []}
+    else:
+        stack = read_stack(settings)
+        if stack is None:
+            return {"external": False, "components": [], "running": False}
+        bootstrap, url = stack["kafka"]["bootstrap"], stack["registry"]["url"]
+        result = {
+            "external": False,
+            "components": [
+                {"name": c.name, "pid": c.pid, "port": c.port, "running": c.running} for c in components(stack)
+            ],
+        }
+    result["kafka"] = {"bootstrap": bootstrap, "healthy": kafka_healthy(bootstrap)}
+    result["registry"] = {"url": url, "healthy": bool(url) and registry_healthy(url)}
+    result["running"] = result["kafka"]["healthy"] and result["registry"]["healthy"]
+    if result["kafka"]["healthy"]:
+        from tillflow.kafka import client_config
+
+        md = AdminClient(client_config(settings, bootstrap)).list_topics(timeout=5)
+        result["topics"] = {
+            name: len(t.partitions) for name, t in sorted(md.topics.items()) if not name.startswith("__")
+        }
+    return result
