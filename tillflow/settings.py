@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     # ClickHouse. Unset: the embedded chDB engine under the state directory.
     clickhouse_url: str | None = None
 
+    # Observability.
+    metrics_port: int | None = Field(
+        None, description="Serve Prometheus /metrics on this port (0: any free port); unset: not served."
+    )
+    metrics_host: str = "127.0.0.1"
+
     # Local stack ports (0: pick a free one).
     dev_kafka_port: int = 0
     dev_registry_port: int = 0
