@@ -6,9 +6,15 @@ from schemas.catalogue import CatalogueError, load_catalogue, parse_catalogue
 
 GOOD = {
     "stores": [
-        {"id": "s1", "name": "One", "timezone": "Asia/Kolkata", "area_m2": 100, "category": "fashion",
-         "zones": [{"id": "z1", "area_m2": 40}],
-         "opening_hours": {"mon": {"open": "09:00", "close": "21:00"}}},
+        {
+            "id": "s1",
+            "name": "One",
+            "timezone": "Asia/Kolkata",
+            "area_m2": 100,
+            "category": "fashion",
+            "zones": [{"id": "z1", "area_m2": 40}],
+            "opening_hours": {"mon": {"open": "09:00", "close": "21:00"}},
+        },
         {"id": "s2", "name": "Two", "timezone": "Europe/Berlin", "area_m2": 50, "category": "food", "mall_id": "m"},
     ],
     "cameras": [
@@ -45,10 +51,14 @@ def test_parses_and_answers_lookups():
         (lambda d: d["cameras"][0].update(store_id="nope"), "cameras[0].store_id: no store 'nope'"),
         (lambda d: d["cameras"][1].update(zone_id="z9"), "cameras[1].zone_id: store 's1' has no zone 'z9'"),
         (lambda d: d["cameras"][0].update(zone_id="z1"), "an entrance camera has zone_id null"),
-        (lambda d: d["stores"][0]["opening_hours"].update(monday={"open": "09:00", "close": "10:00"}),
-         "unknown weekday(s) ['monday']"),
-        (lambda d: d["stores"][0]["opening_hours"].update(tue={"open": "21:00", "close": "09:00"}),
-         "closes at 09:00:00 before it opens at 21:00:00"),
+        (
+            lambda d: d["stores"][0]["opening_hours"].update(monday={"open": "09:00", "close": "10:00"}),
+            "unknown weekday(s) ['monday']",
+        ),
+        (
+            lambda d: d["stores"][0]["opening_hours"].update(tue={"open": "21:00", "close": "09:00"}),
+            "closes at 09:00:00 before it opens at 21:00:00",
+        ),
     ],
 )
 def test_errors_name_file_key_and_reason(tmp_path: Path, mutate, message):
@@ -68,9 +78,7 @@ def test_errors_name_file_key_and_reason(tmp_path: Path, mutate, message):
 
 def test_toml_and_unreadable_files(tmp_path: Path):
     toml = tmp_path / "estate.toml"
-    toml.write_text(
-        '[[stores]]\nid = "s"\nname = "S"\ntimezone = "Asia/Kathmandu"\narea_m2 = 10\ncategory = "food"\n'
-    )
+    toml.write_text('[[stores]]\nid = "s"\nname = "S"\ntimezone = "Asia/Kathmandu"\narea_m2 = 10\ncategory = "food"\n')
     assert parse_catalogue is not None and load_catalogue(toml).store("s").timezone == "Asia/Kathmandu"
     with pytest.raises(CatalogueError, match="cannot read"):
         load_catalogue(tmp_path / "missing.yaml")

@@ -106,5 +106,5 @@ def test_joined_topics_with_other_partition_counts_are_refused(stack: Settings, 
 
     ep = endpoints(stack)
     other = Settings(state_dir=tmp_path, kafka_bootstrap=ep.bootstrap, registry_url=ep.registry_url, topic_partitions=5)
-    with pytest.raises(RuntimeError, match="pos.tickets has 3 partitions, expected 5"):
+    with pytest.raises(RuntimeError, match=r"pos\.tickets has 3 partitions, expected 5"):
         devstack.up(other)
