@@ -83,7 +83,7 @@ def ticket_rows(ticket: PosTicket, timezone: str) -> tuple[Row, list[Row]]:
             ticket.ticket_id, i, ticket.store_id, str(ticket.kind), ticket.occurred_at, timezone, local.date(),
             line.sku, line.description or "", line.category or "", line.quantity, line.unit_price,
             line.discount_amount, line.net_amount, ticket.ingested_at,
-        )  # fmt: skip
+        )
         for i, line in enumerate(ticket.lines, start=1)
     ]
     return head, lines
