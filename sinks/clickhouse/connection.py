@@ -66,6 +66,9 @@ def connect(settings: Settings, database: str | None = "", create: bool = False)
     if dsn.startswith("chdb://"):
         (settings.state_dir / "clickhouse").mkdir(parents=True, exist_ok=True)
     db = database_name(settings) if database == "" else database
+    parts = urlsplit(dsn)
+    if parts.scheme in ("http", "https"):  # the database is passed on its own, not in the path
+        dsn = urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
     kwargs: dict[str, Any] = {"dsn": dsn}
     if db is not None:
         kwargs["database"] = db
