@@ -84,8 +84,8 @@ def sink_alerts(
     and channel), then its offset is committed; deliveries are retried with backoff until they succeed, and
     rate limits defer deliveries instead of dropping them.
     """
-    from sinks.alerts.service import run_alert_sink
     from sinks.alerts.routing import RoutingError
+    from sinks.alerts.service import run_alert_sink
     from tillflow.kafka import StackNotRunning
 
     try:

@@ -36,7 +36,8 @@ def connect_with_retry(settings: Settings, stop: threading.Event, create: bool =
         try:
             return connect(settings, create=create)
         except OperationalError as exc:
-            log.warning("ClickHouse at %s unreachable (%s); retry in %.1fs", redacted(clickhouse_dsn(settings)), exc, delay)
+            where = redacted(clickhouse_dsn(settings))
+            log.warning("ClickHouse at %s unreachable (%s); retry in %.1fs", where, exc, delay)
             if stop.wait(delay):
                 raise
             delay = min(delay * 2, settings.sink_retry_max_seconds)
@@ -63,21 +64,24 @@ def dead_letter_sender(settings: Settings, sink: str) -> Callable[[list[DeadLett
     return send
 
 
-def decoders(settings: Settings, topics: tuple[str, ...]) -> dict[str, Callable[[bytes | None], Record]]:
+def decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Callable[[bytes | None], Record]]:
+    """Decoder per consumed topic; ``topics`` maps consumed name to tillflow topic (whose schema applies)."""
     from schemas.serde import registry_client
     from tillflow.kafka import endpoints
 
     auth = settings.registry_basic_auth.get_secret_value() if settings.registry_basic_auth else None
     ca = str(settings.registry_ssl_ca_location) if settings.registry_ssl_ca_location else None
     registry = registry_client(endpoints(settings).registry_url, auth, ca)
-    return {topic: TopicSerde(registry, topic, auto_register=False).decode_model for topic in topics}
+    return {name: TopicSerde(registry, logical, auto_register=False).decode_model for name, logical in topics.items()}
 
 
-def build_sink(settings: Settings, client: Any, topics: tuple[str, ...] = SINK_TOPICS) -> ClickHouseSink:
+def build_sink(settings: Settings, client: Any, topics: dict[str, str] | None = None) -> ClickHouseSink:
+    """The sink for ``topics`` (consumed name -> tillflow topic; default the four tillflow topics)."""
     from confluent_kafka import Consumer
 
     from tillflow.kafka import consumer_config
 
+    topics = topics or {t: t for t in SINK_TOPICS}
     consumer = Consumer(consumer_config(settings, settings.sink_group_id))
     return ClickHouseSink(
         client,
@@ -89,10 +93,11 @@ def build_sink(settings: Settings, client: Any, topics: tuple[str, ...] = SINK_T
         batch_seconds=settings.sink_batch_seconds,
         retry_initial=settings.sink_retry_initial_seconds,
         retry_max=settings.sink_retry_max_seconds,
+        logical_topics=topics,
     )
 
 
-def run_sink(settings: Settings, idle_exit: float | None = None, topics: tuple[str, ...] = SINK_TOPICS) -> SinkStats:
+def run_sink(settings: Settings, idle_exit: float | None = None, topics: dict[str, str] | None = None) -> SinkStats:
     """Migrate, then run the sink until SIGTERM/SIGINT (or ``idle_exit`` seconds without records)."""
     from tillflow.metrics import serve_metrics
 
@@ -108,6 +113,6 @@ def run_sink(settings: Settings, idle_exit: float | None = None, topics: tuple[s
     sink = build_sink(settings, client, topics)
     sink.stop_event = stop
     started = time.monotonic()
-    stats = sink.run(topics, idle_exit=idle_exit)
+    stats = sink.run(list(sink.logical_topics), idle_exit=idle_exit)
     log.info("sink stopped after %.1fs: %s", time.monotonic() - started, stats)
     return stats

@@ -156,6 +156,7 @@ class ClickHouseSink:
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
         lag_interval: float = 5.0,
+        logical_topics: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.consumer = consumer
@@ -167,6 +168,8 @@ class ClickHouseSink:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.lag_interval = lag_interval
+        self.logical_topics = dict(logical_topics or {})
+        """Consumed topic name -> tillflow topic (for prefixed or renamed topics); identity by default."""
         self.stats = SinkStats()
         self.stop_event = threading.Event()
         self._pending: list[Pending] = []
@@ -188,7 +191,7 @@ class ClickHouseSink:
             item.dead = item.dead_letter("validate", short_reason(exc))
         else:
             try:
-                item.rows = rows_for(topic, record, self.timezones)
+                item.rows = rows_for(self.logical_topics.get(topic, topic), record, self.timezones)
             except MappingError as exc:
                 item.dead = item.dead_letter("map", str(exc))
         self._pending.append(item)

@@ -134,7 +134,8 @@ class ClickHouseHTTPStandIn:
                 with tempfile.NamedTemporaryFile(suffix=".data") as tmp:
                     tmp.write(sql[insert.end() :])
                     tmp.flush()
-                    result = self.conn.query(f"INSERT INTO {table} FROM INFILE '{tmp.name}' FORMAT {fmt}", "TabSeparated")
+                    statement = f"INSERT INTO {table} FROM INFILE '{tmp.name}' FORMAT {fmt}"
+                    result = self.conn.query(statement, "TabSeparated")
                 rows = str(result.rows_read())
                 return b"", "TabSeparated", {"written_rows": rows, "written_bytes": str(result.bytes_read())}
             text = sql.decode()
@@ -207,7 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = decode_body(sql_body, encoding)
         except Exception as exc:
-            self._reply(400, f"Code: 432. DB::Exception: {exc}\n".encode(), {**common, "X-ClickHouse-Exception-Code": "432"})
+            error = f"Code: 432. DB::Exception: {exc}\n".encode()
+            self._reply(400, error, {**common, "X-ClickHouse-Exception-Code": "432"})
             return
         if encoding == "lz4":
             self.standin.lz4_frames_seen += sql_body.count(b"\x04\x22\x4d\x18")
