@@ -80,9 +80,21 @@ def ticket_rows(ticket: PosTicket, timezone: str) -> tuple[Row, list[Row]]:
     )  # fmt: skip
     lines: list[Row] = [
         (
-            ticket.ticket_id, i, ticket.store_id, str(ticket.kind), ticket.occurred_at, timezone, local.date(),
-            line.sku, line.description or "", line.category or "", line.quantity, line.unit_price,
-            line.discount_amount, line.net_amount, ticket.ingested_at,
+            ticket.ticket_id,
+            i,
+            ticket.store_id,
+            str(ticket.kind),
+            ticket.occurred_at,
+            timezone,
+            local.date(),
+            line.sku,
+            line.description or "",
+            line.category or "",
+            line.quantity,
+            line.unit_price,
+            line.discount_amount,
+            line.net_amount,
+            ticket.ingested_at,
         )
         for i, line in enumerate(ticket.lines, start=1)
     ]
@@ -168,5 +180,3 @@ def zone_rows(catalogue: Catalogue, loaded_at: datetime) -> list[Row]:
 
 def timezones_of(catalogue: Catalogue) -> dict[str, str]:
     return {s.id: s.timezone for s in catalogue.stores}
-
-

@@ -283,9 +283,7 @@ class ClickHouseSink:
             for letter in dead:
                 log.error("dead letter %s", letter.describe())
             self.send_dead_letters(dead)
-        self.consumer.commit(
-            offsets=[TopicPartition(t, p, o) for t, p, o in commit_offsets(batch)], asynchronous=False
-        )
+        self.consumer.commit(offsets=[TopicPartition(t, p, o) for t, p, o in commit_offsets(batch)], asynchronous=False)
         for item in batch:
             refused = item.dead or (item.topic, item.partition, item.offset) in rejected_at
             outcome = "dead_lettered" if refused else "written"

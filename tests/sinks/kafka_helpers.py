@@ -37,7 +37,9 @@ def produce(settings: Settings, topic: str, logical: str, records: Iterable[Reco
     return n
 
 
-def read_all(settings: Settings, topic: str, expect: int, timeout: float = 20.0) -> list[tuple[bytes | None, dict[str, str]]]:
+def read_all(
+    settings: Settings, topic: str, expect: int, timeout: float = 20.0
+) -> list[tuple[bytes | None, dict[str, str]]]:
     """(value, headers) of the first ``expect`` records of ``topic``."""
     consumer = Consumer(consumer_config(settings, f"reader-{time.monotonic_ns()}"))
     consumer.subscribe([topic])

@@ -49,7 +49,9 @@ def sink_settings(stack: Settings, ch_settings: Settings, group: str, **extra: A
     )
 
 
-def test_sink_writes_dead_letters_and_replays_idempotently(stack: Settings, ch_settings: Settings, ch: Any, unique: str) -> None:
+def test_sink_writes_dead_letters_and_replays_idempotently(
+    stack: Settings, ch_settings: Settings, ch: Any, unique: str
+) -> None:
     topics = make_topics(stack, unique)
     tickets_topic = actual(topics, POS_TICKETS)
     tickets = [ticket(i, at=T0 + timedelta(minutes=i)) for i in range(100)]

@@ -55,7 +55,9 @@ def test_hourly_version_orders_revision_then_final_then_update() -> None:
     t1, t2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)
     assert hourly_version(0, False, t2) < hourly_version(0, True, t1) < hourly_version(1, False, t1)
     assert hourly_version(0, False, t1) < hourly_version(0, False, t2)
-    row = as_dict("conversion_hourly", rows_for(CONVERSION_HOURLY, hourly(zone_id="womens"), TZ)["conversion_hourly"][0])
+    row = as_dict(
+        "conversion_hourly", rows_for(CONVERSION_HOURLY, hourly(zone_id="womens"), TZ)["conversion_hourly"][0]
+    )
     assert row["local_date"] == date(2026, 11, 20) and row["zone_id"] == "womens"
     assert row["version"] == hourly_version(0, True, row["updated_at"])
 

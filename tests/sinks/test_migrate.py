@@ -38,7 +38,7 @@ def test_pending_refuses_an_edited_applied_file() -> None:
 
 def test_discover_rejects_bad_names(tmp_path: Path) -> None:
     (tmp_path / "1_x.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_name.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
         discover(tmp_path)
     assert [m.version for m in discover(DEFAULT_DIR)] == sorted(m.version for m in discover(DEFAULT_DIR))
 
