@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
@@ -122,7 +122,13 @@ def group_rows(items: Sequence[Pending]) -> list[tuple[str, list[Row]]]:
     return [(t, tables[t]) for t in TABLE_ORDER if tables.get(t)]
 
 
-def commit_offsets(items: Sequence[Pending]) -> list[tuple[str, int, int]]:
+class Located(Protocol):
+    topic: str
+    partition: int
+    offset: int
+
+
+def commit_offsets(items: Sequence[Located]) -> list[tuple[str, int, int]]:
     """(topic, partition, next offset) per partition: one past the highest offset consumed."""
     top: dict[tuple[str, int], int] = {}
     for item in items:
