@@ -117,8 +117,11 @@ def report(
     if not hours:
         fail(f"no hourly conversion for store {store!r} on {local_date} (has `tillflow sink clickhouse` run?)")
     table = Table(*HEADERS, title=f"{store} on {local_date} ({hours[0]['timezone']}, {hours[0]['currency']})")
-    for column in table.columns[1:]:
-        column.justify = "right"
+    for column in table.columns:
+        column.no_wrap = True
+        if column.header != "hour":
+            column.justify = "right"
+    table.caption = "conv. = transactions / visitors; UPT = units per transaction; money in major units"
     rows = report_rows(hours)
     for row in rows[:-1]:
         table.add_row(*row)

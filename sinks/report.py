@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-HEADERS = ("hour", "visitors", "transactions", "conversion", "net revenue", "avg ticket", "units/txn", "status")
+HEADERS = ("hour", "visitors", "txns", "conv.", "net sales", "avg ticket", "UPT", "status")
 
 QUERY = """
 SELECT local_hour, timezone, currency, visitors, transactions, net_revenue, units, is_final, revision, quality_flags
