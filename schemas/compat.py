@@ -247,13 +247,12 @@ def _default_fits(schema: Any, value: Any) -> bool:
 
 def parse(schema: Any) -> Any:
     """Validate a schema (JSON value or text) and resolve its named types; raises :class:`SchemaError`."""
+    if isinstance(schema, str) and schema.strip() in PRIMITIVES:
+        return schema.strip()  # a bare primitive name ("null" is not JSON null here)
     if isinstance(schema, str | bytes):
         try:
             schema = json.loads(schema)
         except ValueError as exc:
-            # A bare primitive name is also a schema.
-            if isinstance(schema, str) and schema.strip() in PRIMITIVES:
-                return schema.strip()
             raise SchemaError(f"not JSON: {exc}") from None
     return _parse(schema, None, {}, "$")
 
