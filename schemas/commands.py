@@ -39,7 +39,7 @@ def schemas_check(
                 f"[red]{result.subject}[/red]: not BACKWARD-compatible with released {versions}:", highlight=False
             )
             for problem in result.problems:
-                err.print(f"  - {problem}", highlight=False)
+                err.print(f"  - {problem}", highlight=False, markup=False, soft_wrap=True)
         else:
             note = (
                 " (changed since the latest release: run `tillflow schemas release`)"
@@ -79,6 +79,7 @@ def schemas_register(
     """
     from confluent_kafka.schema_registry import Schema
     from confluent_kafka.schema_registry.error import SchemaRegistryError
+    from rich.markup import escape
 
     from schemas.serde import registry_client, schema_text
     from schemas.topics import TOPICS
@@ -103,7 +104,10 @@ def schemas_register(
         except SchemaRegistryError as exc:
             refused += 1
             err.print(
-                f"[red]{spec.subject}[/red]: refused ({exc.http_status_code}/{exc.error_code}): {exc.error_message}"
+                f"[red]{spec.subject}[/red]: refused ({exc.http_status_code}/{exc.error_code}): "
+                + escape(str(exc.error_message)),
+                highlight=False,
+                soft_wrap=True,
             )
             continue
         except Exception as exc:
