@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from tests.registry.server_process import RegistryProcess
+from tillflow.registry.process import RegistryProcess
 
 
 @pytest.fixture

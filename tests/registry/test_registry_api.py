@@ -22,7 +22,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from schemas.models import CameraCount
 from schemas.serde import TopicSerde, schema_text
 from schemas.topics import CAMERA_COUNTS
-from tests.registry.server_process import RegistryProcess
+from tillflow.registry.process import RegistryProcess
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 

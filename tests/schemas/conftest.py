@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.registry.server_process import RegistryProcess
+from tillflow.registry.process import RegistryProcess
 
 
 @pytest.fixture(scope="module")

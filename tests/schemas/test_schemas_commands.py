@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from schemas.serde import schema_text
 from schemas.topics import TOPICS
-from tests.registry.server_process import RegistryProcess
 from tillflow.cli import app
+from tillflow.registry.process import RegistryProcess
 
 
 def test_register_puts_every_contract_under_its_subject(registry_url: str) -> None:

@@ -1,4 +1,4 @@
-"""Run the real local registry (``python -m tillflow.registry``) as a subprocess for tests."""
+"""The local registry as a child process (``python -m tillflow.registry``), for tests and benchmarks."""
 
 from __future__ import annotations
 
