@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,3 +33,24 @@ def test_registry_serve_command(tmp_path: Path) -> None:
     assert proc.returncode == 0, output
     assert "stopped" in output
     assert (tmp_path / "r" / "registry.json").exists()
+
+
+def _run_server(data_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "tillflow.registry", "--port", str(port), "--data-dir", str(data_dir)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=30)
+
+
+def test_unreadable_state_file_is_a_clear_startup_error(tmp_path: Path) -> None:
+    (tmp_path / "registry.json").write_text('{"subjects": ')
+    result = _run_server(tmp_path, free_port())
+    assert result.returncode != 0
+    assert "registry.json is not valid JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_a_clear_startup_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind((HOST, 0))
+        busy.listen()
+        result = _run_server(tmp_path, busy.getsockname()[1])
+    assert result.returncode != 0
+    assert "cannot listen on" in result.stderr and "Traceback" not in result.stderr

@@ -245,7 +245,11 @@ async def _serve(host: str, port: int, data_dir: Path) -> None:
     runner = web.AppRunner(app, access_log=log)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     log.info("tillflow local schema registry on http://%s:%d (data in %s)", host, port, data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -261,4 +265,7 @@ def serve(host: str, port: int, data_dir: Path) -> None:
     """Run the registry in the foreground until SIGTERM or SIGINT; every acknowledged change is on disk."""
     data_dir = data_dir.resolve()
     lock_data_dir(data_dir)
-    asyncio.run(_serve(host, port, data_dir))
+    try:
+        asyncio.run(_serve(host, port, data_dir))
+    except ValueError as exc:  # an unreadable state file
+        raise SystemExit(str(exc)) from None

@@ -141,7 +141,15 @@ class SchemaStore:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {"format": 1, "next_id": 1, "schemas": {}, "subjects": {}, "config": {"subjects": {}}}
-        state: dict[str, Any] = json.loads(text)
+        try:
+            state: dict[str, Any] = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{self.path} is not valid JSON ({exc}); restore or remove it") from None
+        missing = [
+            k for k in ("next_id", "schemas", "subjects", "config") if not isinstance(state, dict) or k not in state
+        ]
+        if missing:
+            raise ValueError(f"{self.path} is not a tillflow registry state file (no {', '.join(missing)})")
         return state
 
     def _reindex(self) -> None:
