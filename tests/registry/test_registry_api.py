@@ -176,7 +176,7 @@ def test_error_codes_and_bodies(registry: RegistryProcess, client: SchemaRegistr
     client.register_schema("visits-value", V1)
     root = raw(registry, "GET", "/")
     assert root.status_code == 200 and root.json() == {}
-    assert root.headers["Content-Type"].startswith(CONTENT_TYPE)
+    assert root.headers["Content-Type"] == CONTENT_TYPE
 
     assert error_of(raw(registry, "GET", "/subjects/nope/versions")) == (404, 40401, "Subject 'nope' not found.")
     assert error_of(raw(registry, "GET", "/subjects/nope/versions/1"))[:2] == (404, 40401)
@@ -225,6 +225,10 @@ def test_error_codes_and_bodies(registry: RegistryProcess, client: SchemaRegistr
     assert error_of(raw(registry, "GET", "/schemas/ids/abc"))[:2] == (404, 404)
     schema_only = raw(registry, "GET", "/subjects/visits-value/versions/latest/schema")
     assert json.loads(schema_only.text) == json.loads(V1.schema_str)
+    assert client.get_referenced_by("visits-value", 1) == []
+    assert error_of(raw(registry, "GET", "/subjects/visits-value/versions/9/referencedby"))[:2] == (404, 40402)
+    assert client.get_contexts() == ["."]
+    assert raw(registry, "GET", "/mode").json() == {"mode": "READWRITE"}
 
 
 def test_state_survives_a_restart(registry: RegistryProcess, client: SchemaRegistryClient) -> None:

@@ -24,7 +24,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _reply(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type=CONTENT_TYPE)
+    return _text(json.dumps(body, separators=(",", ":")), status)
+
+
+def _text(text: str, status: int = 200) -> web.Response:
+    """A response with Confluent's content type, exactly (no charset parameter)."""
+    return web.Response(status=status, body=text.encode(), content_type=CONTENT_TYPE)
 
 
 def _error(status: int, code: int, message: str) -> web.Response:
@@ -136,7 +141,13 @@ async def get_version_schema(request: web.Request) -> web.Response:
     body = _store(request).get_version(
         request.match_info["subject"], request.match_info["version"], deleted=_flag(request, "deleted")
     )
-    return web.Response(text=body["schema"], content_type=CONTENT_TYPE)
+    return _text(body["schema"])
+
+
+async def referenced_by(request: web.Request) -> web.Response:
+    """Ids of schemas that reference this version: always none, references are not supported."""
+    _store(request).get_version(request.match_info["subject"], request.match_info["version"], deleted=True)
+    return _reply([])
 
 
 async def delete_version(request: web.Request) -> web.Response:
@@ -153,7 +164,7 @@ async def schema_by_id(request: web.Request) -> web.Response:
 
 async def schema_text_by_id(request: web.Request) -> web.Response:
     body = _store(request).schema_by_id(_schema_id(request))
-    return web.Response(text=body["schema"], content_type=CONTENT_TYPE)
+    return _text(body["schema"])
 
 
 async def id_versions(request: web.Request) -> web.Response:
@@ -199,6 +210,10 @@ async def get_mode(request: web.Request) -> web.Response:
     return _reply({"mode": "READWRITE"})
 
 
+async def contexts(request: web.Request) -> web.Response:
+    return _reply(["."])
+
+
 def make_app(data_dir: Path) -> web.Application:
     """The aiohttp application serving the registry kept in ``data_dir``."""
     app = web.Application(middlewares=[_errors], client_max_size=16 * 1024 * 1024)
@@ -211,6 +226,7 @@ def make_app(data_dir: Path) -> web.Application:
     add("GET", "/subjects/{subject}/versions/{version}", get_version)
     add("DELETE", "/subjects/{subject}/versions/{version}", delete_version)
     add("GET", "/subjects/{subject}/versions/{version}/schema", get_version_schema)
+    add("GET", "/subjects/{subject}/versions/{version}/referencedby", referenced_by)
     add("POST", "/subjects/{subject}", lookup)
     add("DELETE", "/subjects/{subject}", delete_subject)
     add("GET", "/schemas/types", schema_types)
@@ -226,6 +242,7 @@ def make_app(data_dir: Path) -> web.Application:
         add("DELETE", path, delete_config)
     add("GET", "/mode", get_mode)
     add("GET", "/mode/{subject}", get_mode)
+    add("GET", "/contexts", contexts)
     return app
 
 
