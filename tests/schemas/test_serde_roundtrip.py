@@ -6,6 +6,7 @@ import io
 import json
 import struct
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -28,8 +29,9 @@ from schemas.models import (
     TicketKind,
     TicketLine,
 )
-from schemas.serde import DecodeError, TopicSerde, schema_text
+from schemas.serde import DecodeError, RegistryUnavailable, TopicSerde, schema_text
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
+from tillflow.registry.process import RegistryProcess
 
 T0 = datetime(2026, 3, 29, 1, 0, 0, 123000, tzinfo=UTC)
 PARIS_SUMMER = timezone(timedelta(hours=2))
@@ -276,3 +278,21 @@ def test_personal_data_fields_are_rejected(change: dict[str, Any]) -> None:
     record = {**tickets()[1].to_json(), **change}
     with pytest.raises(ValidationError, match="personal data"):
         PosTicket.model_validate(record)
+
+
+def test_a_registry_outage_is_not_a_decode_error(tmp_path: Path) -> None:
+    """Consumers dead-letter DecodeErrors; a registry that is down must not turn good records into those."""
+    server = RegistryProcess(tmp_path / "registry").start()
+    try:
+        writer = TopicSerde(SchemaRegistryClient({"url": server.url}), CAMERA_COUNTS)
+        data = writer.encode(counts()[0])
+    finally:
+        server.stop()
+    reader = TopicSerde(SchemaRegistryClient({"url": server.url, "max.retries": 0}), CAMERA_COUNTS)
+    with pytest.raises(RegistryUnavailable, match="schema id 1"):
+        reader.decode(data)
+    server.start()  # same port, same data: the record reads once the registry is back
+    try:
+        assert reader.decode_model(data) == counts()[0]
+    finally:
+        server.stop()
