@@ -224,3 +224,56 @@ def test_schema_key_ignores_layout_and_qualification() -> None:
     c = copy.deepcopy(a)
     c["fields"][0]["default"] = 0
     assert schema_key(a) != schema_key(c)
+
+
+RESOLUTION_CASES: list[tuple[Any, Any, Any]] = [
+    # (writer, reader, datum written with writer)
+    ("int", "long", 7),
+    ("int", "double", 7),
+    ("float", "double", 1.5),
+    ("string", "bytes", "abc"),
+    (["null", "int"], ["null", "long"], None),
+    ("string", ["null", "string"], "x"),
+    (record("T", field("a", "int")), record("T", field("a", "int"), field("b", "string", default="d")), {"a": 1}),
+    (record("T", field("a", "int"), field("b", "string")), record("T", field("a", "long")), {"a": 1, "b": "x"}),
+    (record("T", field("old", "int")), record("T", field("new", "int", aliases=["old"])), {"old": 3}),
+    (
+        {"type": "enum", "name": "K", "symbols": ["A", "B"]},
+        {"type": "enum", "name": "K", "symbols": ["A"], "default": "A"},
+        "B",
+    ),
+    ({"type": "map", "values": "int"}, {"type": "map", "values": "double"}, {"k": 1}),
+    ({"type": "array", "items": "int"}, {"type": "array", "items": "long"}, [1, 2]),
+]
+REFUSED_CASES: list[tuple[Any, Any, Any]] = [
+    ("long", "int", 7),
+    ("string", "int", "x"),
+    (["null", "string"], "string", None),
+    (record("T", field("a", "int")), record("T", field("a", "int"), field("b", "string")), {"a": 1}),
+    ({"type": "enum", "name": "K", "symbols": ["A", "B"]}, {"type": "enum", "name": "K", "symbols": ["A"]}, "B"),
+    ({"type": "fixed", "name": "F", "size": 2}, {"type": "fixed", "name": "F", "size": 3}, b"ab"),
+]
+
+
+def _fastavro_reads(writer: Any, reader: Any, datum: Any) -> Any:
+    import io
+
+    import fastavro
+
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(copy.deepcopy(writer)), datum)
+    buf.seek(0)
+    return fastavro.schemaless_reader(buf, fastavro.parse_schema(writer), fastavro.parse_schema(reader))
+
+
+@pytest.mark.parametrize(("writer", "reader", "datum"), RESOLUTION_CASES)
+def test_compatible_verdicts_agree_with_fastavro(writer: Any, reader: Any, datum: Any) -> None:
+    assert can_read(reader, writer) == []
+    _fastavro_reads(writer, reader, datum)  # resolves without error
+
+
+@pytest.mark.parametrize(("writer", "reader", "datum"), REFUSED_CASES)
+def test_incompatible_verdicts_agree_with_fastavro(writer: Any, reader: Any, datum: Any) -> None:
+    assert can_read(reader, writer) != []
+    with pytest.raises(Exception):  # noqa: B017 - fastavro raises several types for resolution failures
+        _fastavro_reads(writer, reader, datum)
