@@ -277,3 +277,13 @@ def test_confluent_serializer_and_tillflow_serde_interoperate(client: SchemaRegi
     deserializer = AvroDeserializer(client)
     assert type(record).model_validate(deserializer(serde.encode(record), ctx)) == record
     assert client.get_versions("camera.counts-value") == [1]
+
+
+def test_an_acknowledged_registration_survives_sigkill(registry: RegistryProcess, client: SchemaRegistryClient) -> None:
+    schema_id = client.register_schema("visits-value", V1)
+    assert registry.proc is not None
+    registry.proc.kill()  # no clean shutdown: what was answered must already be on disk
+    registry.proc.wait()
+    registry.start()
+    fresh = SchemaRegistryClient({"url": registry.url})
+    assert fresh.lookup_schema("visits-value", V1).schema_id == schema_id
