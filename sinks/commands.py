@@ -95,6 +95,38 @@ def sink_alerts(
     err.print(f"consumed {stats.consumed}, queued {stats.queued}, delivered {stats.delivered}, dead {stats.dead}")
 
 
+@sink_app.command("outbox")
+def sink_outbox(
+    requeue_dead: Annotated[bool, typer.Option(help="Put parked (dead) deliveries back in the queue.")] = False,
+) -> None:
+    """Show the alert sink's durable outbox: counts by status, and the deliveries that gave up with their error.
+
+    With --requeue-dead those are retried by the running (or next) `tillflow sink alerts`.
+    """
+    import time
+
+    from rich.table import Table
+
+    from sinks.alerts.outbox import Outbox
+
+    settings = load_settings()
+    path = settings.state_dir / "alerts" / "outbox.sqlite"
+    if not path.exists():
+        fail(f"no outbox at {path}: `tillflow sink alerts` has not run with this state directory")
+    box = Outbox(path)
+    if requeue_dead:
+        out.print(f"requeued {box.requeue_dead(time.time())} dead deliveries")
+    counts = box.counts()
+    out.print(", ".join(f"{k} {v}" for k, v in counts.items()))
+    dead = [r for r in box.rows() if r["status"] != "delivered"]
+    if dead:
+        table = Table("alert", "state", "channel", "status", "attempts", "last error")
+        for row in dead:
+            table.add_row(*(str(row[k] if row[k] is not None else "") for k in
+                            ("alert_id", "state", "channel", "status", "attempts", "last_error")))  # fmt: skip
+        out.print(table)
+
+
 def report(
     store: Annotated[str, typer.Option("--store", "-s", help="Store id from the catalogue.")],
     day: Annotated[str, typer.Option("--date", "-d", help="The store's local date, YYYY-MM-DD.")],
