@@ -8,7 +8,6 @@ channel's rate limit (deferred, not dropped) and retrying failures with doubling
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -201,6 +200,7 @@ def build_alert_sink(settings: Settings, config: RoutingConfig, topic: str = "al
 
 def run_alert_sink(settings: Settings, idle_exit: float | None = None) -> AlertStats:
     from sinks.alerts.routing import RoutingError, load_routes
+    from sinks.clickhouse.service import stop_on_signals
     from tillflow.metrics import serve_metrics
 
     if settings.alerts_routes is None:
@@ -209,7 +209,5 @@ def run_alert_sink(settings: Settings, idle_exit: float | None = None) -> AlertS
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
     sink = build_alert_sink(settings, config)
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: sink.stop_event.set())
-    return sink.run(["alerts"], idle_exit=idle_exit)
+    with stop_on_signals(sink.stop_event):
+        return sink.run(["alerts"], idle_exit=idle_exit)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from schemas.catalogue import load_catalogue
@@ -102,17 +103,29 @@ def run_sink(settings: Settings, idle_exit: float | None = None, topics: dict[st
     from tillflow.metrics import serve_metrics
 
     stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-    if settings.metrics_port is not None:
-        port = serve_metrics(settings.metrics_port, settings.metrics_host)
-        log.warning("metrics on http://%s:%d/metrics", settings.metrics_host, port)
-    client = connect_with_retry(settings, stop)
-    prepare(settings, client)
-    sink = build_sink(settings, client, topics)
-    sink.stop_event = stop
-    started = time.monotonic()
-    stats = sink.run(list(sink.logical_topics), idle_exit=idle_exit)
+    with stop_on_signals(stop):
+        if settings.metrics_port is not None:
+            port = serve_metrics(settings.metrics_port, settings.metrics_host)
+            log.info("metrics on http://%s:%d/metrics", settings.metrics_host, port)
+        client = connect_with_retry(settings, stop)
+        prepare(settings, client)
+        sink = build_sink(settings, client, topics)
+        sink.stop_event = stop
+        started = time.monotonic()
+        stats = sink.run(list(sink.logical_topics), idle_exit=idle_exit)
     log.info("sink stopped after %.1fs: %s", time.monotonic() - started, stats)
     return stats
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` (a clean stop: flush, commit, close) while inside; handlers restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
