@@ -6,7 +6,7 @@ that clickhouse-connect's HTTP client uses, over the real engine:
 - ``POST /`` with the SQL in the body (or the ``query`` parameter followed by the body), ``database``,
   ``param_<name>`` bind parameters and settings as URL parameters;
 - inserts as ``INSERT INTO t (cols) FORMAT Native\\n`` followed by the data, in a chunked body that may be
-  ``Content-Encoding: lz4`` (one LZ4 frame per block: every frame is decoded), gzip, deflate or zstd;
+  ``Content-Encoding: lz4`` (one LZ4 frame per block: every frame is decoded), gzip or deflate;
 - results in the format the SQL names (``FORMAT Native``), with ``X-ClickHouse-Format``,
   ``X-ClickHouse-Timezone``, ``X-ClickHouse-Query-Id`` and ``X-ClickHouse-Summary`` headers;
 - errors as HTTP 500 (401 for authentication) with ``X-ClickHouse-Exception-Code`` and the body
@@ -65,10 +65,6 @@ def decode_body(data: bytes, encoding: str | None) -> bytes:
         return gzip.decompress(data)
     if encoding == "deflate":
         return zlib.decompress(data)
-    if encoding == "zstd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
     raise ValueError(f"unsupported Content-Encoding {encoding}")
 
 
