@@ -20,8 +20,9 @@ def clickhouse_migrate(
 ) -> None:
     """Apply the versioned DDL files of deploy/clickhouse that are not applied yet (idempotent).
 
-    Applied versions and their checksums are kept in the schema_migrations table; editing an applied file is
-    an error. Uses TILLFLOW_CLICKHOUSE_URL, else the embedded chDB engine under the state directory.
+    Applied versions and their checksums are kept in the schema_migrations table.
+    Editing an applied file is an error: schema changes go in a new file.
+    Uses TILLFLOW_CLICKHOUSE_URL, else the embedded chDB engine under the state directory.
     """
     from schemas.catalogue import CatalogueError, load_catalogue
     from sinks.clickhouse.connection import clickhouse_dsn, connect, database_name, redacted
@@ -54,9 +55,10 @@ def sink_clickhouse(
 ) -> None:
     """Write pos.tickets, camera.counts, conversion.hourly and alerts to ClickHouse.
 
-    Migrates the schema first. Records are batched (TILLFLOW_SINK_BATCH_ROWS / _SECONDS); offsets are committed
-    only after ClickHouse accepted a batch, and replaying a topic leaves the same rows. While ClickHouse is down
-    the batch is retried with backoff. Unreadable or refused records go to <topic>.dlq with the reason.
+    Migrates the schema first. Records are batched (TILLFLOW_SINK_BATCH_ROWS, TILLFLOW_SINK_BATCH_SECONDS).
+    Offsets are committed only after ClickHouse accepted a batch; replaying a topic leaves the same rows.
+    While ClickHouse is down the batch is retried with backoff, nothing new is read.
+    Unreadable or refused records go to <topic>.dlq with the reason.
     Serves /metrics when TILLFLOW_METRICS_PORT is set. Stops cleanly on SIGTERM.
     """
     from sinks.clickhouse.service import run_sink
@@ -80,9 +82,9 @@ def sink_alerts(
 ) -> None:
     """Send alerts to Slack, Microsoft Teams, PagerDuty and signed webhooks, as routed by TILLFLOW_ALERTS_ROUTES.
 
-    Each alert is first stored in a durable outbox under the state directory (deduplicated by alert id, state
-    and channel), then its offset is committed; deliveries are retried with backoff until they succeed, and
-    rate limits defer deliveries instead of dropping them.
+    Each alert is first stored in a durable outbox under the state directory, then its offset is committed.
+    The outbox holds one delivery per alert id, state and channel: a re-emitted alert is not sent twice.
+    Failed deliveries are retried with backoff; rate limits defer deliveries instead of dropping them.
     """
     from sinks.alerts.routing import RoutingError
     from sinks.alerts.service import run_alert_sink
@@ -99,9 +101,9 @@ def sink_alerts(
 def sink_outbox(
     requeue_dead: Annotated[bool, typer.Option(help="Put parked (dead) deliveries back in the queue.")] = False,
 ) -> None:
-    """Show the alert sink's durable outbox: counts by status, and the deliveries that gave up with their error.
+    """Show the alert sink's durable outbox: counts by status, and deliveries not yet made with their error.
 
-    With --requeue-dead those are retried by the running (or next) `tillflow sink alerts`.
+    With --requeue-dead, parked deliveries are retried by the running (or next) `tillflow sink alerts`.
     """
     import time
 
