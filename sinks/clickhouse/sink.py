@@ -182,6 +182,8 @@ class ClickHouseSink:
         self._held: list[Message] = []
         self._batch_started: float | None = None
         self._last_lag = 0.0
+        self.assigned: set[tuple[str, int]] = set()
+        """Partitions this instance owns now (kept by the rebalance callbacks; readable from other threads)."""
 
     # ---- per record ------------------------------------------------------
 
@@ -303,8 +305,13 @@ class ClickHouseSink:
 
     # ---- the loop --------------------------------------------------------
 
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        log.info("assigned %s", sorted(self.assigned))
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self.assigned -= revoked
         try:
             self.flush(retry=False)  # one attempt: the partitions' next owner replays what is not committed
         except Exception as exc:
@@ -355,7 +362,7 @@ class ClickHouseSink:
 
     def run(self, topics: Sequence[str], idle_exit: float | None = None) -> SinkStats:
         """Consume ``topics`` until :attr:`stop_event` is set (or nothing arrived for ``idle_exit`` seconds)."""
-        self.consumer.subscribe(list(topics), on_revoke=self._on_revoke)
+        self.consumer.subscribe(list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
         last = time.monotonic()
         try:
             while not self.stop_event.is_set():

@@ -155,3 +155,35 @@ def test_sink_over_http_survives_an_outage(
     assert inserts and all(r["encoding"] == "lz4" for r in inserts)
     assert http_clickhouse.lz4_frames_seen >= len(inserts)
     assert sink.stats.dead_lettered == 0
+
+
+def test_two_sinks_share_partitions_through_a_rebalance(
+    stack: Settings, ch_settings: Settings, ch: Any, unique: str
+) -> None:
+    topics = make_topics(stack, unique, [POS_TICKETS])
+    name = actual(topics, POS_TICKETS)
+    settings = sink_settings(stack, ch_settings, f"pair-{unique}", sink_batch_seconds=1.0)
+    stores = ["wg-fashion", "wg-denim", "wg-shoes", "wg-volt", "wg-grocer", "wg-cafe", "nyc-soho", "mum-bandra"]
+    first = build_sink(settings, ch, topics)
+    runner_a = threading.Thread(target=first.run, args=(list(topics),), daemon=True)
+    runner_a.start()
+    second = None
+    try:
+        produce(stack, name, POS_TICKETS, [ticket(i, store=stores[i % 8]) for i in range(200)])
+        wait_for(lambda: scalar(ch, "SELECT count() FROM tickets FINAL") == 200, what="first sink")
+        # a second instance joins: the first loses partitions (flushing what it holds), the second takes them
+        second = build_sink(settings, ch, topics)
+        runner_b = threading.Thread(target=second.run, args=(list(topics),), daemon=True)
+        runner_b.start()
+        wait_for(lambda: bool(second.assigned), what="the second sink's partitions")
+        produce(stack, name, POS_TICKETS, [ticket(i, store=stores[i % 8]) for i in range(200, 400)])
+        wait_for(lambda: scalar(ch, "SELECT count() FROM tickets FINAL") == 400, what="all tickets")
+        wait_for(lambda: committed(stack, settings.sink_group_id, name) == 400, what="all offsets committed")
+    finally:
+        first.stop_event.set()
+        if second is not None:
+            second.stop_event.set()
+        runner_a.join(timeout=30)
+    assert second is not None and second.stats.consumed > 0
+    assert first.stats.consumed + second.stats.consumed >= 400
+    assert first.stats.dead_lettered == second.stats.dead_lettered == 0
