@@ -29,7 +29,7 @@ DAY = datetime(2026, 11, 20, tzinfo=UTC)
 START, END = DAY - timedelta(days=1), DAY + timedelta(days=1)
 
 # The columns each ClickHouse panel plots (dashboard uid, panel id) -> columns, in order.
-EXPECTED: dict[tuple[str, int], list[str]] = {
+EXPECTED: dict[tuple[str, int | str], list[str]] = {
     ("tillflow-store-live", 1): ["time", "footfall", "transactions", "net_sales", "conversion_pct"],
     ("tillflow-store-live", 2): ["conversion_pct", "footfall", "transactions", "net_sales"],
     ("tillflow-store-live", 3): ["time", "entries", "exits"],
@@ -45,6 +45,7 @@ EXPECTED: dict[tuple[str, int], list[str]] = {
     ("tillflow-alerts", 3): ["open_alerts"],
     ("tillflow-pipeline", 1): ["feed", "last_record", "age_seconds"],
     ("tillflow-pipeline", 2): ["time", "source", "tickets"],
+    ("tillflow-store-live", "annotation:Alerts"): ["time", "text", "tags"],
 }  # fmt: skip
 
 
@@ -126,19 +127,22 @@ def test_every_clickhouse_panel_returns_its_columns(ch: Any) -> None:
     seen = set()
     for dash in dashboards():
         variables = resolve_variables(ch, dash)
-        for p in dash["panels"]:
-            for target in p["targets"]:
-                if target["datasource"]["type"] != "grafana-clickhouse-datasource":
-                    continue
-                key = (dash["uid"], p["id"])
-                seen.add(key)
-                sql = expand_macros(interpolate(target["rawSql"], variables), START, END, interval_s=3600)
-                result = ch.query(sql)
-                assert list(result.column_names) == EXPECTED[key], f"{key} {p['title']}"
-                assert result.result_rows, f"{key} {p['title']} returned no rows:\n{sql}"
-                if target["queryType"] == "timeseries":
-                    assert result.column_names[0] == "time"
-                    assert isinstance(result.result_rows[0][0], datetime)
+        queries: list[tuple[int | str, str, dict[str, Any]]] = [
+            (p["id"], p["title"], t) for p in dash["panels"] for t in p["targets"]
+        ]
+        queries += [(f"annotation:{a['name']}", a["name"], a["target"]) for a in dash["annotations"]["list"]]
+        for ident, title, target in queries:
+            if target["datasource"]["type"] != "grafana-clickhouse-datasource":
+                continue
+            key = (dash["uid"], ident)
+            seen.add(key)
+            sql = expand_macros(interpolate(target["rawSql"], variables), START, END, interval_s=3600)
+            result = ch.query(sql)
+            assert list(result.column_names) == EXPECTED[key], f"{key} {title}"
+            assert result.result_rows, f"{key} {title} returned no rows:\n{sql}"
+            if target["queryType"] == "timeseries":
+                assert result.column_names[0] == "time"
+                assert isinstance(result.result_rows[0][0], datetime)
     assert seen == set(EXPECTED)
 
 
