@@ -10,10 +10,10 @@ from __future__ import annotations
 import heapq
 import random
 import zlib
-from functools import partial
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 
 import numpy as np
 
