@@ -329,7 +329,7 @@ def plan_day(
                 continue
             tickets.append(TicketDraft(t_ms, fields, int(kept_index[i])))
             if kind is TicketKind.SALE and void_u[i] < p.void_rate:
-                v_ms = t_ms + min(r.randint(20_000, 120_000), (closes_ms - t_ms) // 2)
+                v_ms = t_ms + min(r.randint(20_000, 120_000), (min(int(exit_[i]), closes_ms) - t_ms) // 2)
                 void = dict(
                     fields, ticket_id=f"{key}-{i:05d}V", kind=TicketKind.VOID, original_ticket_id=fields["ticket_id"]
                 )
