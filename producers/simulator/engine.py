@@ -331,7 +331,11 @@ def plan_day(
             if kind is TicketKind.SALE and void_u[i] < p.void_rate:
                 v_ms = t_ms + min(r.randint(20_000, 120_000), (min(int(exit_[i]), closes_ms) - t_ms) // 2)
                 void = dict(
-                    fields, ticket_id=f"{key}-{i:05d}V", kind=TicketKind.VOID, original_ticket_id=fields["ticket_id"]
+                    fields,
+                    ticket_id=f"{key}-{i:05d}V",
+                    kind=TicketKind.VOID,
+                    original_ticket_id=fields["ticket_id"],
+                    occurred_at=_dt(v_ms),
                 )
                 if not any(_window_mask(np.array([v_ms]), w)[0] for w in eff.silent_feed):
                     tickets.append(TicketDraft(v_ms, void, int(kept_index[i])))
