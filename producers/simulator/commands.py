@@ -139,7 +139,8 @@ def simulate_command(
         target = "Kafka"
     for t in truth:
         where = t.camera_id or t.store_id or "all stores"
-        err.print(f"injecting {t.kind} at {where}: {len(t.hours)} open store-hour(s) from {t.start:%Y-%m-%d %H:%M}Z")
+        hours = f": {len(t.hours)} open store-hour(s)" if t.store_id else ""
+        err.print(f"injecting {t.kind} at {where}{hours} from {t.start:%Y-%m-%d %H:%M}Z", highlight=False)
 
     total_h = config.days * 24 + 24
     summary = Summary()
