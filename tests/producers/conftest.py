@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,3 +42,12 @@ def small_catalogue() -> Catalogue:
 @pytest.fixture(scope="session")
 def small() -> Catalogue:
     return small_catalogue()
+
+
+@pytest.fixture(scope="session")
+def small_catalogue_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import yaml
+
+    path = tmp_path_factory.mktemp("catalogue") / "small.yaml"
+    path.write_text(yaml.safe_dump(small_catalogue().model_dump(mode="json")))
+    return path

@@ -20,18 +20,11 @@ from tillflow.cli import app
 MONDAY = date(2026, 3, 30)
 
 
-@pytest.fixture(scope="module")
-def catalogue_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cat") / "small.yaml"
-    path.write_text(yaml.safe_dump(small_catalogue().model_dump(mode="json")))
-    return path
-
-
-def test_simulate_out_writes_valid_jsonl_and_ground_truth(catalogue_file: Path, tmp_path: Path) -> None:
+def test_simulate_out_writes_valid_jsonl_and_ground_truth(small_catalogue_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     incidents = ["sales-drop:store=kol-food,at=2026-03-30T13", "duplicate:fraction=0.01"]
-    args = ["simulate", "--catalogue", str(catalogue_file), "--out", str(out), "--seed", "5", "--start", "2026-03-30",
-            "--fps", "0.1", "-q", "-i", incidents[0], "-i", incidents[1]]  # fmt: skip
+    args = ["simulate", "--catalogue", str(small_catalogue_file), "--out", str(out), "--seed", "5",
+            "--start", "2026-03-30", "--fps", "0.1", "-q", "-i", incidents[0], "-i", incidents[1]]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     tickets = [PosTicket.model_validate(json.loads(line)) for line in (out / "tickets.jsonl").read_text().splitlines()]
@@ -54,7 +47,7 @@ def test_simulate_out_writes_valid_jsonl_and_ground_truth(catalogue_file: Path, 
     assert f"kol-food │ {summary.stores['kol-food'].visitors} │ {summary.stores['kol-food'].transactions} │" in text
 
 
-def test_scenario_file_with_options_overriding_it(catalogue_file: Path, tmp_path: Path) -> None:
+def test_scenario_file_with_options_overriding_it(small_catalogue_file: Path, tmp_path: Path) -> None:
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(
         yaml.safe_dump(
@@ -62,7 +55,7 @@ def test_scenario_file_with_options_overriding_it(catalogue_file: Path, tmp_path
                 "seed": 1,
                 "start": "2026-03-30",
                 "fps": 0.05,
-                "catalogue": str(catalogue_file),
+                "catalogue": str(small_catalogue_file),
                 "incidents": [
                     {"kind": "silent-feed", "store": "ber-fashion", "at": "2026-03-30T12:00", "for": "2h"},
                     "dead-camera:camera=c-kol,at=2026-03-30T10",
@@ -94,8 +87,12 @@ def test_scenario_file_with_options_overriding_it(catalogue_file: Path, tmp_path
         (["--fps", "100"], "fps must be in (0, 30]"),
     ],
 )
-def test_bad_options_fail_with_a_reason(catalogue_file: Path, tmp_path: Path, args: list[str], message: str) -> None:
-    result = CliRunner().invoke(app, ["simulate", "--catalogue", str(catalogue_file), "--out", str(tmp_path), *args])
+def test_bad_options_fail_with_a_reason(
+    small_catalogue_file: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(
+        app, ["simulate", "--catalogue", str(small_catalogue_file), "--out", str(tmp_path), *args]
+    )
     assert result.exit_code == 1
     assert message in " ".join(result.output.split())
 
