@@ -710,23 +710,53 @@ def _ticket(draft: TicketDraft, source: str, ingested_ms: int) -> PosTicket:
     return PosTicket(source=source, ingested_at=_dt(ingested_ms), **draft.fields)  # type: ignore[arg-type]
 
 
-def _frame(
+_new_object = object.__new__
+_set_attr = object.__setattr__
+_FRAME_FIELDS = set(CameraCount.model_fields)
+
+
+def _frame_fast(
     camera_id: str, store_id: str, zone_id: str | None, frame_ts: datetime, seq: int, people: int, entries: int,
     exits: int, detector: str,
 ) -> CameraCount:  # fmt: skip
-    # Values are built to satisfy the model (tests validate every JSONL line); skipping validation keeps a
-    # day of the demo estate (~600k frames) fast.
+    """What ``CameraCount.model_construct`` builds, without its per-call field bookkeeping (5x faster)."""
+    m = _new_object(CameraCount)
+    _set_attr(m, "__dict__", {
+        "camera_id": camera_id, "store_id": store_id, "zone_id": zone_id, "frame_ts": frame_ts, "frame_seq": seq,
+        "people_in_frame": people, "entries": entries, "exits": exits, "detector": detector,
+    })  # fmt: skip
+    _set_attr(m, "__pydantic_fields_set__", _FRAME_FIELDS)
+    _set_attr(m, "__pydantic_extra__", None)
+    _set_attr(m, "__pydantic_private__", None)
+    return m
+
+
+def _frame_construct(
+    camera_id: str, store_id: str, zone_id: str | None, frame_ts: datetime, seq: int, people: int, entries: int,
+    exits: int, detector: str,
+) -> CameraCount:  # fmt: skip
     return CameraCount.model_construct(
-        camera_id=camera_id,
-        store_id=store_id,
-        zone_id=zone_id,
-        frame_ts=frame_ts,
-        frame_seq=seq,
-        people_in_frame=people,
-        entries=entries,
-        exits=exits,
-        detector=detector,
-    )
+        camera_id=camera_id, store_id=store_id, zone_id=zone_id, frame_ts=frame_ts, frame_seq=seq,
+        people_in_frame=people, entries=entries, exits=exits, detector=detector,
+    )  # fmt: skip
+
+
+def _pick_frame_builder() -> Callable[..., CameraCount]:
+    """The fast builder if it yields exactly what pydantic validation does on this pydantic version."""
+    args = ("c", "s", None, datetime(2026, 1, 1, tzinfo=UTC), 1, 2, 1, 0, "d")
+    try:
+        fast = _frame_fast(*args)
+        validated = CameraCount.model_validate(_frame_construct(*args).model_dump())
+        if fast == validated and fast.model_dump_json() == validated.model_dump_json():
+            return _frame_fast
+    except Exception:
+        pass
+    return _frame_construct
+
+
+# Frames are built to satisfy the model (the tests validate every JSONL line) without validating each one:
+# a day of the demo estate is ~600k frames.
+_frame = _pick_frame_builder()
 
 
 def plans(catalogue: Catalogue, config: SimulationConfig) -> Iterator[DayPlan]:
