@@ -12,7 +12,7 @@ import random
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 import numpy as np
@@ -107,15 +107,7 @@ def _stable(text: str) -> int:
 
 def injected(catalogue: Catalogue, config: SimulationConfig) -> list[InjectedIncident]:
     """Ground truth of the incidents of ``config``: concrete stores, UTC windows and open store-hours."""
-    return ground_truth(config.parsed_incidents, catalogue, config.dates, _sim_start(catalogue, config))
-
-
-def _sim_start(catalogue: Catalogue, config: SimulationConfig) -> datetime:
-    """The earliest local midnight of the start date over the estate."""
-    return min(
-        (datetime.combine(config.start, time(), tzinfo=s.tz).astimezone(UTC) for s in catalogue.stores),
-        default=datetime.combine(config.start, time(), tzinfo=UTC),
-    )
+    return ground_truth(config.parsed_incidents, catalogue, config.dates)
 
 
 # --- effects of incidents on one store -------------------------------------------------------------------
@@ -139,13 +131,8 @@ class StoreEffects:
 def store_effects(catalogue: Catalogue, config: SimulationConfig) -> dict[str, StoreEffects]:
     """Incidents resolved per store."""
     effects = {s.id: StoreEffects() for s in catalogue.stores}
-    sim_start = _sim_start(catalogue, config)
     for incident in config.parsed_incidents:
-        for store, camera, window in resolve(incident, catalogue, config.dates, sim_start):
-            if incident.at is None:
-                window = Window(
-                    start=datetime.combine(config.start, time(), tzinfo=store.tz).astimezone(UTC), end=window.end
-                )
+        for store, camera, window in resolve(incident, catalogue, config.dates):
             eff = effects[store.id]
             k = incident.kind
             if k == "sales-drop":

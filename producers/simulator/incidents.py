@@ -273,10 +273,9 @@ def _stores_for(incident: Incident, catalogue: Catalogue) -> list[Store]:
     return list(catalogue.stores)
 
 
-def resolve(
-    incident: Incident, catalogue: Catalogue, days: list[date], sim_start: datetime
-) -> list[tuple[Store, str | None, Window]]:
-    """The stores (and camera) an incident applies to, each with its UTC window."""
+def resolve(incident: Incident, catalogue: Catalogue, days: list[date]) -> list[tuple[Store, str | None, Window]]:
+    """The stores (and camera) an incident applies to, each with its UTC window (no ``at``: from the first
+    local midnight of the simulation at that store)."""
     stores = _stores_for(incident, catalogue)
     cameras: list[str | None] = [None]
     if incident.kind == "dead-camera":
@@ -286,16 +285,15 @@ def resolve(
     duration = incident.param("duration_h")
     out = []
     for store in stores:
-        start = local_to_utc(store, incident.at) if incident.at is not None else sim_start
+        at = incident.at if incident.at is not None else datetime.combine(days[0], time())
+        start = local_to_utc(store, at)
         end = start + timedelta(hours=duration) if duration is not None else None
         for cam in cameras:
             out.append((store, cam, Window(start=start, end=end)))
     return out
 
 
-def ground_truth(
-    incidents: list[Incident], catalogue: Catalogue, days: list[date], sim_start: datetime
-) -> list[InjectedIncident]:
+def ground_truth(incidents: list[Incident], catalogue: Catalogue, days: list[date]) -> list[InjectedIncident]:
     """What was injected, per store (and camera), as concrete UTC windows and open store-hours."""
     truth = []
     for incident in incidents:
@@ -305,7 +303,7 @@ def ground_truth(
             if (v := incident.param(k)) is not None
         }
         scoped = incident.kind not in ("late", "duplicate") or incident.store is not None
-        for store, camera, window in resolve(incident, catalogue, days, sim_start):
+        for store, camera, window in resolve(incident, catalogue, days):
             if not scoped:
                 truth.append(
                     InjectedIncident(

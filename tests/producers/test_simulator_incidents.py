@@ -233,3 +233,18 @@ def test_duplicates_repeat_the_same_ticket_and_frame(small: Catalogue) -> None:
             seen[key] = rec
     for topic in ("pos.tickets", "camera.counts"):
         assert 0.03 < dups[topic] / (total[topic] - dups[topic]) < 0.07
+
+
+def test_late_window_in_store_local_time_delays_exactly_the_events_inside_it(small: Catalogue) -> None:
+    config = SimulationConfig(
+        seed=2, start=MONDAY, fps=0.1, incidents=["late:store=kol-food,fraction=1,minutes=10,at=2026-03-30T12,for=1h"]
+    )
+    t0, t1 = datetime(2026, 3, 30, 6, 30, tzinfo=UTC), datetime(2026, 3, 30, 7, 30, tzinfo=UTC)  # 12:00-13:00 IST
+    late = 0
+    for ev in simulate(small, config):
+        rec = ev.record
+        event_time = rec.occurred_at if isinstance(rec, PosTicket) else rec.frame_ts
+        inside = rec.store_id == "kol-food" and t0 <= event_time < t1
+        assert ev.late == inside
+        late += ev.late
+    assert late > 360  # every frame of the hour (one per 10 s) and the tickets
