@@ -24,7 +24,8 @@ class Reject:
         return {"line": self.line, "reason": self.reason, "original": self.original}
 
 
-def _reason(exc: ValidationError) -> str:
+def validation_reason(exc: ValidationError) -> str:
+    """A pydantic error as one line: ``loc: message; loc: message``."""
     problems = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
@@ -44,7 +45,7 @@ def parse_line(text: str, model: type[Record]) -> Record:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ValueError(_reason(exc)) from None
+        raise ValueError(validation_reason(exc)) from None
     except ValueError as exc:  # raised before field validation (personal-data fields)
         raise ValueError(str(exc)) from None
 

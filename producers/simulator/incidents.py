@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from producers.jsonl import validation_reason
 from schemas.catalogue import Catalogue, Store
 
 IncidentKind = Literal[
@@ -140,12 +141,7 @@ class Incident(BaseModel):
 
 
 def _validation_message(text: str, exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        problems.append(f"{loc}: {msg}" if loc else msg)
-    return f"incident {text!r}: " + "; ".join(problems)
+    return f"incident {text!r}: {validation_reason(exc)}"
 
 
 def parse_incident(text: str) -> Incident:
