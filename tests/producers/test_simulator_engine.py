@@ -241,3 +241,16 @@ def test_half_and_quarter_hour_zones_bucket_on_their_local_hours(small: Catalogu
         assert min(hours) == 9 and max(hours) == 19  # 09:00-20:00 local, not shifted by the odd offset
     kol = small.store("kol-food")
     assert {h.minute for h in local_day_hours(kol, MONDAY)} == {30}
+
+
+def test_store_days_do_not_depend_on_the_length_of_the_run(small: Catalogue) -> None:
+    one = {(p.store.id, p.day): p for p in plans(small, SimulationConfig(seed=3, start=MONDAY, days=1))}
+    two = {(p.store.id, p.day): p for p in plans(small, SimulationConfig(seed=3, start=MONDAY, days=2))}
+    assert set(one) < set(two)
+    for key, plan in one.items():
+        assert np.array_equal(plan.entry_ms, two[key].entry_ms)
+        assert [t.fields for t in plan.tickets] == [t.fields for t in two[key].tickets]
+    frames = [ev.record for ev in simulate(small, SimulationConfig(seed=3, start=MONDAY, days=2, fps=0.05))
+              if isinstance(ev.record, CameraCount) and ev.record.camera_id == "c-kol"]  # fmt: skip
+    seqs = [f.frame_seq for f in frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # frame_seq keeps increasing across days
