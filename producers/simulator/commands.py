@@ -155,8 +155,13 @@ def simulate_command(
         finally:
             if out_dir is not None:
                 sink.close()
-            else:
-                sink.flush()
+    if out_dir is None:
+        from producers.sender import DeliveryError
+
+        try:
+            sink.flush()
+        except DeliveryError as exc:
+            fail(str(exc))
     _print_summary(summary, target)
 
 
