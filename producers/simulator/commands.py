@@ -144,6 +144,7 @@ def simulate_command(
 
     total_h = config.days * 24 + 24
     summary = Summary()
+    interrupted = False
     with progress(transient=True) as bar:
         task = bar.add_task(f"simulated hours → {target}", total=total_h, visible=not quiet)
         try:
@@ -152,6 +153,8 @@ def simulate_command(
                 summary.add(ev)
                 if summary.events % 5000 == 0 and summary.first is not None:
                     bar.update(task, completed=int((ev.emit_at - summary.first).total_seconds() // 3600))
+        except KeyboardInterrupt:
+            interrupted = True  # deliver what was sent so far, then stop
         finally:
             if out_dir is not None:
                 sink.close()
@@ -163,6 +166,9 @@ def simulate_command(
         except DeliveryError as exc:
             fail(str(exc))
     _print_summary(summary, target)
+    if interrupted:
+        err.print("interrupted: the events above were delivered, the rest of the simulation was not")
+        raise typer.Exit(130)
 
 
 def _print_summary(summary: Any, target: str) -> None:
