@@ -223,16 +223,17 @@ def plan_day(
 
     # Expected visitors per local hour, from the weekday curve, for the part of each hour the store is open.
     daily = p.visitors_per_m2 * store.area_m2 * p.weekday_factor[weekday] * float(rng.lognormal(0.0, 0.08))
-    buckets: list[tuple[int, int, float]] = []
+    buckets: list[tuple[int, int, float]] = []  # (start, end, footfall weight of the hour per full hour)
     for h in local_day_hours(store, day):
         start_ms, end_ms = max(_ms(h), opens_ms), min(_ms(h) + MS_PER_HOUR, closes_ms)
         if end_ms <= start_ms:
             continue
         local = h.astimezone(store.tz)
         mid = local.hour + ((start_ms + end_ms) / 2 - _ms(h)) / MS_PER_HOUR
-        buckets.append((start_ms, end_ms, hour_weight(p, weekday, mid) * (end_ms - start_ms) / MS_PER_HOUR))
-    total_w = sum(w for _, _, w in buckets) or 1.0
-    counts = rng.poisson([daily * w / total_w for _, _, w in buckets]) if buckets else np.zeros(0, dtype=np.int64)
+        buckets.append((start_ms, end_ms, hour_weight(p, weekday, mid)))
+    expected = [w * (e - s) / MS_PER_HOUR for s, e, w in buckets]  # a partly open hour gets its share
+    total_w = sum(expected) or 1.0
+    counts = rng.poisson([daily * x / total_w for x in expected]) if buckets else np.zeros(0, dtype=np.int64)
     hour_peak = max((w for _, _, w in buckets), default=1.0)
     entries_list = [rng.integers(s, e, size=int(c)) for (s, e, _), c in zip(buckets, counts, strict=True)]
     busy_list = [np.full(int(c), w / hour_peak) for (_, _, w), c in zip(buckets, counts, strict=True)]
