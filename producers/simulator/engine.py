@@ -271,7 +271,7 @@ def plan_day(
 
     # Buyers pay between entering and leaving, before closing.
     pay_ms = entry + (frac * np.maximum(np.minimum(exit_, closes_ms) - entry, 0)).astype(np.int64)
-    conv = np.clip(p.conversion * conv_day * (1.08 - 0.16 * busy), 0.0, 0.98)
+    conv = base_conv = np.clip(p.conversion * conv_day * (1.08 - 0.16 * busy), 0.0, 0.98)
     for window, factor in eff.sales_drop:
         conv = np.where(_window_mask(pay_ms, window), conv * factor, conv)
     buyer = keep & (buy_u < conv)
@@ -340,7 +340,7 @@ def plan_day(
 
     # Tickets without a visitor: employee purchases (staff entrance) and delivery-platform orders.
     extra_rng = _rng(config, store, day, "staff")
-    expected_sales = float(np.sum(conv)) if n else 0.0
+    expected_sales = float(np.sum(base_conv)) if n else 0.0  # before incidents, which must not move these
     for kind, rate, channel in (
         (TicketKind.EMPLOYEE_SALE, p.employee_rate, Channel.IN_STORE),
         (TicketKind.SALE, p.delivery_rate, Channel.DELIVERY),

@@ -122,6 +122,8 @@ def test_sales_drop_cuts_sales_in_that_hour_only_and_leaves_footfall(small: Cata
     }
     assert rest_base - rest_drop <= {tid + "V" for tid in before}  # a void may follow its sale into the next hour
     assert rest_drop <= rest_base
+    staff = lambda p: [t.fields for t in p.tickets if t.visitor < 0]  # noqa: E731
+    assert staff(drop) == staff(base) != []  # employee sales are not the store's sales drop
 
 
 def test_traffic_drop_removes_visitors_in_that_hour(small: Catalogue) -> None:
