@@ -145,6 +145,7 @@ def simulate_command(
     total_h = config.days * 24 + 24
     summary = Summary()
     interrupted = False
+    _stop_on_sigterm()
     with progress(transient=True) as bar:
         task = bar.add_task(f"simulated hours → {target}", total=total_h, visible=not quiet)
         try:
@@ -169,6 +170,18 @@ def simulate_command(
     if interrupted:
         err.print("interrupted: the events above were delivered, the rest of the simulation was not")
         raise typer.Exit(130)
+
+
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so a supervisor stopping the simulator still gets what was sent delivered."""
+    import signal
+    import threading
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _print_summary(summary: Any, target: str) -> None:

@@ -127,3 +127,33 @@ def test_summary_counts_first_deliveries(small: Catalogue, tmp_path: Path) -> No
     entries = {(c["camera_id"], c["frame_seq"]): c["entries"] for c in counts if c["zone_id"] is None}
     assert sum(s.visitors for s in summary.stores.values()) == sum(entries.values())
     assert summary.to_json()["events"] == len(tickets) + len(counts)
+
+
+def test_sigterm_stops_a_paced_run_cleanly(small_catalogue_file: Path, tmp_path: Path) -> None:
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "paced"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tillflow", "simulate", "--catalogue", str(small_catalogue_file), "--out", str(out),
+         "--start", "2026-03-30", "--fps", "0.2", "--speed", "3600", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (out / "counts.jsonl").exists() or (out / "counts.jsonl").stat().st_size == 0:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    lines = (out / "counts.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["camera_id"] for line in lines)  # no half-written line
+    sent = re.search(r"(\d+) events to", stdout)
+    assert sent is not None
+    tickets = (out / "tickets.jsonl").read_text().splitlines()
+    assert int(sent.group(1)) == len(lines) + len(tickets) > 0
