@@ -4,7 +4,8 @@ Generates one day of the demo estate (a Monday, every store open) at the given f
 second; then, on a sample of the same records, the rate of two raw encodes that any consumer of the events
 pays anyway: the JSON form (``model_dump_json``) and Avro (fastavro ``schemaless_writer`` of ``to_avro()``),
 plus validated model construction of the same frames. Medians of ``--repeat`` runs; the ratios are what to
-compare across machines.
+compare across machines. Memory: peak RSS of a fresh process streaming 1 day and 7 days (fps 0.2); the
+simulator plans each store-day only when the stream reaches it, so the ratio should stay near 1.
 
     python -m bench.simulator [--fps 1] [--repeat 3] [--sample 100000]
 """
@@ -31,6 +32,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
+
+
+def _peak_rss_mb(days: int, fps: float) -> float:
+    """Peak RSS (MB) of a fresh process that streams ``days`` days of the demo estate."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource; from datetime import date; from schemas.catalogue import load_catalogue;"
+        "from producers.simulator import SimulationConfig, simulate;"
+        f"cat = load_catalogue({str(ROOT / 'deploy' / 'catalogue' / 'demo-estate.yaml')!r});"
+        f"n = sum(1 for _ in simulate(cat, SimulationConfig(seed=1, start=date(2026, 3, 30), days={days}, fps={fps})));"
+        "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[1]) / 1024
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"baseline validate {model_rate:>10,.0f} frames/s   (CameraCount(**fields), validated)")
     print(f"ratio generate/JSON {gen_rate / json_rate:.2f}  generate/Avro {gen_rate / avro_rate:.2f}  "
           f"generate/validate {gen_rate / model_rate:.2f}")  # fmt: skip
+    one, seven = _peak_rss_mb(1, 0.2), _peak_rss_mb(7, 0.2)
+    print(f"peak RSS streaming 1 day {one:.0f} MB, 7 days {seven:.0f} MB (fps 0.2): ratio {seven / one:.2f}")
 
 
 if __name__ == "__main__":

@@ -758,12 +758,51 @@ def plans(catalogue: Catalogue, config: SimulationConfig) -> Iterator[DayPlan]:
 
 
 def simulate(catalogue: Catalogue, config: SimulationConfig) -> Iterator[SimEvent]:
-    """Every event of the simulation, in emit order (ties: catalogue order, then day)."""
+    """Every event of the simulation, in emit order (ties: catalogue order, then day).
+
+    A store-day is planned only when the merged stream reaches its first camera frame, so memory stays
+    flat however many days are simulated.
+    """
     effects = store_effects(catalogue, config)
-    streams = []
-    for store in catalogue.stores:
-        for day in config.dates:
+    starts: list[tuple[datetime, int, Store, date]] = []
+    for s_idx, store in enumerate(catalogue.stores):
+        for d_idx, day in enumerate(config.dates):
+            interval = open_interval(store, day)
+            if interval is not None:
+                start_ms = _ms(interval[0]) - int(config.pre_open_min * MS_PER_MIN)  # nothing of it emits earlier
+                starts.append((_dt(start_ms), s_idx * len(config.dates) + d_idx, store, day))
+    starts.sort(key=lambda item: (item[0], item[1]))
+    return _merge(catalogue, config, effects, starts)
+
+
+def _merge(
+    catalogue: Catalogue,
+    config: SimulationConfig,
+    effects: dict[str, StoreEffects],
+    starts: list[tuple[datetime, int, Store, date]],
+) -> Iterator[SimEvent]:
+    heap: list[tuple[datetime, int, int, SimEvent, Iterator[SimEvent]]] = []
+    counter = 0
+    k = 0
+    while True:
+        while k < len(starts) and (not heap or starts[k][0] <= heap[0][0]):
+            _, order, store, day = starts[k]
+            k += 1
             plan = plan_day(catalogue, store, day, config, effects[store.id])
-            if plan is not None:
-                streams.append(store_day_events(catalogue, plan, config, effects[store.id]))
-    return heapq.merge(*streams, key=lambda ev: ev.emit_at)
+            if plan is None:
+                continue
+            stream = store_day_events(catalogue, plan, config, effects[store.id])
+            first = next(stream, None)
+            if first is not None:
+                heapq.heappush(heap, (first.emit_at, order, counter, first, stream))
+                counter += 1
+        if not heap:
+            return
+        _, order, _, event, stream = heap[0]
+        yield event
+        following = next(stream, None)
+        if following is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (following.emit_at, order, counter, following, stream))
+            counter += 1

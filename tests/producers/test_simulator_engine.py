@@ -254,3 +254,15 @@ def test_store_days_do_not_depend_on_the_length_of_the_run(small: Catalogue) -> 
               if isinstance(ev.record, CameraCount) and ev.record.camera_id == "c-kol"]  # fmt: skip
     seqs = [f.frame_seq for f in frames]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # frame_seq keeps increasing across days
+
+
+def test_lazy_merge_equals_merging_every_store_day_at_once(small: Catalogue) -> None:
+    import heapq
+
+    from producers.simulator.engine import store_day_events, store_effects
+
+    config = SimulationConfig(seed=5, start=MONDAY, days=3, fps=0.05, incidents=["late:fraction=0.05,minutes=30"])
+    effects = store_effects(small, config)
+    streams = [store_day_events(small, plan, config, effects[plan.store.id]) for plan in plans(small, config)]
+    reference = list(heapq.merge(*streams, key=lambda ev: ev.emit_at))
+    assert fingerprint(list(simulate(small, config))) == fingerprint(reference)
