@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from producers.simulator.engine import DayPlan, SimEvent, SimulationConfig, injected, plan_day, plans, simulate
-    from producers.simulator.incidents import Incident, IncidentError, InjectedIncident, parse_incident
+    from producers.simulator.incidents import (
+        Incident,
+        IncidentError,
+        InjectedIncident,
+        expected_alerts,
+        parse_incident,
+    )
 
 _WHERE = {
     "DayPlan": "engine",
@@ -25,6 +31,7 @@ _WHERE = {
     "IncidentError": "incidents",
     "InjectedIncident": "incidents",
     "parse_incident": "incidents",
+    "expected_alerts": "incidents",
 }
 
 __all__ = [
@@ -34,6 +41,7 @@ __all__ = [
     "InjectedIncident",
     "SimEvent",
     "SimulationConfig",
+    "expected_alerts",
     "injected",
     "parse_incident",
     "plan_day",

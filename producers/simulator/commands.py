@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,7 +36,9 @@ def load_scenario(path: Path) -> dict[str, Any]:
 def simulate_command(
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out", help="Write tickets.jsonl, counts.jsonl and incidents.json here instead of Kafka."),
+        typer.Option(
+            "--out", help="Write tickets.jsonl, counts.jsonl, incidents.json and summary.json here instead of Kafka."
+        ),
     ] = None,
     catalogue: Annotated[Path | None, typer.Option(help="Store catalogue; default: the `catalogue` setting.")] = None,
     seed: Annotated[
@@ -81,7 +84,7 @@ def simulate_command(
     """
     from producers.simulator.engine import SimulationConfig, injected, simulate
     from producers.simulator.incidents import IncidentError, incident_from
-    from producers.simulator.output import INCIDENTS_FILE, JsonlSink, Summary, paced, write_incidents
+    from producers.simulator.output import INCIDENTS_FILE, SUMMARY_FILE, JsonlSink, Summary, paced, write_incidents
     from schemas.catalogue import CatalogueError, load_catalogue
     from tillflow.settings import load_settings
 
@@ -166,6 +169,8 @@ def simulate_command(
             sink.flush()
         except DeliveryError as exc:
             fail(str(exc))
+    if out_dir is not None:
+        (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
     _print_summary(summary, target)
     if interrupted:
         err.print("interrupted: the events above were delivered, the rest of the simulation was not")

@@ -329,3 +329,13 @@ def ground_truth(incidents: list[Incident], catalogue: Catalogue, days: list[dat
                 )
             )
     return truth
+
+
+def expected_alerts(truth: list[InjectedIncident]) -> set[tuple[str, str, datetime]]:
+    """(alert kind, store id, UTC hour start) for every store-hour an alert should fire on."""
+    return {
+        (t.expected_alert, t.store_id, hour)
+        for t in truth
+        if t.expected_alert is not None and t.store_id is not None
+        for hour in t.hours
+    }

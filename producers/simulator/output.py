@@ -18,6 +18,7 @@ from schemas.topics import CAMERA_COUNTS, POS_TICKETS
 
 FILES = {POS_TICKETS: "tickets.jsonl", CAMERA_COUNTS: "counts.jsonl"}
 INCIDENTS_FILE = "incidents.json"
+SUMMARY_FILE = "summary.json"
 
 
 class Sink(Protocol):

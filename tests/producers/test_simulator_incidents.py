@@ -13,6 +13,7 @@ from producers.simulator import (
     Incident,
     IncidentError,
     SimulationConfig,
+    expected_alerts,
     injected,
     parse_incident,
     plans,
@@ -96,6 +97,10 @@ def test_ground_truth_names_store_hours_in_utc(small: Catalogue) -> None:
         datetime(2026, 3, 31, 13, 15, tzinfo=UTC),
     )  # 18:00 and 19:00 in Kathmandu, then closed
     assert late.store_id is None and late.expected_alert is None and late.hours == ()
+    alerts = expected_alerts(truth)
+    assert ("SALES_DROP", "kol-food", datetime(2026, 3, 30, 9, 30, tzinfo=UTC)) in alerts
+    assert ("CAMERA_SILENT", "ktm-sports", datetime(2026, 3, 31, 13, 15, tzinfo=UTC)) in alerts
+    assert len(alerts) == 2 + 11 + 2 and {a[0] for a in alerts} == {"SALES_DROP", "UNDERREPORTING", "CAMERA_SILENT"}
 
 
 def test_sales_drop_cuts_sales_in_that_hour_only_and_leaves_footfall(small: Catalogue) -> None:

@@ -39,6 +39,7 @@ def test_simulate_out_writes_valid_jsonl_and_ground_truth(small_catalogue_file: 
     summary = Summary()
     for ev in events:
         summary.add(ev)
+    assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary.to_json()))
     text = " ".join(result.output.split())
     assert (
         f"{len(events)} events to" in text
