@@ -7,9 +7,9 @@ milliseconds on input, and always timezone-aware UTC datetimes inside. Money is 
 from __future__ import annotations
 
 import re
-from functools import cache
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
