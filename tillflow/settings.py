@@ -121,6 +121,16 @@ class Settings(BaseSettings):
     alerts_retry_initial_seconds: float = Field(5.0, gt=0, description="First wait after a failed delivery.")
     alerts_retry_max_seconds: float = Field(900.0, gt=0, description="Longest wait between delivery attempts.")
     alerts_http_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one webhook request.")
+    # --- simulator ---
+    simulator_speed: float = Field(
+        1440.0,
+        ge=0,
+        description="Time compression of `tillflow simulate` when sending to Kafka (1440: a day in a minute; "
+        "1: real time; 0: as fast as possible).",
+    )
+    simulator_fps: float = Field(1.0, gt=0, le=30, description="Camera frames per second the simulator emits.")
+    simulator_source: str = Field("simulator", description="`source` of simulated tickets.")
+    # --- end simulator ---
 
     @classmethod
     def settings_customise_sources(
