@@ -5,7 +5,6 @@ simulated data and returns rows with the columns the panel plots."""
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -17,9 +16,9 @@ import pytest
 import yaml
 
 from schemas.catalogue import load_catalogue
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY
 from sinks.clickhouse.mapping import COLUMNS, rows_for, timezones_of
-from tests.sinks.conftest import CATALOGUE, alert, frame, hourly, ticket
+from tests.sinks.conftest import CATALOGUE, alert, hourly
 from tests.sinks.grafana_macros import expand_macros, interpolate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,35 +49,49 @@ EXPECTED: dict[tuple[str, int | str], list[str]] = {
 
 
 def simulate(ch: Any) -> None:
-    """A trading day at the Westgate mall: hourly results, zone rows, camera frames, tickets and alerts."""
-    rng = random.Random(7)
+    """A day of the demo estate from tillflow's simulator (tickets and camera frames), the hourly conversion
+    computed from those events (store and zone hours, duplicates counted once), and a few alerts."""
+    from producers.simulator import SimulationConfig, simulate
+
     catalogue = load_catalogue(CATALOGUE)
     tz = timezones_of(catalogue)
+    zone_of = {c.id: c.zone_id for c in catalogue.cameras}
     rows: dict[str, list[tuple[Any, ...]]] = {}
+    hours: dict[tuple[str, str, datetime], dict[str, float]] = {}
+    seen: set[Any] = set()
 
     def add(topic: str, record: Any) -> None:
         for table, table_rows in rows_for(topic, record, tz).items():
             rows.setdefault(table, []).extend(table_rows)
 
-    for store in (s for s in catalogue.stores if s.mall_id == "westgate"):
-        for local in range(9, 20):
-            start = datetime(2026, 11, 20, local, tzinfo=ZoneInfo(store.timezone)).astimezone(UTC)
-            visitors = rng.randint(40, 160)
-            txns = rng.randint(0, visitors // 3)
-            revenue = txns * rng.randint(1500, 9000)
-            common = {"mall_id": "westgate", "category": store.category, "visitors": visitors,
-                      "transactions": txns, "net_revenue": revenue}  # fmt: skip
-            add(CONVERSION_HOURLY, hourly(store.id, hour=start, **common))
-            for zone in store.zones:
-                add(CONVERSION_HOURLY, hourly(store.id, hour=start, zone_id=zone.id, **common))
-        for i in range(30):
-            add(POS_TICKETS, ticket(rng.randint(0, 10**9), store=store.id, at=DAY + timedelta(hours=9, minutes=7 * i)))
-        cam = next(c for c in catalogue.cameras_of(store.id) if c.role == "entrance")
-        for seq in range(120):
-            add(CAMERA_COUNTS, frame(seq, camera=cam.id, store=store.id, at=DAY + timedelta(hours=10), entries=seq % 3))
-    add(ALERTS, alert(1))
-    add(ALERTS, alert(1, state="RESOLVED", fired_at=DAY + timedelta(hours=12)))
-    add(ALERTS, alert(2, store="wg-volt", kind="TRAFFIC_DROP"))
+    def bucket(store: str, zone: str | None, at: datetime) -> dict[str, float]:
+        local = at.astimezone(ZoneInfo(tz[store])).replace(minute=0, second=0, microsecond=0)
+        return hours.setdefault((store, zone or "", local), {"visitors": 0, "transactions": 0, "net_revenue": 0})
+
+    for event in simulate(catalogue, SimulationConfig(seed=3, start=DAY.date(), days=1, fps=0.1)):
+        record = event.record
+        identity = getattr(record, "ticket_id", None) or (getattr(record, "camera_id", ""), record.frame_seq)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        add(event.topic, record)
+        if event.topic == CAMERA_COUNTS:
+            bucket(record.store_id, zone_of.get(record.camera_id), record.frame_ts)["visitors"] += record.entries
+        elif str(record.kind) == "SALE" and str(record.channel) == "IN_STORE":
+            cell = bucket(record.store_id, None, record.occurred_at)
+            cell["transactions"] += 1
+            cell["net_revenue"] += record.net_amount
+    for (store_id, zone, local), cell in hours.items():
+        store = catalogue.store(store_id)
+        visitors, txns = int(cell["visitors"]), int(cell["transactions"])
+        add(CONVERSION_HOURLY, hourly(
+            store_id, hour=local.astimezone(UTC), zone_id=zone or None, mall_id=store.mall_id, category=store.category,
+            local_hour=local.isoformat(), timezone=store.timezone, currency=store.currency, visitors=visitors,
+            transactions=txns, net_revenue=int(cell["net_revenue"]), conversion=txns / visitors if visitors else None,
+        ))  # fmt: skip
+    add(ALERTS, alert(1, hour_start=DAY + timedelta(hours=10), fired_at=DAY + timedelta(hours=11)))
+    add(ALERTS, alert(1, state="RESOLVED", hour_start=DAY + timedelta(hours=10), fired_at=DAY + timedelta(hours=12)))
+    add(ALERTS, alert(2, store="wg-volt", kind="TRAFFIC_DROP", fired_at=DAY + timedelta(hours=13)))
     for table, table_rows in rows.items():
         ch.insert(table, table_rows, column_names=COLUMNS[table])
 
