@@ -115,6 +115,17 @@ def test_prometheus_scrapes_a_running_sink(stack: Settings, sink_process: Any, t
             return float(result[0]["value"][1]) if result else 0.0
 
         assert wait_until(lambda: written() >= 5, 90, "the ticket counter in Prometheus", [sink, prom])
+
+        def series(query: str) -> list[dict[str, Any]]:
+            result: list[dict[str, Any]] = requests.get(f"{api}/query", params={"query": query}, timeout=5).json()[
+                "data"
+            ]["result"]
+            return result
+
+        lag = wait_until(lambda: series('tillflow_sink_consumer_lag{topic="pos.tickets"}'), 30, "lag", [sink, prom])
+        assert {s["metric"]["partition"] for s in lag} == {"0", "1", "2"}
+        assert series('sum(tillflow_sink_flush_seconds_count{sink="clickhouse"}) > 0')
+        assert series('sum(tillflow_sink_batch_records_sum{sink="clickhouse"}) >= 5')
         up = requests.get(f"{api}/query", params={"query": 'up{job="tillflow-sinks"}'}, timeout=5).json()
         assert up["data"]["result"][0]["value"][1] == "1"
         assert up["data"]["result"][0]["metric"]["component"] == "sink-clickhouse"
