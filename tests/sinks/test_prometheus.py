@@ -117,9 +117,8 @@ def test_prometheus_scrapes_a_running_sink(stack: Settings, sink_process: Any, t
         assert wait_until(lambda: written() >= 5, 90, "the ticket counter in Prometheus", [sink, prom])
 
         def series(query: str) -> list[dict[str, Any]]:
-            result: list[dict[str, Any]] = requests.get(f"{api}/query", params={"query": query}, timeout=5).json()[
-                "data"
-            ]["result"]
+            answer = requests.get(f"{api}/query", params={"query": query}, timeout=5).json()
+            result: list[dict[str, Any]] = answer["data"]["result"]
             return result
 
         lag = wait_until(lambda: series('tillflow_sink_consumer_lag{topic="pos.tickets"}'), 30, "lag", [sink, prom])
