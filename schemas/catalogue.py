@@ -127,11 +127,11 @@ class Catalogue(_Strict):
             if cam.id in cam_ids:
                 problems.append(f"cameras[{i}].id: duplicate camera id {cam.id!r}")
             cam_ids.add(cam.id)
-            store = by_id.get(cam.store_id)
-            if store is None:
+            owner = by_id.get(cam.store_id)
+            if owner is None:
                 problems.append(f"cameras[{i}].store_id: no store {cam.store_id!r} in stores")
-            elif cam.zone_id is not None and cam.zone_id not in {z.id for z in store.zones}:
-                problems.append(f"cameras[{i}].zone_id: store {store.id!r} has no zone {cam.zone_id!r}")
+            elif cam.zone_id is not None and cam.zone_id not in {z.id for z in owner.zones}:
+                problems.append(f"cameras[{i}].zone_id: store {owner.id!r} has no zone {cam.zone_id!r}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

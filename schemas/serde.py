@@ -66,10 +66,14 @@ class TopicSerde:
         if self._writer_id is None:
             schema = Schema(schema_text(self.spec.model.avro_name), "AVRO")
             if self.auto_register:
-                self._writer_id = self.registry.register_schema(self.spec.subject, schema)
+                schema_id = self.registry.register_schema(self.spec.subject, schema)
             else:
-                self._writer_id = self.registry.lookup_schema(self.spec.subject, schema).schema_id
-            self._writers[self._writer_id] = self.reader_schema
+                found = self.registry.lookup_schema(self.spec.subject, schema).schema_id
+                if found is None:
+                    raise DecodeError(f"schema of {self.topic} is not registered under {self.spec.subject}")
+                schema_id = found
+            self._writers[schema_id] = self.reader_schema
+            self._writer_id = schema_id
         return self._writer_id
 
     def encode(self, record: Record | dict[str, Any]) -> bytes:
@@ -83,7 +87,7 @@ class TopicSerde:
     def _writer(self, schema_id: int) -> Any:
         writer = self._writers.get(schema_id)
         if writer is None:
-            text = self.registry.get_schema(schema_id).schema_str
+            text = self.registry.get_schema(schema_id).schema_str or ""
             writer = self._writers[schema_id] = fastavro.parse_schema(json.loads(text))
         return writer
 
@@ -99,10 +103,12 @@ class TopicSerde:
         except Exception as exc:
             raise DecodeError(f"schema id {schema_id} is unknown to the registry: {exc}") from exc
         try:
-            out: dict[str, Any] = fastavro.schemaless_reader(io.BytesIO(data[5:]), writer, self.reader_schema)
-            return out
+            out = fastavro.schemaless_reader(io.BytesIO(data[5:]), writer, self.reader_schema)
         except Exception as exc:
             raise DecodeError(f"body does not match schema id {schema_id}: {exc}") from exc
+        if not isinstance(out, dict):
+            raise DecodeError(f"schema id {schema_id} does not describe a record")
+        return out
 
     def decode_model(self, data: bytes | None) -> Record:
         return self.spec.model.model_validate(self.decode(data))

@@ -83,7 +83,7 @@ def catalogue_validate(path: Annotated[Path, typer.Argument(help="Catalogue file
     try:
         cat = load_catalogue(path)
     except CatalogueError as exc:
-        err.print(str(exc), highlight=False)
+        err.print(str(exc), highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     out.print(f"{path}: {len(cat.stores)} stores, {len(cat.cameras)} cameras: valid")
 

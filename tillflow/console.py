@@ -26,5 +26,5 @@ def fail(message: str, code: int = 1) -> None:
     """Print an error and exit with ``code``."""
     import typer
 
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

@@ -178,8 +178,18 @@ def _start(settings: Settings, state: Path, timeout: float) -> dict[str, Any]:
     kafka_dir.mkdir(parents=True, exist_ok=True)
     bootstrap = f"{HOST}:{kafka_port}"
     kafka = _spawn(
-        [str(broker_binary()), "start", "--data-dir", str(kafka_dir), "--host", HOST, "--only", "kafka",
-         "--kafka-port", str(kafka_port)],
+        [
+            str(broker_binary()),
+            "start",
+            "--data-dir",
+            str(kafka_dir),
+            "--host",
+            HOST,
+            "--only",
+            "kafka",
+            "--kafka-port",
+            str(kafka_port),
+        ],
         logs / "kafka.log",
     )
     try:
@@ -187,8 +197,17 @@ def _start(settings: Settings, state: Path, timeout: float) -> dict[str, Any]:
         registry_port = free_port(settings.dev_registry_port)
         url = f"http://{HOST}:{registry_port}"
         registry = _spawn(
-            [sys.executable, "-m", "tillflow.registry", "--host", HOST, "--port", str(registry_port),
-             "--data-dir", str(state / "registry")],
+            [
+                sys.executable,
+                "-m",
+                "tillflow.registry",
+                "--host",
+                HOST,
+                "--port",
+                str(registry_port),
+                "--data-dir",
+                str(state / "registry"),
+            ],
             logs / "registry.log",
         )
         _wait(lambda: registry_healthy(url), "schema registry", registry, logs / "registry.log", timeout)

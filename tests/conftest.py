@@ -1,0 +1,58 @@
+"""Shared fixtures: a real local stack (noida-db broker + tillflow's registry stand-in) on free ports."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tillflow.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CATALOGUE = ROOT / "deploy" / "catalogue" / "demo-estate.yaml"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No TILLFLOW_* variable or config file of the developer's leaks into a test."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("TILLFLOW_")}
+    for key in saved:
+        del os.environ[key]
+    os.environ["TILLFLOW_CONFIG"] = str(tmp_path_factory.mktemp("config") / "none.toml")
+    Path(os.environ["TILLFLOW_CONFIG"]).write_text("")
+    yield
+    os.environ.pop("TILLFLOW_CONFIG", None)
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A fresh broker and registry for the test session; yields Settings that point at them.
+
+    Topics are created with 3 partitions. Tests that need topics of their own use unique names
+    (see ``unique``) because the broker is shared by the session.
+    """
+    from tillflow.devstack import down, up
+
+    settings = Settings(state_dir=tmp_path_factory.mktemp("stack"), topic_partitions=3, catalogue=DEMO_CATALOGUE)
+    up(settings, timeout=60)
+    try:
+        yield settings
+    finally:
+        down(settings)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic names, group ids and app ids."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def demo_catalogue():  # type: ignore[no-untyped-def]
+    from schemas.catalogue import load_catalogue
+
+    return load_catalogue(DEMO_CATALOGUE)
