@@ -63,16 +63,35 @@ class CheckpointStore:
                 seen[t.ticket_id] = fp
         return out
 
-    def commit(self, source: str, acknowledged: Iterable[PosTicket], position: str | None) -> None:
-        """Record acknowledged tickets and (if given) the new position, atomically."""
+    def unseen(self, source: str, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The (key, fingerprint) pairs not recorded yet (rejected records already sent to the DLQ)."""
+        out = []
+        for key, fp in keys:
+            row = self.db.execute(
+                "SELECT fingerprint FROM published WHERE source = ? AND ticket_id = ?", (source, key)
+            ).fetchone()
+            if (row is None or row[0] != fp) and (key, fp) not in out:
+                out.append((key, fp))
+        return out
+
+    def commit(
+        self,
+        source: str,
+        acknowledged: Iterable[PosTicket],
+        position: str | None,
+        keys: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Record acknowledged tickets (and other keys) and, if given, the new position, atomically."""
         now = time.time()
+        rows = [(source, t.ticket_id, fingerprint(t), now) for t in acknowledged]
+        rows += [(source, key, fp, now) for key, fp in keys]
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany(
                 "INSERT INTO published (source, ticket_id, fingerprint, published_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (source, ticket_id) DO UPDATE SET fingerprint = excluded.fingerprint, "
                 "published_at = excluded.published_at",
-                [(source, t.ticket_id, fingerprint(t), now) for t in acknowledged],
+                rows,
             )
             if position is not None:
                 self.db.execute(

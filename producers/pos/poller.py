@@ -7,6 +7,7 @@ from the last recorded position less the overlap window; re-read tickets are rec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -24,6 +25,12 @@ from producers.pos.vendors import Adapter, adapter_for, load_position, start_tim
 log = logging.getLogger(__name__)
 
 FIRST_RUN_LOOKBACK = timedelta(days=1)
+
+
+def reject_fingerprint(record: dict[str, Any], reason: str) -> str:
+    """Identifies one rejection, so a re-read of the same bad record is not dead-lettered again."""
+    text = json.dumps(record, sort_keys=True, default=str) + reason
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -108,13 +115,16 @@ class Poller:
                 new = self.store.unpublished(name, tickets)
                 for ticket in new:
                     self.sink.send(ticket)
+                reject_keys = {f"reject:{rid}": reject_fingerprint(rec, why) for rid, rec, why in rejects}
+                fresh = self.store.unseen(name, reject_keys.items())
                 for record_id, record, reason in rejects:
-                    log.warning("rejected %s: %s", record_id, reason)
-                    self.sink.reject(name, record_id, record, reason)
+                    if (f"reject:{record_id}", reject_keys[f"reject:{record_id}"]) in fresh:
+                        log.warning("rejected %s: %s", record_id, reason)
+                        self.sink.reject(name, record_id, record, reason)
                 self.sink.flush()  # raises if the broker did not acknowledge: the position stays where it was
                 if page.position is not None:
                     position[scope] = self.adapter.later(position.get(scope), page.position)
-                self.store.commit(name, new, json.dumps(position, sort_keys=True))
+                self.store.commit(name, new, json.dumps(position, sort_keys=True), fresh)
                 result.pages += 1
                 result.records += len(page.records)
                 result.published += len(new)

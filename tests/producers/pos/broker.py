@@ -1,0 +1,117 @@
+"""A real noida-db broker that a test can stop and start again on the same port and data directory.
+
+The lead's session-wide ``stack`` fixture cannot be stopped mid-test, and tillflow's registry stand-in is not
+on main yet, so these tests run their own broker and one in-process confluent-kafka mock registry shared by
+senders and readers (``use_mock_registry``): the Avro framing and schema ids are the same; the registry
+server is the only part not exercised here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from schemas.models import PosTicket
+from schemas.serde import TopicSerde
+from schemas.topics import POS_TICKETS
+from tillflow.devstack import broker_binary, free_port, kafka_healthy
+from tillflow.kafka import client_config, ensure_topics, wanted_topics
+from tillflow.settings import Settings
+
+REGISTRY = "mock://pos-tests"
+_MOCK: list[SchemaRegistryClient] = []
+
+
+def mock_registry() -> SchemaRegistryClient:
+    if not _MOCK:
+        _MOCK.append(SchemaRegistryClient.new_client({"url": REGISTRY}))
+    return _MOCK[0]
+
+
+def use_mock_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every RecordSender in this process use the shared mock registry."""
+
+    def client(*_: Any, **__: Any) -> SchemaRegistryClient:
+        return mock_registry()
+
+    monkeypatch.setattr("producers.sender.registry_client", client)
+
+
+class Broker:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.data_dir.parent / "broker.log").open("ab")
+        self.proc = subprocess.Popen(
+            [str(broker_binary()), "start", "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--only",
+             "kafka", "--kafka-port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not kafka_healthy(self.bootstrap, timeout=1.0):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"noida-db did not start on {self.bootstrap}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def settings(self, state_dir: Path) -> Settings:
+        settings = Settings(
+            state_dir=state_dir, kafka_bootstrap=self.bootstrap, registry_url=REGISTRY, topic_partitions=3
+        )
+        ensure_topics(AdminClient(client_config(settings)), wanted_topics(settings), 1)
+        return settings
+
+
+def read_tickets(settings: Settings, topic: str = POS_TICKETS, timeout: float = 10.0) -> list[PosTicket]:
+    """Every ticket in ``topic`` from the beginning to the current end."""
+    consumer = Consumer(
+        {
+            **client_config(settings),
+            "group.id": f"pos-test-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    serde = TopicSerde(mock_registry(), topic)
+    md = consumer.list_topics(topic, timeout=timeout).topics[topic]
+    parts = [TopicPartition(topic, p, 0) for p in md.partitions]
+    ends = {p.partition: consumer.get_watermark_offsets(p, timeout=timeout)[1] for p in parts}
+    consumer.assign(parts)
+    out: list[PosTicket] = []
+    remaining = {p for p, end in ends.items() if end > 0}
+    deadline = time.monotonic() + timeout
+    while remaining and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error():
+            continue
+        out.append(serde.decode_model(msg.value()))  # type: ignore[arg-type]
+        if msg.offset() + 1 >= ends[msg.partition()]:
+            remaining.discard(msg.partition())
+    consumer.close()
+    return out
