@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,14 @@ def read_tickets(settings: Settings, topic: str = POS_TICKETS, timeout: float = 
             remaining.discard(msg.partition())
     consumer.close()
     return out
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A broker of this test module's own (import this fixture into the module)."""
+    b = Broker(tmp_path_factory.mktemp("broker") / "data")
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()

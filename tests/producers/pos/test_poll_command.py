@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from typer.testing import CliRunner
 
-from tests.producers.pos.broker import Broker, read_tickets, use_mock_registry
+from tests.producers.pos.broker import Broker, broker, read_tickets, use_mock_registry
 from tests.producers.pos.test_poller import add_refund, add_sale, sale_id
 from tests.producers.pos.vendor_server import vendor_server
 from tillflow.cli import app
@@ -19,16 +18,7 @@ from tillflow.kafka import client_config
 from tillflow.settings import Settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    b = Broker(tmp_path_factory.mktemp("broker") / "data")
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
+__all__ = ["broker"]  # the fixture
 
 
 def test_poll_publishes_each_ticket_once_and_rejects_to_dlq(
