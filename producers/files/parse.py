@@ -278,6 +278,16 @@ def parse_file(data: bytes, spec: FileSpec, ingested_at: datetime) -> ParseResul
             line = data[: exc.start].count(b"\n") + 1
             return ParseResult([], [LineError(line, f"not valid {spec.encoding}: byte {data[exc.start]:#04x}")], 0)
         records = list(_tabular(text.lstrip("\ufeff"), spec))
+    tickets, more = rows_to_tickets(records, spec, ingested_at)
+    errors.extend(more)
+    return ParseResult(tickets, sorted(errors, key=lambda e: e.line), len(records))
+
+
+def rows_to_tickets(
+    records: list[Row | LineError], spec: FileSpec, ingested_at: datetime
+) -> tuple[list[PosTicket], list[LineError]]:
+    """Group rows by store and ticket number into tickets; errors name the first line of a bad ticket."""
+    errors: list[LineError] = []
     groups: dict[str, list[Row]] = {}
     for rec in records:
         if isinstance(rec, LineError):
@@ -294,4 +304,4 @@ def parse_file(data: bytes, spec: FileSpec, ingested_at: datetime) -> ParseResul
             tickets.append(_ticket(rows, spec, ingested_at))
         except (MappingError, ValueError) as exc:
             errors.append(LineError(rows[0].line, f"ticket {rows[0].values.get('ticket', '').strip()}: {exc}"))
-    return ParseResult(tickets, sorted(errors, key=lambda e: e.line), len(records))
+    return tickets, errors
