@@ -1,7 +1,6 @@
 """The store collector against a real noida-db broker that is stopped and restarted mid-run.
 
-Run in one process (the schema registry here is confluent-kafka's in-process mock, see
-tests/producers/pos/broker.py); a crash is emulated by purging the old producer's queue and opening the same
+Run in one process; a crash is emulated by purging the old producer's queue and opening the same
 spool and state files with a new collector, which is what a restarted process sees.
 """
 
@@ -23,7 +22,7 @@ from producers.collector.spool import Spool
 from producers.files.parse import parse_file
 from producers.files.spec import FileSpec
 from tests.producers.files.test_files import CSV_HEADER, CSV_SPEC
-from tests.producers.pos.broker import Broker, read_tickets, use_mock_registry
+from tests.producers.pos.broker import Broker, read_tickets
 from tillflow.settings import Settings
 
 
@@ -34,7 +33,7 @@ def own_broker(tmp_path: Path) -> Iterator[Broker]:
     try:
         yield b
     finally:
-        b.stop()
+        b.stop(registry=True)
 
 
 def csv_file(path: Path, first: int, count: int) -> None:
@@ -65,7 +64,6 @@ def run_until(collector: Collector, done: Any, timeout: float = 60) -> None:
 def test_broker_stopped_and_restarted_mid_run_every_ticket_once(
     own_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_mock_registry(monkeypatch)
     settings = own_broker.settings(tmp_path / "state")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -102,7 +100,6 @@ def test_broker_stopped_and_restarted_mid_run_every_ticket_once(
 def test_crash_with_a_batch_in_flight_is_reconciled(
     own_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_mock_registry(monkeypatch)
     settings = own_broker.settings(tmp_path / "state")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -124,7 +121,6 @@ def test_crash_with_a_batch_in_flight_is_reconciled(
 
 
 def test_sqlite_source(own_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_mock_registry(monkeypatch)
     settings = own_broker.settings(tmp_path / "state")
     db_path = tmp_path / "pos.db"
     with sqlite3.connect(db_path) as db:

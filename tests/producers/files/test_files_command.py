@@ -11,17 +11,16 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.producers.files.test_files import CSV_GOOD, CSV_HEADER, CSV_SPEC, XML_GOOD, XML_SPEC
-from tests.producers.pos.broker import Broker, broker, read_tickets, use_mock_registry
+from tests.producers.pos.broker import Broker, broker, read_tickets
 from tillflow.cli import app
 
 __all__ = ["broker"]  # the fixture
 
 
 def test_files_watch_once_publishes_and_moves(broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_mock_registry(monkeypatch)
     settings = broker.settings(tmp_path / "state")
     monkeypatch.setenv("TILLFLOW_KAFKA_BOOTSTRAP", broker.bootstrap)
-    monkeypatch.setenv("TILLFLOW_REGISTRY_URL", "mock://pos-tests")
+    monkeypatch.setenv("TILLFLOW_REGISTRY_URL", broker.registry.url)
     monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
     inbox = tmp_path / "inbox"
     inbox.mkdir()

@@ -1,10 +1,5 @@
-"""A real noida-db broker that a test can stop and start again on the same port and data directory.
-
-The lead's session-wide ``stack`` fixture cannot be stopped mid-test, and tillflow's registry stand-in is not
-on main yet, so these tests run their own broker and one in-process confluent-kafka mock registry shared by
-senders and readers (``use_mock_registry``): the Avro framing and schema ids are the same; the registry
-server is the only part not exercised here.
-"""
+"""A real noida-db broker that a test can stop and start again on the same port and data directory, with
+tillflow's registry beside it (the session-wide ``stack`` fixture cannot be stopped mid-test)."""
 
 from __future__ import annotations
 
@@ -14,37 +9,18 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from schemas.models import PosTicket
-from schemas.serde import TopicSerde
+from schemas.serde import TopicSerde, registry_client
 from schemas.topics import POS_TICKETS
 from tillflow.devstack import broker_binary, free_port, kafka_healthy
 from tillflow.kafka import client_config, ensure_topics, wanted_topics
+from tillflow.registry.process import RegistryProcess
 from tillflow.settings import Settings
-
-REGISTRY = "mock://pos-tests"
-_MOCK: list[SchemaRegistryClient] = []
-
-
-def mock_registry() -> SchemaRegistryClient:
-    if not _MOCK:
-        _MOCK.append(SchemaRegistryClient.new_client({"url": REGISTRY}))
-    return _MOCK[0]
-
-
-def use_mock_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make every RecordSender in this process use the shared mock registry."""
-
-    def client(*_: Any, **__: Any) -> SchemaRegistryClient:
-        return mock_registry()
-
-    monkeypatch.setattr("producers.sender.registry_client", client)
 
 
 class Broker:
@@ -52,13 +28,17 @@ class Broker:
         self.data_dir = data_dir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.registry = RegistryProcess(data_dir.parent / "registry")
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start the broker (and the registry, the first time)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.registry.proc is None:
+            self.registry.start()
         log = (self.data_dir.parent / "broker.log").open("ab")
         self.proc = subprocess.Popen(
             [str(broker_binary()), "start", "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--only",
@@ -71,7 +51,10 @@ class Broker:
                 raise RuntimeError(f"noida-db did not start on {self.bootstrap}")
             time.sleep(0.2)
 
-    def stop(self) -> None:
+    def stop(self, registry: bool = False) -> None:
+        """Stop the broker (SIGTERM); the registry too if asked."""
+        if registry:
+            self.registry.stop()
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
@@ -83,7 +66,7 @@ class Broker:
 
     def settings(self, state_dir: Path) -> Settings:
         settings = Settings(
-            state_dir=state_dir, kafka_bootstrap=self.bootstrap, registry_url=REGISTRY, topic_partitions=3
+            state_dir=state_dir, kafka_bootstrap=self.bootstrap, registry_url=self.registry.url, topic_partitions=3
         )
         ensure_topics(AdminClient(client_config(settings)), wanted_topics(settings), 1)
         return settings
@@ -99,7 +82,7 @@ def read_tickets(settings: Settings, topic: str = POS_TICKETS, timeout: float = 
             "auto.offset.reset": "earliest",
         }
     )
-    serde = TopicSerde(mock_registry(), topic)
+    serde = TopicSerde(registry_client(settings.registry_url or ""), topic)
     md = consumer.list_topics(topic, timeout=timeout).topics[topic]
     parts = [TopicPartition(topic, p, 0) for p in md.partitions]
     ends = {p.partition: consumer.get_watermark_offsets(p, timeout=timeout)[1] for p in parts}
@@ -126,4 +109,4 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     try:
         yield b
     finally:
-        b.stop()
+        b.stop(registry=True)

@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from typer.testing import CliRunner
 
-from tests.producers.pos.broker import Broker, broker, read_tickets, use_mock_registry
+from tests.producers.pos.broker import Broker, broker, read_tickets
 from tests.producers.pos.test_poller import add_refund, add_sale, sale_id
 from tests.producers.pos.vendor_server import vendor_server
 from tillflow.cli import app
@@ -24,10 +24,9 @@ __all__ = ["broker"]  # the fixture
 def test_poll_publishes_each_ticket_once_and_rejects_to_dlq(
     broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_mock_registry(monkeypatch)
     settings = broker.settings(tmp_path / "state")
     monkeypatch.setenv("TILLFLOW_KAFKA_BOOTSTRAP", broker.bootstrap)
-    monkeypatch.setenv("TILLFLOW_REGISTRY_URL", "mock://pos-tests")
+    monkeypatch.setenv("TILLFLOW_REGISTRY_URL", broker.registry.url)
     monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("SQUARE_TOKEN", "static-token")
     runner = CliRunner()
