@@ -55,6 +55,7 @@ def poll(
     from producers.pos.http import AuthFailed, SourceUnavailable, TokenFile
     from producers.pos.metrics import LAST_SUCCESS, REJECTED, SYNC_ERRORS, TICKETS
     from producers.pos.poller import Poller, SyncResult, make_client
+    from producers.pos.schedule import run_every
     from producers.pos.sink import KafkaSink
     from producers.pos.source import SourceError, load_source, parse_duration
     from producers.pos.vendors import adapter_for
@@ -129,12 +130,7 @@ def poll(
         if ok is None:
             raise typer.Exit(2)
         return
-    seconds = interval.total_seconds()
-    while not stopping:
-        began = time.monotonic()
-        run_once()
-        while not stopping and time.monotonic() - began < seconds:
-            time.sleep(min(1.0, seconds))
+    run_every(interval.total_seconds(), run_once, lambda: stopping)
     store.close()
 
 

@@ -166,3 +166,29 @@ def test_spool_is_ordered_deduplicated_and_durable(tmp_path: Path) -> None:
     again = Spool(tmp_path / "spool.sqlite")
     assert [s.ticket.ticket_id for s in again.pending(10)] == [t.ticket_id for t in tickets[1:]]
     assert again.depth() == 4
+
+
+def test_collect_command_until_empty(own_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from tillflow.cli import app
+
+    settings = own_broker.settings(tmp_path / "state")
+    monkeypatch.setenv("TILLFLOW_KAFKA_BOOTSTRAP", own_broker.bootstrap)
+    monkeypatch.setenv("TILLFLOW_REGISTRY_URL", own_broker.registry.url)
+    monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    csv_file(inbox / "day.csv", 1, 50)
+    (tmp_path / "caisse.yaml").write_text(yaml.safe_dump(CSV_SPEC, allow_unicode=True))
+    (tmp_path / "collector.yaml").write_text(
+        yaml.safe_dump({"name": "cli-01", "folder": {"path": str(inbox), "spec": "caisse.yaml"}, "interval": 0.1})
+    )
+    result = CliRunner().invoke(app, ["collect", "--spec", str(tmp_path / "collector.yaml"), "--until-empty"])
+    assert result.exit_code == 0, result.output
+    assert "cli-01: 50 tickets sent" in result.output
+    assert len({t.ticket_id for t in read_tickets(settings)}) == 50
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n")
+    result = CliRunner().invoke(app, ["collect", "--spec", str(bad)])
+    assert result.exit_code == 1 and "give exactly one of folder or sqlite" in result.output
