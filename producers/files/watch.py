@@ -111,4 +111,11 @@ class FileWatcher:
         return outcome
 
     def scan(self) -> list[FileOutcome]:
-        return [self.process(p) for p in self.ready()]
+        """Process every complete file; a file that vanishes or cannot be read is left for the next scan."""
+        outcomes = []
+        for path in self.ready():
+            try:
+                outcomes.append(self.process(path))
+            except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+                log.warning("%s: cannot read now (%s); will retry", path.name, exc.strerror)
+        return outcomes

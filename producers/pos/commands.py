@@ -113,6 +113,13 @@ def poll(
             SYNC_ERRORS.labels(cfg.name, type(exc).__name__).inc()
             err.print(f"[red]{cfg.name}: sync stopped, checkpoint kept:[/red] {exc}", highlight=False)
             return None
+        except Exception as exc:  # e.g. the schema registry unreachable: same outcome, the checkpoint is kept
+            SYNC_ERRORS.labels(cfg.name, type(exc).__name__).inc()
+            log.debug("sync failed", exc_info=True)
+            err.print(
+                f"[red]{cfg.name}: sync stopped, checkpoint kept:[/red] {type(exc).__name__}: {exc}", highlight=False
+            )
+            return None
         TICKETS.labels(cfg.name).inc(result.published)
         REJECTED.labels(cfg.name).inc(result.rejected)
         LAST_SUCCESS.labels(cfg.name).set(time.time())
