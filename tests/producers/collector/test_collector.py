@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
 from producers.collector.collect import Collector, CollectorSpec, load_collector_spec
+from producers.collector.metrics import update
 from producers.collector.spool import Spool
 from producers.files.parse import parse_file
 from producers.files.spec import FileSpec
@@ -81,6 +83,9 @@ def test_broker_stopped_and_restarted_mid_run_every_ticket_once(
         assert time.monotonic() < deadline
         first.step()
     assert first.spool.depth() >= 200  # taken into the spool while Kafka is down
+    update("paris-01", first)
+    assert REGISTRY.get_sample_value("tillflow_collector_kafka_up", {"collector": "paris-01"}) == 0
+    assert REGISTRY.get_sample_value("tillflow_collector_spool_depth", {"collector": "paris-01"}) >= 200
 
     # Power cut: whatever the producer still held in memory is gone.
     first.forwarder.sender.producer.purge()
@@ -90,6 +95,9 @@ def test_broker_stopped_and_restarted_mid_run_every_ticket_once(
     second = make(tmp_path, settings)
     csv_file(inbox / "evening.csv", 501, 100)
     run_until(second, lambda: second.spool.depth() == 0 and (inbox / "processed" / "evening.csv").exists())
+    update("paris-01", second)
+    assert REGISTRY.get_sample_value("tillflow_collector_kafka_up", {"collector": "paris-01"}) == 1
+    assert REGISTRY.get_sample_value("tillflow_collector_spool_depth", {"collector": "paris-01"}) == 0
     second.close()
 
     counts = Counter(t.ticket_id for t in read_tickets(settings))
