@@ -14,13 +14,13 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, Message
 
 from producers.collector.spool import Spool
 from producers.pos.http import backoff
 from producers.sender import RecordSender
+from producers.tail import end_offsets, header_values_since
 from schemas.topics import POS_TICKETS, topic_spec
-from tillflow.kafka import client_config, endpoints
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,56 +45,20 @@ class Forwarder:
 
     # --- broker views ---------------------------------------------------------------------------------------
 
-    def _consumer(self) -> Consumer:
-        conf = client_config(self.settings, endpoints(self.settings).bootstrap)
-        conf.update({"group.id": f"tillflow-collector-{self.collector_id}", "enable.auto.commit": False,
-                     "isolation.level": "read_committed", "socket.timeout.ms": 5000})  # fmt: skip
-        return Consumer(conf)
-
     def end_offsets(self) -> dict[int, int]:
-        """High watermark of each partition; raises KafkaException when the broker cannot be reached."""
-        consumer = self._consumer()
-        try:
-            md = consumer.list_topics(self.topic, timeout=3)
-            t = md.topics.get(self.topic)
-            if t is None or t.error is not None:
-                raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic {self.topic} unknown"))
-            return {
-                p: consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=3)[1] for p in t.partitions
-            }
-        finally:
-            consumer.close()
+        return end_offsets(self.settings, self.topic)
 
     def reconcile(self, marker: dict[str, Any]) -> int:
         """Mark as sent the spooled tickets of an interrupted batch that did reach Kafka; returns how many."""
         start = {int(p): int(o) for p, o in marker["offsets"].items()}
-        ends = self.end_offsets()
-        found: set[int] = set()
-        consumer = self._consumer()
-        try:
-            todo = {p for p in ends if ends[p] > start.get(p, 0)}
-            consumer.assign([TopicPartition(self.topic, p, start.get(p, 0)) for p in todo])
-            deadline = time.monotonic() + 60
-            while todo and time.monotonic() < deadline:
-                msg = consumer.poll(1.0)
-                if msg is None or msg.error():
-                    continue
-                headers = dict(msg.headers() or [])
-                seq = headers.get("spool-seq")
-                if headers.get("collector") == self.collector_id.encode() and isinstance(seq, bytes):
-                    found.add(int(seq))
-                part = msg.partition() or 0
-                if (msg.offset() or 0) + 1 >= ends[part]:
-                    todo.discard(part)
-            if todo:
-                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "reconcile read did not reach the end"))
-        finally:
-            consumer.close()
+        seqs = header_values_since(
+            self.settings, self.topic, start, "spool-seq", match=("collector", self.collector_id.encode())
+        )
         wanted = set(range(int(marker["first"]), int(marker["last"]) + 1))
-        self.spool.mark_sent(sorted(found & wanted), clear_inflight=True)
-        log.info("reconciled in-flight batch %s-%s: %d already in Kafka", marker["first"], marker["last"],
-                 len(found & wanted))  # fmt: skip
-        return len(found & wanted)
+        found = sorted({int(s) for s in seqs} & wanted)
+        self.spool.mark_sent(found, clear_inflight=True)
+        log.info("reconciled in-flight batch %s-%s: %d already in Kafka", marker["first"], marker["last"], len(found))
+        return len(found)
 
     # --- sending --------------------------------------------------------------------------------------------
 

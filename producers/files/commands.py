@@ -51,7 +51,7 @@ def watch(
         fail(str(exc))
         return
     store = CheckpointStore(settings.state_dir / "files" / f"{file_spec.name}.sqlite")
-    watcher = FileWatcher(file_spec, folder, KafkaSink(sender), store)
+    watcher = FileWatcher(file_spec, folder, KafkaSink(sender, settings), store)
     stopping = False
 
     def _stop(*_: object) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from producers.files.parse import LineError, parse_file
 from producers.files.spec import FileSpec
 from producers.pos.checkpoint import CheckpointStore
-from producers.pos.sink import TicketSink
+from producers.pos.sink import TicketSink, note_inflight, reconcile_inflight
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -84,9 +84,11 @@ class FileWatcher:
         result = parse_file(path.read_bytes(), self.spec, datetime.now(UTC))
         outcome.tickets = len(result.tickets)
         outcome.errors = result.errors
+        reconcile_inflight(self.store, self.sink, self.spec.name)
         new = self.store.unpublished(self.spec.name, result.tickets)
         for i in range(0, len(new), BATCH):
             batch = new[i : i + BATCH]
+            note_inflight(self.store, self.sink, self.spec.name, batch)
             for ticket in batch:
                 self.sink.send(ticket)
             self.sink.flush()

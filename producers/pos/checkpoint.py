@@ -1,7 +1,9 @@
 """Durable sync state of one source in SQLite (WAL): the checkpoint and what was published.
 
 The checkpoint advances only in the same transaction that records the fingerprints of the tickets the broker
-acknowledged, so a restart resumes from acknowledged state. A ticket is published again only if its content
+acknowledged, so a restart resumes from acknowledged state. A page being sent is noted first (*in flight*,
+with the topic's end offsets), so that a crash between Kafka's acknowledgement and that transaction can be
+reconciled from the topic instead of sending the page again. A ticket is published again only if its content
 changed (an order that gained a refund or was re-priced), which is how the overlap window re-reads without
 duplicating.
 """
@@ -14,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from schemas.models import PosTicket
 
@@ -37,6 +40,7 @@ class CheckpointStore:
         self.db.executescript(
             """
             CREATE TABLE IF NOT EXISTS checkpoint (source TEXT PRIMARY KEY, position TEXT NOT NULL, saved_at REAL);
+            CREATE TABLE IF NOT EXISTS inflight (source TEXT PRIMARY KEY, marker TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS published (
                 source TEXT NOT NULL, ticket_id TEXT NOT NULL, fingerprint TEXT NOT NULL, published_at REAL,
                 PRIMARY KEY (source, ticket_id));
@@ -93,12 +97,25 @@ class CheckpointStore:
                 "published_at = excluded.published_at",
                 rows,
             )
+            self.db.execute("DELETE FROM inflight WHERE source = ?", (source,))
             if position is not None:
                 self.db.execute(
                     "INSERT INTO checkpoint (source, position, saved_at) VALUES (?, ?, ?) "
                     "ON CONFLICT (source) DO UPDATE SET position = excluded.position, saved_at = excluded.saved_at",
                     (source, position, now),
                 )
+
+    def set_inflight(self, source: str, marker: dict[str, Any]) -> None:
+        """Note a page about to be sent (topic end offsets and its ticket keys); ``commit`` clears it."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                "INSERT OR REPLACE INTO inflight (source, marker) VALUES (?, ?)", (source, json.dumps(marker))
+            )
+
+    def inflight(self, source: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT marker FROM inflight WHERE source = ?", (source,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def published_count(self, source: str) -> int:
         return int(self.db.execute("SELECT count(*) FROM published WHERE source = ?", (source,)).fetchone()[0])

@@ -86,7 +86,7 @@ def poll(
     except (SourceError, ValueError, StackNotRunning) as exc:
         fail(str(exc))
         return
-    poller = Poller(cfg, KafkaSink(sender), store, client)
+    poller = Poller(cfg, KafkaSink(sender, settings), store, client)
     stopping = False
 
     def _stop(*_: object) -> None:

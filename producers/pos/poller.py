@@ -18,7 +18,7 @@ from typing import Any
 from producers.pos.checkpoint import CheckpointStore
 from producers.pos.common import MapContext, MappingError
 from producers.pos.http import OAuth, TokenFile, VendorClient
-from producers.pos.sink import TicketSink
+from producers.pos.sink import TicketSink, note_inflight, reconcile_inflight
 from producers.pos.source import SourceConfig
 from producers.pos.vendors import Adapter, adapter_for, load_position, start_time
 
@@ -87,12 +87,17 @@ class Poller:
         return MapContext(source=c.name, stores=c.stores, ingested_at=self.now(), tenant_id=c.tenant_id,
                           currency=c.currency, categories=c.categories, payment_types=c.payment_types)  # fmt: skip
 
+    def reconcile(self) -> int:
+        """After a crash with a page in flight, record as published the tickets of it that reached Kafka."""
+        return reconcile_inflight(self.store, self.sink, self.cfg.name)
+
     def sync(self, since: datetime | None = None, until: datetime | None = None,
              on_progress: Callable[[str, float | None, SyncResult], None] | None = None) -> SyncResult:  # fmt: skip
         """One incremental sync (or a backfill of [since, until)). Raises when the vendor or broker fails;
         everything acknowledged before that is checkpointed."""
         name = self.cfg.name
         result = SyncResult()
+        self.reconcile()
         position = load_position(self.store.position(name))
         end = until or self.now()
         default_start = end - FIRST_RUN_LOOKBACK
@@ -113,6 +118,7 @@ class Poller:
                     except MappingError as exc:
                         rejects.append((self.adapter.record_id(record), record, str(exc)))
                 new = self.store.unpublished(name, tickets)
+                note_inflight(self.store, self.sink, name, new)
                 for ticket in new:
                     self.sink.send(ticket)
                 reject_keys = {f"reject:{rid}": reject_fingerprint(rec, why) for rid, rec, why in rejects}

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from typer.testing import CliRunner
 
+from producers.pos.checkpoint import CheckpointStore
+from producers.pos.http import TokenFile
+from producers.pos.poller import Poller, make_client
+from producers.pos.sink import KafkaSink
+from producers.pos.vendors import adapter_for
+from producers.sender import RecordSender
 from tests.producers.pos.broker import Broker, broker, read_tickets
-from tests.producers.pos.test_poller import add_refund, add_sale, sale_id
+from tests.producers.pos.test_poller import add_refund, add_sale, config, sale_id
 from tests.producers.pos.vendor_server import vendor_server
 from tillflow.cli import app
 from tillflow.kafka import client_config
@@ -80,3 +88,41 @@ def _read_raw(settings: Settings, topic: str) -> list[bytes]:
             out.append(msg.value() or b"")
     consumer.close()
     return out
+
+
+def test_crash_between_ack_and_checkpoint_does_not_duplicate(
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page was acknowledged by Kafka, then the process died before the checkpoint transaction: the
+    restarted poller finds that page's tickets in the topic (in-flight marker) and does not send them again."""
+    settings = broker.settings(tmp_path / "state")
+    monkeypatch.setenv("POS_TEST_TOKEN", "static-token")
+    with vendor_server() as (base, st):
+        for i in range(9):
+            add_sale("square", st, i, NOW - timedelta(hours=2) + timedelta(minutes=i))
+        cfg = config("square", base, name="square-crash")
+        store = CheckpointStore(tmp_path / "cp.sqlite")
+        real_commit = store.commit
+        calls: list[int] = []
+
+        def commit_then_die(*args: Any, **kwargs: Any) -> None:
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("power cut")
+            real_commit(*args, **kwargs)
+
+        monkeypatch.setattr(store, "commit", commit_then_die)
+        client = make_client(cfg, adapter_for(cfg), TokenFile(tmp_path / "tokens.json"))
+        with pytest.raises(RuntimeError, match="power cut"):
+            Poller(cfg, KafkaSink(RecordSender(settings), settings), store, client, now=lambda: NOW).sync()
+        assert store.inflight("square-crash") is not None
+        store.close()
+
+        store = CheckpointStore(tmp_path / "cp.sqlite")
+        client = make_client(cfg, adapter_for(cfg), TokenFile(tmp_path / "tokens.json"))
+        poller = Poller(cfg, KafkaSink(RecordSender(settings), settings), store, client, now=lambda: NOW)
+        result = poller.sync()
+        assert result.published == 3 and store.inflight("square-crash") is None
+    counts = Counter(t.ticket_id for t in read_tickets(settings) if t.source == "square-crash")
+    assert sorted(counts) == sorted(sale_id("square", i) for i in range(9))
+    assert set(counts.values()) == {1}
