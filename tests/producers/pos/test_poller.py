@@ -329,3 +329,27 @@ def test_http_helpers() -> None:
              '<https://x.myshopify.com/admin/api/2025-01/orders.json?page_info=p2&limit=3>; rel="next"'  # fmt: skip
     assert next_link(header) == "https://x.myshopify.com/admin/api/2025-01/orders.json?page_info=p2&limit=3"
     assert next_link(None) is None
+
+
+def test_clover_keyset_paging_with_many_orders_at_the_same_millisecond(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(8):
+            add_sale("clover", st, i, T0)  # all modified in the same millisecond, more than a page
+        add_sale("clover", st, 8, T0 + timedelta(seconds=1))
+        ledger: list[PosTicket] = []
+        make_poller(config("clover", base), ListSink(ledger), tmp_path, NOW).sync()
+        assert ids(ledger) == sorted(sale_id("clover", i) for i in range(9))
+        offsets = [q for m, q in st.log if "offset=" in q]
+        assert len(offsets) >= 4
+
+
+def test_square_searches_at_most_ten_locations_per_query(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        stores = {f"LOC{i:02d}": f"s{i}" for i in range(12)}
+        for i in range(12):
+            order = square_order(i, T0 + timedelta(minutes=i), location=f"LOC{i:02d}")
+            st.square[order["id"]] = order
+        ledger: list[PosTicket] = []
+        make_poller(config("square", base, stores=stores), ListSink(ledger), tmp_path, NOW).sync()
+        assert ids(ledger) == sorted(sale_id("square", i) for i in range(12))
+        assert {t.store_id for t in ledger} == set(stores.values())

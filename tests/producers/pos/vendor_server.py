@@ -141,6 +141,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = req.get("query") or {}
         f = query.get("filter") or {}
         rng = (f.get("date_time_filter") or {}).get("updated_at") or {}
+        if len(req.get("location_ids") or []) > 10:
+            return self._send(400, {"errors": [{"code": "INVALID_ARRAY_LENGTH", "field": "location_ids"}]})
         if query.get("sort", {}).get("sort_field") != "UPDATED_AT":
             return self._send(400, {"errors": [{"code": "BAD_REQUEST", "detail": "sort_field must match filter"}]})
         states = set((f.get("state_filter") or {}).get("states") or ["OPEN", "COMPLETED", "CANCELED", "DRAFT"])
