@@ -146,7 +146,10 @@ def shopify_refund(order: dict[str, Any], refund_id: int, at: datetime) -> dict[
     }  # fmt: skip
 
 
-def lightspeed_sale(n: int, at: datetime, version: int, outlet: str = "0adaafb3-6583-11e5-fb60-d3e7e1dbd1a1") -> dict:  # type: ignore[type-arg]
+LIGHTSPEED_OUTLET = "0adaafb3-6583-11e5-fb60-d3e7e1dbd1a1"
+
+
+def lightspeed_sale(n: int, at: datetime, version: int, outlet: str = LIGHTSPEED_OUTLET) -> dict[str, Any]:
     """A CLOSED X-Series sale (prices tax-exclusive, 15% GST): 3 x socks with 1.00 off each, 1 beanie; cash."""
     return {
         "id": f"5e9b7a3c-0000-4000-8000-{n:012d}", "outlet_id": outlet,

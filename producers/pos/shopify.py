@@ -47,7 +47,9 @@ def _gateway(gateway: str | None, ctx: MapContext) -> PaymentMethod:
     return method_from_name(gateway)
 
 
-def _transactions(txs: list[dict[str, Any]], kinds: tuple[str, ...], currency: str, ctx: MapContext, what: str):  # type: ignore[no-untyped-def]
+def _transactions(
+    txs: list[dict[str, Any]], kinds: tuple[str, ...], currency: str, ctx: MapContext, what: str
+) -> list[tuple[PaymentMethod, int]]:
     out = []
     for tx in txs:
         if tx.get("status") not in (None, "success") or tx.get("kind") not in kinds:
