@@ -128,7 +128,7 @@ class Poller:
                         log.warning("rejected %s: %s", record_id, reason)
                         self.sink.reject(name, record_id, record, reason)
                 self.sink.flush()  # raises if the broker did not acknowledge: the position stays where it was
-                if page.position is not None:
+                if page.position is not None and since is None:  # a backfill never moves the position
                     position[scope] = self.adapter.later(position.get(scope), page.position)
                 self.store.commit(name, new, json.dumps(position, sort_keys=True), fresh)
                 result.pages += 1

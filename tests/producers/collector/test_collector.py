@@ -75,8 +75,8 @@ def test_broker_stopped_and_restarted_mid_run_every_ticket_once(
     run_until(first, lambda: first.forwarder.sent >= 120)
     assert first.forwarder.kafka_up
 
-    # The central broker goes away; the store keeps selling.
-    own_broker.stop()
+    # The central site goes away (broker and registry); the store keeps selling.
+    own_broker.stop(registry=True)
     csv_file(inbox / "noon.csv", 301, 200)
     deadline = time.monotonic() + 30
     while not (inbox / "processed" / "noon.csv").exists() or first.forwarder.kafka_up:

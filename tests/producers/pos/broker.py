@@ -37,7 +37,7 @@ class Broker:
     def start(self, timeout: float = 30.0) -> None:
         """Start the broker (and the registry, the first time)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.registry.proc is None:
+        if self.registry.proc is None or self.registry.proc.poll() is not None:
             self.registry.start()
         log = (self.data_dir.parent / "broker.log").open("ab")
         self.proc = subprocess.Popen(

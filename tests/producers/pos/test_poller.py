@@ -353,3 +353,17 @@ def test_square_searches_at_most_ten_locations_per_query(tmp_path: Path) -> None
         make_poller(config("square", base, stores=stores), ListSink(ledger), tmp_path, NOW).sync()
         assert ids(ledger) == sorted(sale_id("square", i) for i in range(12))
         assert {t.store_id for t in ledger} == set(stores.values())
+
+
+def test_lightspeed_backfill_filters_on_sale_date(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(6):
+            add_sale("lightspeed", st, i, T0 + timedelta(hours=i))
+        ledger: list[PosTicket] = []
+        cfg = config("lightspeed", base)
+        p = make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(hours=10))
+        p.sync(since=T0 + timedelta(hours=2), until=T0 + timedelta(hours=4))
+        assert ids(ledger) == [sale_id("lightspeed", 2), sale_id("lightspeed", 3)]
+        assert load_position(p.store.position(cfg.name)) == {}  # a backfill does not move the cursor past unread sales
+        p.sync()
+        assert ids(ledger) == sorted(sale_id("lightspeed", i) for i in range(6))
