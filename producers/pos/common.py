@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,17 +28,31 @@ def exponent(currency: str) -> int:
     return _EXPONENTS.get(currency.upper(), 2)
 
 
+_PLAIN = re.compile(r"(-?)(\d+)(?:\.(\d*))?")
+
+
 def minor_units(value: Any, currency: str, what: str = "amount") -> int:
     """A decimal amount (string, int or float, as vendors send them) in minor units, rounded half up."""
     if value is None or isinstance(value, bool):
         raise MappingError(f"{what} is missing")
+    exp = exponent(currency)
+    if isinstance(value, int):
+        return value * 10**exp
+    text = value.strip() if isinstance(value, str) else str(value)
+    plain = _PLAIN.fullmatch(text)
+    if plain:  # the common case, in integers: as ROUND_HALF_UP below, without Decimal's cost
+        sign, whole, frac = plain.group(1), plain.group(2), plain.group(3) or ""
+        units = int(whole + frac[:exp].ljust(exp, "0"))
+        if len(frac) > exp and frac[exp] >= "5":
+            units += 1
+        return -units if sign else units
     try:
-        amount = Decimal(str(value).strip())
+        amount = Decimal(text)
     except InvalidOperation:
         raise MappingError(f"{what} {value!r} is not a number") from None
     if not amount.is_finite():
         raise MappingError(f"{what} {value!r} is not a finite number")
-    return int(amount.scaleb(exponent(currency)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(amount.scaleb(exp).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def as_int(value: Any, what: str) -> int:

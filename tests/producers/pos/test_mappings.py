@@ -217,3 +217,20 @@ def test_mapping_is_deterministic() -> None:
     a = square.map_order(square_order(9, AT), ctx())
     b = square.map_order(copy.deepcopy(square_order(9, AT)), ctx())
     assert a == b
+
+
+def test_minor_units_fast_path_agrees_with_decimal_half_up() -> None:
+    import random
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from producers.pos.common import exponent
+
+    rng = random.Random(7)
+    for _ in range(5000):
+        currency = rng.choice(["EUR", "JPY", "KWD"])
+        if rng.random() < 0.7:
+            value: object = f"{rng.choice(['', '-'])}{rng.randint(0, 10**6)}.{rng.randint(0, 10**6)}"
+        else:
+            value = rng.uniform(-1e4, 1e4)
+        expected = int(Decimal(str(value)).scaleb(exponent(currency)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        assert minor_units(value, currency) == expected, (value, currency)
