@@ -126,3 +126,34 @@ def test_crash_between_ack_and_checkpoint_does_not_duplicate(
     counts = Counter(t.ticket_id for t in read_tickets(settings) if t.source == "square-crash")
     assert sorted(counts) == sorted(sale_id("square", i) for i in range(9))
     assert set(counts.values()) == {1}
+
+
+def test_poll_every_runs_until_sigterm(broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+    import threading
+
+    broker.settings(tmp_path / "state")
+    monkeypatch.setenv("TILLFLOW_KAFKA_BOOTSTRAP", broker.bootstrap)
+    monkeypatch.setenv("TILLFLOW_REGISTRY_URL", broker.registry.url)
+    monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SQUARE_TOKEN", "static-token")
+    previous = signal.getsignal(signal.SIGTERM)
+    with vendor_server() as (base, st):
+        add_sale("square", st, 1, NOW - timedelta(minutes=30))
+        source = tmp_path / "square.yaml"
+        source.write_text(
+            f"name: square-every\nvendor: square\nbase_url: {base}\nstores: {{L8RY5ZZ0T8RZM: s1}}\n"
+            "auth: {kind: api_key, token: {env: SQUARE_TOKEN}}\n"
+        )
+        timer = threading.Timer(3.5, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.start()
+        try:
+            result = CliRunner().invoke(app, ["poll", str(source), "--every", "1s"])
+        finally:
+            timer.cancel()
+            signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == 0, result.output
+    runs = result.output.count("square-every:")
+    assert runs >= 3, result.output
+    assert "1 tickets published" in result.output and result.output.count("0 tickets published") == runs - 1
