@@ -200,3 +200,50 @@ def test_collect_command_until_empty(own_broker: Broker, tmp_path: Path, monkeyp
     bad.write_text("name: x\n")
     result = CliRunner().invoke(app, ["collect", "--spec", str(bad)])
     assert result.exit_code == 1 and "give exactly one of folder or sqlite" in result.output
+
+
+def test_sigkill_mid_send_then_restart_counts_every_ticket_once(own_broker: Broker, tmp_path: Path) -> None:
+    """A real process killed with SIGKILL (what a power cut does to it) while batches are in flight."""
+    import signal
+    import subprocess
+    import sys
+
+    settings = own_broker.settings(tmp_path / "state")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for k in range(4):
+        csv_file(inbox / f"part{k}.csv", 1 + k * 1000, 1000)
+    (tmp_path / "caisse.yaml").write_text(yaml.safe_dump(CSV_SPEC, allow_unicode=True))
+    spec = {"name": "kill-01", "folder": {"path": str(inbox), "spec": "caisse.yaml"}, "batch": 100, "interval": 0.2}
+    (tmp_path / "collector.yaml").write_text(yaml.safe_dump(spec))
+    env = {
+        **os.environ,
+        "TILLFLOW_KAFKA_BOOTSTRAP": own_broker.bootstrap,
+        "TILLFLOW_REGISTRY_URL": own_broker.registry.url,
+        "TILLFLOW_STATE_DIR": str(tmp_path / "state"),
+        "TILLFLOW_LOG_LEVEL": "ERROR",
+    }
+    cmd = [sys.executable, "-m", "tillflow", "collect", "--spec", str(tmp_path / "collector.yaml"), "--until-empty"]
+    spool = tmp_path / "state" / "collector" / "kill-01.spool.sqlite"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sent_at_kill = 0
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with sqlite3.connect(f"file:{spool}?mode=ro", uri=True, timeout=5) as db:
+                    sent_at_kill = db.execute("SELECT count(*) FROM spool WHERE sent_at IS NOT NULL").fetchone()[0]
+            except sqlite3.OperationalError:  # not created yet
+                pass
+            if sent_at_kill >= 600:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    assert 0 < sent_at_kill < 4000, "the kill should land mid-run"
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stderr[-2000:]
+    counts = Counter(t.ticket_id for t in read_tickets(settings, timeout=30))
+    assert len(counts) == 4000
+    assert set(counts.values()) == {1}, [k for k, v in counts.items() if v > 1][:5]
