@@ -28,6 +28,7 @@ def collect(
     from producers.collector.collect import Collector, CollectorSpecError, load_collector_spec
     from producers.collector.metrics import update
     from producers.files.spec import SpecError
+    from producers.pos.lock import AlreadyRunning, exclusive
     from tillflow.kafka import StackNotRunning
     from tillflow.metrics import serve_metrics
     from tillflow.settings import load_settings
@@ -50,14 +51,18 @@ def collect(
     signal.signal(signal.SIGTERM, _stop)
     total = 0
     try:
-        while not stopping:
-            taken, sent = collector.step()
-            total += sent
-            update(cfg.name, collector)
-            if until_empty and collector.spool.depth() == 0 and not collector.forwarder.outstanding and taken == 0:
-                break
-            if not sent:
-                time.sleep(0.2)
+        with exclusive(settings.state_dir / "collector" / f"{cfg.name}.lock", f"collector {cfg.name}"):
+            while not stopping:
+                taken, sent = collector.step()
+                total += sent
+                update(cfg.name, collector)
+                idle = collector.spool.depth() == 0 and not collector.forwarder.outstanding and taken == 0
+                if until_empty and idle:
+                    break
+                if not sent:
+                    time.sleep(0.2)
+    except AlreadyRunning as exc:
+        fail(str(exc))
     finally:
         collector.close()
     if collector.forwarder.last_error and not collector.forwarder.kafka_up:

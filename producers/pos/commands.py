@@ -53,6 +53,7 @@ def poll(
     """
     from producers.pos.checkpoint import CheckpointStore
     from producers.pos.http import AuthFailed, SourceUnavailable, TokenFile
+    from producers.pos.lock import AlreadyRunning, exclusive
     from producers.pos.metrics import LAST_SUCCESS, REJECTED, SYNC_ERRORS, TICKETS
     from producers.pos.poller import Poller, SyncResult, make_client
     from producers.pos.schedule import run_every
@@ -131,14 +132,17 @@ def poll(
             err.print(f"  rejected: {reason}", highlight=False)
         return result
 
-    if interval is None:
-        ok = run_once()
+    try:
+        with exclusive(state / f"{cfg.name}.lock", f"a poller of source {cfg.name}"):
+            if interval is None:
+                if run_once() is None:
+                    raise typer.Exit(2)
+                return
+            run_every(interval.total_seconds(), run_once, lambda: stopping)
+    except AlreadyRunning as exc:
+        fail(str(exc))
+    finally:
         store.close()
-        if ok is None:
-            raise typer.Exit(2)
-        return
-    run_every(interval.total_seconds(), run_once, lambda: stopping)
-    store.close()
 
 
 def register(app: typer.Typer) -> None:
