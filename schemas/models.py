@@ -136,8 +136,18 @@ class TicketLine(Record):
     category: str | None = None
 
 
+# Kinds whose amounts are money back to the customer (or a cancelled sale): their amounts are <= 0.
+REVERSING_KINDS = frozenset({TicketKind.REFUND, TicketKind.VOID})
+
+
 class PosTicket(Record):
-    """One POS ticket (topic ``pos.tickets``, key ``store_id``)."""
+    """One POS ticket (topic ``pos.tickets``, key ``store_id``).
+
+    Amounts are signed as money flows: sales are positive; a REFUND is negative; a VOID carries the negated
+    amounts of the ticket it cancels (``original_ticket_id``), so the pair sums to zero. Summing
+    ``net_amount`` over any set of tickets gives net takings. ``net_amount`` excludes tax and is
+    ``gross_amount - discount_amount``.
+    """
 
     avro_name: ClassVar[str] = "pos_ticket"
 
@@ -158,6 +168,33 @@ class PosTicket(Record):
     lines: tuple[TicketLine, ...] = ()
     original_ticket_id: str | None = None
     ingested_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _signs(self) -> PosTicket:
+        reversing = self.kind in REVERSING_KINDS
+        for name in ("gross_amount", "net_amount"):
+            value = getattr(self, name)
+            if reversing and value > 0:
+                raise ValueError(f"{self.kind} ticket {self.ticket_id}: {name} {value} must be <= 0 (signed amounts)")
+            if not reversing and value < 0:
+                raise ValueError(f"{self.kind} ticket {self.ticket_id}: {name} {value} must be >= 0 (signed amounts)")
+        return self
+
+
+def reversed_amounts(ticket_fields: dict[str, Any]) -> dict[str, Any]:
+    """A ticket's fields (nested lines and payments as models) with every amount and quantity negated:
+    the body of a VOID or REFUND that reverses it."""
+    out = dict(ticket_fields)
+    for key in ("gross_amount", "net_amount", "tax_amount", "discount_amount"):
+        out[key] = -out[key]
+    out["payments"] = tuple(p.model_copy(update={"amount": -p.amount}) for p in out.get("payments", ()))
+    out["lines"] = tuple(
+        ln.model_copy(
+            update={"quantity": -ln.quantity, "discount_amount": -ln.discount_amount, "net_amount": -ln.net_amount}
+        )
+        for ln in out.get("lines", ())
+    )
+    return out
 
 
 class CameraCount(Record):

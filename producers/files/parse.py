@@ -11,7 +11,7 @@ from typing import Any
 
 from producers.files.spec import FileSpec
 from producers.pos.common import MappingError, build, merge_payments, method_from_name, minor_units
-from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, TicketLine
+from schemas.models import REVERSING_KINDS, Channel, PaymentMethod, PosTicket, TicketKind, TicketLine, reversed_amounts
 
 
 @dataclass(frozen=True)
@@ -246,14 +246,17 @@ def _ticket(rows: list[Row], spec: FileSpec, ingested_at: datetime) -> PosTicket
     channel = (
         _code(first.get("channel"), spec.channels, Channel, "channel") if first.get("channel") else Channel.IN_STORE
     )
-    return build(
-        f"ticket {number}",
+    fields = dict(
         ticket_id=f"{spec.name}:{store}:{number}", source=spec.name, store_id=store, tenant_id=spec.tenant_id,
         terminal_id=(first.get("terminal") or "").strip() or None, kind=kind, occurred_at=timestamp(first, spec),
         currency=currency, gross_amount=net + discount, net_amount=net, tax_amount=tax, discount_amount=discount,
         payments=merge_payments(payments), channel=channel, lines=lines,
         original_ticket_id=f"{spec.name}:{store}:{original}" if original else None, ingested_at=ingested_at,
     )  # fmt: skip
+    if kind in REVERSING_KINDS and net > 0:
+        # Exports write refunds and voids as positive figures with a type code; the contract signs them.
+        fields = reversed_amounts(fields)
+    return build(f"ticket {number}", **fields)
 
 
 def _method(raw: str, spec: FileSpec) -> PaymentMethod:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from schemas.models import Payment, PaymentMethod, PosTicket, TicketKind, TicketLine
+from schemas.models import Payment, PaymentMethod, PosTicket, TicketKind, reversed_amounts
 
 # ISO 4217 minor-unit exponents that are not 2. Everything else has cents.
 _EXPONENTS = {
@@ -140,22 +140,6 @@ def merge_payments(payments: Iterable[tuple[PaymentMethod, int]]) -> tuple[Payme
     return tuple(Payment(method=m, amount=a) for m, a in totals.items() if a)
 
 
-def negate(ticket_fields: dict[str, Any]) -> dict[str, Any]:
-    """The amounts of a ticket turned around, for a VOID or REFUND that reverses it."""
-    out = dict(ticket_fields)
-    for key in ("gross_amount", "net_amount", "tax_amount", "discount_amount"):
-        out[key] = -out[key]
-    out["payments"] = tuple(Payment(method=p.method, amount=-p.amount) for p in out.get("payments", ()))
-    out["lines"] = tuple(
-        TicketLine(
-            sku=ln.sku, description=ln.description, quantity=-ln.quantity, unit_price=ln.unit_price,
-            discount_amount=-ln.discount_amount, net_amount=-ln.net_amount, category=ln.category,
-        )
-        for ln in out.get("lines", ())
-    )  # fmt: skip
-    return out
-
-
 def build(record: str, **fields: Any) -> PosTicket:
     """Validate a ticket; a validation failure becomes a :class:`MappingError` naming the record."""
     try:
@@ -166,6 +150,6 @@ def build(record: str, **fields: Any) -> PosTicket:
 
 def void_of(sale: dict[str, Any], what: str) -> PosTicket:
     """The VOID that reverses ``sale`` (same amounts, negative), named ``<sale id>:void``."""
-    void = negate(sale)
+    void = reversed_amounts(sale)
     void.update(ticket_id=f"{sale['ticket_id']}:void", kind=TicketKind.VOID, original_ticket_id=sale["ticket_id"])
     return build(what, **void)

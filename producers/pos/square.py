@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from producers.pos.common import MapContext, MappingError, as_int, build, merge_payments, negate, parse_time, void_of
-from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, TicketLine
+from producers.pos.common import MapContext, MappingError, as_int, build, merge_payments, parse_time, void_of
+from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, TicketLine, reversed_amounts
 
 VENDOR = "square"
 
@@ -137,7 +137,7 @@ def map_order(order: dict[str, Any], ctx: MapContext) -> list[PosTicket]:
             "payments": merge_payments(refunded), "lines": lines,
             "original_ticket_id": ticket_id(next(iter(source_ids))),
         }  # fmt: skip
-        return [build(what, **negate(fields))]
+        return [build(what, **reversed_amounts(fields))]
 
     total = _money(order.get("total_money"), f"{what} total_money")
     tax = _money(order.get("total_tax_money"), f"{what} total_tax_money")

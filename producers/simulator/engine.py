@@ -37,7 +37,16 @@ from producers.simulator.profiles import (
     profile,
 )
 from schemas.catalogue import Catalogue, Store
-from schemas.models import CameraCount, Channel, Payment, PaymentMethod, PosTicket, TicketKind, TicketLine
+from schemas.models import (
+    CameraCount,
+    Channel,
+    Payment,
+    PaymentMethod,
+    PosTicket,
+    TicketKind,
+    TicketLine,
+    reversed_amounts,
+)
 from schemas.topics import CAMERA_COUNTS, POS_TICKETS
 
 MS_PER_MIN = 60_000
@@ -319,7 +328,7 @@ def plan_day(
             if kind is TicketKind.SALE and void_u[i] < p.void_rate:
                 v_ms = t_ms + min(r.randint(20_000, 120_000), (min(int(exit_[i]), closes_ms) - t_ms) // 2)
                 void = dict(
-                    fields,
+                    reversed_amounts(fields),
                     ticket_id=f"{key}-{i:05d}V",
                     kind=TicketKind.VOID,
                     original_ticket_id=fields["ticket_id"],
@@ -330,7 +339,9 @@ def plan_day(
                 else:
                     dropped += 1
         else:
-            fields = _ticket_fields(r, store, p, cur, TicketKind.REFUND, f"{key}-{i:05d}R", terminal, t_ms, items=1)
+            fields = reversed_amounts(
+                _ticket_fields(r, store, p, cur, TicketKind.REFUND, f"{key}-{i:05d}R", terminal, t_ms, items=1)
+            )
             back = day - timedelta(days=r.randint(1, 21))
             fields["original_ticket_id"] = f"{store.id}-{back:%Y%m%d}-{r.randrange(max(n, 1)):05d}"
             if any(_window_mask(np.array([t_ms]), w)[0] for w in eff.silent_feed):

@@ -12,7 +12,7 @@ from producers.simulator import SimEvent, SimulationConfig, plans, simulate
 from producers.simulator.engine import camera_series, plan_day, store_effects
 from producers.simulator.incidents import local_day_hours, open_interval
 from schemas.catalogue import Catalogue
-from schemas.models import CameraCount, Channel, PaymentMethod, PosTicket, TicketKind
+from schemas.models import REVERSING_KINDS, CameraCount, Channel, PaymentMethod, PosTicket, TicketKind
 
 MONDAY = date(2026, 3, 30)
 
@@ -150,7 +150,9 @@ def test_amounts_add_up_on_every_ticket(small: Catalogue) -> None:
             assert f["net_amount"] == f["gross_amount"] - f["discount_amount"]  # type: ignore[operator]
             paid = sum(p.amount for p in f["payments"])  # type: ignore[attr-defined]
             assert paid == f["net_amount"]  # prices include tax in EUR, INR and NPR
-            assert 0 < f["tax_amount"] < f["net_amount"]  # type: ignore[operator]
+            sign = -1 if f["kind"] in REVERSING_KINDS else 1  # REFUND and VOID are negative (signed amounts)
+            assert 0 < sign * f["tax_amount"] < sign * f["net_amount"]  # type: ignore[operator]
+            assert sign * min(ln.quantity for ln in lines) > 0  # type: ignore[attr-defined]
 
 
 def test_rates_are_realistic_over_a_week_of_the_demo_estate(demo_catalogue: Catalogue) -> None:

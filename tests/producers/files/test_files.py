@@ -143,7 +143,8 @@ def test_xml_xpath_multiple_tenders_and_void() -> None:
     )
     assert sale.lines[0].description == "Schal grün" and sale.lines[0].category == "Accessoires"
     assert sale.occurred_at == datetime(2026, 3, 14, 9, 15, tzinfo=UTC)
-    assert void.kind is TicketKind.VOID and void.net_amount == 420
+    assert void.kind is TicketKind.VOID and void.net_amount == -420  # signed, though the file says 4.20
+    assert void.lines[0].quantity == -1 and void.tax_amount == -80
 
 
 def test_xml_malformed() -> None:
