@@ -93,13 +93,13 @@ class IouTracker:
         seen: list[Track] = []
         survivors: list[_Live] = []
         for ti, live in enumerate(self._live):
-            di = matched_t.get(ti)
-            if di is None:
+            hit = matched_t.get(ti)
+            if hit is None:
                 live.missed += 1
                 if live.missed <= self.max_age:
                     survivors.append(live)
                 continue
-            box = boxes[di]
+            box = boxes[hit]
             (ox, oy), (nx, ny) = _centre(live.box), _centre(box)
             steps = live.missed + 1
             live.velocity = ((nx - ox) / steps, (ny - oy) / steps)
