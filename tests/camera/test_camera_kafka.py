@@ -28,7 +28,7 @@ def test_counts_reach_kafka_keyed_by_store(stack: Settings, unique: str, tmp_pat
     catalogue.write_text(
         yaml.safe_dump(
             {
-                "stores": [{"id": "wg-volt", "name": "V", "timezone": "Europe/Berlin", "area_m2": 650, "category": "x"}],
+                "stores": [{"id": "wg-volt", "name": "V", "timezone": "UTC", "area_m2": 650, "category": "x"}],
                 "cameras": [
                     {
                         "id": camera_id,
