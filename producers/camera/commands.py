@@ -48,6 +48,7 @@ def camera_run(
     wall clock and reopened with backoff whenever it drops, until interrupted. No image ever leaves the
     process. Serves /metrics when metrics_port is set.
     """
+    import signal
     from datetime import UTC
 
     from producers.camera.config import CameraConfigError, camera_settings
@@ -129,6 +130,11 @@ def camera_run(
             fail(str(exc))
     counter = FrameCounter(cam, cam_settings, tracker)
     err.print(f"camera {cam.id}: {src} ({'live' if stream.live else 'file'}), detector {tracker.name}")
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through the finally below: queued counts are flushed
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         stats = run_counts(frames(), counter, sink, SeqAllocator(state / f"{cam.id}.seq.json"), max_frames)
     except SourceError as exc:

@@ -21,6 +21,7 @@ from producers.camera.config import CameraSettings
 from producers.camera.counting import FrameCount, LineCounter
 from producers.camera.detectors import PersonTracker
 from producers.camera.stream import Frame, State, StreamHealth
+from producers.sender import RecordSender
 from schemas.catalogue import Camera
 from schemas.models import CameraCount
 from schemas.topics import CAMERA_COUNTS
@@ -41,6 +42,9 @@ UP = Gauge("tillflow_camera_up", "1 while frames arrive, 0 once the stream is do
 ENTRIES = Counter("tillflow_camera_entries_total", "Inward door-line crossings.", ["camera"])
 EXITS = Counter("tillflow_camera_exits_total", "Outward door-line crossings.", ["camera"])
 PEOPLE = Gauge("tillflow_camera_people_in_frame", "People in the last processed frame.", ["camera"])
+LAST_FRAME = Gauge(
+    "tillflow_camera_last_frame_timestamp_seconds", "Wall-clock time the last frame was processed.", ["camera"]
+)
 
 
 class FrameCounter:
@@ -136,10 +140,7 @@ class JsonlSink:
 class KafkaSink:
     """Counts to ``camera.counts`` through :class:`~producers.sender.RecordSender`, flushed every interval."""
 
-    def __init__(self, sender: object, flush_interval: float = 1.0) -> None:
-        from producers.sender import RecordSender
-
-        assert isinstance(sender, RecordSender)
+    def __init__(self, sender: RecordSender, flush_interval: float = 1.0) -> None:
         self.sender = sender
         self.flush_interval = flush_interval
         self._last_flush = time.monotonic()
@@ -238,6 +239,7 @@ def run_counts(
             stats.entries += counted.entries
             stats.exits += counted.exits
             FRAMES.labels(cam).inc()
+            LAST_FRAME.labels(cam).set_to_current_time()
             PEOPLE.labels(cam).set(counted.people_in_frame)
             if counted.entries:
                 ENTRIES.labels(cam).inc(counted.entries)

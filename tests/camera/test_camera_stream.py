@@ -246,3 +246,60 @@ def test_metrics_are_served(tmp_path: Path) -> None:
     assert 'tillflow_camera_frames_total{camera="cam-metrics"} 80.0' in text
     assert 'tillflow_camera_entries_total{camera="cam-metrics"} 1.0' in text
     assert 'tillflow_camera_inference_seconds_count{camera="cam-metrics"} 80.0' in text
+
+
+def test_command_on_a_live_stream_stops_cleanly_on_sigterm(ip_camera: _CameraServer, tmp_path: Path) -> None:
+    """`tillflow camera run` on a live HTTP camera: wall-clock counts until SIGTERM, then every line is whole."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    ip_camera.frames_per_connection = 100_000
+    catalogue = tmp_path / "cat.yaml"
+    catalogue.write_text(
+        yaml.safe_dump(
+            {
+                "stores": [
+                    {
+                        "id": "s1",
+                        "name": "S",
+                        "timezone": "UTC",
+                        "area_m2": 10,
+                        "category": "x",
+                        "zones": [{"id": "z1", "area_m2": 5}],
+                    }
+                ],
+                "cameras": [
+                    {
+                        "id": "cam-live",
+                        "store_id": "s1",
+                        "zone_id": "z1",
+                        "role": "zone",
+                        "source": ip_camera.url,
+                        "detector": "mog2",
+                    }
+                ],
+            }
+        )
+    )
+    out = tmp_path / "counts.jsonl"
+    env = {**os.environ, "TILLFLOW_CATALOGUE": str(catalogue), "TILLFLOW_STATE_DIR": str(tmp_path / "state")}
+    cmd = [sys.executable, "-m", "tillflow", "camera", "run", "--camera", "cam-live", "--out", str(out)]
+    started = time.time()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        health = tmp_path / "state" / "camera" / "cam-live.health.json"
+        deadline = time.monotonic() + 60
+        while not (health.exists() and '"up"' in health.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    records = [CameraCount.model_validate_json(line) for line in out.read_text().splitlines()]
+    assert len(records) >= 5
+    assert all(r.zone_id == "z1" and r.people_in_frame == 0 for r in records)
+    assert started <= records[0].frame_ts.timestamp() <= records[-1].frame_ts.timestamp() <= time.time()
+    assert [r.frame_seq for r in records] == list(range(len(records)))
