@@ -183,15 +183,12 @@ class HealthFile:
 
 
 def watch_health(health: StreamHealth, camera_id: str, health_file: HealthFile | None) -> None:
-    """Wire a stream's state changes to the log, the ``tillflow_camera_up`` gauge and the health file."""
-    reconnects_seen = 0
+    """Wire a stream's state to the log, the metrics and the health file (rewritten on every change and every
+    reconnect attempt, so ``down_for_s`` stays current while the camera is away)."""
 
     def changed(old: State, new: State) -> None:
-        nonlocal reconnects_seen
         now = time.time()
         UP.labels(camera_id).set(1 if new == "up" else 0)
-        RECONNECTS.labels(camera_id).inc(health.reconnects - reconnects_seen)
-        reconnects_seen = health.reconnects
         if new == "down":
             log.error("camera %s: no frames for %.0f s; stream is down", camera_id, health.down_for(now))
         elif new == "up" and old != "starting":
@@ -199,7 +196,13 @@ def watch_health(health: StreamHealth, camera_id: str, health_file: HealthFile |
         if health_file is not None:
             health_file.write(health, now)
 
+    def reconnecting() -> None:
+        RECONNECTS.labels(camera_id).inc()
+        if health_file is not None:
+            health_file.write(health, time.time())
+
     health.on_change = changed
+    health.on_reconnect = reconnecting
 
 
 @dataclass

@@ -73,6 +73,7 @@ class StreamHealth:
     failing_since: float | None = None
     reconnects: int = 0
     on_change: Callable[[State, State], None] | None = None
+    on_reconnect: Callable[[], None] | None = None
     history: list[State] = field(default_factory=list)
 
     def _set(self, state: State) -> None:
@@ -96,8 +97,11 @@ class StreamHealth:
             self._set("reconnecting")
 
     def reconnecting(self, now: float) -> None:
+        """A reconnect attempt is about to be made."""
         self.reconnects += 1
         self.check(now)
+        if self.on_reconnect is not None:
+            self.on_reconnect()
 
     def check(self, now: float) -> None:
         if self.failing_since is not None and now - self.failing_since >= self.down_after:

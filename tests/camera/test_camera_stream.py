@@ -13,6 +13,7 @@ import cv2
 import pytest
 import requests
 import yaml
+from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from producers.camera.config import CameraConfigError, CameraSettings, camera_settings
@@ -172,6 +173,9 @@ def test_live_stream_reconnects_and_reports_down_then_up(ip_camera: _CameraServe
     assert "down" in states and states[-1] == "up"
     assert health.reconnects >= 3
     assert '"state": "up"' in health_file.path.read_text()
+    sample = REGISTRY.get_sample_value
+    assert sample("tillflow_camera_reconnects_total", {"camera": "cam-live"}) == health.reconnects
+    assert sample("tillflow_camera_up", {"camera": "cam-live"}) == 1
 
 
 def test_camera_settings_from_the_catalogue() -> None:
