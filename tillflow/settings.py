@@ -99,6 +99,17 @@ class Settings(BaseSettings):
     dev_kafka_port: int = 0
     dev_registry_port: int = 0
 
+    # --- simulator ---
+    simulator_speed: float = Field(
+        1440.0,
+        ge=0,
+        description="Time compression of `tillflow simulate` when sending to Kafka (1440: a day in a minute; "
+        "1: real time; 0: as fast as possible).",
+    )
+    simulator_fps: float = Field(1.0, gt=0, le=30, description="Camera frames per second the simulator emits.")
+    simulator_source: str = Field("simulator", description="`source` of simulated tickets.")
+    # --- end simulator ---
+
     # --- camera ---
     camera_detector: Literal["auto", "yolo", "mog2"] = Field(
         "auto", description="Default person detector: yolo (ultralytics), mog2 (no weights), auto (yolo if installed)."
@@ -120,6 +131,7 @@ class Settings(BaseSettings):
         60.0, gt=0, description="A stream without frames this long is reported down (health file, metric, log)."
     )
     camera_flush_interval_s: float = Field(1.0, gt=0, description="How often counts sent to Kafka are flushed.")
+    # --- end camera ---
 
     @classmethod
     def settings_customise_sources(
