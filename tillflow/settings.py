@@ -125,6 +125,7 @@ class Settings(BaseSettings):
         12.5, gt=0, description="Process at most this many frames per second of stream time; unset: every frame."
     )
     camera_threads: int = Field(1, ge=1, description="CPU threads for inference (torch and OpenCV).")
+    camera_device: str = Field("cpu", description="torch device for YOLO: cpu, cuda, cuda:1, mps.")
     camera_reconnect_initial_s: float = Field(1.0, gt=0, description="First wait before reopening a dropped stream.")
     camera_reconnect_max_s: float = Field(30.0, gt=0, description="Longest wait between reconnect attempts.")
     camera_down_after_s: float = Field(

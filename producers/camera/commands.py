@@ -40,13 +40,17 @@ def camera_run(
     ] = None,
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many processed frames.")] = None,
 ) -> None:
-    """Read a camera, count people and door-line crossings, and emit one CameraCount per processed frame.
+    """Read a camera, count people and door-line crossings, emit one CameraCount per processed frame.
 
-    Settings come from the camera's entry in the store catalogue (source, detector, door_line, inside,
-    region, imgsz, target_fps...), then the camera_* settings. Counts go to the camera.counts topic, or to
-    --out. A file is read to its end and timed by its own clock from --start; a live stream is timed by the
-    wall clock and reopened with backoff whenever it drops, until interrupted. No image ever leaves the
-    process. Serves /metrics when metrics_port is set.
+    Settings come from the camera's catalogue entry (source, detector, door_line, inside, region...).
+
+    Counts go to the camera.counts topic, or to --out.
+
+    A file is read to its end and timed by its own clock from --start.
+
+    A live stream is timed by the wall clock and reopened with backoff whenever it drops, until stopped.
+
+    No image ever leaves the process. Serves /metrics when metrics_port is set.
     """
     import signal
     from datetime import UTC
@@ -84,16 +88,7 @@ def camera_run(
     if start is not None and (start.tzinfo is None or start.utcoffset() is None):
         fail("--start needs a UTC offset, for example 2026-11-23T09:00:00+01:00")
 
-    import cv2
-
-    cv2.setNumThreads(settings.camera_threads)
-    name = detector or cam_settings.detector or settings.camera_detector
     state = settings.state_dir / "camera"
-    try:
-        tracker = _build(name, cam_settings, settings, state)
-    except DetectorError as exc:
-        fail(str(exc))
-
     fps = target_fps if target_fps is not None else (cam_settings.target_fps or settings.camera_target_fps)
     health = StreamHealth(down_after=settings.camera_down_after_s)
     watch_health(health, cam.id, HealthFile(state / f"{cam.id}.health.json", cam.id))
@@ -106,17 +101,10 @@ def camera_run(
         reconnect_initial=settings.camera_reconnect_initial_s,
         reconnect_max=settings.camera_reconnect_max_s,
     )
-    if settings.metrics_port is not None:
-        port = serve_metrics(settings.metrics_port, settings.metrics_host)
-        err.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
-
-    def frames() -> Iterator[Frame]:
-        seen = 0
-        for frame in stream.frames():
-            SKIPPED.labels(cam.id).inc(stream.skipped - seen)
-            seen = stream.skipped
-            yield frame
-
+    try:
+        stream.check()
+    except SourceError as exc:
+        fail(str(exc))
     sink: CountSink
     if out_file is not None:
         sink = JsonlSink(out_file)
@@ -128,6 +116,26 @@ def camera_run(
             sink = KafkaSink(RecordSender(settings), settings.camera_flush_interval_s)
         except StackNotRunning as exc:
             fail(str(exc))
+    import cv2
+
+    cv2.setNumThreads(settings.camera_threads)
+    name = detector or cam_settings.detector or settings.camera_detector
+    try:
+        tracker = _build(name, cam_settings, settings, state, imgsz)
+    except DetectorError as exc:
+        fail(str(exc))
+
+    if settings.metrics_port is not None:
+        port = serve_metrics(settings.metrics_port, settings.metrics_host)
+        err.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
+
+    def frames() -> Iterator[Frame]:
+        seen = 0
+        for frame in stream.frames():
+            SKIPPED.labels(cam.id).inc(stream.skipped - seen)
+            seen = stream.skipped
+            yield frame
+
     counter = FrameCounter(cam, cam_settings, tracker)
     err.print(f"camera {cam.id}: {src} ({'live' if stream.live else 'file'}), detector {tracker.name}")
 
@@ -151,7 +159,9 @@ def camera_run(
     )
 
 
-def _build(name: str, cam_settings: CameraSettings, settings: Settings, state: Path) -> PersonTracker:
+def _build(
+    name: str, cam_settings: CameraSettings, settings: Settings, state: Path, imgsz: int | None
+) -> PersonTracker:
     from producers.camera.detectors import build_tracker, ultralytics_available
 
     if name in ("yolo", "auto") and ultralytics_available():
@@ -165,9 +175,10 @@ def _build(name: str, cam_settings: CameraSettings, settings: Settings, state: P
         relative=cam_settings.coordinates == "relative",
         weights=weights,
         config_dir=state / "ultralytics",
-        imgsz=cam_settings.imgsz or settings.camera_imgsz,
+        imgsz=imgsz or cam_settings.imgsz or settings.camera_imgsz,
         conf=cam_settings.conf or settings.camera_conf,
         nms_iou=cam_settings.nms_iou,
+        device=settings.camera_device,
     )
 
 

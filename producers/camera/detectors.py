@@ -129,6 +129,7 @@ class YoloTracker:
         conf: float = 0.25,
         nms_iou: float = 0.5,
         tracker: str = "bytetrack.yaml",
+        device: str = "cpu",
     ) -> None:
         if not ultralytics_available():
             raise DetectorError("the yolo detector needs ultralytics (pip install 'tillflow[camera]')")
@@ -144,6 +145,7 @@ class YoloTracker:
         self.conf = conf
         self.nms_iou = nms_iou
         self.tracker = tracker
+        self.device = device
 
     def track(self, frame: np.ndarray) -> list[Track]:
         results = self.model.track(
@@ -154,7 +156,7 @@ class YoloTracker:
             conf=self.conf,
             iou=self.nms_iou,
             tracker=self.tracker,
-            device="cpu",
+            device=self.device,
             verbose=False,
             save=False,
         )
@@ -176,6 +178,7 @@ def build_tracker(
     imgsz: int,
     conf: float,
     nms_iou: float = 0.5,
+    device: str = "cpu",
 ) -> PersonTracker:
     """The tracker for ``detector`` (``auto``: yolo when ultralytics is installed, else mog2)."""
     if detector == "auto":
@@ -183,5 +186,5 @@ def build_tracker(
     if detector == "mog2":
         return Mog2Tracker(min_area=min_area, relative=relative)
     if detector == "yolo":
-        return YoloTracker(weights, config_dir, imgsz=imgsz, conf=conf, nms_iou=nms_iou)
+        return YoloTracker(weights, config_dir, imgsz=imgsz, conf=conf, nms_iou=nms_iou, device=device)
     raise DetectorError(f"unknown detector {detector!r}; use yolo, mog2 or auto")

@@ -171,9 +171,13 @@ class VideoStream:
             return cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, timeouts)
         return cv2.VideoCapture(self.source)
 
-    def frames(self) -> Iterator[Frame]:
+    def check(self) -> None:
+        """Raise :class:`SourceError` now for a video file that does not exist."""
         if not self.live and not Path(self.source).exists():
             raise SourceError(f"video file {self.source} does not exist")
+
+    def frames(self) -> Iterator[Frame]:
+        self.check()
         delays: Iterator[float] | None = None
         while not self._stopped:
             cap = self._open()

@@ -307,3 +307,55 @@ def test_command_on_a_live_stream_stops_cleanly_on_sigterm(ip_camera: _CameraSer
     assert all(r.zone_id == "z1" and r.people_in_frame == 0 for r in records)
     assert started <= records[0].frame_ts.timestamp() <= records[-1].frame_ts.timestamp() <= time.time()
     assert [r.frame_seq for r in records] == list(range(len(records)))
+
+
+def _catalogue(tmp_path: Path, camera: dict[str, object]) -> Path:
+    path = tmp_path / "cat.yaml"
+    store = {"id": "s1", "name": "S", "timezone": "UTC", "area_m2": 10, "category": "x"}
+    path.write_text(yaml.safe_dump({"stores": [store], "cameras": [{"store_id": "s1", **camera}]}))
+    return path
+
+
+def test_command_options_override_the_catalogue(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from producers.camera.synthetic import write_video
+
+    video = tmp_path / "v.avi"
+    write_video(video, render([Walker(walk(2, [(80, -20), (80, 260)], 4))], 320, 240, 80), 25.0)
+    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]], "detector": "yolo", "imgsz": 32}
+    env = {**os.environ, "TILLFLOW_CATALOGUE": str(_catalogue(tmp_path, door))}
+    env["TILLFLOW_STATE_DIR"] = str(tmp_path / "state")
+    out = tmp_path / "c.jsonl"
+    cmd = [sys.executable, "-m", "tillflow", "camera", "run", "--camera", "c1", "--source", str(video)]
+    cmd += ["--detector", "mog2", "--target-fps", "0", "--max-frames", "60", "--out", str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [CameraCount.model_validate_json(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 60 and rows[0].detector == "mog2"
+    assert sum(r.entries for r in rows) == 1
+    assert "c1: 60 frames (0 skipped)" in " ".join(done.stdout.split())
+
+
+def test_command_errors_name_the_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tillflow.cli import app
+
+    monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("TILLFLOW_CATALOGUE", str(_catalogue(tmp_path, {"id": "c1", "role": "zone", "zone_id": None})))
+    result = CliRunner().invoke(app, ["camera", "run", "--camera", "c1"])
+    assert result.exit_code == 1 and "a zone camera needs a zone_id" in result.output
+    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]]}
+    monkeypatch.setenv("TILLFLOW_CATALOGUE", str(_catalogue(tmp_path, door)))
+    result = CliRunner().invoke(app, ["camera", "run", "--camera", "nope"])
+    assert result.exit_code == 1 and "no camera 'nope' in the catalogue" in result.output
+    result = CliRunner().invoke(app, ["camera", "run", "--camera", "c1"])
+    assert result.exit_code == 1 and "camera 'c1' has no source in the catalogue; give --source" in result.output
+    result = CliRunner().invoke(app, ["camera", "run", "--camera", "c1", "--source", str(tmp_path / "none.mp4")])
+    assert result.exit_code == 1 and "does not exist" in result.output
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"")
+    result = CliRunner().invoke(app, ["camera", "run", "--camera", "c1", "--source", str(video)])
+    assert result.exit_code == 1 and "no Kafka configured and no local stack" in result.output
+    assert not (tmp_path / "state" / "camera" / "ultralytics").exists()  # failed before loading any model
