@@ -225,8 +225,10 @@ class VideoStream:
             if self.live:
                 t = now
             else:
+                # The stream clock: the grabbed frame's presentation time; frame index / fps where the
+                # backend does not report it.
                 ms = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
-                t = index / self.source_fps if self.source_fps > 0 else ms / 1000.0
+                t = ms / 1000.0 if ms > 0 or index == 0 or self.source_fps <= 0 else index / self.source_fps
             if not skipper.keep(t):
                 self.skipped += 1
                 continue
