@@ -161,3 +161,24 @@ def side_view_scene(speed: float) -> tuple[list[Walker], int]:
     walkers.append(Walker(walk(t, [(60, 115), (580, 115)], speed), sprite=top))
     walkers.append(Walker(walk(t, [(100, 365), (600, 365)], speed), sprite=bottom))
     return walkers, walkers[-1].keyframes[-1][0] + gap
+
+
+OVERHEAD_VIEW = (320, 240)
+OVERHEAD_LINE = ((0.05, 0.5), (0.95, 0.5))
+"""A door across the middle of an overhead view; inside is down the screen (right of the line walked west-east)."""
+OVERHEAD_FRAMES = 330
+OVERHEAD_EXPECTED = (3, 1)
+
+
+def overhead_scene() -> list[Walker]:
+    """Heads seen from above crossing a door at y=120 (hysteresis band 7 px at 0.03): one enters, one leaves,
+    one turns back 14 px before the line, one hovers over the line inside the band and goes back out, then two
+    enter side by side (46 px apart). 330 frames; 3 entries, 1 exit."""
+    return [
+        Walker(walk(5, [(80, -20), (80, 260)], 4)),
+        Walker(walk(20, [(240, 260), (240, -20)], 4), colour=(160, 60, 30)),
+        Walker(walk(95, [(160, -20), (160, 106), (160, -20)], 4), colour=(30, 140, 30)),
+        Walker(walk(160, [(100, -20), (100, 117), (100, 124), (100, 116), (100, 125), (100, -20)], 3)),
+        Walker(walk(250, [(120, -20), (120, 260)], 4)),
+        Walker(walk(250, [(200, -20), (200, 260)], 4), colour=(20, 120, 160)),
+    ]

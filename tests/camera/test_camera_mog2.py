@@ -2,48 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from producers.camera.config import CameraSettings
 from producers.camera.detectors import Mog2Tracker
 from producers.camera.runner import FrameCounter, JsonlSink, SeqAllocator, run_counts
 from producers.camera.stream import Frame, VideoStream
-from producers.camera.synthetic import Walker, render, walk, write_video
+from producers.camera.synthetic import (
+    OVERHEAD_EXPECTED,
+    OVERHEAD_FRAMES,
+    OVERHEAD_LINE,
+    OVERHEAD_VIEW,
+    overhead_scene,
+    render,
+    write_video,
+)
 from schemas.catalogue import Camera
 from schemas.models import CameraCount
 
-W, H = 320, 240
+W, H = OVERHEAD_VIEW
+FRAMES = OVERHEAD_FRAMES
+EXPECTED = OVERHEAD_EXPECTED
 CAMERA = Camera(id="cam-test", store_id="store-1", role="entrance")
-# A door across the middle of an overhead view; inside is down the screen (right of the line walked west-east).
-DOOR = CameraSettings(door_line=((0.05, 0.5), (0.95, 0.5)), inside="right", detector="mog2")
-
-# Who does what (y=120 is the line, the hysteresis band is 0.03 * 240 = 7 px each side):
-SCENE = [
-    Walker(walk(5, [(80, -20), (80, 260)], 4)),  # enters
-    Walker(walk(20, [(240, 260), (240, -20)], 4), colour=(160, 60, 30)),  # leaves
-    Walker(walk(95, [(160, -20), (160, 106), (160, -20)], 4), colour=(30, 140, 30)),  # turns back before the line
-    # Hovers over the line inside the band, then goes back out.
-    Walker(walk(160, [(100, -20), (100, 117), (100, 124), (100, 116), (100, 125), (100, -20)], 3)),
-    Walker(walk(250, [(120, -20), (120, 260)], 4)),  # two side by side, entering
-    Walker(walk(250, [(200, -20), (200, 260)], 4), colour=(20, 120, 160)),
-]
-FRAMES = 330
-EXPECTED = (3, 1)
+DOOR = CameraSettings(door_line=OVERHEAD_LINE, inside="right", detector="mog2")
+# Enter, leave, turn back before the line, hover on the line, then two side by side (see overhead_scene).
+SCENE = overhead_scene()
 
 
-def counts_of(frames: list[Frame] | object, settings: CameraSettings = DOOR) -> list[CameraCount]:
+def counts_of(frames: Iterable[Frame], settings: CameraSettings = DOOR) -> list[CameraCount]:
     counter = FrameCounter(CAMERA, settings, Mog2Tracker(min_area=settings.min_area, relative=True))
-    return [counter.record(f, counter.count(f), i) for i, f in enumerate(frames)]  # type: ignore[attr-defined]
+    return [counter.record(f, counter.count(f), i) for i, f in enumerate(frames)]
 
 
-def as_frames(images: object, fps: float = 25.0) -> list[Frame]:
+def as_frames(images: Iterable[np.ndarray], fps: float = 25.0) -> list[Frame]:
     t0 = datetime(2026, 11, 23, 9, tzinfo=UTC)
-    from datetime import timedelta
-
-    return [Frame(img, t0 + timedelta(seconds=i / fps), i) for i, img in enumerate(images)]  # type: ignore[call-overload]
+    return [Frame(img, t0 + timedelta(seconds=i / fps), i) for i, img in enumerate(images)]
 
 
 def totals(records: list[CameraCount]) -> tuple[int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -309,7 +309,7 @@ def test_command_on_a_live_stream_stops_cleanly_on_sigterm(ip_camera: _CameraSer
     assert [r.frame_seq for r in records] == list(range(len(records)))
 
 
-def _catalogue(tmp_path: Path, camera: dict[str, object]) -> Path:
+def _catalogue(tmp_path: Path, camera: Mapping[str, object]) -> Path:
     path = tmp_path / "cat.yaml"
     store = {"id": "s1", "name": "S", "timezone": "UTC", "area_m2": 10, "category": "x"}
     path.write_text(yaml.safe_dump({"stores": [store], "cameras": [{"store_id": "s1", **camera}]}))
