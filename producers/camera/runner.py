@@ -129,6 +129,7 @@ class JsonlSink:
 
     def write(self, record: CameraCount) -> None:
         self._fh.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
+        self._fh.flush()  # whole lines only, even if the process is killed
 
     def flush(self) -> None:
         self._fh.flush()
