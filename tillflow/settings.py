@@ -99,6 +99,20 @@ class Settings(BaseSettings):
     dev_kafka_port: int = 0
     dev_registry_port: int = 0
 
+    # --- cdc (producers/cdc: connectors, embedded engine, normalizer, pollers) ---
+    connect_url: str | None = Field(None, description="Kafka Connect REST URL used by `tillflow connectors`.")
+    connect_basic_auth: SecretStr | None = Field(None, description="user:password for Kafka Connect's REST API.")
+    connect_ca_location: Path | None = Field(None, description="CA bundle that signed Kafka Connect's certificate.")
+    connect_client_cert: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    connect_client_key: Path | None = Field(None, description="Key of the client certificate (PEM).")
+    cdc_settle_s: float = Field(
+        2.0, gt=0, description="Normalizer: publish a closed ticket once it saw no change for this long."
+    )
+    cdc_max_wait_s: float = Field(
+        300.0, gt=0, description="Normalizer: dead-letter lines or payments whose ticket header never came."
+    )
+    # --- end cdc ---
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -1,0 +1,257 @@
+"""`tillflow connectors ...` (Debezium on Kafka Connect), `tillflow cdc run|poll`, `tillflow normalize`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from tillflow.console import err, fail, out
+from tillflow.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from producers.cdc.connect import ConnectClient
+    from producers.cdc.source import CdcSource
+
+connectors = typer.Typer(
+    help="Manage the Debezium connectors of POS databases on a Kafka Connect cluster (TILLFLOW_CONNECT_URL).",
+    no_args_is_help=True,
+)
+cdc = typer.Typer(help="Capture POS databases without a Connect cluster: embedded Debezium, or SQL polling.")
+
+SourceArg = Annotated[Path, typer.Argument(help="Source file (YAML or TOML), e.g. deploy/connectors/pos.yaml.")]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Kafka Connect REST URL; else TILLFLOW_CONNECT_URL.")]
+
+
+def _source(path: Path) -> CdcSource:
+    from producers.cdc.source import SourceError, load_source
+
+    try:
+        return load_source(path)
+    except SourceError as exc:
+        fail(str(exc))
+        raise
+
+
+def _client(settings: Settings, url: str | None) -> ConnectClient:
+    from producers.cdc.connect import ConnectClient
+
+    url = url or settings.connect_url
+    if not url:
+        fail("no Kafka Connect URL: pass --url or set TILLFLOW_CONNECT_URL")
+        raise AssertionError
+    auth = None
+    if settings.connect_basic_auth:
+        user, _, password = settings.connect_basic_auth.get_secret_value().partition(":")
+        auth = (user, password)
+    cert: str | tuple[str, str] | None = None
+    if settings.connect_client_cert:
+        cert = (
+            (str(settings.connect_client_cert), str(settings.connect_client_key))
+            if settings.connect_client_key
+            else str(settings.connect_client_cert)
+        )
+    verify: bool | str = str(settings.connect_ca_location) if settings.connect_ca_location else True
+    return ConnectClient(url, auth=auth, verify=verify, cert=cert)
+
+
+def _desired(settings: Settings, source: CdcSource) -> dict[str, str]:
+    """The config to apply: cluster endpoints from the settings, the password as a provider reference."""
+    from producers.cdc.connector import ConfigError, connector_config
+    from tillflow.kafka import StackNotRunning, endpoints
+
+    try:
+        ep = endpoints(settings)
+        bootstrap, registry = ep.bootstrap, ep.registry_url
+    except StackNotRunning:
+        bootstrap, registry = "${env:TILLFLOW_KAFKA_BOOTSTRAP}", "${env:TILLFLOW_REGISTRY_URL}"
+    try:
+        return connector_config(source, bootstrap=bootstrap, registry_url=registry)
+    except ConfigError as exc:
+        fail(str(exc))
+        raise
+
+
+def _connect_call(fn, *args):  # type: ignore[no-untyped-def]
+    from producers.cdc.connect import ConnectError
+
+    try:
+        return fn(*args)
+    except ConnectError as exc:
+        fail(str(exc))
+
+
+@connectors.command("render")
+def render(
+    source_file: SourceArg,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the Debezium connector document ({"name", "config"}) generated from a source file.
+
+    Kafka and registry addresses are written as ${env:TILLFLOW_KAFKA_BOOTSTRAP} and
+    ${env:TILLFLOW_REGISTRY_URL}, and the password as ${env:...} or ${dir:...}: the Connect worker resolves
+    them (config.providers env,dir), so the file can be kept in git.
+    """
+    from producers.cdc.connector import ConfigError, connector_document
+
+    source = _source(source_file)
+    try:
+        doc = connector_document(
+            source, bootstrap="${env:TILLFLOW_KAFKA_BOOTSTRAP}", registry_url="${env:TILLFLOW_REGISTRY_URL}"
+        )
+    except ConfigError as exc:
+        fail(str(exc))
+    text = json.dumps(doc, indent=2) + "\n"
+    if output:
+        output.write_text(text)
+        err.print(f"wrote {output}")
+    else:
+        out.print_json(text)
+
+
+@connectors.command("validate")
+def validate(source_file: SourceArg, url: UrlOpt = None) -> None:
+    """Ask Kafka Connect to validate the generated config; print each failing field with its message."""
+    from producers.cdc.connect import validation_errors
+
+    settings = load_settings()
+    source = _source(source_file)
+    client = _client(settings, url)
+    result = _connect_call(client.validate, _desired(settings, source))
+    errors = validation_errors(result)
+    if not errors:
+        out.print(f"{source.name}: valid ({result.get('name')})")
+        return
+    for e in errors:
+        for message in e.errors:
+            err.print(f"{source.name}: {e.name}: {message}", highlight=False)
+    fail(f"{source.name}: {len(errors)} field(s) invalid")
+
+
+@connectors.command("apply")
+def apply(
+    source_file: SourceArg,
+    url: UrlOpt = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for RUNNING (0: do not wait).")] = 60.0,
+) -> None:
+    """Create or update the connector (idempotent PUT), then wait until it and its tasks run.
+
+    Exits 1 if a task FAILED, printing its trace.
+    """
+    settings = load_settings()
+    source = _source(source_file)
+    client = _client(settings, url)
+    created = _connect_call(client.put_config, source.name, _desired(settings, source))
+    out.print(f"{source.name}: {'created' if created else 'updated'}")
+    if wait <= 0:
+        return
+    state = _connect_call(client.wait_running, source.name, wait)
+    if state.failed:
+        for trace in state.traces():
+            err.print(trace, highlight=False)
+        failed = sum(t.get("state") == "FAILED" for t in state.tasks)
+        fail(f"{source.name}: connector {state.state}, {failed} task(s) FAILED")
+    if not state.running:
+        fail(f"{source.name}: still {state.state} after {wait:.0f}s")
+    out.print(f"{source.name}: RUNNING ({len(state.tasks)} task(s))")
+
+
+@connectors.command("diff")
+def diff(source_file: SourceArg, url: UrlOpt = None) -> None:
+    """Show desired versus live config, key by key. Exits 1 when they differ or the connector is missing."""
+    from producers.cdc.connect import config_diff
+
+    settings = load_settings()
+    source = _source(source_file)
+    client = _client(settings, url)
+    live = _connect_call(client.get_config, source.name)
+    if live is None:
+        out.print(f"{source.name}: not on the cluster (apply creates it)")
+        raise typer.Exit(1)
+    rows = config_diff(_desired(settings, source), live)
+    if not rows:
+        out.print(f"{source.name}: in sync")
+        return
+    table = Table("key", "live", "desired")
+    for key, have, want in rows:
+        table.add_row(key, "-" if have is None else have, "-" if want is None else want)
+    out.print(table)
+    raise typer.Exit(1)
+
+
+@connectors.command("status")
+def status(source_file: SourceArg, url: UrlOpt = None) -> None:
+    """Show the connector's and each task's state (with the trace of failed tasks). Exits 1 unless RUNNING."""
+    settings = load_settings()
+    source = _source(source_file)
+    state = _connect_call(_client(settings, url).status, source.name)
+    table = Table("what", "state", "worker")
+    table.add_row("connector", state.state, state.worker_id or "-")
+    for task in state.tasks:
+        table.add_row(f"task {task.get('id')}", task.get("state", "?"), task.get("worker_id", "-"))
+    out.print(table)
+    for trace in state.traces():
+        err.print(trace, highlight=False)
+    if not state.running:
+        raise typer.Exit(1)
+
+
+def _simple(action: str, help_text: str) -> None:
+    def command(source_file: SourceArg, url: UrlOpt = None) -> None:
+        settings = load_settings()
+        source = _source(source_file)
+        _connect_call(getattr(_client(settings, url), action), source.name)
+        out.print(f"{source.name}: {action} requested")
+
+    command.__doc__ = help_text
+    connectors.command(action)(command)
+
+
+_simple("pause", "Pause the connector and its tasks (PUT /connectors/{name}/pause).")
+_simple("resume", "Resume a paused connector (PUT /connectors/{name}/resume).")
+_simple("restart", "Restart the connector and its tasks (POST /connectors/{name}/restart?includeTasks=true).")
+
+
+@connectors.command("delete")
+def delete(
+    source_file: SourceArg,
+    url: UrlOpt = None,
+    drop_slot: Annotated[
+        bool,
+        typer.Option(help="PostgreSQL: also drop the replication slot, connecting as the source's user."),
+    ] = False,
+) -> None:
+    """Delete the connector. A PostgreSQL slot keeps holding WAL until dropped: use --drop-slot or drop it."""
+    from producers.cdc.source import Engine
+
+    settings = load_settings()
+    source = _source(source_file)
+    _connect_call(_client(settings, url).delete, source.name)
+    out.print(f"{source.name}: deleted")
+    if source.engine != Engine.POSTGRES:
+        return
+    from producers.cdc.connector import capture_config
+
+    slot = capture_config(source, "")["slot.name"]
+    if not drop_slot:
+        err.print(
+            f"[yellow]reminder:[/yellow] replication slot {slot!r} on {source.host}/{source.database} still holds WAL; "
+            f"drop it: SELECT pg_drop_replication_slot('{slot}');  (or rerun with --drop-slot)",
+            highlight=False,
+        )
+        return
+    from producers.cdc.pg import drop_replication_slot
+
+    try:
+        dropped = drop_replication_slot(source, slot)
+    except Exception as exc:
+        fail(f"could not drop slot {slot!r}: {exc}")
+    out.print(f"replication slot {slot!r} {'dropped' if dropped else 'was not there'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(connectors, name="connectors")
+    app.add_typer(cdc, name="cdc")
