@@ -127,7 +127,7 @@ def validate(source_file: SourceArg, url: UrlOpt = None) -> None:
         return
     for e in errors:
         for message in e.errors:
-            err.print(f"{source.name}: {e.name}: {message}", highlight=False)
+            err.print(f"{source.name}: {e.name}: {message}", highlight=False, soft_wrap=True)
     fail(f"{source.name}: {len(errors)} field(s) invalid")
 
 
@@ -151,7 +151,7 @@ def apply(
     state = _connect_call(client.wait_running, source.name, wait)
     if state.failed:
         for trace in state.traces():
-            err.print(trace, highlight=False)
+            err.print(trace, highlight=False, soft_wrap=True)
         failed = sum(t.get("state") == "FAILED" for t in state.tasks)
         fail(f"{source.name}: connector {state.state}, {failed} task(s) FAILED")
     if not state.running:
@@ -194,7 +194,7 @@ def status(source_file: SourceArg, url: UrlOpt = None) -> None:
         table.add_row(f"task {task.get('id')}", task.get("state", "?"), task.get("worker_id", "-"))
     out.print(table)
     for trace in state.traces():
-        err.print(trace, highlight=False)
+        err.print(trace, highlight=False, soft_wrap=True)
     if not state.running:
         raise typer.Exit(1)
 

@@ -99,7 +99,8 @@ class ConnectClient:
         self.url = url.rstrip("/")
         self.session = requests.Session()
         self.session.auth = auth
-        self.session.verify = verify
+        # Passed on every request: a Session's verify loses to REQUESTS_CA_BUNDLE in the environment.
+        self.verify = verify
         if cert:
             self.session.cert = cert
         self.session.headers.update({"Accept": "application/json", "Content-Type": "application/json"})
@@ -112,7 +113,9 @@ class ConnectClient:
         """One request, retrying 409 (rebalance in progress); returns (status, JSON body or None)."""
         for attempt in range(self.retries_409 + 1):
             try:
-                resp = self.session.request(method, self.url + path, json=body, timeout=self.timeout)
+                resp = self.session.request(
+                    method, self.url + path, json=body, timeout=self.timeout, verify=self.verify
+                )
             except requests.RequestException as exc:
                 raise ConnectError(0, f"{method} {self.url}{path}: {exc}") from exc
             if resp.status_code == 409 and attempt < self.retries_409:
