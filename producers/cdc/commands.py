@@ -291,6 +291,70 @@ def cdc_run(source_file: SourceArg) -> None:
     out.print(f"{source.name}: stopped after {runner.published} change events")
 
 
+@cdc.command("poll")
+def cdc_poll(
+    source_file: SourceArg,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+) -> None:
+    """Capture a SQLite POS database by polling: a watermark column with an overlap window, or a
+    trigger-fed change table (poll.method). Writes the same raw topics and envelopes as Debezium.
+
+    What each method can lose is in docs/cdc.md. The change table's setup script: tillflow cdc setup-sql.
+    """
+    import time
+
+    from producers.cdc.engine import ensure_raw_topics
+    from producers.cdc.poller import Poller, PollError
+    from producers.sender import RecordSender
+
+    settings = load_settings()
+    source = _source(source_file)
+    try:
+        poller = Poller(source, settings.state_dir / "cdc" / source.name / "poller.sqlite")
+    except PollError as exc:
+        fail(str(exc))
+        raise
+    ensure_raw_topics(settings, list(source.raw_topics().values()))
+    sender = RecordSender(settings)
+    should_stop = _stop_on_signals()
+    sent = 0
+    try:
+        while not should_stop():
+            try:
+                changes = poller.poll()
+                for change in changes:
+                    sender.send_raw(change.topic, json.dumps(change.key).encode(), json.dumps(change.value).encode())
+                sender.flush()
+            except PollError as exc:
+                poller.rollback()
+                fail(str(exc))
+            except BaseException:
+                poller.rollback()
+                raise
+            poller.commit()  # only after the broker acknowledged every change
+            sent += len(changes)
+            if once:
+                break
+            deadline = time.monotonic() + source.poll.interval_s
+            while time.monotonic() < deadline and not should_stop():
+                time.sleep(0.1)
+    finally:
+        poller.close()
+    out.print(f"{source.name}: {sent} change events published")
+
+
+@cdc.command("setup-sql")
+def cdc_setup_sql(source_file: SourceArg) -> None:
+    """Print the SQLite script that creates the change table and triggers of poll.method change_table."""
+    from producers.cdc.poller import sqlite_trigger_sql
+    from producers.cdc.source import Engine
+
+    source = _source(source_file)
+    if source.engine != Engine.SQLITE:
+        fail(f"source {source.name}: setup-sql is for SQLite sources; see docs/cdc.md for other engines")
+    typer.echo(sqlite_trigger_sql(source), nl=False)
+
+
 def normalize(
     source_file: SourceArg,
     idle_exit: Annotated[

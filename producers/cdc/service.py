@@ -19,13 +19,13 @@ from typing import Any
 
 import fastavro
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from confluent_kafka.admin import AdminClient
 
+from producers.cdc.engine import ensure_raw_topics
 from producers.cdc.normalize import DeadLetter, Emit, Output, TicketAssembler, TicketState
 from producers.cdc.source import CdcSource
 from producers.sender import RecordSender
 from schemas.topics import POS_TICKETS, deadletter_topic
-from tillflow.kafka import client_config, consumer_config, endpoints, ensure_topics
+from tillflow.kafka import consumer_config, endpoints
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,14 +87,9 @@ class Normalizer:
         self.assembler = TicketAssembler(source, self.store, settings.cdc_settle_s, settings.cdc_max_wait_s)
         self.sender = RecordSender(settings)
         registry = self.sender.registry
-        self.decoder = RawDecoder(lambda sid: registry.get_schema(sid).schema_str)
+        self.decoder = RawDecoder(lambda sid: str(registry.get_schema(sid).schema_str))
         ep = endpoints(settings)
-        raw = [*source.raw_topics().values(), source.transaction_topic]
-        ensure_topics(
-            AdminClient(client_config(settings, ep.bootstrap)),
-            {t: settings.topic_partitions for t in raw},
-            settings.topic_replication_factor,
-        )
+        ensure_raw_topics(settings, [*source.raw_topics().values(), source.transaction_topic])
         self.consumer = Consumer(
             consumer_config(settings, group_id or f"tillflow-normalize-{source.name}", ep.bootstrap)
         )

@@ -6,13 +6,47 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tillflow.settings import Settings
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def published_tickets(settings: Settings, source_name: str, group: str) -> list[dict[str, Any]]:
+    """Every PosTicket of this source on pos.tickets, read from the start."""
+    from confluent_kafka import Consumer
+
+    from schemas.serde import TopicSerde, registry_client
+    from tillflow.kafka import consumer_config, endpoints
+
+    ep = endpoints(settings)
+    serde = TopicSerde(registry_client(ep.registry_url), "pos.tickets")
+    consumer = Consumer(consumer_config(settings, group, ep.bootstrap, **{"enable.partition.eof": True}))
+    consumer.subscribe(["pos.tickets"])
+    tickets, eof, deadline = [], set(), time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                if eof and len(eof) >= settings.topic_partitions:
+                    break
+                continue
+            if msg.error():
+                eof.add(msg.partition())
+                continue
+            record = serde.decode(msg.value())
+            if record["source"] == source_name:
+                tickets.append(record)
+    finally:
+        consumer.close()
+    return tickets
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.producers.cdc.conftest import PgServer
+from tests.producers.cdc.conftest import PgServer, published_tickets
 from tillflow.settings import Settings
 
 pytestmark = [pytest.mark.cdc, pytest.mark.slow]
@@ -142,36 +142,6 @@ def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def _published(settings: Settings, source_name: str, group: str) -> list[dict[str, Any]]:
-    """Every PosTicket of this source on pos.tickets, read from the start."""
-    from confluent_kafka import Consumer
-
-    from schemas.serde import TopicSerde, registry_client
-    from tillflow.kafka import consumer_config, endpoints
-
-    ep = endpoints(settings)
-    serde = TopicSerde(registry_client(ep.registry_url), "pos.tickets")
-    consumer = Consumer(consumer_config(settings, group, ep.bootstrap, **{"enable.partition.eof": True}))
-    consumer.subscribe(["pos.tickets"])
-    tickets, eof, deadline = [], set(), time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                if eof and len(eof) >= settings.topic_partitions:
-                    break
-                continue
-            if msg.error():
-                eof.add(msg.partition())
-                continue
-            record = serde.decode(msg.value())
-            if record["source"] == source_name:
-                tickets.append(record)
-    finally:
-        consumer.close()
-    return tickets
-
-
 @pytest.fixture
 def pos_db(postgres: PgServer, unique: str) -> Iterator[tuple[str, str]]:
     name, database = f"pos-e2e-{unique}", f"pos_{unique}"
@@ -279,7 +249,7 @@ def test_postgres_to_pos_tickets_through_a_crash_of_the_engine(
         worker.join(30)
         normalizer.close()
 
-    tickets = _published(stack, name, f"check-{unique}")
+    tickets = published_tickets(stack, name, f"check-{unique}")
     ids = [t["ticket_id"] for t in tickets]
     assert len(ids) == len(set(ids)), f"duplicates: {sorted(ids)}"
     got = {t["ticket_id"]: (t["kind"], t["gross_amount"], t["original_ticket_id"]) for t in tickets}
