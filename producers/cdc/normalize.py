@@ -248,6 +248,7 @@ class TicketAssembler:
             "lines": source.tables.lines,
             "payments": source.tables.payments,
         }
+        self._allow = {role: frozenset(spec.allowlist) for role, spec in self.specs.items()}
         self._pending: dict[str, _Pending] = {}
         self._tx_expected: dict[str, dict[str, int]] = {}
         self._tx_seen: dict[str, dict[str, int]] = {}
@@ -329,7 +330,7 @@ class TicketAssembler:
             if not pending.refs and state.fingerprint is not None:
                 self._pending.pop(ticket_id, None)  # nothing new: forget it again
             return []
-        allow = self.specs[role].allowlist
+        allow = self._allow[role]
         data = None if env.op == "d" else {k: v for k, v in (env.after or {}).items() if k in allow}
         new = _Row(data, env.position)
         if rows is None:
