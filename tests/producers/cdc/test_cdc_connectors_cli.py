@@ -10,6 +10,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -172,3 +173,33 @@ def test_render_writes_the_kept_json(tmp_path: Path) -> None:
     code, _ = cli("connectors", "render", str(SOURCE), "-o", str(out))
     assert code == 0
     assert json.loads(out.read_text()) == json.loads(SOURCE.with_suffix(".json").read_text())
+
+
+@pytest.mark.cdc
+def test_delete_drops_the_replication_slot_on_a_real_postgres(
+    connect: ConnectStandIn, postgres: Any, tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connector is deleted on the stand-in; its slot is dropped on a real PostgreSQL 15."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    database = f"slot_{unique}"
+    admin = psycopg2.connect(postgres.dsn())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {database}")
+        cur.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tillflow_ro') THEN "
+                    "CREATE ROLE tillflow_ro LOGIN REPLICATION PASSWORD 'ro-secret'; END IF; END $$")  # fmt: skip
+    with psycopg2.connect(postgres.dsn(database)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_create_logical_replication_slot('tillflow_pos_paris_postgres', 'pgoutput')")
+    text = SOURCE.read_text().replace("host: pos-db.paris.internal", "host: 127.0.0.1")
+    text = text.replace("port: 5432", f"port: {postgres.port}").replace("database: pos", f"database: {database}")
+    source = tmp_path / "pos.yaml"
+    source.write_text(text)
+    monkeypatch.setenv("POS_PARIS_PASSWORD", "ro-secret")
+    assert cli("connectors", "apply", str(source), "--wait", "0")[0] == 0
+    code, output = cli("connectors", "delete", str(source), "--drop-slot")
+    assert code == 0, output
+    assert "replication slot 'tillflow_pos_paris_postgres' dropped" in output
+    with admin.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_replication_slots WHERE database = %s", (database,))
+        assert cur.fetchone()[0] == 0
+    admin.close()
