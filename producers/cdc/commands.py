@@ -253,6 +253,14 @@ def delete(
     out.print(f"replication slot {slot!r} {'dropped' if dropped else 'was not there'}")
 
 
+def _serve_metrics(settings: Settings) -> None:
+    if settings.metrics_port is not None:
+        from tillflow.metrics import serve_metrics
+
+        port = serve_metrics(settings.metrics_port, settings.metrics_host)
+        err.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
+
+
 def _stop_on_signals() -> Callable[[], bool]:
     """A flag set by SIGTERM or SIGINT, for loops that stop cleanly."""
     import signal
@@ -283,6 +291,7 @@ def cdc_run(source_file: SourceArg) -> None:
     except (SourceError, RuntimeError) as exc:
         fail(str(exc))
         raise
+    _serve_metrics(settings)
     err.print(f"{source.name}: embedded Debezium engine started; raw topics {source.raw_prefix}.*")
     try:
         runner.wait(_stop_on_signals())
@@ -303,6 +312,7 @@ def cdc_poll(
     """
     import time
 
+    from producers.cdc import metrics
     from producers.cdc.engine import ensure_raw_topics
     from producers.cdc.poller import Poller, PollError
     from producers.sender import RecordSender
@@ -317,6 +327,7 @@ def cdc_poll(
     ensure_raw_topics(settings, list(source.raw_topics().values()))
     sender = RecordSender(settings)
     should_stop = _stop_on_signals()
+    _serve_metrics(settings)
     sent = 0
     try:
         while not should_stop():
@@ -333,6 +344,7 @@ def cdc_poll(
                 raise
             poller.commit()  # only after the broker acknowledged every change
             sent += len(changes)
+            metrics.POLL_EVENTS.labels(source.name).inc(len(changes))
             if once:
                 break
             deadline = time.monotonic() + source.poll.interval_s
@@ -373,6 +385,7 @@ def normalize(
     settings = load_settings()
     source = _source(source_file)
     normalizer = Normalizer(settings, source, group_id=group)
+    _serve_metrics(settings)
     try:
         normalizer.run(idle_exit_s=idle_exit, should_stop=_stop_on_signals())
     finally:

@@ -15,6 +15,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
+from producers.cdc import metrics
 from producers.cdc.connector import engine_properties
 from producers.cdc.source import CdcSource
 from producers.sender import RecordSender
@@ -78,6 +79,7 @@ class EngineRunner:
             )
         sender.flush()  # raises before Debezium marks the batch processed
         self.published += len(records)
+        metrics.ENGINE_EVENTS.labels(self.source.name).inc(len(records))
         self.batches += 1
 
     def start(self) -> None:
@@ -115,10 +117,17 @@ class EngineRunner:
         return self._thread is not None and self._thread.is_alive()
 
     def wait(self, should_stop: Callable[[], bool], poll_s: float = 0.2) -> None:
-        """Block until ``should_stop()`` or the engine ends by itself; then stop it."""
+        """Block until ``should_stop()``, then stop the engine. An engine that ends by itself is an error
+        (Debezium stops on a failure it cannot retry: its log says which)."""
         while self.alive and not should_stop():
             threading.Event().wait(poll_s)
+        ended_by_itself = not self.alive and not should_stop()
         self.stop()
+        if ended_by_itself:
+            raise RuntimeError(
+                f"the embedded Debezium engine of {self.source.name} stopped by itself after "
+                f"{self.published} change events; the reason is in Debezium's log above"
+            )
 
     def stop(self, timeout: float = 30.0) -> None:
         if self._engine is not None:

@@ -134,6 +134,20 @@ def _position(source: dict[str, Any]) -> tuple[Any, ...]:
     return (4, int(source.get("ts_ms") or 0), 0)
 
 
+def transaction_key(tx_id: Any) -> str | None:
+    """The key matching a data event to its transaction's END event.
+
+    Debezium's PostgreSQL connector names a transaction ``<xid>:<lsn>`` with the LSN of its first change on
+    data events but of its commit on the END event: the xid alone identifies it. MySQL GTIDs
+    (``<uuid>:<n>``) and SQL Server commit LSNs are used whole.
+    """
+    if tx_id is None:
+        return None
+    text = str(tx_id)
+    xid, sep, lsn = text.partition(":")
+    return xid if sep and xid.isdigit() and lsn.isdigit() else text
+
+
 def parse_envelope(value: dict[str, Any]) -> Envelope | None:
     """Read a Debezium value (JSON with or without ``schema``/``payload``, or Avro decoded to a dict).
 
@@ -149,7 +163,7 @@ def parse_envelope(value: dict[str, Any]) -> Envelope | None:
         raise MappingError(f"unknown operation {op!r}")
     source = payload.get("source") or {}
     tx = payload.get("transaction") or {}
-    tx_id = tx.get("id") if isinstance(tx, dict) else None
+    tx_id = transaction_key(tx.get("id")) if isinstance(tx, dict) else None
     ts = payload.get("ts_ms") or source.get("ts_ms") or 0
     return Envelope(op, payload.get("before"), payload.get("after"), int(ts), _position(source), tx_id)
 
@@ -255,7 +269,7 @@ class TicketAssembler:
         self._tx_done: set[str] = set()
         self._held: dict[tuple[str, int], list[int]] = {}
         self._released: dict[tuple[str, int], set[int]] = {}
-        self.stats = {"events": 0, "tombstones": 0, "stale": 0, "published": 0, "dead_letters": 0}
+        self.stats = {"events": 0, "tombstones": 0, "stale": 0, "published": 0, "dead_letters": 0, "transactions": 0}
 
     # --- offsets -----------------------------------------------------------------------------------
     def _hold(self, ref: Ref | None) -> None:
@@ -360,7 +374,9 @@ class TicketAssembler:
         for entry in payload.get("data_collections") or []:
             table = str(entry.get("data_collection", "")).rsplit(".", 1)[-1]
             expected[table] = int(entry.get("event_count", 0))
-        self._tx_expected[str(payload.get("id"))] = expected
+        key = transaction_key(payload.get("id"))
+        if key is not None:
+            self._tx_expected[key] = expected
 
     def _tx_complete(self, tx_id: str) -> bool:
         if tx_id in self._tx_done:
@@ -370,6 +386,7 @@ class TicketAssembler:
             return False
         seen = self._tx_seen.get(tx_id, {})
         if all(seen.get(t, 0) >= n for t, n in expected.items()):
+            self.stats["transactions"] += 1
             self._tx_done.add(tx_id)
             self._tx_expected.pop(tx_id, None)
             self._tx_seen.pop(tx_id, None)

@@ -20,6 +20,7 @@ from typing import Any
 import fastavro
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from producers.cdc import metrics
 from producers.cdc.engine import ensure_raw_topics
 from producers.cdc.normalize import DeadLetter, Emit, Output, TicketAssembler, TicketState
 from producers.cdc.source import CdcSource
@@ -105,11 +106,14 @@ class Normalizer:
         """Consume one batch, publish what is ready, commit. Returns the number of records consumed."""
         messages = self.consumer.consume(500, timeout)
         now = time.monotonic() if now is None else now
+        if messages:
+            metrics.NORMALIZER_EVENTS.labels(self.source.name).inc(len(messages))
         outputs: list[Output] = []
         for msg in messages:
             outputs.extend(self._take(msg, now))
         outputs.extend(self.assembler.tick(now))
         self._deliver(outputs)
+        metrics.PENDING.labels(self.source.name).set(self.assembler.pending_count)
         return len(messages)
 
     def _take(self, msg: Message, now: float) -> list[Output]:
@@ -142,6 +146,7 @@ class Normalizer:
             if isinstance(out, Emit):
                 self.sender.send(POS_TICKETS, out.ticket)
                 self.published += 1
+                metrics.TICKETS.labels(self.source.name, out.ticket.kind.value).inc()
             else:
                 log.warning("dead letter: %s", out.reason)
                 body = json.dumps({"reason": out.reason, "source": self.source.name, **out.payload}, default=str)
@@ -152,6 +157,7 @@ class Normalizer:
                     headers={"reason": out.reason[:1000], "source": self.source.name},
                 )
                 self.dead_letters += 1
+                metrics.DEAD_LETTERS.labels(self.source.name).inc()
         offsets = []
         for (topic, partition), consumed in self._consumed.items():
             held = self.assembler.lowest_held(topic, partition)

@@ -92,13 +92,24 @@ def test_lines_after_the_header_in_one_transaction_publish_as_soon_as_the_transa
     asm.apply("tickets", db.event("c", None, header(1), tx="571:1000"), now=0.0)
     asm.apply("lines", db.event("c", None, line(10, 1, price="5.00"), tx="571:1000"), now=0.0)
     assert asm.tick(now=0.5) == []  # no END yet, settle not reached
-    asm.apply_transaction({"status": "END", "id": "571:1000", "event_count": 3, "data_collections": [
+    # Debezium's Postgres END event names the transaction with its commit LSN, not its first change's.
+    asm.apply_transaction({"status": "END", "id": "571:1096", "event_count": 3, "data_collections": [
         {"data_collection": "public.tickets", "event_count": 1},
         {"data_collection": "public.ticket_lines", "event_count": 2}]})  # fmt: skip
     assert asm.tick(now=0.6) == []  # one line still missing
     asm.apply("lines", db.event("c", None, line(11, 1, sku="SKU2", price="7.50"), tx="571:1000"), now=0.7)
     (t,) = emitted(asm.tick(now=0.7))
     assert [ln.sku for ln in t.lines] == ["SKU1", "SKU2"]
+
+
+def test_transaction_keys() -> None:
+    from producers.cdc.normalize import transaction_key
+
+    assert transaction_key("728:26454768") == transaction_key("728:26455560") == "728"
+    gtid = "3e11fa47-71ca-11e1-9e33-c80aa9429562:23"
+    assert transaction_key(gtid) == gtid
+    assert transaction_key("0000002d:00000a28:0003") == "0000002d:00000a28:0003"
+    assert transaction_key(None) is None
 
 
 def test_open_tickets_wait_until_closed() -> None:

@@ -262,4 +262,21 @@ def test_postgres_to_pos_tickets_through_a_crash_of_the_engine(
     assert by_id["1"]["store_id"] == "paris-01" and by_id["1"]["terminal_id"] == "2"
     assert by_id["1"]["occurred_at"].isoformat() == "2026-11-23T09:15:00+00:00"  # Paris wall clock 10:15
     assert normalizer.dead_letters == 0
+    # Debezium's transaction metadata was used: tickets were published as soon as their transaction was complete
+    assert normalizer.assembler.stats["transactions"] > 0, normalizer.assembler.stats
     assert "Alice" not in log.read_text() and "ro-secret" not in log.read_text()
+
+
+def test_engine_that_cannot_start_exits_with_an_error(
+    stack: Settings, postgres: PgServer, tmp_path: Path, unique: str
+) -> None:
+    source_file = tmp_path / "source.yaml"
+    source_file.write_text(SOURCE.format(name=f"pos-broken-{unique}", port=postgres.port, database="no_such_db"))
+    env = {**os.environ, "TILLFLOW_STATE_DIR": str(stack.state_dir), "TEST_POS_PASSWORD": "x"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tillflow", "cdc", "run", str(source_file)], env=env, capture_output=True, timeout=180
+    )
+    assert result.returncode == 1
+    stderr = result.stderr.decode()
+    assert "stopped by itself after 0 change events" in stderr
+    assert 'database "no_such_db" does not exist' in stderr
