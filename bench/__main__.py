@@ -7,6 +7,7 @@ baseline measured in the same run, since absolute figures on shared machines are
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import sys
 import time
@@ -30,7 +31,8 @@ def main(argv: list[str]) -> int:
             continue
         print(f"\n=== bench.{name} ===", flush=True)
         start = time.perf_counter()
-        module.main()
+        # Modules whose main() takes argv get an empty one: their own defaults, not this runner's arguments.
+        module.main([]) if inspect.signature(module.main).parameters else module.main()
         print(f"=== bench.{name}: {time.perf_counter() - start:.1f}s ===", flush=True)
     return 0
 
