@@ -149,7 +149,10 @@ class Normalizer:
                 metrics.TICKETS.labels(self.source.name, out.ticket.kind.value).inc()
             else:
                 log.warning("dead letter: %s", out.reason)
-                body = json.dumps({"reason": out.reason, "source": self.source.name, **out.payload}, default=str)
+                body = json.dumps(
+                    {"reason": out.reason, "source": self.source.name, "ticket_id": out.ticket_id, **out.payload},
+                    default=str,
+                )
                 self.sender.send_raw(
                     self.dlq,
                     (out.ticket_id or "").encode() or None,

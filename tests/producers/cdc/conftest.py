@@ -49,6 +49,32 @@ def published_tickets(settings: Settings, source_name: str, group: str) -> list[
     return tickets
 
 
+def dead_letters(settings: Settings, source_name: str, group: str) -> list[dict[str, Any]]:
+    """The normalizer's dead letters of this source on pos.tickets.dlq (JSON with the reason)."""
+    import json
+
+    from confluent_kafka import Consumer
+
+    from tillflow.kafka import consumer_config, endpoints
+
+    consumer = Consumer(consumer_config(settings, group, endpoints(settings).bootstrap))
+    consumer.subscribe(["pos.tickets.dlq"])
+    found, deadline = [], time.monotonic() + 8
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            body = json.loads(msg.value())
+            headers = dict(msg.headers() or [])
+            if body.get("source") == source_name:
+                assert headers["reason"].decode() == body["reason"]
+                found.append(body)
+    finally:
+        consumer.close()
+    return found
+
+
 @dataclass(frozen=True)
 class PgServer:
     host: str

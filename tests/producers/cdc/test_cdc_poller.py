@@ -180,7 +180,7 @@ def test_poll_and_normalize_commands_through_the_broker(
     """`tillflow cdc poll --once` then `tillflow normalize` on the local broker: tickets land on pos.tickets."""
     from typer.testing import CliRunner
 
-    from tests.producers.cdc.conftest import published_tickets
+    from tests.producers.cdc.conftest import dead_letters, published_tickets
     from tillflow.cli import app
 
     conn, _ = make_db(tmp_path)
@@ -191,13 +191,18 @@ def test_poll_and_normalize_commands_through_the_broker(
     monkeypatch.setenv("TILLFLOW_CDC_SETTLE_S", "0.5")
     sale(conn, 1, "2026-11-23 10:00:00", [("TEA", 1, "2.50")])
     sale(conn, 2, "2026-11-23 10:01:00", [("CAKE", 2, "3.00")])
+    sale(conn, 3, "2026-11-23 10:02:00", [("TEA", 1, "2.50")])
+    conn.execute("UPDATE tickets SET status = 'layaway' WHERE id = 3")  # a status the source file does not map
     runner = CliRunner()
     result = runner.invoke(app, ["cdc", "poll", str(src_file), "--once"])
     assert result.exit_code == 0, result.output
-    assert "6 change events published" in result.output
+    assert "9 change events published" in result.output
     result = runner.invoke(app, ["normalize", str(src_file), "--idle-exit", "3"])
     assert result.exit_code == 0, result.output
-    assert "2 tickets published, 0 dead letters" in result.output
+    assert "2 tickets published, 1 dead letters" in result.output
+    (dead,) = dead_letters(stack, f"corner-{unique}", f"dlq-{unique}")
+    assert dead["ticket_id"] == "3" and "status 'layaway' is neither in status_map" in dead["reason"]
+    assert dead["header"]["gross"] == "2.50" and "cashier_name" not in dead["header"]
     # Polling and normalizing again changes nothing.
     assert "0 change events" in runner.invoke(app, ["cdc", "poll", str(src_file), "--once"]).output
     assert "0 tickets published" in runner.invoke(app, ["normalize", str(src_file), "--idle-exit", "3"]).output
