@@ -277,6 +277,7 @@ class TicketAssembler:
             heapq.heappush(self._held.setdefault((ref[0], ref[1]), []), ref[2])
 
     def _release(self, refs: Iterable[Ref]) -> None:
+        """Release held offsets (a record never held needs no release: nothing waits for it)."""
         for topic, part, offset in refs:
             self._released.setdefault((topic, part), set()).add(offset)
 
@@ -320,19 +321,16 @@ class TicketAssembler:
         self.stats["events"] += 1
         if value is None:  # tombstone after a delete
             self.stats["tombstones"] += 1
-            self._release([ref] if ref else [])
             return []
         try:
             env = parse_envelope(value)
             if env is None:
-                self._release([ref] if ref else [])
                 return []
             row = env.after if env.op != "d" else env.before
             ticket_id = self._ticket_id(role, row, key)
             row_id = self._row_id(role, row or {}) if role != "tickets" else ""
         except MappingError as exc:
             self.stats["dead_letters"] += 1
-            self._release([ref] if ref else [])
             return [DeadLetter(f"{role}: {exc}", None, {"role": role, "key": key, "value": value})]
         pending = self._state(ticket_id, now)
         state = pending.state
@@ -340,7 +338,6 @@ class TicketAssembler:
         current = state.header if rows is None else rows.get(row_id)
         if current is not None and current.position >= env.position:
             self.stats["stale"] += 1  # a replay or an older event: the row already reflects it
-            self._release([ref] if ref else [])
             if not pending.refs and state.fingerprint is not None:
                 self._pending.pop(ticket_id, None)  # nothing new: forget it again
             return []
