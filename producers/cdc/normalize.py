@@ -375,6 +375,20 @@ class TicketAssembler:
         if key is not None:
             self._tx_expected[key] = expected
 
+    def _ready(self, pending: _Pending, now: float) -> bool:
+        """Every transaction that touched the ticket is complete; or, while a transaction's END is unknown
+        (no metadata, or not read yet), ``settle_s`` passed since the last change. A transaction whose END
+        says events are still missing holds the ticket for up to ``max_wait_s``."""
+        quiet = now - pending.last_change
+        if not pending.tx_ids:
+            return quiet >= self.settle_s
+        complete = [self._tx_complete(t) for t in pending.tx_ids]
+        if all(complete):
+            return True
+        if any(t in self._tx_expected for t, done in zip(pending.tx_ids, complete, strict=True) if not done):
+            return quiet >= self.max_wait_s
+        return quiet >= self.settle_s
+
     def _tx_complete(self, tx_id: str) -> bool:
         if tx_id in self._tx_done:
             return True
@@ -408,10 +422,7 @@ class TicketAssembler:
                 if now - pending.first_seen >= self.max_wait_s:
                     outputs.append(self._orphan(ticket_id, pending))
                 continue
-            ready = flush or now - pending.last_change >= self.settle_s
-            if not ready and pending.tx_ids:
-                ready = all(self._tx_complete(t) for t in pending.tx_ids)
-            if not ready:
+            if not (flush or self._ready(pending, now)):
                 continue
             outputs.extend(self._evaluate(ticket_id, pending, now))
         return outputs

@@ -97,9 +97,21 @@ def test_lines_after_the_header_in_one_transaction_publish_as_soon_as_the_transa
         {"data_collection": "public.tickets", "event_count": 1},
         {"data_collection": "public.ticket_lines", "event_count": 2}]})  # fmt: skip
     assert asm.tick(now=0.6) == []  # one line still missing
-    asm.apply("lines", db.event("c", None, line(11, 1, sku="SKU2", price="7.50"), tx="571:1000"), now=0.7)
-    (t,) = emitted(asm.tick(now=0.7))
+    assert asm.tick(now=61.0) == []  # settle time passed, but the transaction says a line is missing
+    asm.apply("lines", db.event("c", None, line(11, 1, sku="SKU2", price="7.50"), tx="571:1000"), now=61.0)
+    (t,) = emitted(asm.tick(now=61.0))
     assert [ln.sku for ln in t.lines] == ["SKU1", "SKU2"]
+
+
+def test_an_incomplete_transaction_holds_the_ticket_at_most_max_wait() -> None:
+    db, asm = Db(), TicketAssembler(SOURCE, settle_s=1.0, max_wait_s=30.0)
+    asm.apply("tickets", db.event("c", None, header(31), tx="600:1"), now=0.0)
+    asm.apply_transaction({"status": "END", "id": "600:9", "event_count": 2, "data_collections": [
+        {"data_collection": "public.tickets", "event_count": 1},
+        {"data_collection": "public.ticket_lines", "event_count": 1}]})  # fmt: skip
+    assert asm.tick(now=29.0) == []
+    (t,) = emitted(asm.tick(now=30.0))  # the line was filtered out upstream or lost: publish what is known
+    assert t.ticket_id == "31" and t.lines == ()
 
 
 def test_transaction_keys() -> None:

@@ -229,8 +229,10 @@ def test_postgres_to_pos_tickets_through_a_crash_of_the_engine(
         _wait("tickets written while the engine was down", published(11), 120)
 
         # A correction of a published ticket: a VOID of what stood, then the corrected version.
-        pos.execute("UPDATE ticket_lines SET qty = 2, line_total = 2.30 WHERE ticket_id = 2 AND sku = 'MILK'")
-        pos.execute("UPDATE tickets SET total_gross = 6.70 WHERE id = 2")
+        pos.execute(
+            "UPDATE ticket_lines SET qty = 2, line_total = 2.30 WHERE ticket_id = 2 AND sku = 'MILK'; "
+            "UPDATE tickets SET total_gross = 6.70 WHERE id = 2"
+        )  # one transaction, as the till writes it
         expected["2~void"] = ("VOID", expected["2"][1], "2")
         expected["2~r2"] = ("SALE", 670, "2")
         # A void at the till, and a ticket deleted from the database.
