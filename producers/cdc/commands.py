@@ -24,6 +24,9 @@ connectors = typer.Typer(
 cdc = typer.Typer(help="Capture POS databases without a Connect cluster: embedded Debezium, or SQL polling.")
 
 SourceArg = Annotated[Path, typer.Argument(help="Source file (YAML or TOML), e.g. deploy/connectors/pos.yaml.")]
+SourcesArg = Annotated[
+    list[Path], typer.Argument(help="Source files (YAML or TOML), or folders of them (e.g. deploy/connectors).")
+]
 UrlOpt = Annotated[str | None, typer.Option("--url", help="Kafka Connect REST URL; else TILLFLOW_CONNECT_URL.")]
 
 
@@ -35,6 +38,35 @@ def _source(path: Path) -> CdcSource:
     except SourceError as exc:
         fail(str(exc))
         raise
+
+
+def _source_files(paths: list[Path]) -> list[Path]:
+    """Files as given; folders expand to their .yaml, .yml and .toml files (generated .json is skipped)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".toml")))
+        else:
+            files.append(path)
+    return files
+
+
+def _for_each(paths: list[Path], action: Callable[[Path], None]) -> None:
+    """Run ``action`` on every source file, going on after a failure; exit 1 if any failed."""
+    files = _source_files(paths)
+    if not files:
+        fail(f"no source files in {', '.join(map(str, paths))}")
+    failed = []
+    for path in files:
+        try:
+            action(path)
+        except typer.Exit as exc:
+            if exc.exit_code:
+                failed.append(path.name)
+    if failed:
+        if len(files) > 1:
+            err.print(f"{len(failed)} of {len(files)} sources not OK: {', '.join(failed)}", highlight=False)
+        raise typer.Exit(1)
 
 
 def _client(settings: Settings, url: str | None) -> ConnectClient:
@@ -113,9 +145,7 @@ def render(
         out.print_json(text)
 
 
-@connectors.command("validate")
-def validate(source_file: SourceArg, url: UrlOpt = None) -> None:
-    """Ask Kafka Connect to validate the generated config; print each failing field with its message."""
+def _validate_one(source_file: Path, url: str | None) -> None:
     from producers.cdc.connect import validation_errors
 
     settings = load_settings()
@@ -132,16 +162,7 @@ def validate(source_file: SourceArg, url: UrlOpt = None) -> None:
     fail(f"{source.name}: {len(errors)} field(s) invalid")
 
 
-@connectors.command("apply")
-def apply(
-    source_file: SourceArg,
-    url: UrlOpt = None,
-    wait: Annotated[float, typer.Option(help="Seconds to wait for RUNNING (0: do not wait).")] = 60.0,
-) -> None:
-    """Create or update the connector (idempotent PUT), then wait until it and its tasks run.
-
-    Exits 1 if a task FAILED, printing its trace. 409 (rebalance) is retried.
-    """
+def _apply_one(source_file: Path, url: str | None, wait: float) -> None:
     settings = load_settings()
     source = _source(source_file)
     client = _client(settings, url)
@@ -160,9 +181,7 @@ def apply(
     out.print(f"{source.name}: RUNNING ({len(state.tasks)} task(s))")
 
 
-@connectors.command("diff")
-def diff(source_file: SourceArg, url: UrlOpt = None) -> None:
-    """Show desired versus live config, key by key. Exits 1 when they differ or the connector is missing."""
+def _diff_one(source_file: Path, url: str | None) -> None:
     from producers.cdc.connect import config_diff
 
     settings = load_settings()
@@ -183,9 +202,7 @@ def diff(source_file: SourceArg, url: UrlOpt = None) -> None:
     raise typer.Exit(1)
 
 
-@connectors.command("status")
-def status(source_file: SourceArg, url: UrlOpt = None) -> None:
-    """Show the connector's and each task's state (with the trace of failed tasks). Exits 1 unless RUNNING."""
+def _status_one(source_file: Path, url: str | None) -> None:
     settings = load_settings()
     source = _source(source_file)
     state = _connect_call(_client(settings, url).status, source.name)
@@ -201,14 +218,48 @@ def status(source_file: SourceArg, url: UrlOpt = None) -> None:
 
 
 def _simple(action: str, help_text: str) -> None:
-    def command(source_file: SourceArg, url: UrlOpt = None) -> None:
+    def one(source_file: Path, url: str | None) -> None:
         settings = load_settings()
         source = _source(source_file)
         _connect_call(getattr(_client(settings, url), action), source.name)
         out.print(f"{source.name}: {action} requested")
 
+    def command(source_files: SourcesArg, url: UrlOpt = None) -> None:
+        _for_each(source_files, lambda path: one(path, url))
+
     command.__doc__ = help_text
     connectors.command(action)(command)
+
+
+@connectors.command("validate")
+def validate(source_files: SourcesArg, url: UrlOpt = None) -> None:
+    """Ask Kafka Connect to validate the generated config; print each failing field with its message."""
+    _for_each(source_files, lambda path: _validate_one(path, url))
+
+
+@connectors.command("apply")
+def apply(
+    source_files: SourcesArg,
+    url: UrlOpt = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for RUNNING (0: do not wait).")] = 60.0,
+) -> None:
+    """Create or update the connector (idempotent PUT), then wait until it and its tasks run.
+
+    Exits 1 if a task FAILED, printing its trace. 409 (rebalance) is retried.
+    """
+    _for_each(source_files, lambda path: _apply_one(path, url, wait))
+
+
+@connectors.command("diff")
+def diff(source_files: SourcesArg, url: UrlOpt = None) -> None:
+    """Show desired versus live config, key by key. Exits 1 when they differ or the connector is missing."""
+    _for_each(source_files, lambda path: _diff_one(path, url))
+
+
+@connectors.command("status")
+def status(source_files: SourcesArg, url: UrlOpt = None) -> None:
+    """Show the connector's and each task's state (with the trace of failed tasks). Exits 1 unless RUNNING."""
+    _for_each(source_files, lambda path: _status_one(path, url))
 
 
 _simple("pause", "Pause the connector and its tasks (PUT /connectors/{name}/pause).")
@@ -216,16 +267,7 @@ _simple("resume", "Resume a paused connector (PUT /connectors/{name}/resume).")
 _simple("restart", "Restart the connector and its tasks (POST /connectors/{name}/restart?includeTasks=true).")
 
 
-@connectors.command("delete")
-def delete(
-    source_file: SourceArg,
-    url: UrlOpt = None,
-    drop_slot: Annotated[
-        bool,
-        typer.Option(help="PostgreSQL: also drop the replication slot, connecting as the source's user."),
-    ] = False,
-) -> None:
-    """Delete the connector. A PostgreSQL slot keeps holding WAL until dropped: use --drop-slot or drop it."""
+def _delete_one(source_file: Path, url: str | None, drop_slot: bool) -> None:
     from producers.cdc.source import Engine
 
     settings = load_settings()
@@ -251,6 +293,19 @@ def delete(
     except Exception as exc:
         fail(f"could not drop slot {slot!r}: {exc}")
     out.print(f"replication slot {slot!r} {'dropped' if dropped else 'was not there'}")
+
+
+@connectors.command("delete")
+def delete(
+    source_files: SourcesArg,
+    url: UrlOpt = None,
+    drop_slot: Annotated[
+        bool,
+        typer.Option(help="PostgreSQL: also drop the replication slot, connecting as the source's user."),
+    ] = False,
+) -> None:
+    """Delete the connector. A PostgreSQL slot keeps holding WAL until dropped: use --drop-slot or drop it."""
+    _for_each(source_files, lambda path: _delete_one(path, url, drop_slot))
 
 
 def _serve_metrics(settings: Settings) -> None:

@@ -203,3 +203,15 @@ def test_delete_drops_the_replication_slot_on_a_real_postgres(
         cur.execute("SELECT count(*) FROM pg_replication_slots WHERE database = %s", (database,))
         assert cur.fetchone()[0] == 0
     admin.close()
+
+
+def test_a_folder_applies_every_source_and_reports_which_failed(connect: ConnectStandIn, cluster: Cluster) -> None:
+    folder = SOURCE.parent
+    code, output = cli("connectors", "apply", str(folder), "--wait", "10")
+    assert code == 0, output
+    assert sorted(cluster.connectors) == ["pos-lille-sqlserver", "pos-lyon-mysql", "pos-paris-postgres"]
+    assert cluster.connectors["pos-lyon-mysql"]["database.include.list"] == "caisse"
+    cluster.fail_tasks.add("pos-lyon-mysql")
+    code, output = cli("connectors", "status", str(folder))
+    assert code == 1
+    assert "1 of 3 sources not OK: pos-lyon-mysql.toml" in output
