@@ -82,8 +82,13 @@ class RawDecoder:
 class Normalizer:
     """One source's raw topics in, PosTickets out. Call :meth:`step` in a loop, :meth:`close` at the end."""
 
-    def __init__(self, settings: Settings, source: CdcSource, group_id: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, source: CdcSource, group_id: str | None = None, commit_interval_s: float = 0.5
+    ) -> None:
         self.source = source
+        self.commit_interval_s = commit_interval_s
+        self._unacked = 0
+        self._last_commit = time.monotonic()
         self.store = SqliteStore(settings.state_dir / "cdc" / source.name / "normalizer.sqlite")
         self.assembler = TicketAssembler(source, self.store, settings.cdc_settle_s, settings.cdc_max_wait_s)
         self.sender = RecordSender(settings)
@@ -141,7 +146,8 @@ class Normalizer:
             return []
         return self.assembler.apply(self.roles[topic], value, now, key=key, ref=ref)
 
-    def _deliver(self, outputs: list[Output]) -> None:
+    def _deliver(self, outputs: list[Output], force: bool = False) -> None:
+        """Send tickets and dead letters; every ``commit_interval_s`` (or ``force``) commit what was acked."""
         for out in outputs:
             if isinstance(out, Emit):
                 self.sender.send(POS_TICKETS, out.ticket)
@@ -161,15 +167,23 @@ class Normalizer:
                 )
                 self.dead_letters += 1
                 metrics.DEAD_LETTERS.labels(self.source.name).inc()
+        self._unacked += len(outputs)
+        if force or time.monotonic() - self._last_commit >= self.commit_interval_s:
+            self._commit()
+
+    def _commit(self) -> None:
+        """Wait for the broker's acknowledgements, then commit ticket states, then consumer offsets."""
+        self._last_commit = time.monotonic()
         offsets = []
         for (topic, partition), consumed in self._consumed.items():
             held = self.assembler.lowest_held(topic, partition)
             position = consumed if held is None else held
             if position > self._committed.get((topic, partition), -1):
                 offsets.append(TopicPartition(topic, partition, position))
-        if not outputs and not offsets:
+        if not self._unacked and not offsets:
             return
         self.sender.flush()  # raises if the broker did not acknowledge: nothing below happens
+        self._unacked = 0
         self.store.commit()
         if offsets:
             self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -186,8 +200,9 @@ class Normalizer:
                 break
 
     def close(self) -> None:
+        """Commit what is acknowledged, then leave the group."""
         try:
-            self.sender.flush()
+            self._commit()
         finally:
             self.consumer.close()
             self.store.close()
