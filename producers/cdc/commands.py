@@ -345,7 +345,10 @@ def cdc_run(source_file: SourceArg) -> None:
     try:
         runner = EngineRunner(settings, source)
         runner.start()
-    except (SourceError, RuntimeError) as exc:
+    except ImportError as exc:
+        fail(f"the embedded engine needs the cdc extra (pip install 'tillflow[cdc]') and Java 17: {exc}")
+        raise
+    except (SourceError, RuntimeError) as exc:  # StackNotRunning is a RuntimeError
         fail(str(exc))
         raise
     _serve_metrics(settings)
@@ -384,8 +387,12 @@ def cdc_poll(
     except PollError as exc:
         fail(str(exc))
         raise
-    ensure_raw_topics(settings, list(source.raw_topics().values()))
-    sender = RecordSender(settings)
+    try:
+        ensure_raw_topics(settings, list(source.raw_topics().values()))
+        sender = RecordSender(settings)
+    except RuntimeError as exc:  # no broker configured or running
+        fail(str(exc))
+        raise
     should_stop = _stop_on_signals()
     _serve_metrics(settings)
     sent = 0
@@ -448,7 +455,11 @@ def normalize(
 
     settings = load_settings()
     source = _source(source_file)
-    normalizer = Normalizer(settings, source, group_id=group)
+    try:
+        normalizer = Normalizer(settings, source, group_id=group)
+    except RuntimeError as exc:  # no broker configured or running
+        fail(str(exc))
+        raise
     _serve_metrics(settings)
     try:
         normalizer.run(idle_exit_s=idle_exit, should_stop=_stop_on_signals())
