@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -64,6 +65,11 @@ def _currency(value: str) -> str:
 Currency = Annotated[str, AfterValidator(_currency)]
 
 
+@cache
+def _field_names(cls: type[BaseModel]) -> frozenset[str]:
+    return frozenset(cls.__pydantic_fields__)
+
+
 class Record(BaseModel):
     """Base of every contract: unknown fields are errors, and personal-data fields get a clear one."""
 
@@ -75,8 +81,9 @@ class Record(BaseModel):
     @classmethod
     def _refuse_personal_data(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            known = _field_names(cls)
             for key in data:
-                if isinstance(key, str) and key not in cls.model_fields and _PERSONAL_DATA.search(key):
+                if key not in known and isinstance(key, str) and _PERSONAL_DATA.search(key):
                     raise PersonalDataError(
                         f"field {key!r} looks like customer personal data; tillflow does not accept it"
                     )

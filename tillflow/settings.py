@@ -99,6 +99,38 @@ class Settings(BaseSettings):
     dev_kafka_port: int = 0
     dev_registry_port: int = 0
 
+    # --- sinks ---
+    clickhouse_database: str = Field(
+        "tillflow", description="Database for tillflow's tables (a database in TILLFLOW_CLICKHOUSE_URL's path wins)."
+    )
+    clickhouse_migrations_dir: Path | None = Field(
+        None, description="Directory of versioned DDL files; unset: deploy/clickhouse next to the code."
+    )
+    sink_group_id: str = Field("tillflow-sink-clickhouse", description="Consumer group of `tillflow sink clickhouse`.")
+    sink_batch_rows: int = Field(5000, ge=1, description="Write a batch to ClickHouse once it holds this many records.")
+    sink_batch_seconds: float = Field(2.0, gt=0, description="... or once its oldest record waited this long.")
+    sink_retry_initial_seconds: float = Field(0.5, gt=0, description="First wait after a failed ClickHouse write.")
+    sink_retry_max_seconds: float = Field(30.0, gt=0, description="Longest wait between write retries (doubling).")
+    alerts_group_id: str = Field("tillflow-sink-alerts", description="Consumer group of `tillflow sink alerts`.")
+    alerts_routes: Path | None = Field(
+        None, description="Alert channels and routing rules (YAML); see docs/sinks.md. Unset: no channel."
+    )
+    alerts_max_attempts: int = Field(
+        20, ge=1, description="Delivery attempts before a delivery is parked as dead (kept, retried on request)."
+    )
+    alerts_retry_initial_seconds: float = Field(5.0, gt=0, description="First wait after a failed delivery.")
+    alerts_retry_max_seconds: float = Field(900.0, gt=0, description="Longest wait between delivery attempts.")
+    alerts_http_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one webhook request.")
+    # --- simulator ---
+    simulator_speed: float = Field(
+        1440.0,
+        ge=0,
+        description="Time compression of `tillflow simulate` when sending to Kafka (1440: a day in a minute; "
+        "1: real time; 0: as fast as possible).",
+    )
+    simulator_fps: float = Field(1.0, gt=0, le=30, description="Camera frames per second the simulator emits.")
+    simulator_source: str = Field("simulator", description="`source` of simulated tickets.")
+    # --- end simulator ---
     # --- cdc (producers/cdc: connectors, embedded engine, normalizer, pollers) ---
     connect_url: str | None = Field(None, description="Kafka Connect REST URL used by `tillflow connectors`.")
     connect_basic_auth: SecretStr | None = Field(None, description="user:password for Kafka Connect's REST API.")
