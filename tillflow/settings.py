@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     cdc_max_wait_s: float = Field(
         300.0, gt=0, description="Normalizer: dead-letter lines or payments whose ticket header never came."
     )
+    cdc_sources: Path = Field(
+        Path("deploy/connectors"), description="Source file or folder `tillflow normalize` uses when given none."
+    )
     # --- end cdc ---
 
     @classmethod

@@ -435,13 +435,19 @@ def cdc_setup_sql(source_file: SourceArg) -> None:
 
 
 def normalize(
-    source_file: SourceArg,
+    source_files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Source files or folders; default TILLFLOW_CDC_SOURCES (deploy/connectors)."),
+    ] = None,
     idle_exit: Annotated[
         float | None, typer.Option(help="Exit after this many seconds with nothing consumed or pending.")
     ] = None,
-    group: Annotated[str | None, typer.Option(help="Consumer group; default tillflow-normalize-<source>.")] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(help="Consumer group; default tillflow-normalize-<source> (with several: <group>-<source>)."),
+    ] = None,
 ) -> None:
-    """Turn a source's raw change events into PosTickets on pos.tickets.
+    """Turn the sources' raw change events into PosTickets on pos.tickets.
 
     Lines and payments are assembled with their ticket (TILLFLOW_CDC_SETTLE_S, TILLFLOW_CDC_MAX_WAIT_S).
 
@@ -449,23 +455,34 @@ def normalize(
 
     What cannot be mapped goes to pos.tickets.dlq with the reason.
 
-    Offsets are committed only after the tickets are acknowledged.
+    Offsets are committed only after the tickets are acknowledged. Several sources run in one process.
     """
-    from producers.cdc.service import Normalizer
+    from producers.cdc.service import Normalizer, run_all
 
     settings = load_settings()
-    source = _source(source_file)
+    files = _source_files(source_files or [settings.cdc_sources])
+    if not files:
+        fail(f"no source files in {', '.join(map(str, source_files or [settings.cdc_sources]))}")
+    sources = [_source(path) for path in files]
+    normalizers: list[Normalizer] = []
     try:
-        normalizer = Normalizer(settings, source, group_id=group)
+        for source in sources:
+            group_id = group if group and len(sources) == 1 else (f"{group}-{source.name}" if group else None)
+            normalizers.append(Normalizer(settings, source, group_id=group_id))
     except RuntimeError as exc:  # no broker configured or running
         fail(str(exc))
         raise
     _serve_metrics(settings)
     try:
-        normalizer.run(idle_exit_s=idle_exit, should_stop=_stop_on_signals())
+        run_all(normalizers, idle_exit, _stop_on_signals())
     finally:
-        normalizer.close()
-    out.print(f"{source.name}: {normalizer.published} tickets published, {normalizer.dead_letters} dead letters")
+        for normalizer in normalizers:
+            normalizer.close()
+    for normalizer in normalizers:
+        out.print(
+            f"{normalizer.source.name}: {normalizer.published} tickets published, "
+            f"{normalizer.dead_letters} dead letters"
+        )
 
 
 def register(app: typer.Typer) -> None:

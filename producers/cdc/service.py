@@ -192,12 +192,7 @@ class Normalizer:
 
     def run(self, idle_exit_s: float | None = None, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Loop until ``should_stop()``, or until nothing came and nothing was pending for ``idle_exit_s``."""
-        idle_since = time.monotonic()
-        while not should_stop():
-            if self.step() or self.assembler.pending_count:
-                idle_since = time.monotonic()
-            elif idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
-                break
+        run_all([self], idle_exit_s, should_stop)
 
     def close(self) -> None:
         """Commit what is acknowledged, then leave the group."""
@@ -206,3 +201,20 @@ class Normalizer:
         finally:
             self.consumer.close()
             self.store.close()
+
+
+def run_all(
+    normalizers: list[Normalizer], idle_exit_s: float | None = None, should_stop: Callable[[], bool] = lambda: False
+) -> None:
+    """Step several sources' normalizers in turn (one process for a few stores) until stopped or idle."""
+    idle_since = time.monotonic()
+    timeout = 0.2 / max(len(normalizers), 1)
+    while not should_stop():
+        busy = False
+        for normalizer in normalizers:
+            if normalizer.step(timeout) or normalizer.assembler.pending_count:
+                busy = True
+        if busy:
+            idle_since = time.monotonic()
+        elif idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
+            break

@@ -205,7 +205,8 @@ def test_poll_and_normalize_commands_through_the_broker(
     assert dead["header"]["gross"] == "2.50" and "cashier_name" not in dead["header"]
     # Polling and normalizing again changes nothing.
     assert "0 change events" in runner.invoke(app, ["cdc", "poll", str(src_file), "--once"]).output
-    assert "0 tickets published" in runner.invoke(app, ["normalize", str(src_file), "--idle-exit", "3"]).output
+    # a folder of sources works too (here the one source file of tmp_path)
+    assert "0 tickets published" in runner.invoke(app, ["normalize", str(tmp_path), "--idle-exit", "3"]).output
     tickets = published_tickets(stack, f"corner-{unique}", f"check-{unique}")
     assert sorted((t["ticket_id"], t["gross_amount"], t["store_id"]) for t in tickets) == [
         ("1", 250, "corner-01"),
