@@ -256,6 +256,7 @@ class TicketAssembler:
         self.store: StateStore = store if store is not None else MemoryStore()
         self.settle_s = settle_s
         self.max_wait_s = max_wait_s
+        self.tx_grace_s = min(0.25, settle_s)
         self.zone = ZoneInfo(source.timezone)
         self.specs: dict[str, TableSpec] = {
             "tickets": source.tables.tickets,
@@ -376,15 +377,16 @@ class TicketAssembler:
             self._tx_expected[key] = expected
 
     def _ready(self, pending: _Pending, now: float) -> bool:
-        """Every transaction that touched the ticket is complete; or, while a transaction's END is unknown
-        (no metadata, or not read yet), ``settle_s`` passed since the last change. A transaction whose END
-        says events are still missing holds the ticket for up to ``max_wait_s``."""
+        """Every transaction that touched the ticket is complete (and ``tx_grace_s`` passed, for events of an
+        earlier transaction still in flight on another topic); or, while a transaction's END is unknown (no
+        metadata, or not read yet), ``settle_s`` passed since the last change. A transaction whose END says
+        events are still missing holds the ticket for up to ``max_wait_s``."""
         quiet = now - pending.last_change
         if not pending.tx_ids:
             return quiet >= self.settle_s
         complete = [self._tx_complete(t) for t in pending.tx_ids]
         if all(complete):
-            return True
+            return quiet >= self.tx_grace_s
         if any(t in self._tx_expected for t, done in zip(pending.tx_ids, complete, strict=True) if not done):
             return quiet >= self.max_wait_s
         return quiet >= self.settle_s
