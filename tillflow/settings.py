@@ -131,6 +131,22 @@ class Settings(BaseSettings):
     simulator_fps: float = Field(1.0, gt=0, le=30, description="Camera frames per second the simulator emits.")
     simulator_source: str = Field("simulator", description="`source` of simulated tickets.")
     # --- end simulator ---
+    # --- cdc (producers/cdc: connectors, embedded engine, normalizer, pollers) ---
+    connect_url: str | None = Field(None, description="Kafka Connect REST URL used by `tillflow connectors`.")
+    connect_basic_auth: SecretStr | None = Field(None, description="user:password for Kafka Connect's REST API.")
+    connect_ca_location: Path | None = Field(None, description="CA bundle that signed Kafka Connect's certificate.")
+    connect_client_cert: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    connect_client_key: Path | None = Field(None, description="Key of the client certificate (PEM).")
+    cdc_settle_s: float = Field(
+        2.0, gt=0, description="Normalizer: publish a closed ticket once it saw no change for this long."
+    )
+    cdc_max_wait_s: float = Field(
+        300.0, gt=0, description="Normalizer: dead-letter lines or payments whose ticket header never came."
+    )
+    cdc_sources: Path = Field(
+        Path("deploy/connectors"), description="Source file or folder `tillflow normalize` uses when given none."
+    )
+    # --- end cdc ---
 
     # --- camera ---
     camera_detector: Literal["auto", "yolo", "mog2"] = Field(
