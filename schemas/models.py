@@ -181,18 +181,28 @@ class PosTicket(Record):
         return self
 
 
+def signed_by_kind(ticket_fields: dict[str, Any]) -> dict[str, Any]:
+    """Fields of a source that writes refunds and voids as positive figures plus a type code, with the
+    contract's signs applied (negated for REFUND and VOID); already signed fields are returned as they are."""
+    if ticket_fields["kind"] in REVERSING_KINDS and ticket_fields["net_amount"] > 0:
+        return reversed_amounts(ticket_fields)
+    return ticket_fields
+
+
 def reversed_amounts(ticket_fields: dict[str, Any]) -> dict[str, Any]:
-    """A ticket's fields (nested lines and payments as models) with every amount and quantity negated:
-    the body of a VOID or REFUND that reverses it."""
+    """A ticket's fields (nested lines and payments as models or dicts) with every amount and quantity
+    negated: the body of a VOID or REFUND that reverses it."""
     out = dict(ticket_fields)
     for key in ("gross_amount", "net_amount", "tax_amount", "discount_amount"):
         out[key] = -out[key]
-    out["payments"] = tuple(p.model_copy(update={"amount": -p.amount}) for p in out.get("payments", ()))
+    payments = [Payment.model_validate(p) for p in out.get("payments", ())]
+    lines = [TicketLine.model_validate(ln) for ln in out.get("lines", ())]
+    out["payments"] = tuple(p.model_copy(update={"amount": -p.amount}) for p in payments)
     out["lines"] = tuple(
         ln.model_copy(
             update={"quantity": -ln.quantity, "discount_amount": -ln.discount_amount, "net_amount": -ln.net_amount}
         )
-        for ln in out.get("lines", ())
+        for ln in lines
     )
     return out
 

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from producers.cdc.source import CdcSource, TableSpec
-from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind
+from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, reversed_amounts, signed_by_kind
 
 ROLES = ("tickets", "lines", "payments")
 # ISO 4217 currencies whose minor unit is not 1/100.
@@ -506,7 +506,7 @@ class TicketAssembler:
         ingested = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
         outputs: list[Output] = []
         if state.standing is not None and state.standing["kind"] != TicketKind.VOID.value:
-            void = dict(state.standing)
+            void = reversed_amounts(dict(PosTicket.model_validate(state.standing)))
             void.update(
                 ticket_id=f"{state.standing['ticket_id']}~void",
                 kind=TicketKind.VOID.value,
@@ -586,25 +586,28 @@ class TicketAssembler:
             channel_value = Channel(str(channel).upper()) if channel else Channel.IN_STORE
         except ValueError:
             raise MappingError(f"channel {channel!r} is not one of {[c.value for c in Channel]}") from None
+        # POS databases keep refunds and voids as positive figures with a status; the contract signs them.
         return PosTicket.model_validate(
-            {
-                "ticket_id": ticket_id,
-                "source": src.name,
-                "store_id": str(col("store_id") or src.store_id or ""),
-                "tenant_id": src.tenant_id,
-                "terminal_id": None if col("terminal_id") is None else str(col("terminal_id")),
-                "kind": kind,
-                "occurred_at": to_utc(occurred, self.zone),
-                "currency": currency,
-                "gross_amount": money(col("gross_amount"), "gross_amount"),
-                "net_amount": money(col("net_amount"), "net_amount"),
-                "tax_amount": money(col("tax_amount", 0) or 0, "tax_amount"),
-                "discount_amount": money(col("discount_amount", 0) or 0, "discount_amount"),
-                "payments": payments,
-                "channel": channel_value,
-                "lines": lines,
-                "ingested_at": ingested,
-            }
+            signed_by_kind(
+                {
+                    "ticket_id": ticket_id,
+                    "source": src.name,
+                    "store_id": str(col("store_id") or src.store_id or ""),
+                    "tenant_id": src.tenant_id,
+                    "terminal_id": None if col("terminal_id") is None else str(col("terminal_id")),
+                    "kind": kind,
+                    "occurred_at": to_utc(occurred, self.zone),
+                    "currency": currency,
+                    "gross_amount": money(col("gross_amount"), "gross_amount"),
+                    "net_amount": money(col("net_amount"), "net_amount"),
+                    "tax_amount": money(col("tax_amount", 0) or 0, "tax_amount"),
+                    "discount_amount": money(col("discount_amount", 0) or 0, "discount_amount"),
+                    "payments": payments,
+                    "channel": channel_value,
+                    "lines": lines,
+                    "ingested_at": ingested,
+                }
+            )
         )
 
     @property

@@ -11,7 +11,7 @@ from typing import Any
 
 from producers.files.spec import FileSpec
 from producers.pos.common import MappingError, build, merge_payments, method_from_name, minor_units
-from schemas.models import REVERSING_KINDS, Channel, PaymentMethod, PosTicket, TicketKind, TicketLine, reversed_amounts
+from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, TicketLine, signed_by_kind
 
 
 @dataclass(frozen=True)
@@ -253,10 +253,8 @@ def _ticket(rows: list[Row], spec: FileSpec, ingested_at: datetime) -> PosTicket
         payments=merge_payments(payments), channel=channel, lines=lines,
         original_ticket_id=f"{spec.name}:{store}:{original}" if original else None, ingested_at=ingested_at,
     )  # fmt: skip
-    if kind in REVERSING_KINDS and net > 0:
-        # Exports write refunds and voids as positive figures with a type code; the contract signs them.
-        fields = reversed_amounts(fields)
-    return build(f"ticket {number}", **fields)
+    # Exports write refunds and voids as positive figures with a type code; the contract signs them.
+    return build(f"ticket {number}", **signed_by_kind(fields))
 
 
 def _method(raw: str, spec: FileSpec) -> PaymentMethod:

@@ -165,7 +165,11 @@ def test_update_of_a_published_ticket_is_a_void_plus_a_corrected_version() -> No
     asm.apply("tickets", db.event("u", header(4), header(4, gross="12.60")), now=3.0)
     void, corrected = emitted(asm.tick(now=5.0))
     assert void.kind == TicketKind.VOID and void.ticket_id == "4~void" and void.original_ticket_id == "4"
-    assert void.gross_amount == first.gross_amount == 1250 and void.lines == first.lines
+    # The VOID negates what stood (signed amounts), so the pair sums to zero.
+    assert -void.gross_amount == first.gross_amount == 1250
+    assert [(ln.sku, -ln.quantity, -ln.net_amount) for ln in void.lines] == [
+        (ln.sku, ln.quantity, ln.net_amount) for ln in first.lines
+    ]
     assert corrected.ticket_id == "4~r2" and corrected.original_ticket_id == "4" and corrected.kind == TicketKind.SALE
     assert (
         corrected.gross_amount == 1260 and corrected.lines[0].quantity == 2.0 and corrected.lines[0].unit_price == 625
@@ -199,6 +203,7 @@ def test_a_ticket_voided_before_publication_is_published_once_as_a_void() -> Non
     asm.apply("tickets", db.event("c", None, header(8, status="void")), now=0.0)
     (t,) = emitted(asm.tick(now=2.0))
     assert t.kind == TicketKind.VOID and t.ticket_id == "8" and t.original_ticket_id is None
+    assert t.gross_amount < 0 and t.net_amount < 0  # the database holds positive figures; the contract signs them
     # an open ticket deleted before closing publishes nothing
     asm.apply("tickets", db.event("c", None, header(9, status="open")), now=3.0)
     asm.apply("tickets", db.event("d", header(9, status="open"), None), now=3.0)

@@ -155,7 +155,7 @@ def test_trigger_fed_change_table_sees_deletes_and_every_change(tmp_path: Path) 
     assert [c.value["op"] for c in changes] == ["d", "d", "d"]
     assert changes[-1].value["before"]["gross"] == "3.00" and "cashier_name" not in changes[-1].value["before"]
     (void,) = normalize(asm, changes, 30.0)
-    assert void.ticket_id == "2~void" and void.original_ticket_id == "2" and void.gross_amount == 300
+    assert void.ticket_id == "2~void" and void.original_ticket_id == "2" and void.gross_amount == -300
 
 
 def test_lower_watermark() -> None:
