@@ -1,0 +1,461 @@
+"""The stream processor's core, free of Faust: hour state, watermarks, closing, corrections and alerts.
+
+:class:`Engine` works on three mappings that the Faust app backs with tables (plain dicts in tests and in
+the batch tools):
+
+- ``hours``: ``store|zone|hour_start`` -> accumulator (streams.metrics), with its dedupe ids;
+- ``stores``: ``store_id`` -> silence trackers, fired alerts and a compact history of final hours;
+- ``parts``: ``p<partition>`` -> the partition's newest event time, watermark, open and closed hours.
+
+Tickets and camera counts of one store share a partition (co-partitioned input topics), so everything a
+store-hour needs lives in that partition's state. Wall-clock time (``now_ms``) is always an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+from schemas.catalogue import Catalogue, Store
+from streams import alerts as rules
+from streams.alerts import AlertConfig, Finding
+from streams.baselines import DAY_MS, baseline, history_entry, prune
+from streams.hours import HOUR_MS, hour_start, local_weekday_hour
+from streams.metrics import Acc, add_frame, add_ticket, hour_key, hourly_record, new_hour
+
+TICKET = "ticket"
+FRAME = "frame"
+FOREVER = 2**62
+HISTORY_DAYS = 35
+MAX_ALERT_STATES = 2000
+
+
+class Rejected(ValueError):
+    """An event the engine cannot place (unknown store, older than retention); goes to the dead-letter topic."""
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    lateness_ms: int = 600_000
+    live_throttle_ms: int = 2_000
+    idle_close_ms: int = 30_000
+    hour_retention_ms: int = 48 * HOUR_MS
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+
+
+@dataclass
+class Output:
+    conversions: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    peers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(peer group, message) for the underreporting stage: one per final or corrected store-hour."""
+    rejects: list[tuple[int, str]] = field(default_factory=list)
+    """(index of the event in the batch, reason)."""
+    duplicates: int = 0
+
+    def extend(self, other: Output) -> None:
+        self.conversions += other.conversions
+        self.alerts += other.alerts
+        self.peers += other.peers
+        self.rejects += other.rejects
+        self.duplicates += other.duplicates
+
+
+def peer_group(store: Store) -> str:
+    """Stores compared with each other for underreporting: same mall and category (alone without a mall)."""
+    return f"{store.mall_id}|{store.category}" if store.mall_id else f"-|{store.id}"
+
+
+def event_time_ms(kind: str, record: dict[str, Any]) -> int:
+    value = record["occurred_at"] if kind == TICKET else record["frame_ts"]
+    return value if isinstance(value, int) else int(value.timestamp() * 1000)
+
+
+class Engine:
+    """Applies batches of decoded events of one partition and returns what to emit."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        config: StreamConfig,
+        hours: MutableMapping[str, Acc],
+        stores: MutableMapping[str, dict[str, Any]],
+        parts: MutableMapping[str, dict[str, Any]],
+    ) -> None:
+        self.catalogue = catalogue
+        self.cfg = config
+        self.hours = hours
+        self.stores = stores
+        self.parts = parts
+        self.by_id = {s.id: s for s in catalogue.stores}
+        self.cameras = {s.id: [c.id for c in catalogue.cameras_of(s.id)] for s in catalogue.stores}
+
+    # -- state access (read through a per-batch cache, written back once per batch) --
+
+    def _part(self, partition: int) -> dict[str, Any]:
+        part = self.parts.get(f"p{partition}")
+        if part is None:
+            part = {
+                "newest": 0,
+                "wm": 0,
+                "forced": 0,
+                "open": {},
+                "closed": {},
+                "dirty": [],
+                "stores": [],
+                "last_wall": 0,
+            }
+        return part
+
+    def _store(self, cache: dict[str, dict[str, Any]], store_id: str, ts: int) -> dict[str, Any]:
+        st = cache.get(store_id)
+        if st is None:
+            st = self.stores.get(store_id)
+            if st is None:
+                st = {
+                    "first": ts,
+                    "last_ticket": None,
+                    "v_since": 0,
+                    "last_frame": {},
+                    "t_since": {},
+                    "alerts": {},
+                    "windows": {},
+                    "hist": [],
+                }
+            cache[store_id] = st
+        return st
+
+    # -- public API --
+
+    def apply(self, partition: int, events: Iterable[tuple[str, dict[str, Any]]], now_ms: int) -> Output:
+        """Count a batch of (TICKET | FRAME, decoded record) of one partition, then close, emit and alert."""
+        out = Output()
+        part = self._part(partition)
+        touched: dict[str, Acc] = {}
+        stores: dict[str, dict[str, Any]] = {}
+        threshold = max(part["wm"], part["forced"])
+        oldest = part["wm"] - self.cfg.hour_retention_ms
+        for i, (kind, rec) in enumerate(events):
+            store = self.by_id.get(rec["store_id"])
+            if store is None:
+                out.rejects.append((i, f"store {rec['store_id']!r} is not in the catalogue"))
+                continue
+            ts = event_time_ms(kind, rec)
+            start = hour_start(ts, store.timezone)
+            if start + HOUR_MS <= oldest:
+                out.rejects.append(
+                    (
+                        i,
+                        f"event time {ts} is older than the {self.cfg.hour_retention_ms // HOUR_MS} h "
+                        "retention of closed hours; replay it with `tillflow replay`",
+                    )
+                )
+                continue
+            zone = rec.get("zone_id") if kind == FRAME else None
+            key = hour_key(store.id, zone, start)
+            acc = touched.get(key)
+            if acc is None:
+                acc = self.hours.get(key)
+                if acc is None:
+                    acc = new_hour(store.id, zone, start, store.timezone)
+                    if start + HOUR_MS <= threshold:
+                        acc["closed"] = True
+                        part["closed"][key] = start
+                    else:
+                        part["open"][key] = start
+                touched[key] = acc
+            counted = add_ticket(acc, rec) if kind == TICKET else add_frame(acc, rec)
+            if not counted:
+                out.duplicates += 1
+                continue
+            acc["dirty"] = True
+            if ts > part["newest"]:
+                part["newest"] = ts
+            st = self._store(stores, store.id, ts)
+            if kind == TICKET:
+                self._track_ticket(st, store, ts, out)
+            else:
+                self._track_frame(st, store, rec, ts, out)
+        if touched:
+            part["last_wall"] = now_ms
+        self._finish(partition, part, touched, stores, now_ms, out)
+        return out
+
+    def tick(self, partition: int, now_ms: int, close_all: bool = False) -> Output:
+        """Timer: flush throttled live updates and close hours of a partition that went quiet.
+
+        A partition with no event for ``idle_close_ms`` of wall-clock time closes hours whose end plus the
+        allowed lateness is past ``now_ms``; ``close_all`` (end of a replay) closes every open hour.
+        """
+        out = Output()
+        part = self._part(partition)
+        if close_all:
+            part["forced"] = FOREVER
+        elif now_ms - part["last_wall"] >= self.cfg.idle_close_ms:
+            part["forced"] = max(part["forced"], now_ms - self.cfg.lateness_ms)
+        self._finish(partition, part, {}, {}, now_ms, out)
+        return out
+
+    # -- internals --
+
+    def _track_ticket(self, st: dict[str, Any], store: Store, ts: int, out: Output) -> None:
+        last = st["last_ticket"]
+        if last is None or ts >= last:
+            st["last_ticket"] = ts
+            st["v_since"] = 0
+        for cam in self.cameras.get(store.id, ()):
+            if ts > st["last_frame"].get(cam, st["first"]):
+                st["t_since"][cam] = st["t_since"].get(cam, 0) + 1
+        self._resolve_windows(st, store, rules.FEED_SILENT, "", ts, out)
+
+    def _track_frame(self, st: dict[str, Any], store: Store, rec: dict[str, Any], ts: int, out: Output) -> None:
+        cam = rec["camera_id"]
+        if ts >= st["last_frame"].get(cam, 0):
+            st["last_frame"][cam] = ts
+            st["t_since"][cam] = 0
+        if rec.get("zone_id") is None and ts > (st["last_ticket"] or st["first"]):
+            st["v_since"] += rec["entries"]
+        self._resolve_windows(st, store, rules.CAMERA_SILENT, cam, ts, out)
+
+    def _resolve_windows(self, st: dict[str, Any], store: Store, kind: str, cam: str, ts: int, out: Output) -> None:
+        """A late record inside a silence the alert was raised for shows the source was not silent."""
+        for aid, (wkind, wcam, since, at, hour) in list(st["windows"].items()):
+            if wkind == kind and wcam == cam and since <= ts <= at:
+                del st["windows"][aid]
+                out.alerts += rules.reconcile(
+                    st["alerts"],
+                    store_id=store.id,
+                    hour_start_ms=hour,
+                    evaluated=[kind],
+                    findings=[],
+                    fired_at_ms=ts,
+                    tenant_id=store.tenant_id,
+                    mall_id=store.mall_id,
+                )
+
+    def _finish(
+        self,
+        partition: int,
+        part: dict[str, Any],
+        touched: dict[str, Acc],
+        stores: dict[str, dict[str, Any]],
+        now_ms: int,
+        out: Output,
+    ) -> None:
+        cfg = self.cfg
+        part["wm"] = max(part["wm"], part["newest"] - cfg.lateness_ms)
+        threshold = max(part["wm"], part["forced"])
+        for store_id in stores:
+            if store_id not in part["stores"]:
+                part["stores"].append(store_id)
+        # Close every open hour the watermark has passed, oldest first (baselines see earlier hours).
+        for key, start in sorted(part["open"].items(), key=lambda kv: kv[1]):
+            if start + HOUR_MS <= threshold:
+                acc = touched.get(key) or self.hours.get(key)
+                if acc is None:
+                    del part["open"][key]
+                    continue
+                touched[key] = acc
+                acc["closed"] = True
+                acc["dirty"] = True
+                del part["open"][key]
+                part["closed"][key] = start
+        # Live updates throttled by wall clock; dirty ones left behind are flushed by the timer.
+        waiting: list[str] = []
+        for key in part["dirty"]:
+            if key not in touched:
+                acc = self.hours.get(key)
+                if acc is None or not acc["dirty"]:
+                    continue
+                if acc["closed"] or now_ms - acc.get("emitted", 0) >= cfg.live_throttle_ms:
+                    touched[key] = acc
+                else:
+                    waiting.append(key)
+        part["dirty"] = waiting
+        finals: list[Acc] = []
+        for key, acc in sorted(touched.items(), key=lambda kv: kv[1]["start"]):
+            if not acc["dirty"]:
+                continue
+            store = self.by_id[acc["store"]]
+            if acc["closed"]:
+                if acc.get("final"):
+                    acc["rev"] += 1
+                acc["final"] = True
+                acc["dirty"] = False
+                acc["emitted"] = now_ms
+                out.conversions.append(self._record(acc, store, True, now_ms))
+                if acc["zone"] is None:
+                    finals.append(acc)
+            elif now_ms - acc.get("emitted", 0) >= cfg.live_throttle_ms:
+                acc["dirty"] = False
+                acc["emitted"] = now_ms
+                out.conversions.append(self._record(acc, store, False, now_ms))
+            else:
+                part["dirty"].append(key)
+        for acc in finals:
+            store = self.by_id[acc["store"]]
+            self._final_alerts(acc, store, self._store(stores, store.id, acc["start"]), part, out)
+        self._early_and_silence(part, touched, stores, out)
+        # Retention: forget closed hours (and their dedupe ids) well behind the event-time watermark.
+        horizon = part["wm"] - cfg.hour_retention_ms
+        for key, start in list(part["closed"].items()):
+            if start + HOUR_MS <= horizon:
+                del part["closed"][key]
+                touched.pop(key, None)
+                if key in self.hours:
+                    del self.hours[key]
+        for key, acc in touched.items():
+            self.hours[key] = acc
+        for store_id, st in stores.items():
+            self.stores[store_id] = st
+        self.parts[f"p{partition}"] = part
+
+    def _record(self, acc: Acc, store: Store, is_final: bool, now_ms: int) -> dict[str, Any]:
+        area = store.area_m2
+        if acc["zone"] is not None:
+            try:
+                area = store.zone(acc["zone"]).area_m2
+            except KeyError:
+                area = 0.0
+        return hourly_record(
+            acc,
+            area_m2=area,
+            mall_id=store.mall_id,
+            category=store.category,
+            tenant_id=store.tenant_id,
+            currency=store.currency,
+            is_final=is_final,
+            updated_at_ms=now_ms,
+        )
+
+    def _final_alerts(self, acc: Acc, store: Store, st: dict[str, Any], part: dict[str, Any], out: Output) -> None:
+        """Sales and traffic drops of a final (or corrected) hour, then history and the peer message."""
+        record = self._record(acc, store, True, 0)
+        weekday, hour = local_weekday_hour(acc["start"], store.timezone)
+        hist = [e for e in st["hist"] if e["s"] != acc["start"]]
+        base = baseline(hist, acc["start"], weekday, hour, acc["v"])
+        findings: list[Finding] = []
+        if base is not None:
+            traffic = rules.traffic_drop(acc["v"], base, self.cfg.alerts)
+            if traffic is not None:
+                findings.append(traffic)
+            else:
+                sales = rules.sales_drop(acc["net"], acc["v"], base, self.cfg.alerts)
+                if sales is not None:
+                    findings.append(sales)
+        out.alerts += rules.reconcile(
+            st["alerts"],
+            store_id=store.id,
+            hour_start_ms=acc["start"],
+            evaluated=[rules.SALES_DROP, rules.TRAFFIC_DROP],
+            findings=findings,
+            fired_at_ms=max(part["newest"], acc["start"] + HOUR_MS),
+            tenant_id=store.tenant_id,
+            mall_id=store.mall_id,
+        )
+        entry = history_entry(record, weekday, hour)
+        hist.append(entry)
+        hist.sort(key=lambda e: e["s"])
+        st["hist"] = prune(hist, acc["start"], HISTORY_DAYS)
+        cands = rules.underreporting_candidates(entry, st["hist"], self.cfg.alerts)
+        out.peers.append(
+            (
+                peer_group(store),
+                {
+                    "store_id": store.id,
+                    "hour_start": acc["start"],
+                    "revision": acc["rev"],
+                    "fired_at": max(part["newest"], acc["start"] + HOUR_MS),
+                    "ratios": rules.own_ratios(entry, st["hist"]),
+                    "candidates": [[c.metric, c.direction, c.z, c.value, c.center, c.history] for c in cands],
+                },
+            )
+        )
+        self._trim_alerts(st)
+
+    def _early_and_silence(
+        self, part: dict[str, Any], touched: dict[str, Acc], stores: dict[str, dict[str, Any]], out: Output
+    ) -> None:
+        now = part["newest"]
+        acfg = self.cfg.alerts
+        for acc in touched.values():
+            if acc["closed"] or acc["zone"] is not None:
+                continue
+            fraction = (now - acc["start"]) / HOUR_MS
+            if not acfg.early_fraction <= fraction < 1.0:
+                continue
+            store = self.by_id[acc["store"]]
+            st = self._store(stores, store.id, now)
+            weekday, hour = local_weekday_hour(acc["start"], store.timezone)
+            base = baseline(st["hist"], acc["start"], weekday, hour, acc["v"])
+            if base is None:
+                continue
+            finding = rules.sales_drop(acc["net"], acc["v"], base, acfg, fraction)
+            if finding is not None:
+                out.alerts += rules.reconcile(
+                    st["alerts"],
+                    store_id=store.id,
+                    hour_start_ms=acc["start"],
+                    evaluated=[],
+                    findings=[finding],
+                    fired_at_ms=now,
+                    tenant_id=store.tenant_id,
+                    mall_id=store.mall_id,
+                )
+        for store_id in list(part["stores"]):
+            known = self.by_id.get(store_id)
+            seen = stores.get(store_id) or self.stores.get(store_id)
+            if known is None or seen is None or now == 0:
+                continue
+            self._silence(known, seen, stores, now, out)
+
+    def _silence(
+        self, store: Store, st: dict[str, Any], stores: dict[str, dict[str, Any]], now: int, out: Output
+    ) -> None:
+        """FEED_SILENT and CAMERA_SILENT of one store at stream time ``now``."""
+        acfg = self.cfg.alerts
+        store_id = store.id
+        findings: list[tuple[Finding, int, str]] = []
+        last_ticket = st["last_ticket"] if st["last_ticket"] is not None else st["first"]
+        conv = [e["conv"] for e in st["hist"] if e["conv"] is not None and e["v"] >= 20]
+        conversion = median(conv) if len(conv) >= 3 else acfg.default_conversion
+        feed = rules.feed_silent(now - last_ticket, st["v_since"], conversion, acfg)
+        if feed is not None:
+            findings.append((feed, last_ticket, ""))
+        for cam in self.cameras.get(store_id, ()):
+            last = st["last_frame"].get(cam, st["first"])
+            silent = rules.camera_silent(cam, now - last, st["t_since"].get(cam, 0), acfg)
+            if silent is not None:
+                findings.append((silent, last, cam))
+                break
+        if not findings:
+            return
+        st = self._store(stores, store_id, now)
+        hour = hour_start(now, store.timezone)
+        for finding, since, cam in findings:
+            emitted = rules.reconcile(
+                st["alerts"],
+                store_id=store.id,
+                hour_start_ms=hour,
+                evaluated=[],
+                findings=[finding],
+                fired_at_ms=now,
+                tenant_id=store.tenant_id,
+                mall_id=store.mall_id,
+            )
+            if emitted:
+                st["windows"][emitted[0]["alert_id"]] = [finding.kind, cam, since, now, hour]
+            out.alerts += emitted
+        self._trim_alerts(st)
+
+    @staticmethod
+    def _trim_alerts(st: dict[str, Any]) -> None:
+        for name in ("alerts", "windows"):
+            states = st[name]
+            while len(states) > MAX_ALERT_STATES:
+                del states[next(iter(states))]
+
+
+__all__ = ["DAY_MS", "FRAME", "TICKET", "Engine", "Output", "Rejected", "StreamConfig", "event_time_ms", "peer_group"]
