@@ -31,7 +31,7 @@ class AlertConfig:
     """SALES_DROP when net revenue is at most this share of the expected revenue..."""
     footfall_margin: float = 0.25
     """...and the visitors' ratio to their baseline is at least the revenue ratio plus this margin."""
-    traffic_drop_ratio: float = 0.5
+    traffic_drop_ratio: float = 0.4
     """TRAFFIC_DROP when visitors are at most this share of the expected visitors."""
     min_z: float = 3.5
     """Both drops must also be this many standard deviations below expectation under counting noise."""

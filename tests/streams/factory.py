@@ -53,8 +53,17 @@ def ticket(
         "discount_amount": discount,
         "payments": [{"method": "CASH" if cash else "CARD", "amount": net}],
         "channel": channel,
-        "lines": [{"sku": "A", "description": None, "quantity": units, "unit_price": net, "discount_amount": discount,
-                   "net_amount": net, "category": None}],
+        "lines": [
+            {
+                "sku": "A",
+                "description": None,
+                "quantity": units,
+                "unit_price": net,
+                "discount_amount": discount,
+                "net_amount": net,
+                "category": None,
+            }
+        ],
         "original_ticket_id": None,
         "ingested_at": ts,
     }

@@ -19,8 +19,14 @@ def finals(out: Output) -> list[dict]:
 
 def test_hour_closes_when_watermark_passes_end_plus_lateness() -> None:
     e = engine()
-    out = e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T10:05:00+02:00", 1500)),
-                      (FRAME, frame("cam-wg-denim", "wg-denim", "2026-03-29T10:06:00+02:00", 1, entries=4))], WALL)
+    out = e.apply(
+        0,
+        [
+            (TICKET, ticket("wg-denim", "2026-03-29T10:05:00+02:00", 1500)),
+            (FRAME, frame("cam-wg-denim", "wg-denim", "2026-03-29T10:06:00+02:00", 1, entries=4)),
+        ],
+        WALL,
+    )
     assert [r["is_final"] for r in out.conversions] == [False]
     out = e.apply(0, [(FRAME, frame("cam-wg-denim", "wg-denim", "2026-03-29T11:09:59.999+02:00", 2))], WALL + 5000)
     assert finals(out) == []
@@ -43,8 +49,14 @@ def test_late_event_for_closed_hour_is_a_correction() -> None:
     e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T10:05:00+02:00", 1000))], WALL)
     (first,) = finals(e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T11:30:00+02:00"))], WALL + 5000))
     assert first["revision"] == 0
-    out = e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T10:59:00+02:00", 500)),
-                      (TICKET, ticket("wg-denim", "2026-03-29T10:58:00+02:00", 250))], WALL + 6000)
+    out = e.apply(
+        0,
+        [
+            (TICKET, ticket("wg-denim", "2026-03-29T10:59:00+02:00", 500)),
+            (TICKET, ticket("wg-denim", "2026-03-29T10:58:00+02:00", 250)),
+        ],
+        WALL + 6000,
+    )
     (corr,) = finals(out)
     assert (corr["revision"], corr["net_revenue"], corr["transactions"]) == (1, 1750, 3)
     (corr2,) = finals(e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T10:01:00+02:00", 1))], WALL + 7000))
@@ -94,8 +106,14 @@ def test_quiet_partition_closes_by_timer() -> None:
 
 def test_rejects_unknown_store_and_events_older_than_retention() -> None:
     e = engine(hour_retention_ms=2 * HOUR_MS)
-    out = e.apply(0, [(TICKET, ticket("nowhere", "2026-03-29T10:00:00+02:00")),
-                      (TICKET, ticket("wg-denim", "2026-03-29T20:00:00+02:00"))], WALL)
+    out = e.apply(
+        0,
+        [
+            (TICKET, ticket("nowhere", "2026-03-29T10:00:00+02:00")),
+            (TICKET, ticket("wg-denim", "2026-03-29T20:00:00+02:00")),
+        ],
+        WALL,
+    )
     assert out.rejects == [(0, "store 'nowhere' is not in the catalogue")]
     out = e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T10:00:00+02:00"))], WALL)
     assert len(out.rejects) == 1 and "older than" in out.rejects[0][1]
@@ -125,9 +143,15 @@ def test_dst_day_and_half_hour_zone() -> None:
 def test_zone_cameras_make_zone_hours() -> None:
     e = engine()
     t = "2026-03-29T10:05:00+02:00"
-    e.apply(0, [(FRAME, frame("cam-wg-fashion-main", "wg-fashion", t, 1, entries=5)),
-                (FRAME, frame("cam-wg-fashion-side", "wg-fashion", t, 1, entries=2)),
-                (FRAME, frame("cam-wg-fashion-women", "wg-fashion", t, 1, entries=3, zone="womens"))], WALL)
+    e.apply(
+        0,
+        [
+            (FRAME, frame("cam-wg-fashion-main", "wg-fashion", t, 1, entries=5)),
+            (FRAME, frame("cam-wg-fashion-side", "wg-fashion", t, 1, entries=2)),
+            (FRAME, frame("cam-wg-fashion-women", "wg-fashion", t, 1, entries=3, zone="womens")),
+        ],
+        WALL,
+    )
     out = {r["zone_id"]: r for r in finals(e.tick(0, WALL, close_all=True))}
     assert out[None]["visitors"] == 7
     assert out["womens"]["visitors"] == 3 and out["womens"]["revenue_per_m2"] == 0.0

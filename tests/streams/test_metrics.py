@@ -7,8 +7,9 @@ START = ms("2026-03-29T10:00:00+02:00")
 
 
 def record(acc: dict, area: float = 100.0) -> dict:
-    return hourly_record(acc, area_m2=area, mall_id="m", category="c", tenant_id=None, currency="EUR",
-                         is_final=True, updated_at_ms=0)
+    return hourly_record(
+        acc, area_m2=area, mall_id="m", category="c", tenant_id=None, currency="EUR", is_final=True, updated_at_ms=0
+    )
 
 
 def test_metrics_of_an_hour() -> None:
