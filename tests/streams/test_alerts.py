@@ -208,7 +208,7 @@ def test_engine_early_sales_drop_during_the_hour() -> None:
         _day(e, noon + timedelta(days=7 * week), 40, 160, seq)
     start = ms("2026-03-16T12:00:00+01:00")
     events = [(FRAME, frame("cam-wg-volt", "wg-volt", start + i * 22_500, 10_000 + i, entries=1)) for i in range(107)]
-    out = e.apply(0, events + [(TICKET, ticket("wg-volt", start + 60_000, 2500))], WALL)
+    out = e.apply(0, [*events, (TICKET, ticket("wg-volt", start + 60000, 2500))], WALL)
     (alert,) = out.alerts
     assert alert["kind"] == "SALES_DROP" and alert["details"]["projected"] == "true"
     assert not any(r["is_final"] for r in out.conversions)
@@ -219,7 +219,7 @@ def test_engine_feed_and_camera_silence() -> None:
     start = ms("2026-03-29T12:00:00+02:00")
     # Camera counts 2 visitors a minute, the till stays silent for 25 minutes.
     frames = [(FRAME, frame("cam-wg-shoes", "wg-shoes", start + i * 60_000, i, entries=2)) for i in range(26)]
-    out = e.apply(0, [(TICKET, ticket("wg-shoes", start))] + frames, WALL)
+    out = e.apply(0, [(TICKET, ticket("wg-shoes", start)), *frames], WALL)
     (alert,) = out.alerts
     assert alert["kind"] == "FEED_SILENT" and alert["state"] == "FIRING"
     # The tickets were only late: one inside the silent window resolves it.

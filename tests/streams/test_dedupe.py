@@ -1,3 +1,4 @@
+import itertools
 import random
 
 from streams.dedupe import interval_add, interval_contains
@@ -20,7 +21,7 @@ def test_random_order_with_duplicates_matches_a_set() -> None:
         seen.add(v)
     assert all(interval_contains(iv, v) for v in seen)
     assert not any(interval_contains(iv, v) for v in set(range(300)) - seen)
-    assert all(a[1] + 1 < b[0] for a, b in zip(iv, iv[1:], strict=False))  # disjoint, merged
+    assert all(a[1] + 1 < b[0] for a, b in itertools.pairwise(iv))  # disjoint, merged
 
 
 def test_gap_filled_later_merges() -> None:

@@ -1,3 +1,5 @@
+import itertools
+
 from streams.hours import HOUR_MS, hour_start, local_day_hours, local_hour_iso, local_weekday_hour
 from tests.streams.factory import ms
 
@@ -8,7 +10,7 @@ def test_berlin_spring_forward_day_has_23_hours_and_no_0200() -> None:
     labels = [local_hour_iso(h, "Europe/Berlin") for h in hours]
     assert labels[1] == "2026-03-29T01:00:00+01:00"
     assert labels[2] == "2026-03-29T03:00:00+02:00"
-    assert all(b - a == HOUR_MS for a, b in zip(hours, hours[1:], strict=False))
+    assert all(b - a == HOUR_MS for a, b in itertools.pairwise(hours))
 
 
 def test_berlin_fall_back_day_has_25_hours_with_two_0200_hours() -> None:
