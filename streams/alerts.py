@@ -42,8 +42,9 @@ class AlertConfig:
     early_fraction: float = 0.5
     """Fire SALES_DROP during the hour once this share of it has passed and the projection is below."""
     feed_silent_minutes: float = 20.0
-    feed_silent_expected_tickets: float = 7.0
-    """FEED_SILENT when the visitors since the last ticket would have made this many sales (P(0) < 0.1%)."""
+    feed_silent_expected_tickets: float = 12.0
+    """FEED_SILENT when the visitors since the last ticket would have made this many sales: a Poisson gap that
+    long has probability e^-12 (6e-6), so a busy store (200 gaps a day) fires about once in 800 days."""
     default_conversion: float = 0.15
     """Conversion assumed for FEED_SILENT before the store has history."""
     camera_silent_minutes: float = 15.0
@@ -53,6 +54,8 @@ class AlertConfig:
     """Modified z-score (median/MAD) against the store's own history."""
     underreporting_peer_gap: float = 0.35
     """...and the store's ratio to its own median departs this much further than its peers' ratios."""
+    underreporting_p: float = 1e-4
+    """...and the count behind a conversion, void or refund rate must be this improbable (Poisson tail)."""
     underreporting_min_history: int = 6
     underreporting_min_visitors: int = 30
     underreporting_footfall_band: tuple[float, float] = (0.6, 1.6)
@@ -204,12 +207,33 @@ def underreporting_candidates(
         if value is None or len(values) < cfg.underreporting_min_history:
             continue
         center, scale = robust_center_scale(values)
+        mean = sum(values) / len(values)
         trials = entry["v"] if metric == "conv" else max(entry["tx"], 1)
-        scale = max(scale, _noise_floor(center, trials))
+        scale = max(scale, _noise_floor(max(center, mean), trials))
         z = (value - center) / scale * direction
-        if z >= cfg.underreporting_z:
-            out.append(Candidate(metric, direction, z, float(value), center, len(values)))
+        if z < cfg.underreporting_z:
+            continue
+        if metric != "cs":
+            # Counts behind the rate: improbable under the store's usual rate (Poisson tail).
+            expected = max(center, mean) * trials
+            observed = round(value * trials)
+            tail = poisson_cdf(observed, expected) if direction < 0 else 1.0 - poisson_cdf(observed - 1, expected)
+            if tail > cfg.underreporting_p:
+                continue
+        out.append(Candidate(metric, direction, z, float(value), center, len(values)))
     return out
+
+
+def poisson_cdf(k: int, lam: float) -> float:
+    """P(X <= k) for a Poisson count with mean ``lam``."""
+    if k < 0:
+        return 0.0
+    term = math.exp(-lam)
+    total = term
+    for i in range(1, k + 1):
+        term *= lam / i
+        total += term
+    return min(total, 1.0)
 
 
 _METRIC_NAMES = {"conv": "conversion", "vr": "void rate", "rr": "refund rate", "cs": "cash share"}

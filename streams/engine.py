@@ -359,7 +359,8 @@ class Engine:
         hist.append(entry)
         hist.sort(key=lambda e: e["s"])
         st["hist"] = prune(hist, acc["start"], HISTORY_DAYS)
-        cands = rules.underreporting_candidates(entry, st["hist"], self.cfg.alerts)
+        # An hour already alerted as a sales or traffic drop is not reported as underreporting as well.
+        cands = [] if findings else rules.underreporting_candidates(entry, st["hist"], self.cfg.alerts)
         out.peers.append(
             (
                 peer_group(store),

@@ -32,9 +32,14 @@ def estate_day(
     *,
     dup_rate: float = 0.01,
     late_rate: float = 0.01,
-    silent_feed: tuple[str, int] | None = None,
+    silent_feed: tuple[str, set[int]] | None = None,
+    sales_drop: tuple[str, int, float] | None = None,
 ) -> list[Ev]:
-    """Events of one local day per store; ``silent_feed`` = (store, local hour) drops its tickets that hour."""
+    """Events of one local day per store.
+
+    Incidents: ``silent_feed`` = (store, local hours) drops all its tickets in those hours; ``sales_drop`` =
+    (store, local hour, kept share) keeps only that share of its sales in that hour.
+    """
     rng = random.Random(seed)
     events: list[Ev] = []
     n = 0
@@ -71,7 +76,10 @@ def estate_day(
                     continue
                 n += 1
                 at = minute + timedelta(seconds=rng.randrange(60))
-                if silent_feed == (store.id, at.astimezone(store.tz).hour):
+                local_hour = at.astimezone(store.tz).hour
+                if silent_feed and silent_feed[0] == store.id and local_hour in silent_feed[1]:
+                    continue
+                if sales_drop and sales_drop[:2] == (store.id, local_hour) and rng.random() > sales_drop[2]:
                     continue
                 kind = rng.choices(("SALE", "REFUND", "VOID", "EMPLOYEE_SALE"), (90, 4, 3, 3))[0]
                 net = rng.randrange(500, 20_000)

@@ -107,7 +107,7 @@ def _hist(n: int, conv: float = 0.25, cs: float = 0.3) -> list[dict[str, Any]]:
 def test_underreporting_against_own_history_and_peers() -> None:
     hist = _hist(10)
     now = entry(20, 12, 50_000, 100, 8)
-    now.update(conv=0.08, cs=0.3)
+    now.update(conv=0.05, cs=0.3)
     cands = rules.underreporting_candidates(now, hist, CFG)
     assert [c.metric for c in cands] == ["conv"]
     assert rules.peer_confirm(cands, {"conv": [1.0, 0.95, 1.05]}, CFG) is not None
@@ -217,8 +217,8 @@ def test_engine_early_sales_drop_during_the_hour() -> None:
 def test_engine_feed_and_camera_silence() -> None:
     e = Engine(demo(), StreamConfig(), {}, {}, {})
     start = ms("2026-03-29T12:00:00+02:00")
-    # Camera counts 2 visitors a minute, the till stays silent for 25 minutes.
-    frames = [(FRAME, frame("cam-wg-shoes", "wg-shoes", start + i * 60_000, i, entries=2)) for i in range(26)]
+    # Camera counts 4 visitors a minute, the till stays silent for 25 minutes.
+    frames = [(FRAME, frame("cam-wg-shoes", "wg-shoes", start + i * 60_000, i, entries=4)) for i in range(26)]
     out = e.apply(0, [(TICKET, ticket("wg-shoes", start)), *frames], WALL)
     (alert,) = out.alerts
     assert alert["kind"] == "FEED_SILENT" and alert["state"] == "FIRING"
@@ -231,3 +231,14 @@ def test_engine_feed_and_camera_silence() -> None:
     evs += [(TICKET, ticket("wg-cafe", other + i * 120_000)) for i in range(1, 10)]
     out = e.apply(0, evs, WALL)
     assert [(a["kind"], a["details"]["camera_id"]) for a in out.alerts] == [("CAMERA_SILENT", "cam-wg-cafe")]
+
+
+def test_rare_refunds_are_not_underreporting() -> None:
+    hist = _hist(12)
+    for i, h in enumerate(hist):
+        h["rr"] = 0.04 if i % 3 == 0 else 0.0  # a refund now and then: median 0
+    now = entry(20, 12, 50_000, 100, 25)
+    now.update(conv=0.25, cs=0.3, rr=4 / 25)  # four refunds in one hour: unusual, not improbable enough
+    assert rules.underreporting_candidates(now, hist, CFG) == []
+    now.update(rr=12 / 25)
+    assert [c.metric for c in rules.underreporting_candidates(now, hist, CFG)] == ["rr"]

@@ -52,7 +52,7 @@ def test_compare_reports_differences() -> None:
     tickets = [e.record for e in events if e.topic == POS_TICKETS]
     counts = [e.record for e in events if e.topic != POS_TICKETS]
     batch = recompute(catalogue, tickets, counts)
-    cell, values = next(iter(batch.items()))
+    _cell, values = next(iter(batch.items()))
     wrong = {**values, "visitors": values["visitors"] + 1, "is_final": True, "revision": 0}
     problems = compare([wrong], batch)
     assert any("visitors" in p for p in problems)
