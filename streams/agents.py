@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from faust.streams import _current_event  # the table context Faust sets for single-event iteration
 
 from streams.processor import Processor, Raw, Send
 from streams.tables import Tables
 from streams.topics import Topics
+
+log = logging.getLogger(__name__)
 
 
 def _raw(event: Any) -> Raw:
@@ -79,8 +83,11 @@ def define_agents(
         now_ms = int(time.time() * 1000)
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.names.tickets}
         for partition in sorted(owned):
-            await app.producer.send(
-                topics.names.ticks, None, json.dumps({"now": now_ms}).encode(), partition, None, None
-            )
+            try:
+                await app.producer.send(
+                    topics.names.ticks, None, json.dumps({"now": now_ms}).encode(), partition, None, None
+                )
+            except (AssertionError, KafkaError) as exc:  # metadata of a just-created topic not loaded yet
+                log.debug("tick to %s[%d] not sent: %r; next interval retries", topics.names.ticks, partition, exc)
 
     return {"hours": hours, "peers": peers, "tick": tick}

@@ -31,6 +31,8 @@ class AlertConfig:
     """SALES_DROP when net revenue is at most this share of the expected revenue..."""
     footfall_margin: float = 0.25
     """...and the visitors' ratio to their baseline is at least the revenue ratio plus this margin."""
+    sales_drop_p: float = 1e-4
+    """...or the SALE count has a Poisson lower tail under this probability."""
     traffic_drop_ratio: float = 0.4
     """TRAFFIC_DROP when visitors are at most this share of the expected visitors."""
     min_z: float = 3.5
@@ -81,25 +83,50 @@ def _severity(ratio: float, cfg: AlertConfig) -> str:
     return "CRITICAL" if ratio <= cfg.critical_ratio else "WARNING"
 
 
-def sales_drop(net: float, visitors: float, base: Baseline, cfg: AlertConfig, fraction: float = 1.0) -> Finding | None:
-    """Revenue far below the baseline (scaled to ``fraction`` of the hour) while footfall held up."""
+def sales_drop(
+    net: float,
+    visitors: float,
+    base: Baseline,
+    cfg: AlertConfig,
+    fraction: float = 1.0,
+    transactions: int | None = None,
+) -> Finding | None:
+    """Revenue far below the baseline (scaled to ``fraction`` of the hour) while footfall held up.
+
+    Improbable under noise means either the revenue is ``min_z`` standard deviations below (compound
+    Poisson with ``overdispersion``) or the SALE count is below its expectation with a Poisson tail under
+    ``sales_drop_p``.
+    """
     if base.net is None or base.avg_ticket is None or base.avg_ticket <= 0:
         return None
     # revenue_per_visitor baselines already scale with this hour's visitors so far.
-    expected = base.net if base.method == "revenue_per_visitor" else base.net * fraction
+    scale = 1.0 if base.method == "revenue_per_visitor" else fraction
+    expected = base.net * scale
     if expected <= 0:
         return None
     ratio = net / expected
+    if ratio > cfg.sales_drop_ratio:
+        return None
     sd = math.sqrt(cfg.overdispersion * expected * base.avg_ticket)
     z = (expected - net) / sd if sd else 0.0
-    if ratio > cfg.sales_drop_ratio or z < cfg.min_z:
+    tail = 1.0
+    if transactions is not None and base.transactions:
+        tail = poisson_cdf(transactions, base.transactions * scale)
+    if z < cfg.min_z and tail > cfg.sales_drop_p:
         return None
     visitor_ratio: float | None = None
     if base.method != "revenue_per_visitor" and base.visitors:
         visitor_ratio = visitors / (base.visitors * fraction)
         if visitor_ratio < ratio + cfg.footfall_margin:
             return None
-    details = {"baseline": base.method, "samples": str(base.samples), "z": f"{z:.1f}", "revenue_ratio": f"{ratio:.2f}"}
+    details = {
+        "baseline": base.method,
+        "samples": str(base.samples),
+        "z": f"{z:.1f}",
+        "revenue_ratio": f"{ratio:.2f}",
+    }
+    if tail < 1.0:
+        details["transactions_tail_p"] = f"{tail:.1e}"
     if visitor_ratio is not None:
         details["visitor_ratio"] = f"{visitor_ratio:.2f}"
     if fraction < 1.0:

@@ -43,6 +43,7 @@ def stream_config(settings: Settings) -> StreamConfig:
         live_throttle_ms=int(settings.streams_live_throttle_s * 1000),
         idle_close_ms=int(settings.streams_idle_close_s * 1000),
         hour_retention_ms=int(settings.streams_hour_retention_h * 3_600_000),
+        stream_skew_ms=int(settings.streams_stream_skew_s * 1000) or None,
         alerts=AlertConfig(**settings.streams_alerts),  # type: ignore[arg-type]
     )
 

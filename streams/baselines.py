@@ -34,6 +34,8 @@ class Baseline:
     visitors: float | None
     avg_ticket: float | None
     samples: int
+    transactions: float | None = None
+    """Expected SALE transactions (None: unknown)."""
 
 
 def history_entry(record: dict[str, Any], weekday: int, hour: int) -> dict[str, Any]:
@@ -75,6 +77,7 @@ def baseline(
             float(median(e["v"] for e in same)),
             _avg_ticket(same) or _avg_ticket(past),
             len(same),
+            float(median(e["tx"] for e in same)),
         )
     week = [e for e in past if e["s"] >= start_ms - 7 * DAY_MS]
     rich = [e for e in week if e["v"] >= MIN_VISITORS_FOR_RATE]
@@ -84,9 +87,9 @@ def baseline(
     if net is None and expected_visitors is None:
         return None
     method = "revenue_per_visitor" if net is not None else "same_hour"
-    return Baseline(
-        method, net, expected_visitors, _avg_ticket(rich or week), len(rich) if net is not None else len(same_hour)
-    )
+    tx = visitors * median(e["tx"] / e["v"] for e in rich) if len(rich) >= 3 else None
+    samples = len(rich) if net is not None else len(same_hour)
+    return Baseline(method, net, expected_visitors, _avg_ticket(rich or week), samples, tx)
 
 
 def prune(history: list[dict[str, Any]], now_ms: int, keep_days: int = 35) -> list[dict[str, Any]]:

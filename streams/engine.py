@@ -42,6 +42,10 @@ class StreamConfig:
     live_throttle_ms: int = 2_000
     idle_close_ms: int = 30_000
     hour_retention_ms: int = 48 * HOUR_MS
+    stream_skew_ms: int | None = HOUR_MS
+    """How far one input (tickets or counts) may lag the other before the watermark stops waiting for it.
+    None: always wait for both (replays, where the topics are read at different speeds)."""
+    silence_lookback_ms: int = 3 * HOUR_MS
     alerts: AlertConfig = field(default_factory=AlertConfig)
 
 
@@ -98,6 +102,9 @@ class Engine:
         part = self.parts.get(f"p{partition}")
         if part is None:
             part = {
+                "nt": 0,
+                "nf": 0,
+                "scan": 0,
                 "newest": 0,
                 "wm": 0,
                 "forced": 0,
@@ -157,14 +164,7 @@ class Engine:
             key = hour_key(store.id, zone, start)
             acc = touched.get(key)
             if acc is None:
-                acc = self.hours.get(key)
-                if acc is None:
-                    acc = new_hour(store.id, zone, start, store.timezone)
-                    if start + HOUR_MS <= threshold:
-                        acc["closed"] = True
-                        part["closed"][key] = start
-                    else:
-                        part["open"][key] = start
+                acc = self.hours.get(key) or self._new_hour(part, key, store, start, threshold, zone)
                 touched[key] = acc
             counted = add_ticket(acc, rec) if kind == TICKET else add_frame(acc, rec)
             if not counted:
@@ -173,6 +173,17 @@ class Engine:
             acc["dirty"] = True
             if ts > part["newest"]:
                 part["newest"] = ts
+            progress_key = "nt" if kind == TICKET else "nf"
+            if ts > part[progress_key]:
+                part[progress_key] = ts
+            if kind == FRAME:
+                base_key = hour_key(store.id, None, start)
+                base = touched.get(base_key) if zone is not None else acc
+                if base is None:
+                    base = self.hours.get(base_key) or self._new_hour(part, base_key, store, start, threshold)
+                    touched[base_key] = base
+                bit = 1 << min(max((ts - start) // 60_000, 0), 59)
+                base["mc"][rec["camera_id"]] = base["mc"].get(rec["camera_id"], 0) | bit
             st = self._store(stores, store.id, ts)
             if kind == TICKET:
                 self._track_ticket(st, store, ts, out)
@@ -182,6 +193,33 @@ class Engine:
             part["last_wall"] = now_ms
         self._finish(partition, part, touched, stores, now_ms, out)
         return out
+
+    @staticmethod
+    def _new_hour(
+        part: dict[str, Any], key: str, store: Store, start: int, threshold: int, zone: str | None = None
+    ) -> Acc:
+        acc = new_hour(store.id, zone, start, store.timezone)
+        if start + HOUR_MS <= threshold:
+            acc["closed"] = True
+            part["closed"][key] = start
+        else:
+            part["open"][key] = start
+        return acc
+
+    def progress(self, part: dict[str, Any]) -> int:
+        """Event time up to which both inputs of a partition are complete (apart from late events).
+
+        The slower of tickets and counts, unless it lags the faster by more than ``stream_skew_ms`` (a feed
+        that went silent must not hold every hour open). An input never seen in the partition is ignored,
+        except with ``stream_skew_ms`` None, where nothing progresses until both were seen.
+        """
+        nt, nf = part["nt"], part["nf"]
+        skew = self.cfg.stream_skew_ms
+        if skew is None:
+            return min(nt, nf)
+        if not nt or not nf:
+            return max(nt, nf)
+        return max(min(nt, nf), max(nt, nf) - skew)
 
     def tick(self, partition: int, now_ms: int, close_all: bool = False) -> Output:
         """Timer: flush throttled live updates and close hours of a partition that went quiet.
@@ -215,7 +253,8 @@ class Engine:
         if ts >= st["last_frame"].get(cam, 0):
             st["last_frame"][cam] = ts
             st["t_since"][cam] = 0
-        if rec.get("zone_id") is None and ts > (st["last_ticket"] or st["first"]):
+        last_ticket = st["last_ticket"] if st["last_ticket"] is not None else st["first"]
+        if rec.get("zone_id") is None and ts > last_ticket:
             st["v_since"] += rec["entries"]
         self._resolve_windows(st, store, rules.CAMERA_SILENT, cam, ts, out)
 
@@ -245,7 +284,7 @@ class Engine:
         out: Output,
     ) -> None:
         cfg = self.cfg
-        part["wm"] = max(part["wm"], part["newest"] - cfg.lateness_ms)
+        part["wm"] = max(part["wm"], self.progress(part) - cfg.lateness_ms)
         threshold = max(part["wm"], part["forced"])
         for store_id in stores:
             if store_id not in part["stores"]:
@@ -297,7 +336,14 @@ class Engine:
         for acc in finals:
             store = self.by_id[acc["store"]]
             self._final_alerts(acc, store, self._store(stores, store.id, acc["start"]), part, out)
-        self._early_and_silence(part, touched, stores, out)
+        self._early_sales_drop(part, touched, stores, out)
+        safe = self.progress(part)
+        if safe // 60_000 > part["scan"] // 60_000:
+            part["scan"] = safe
+            for store_id in list(part["stores"]):
+                known = self.by_id.get(store_id)
+                if known is not None and (store_id in stores or store_id in self.stores):
+                    self._scan_silence(known, self._store(stores, store_id, safe), touched, safe, out)
         # Retention: forget closed hours (and their dedupe ids) well behind the event-time watermark.
         horizon = part["wm"] - cfg.hour_retention_ms
         for key, start in list(part["closed"].items()):
@@ -342,7 +388,7 @@ class Engine:
             if traffic is not None:
                 findings.append(traffic)
             else:
-                sales = rules.sales_drop(acc["net"], acc["v"], base, self.cfg.alerts)
+                sales = rules.sales_drop(acc["net"], acc["v"], base, self.cfg.alerts, transactions=acc["tx"])
                 if sales is not None:
                     findings.append(sales)
         out.alerts += rules.reconcile(
@@ -359,6 +405,8 @@ class Engine:
         hist.append(entry)
         hist.sort(key=lambda e: e["s"])
         st["hist"] = prune(hist, acc["start"], HISTORY_DAYS)
+        conv = [e["conv"] for e in st["hist"] if e["conv"] is not None and e["v"] >= 20]
+        st["conv_ref"] = median(conv) if len(conv) >= 3 else None
         # An hour already alerted as a sales or traffic drop is not reported as underreporting as well.
         cands = [] if findings else rules.underreporting_candidates(entry, st["hist"], self.cfg.alerts)
         out.peers.append(
@@ -376,10 +424,10 @@ class Engine:
         )
         self._trim_alerts(st)
 
-    def _early_and_silence(
+    def _early_sales_drop(
         self, part: dict[str, Any], touched: dict[str, Acc], stores: dict[str, dict[str, Any]], out: Output
     ) -> None:
-        now = part["newest"]
+        now = self.progress(part)
         acfg = self.cfg.alerts
         for acc in touched.values():
             if acc["closed"] or acc["zone"] is not None:
@@ -393,7 +441,7 @@ class Engine:
             base = baseline(st["hist"], acc["start"], weekday, hour, acc["v"])
             if base is None:
                 continue
-            finding = rules.sales_drop(acc["net"], acc["v"], base, acfg, fraction)
+            finding = rules.sales_drop(acc["net"], acc["v"], base, acfg, fraction, acc["tx"])
             if finding is not None:
                 out.alerts += rules.reconcile(
                     st["alerts"],
@@ -405,51 +453,94 @@ class Engine:
                     tenant_id=store.tenant_id,
                     mall_id=store.mall_id,
                 )
-        for store_id in list(part["stores"]):
-            known = self.by_id.get(store_id)
-            seen = stores.get(store_id) or self.stores.get(store_id)
-            if known is None or seen is None or now == 0:
-                continue
-            self._silence(known, seen, stores, now, out)
 
-    def _silence(
-        self, store: Store, st: dict[str, Any], stores: dict[str, dict[str, Any]], now: int, out: Output
-    ) -> None:
-        """FEED_SILENT and CAMERA_SILENT of one store at stream time ``now``."""
+    def _timeline(
+        self, store: Store, touched: dict[str, Acc], first: int, until: int
+    ) -> list[tuple[int, int, int, dict[str, bool]]]:
+        """(minute start, tickets, entrance entries, cameras seen) of the complete minutes in [first, until)."""
+        starts: list[int] = []
+        h = hour_start(max(until - 1, first), store.timezone)
+        while h + HOUR_MS > first:
+            starts.append(h)
+            h = hour_start(h - 1, store.timezone)
+        cams = self.cameras.get(store.id, ())
+        minutes: list[tuple[int, int, int, dict[str, bool]]] = []
+        for start in reversed(starts):
+            key = hour_key(store.id, None, start)
+            acc = touched.get(key) or self.hours.get(key)
+            for m in range(60):
+                at = start + m * 60_000
+                if at < first or at + 60_000 > until:
+                    continue
+                if acc is None:
+                    minutes.append((at, 0, 0, {}))
+                else:
+                    seen = {c: bool(acc["mc"].get(c, 0) >> m & 1) for c in cams}
+                    minutes.append((at, acc["mt"][m], acc["mv"][m], seen))
+        return minutes
+
+    def _scan_silence(self, store: Store, st: dict[str, Any], touched: dict[str, Acc], until: int, out: Output) -> None:
+        """FEED_SILENT and CAMERA_SILENT over the minutes completed since the last scan, in event time.
+
+        Evaluated on per-minute counts kept in the hour state, so the outcome does not depend on how the
+        two inputs interleave or are batched. The scan carries, per store, the start of the current ticket
+        silence and the visitors since (and per camera, its silence and the tickets since); a silence fires
+        once, at the first minute both of its conditions hold.
+        """
         acfg = self.cfg.alerts
-        store_id = store.id
-        findings: list[tuple[Finding, int, str]] = []
-        last_ticket = st["last_ticket"] if st["last_ticket"] is not None else st["first"]
-        conv = [e["conv"] for e in st["hist"] if e["conv"] is not None and e["v"] >= 20]
-        conversion = median(conv) if len(conv) >= 3 else acfg.default_conversion
-        feed = rules.feed_silent(now - last_ticket, st["v_since"], conversion, acfg)
-        if feed is not None:
-            findings.append((feed, last_ticket, ""))
-        for cam in self.cameras.get(store_id, ()):
-            last = st["last_frame"].get(cam, st["first"])
-            silent = rules.camera_silent(cam, now - last, st["t_since"].get(cam, 0), acfg)
-            if silent is not None:
-                findings.append((silent, last, cam))
-                break
-        if not findings:
+        first = st.get("scan_at") or max(st["first"] // 60_000 * 60_000, until - self.cfg.silence_lookback_ms)
+        timeline = self._timeline(store, touched, first, until)
+        if not timeline:
             return
-        st = self._store(stores, store_id, now)
+        conversion = st.get("conv_ref") or acfg.default_conversion
+        feed = st.get("fs") or [first, 0, False]
+        for at, tickets, entries, _seen in timeline:
+            if tickets:
+                feed = [at + 60_000, 0, False]
+                continue
+            feed[1] += entries
+            if not feed[2]:
+                finding = rules.feed_silent(at + 60_000 - feed[0], feed[1], conversion, acfg)
+                if finding is not None:
+                    feed[2] = True
+                    self._fire_silence(store, st, finding, feed[0], "", at, out)
+        st["fs"] = feed
+        cams: dict[str, list[Any]] = st.get("cs") or {}
+        for cam in self.cameras.get(store.id, ()):
+            state = cams.get(cam) or [first, 0, False]
+            for at, tickets, _entries, seen in timeline:
+                if seen.get(cam):
+                    state = [at + 60_000, 0, False]
+                    continue
+                state[1] += tickets
+                if not state[2]:
+                    finding = rules.camera_silent(cam, at + 60_000 - state[0], state[1], acfg)
+                    if finding is not None:
+                        state[2] = True
+                        self._fire_silence(store, st, finding, state[0], cam, at, out)
+            cams[cam] = state
+        st["cs"] = cams
+        st["scan_at"] = timeline[-1][0] + 60_000
+
+    def _fire_silence(
+        self, store: Store, st: dict[str, Any], finding: Finding, since: int, cam: str, now: int, out: Output
+    ) -> None:
+        """Fire a FEED_SILENT / CAMERA_SILENT finding for the hour of ``now``, remembering its window."""
         hour = hour_start(now, store.timezone)
-        for finding, since, cam in findings:
-            emitted = rules.reconcile(
-                st["alerts"],
-                store_id=store.id,
-                hour_start_ms=hour,
-                evaluated=[],
-                findings=[finding],
-                fired_at_ms=now,
-                tenant_id=store.tenant_id,
-                mall_id=store.mall_id,
-            )
-            if emitted:
-                st["windows"][emitted[0]["alert_id"]] = [finding.kind, cam, since, now, hour]
-            out.alerts += emitted
-        self._trim_alerts(st)
+        emitted = rules.reconcile(
+            st["alerts"],
+            store_id=store.id,
+            hour_start_ms=hour,
+            evaluated=[],
+            findings=[finding],
+            fired_at_ms=now,
+            tenant_id=store.tenant_id,
+            mall_id=store.mall_id,
+        )
+        if emitted:
+            st["windows"][emitted[0]["alert_id"]] = [finding.kind, cam, since, now, hour]
+            self._trim_alerts(st)
+        out.alerts += emitted
 
     @staticmethod
     def _trim_alerts(st: dict[str, Any]) -> None:

@@ -40,6 +40,9 @@ def new_hour(store_id: str, zone_id: str | None, start_ms: int, tz: str) -> Acc:
         emitted=0,
         seen_t=[],
         seen_f={},
+        mt=[0] * 60,  # tickets per minute of the hour (silence detection)
+        mv=[0] * 60,  # entrance entries per minute
+        mc={},  # camera id -> bitmask of the minutes it sent frames (store-level hours)
     )
     acc["units"] = 0.0
     return acc
@@ -58,6 +61,7 @@ def add_ticket(acc: Acc, ticket: dict[str, Any]) -> bool:
         if tid in seen:
             return False
         seen.append(tid)
+    acc["mt"][_minute(acc, ticket["occurred_at"])] += 1
     if ticket.get("channel", "IN_STORE") != "IN_STORE":
         return True
     kind = ticket["kind"]
@@ -96,10 +100,18 @@ def add_frame(acc: Acc, frame: dict[str, Any]) -> bool:
             intervals = seen[frame["camera_id"]] = []
         if not interval_add(intervals, frame["frame_seq"]):
             return False
+    if acc["zone"] is None and frame.get("zone_id") is None:
+        acc["mv"][_minute(acc, frame["frame_ts"])] += frame["entries"]
     acc["v"] += frame["entries"]
     acc["x"] += frame["exits"]
     acc["fr"] += 1
     return True
+
+
+def _minute(acc: Acc, ts: Any) -> int:
+    """Minute of the hour (0-59) of an event time (epoch ms or datetime)."""
+    ms = ts if isinstance(ts, int) else int(ts.timestamp() * 1000)
+    return min(max((ms - int(acc["start"])) // 60_000, 0), 59)
 
 
 def _ratio(num: float, den: float) -> float | None:

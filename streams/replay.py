@@ -90,14 +90,21 @@ def _ends(consumer: Consumer, topic: str, partitions: int) -> list[int]:
 
 
 def _wait(
-    what: str, consumer: Consumer, topic: str, targets: list[int], worker: subprocess.Popen[bytes], deadline: float
+    what: str,
+    consumer: Consumer,
+    topic: str,
+    targets: list[int],
+    worker: subprocess.Popen[bytes],
+    deadline: float,
+    log: Path,
 ) -> None:
     while True:
         done = _committed(consumer, topic, len(targets))
         if all(d >= t for d, t in zip(done, targets, strict=True)):
             return
         if worker.poll() is not None:
-            raise ReplayError(f"the worker exited with code {worker.returncode} while {what}")
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise ReplayError(f"the worker exited with code {worker.returncode} while {what}; {log}:\n{tail}")
         if time.monotonic() > deadline:
             raise ReplayError(f"timed out while {what}: committed {done}, expected {targets}")
         time.sleep(0.3)
@@ -146,11 +153,13 @@ def replay(
     admin = AdminClient(client_config(settings, ep.bootstrap))
     wanted = {t: partitions for t in (names.tickets, names.counts, names.conversion, names.alerts)}
     wanted |= {f"{t}.dlq": partitions for t in (names.tickets, names.counts)}
+    wanted |= {names.ticks: partitions, names.peers: partitions}
     ensure_topics(admin, wanted, settings.topic_replication_factor)
     produced, rejected = _produce_files(settings, names, tickets, counts, out_dir / "rejects.jsonl", progress)
     env = dict(os.environ)
     env.update(
         TILLFLOW_STREAMS_IDLE_CLOSE_S="1000000000",  # only the end-of-input tick closes hours in a replay
+        TILLFLOW_STREAMS_STREAM_SKEW_S="0",  # the two inputs are read at different speeds: wait for both
         TILLFLOW_KAFKA_BOOTSTRAP=ep.bootstrap,
         TILLFLOW_REGISTRY_URL=ep.registry_url,
         TILLFLOW_TOPIC_PARTITIONS=str(partitions),
@@ -167,16 +176,27 @@ def replay(
         "--topic-prefix",
         f"replay.{run_id}.",
     ]
-    log = (out_dir / "worker.log").open("wb")
+    log_path = out_dir / "worker.log"
+    log = log_path.open("wb")
     worker = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     consumer = Consumer(consumer_config(settings, app_id, ep.bootstrap))
     deadline = time.monotonic() + timeout
     try:
         for topic in (names.tickets, names.counts):
-            _wait(f"processing {topic}", consumer, topic, _ends(consumer, topic, partitions), worker, deadline)
+            _wait(
+                f"processing {topic}", consumer, topic, _ends(consumer, topic, partitions), worker, deadline, log_path
+            )
         offsets = _send_end_ticks(settings, names.ticks, partitions)
-        _wait("closing every hour", consumer, names.ticks, [o + 1 for o in offsets], worker, deadline)
-        _wait("confirming peers", consumer, names.peers, _ends(consumer, names.peers, partitions), worker, deadline)
+        _wait("closing every hour", consumer, names.ticks, [o + 1 for o in offsets], worker, deadline, log_path)
+        _wait(
+            "confirming peers",
+            consumer,
+            names.peers,
+            _ends(consumer, names.peers, partitions),
+            worker,
+            deadline,
+            log_path,
+        )
     finally:
         consumer.close()
         _stop(worker)

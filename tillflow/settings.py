@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     streams_allowed_lateness_s: float = Field(
         600.0, ge=0, description="Event-time lateness: an hour closes when the partition watermark passes its end."
     )
+    streams_stream_skew_s: float = Field(
+        3600.0,
+        ge=0,
+        description="Tickets or counts lagging the other input by more than this stop holding hours open "
+        "(a silent feed); 0: always wait for both (replays).",
+    )
     streams_live_throttle_s: float = Field(
         2.0, ge=0, description="At most one live (not final) update per store-hour in this many seconds."
     )

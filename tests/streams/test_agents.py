@@ -82,6 +82,8 @@ async def _hours_agent(sa: StreamsApp, sent: list[Send]) -> None:
         await _put(agent, names.counts, b"\x00garbage", b"wg-denim", 1)
         later = frame("cam-wg-denim", "wg-denim", "2026-03-29T11:20:00+02:00", 2)
         await _put(agent, names.counts, counts.encode(later), b"wg-denim", 1)
+        t2 = ticket("wg-denim", "2026-03-29T11:20:00+02:00", 100)
+        await _put(agent, names.tickets, tickets.encode(t2), b"wg-denim", 1)
         await _settle(sent, lambda s: any(r["is_final"] for r in _decoded(sa, s, names.conversion)))
         final = next(r for r in _decoded(sa, sent, names.conversion) if r["is_final"])
         assert (final["visitors"], final["transactions"], final["net_revenue"]) == (3, 1, 1500)

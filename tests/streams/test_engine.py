@@ -28,13 +28,44 @@ def test_hour_closes_when_watermark_passes_end_plus_lateness() -> None:
         WALL,
     )
     assert [r["is_final"] for r in out.conversions] == [False]
-    out = e.apply(0, [(FRAME, frame("cam-wg-denim", "wg-denim", "2026-03-29T11:09:59.999+02:00", 2))], WALL + 5000)
+    late_edge = "2026-03-29T11:09:59.999+02:00"
+    out = e.apply(
+        0,
+        [(FRAME, frame("cam-wg-denim", "wg-denim", late_edge, 2)), (TICKET, ticket("wg-denim", late_edge, 1))],
+        WALL + 5000,
+    )
     assert finals(out) == []
-    out = e.apply(0, [(FRAME, frame("cam-wg-denim", "wg-denim", "2026-03-29T11:10:00+02:00", 3))], WALL + 10_000)
+    # Counts alone do not move the watermark while tickets lag (less than the allowed skew of an hour).
+    out = e.apply(0, [(FRAME, frame("cam-wg-denim", "wg-denim", "2026-03-29T11:30:00+02:00", 3))], WALL + 10_000)
+    assert finals(out) == []
+    out = e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T11:10:00+02:00", 1))], WALL + 10_000)
     (final,) = finals(out)
     assert final["local_hour"] == "2026-03-29T10:00:00+02:00"
     assert (final["visitors"], final["transactions"], final["net_revenue"], final["revision"]) == (4, 1, 1500, 0)
     assert final["conversion"] == 0.25
+
+
+def test_a_silent_input_holds_hours_open_for_the_allowed_skew_only() -> None:
+    e = engine()
+    e.apply(
+        0,
+        [
+            (TICKET, ticket("wg-denim", "2026-03-29T10:05:00+02:00")),
+            (FRAME, frame("cam-wg-denim", "wg-denim", "2026-03-29T10:05:00+02:00", 1)),
+        ],
+        WALL,
+    )
+    frames = [
+        (FRAME, frame("cam-wg-denim", "wg-denim", f"2026-03-29T{h}:{m:02d}:00+02:00", i))
+        for i, (h, m) in enumerate(((11, 30), (12, 9), (12, 10)), start=2)
+    ]
+    out = e.apply(0, frames[:2], WALL)
+    assert finals(out) == []  # 12:09 - 1 h skew - 10 min lateness < 11:00
+    (final,) = finals(e.apply(0, frames[2:], WALL))
+    assert final["local_hour"] == "2026-03-29T10:00:00+02:00"
+    # A replay waits for both inputs, however far apart.
+    strict = engine(stream_skew_ms=None)
+    assert finals(strict.apply(0, frames, WALL)) == []
 
 
 def test_lateness_is_configurable() -> None:
