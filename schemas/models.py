@@ -27,12 +27,16 @@ class PersonalDataError(ValueError):
 
 
 def _to_utc(value: Any) -> Any:
-    """Accept epoch milliseconds or ISO 8601 with an offset; refuse naive times."""
+    """Accept epoch milliseconds or ISO 8601 with an offset; refuse naive times.
+
+    The result is UTC, cut to whole milliseconds: the contracts are Avro ``timestamp-millis``, so a record
+    reads back from Kafka equal to the one written.
+    """
     if isinstance(value, bool):
         raise ValueError("a timestamp must be epoch milliseconds or ISO 8601 with an offset")
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    if isinstance(value, str):
+        value = datetime.fromtimestamp(value / 1000, tz=UTC)
+    elif isinstance(value, str):
         text = value.strip()
         if re.fullmatch(r"-?\d+", text):
             return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
@@ -43,7 +47,8 @@ def _to_utc(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"timestamp {value.isoformat()} has no UTC offset")
-        return value.astimezone(UTC)
+        value = value.astimezone(UTC)
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
     return value
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from schemas.models import Record
 from schemas.topics import topic_spec
@@ -27,6 +28,14 @@ _HEADER = struct.Struct(">bI")
 
 class DecodeError(ValueError):
     """Bytes that are not a Confluent-framed Avro record tillflow can read."""
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry could not answer (down, unreachable, 5xx): retry later; the record itself may be fine.
+
+    Deliberately not a :class:`DecodeError`, so a consumer does not dead-letter good records while the
+    registry is away.
+    """
 
 
 @cache
@@ -100,8 +109,14 @@ class TopicSerde:
             raise DecodeError(f"magic byte {magic} is not 0: not Confluent wire format")
         try:
             writer = self._writer(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise DecodeError(f"schema id {schema_id} is unknown to the registry: {exc}") from exc
+            raise RegistryUnavailable(f"registry failed to return schema id {schema_id}: {exc}") from exc
+        except ValueError as exc:  # the registered text is not a schema fastavro reads
+            raise DecodeError(f"schema id {schema_id} cannot be parsed: {exc}") from exc
         except Exception as exc:
-            raise DecodeError(f"schema id {schema_id} is unknown to the registry: {exc}") from exc
+            raise RegistryUnavailable(f"registry unreachable for schema id {schema_id}: {exc!r}") from exc
         try:
             out = fastavro.schemaless_reader(io.BytesIO(data[5:]), writer, self.reader_schema)
         except Exception as exc:

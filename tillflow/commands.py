@@ -88,6 +88,35 @@ def catalogue_validate(path: Annotated[Path, typer.Argument(help="Catalogue file
     out.print(f"{path}: {len(cat.stores)} stores, {len(cat.cameras)} cameras: valid")
 
 
+def demo(
+    day: Annotated[str | None, typer.Option("--date", help="Local date to simulate (default: today, UTC).")] = None,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+    fps: Annotated[float, typer.Option(help="Camera frames per second in the simulation.")] = 0.5,
+    day_seconds: Annotated[float, typer.Option(help="Wall-clock seconds one simulated day takes.")] = 90.0,
+    keep_running: Annotated[bool, typer.Option("--keep-running", help="Keep running until Ctrl-C.")] = False,
+    timeout: Annotated[float, typer.Option(help="Stop after this many seconds at the latest.")] = 420.0,
+) -> None:
+    """Run the whole pipeline locally: a simulated estate, live conversion and alerts, then a summary.
+
+    Starts a fresh local stack under <state_dir>/demo, the stream worker and the simulator (one day
+    compressed into --day-seconds, with a sales drop, a silent POS feed, a dead camera, late and duplicated
+    events injected), and shows conversion per store and alerts as they update. Finishes by itself once
+    every hour is final (or after --timeout); --keep-running keeps it up until Ctrl-C.
+    """
+    from datetime import UTC, datetime
+
+    from tillflow import demo as demo_mod
+
+    settings = load_settings()
+    when = datetime.fromisoformat(day).date() if day else datetime.now(UTC).date()
+    try:
+        result = demo_mod.run(settings, when, seed, fps, day_seconds, keep_running, timeout)
+    except RuntimeError as exc:
+        fail(str(exc))
+    demo_mod.print_summary(result)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(dev, name="dev")
     app.add_typer(catalogue_app, name="catalogue")
+    app.command("demo")(demo)

@@ -93,7 +93,9 @@ def test_configured_endpoints_start_nothing(stack: Settings, tmp_path: Path):
     from tillflow.kafka import endpoints
 
     ep = endpoints(stack)
-    external = Settings(state_dir=tmp_path / "ext", kafka_bootstrap=ep.bootstrap, registry_url=ep.registry_url)
+    external = Settings(
+        state_dir=tmp_path / "ext", kafka_bootstrap=ep.bootstrap, registry_url=ep.registry_url, topic_partitions=3
+    )
     result = devstack.up(external)
     assert result["external"] is True and "kafka" not in result
     assert set(result["topics"].values()) == {"exists"}
