@@ -122,6 +122,8 @@ def create_app(
         tables.partitions,
         tables.peer_groups,
         partitions,
+        tables.history,
+        tables.retained,
     )
     from streams.agents import define_agents, send_all
 

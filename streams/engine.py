@@ -87,8 +87,12 @@ class Engine:
         hours: MutableMapping[str, Acc],
         stores: MutableMapping[str, dict[str, Any]],
         parts: MutableMapping[str, dict[str, Any]],
+        history: MutableMapping[str, list[dict[str, Any]]] | None = None,
+        retained: MutableMapping[str, dict[str, int]] | None = None,
     ) -> None:
         self.catalogue = catalogue
+        self.history: MutableMapping[str, list[dict[str, Any]]] = history if history is not None else {}
+        self.retained: MutableMapping[str, dict[str, int]] = retained if retained is not None else {}
         self.cfg = config
         self.hours = hours
         self.stores = stores
@@ -109,7 +113,8 @@ class Engine:
                 "wm": 0,
                 "forced": 0,
                 "open": {},
-                "closed": {},
+                "closed": {},  # hours closed in this batch; the full set lives in ``retained``
+                "pruned": 0,
                 "dirty": [],
                 "stores": [],
                 "last_wall": 0,
@@ -129,7 +134,6 @@ class Engine:
                     "t_since": {},
                     "alerts": {},
                     "windows": {},
-                    "hist": [],
                 }
             cache[store_id] = st
         return st
@@ -345,13 +349,23 @@ class Engine:
                 if known is not None and (store_id in stores or store_id in self.stores):
                     self._scan_silence(known, self._store(stores, store_id, safe), touched, safe, out)
         # Retention: forget closed hours (and their dedupe ids) well behind the event-time watermark.
+        # The set of closed hours is only read and written when hours close or an hour of event time passed.
         horizon = part["wm"] - cfg.hour_retention_ms
-        for key, start in list(part["closed"].items()):
-            if start + HOUR_MS <= horizon:
-                del part["closed"][key]
-                touched.pop(key, None)
-                if key in self.hours:
-                    del self.hours[key]
+        due = part["wm"] // HOUR_MS > part.get("pruned", 0) // HOUR_MS
+        if part["closed"] or due:
+            pk = f"p{partition}"
+            retained = dict(self.retained.get(pk) or {})
+            retained.update(part["closed"])
+            part["closed"] = {}
+            if due:
+                part["pruned"] = part["wm"]
+                for key, start in list(retained.items()):
+                    if start + HOUR_MS <= horizon:
+                        del retained[key]
+                        touched.pop(key, None)
+                        if key in self.hours:
+                            del self.hours[key]
+            self.retained[pk] = retained
         for key, acc in touched.items():
             self.hours[key] = acc
         for store_id, st in stores.items():
@@ -380,7 +394,7 @@ class Engine:
         """Sales and traffic drops of a final (or corrected) hour, then history and the peer message."""
         record = self._record(acc, store, True, 0)
         weekday, hour = local_weekday_hour(acc["start"], store.timezone)
-        hist = [e for e in st["hist"] if e["s"] != acc["start"]]
+        hist = [e for e in self.history.get(store.id) or [] if e["s"] != acc["start"]]
         base = baseline(hist, acc["start"], weekday, hour, acc["v"])
         findings: list[Finding] = []
         if base is not None:
@@ -404,11 +418,12 @@ class Engine:
         entry = history_entry(record, weekday, hour)
         hist.append(entry)
         hist.sort(key=lambda e: e["s"])
-        st["hist"] = prune(hist, acc["start"], HISTORY_DAYS)
-        conv = [e["conv"] for e in st["hist"] if e["conv"] is not None and e["v"] >= 20]
+        hist = prune(hist, acc["start"], HISTORY_DAYS)
+        self.history[store.id] = hist
+        conv = [e["conv"] for e in hist if e["conv"] is not None and e["v"] >= 20]
         st["conv_ref"] = median(conv) if len(conv) >= 3 else None
         # An hour already alerted as a sales or traffic drop is not reported as underreporting as well.
-        cands = [] if findings else rules.underreporting_candidates(entry, st["hist"], self.cfg.alerts)
+        cands = [] if findings else rules.underreporting_candidates(entry, hist, self.cfg.alerts)
         out.peers.append(
             (
                 peer_group(store),
@@ -417,7 +432,7 @@ class Engine:
                     "hour_start": acc["start"],
                     "revision": acc["rev"],
                     "fired_at": max(part["newest"], acc["start"] + HOUR_MS),
-                    "ratios": rules.own_ratios(entry, st["hist"]),
+                    "ratios": rules.own_ratios(entry, hist),
                     "candidates": [[c.metric, c.direction, c.z, c.value, c.center, c.history] for c in cands],
                 },
             )
@@ -438,7 +453,7 @@ class Engine:
             store = self.by_id[acc["store"]]
             st = self._store(stores, store.id, now)
             weekday, hour = local_weekday_hour(acc["start"], store.timezone)
-            base = baseline(st["hist"], acc["start"], weekday, hour, acc["v"])
+            base = baseline(self.history.get(store.id) or [], acc["start"], weekday, hour, acc["v"])
             if base is None:
                 continue
             finding = rules.sales_drop(acc["net"], acc["v"], base, acfg, fraction, acc["tx"])

@@ -38,7 +38,7 @@ def new_hour(store_id: str, zone_id: str | None, start_ms: int, tz: str) -> Acc:
         closed=False,
         dirty=False,
         emitted=0,
-        seen_t=[],
+        seen_t={},  # ticket_id -> 1 (a JSON object: O(1) lookups after a changelog restore)
         seen_f={},
         mt=[0] * 60,  # tickets per minute of the hour (silence detection)
         mv=[0] * 60,  # entrance entries per minute
@@ -60,7 +60,7 @@ def add_ticket(acc: Acc, ticket: dict[str, Any]) -> bool:
     if seen is not None:
         if tid in seen:
             return False
-        seen.append(tid)
+        seen[tid] = 1
     acc["mt"][_minute(acc, ticket["occurred_at"])] += 1
     if ticket.get("channel", "IN_STORE") != "IN_STORE":
         return True

@@ -6,15 +6,17 @@ group records by partition, set the table context and send what this returns.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import fastavro
 from prometheus_client import Counter
 
 from schemas.catalogue import Catalogue
-from schemas.serde import DecodeError, TopicSerde
+from schemas.serde import DecodeError, TopicSerde, schema_text
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from streams.engine import FRAME, TICKET, Engine, Output, StreamConfig
 from streams.peers import PeerEngine
@@ -24,6 +26,52 @@ EVENTS = Counter("tillflow_streams_events_total", "Input records processed.", ["
 DUPLICATES = Counter("tillflow_streams_duplicates_total", "Duplicate tickets and frames counted once.")
 DEAD_LETTERS = Counter("tillflow_streams_dead_letters_total", "Records sent to a dead-letter topic.", ["topic"])
 EMITTED = Counter("tillflow_streams_emitted_total", "Records emitted.", ["topic"])
+
+
+def _plain(schema: Any) -> Any:
+    """A schema without logical types: timestamps read as epoch-ms longs, as the engine wants them."""
+    if isinstance(schema, dict):
+        return {k: _plain(v) for k, v in schema.items() if k != "logicalType"}
+    if isinstance(schema, list):
+        return [_plain(v) for v in schema]
+    return schema
+
+
+class HotDecoder:
+    """Decodes an input topic's records for the engine, about twice as fast as ``TopicSerde.decode``.
+
+    The first record of each writer schema goes through ``TopicSerde.decode`` (same errors: DecodeError
+    for a bad record, RegistryUnavailable when the registry is away); after that the body is read with the
+    logical types stripped (no datetime objects) and without schema resolution when the writer schema is
+    today's schema.
+    """
+
+    def __init__(self, serde: TopicSerde) -> None:
+        self.serde = serde
+        self._plans: dict[int, tuple[Any, Any]] = {}
+        self._reader = _plain(json.loads(schema_text(serde.spec.model.avro_name)))
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        if data is None or len(data) < 5 or data[0] != 0:
+            return self.serde.decode(data)  # raises the DecodeError with the reason
+        schema_id = int.from_bytes(data[1:5], "big")
+        plan = self._plans.get(schema_id)
+        if plan is None:
+            self.serde.decode(data)
+            text = self.serde.registry.get_schema(schema_id).schema_str or "{}"
+            writer = _plain(json.loads(text))
+            same = json.dumps(writer, sort_keys=True) == json.dumps(self._reader, sort_keys=True)
+            plan = self._plans[schema_id] = (
+                fastavro.parse_schema(writer),
+                None if same else fastavro.parse_schema(self._reader),
+            )
+        try:
+            out = fastavro.schemaless_reader(io.BytesIO(memoryview(data)[5:]), plan[0], plan[1])
+        except Exception as exc:
+            raise DecodeError(f"body does not match schema id {schema_id}: {exc}") from exc
+        if not isinstance(out, dict):
+            raise DecodeError(f"schema id {schema_id} is not a record schema")
+        return out
 
 
 @dataclass(frozen=True)
@@ -59,14 +107,17 @@ class Processor:
         partitions: MutableMapping[str, Any],
         peer_groups: MutableMapping[str, Any],
         partition_count: int,
+        history: MutableMapping[str, Any] | None = None,
+        retained: MutableMapping[str, Any] | None = None,
     ) -> None:
         self.names = names
         self.serdes = serdes
-        self.engine = Engine(catalogue, config, hours, stores, partitions)
+        self.engine = Engine(catalogue, config, hours, stores, partitions, history, retained)
         self.peers = PeerEngine(catalogue, config.alerts, peer_groups)
         self.partition_count = partition_count
         self.groups = sorted(self.peers.members)
         self._kinds = {names.tickets: (TICKET, POS_TICKETS), names.counts: (FRAME, CAMERA_COUNTS)}
+        self._decoders = {t: HotDecoder(serdes[t]) for t in (POS_TICKETS, CAMERA_COUNTS)}
 
     def process(self, partition: int, records: Iterable[Raw], now_ms: int) -> list[Send]:
         """Inputs (tickets, counts, ticks) of one partition, in order."""
@@ -83,7 +134,7 @@ class Processor:
                 continue
             kind, real_topic = self._kinds[raw.topic]
             try:
-                record = self.serdes[real_topic].decode(raw.value)
+                record = self._decoders[real_topic].decode(raw.value)
             except DecodeError as exc:
                 sends.append(self._dead_letter(raw, f"undecodable: {exc}"))
                 continue
