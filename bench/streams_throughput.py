@@ -207,8 +207,10 @@ def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
     _topics(settings, prefix)
     gen = Gen(settings, start_ms=int(time.time() * 1000) - 3 * 24 * 3_600_000)
     producer = Producer(producer_config(settings))
+    produced: list[tuple[str, bytes, bytes]] = []
     for _ in range(events):
         topic, key, value = gen.next()
+        produced.append((topic, key, value))
         while True:
             try:
                 producer.produce(prefix + topic, value=value, key=key)
@@ -217,6 +219,7 @@ def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
                 producer.poll(0.05)
     producer.flush(60)
     baseline = statistics.median(_raw_baseline(settings, prefix, events) for _ in range(3))
+    engine = statistics.median(_engine_only(settings, produced) for _ in range(3))
     worker = _worker(
         settings,
         app_id,
@@ -243,7 +246,27 @@ def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
     end = samples[-1]
     # The first commit already covers some work; count from it (the startup is not processing).
     rate = (end[1] - started[1]) / (end[0] - started[0]) if end[0] > started[0] else 0.0
-    return {"events": float(end[1]), "worker_eps": rate, "raw_eps": baseline}
+    return {"events": float(end[1]), "worker_eps": rate, "raw_eps": baseline, "engine_eps": engine}
+
+
+def _engine_only(settings: Settings, produced: list[tuple[str, bytes, bytes]]) -> float:
+    """The processor (decode, engine, encode) in-process on the same records, state in dicts: no Kafka, no Faust."""
+    from streams.engine import StreamConfig
+    from streams.processor import Processor, Raw
+    from streams.topics import TopicNames
+
+    registry = registry_client(endpoints(settings).registry_url)
+    serdes = {t: TopicSerde(registry, t) for t in (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, "alerts")}
+    names = TopicNames.build("engine-only")
+    proc = Processor(load_catalogue(CATALOGUE), StreamConfig(stream_skew_ms=None), names, serdes, {}, {}, {}, {}, 1)
+    raws = [
+        Raw(names.tickets if t == POS_TICKETS else names.counts, 0, i, k, v) for i, (t, k, v) in enumerate(produced)
+    ]
+    start = time.perf_counter()
+    now = int(time.time() * 1000)
+    for i in range(0, len(raws), 2000):
+        proc.process(0, raws[i : i + 2000], now)
+    return len(raws) / (time.perf_counter() - start)
 
 
 def latency(settings: Settings, rate: int, seconds: float, tmp: Path) -> dict[str, float]:

@@ -104,6 +104,11 @@ def create_app(
         key_serializer="raw",
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
+        # Table changelog values are a few kB each: batch and compress them, or the producer becomes the
+        # bottleneck ("producer buffer full") long before the agents do.
+        producer_max_batch_size=512 * 1024,
+        producer_linger_ms=5,
+        producer_compression_type="lz4",
     )
     names = TopicNames.build(app_id, topic_prefix)
     topics = define_topics(app, names, partitions)
