@@ -367,6 +367,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"throughput: {int(t['events'])} events (tickets + frames, Avro), {args.partitions} partitions")
             print(f"  raw aiokafka consume+decode  {t['raw_eps']:>10,.0f} events/s  (baseline, median of 3)")
             print(
+                f"  engine only, in-process      {t['engine_eps']:>10,.0f} events/s  "
+                "(decode + state + encode, dict state, no Kafka, median of 3)"
+            )
+            print(
                 f"  tillflow worker (1 process)  {t['worker_eps']:>10,.0f} events/s  "
                 f"ratio {t['worker_eps'] / t['raw_eps']:.2f}  (target >= 20,000/s per core)"
             )
