@@ -49,7 +49,7 @@ class ReplayResult:
     run_id: str
 
 
-def _produce_files(
+def produce_files(
     settings: Settings, names: TopicNames, tickets: Path, counts: Path, rejects: Path, progress: Callable[[int], None]
 ) -> tuple[int, int]:
     from producers.sender import RecordSender
@@ -132,6 +132,72 @@ def _read_all(settings: Settings, topic: str, partitions: int, serde: TopicSerde
         consumer.close()
 
 
+def run_topics(settings: Settings, names: TopicNames) -> list[str]:
+    """Create a run's topics (inputs, outputs, dead letters, ticks, peers), all with the same partitions."""
+    partitions = settings.topic_partitions
+    admin = AdminClient(client_config(settings))
+    wanted = {t: partitions for t in (names.tickets, names.counts, names.conversion, names.alerts)}
+    wanted |= {f"{t}.dlq": partitions for t in (names.tickets, names.counts)}
+    wanted |= {names.ticks: partitions, names.peers: partitions}
+    ensure_topics(admin, wanted, settings.topic_replication_factor)
+    return list(wanted)
+
+
+def start_worker(
+    settings: Settings, catalogue_path: Path, app_id: str, prefix: str, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """`tillflow worker` in a child process (own session) on a run's topics, configured for a replay."""
+    ep = endpoints(settings)
+    env = dict(os.environ)
+    env.update(
+        TILLFLOW_STREAMS_IDLE_CLOSE_S="1000000000",  # only the end-of-input tick closes hours in a replay
+        TILLFLOW_STREAMS_STREAM_SKEW_S="0",  # the two inputs are read at different speeds: wait for both
+        TILLFLOW_KAFKA_BOOTSTRAP=ep.bootstrap,
+        TILLFLOW_REGISTRY_URL=ep.registry_url,
+        TILLFLOW_TOPIC_PARTITIONS=str(settings.topic_partitions),
+    )
+    cmd = [sys.executable, "-m", "tillflow", "worker", "--stores", str(catalogue_path), "--app-id", app_id]
+    cmd += ["--topic-prefix", prefix]
+    with log_path.open("ab") as log:
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_processed(
+    settings: Settings,
+    names: TopicNames,
+    worker: subprocess.Popen[bytes],
+    log_path: Path,
+    deadline: float,
+    *,
+    close_all: bool,
+) -> None:
+    """Wait until the worker committed everything in both inputs; with ``close_all``, close every hour too."""
+    partitions = settings.topic_partitions
+    consumer = Consumer(consumer_config(settings, names.app_id))
+    try:
+        for topic in (names.tickets, names.counts):
+            ends = _ends(consumer, topic, partitions)
+            _wait(f"processing {topic}", consumer, topic, ends, worker, deadline, log_path)
+        if close_all:
+            offsets = _send_end_ticks(settings, names.ticks, partitions)
+            _wait("closing every hour", consumer, names.ticks, [o + 1 for o in offsets], worker, deadline, log_path)
+            ends = _ends(consumer, names.peers, partitions)
+            _wait("confirming peers", consumer, names.peers, ends, worker, deadline, log_path)
+    finally:
+        consumer.close()
+
+
+def read_outputs(settings: Settings, names: TopicNames) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every record of a run's conversion and alerts topics, decoded."""
+    from schemas.serde import registry_client
+
+    registry = registry_client(endpoints(settings).registry_url)
+    partitions = settings.topic_partitions
+    conversions = _read_all(settings, names.conversion, partitions, TopicSerde(registry, CONVERSION_HOURLY))
+    alerts = _read_all(settings, names.alerts, partitions, TopicSerde(registry, ALERTS))
+    return conversions, alerts
+
+
 def replay(
     settings: Settings,
     catalogue_path: Path,
@@ -146,79 +212,26 @@ def replay(
     """Run the pipeline over the files and write the outputs; see the module docstring."""
     run_id = uuid.uuid4().hex[:10]
     app_id = f"tillflow-replay-{run_id}"
-    names = TopicNames.build(app_id, f"replay.{run_id}.")
-    partitions = settings.topic_partitions
+    prefix = f"replay.{run_id}."
+    names = TopicNames.build(app_id, prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ep = endpoints(settings)
-    admin = AdminClient(client_config(settings, ep.bootstrap))
-    wanted = {t: partitions for t in (names.tickets, names.counts, names.conversion, names.alerts)}
-    wanted |= {f"{t}.dlq": partitions for t in (names.tickets, names.counts)}
-    wanted |= {names.ticks: partitions, names.peers: partitions}
-    ensure_topics(admin, wanted, settings.topic_replication_factor)
-    produced, rejected = _produce_files(settings, names, tickets, counts, out_dir / "rejects.jsonl", progress)
-    env = dict(os.environ)
-    env.update(
-        TILLFLOW_STREAMS_IDLE_CLOSE_S="1000000000",  # only the end-of-input tick closes hours in a replay
-        TILLFLOW_STREAMS_STREAM_SKEW_S="0",  # the two inputs are read at different speeds: wait for both
-        TILLFLOW_KAFKA_BOOTSTRAP=ep.bootstrap,
-        TILLFLOW_REGISTRY_URL=ep.registry_url,
-        TILLFLOW_TOPIC_PARTITIONS=str(partitions),
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "tillflow",
-        "worker",
-        "--stores",
-        str(catalogue_path),
-        "--app-id",
-        app_id,
-        "--topic-prefix",
-        f"replay.{run_id}.",
-    ]
+    topics = run_topics(settings, names)
+    produced, rejected = produce_files(settings, names, tickets, counts, out_dir / "rejects.jsonl", progress)
     log_path = out_dir / "worker.log"
-    log = log_path.open("wb")
-    worker = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    consumer = Consumer(consumer_config(settings, app_id, ep.bootstrap))
-    deadline = time.monotonic() + timeout
+    worker = start_worker(settings, catalogue_path, app_id, prefix, log_path)
     try:
-        for topic in (names.tickets, names.counts):
-            _wait(
-                f"processing {topic}", consumer, topic, _ends(consumer, topic, partitions), worker, deadline, log_path
-            )
-        offsets = _send_end_ticks(settings, names.ticks, partitions)
-        _wait("closing every hour", consumer, names.ticks, [o + 1 for o in offsets], worker, deadline, log_path)
-        _wait(
-            "confirming peers",
-            consumer,
-            names.peers,
-            _ends(consumer, names.peers, partitions),
-            worker,
-            deadline,
-            log_path,
-        )
+        wait_processed(settings, names, worker, log_path, time.monotonic() + timeout, close_all=True)
     finally:
-        consumer.close()
         _stop(worker)
-        log.close()
-    from schemas.serde import registry_client
-
-    registry = registry_client(ep.registry_url)
-    conversions = _read_all(settings, names.conversion, partitions, TopicSerde(registry, CONVERSION_HOURLY))
-    alerts = _read_all(settings, names.alerts, partitions, TopicSerde(registry, ALERTS))
+    conversions, alerts = read_outputs(settings, names)
     finals = latest_finals(conversions)
     latest_alerts = {a["alert_id"]: a for a in alerts}
     write_jsonl(out_dir / "conversion.jsonl", [HourlyConversion.model_validate(r).to_json() for r in finals])
     ordered = sorted(latest_alerts.values(), key=lambda a: (a["hour_start"], a["store_id"], a["kind"]))
     write_jsonl(out_dir / "alerts.jsonl", [Alert.model_validate(a).to_json() for a in ordered])
-    admin.delete_topics(
-        [
-            *wanted,
-            names.ticks,
-            names.peers,
-            *(f"{app_id}-{t}-changelog" for t in ("hours", "stores", "partitions", "peer_groups")),
-        ],
-        operation_timeout=10,
+    tables = ("hours", "stores", "partitions", "history", "retained", "peer_groups")
+    AdminClient(client_config(settings)).delete_topics(
+        [*topics, *(f"{app_id}-{t}-changelog" for t in tables)], operation_timeout=10
     )
     return ReplayResult(finals, ordered, produced, rejected, run_id)
 

@@ -15,6 +15,7 @@ from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 
 @dataclass(frozen=True)
 class TopicNames:
+    app_id: str
     tickets: str
     counts: str
     conversion: str
@@ -25,6 +26,7 @@ class TopicNames:
     @classmethod
     def build(cls, app_id: str, prefix: str = "") -> TopicNames:
         return cls(
+            app_id=app_id,
             tickets=prefix + POS_TICKETS,
             counts=prefix + CAMERA_COUNTS,
             conversion=prefix + CONVERSION_HOURLY,
