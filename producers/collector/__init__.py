@@ -1,0 +1,1 @@
+"""The store-side collector: local POS source -> durable on-disk spool -> central Kafka, outbound only."""

@@ -1,0 +1,150 @@
+"""The collector's spec, its local sources (an export folder, a local SQLite database) and its main loop."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from producers.collector.forward import Forwarder
+from producers.collector.spool import Spool, SpoolSink
+from producers.files.parse import LineError, Row, rows_to_tickets
+from producers.files.spec import FileSpec, load_spec
+from producers.files.watch import FileWatcher
+from producers.pos.checkpoint import CheckpointStore
+from tillflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class CollectorSpecError(ValueError):
+    """A collector spec that cannot be used."""
+
+
+class FolderSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: Path = Field(description="The folder the POS exports into.")
+    spec: Path = Field(description="The files' mapping spec (see `tillflow files watch`).")
+
+
+class SqliteSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    database: Path = Field(description="The POS's SQLite database (opened read-only).")
+    query: str = Field(description="SELECT returning one row per ticket line, with `:since` in its WHERE.")
+    watermark: str = Field(description="Column of the query that only grows (change time or row version).")
+    spec: Path = Field(description="Mapping spec (format csv): fields name the query's columns.")
+    start: str = Field("", description="`:since` of the first run.")
+
+
+class CollectorSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Collector id (Kafka header, state names).")
+    folder: FolderSource | None = None
+    sqlite: SqliteSource | None = None
+    spool: Path | None = Field(None, description="Spool file; default <state_dir>/collector/<name>.spool.sqlite.")
+    interval: float = Field(2.0, gt=0, description="Seconds between looks at the local source.")
+    batch: int = Field(500, ge=1, description="Tickets per batch sent to Kafka.")
+    keep_sent_days: float = Field(30, gt=0, description="Days a sent ticket is remembered against re-adds.")
+
+
+def load_collector_spec(path: Path) -> CollectorSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        spec = CollectorSpec(**(data or {}))
+    except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError, TypeError) as exc:
+        raise CollectorSpecError(f"collector spec {path}: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise CollectorSpecError(f"collector spec {path}: {problems}") from None
+    if (spec.folder is None) == (spec.sqlite is None):
+        raise CollectorSpecError(f"collector spec {path}: give exactly one of folder or sqlite")
+    base = path.parent
+    for src in (spec.folder, spec.sqlite):
+        if src is not None and not src.spec.is_absolute():
+            src.spec = base / src.spec
+    return spec
+
+
+class SqlitePoller:
+    """Reads new ticket lines from a local SQLite database by a growing watermark column."""
+
+    def __init__(self, src: SqliteSource, spec: FileSpec, sink: SpoolSink, store: CheckpointStore,
+                 rejects: Path) -> None:  # fmt: skip
+        self.src = src
+        self.spec = spec
+        self.sink = sink
+        self.store = store
+        self.rejects = rejects
+
+    def poll(self) -> int:
+        since = self.store.position(self.spec.name) or self.src.start
+        uri = f"file:{self.src.database}?mode=ro"
+        with sqlite3.connect(uri, uri=True, timeout=30) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(self.src.query, {"since": since}).fetchall()
+        if not rows:
+            return 0
+        records: list[Row | LineError] = []
+        for i, row in enumerate(rows, 1):
+            keys = row.keys()
+            values = {f: str(row[c]) for f, c in self.spec.fields.items() if isinstance(c, str) and c in keys}
+            records.append(Row(i, values))
+        top = str(max(row[self.src.watermark] for row in rows))
+        tickets, errors = rows_to_tickets(records, self.spec, datetime.now(UTC))
+        if errors:
+            with self.rejects.open("a", encoding="utf-8") as fh:
+                for e in errors:
+                    fh.write(f"{datetime.now(UTC).isoformat()} {self.src.database} row {e.line} of the query: "
+                             f"{e.reason}\n")  # fmt: skip
+        new = self.store.unpublished(self.spec.name, tickets)
+        for t in new:
+            self.sink.send(t)
+        self.sink.flush()  # durable in the spool before the watermark moves
+        self.store.commit(self.spec.name, new, str(top))
+        return len(new)
+
+
+class Collector:
+    """Local source -> spool -> Kafka, one step at a time."""
+
+    def __init__(self, spec: CollectorSpec, settings: Settings) -> None:
+        state = settings.state_dir / "collector"
+        self.spec = spec
+        self.spool = Spool(spec.spool or state / f"{spec.name}.spool.sqlite")
+        self.sink = SpoolSink(self.spool)
+        self.store = CheckpointStore(state / f"{spec.name}.source.sqlite")
+        self.intake: Callable[[], int]
+        if spec.folder is not None:
+            watcher = FileWatcher(load_spec(spec.folder.spec), spec.folder.path, self.sink, self.store)
+            self.intake = lambda: sum(o.published for o in watcher.scan())
+        else:
+            assert spec.sqlite is not None
+            poller = SqlitePoller(spec.sqlite, load_spec(spec.sqlite.spec), self.sink, self.store,
+                                  state / f"{spec.name}.rejects.txt")  # fmt: skip
+            self.intake = poller.poll
+        self.forwarder = Forwarder(settings, self.spool, spec.name, batch=spec.batch)
+        self._last_intake = 0.0
+
+    def step(self) -> tuple[int, int]:
+        """Take from the local source (every ``interval``), then forward; returns (taken, confirmed)."""
+        taken = 0
+        if time.monotonic() - self._last_intake >= self.spec.interval:
+            self._last_intake = time.monotonic()
+            try:
+                taken = self.intake()
+            except (OSError, sqlite3.Error) as exc:
+                log.warning("local source: %s", exc)
+        return taken, self.forwarder.step()
+
+    def close(self) -> None:
+        self.spool.close()
+        self.store.close()

@@ -1,0 +1,68 @@
+"""Reading records from JSONL files: each line validated against its topic's model; bad lines kept with a reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from schemas.models import Record
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A line that is not a valid record: its 1-based number, why, and the line as it was."""
+
+    line: int
+    reason: str
+    original: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"line": self.line, "reason": self.reason, "original": self.original}
+
+
+def validation_reason(exc: ValidationError) -> str:
+    """A pydantic error as one line: ``loc: message; loc: message``."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(problems)
+
+
+def parse_line(text: str, model: type[Record]) -> Record:
+    """One JSON object validated as ``model``; ValueError with the reason otherwise."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(validation_reason(exc)) from None
+    except ValueError as exc:  # raised before field validation (personal-data fields)
+        raise ValueError(str(exc)) from None
+
+
+def read_jsonl(path: Path, model: type[Record]) -> Iterator[Record | Reject]:
+    """Every non-blank line of ``path`` as a record or a :class:`Reject`, in file order."""
+    with path.open(encoding="utf-8", errors="surrogateescape") as f:
+        for number, raw in enumerate(f, start=1):
+            text = raw.rstrip("\r\n")
+            if not text.strip():
+                continue
+            try:
+                yield parse_line(text, model)
+            except ValueError as exc:
+                yield Reject(number, str(exc), text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+
+
+def default_rejects_path(path: Path) -> Path:
+    """``tickets.jsonl`` -> ``tickets.rejects.jsonl`` beside it."""
+    return path.with_name(f"{path.stem}.rejects.jsonl" if path.suffix == ".jsonl" else f"{path.name}.rejects.jsonl")

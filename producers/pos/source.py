@@ -1,0 +1,127 @@
+"""A POS source configuration file (YAML or TOML): vendor, store mapping, credentials, sync options.
+
+Credentials are never in the file itself: each secret is read from an environment variable (``*_env``) or a
+file (``*_file``, e.g. a systemd credential or a Kubernetes secret mount).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Vendor = Literal["square", "shopify", "lightspeed", "clover"]
+
+
+class SourceError(ValueError):
+    """A source file that cannot be used; the message names the file and the problem."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``2h``, ``1d``, ``hourly``, ``daily`` as a timedelta."""
+    named = {"hourly": timedelta(hours=1), "daily": timedelta(days=1)}
+    if text in named:
+        return named[text]
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d, hourly, daily)")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+class Secret(BaseModel):
+    """Where a secret lives: an environment variable or a file. Its value is never printed."""
+
+    model_config = ConfigDict(extra="forbid")
+    env: str | None = None
+    file: Path | None = None
+
+    def read(self, what: str) -> str:
+        if self.env:
+            value = os.environ.get(self.env)
+            if not value:
+                raise SourceError(f"{what}: environment variable {self.env} is not set")
+            return value.strip()
+        if self.file:
+            try:
+                return self.file.read_text().strip()
+            except OSError as exc:
+                raise SourceError(f"{what}: cannot read {self.file}: {exc.strerror}") from None
+        raise SourceError(f"{what}: give env or file")
+
+
+class Auth(BaseModel):
+    """``api_key``: a static token. ``oauth2``: an access token refreshed with a rotating refresh token."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["api_key", "oauth2"] = "api_key"
+    token: Secret | None = None
+    """api_key: the token (Square access token, Shopify Admin API token, Lightspeed personal token, Clover)."""
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    refresh_token: Secret | None = None
+    """oauth2: the first refresh token; rotated tokens are then kept in the token file of the state dir."""
+    token_url: str | None = None
+    """oauth2: override the vendor's token endpoint."""
+
+
+class SourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Unique source name; the ticket `source`.")
+    vendor: Vendor
+    base_url: str | None = Field(None, description="Override the vendor API's base URL.")
+    stores: dict[str, str] = Field(min_length=1, description="Vendor location/outlet/merchant id -> store_id.")
+    tenant_id: str | None = None
+    currency: str | None = Field(None, description="Currency of the sales (required for Lightspeed).")
+    categories: dict[str, str] = Field(default_factory=dict)
+    payment_types: dict[str, str] = Field(default_factory=dict)
+    auth: Auth
+    overlap: timedelta = Field(timedelta(minutes=10), description="Re-read this much before the checkpoint.")
+    page_size: int = Field(100, ge=1, le=1000)
+    max_attempts: int = Field(6, ge=1, description="Tries per request before the sync stops.")
+    backoff_base: float = Field(1.0, ge=0, description="Seconds; doubles per retry, with full jitter.")
+    backoff_max: float = Field(60.0, ge=0)
+    timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request.")
+    # vendor specifics
+    shop: str | None = Field(None, description="Shopify: the shop's myshopify.com subdomain.")
+    api_version: str = Field("2025-01", description="Shopify Admin API version.")
+    source_names: list[str] = Field(default_factory=lambda: ["pos"], description="Shopify source_name kept.")
+    domain_prefix: str | None = Field(None, description="Lightspeed: the retailer's domain prefix.")
+
+    @field_validator("overlap", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Z]{3}", value):
+            raise ValueError(f"currency must be an ISO 4217 code such as EUR, got {value!r}")
+        return value
+
+
+def load_source(path: Path) -> SourceConfig:
+    """Read and validate a source file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourceError(f"source file {path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise SourceError(f"source file {path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SourceError(f"source file {path}: expected a mapping of settings")
+    try:
+        return SourceConfig(**data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SourceError(f"source file {path}: {problems}") from None

@@ -1,0 +1,313 @@
+"""Each vendor API's request and page shapes: what to ask for, how to page, and where a sync stands.
+
+A *position* is a JSON object keyed by scope (``all``, or a Clover merchant id): an ISO time (the highest
+``updated_at`` / ``modifiedTime`` acknowledged) or, for Lightspeed, the highest sale ``version``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from producers.pos import clover, lightspeed, shopify, square
+from producers.pos.common import MapContext, MappingError, parse_time
+from producers.pos.http import TokenRequest, VendorClient
+from producers.pos.source import SourceConfig
+from schemas.models import PosTicket
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SQUARE_VERSION = "2025-01-23"
+
+
+@dataclass
+class Page:
+    """One page of vendor records and the position to save once its tickets are acknowledged."""
+
+    scope: str
+    records: list[dict[str, Any]]
+    position: Any
+    """The scope's new position value (ISO time or version)."""
+    progress: float | None = None
+    """Fraction of the requested time window covered so far, when known."""
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _fraction(ts: datetime | None, start: datetime, end: datetime) -> float | None:
+    if ts is None or end <= start:
+        return None
+    return max(0.0, min(1.0, (ts - start) / (end - start)))
+
+
+def start_time(position: dict[str, Any], scope: str, overlap: timedelta, since: datetime | None,
+               default: datetime) -> datetime:  # fmt: skip
+    """Where a time-based scope starts: ``since`` if given, else its checkpoint less the overlap, else default."""
+    if since is not None:
+        return since
+    saved = position.get(scope)
+    if saved:
+        return parse_time(saved, "checkpoint") - overlap
+    return default
+
+
+class Adapter:
+    """A vendor: base URL, auth header, token refresh request, paging and mapping."""
+
+    vendor = ""
+    time_based = True
+
+    def __init__(self, cfg: SourceConfig) -> None:
+        self.cfg = cfg
+
+    def base_url(self) -> str:
+        raise NotImplementedError
+
+    def auth_header(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def token_request(self, refresh_token: str, client_secret: str | None) -> TokenRequest:
+        raise NotImplementedError
+
+    def scopes(self) -> list[str]:
+        return ["all"]
+
+    def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
+              after: Any = None) -> Iterator[Page]:  # fmt: skip
+        raise NotImplementedError
+
+    def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
+        raise NotImplementedError
+
+    def record_id(self, record: dict[str, Any]) -> str:
+        return f"{self.vendor}:{record.get('id')}"
+
+    def later(self, a: Any, b: Any) -> Any:
+        """The later of two positions of one scope."""
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return b if parse_time(b, "position") > parse_time(a, "position") else a
+
+
+class SquareAdapter(Adapter):
+    vendor = "square"
+
+    def base_url(self) -> str:
+        return (self.cfg.base_url or "https://connect.squareup.com").rstrip("/")
+
+    def auth_header(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}", "Square-Version": SQUARE_VERSION}
+
+    def token_request(self, refresh_token: str, client_secret: str | None) -> TokenRequest:
+        body = {"client_id": self.cfg.auth.client_id or "", "grant_type": "refresh_token",
+                "refresh_token": refresh_token}  # fmt: skip
+        if client_secret:
+            body["client_secret"] = client_secret
+        return TokenRequest(self.cfg.auth.token_url or f"{self.base_url()}/oauth2/token", body, as_json=True)
+
+    def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
+              after: Any = None) -> Iterator[Page]:  # fmt: skip
+        start = start or EPOCH
+        locations = sorted(self.cfg.stores)
+        for i in range(0, len(locations), 10):  # SearchOrders takes at most 10 location ids
+            body: dict[str, Any] = {
+                "location_ids": locations[i : i + 10],
+                "limit": self.cfg.page_size,
+                "return_entries": False,
+                "query": {
+                    "filter": {
+                        "date_time_filter": {"updated_at": {"start_at": iso(start), "end_at": iso(end)}},
+                        "state_filter": {"states": ["COMPLETED", "CANCELED"]},
+                    },
+                    "sort": {"sort_field": "UPDATED_AT", "sort_order": "ASC"},
+                },
+            }
+            while True:
+                data = client.request("POST", f"{self.base_url()}/v2/orders/search", json=body).json()
+                orders = data.get("orders") or []
+                last = max((o.get("updated_at") for o in orders if o.get("updated_at")), default=None)
+                frac = _fraction(parse_time(last, "updated_at") if last else None, start, end)
+                yield Page(scope, orders, last, frac)
+                if not data.get("cursor"):
+                    break
+                body["cursor"] = data["cursor"]
+
+    def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
+        return square.map_order(record, ctx)
+
+
+_LINK_NEXT = re.compile(r'<([^>]+)>;\s*rel="?next"?')
+
+
+def next_link(header: str | None) -> str | None:
+    """The ``rel="next"`` URL of a Shopify ``Link`` header."""
+    if not header:
+        return None
+    for part in header.split(","):
+        match = _LINK_NEXT.search(part)
+        if match:
+            return match.group(1)
+    return None
+
+
+class ShopifyAdapter(Adapter):
+    vendor = "shopify"
+
+    def base_url(self) -> str:
+        if self.cfg.base_url:
+            return self.cfg.base_url.rstrip("/")
+        if not self.cfg.shop:
+            raise MappingError(f"source {self.cfg.name}: Shopify needs `shop` (the myshopify.com subdomain)")
+        return f"https://{self.cfg.shop}.myshopify.com"
+
+    def auth_header(self, token: str) -> dict[str, str]:
+        return {"X-Shopify-Access-Token": token}
+
+    def token_request(self, refresh_token: str, client_secret: str | None) -> TokenRequest:
+        body = {"client_id": self.cfg.auth.client_id or "", "client_secret": client_secret or "",
+                "grant_type": "refresh_token", "refresh_token": refresh_token}  # fmt: skip
+        return TokenRequest(self.cfg.auth.token_url or f"{self.base_url()}/admin/oauth/access_token", body, False)
+
+    def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
+              after: Any = None) -> Iterator[Page]:  # fmt: skip
+        start = start or EPOCH
+        api = f"{self.base_url()}/admin/api/{self.cfg.api_version}"
+        url: str | None = f"{api}/orders.json"
+        params: dict[str, Any] | None = {
+            "status": "any", "updated_at_min": iso(start), "updated_at_max": iso(end),
+            "order": "updated_at asc", "limit": min(self.cfg.page_size, 250),
+        }  # fmt: skip
+        while url:
+            resp = client.request("GET", url, params=params)
+            orders = resp.json().get("orders") or []
+            kept = []
+            for order in orders:
+                if order.get("source_name") not in self.cfg.source_names:
+                    continue
+                txs = client.request("GET", f"{api}/orders/{order['id']}/transactions.json").json()
+                kept.append({**order, "transactions": txs.get("transactions") or []})
+            last = max((o.get("updated_at") for o in orders if o.get("updated_at")), default=None)
+            yield Page(scope, kept, last, _fraction(parse_time(last, "updated_at") if last else None, start, end))
+            url, params = next_link(resp.headers.get("Link")), None  # page_info URLs carry no other filter
+
+    def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
+        return shopify.map_order(record, ctx)
+
+
+class LightspeedAdapter(Adapter):
+    vendor = "lightspeed"
+    time_based = False
+
+    def base_url(self) -> str:
+        if self.cfg.base_url:
+            return self.cfg.base_url.rstrip("/")
+        if not self.cfg.domain_prefix:
+            raise MappingError(f"source {self.cfg.name}: Lightspeed needs `domain_prefix`")
+        return f"https://{self.cfg.domain_prefix}.retail.lightspeed.app"
+
+    def token_request(self, refresh_token: str, client_secret: str | None) -> TokenRequest:
+        body = {"client_id": self.cfg.auth.client_id or "", "client_secret": client_secret or "",
+                "grant_type": "refresh_token", "refresh_token": refresh_token}  # fmt: skip
+        return TokenRequest(self.cfg.auth.token_url or f"{self.base_url()}/api/1.0/token", body, as_json=False)
+
+    def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
+              after: Any = None) -> Iterator[Page]:  # fmt: skip
+        version = int(after or 0)
+        while True:
+            data = client.request(
+                "GET", f"{self.base_url()}/api/2.0/sales", params={"after": version, "page_size": self.cfg.page_size}
+            ).json()
+            sales = data.get("data") or []
+            if not sales:
+                return
+            top = int((data.get("version") or {}).get("max") or max(lightspeed.version(s) for s in sales))
+            if start is not None:  # a backfill window: versions are not times, so filter on sale_date
+                sales = [s for s in sales if _in_window(s.get("sale_date"), start, end)]
+            yield Page(scope, sales, top)
+            if top <= version:
+                return
+            version = top
+
+    def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
+        return lightspeed.map_sale(record, ctx)
+
+    def later(self, a: Any, b: Any) -> Any:
+        if a is None or b is None:
+            return b if a is None else a
+        return max(int(a), int(b))
+
+
+def _in_window(value: Any, start: datetime, end: datetime) -> bool:
+    try:
+        return start <= parse_time(value, "sale_date") < end
+    except MappingError:
+        return True  # let the mapping report it
+
+
+class CloverAdapter(Adapter):
+    vendor = "clover"
+    EXPAND = "lineItems,lineItems.discounts,payments,refunds,discounts"
+
+    def base_url(self) -> str:
+        return (self.cfg.base_url or "https://api.clover.com").rstrip("/")
+
+    def token_request(self, refresh_token: str, client_secret: str | None) -> TokenRequest:
+        body = {"client_id": self.cfg.auth.client_id or "", "refresh_token": refresh_token}
+        return TokenRequest(self.cfg.auth.token_url or f"{self.base_url()}/oauth/v2/refresh", body, as_json=True)
+
+    def scopes(self) -> list[str]:
+        return sorted(self.cfg.stores)
+
+    def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
+              after: Any = None) -> Iterator[Page]:  # fmt: skip
+        start = start or EPOCH
+        lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+        offset = 0
+        while True:
+            # Keyset paging on modifiedTime (offset only within equal times): an order modified while we page
+            # moves past `hi` and cannot shift the others out of a page, as plain offset paging would.
+            params = [
+                ("filter", f"modifiedTime>={lo}"), ("filter", f"modifiedTime<{hi}"), ("expand", self.EXPAND),
+                ("orderBy", "modifiedTime ASC"), ("limit", str(self.cfg.page_size)), ("offset", str(offset)),
+            ]  # fmt: skip
+            data = client.request("GET", f"{self.base_url()}/v3/merchants/{scope}/orders", params=params).json()
+            orders = data.get("elements") or []
+            last_ms = max((clover.modified_time(o) for o in orders), default=None)
+            last = iso(datetime.fromtimestamp(last_ms / 1000, tz=UTC)) if last_ms is not None else None
+            frac = _fraction(parse_time(last, "modifiedTime") if last else None, start, end)
+            yield Page(scope, orders, last, frac)
+            if len(orders) < self.cfg.page_size or last_ms is None:
+                return
+            ties = sum(1 for o in orders if clover.modified_time(o) == last_ms)
+            offset = offset + ties if last_ms == lo else ties
+            lo = last_ms
+
+    def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
+        return clover.map_order(record, ctx, scope)
+
+
+ADAPTERS: dict[str, Callable[[SourceConfig], Adapter]] = {
+    "square": SquareAdapter,
+    "shopify": ShopifyAdapter,
+    "lightspeed": LightspeedAdapter,
+    "clover": CloverAdapter,
+}
+
+
+def adapter_for(cfg: SourceConfig) -> Adapter:
+    return ADAPTERS[cfg.vendor](cfg)
+
+
+def load_position(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    data = json.loads(text)
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,57 @@
+"""The store simulator: a seeded, realistic estate of POS tickets and per-frame camera counts.
+
+``simulate(catalogue, SimulationConfig(...))`` yields :class:`SimEvent` in emit order; ``injected`` gives the
+ground truth of the incidents it injected. Names load on first use, so ``tillflow --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from producers.simulator.engine import DayPlan, SimEvent, SimulationConfig, injected, plan_day, plans, simulate
+    from producers.simulator.incidents import (
+        Incident,
+        IncidentError,
+        InjectedIncident,
+        expected_alerts,
+        parse_incident,
+    )
+
+_WHERE = {
+    "DayPlan": "engine",
+    "SimEvent": "engine",
+    "SimulationConfig": "engine",
+    "injected": "engine",
+    "plan_day": "engine",
+    "plans": "engine",
+    "simulate": "engine",
+    "Incident": "incidents",
+    "IncidentError": "incidents",
+    "InjectedIncident": "incidents",
+    "parse_incident": "incidents",
+    "expected_alerts": "incidents",
+}
+
+__all__ = [
+    "DayPlan",
+    "Incident",
+    "IncidentError",
+    "InjectedIncident",
+    "SimEvent",
+    "SimulationConfig",
+    "expected_alerts",
+    "injected",
+    "parse_incident",
+    "plan_day",
+    "plans",
+    "simulate",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"producers.simulator.{module}"), name)

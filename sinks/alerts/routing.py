@@ -1,0 +1,178 @@
+"""Channels and routing rules from a YAML file, and a per-channel rate limiter: pure logic.
+
+    channels:
+      oncall:   {type: pagerduty, routing_key: "${PD_ROUTING_KEY}"}
+      ops:      {type: slack, url: "${SLACK_WEBHOOK_URL}", rate_limit_per_minute: 20}
+      westgate: {type: teams, url: "${TEAMS_WEBHOOK_URL}"}
+      audit:    {type: webhook, url: "https://audit.example.com/tillflow", secret: "${AUDIT_SECRET}"}
+    routes:
+      - {match: {severity: [CRITICAL]}, channels: [oncall, ops]}
+      - {match: {mall: [westgate]}, channels: [westgate]}
+      - {match: {}, channels: [audit]}        # an empty match takes every alert
+
+An alert goes to the union of the channels of every route it matches (each channel once). Within a match,
+the listed values of one key are alternatives and different keys must all hold. ``${NAME}`` is replaced by
+the environment variable NAME, so secrets stay out of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from schemas.models import Alert
+
+PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class RoutingError(ValueError):
+    """The routing file cannot be used; the message names the file, key and reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Channel(_Strict):
+    type: Literal["slack", "teams", "pagerduty", "webhook"]
+    url: str | None = None
+    routing_key: str | None = None
+    secret: str | None = None
+    rate_limit_per_minute: float = Field(30, gt=0)
+    burst: int = Field(5, ge=1)
+
+    @model_validator(mode="after")
+    def _needs(self) -> Channel:
+        if self.type == "pagerduty" and not self.routing_key:
+            raise ValueError("a pagerduty channel needs routing_key")
+        if self.type != "pagerduty" and not self.url:
+            raise ValueError(f"a {self.type} channel needs url")
+        if self.type == "webhook" and not self.secret:
+            raise ValueError("a webhook channel needs secret (requests are signed)")
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        return self.url or PAGERDUTY_URL
+
+
+class Match(_Strict):
+    kind: list[str] | None = None
+    severity: list[str] | None = None
+    mall: list[str] | None = None
+    store: list[str] | None = None
+    state: list[str] | None = None
+
+    def matches(self, alert: Alert) -> bool:
+        checks = (
+            (self.kind, str(alert.kind)),
+            (self.severity, str(alert.severity)),
+            (self.mall, alert.mall_id or ""),
+            (self.store, alert.store_id),
+            (self.state, str(alert.state)),
+        )
+        return all(allowed is None or value in allowed for allowed, value in checks)
+
+
+class Route(_Strict):
+    match: Match = Match()
+    channels: list[str]
+
+
+class RoutingConfig(_Strict):
+    channels: dict[str, Channel] = {}
+    routes: list[Route] = []
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> RoutingConfig:
+        for i, route in enumerate(self.routes):
+            for name in route.channels:
+                if name not in self.channels:
+                    raise ValueError(f"routes[{i}].channels: no channel named {name!r}")
+        return self
+
+
+def expand_env(value: object, env: dict[str, str]) -> object:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in env:
+                raise RoutingError(f"environment variable {m.group(1)} is not set")
+            return env[m.group(1)]
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, env) for v in value]
+    return value
+
+
+def parse_routes(data: object, path: Path = Path("<routes>"), env: dict[str, str] | None = None) -> RoutingConfig:
+    if not isinstance(data, dict):
+        raise RoutingError(f"{path}: expected a mapping with 'channels' and 'routes'")
+    try:
+        return RoutingConfig.model_validate(expand_env(data, dict(os.environ) if env is None else env))
+    except RoutingError as exc:
+        raise RoutingError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{path}: {loc}: {err['msg'].removeprefix('Value error, ')}")
+        raise RoutingError("\n".join(problems)) from None
+
+
+def load_routes(path: Path) -> RoutingConfig:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RoutingError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise RoutingError(f"{path}: not valid YAML: {exc}") from None
+    return parse_routes(data, path)
+
+
+def route(alert: Alert, config: RoutingConfig) -> list[str]:
+    """Channel names for ``alert``, in first-mention order, each once."""
+    chosen: list[str] = []
+    for rule in config.routes:
+        if rule.match.matches(alert):
+            chosen.extend(name for name in rule.channels if name not in chosen)
+    return chosen
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per channel: ``rate`` per minute, up to ``burst`` at once. Time is passed in."""
+
+    rate_per_minute: dict[str, float]
+    burst: dict[str, int]
+    _tokens: dict[str, float] = field(default_factory=dict)
+    _stamp: dict[str, float] = field(default_factory=dict)
+
+    def wait(self, channel: str, now: float) -> float:
+        """0 and take a token if one is free, else the seconds until one will be (nothing taken)."""
+        rate = self.rate_per_minute[channel] / 60.0
+        cap = float(self.burst[channel])
+        tokens = min(cap, self._tokens.get(channel, cap) + (now - self._stamp.get(channel, now)) * rate)
+        self._stamp[channel] = now
+        if tokens >= 1.0:
+            self._tokens[channel] = tokens - 1.0
+            return 0.0
+        self._tokens[channel] = tokens
+        return (1.0 - tokens) / rate
+
+    @classmethod
+    def for_config(cls, config: RoutingConfig) -> RateLimiter:
+        return cls(
+            {n: c.rate_limit_per_minute for n, c in config.channels.items()},
+            {n: c.burst for n, c in config.channels.items()},
+        )

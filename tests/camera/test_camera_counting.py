@@ -1,0 +1,179 @@
+"""Door-line geometry, crossings with hysteresis, occupancy and the IoU tracker, driven frame by frame."""
+
+from __future__ import annotations
+
+import pytest
+
+from producers.camera.counting import (
+    DoorLine,
+    LineCounter,
+    Track,
+    anchor_point,
+    occupancy,
+    point_in_polygon,
+    segments_intersect,
+)
+from producers.camera.tracking import IouTracker, iou
+
+# A horizontal door across a 200x200 frame at y=100, walked left to right: screen-right is down (y > 100).
+DOOR = DoorLine(((20.0, 100.0), (180.0, 100.0)), inside="right")
+
+
+def box_at(x: float, y: float, half: float = 5.0) -> tuple[float, float, float, float]:
+    return (x - half, y - half, x + half, y + half)
+
+
+def walk(counter: LineCounter, track_id: int, ys: list[float], x: float = 100.0) -> tuple[int, int]:
+    entries = exits = 0
+    for y in ys:
+        fc = counter.update([Track(track_id, box_at(x, y))])
+        entries += fc.entries
+        exits += fc.exits
+    return entries, exits
+
+
+def test_signed_distance_sides_and_inside_options() -> None:
+    assert DOOR.signed_distance((100, 130)) == pytest.approx(30)
+    assert DOOR.signed_distance((100, 60)) == pytest.approx(-40)
+    left = DoorLine(DOOR.points, inside="left")
+    assert left.signed_distance((100, 130)) == pytest.approx(-30)
+    by_point = DoorLine(DOOR.points, inside=(50.0, 10.0))
+    assert by_point.signed_distance((100, 60)) == pytest.approx(40)
+    # Beyond the ends the line extends, so the whole frame has a side.
+    assert DOOR.signed_distance((0, 110)) == pytest.approx(10)
+    assert DOOR.signed_distance((199, 95)) == pytest.approx(-5)
+
+
+def test_polyline_sides_at_a_corner() -> None:
+    # East then south (a right turn): the outer corner, up-right of the vertex, is screen-left.
+    bend = DoorLine(((0.0, 50.0), (100.0, 50.0), (100.0, 150.0)), inside="right")
+    assert bend.signed_distance((130, 20)) < 0
+    assert bend.signed_distance((80, 70)) > 0
+    assert bend.signed_distance((50, 40)) == pytest.approx(-10)
+    assert bend.signed_distance((120, 100)) == pytest.approx(-20)
+    assert bend.signed_distance((90, 100)) == pytest.approx(10)
+
+
+def test_door_line_validation() -> None:
+    with pytest.raises(ValueError, match="at least two points"):
+        DoorLine(((0.0, 0.0),))
+    with pytest.raises(ValueError, match="equal consecutive"):
+        DoorLine(((0.0, 0.0), (0.0, 0.0)))
+    with pytest.raises(ValueError, match="lies on the door line"):
+        DoorLine(((0.0, 0.0), (10.0, 0.0)), inside=(5.0, 0.0))
+
+
+def test_segments_intersect() -> None:
+    assert segments_intersect((0, 0), (10, 10), (0, 10), (10, 0))
+    assert not segments_intersect((0, 0), (4, 4), (0, 10), (10, 10))
+    assert segments_intersect((5, 0), (5, 10), (0, 10), (10, 10))  # touching an end counts
+
+
+def test_entry_and_exit_once_per_track_and_direction() -> None:
+    counter = LineCounter(DOOR, hysteresis=10)
+    assert walk(counter, 1, [60, 80, 95, 105, 120, 140]) == (1, 0)
+    assert walk(counter, 2, [150, 120, 100, 80, 60]) == (0, 1)
+    # Track 1 leaves, then comes back in: its exit counts, a second entry does not.
+    assert walk(counter, 1, [120, 90, 80, 95, 115]) == (0, 1)
+    assert (counter.entries, counter.exits) == (1, 2)
+
+
+def test_the_crossing_is_reported_in_the_frame_that_leaves_the_band() -> None:
+    counter = LineCounter(DOOR, hysteresis=10)
+    got = [counter.update([Track(7, box_at(100, y))]).entries for y in (70, 95, 100, 108, 111, 130)]
+    assert got == [0, 0, 0, 0, 1, 0]
+
+
+def test_hovering_on_the_line_and_turning_back_are_not_counted() -> None:
+    counter = LineCounter(DOOR, hysteresis=10)
+    # Hovers across the line inside the band many times.
+    assert walk(counter, 1, [60, 92, 104, 96, 108, 93, 107, 95]) == (0, 0)
+    # Comes up to the line, steps over it by less than the band, turns back out.
+    assert walk(counter, 2, [40, 70, 95, 108, 90, 50]) == (0, 0)
+    # Zero hysteresis counts the same step over the line.
+    assert walk(LineCounter(DOOR, hysteresis=0), 3, [40, 70, 95, 108, 90, 50]) == (1, 1)
+
+
+def test_a_track_first_seen_in_the_band_or_walking_round_the_door_is_not_counted() -> None:
+    counter = LineCounter(DOOR, hysteresis=10)
+    assert walk(counter, 1, [100, 105, 130]) == (0, 0)  # born on the line: its old side is unknown
+    # Walks round the end of the door (x=190, beyond x=180): changes side without cutting the line.
+    assert walk(counter, 2, [60, 90, 110, 140], x=190) == (0, 0)
+
+
+def test_a_crossing_spread_over_frames_lost_in_between_still_counts() -> None:
+    counter = LineCounter(DOOR, hysteresis=10, max_age=5)
+    counter.update([Track(1, box_at(100, 60))])
+    counter.update([])
+    counter.update([])
+    assert counter.update([Track(1, box_at(100, 140))]).entries == 1
+
+
+def test_a_forgotten_track_starts_over() -> None:
+    counter = LineCounter(DOOR, hysteresis=10, max_age=2)
+    counter.update([Track(1, box_at(100, 60))])
+    for _ in range(3):
+        counter.update([])
+    assert counter.update([Track(1, box_at(100, 140))]).entries == 0
+
+
+def test_two_side_by_side_count_two_in_one_frame() -> None:
+    counter = LineCounter(DOOR, hysteresis=10)
+    total = 0
+    for y in (60, 85, 105, 125):
+        fc = counter.update([Track(1, box_at(80, y)), Track(2, box_at(120, y))])
+        total += fc.entries
+        assert fc.people_in_frame == 2
+    assert total == 2
+    assert fc.entered_ids == (1, 2)  # both in the last frame
+
+
+def test_bottom_anchor_uses_the_feet() -> None:
+    box = (10.0, 20.0, 30.0, 80.0)
+    assert anchor_point(box, "bottom") == (20.0, 80.0)
+    assert anchor_point(box) == (20.0, 50.0)
+    counter = LineCounter(DOOR, hysteresis=5, anchor="bottom")
+    # The box centre stays outside (y=80) while the feet cross (y=115).
+    got = [counter.update([Track(1, (95.0, y - 35.0, 105.0, y))]).entries for y in (70.0, 90.0, 115.0)]
+    assert got == [0, 0, 1]
+
+
+def test_zone_occupancy_counts_anchors_in_the_region() -> None:
+    region = ((0.0, 0.0), (100.0, 0.0), (100.0, 100.0), (0.0, 100.0))
+    tracks = [Track(1, box_at(50, 50)), Track(2, box_at(150, 50)), Track(3, box_at(99, 10))]
+    assert occupancy(tracks, region) == 2
+    assert occupancy(tracks, None) == 3
+    assert point_in_polygon((5, 5), region)
+    assert not point_in_polygon((-1, 5), region)
+    counter = LineCounter(None, region=region)
+    fc = counter.update(tracks)
+    assert (fc.people_in_frame, fc.entries, fc.exits) == (2, 0, 0)
+
+
+def test_iou() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert iou((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0
+
+
+def test_iou_tracker_keeps_ids_through_motion_gaps_and_crossing_paths() -> None:
+    tracker = IouTracker(max_age=2)
+    a = [box_at(20 + 8 * i, 50, 10) for i in range(10)]
+    b = [box_at(180 - 8 * i, 90, 10) for i in range(10)]
+    ids: list[dict[int, float]] = []
+    for i in range(10):
+        boxes = [a[i], b[i]] if i != 4 else [b[i]]  # a is missed once
+        ids.append({t.track_id: t.box[1] for t in tracker.update(boxes)})
+    assert ids[0] == {1: 40.0, 2: 80.0}
+    assert ids[4] == {2: 80.0}
+    assert ids[9] == {1: 40.0, 2: 80.0}
+
+
+def test_iou_tracker_matches_fast_movers_by_distance_and_ends_old_tracks() -> None:
+    tracker = IouTracker(max_age=1)
+    assert [t.track_id for t in tracker.update([box_at(20, 50, 10)])] == [1]
+    # Moved 25 px: no overlap with a 20 px box, but within one diagonal (28 px).
+    assert [t.track_id for t in tracker.update([box_at(45, 50, 10)])] == [1]
+    tracker.update([])
+    tracker.update([])
+    assert [t.track_id for t in tracker.update([box_at(70, 50, 10)])] == [2]

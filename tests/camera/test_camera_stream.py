@@ -1,0 +1,361 @@
+"""Frame skipping, stream health, reconnects against a real HTTP MJPEG stream, frame_seq, settings, /metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import pytest
+import requests
+import yaml
+from prometheus_client import REGISTRY
+from typer.testing import CliRunner
+
+from producers.camera.config import CameraConfigError, CameraSettings, camera_settings
+from producers.camera.detectors import Mog2Tracker
+from producers.camera.runner import FrameCounter, HealthFile, JsonlSink, SeqAllocator, run_counts, watch_health
+from producers.camera.stream import FrameSkipper, StreamHealth, VideoStream, backoff_delays, is_live
+from producers.camera.synthetic import Walker, render, walk
+from schemas.catalogue import Camera
+from schemas.models import CameraCount
+from tillflow.metrics import serve_metrics
+
+
+def kept(target: float | None, fps: float, frames: int) -> list[int]:
+    skipper = FrameSkipper(target)
+    return [i for i in range(frames) if skipper.keep(round(i / fps, 3))]
+
+
+def test_frame_skipper_keeps_an_even_stride() -> None:
+    assert kept(12.5, 25, 10) == [0, 2, 4, 6, 8]
+    assert kept(5, 25, 16) == [0, 5, 10, 15]
+    assert kept(10, 30, 10) == [0, 3, 6, 9]
+    assert kept(12.5, 10, 5) == [0, 1, 2, 3, 4]  # a slower source keeps every frame
+    assert kept(None, 25, 4) == [0, 1, 2, 3]
+
+
+def test_frame_skipper_follows_a_jittery_live_clock() -> None:
+    skipper = FrameSkipper(5)
+    times = [0.0, 0.04, 0.21, 0.26, 0.39, 0.43, 0.61, 1.5, 1.52, 1.71]
+    assert [t for t in times if skipper.keep(t)] == [0.0, 0.21, 0.39, 0.61, 1.5, 1.71]
+
+
+def test_stream_health_goes_down_after_the_silence_and_back_up() -> None:
+    changes: list[tuple[str, str]] = []
+    health = StreamHealth(down_after=10.0, on_change=lambda old, new: changes.append((old, new)))
+    health.frame(100.0)
+    health.frame(101.0)
+    health.failed(102.0)
+    assert health.state == "reconnecting"
+    health.reconnecting(105.0)
+    health.failed(106.0)
+    assert health.state == "reconnecting"
+    health.reconnecting(111.5)  # 10.5 s since the last frame
+    assert health.state == "down" and health.down_for(111.5) == pytest.approx(10.5)
+    health.frame(120.0)
+    assert health.state == "up" and health.reconnects == 2
+    assert changes == [("starting", "up"), ("up", "reconnecting"), ("reconnecting", "down"), ("down", "up")]
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    delays = backoff_delays(0.5, 4.0)
+    assert [next(delays) for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_sources() -> None:
+    assert is_live("rtsp://10.0.0.2/stream1") and is_live("http://cam/video.mjpg") and is_live("0")
+    assert is_live("/dev/video0") and not is_live("recordings/door.mp4")
+
+
+def test_frame_seq_keeps_increasing_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "cam.seq.json"
+    first = SeqAllocator(path, block=5)
+    assert [first.take() for _ in range(7)] == list(range(7))
+    # A crash after 7 numbers: the next process starts after the reserved block, never below.
+    second = SeqAllocator(path, block=5)
+    taken = [second.take() for _ in range(3)]
+    assert taken == [10, 11, 12]
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    from producers.camera.stream import SourceError
+
+    with pytest.raises(SourceError, match="does not exist"):
+        next(VideoStream(str(tmp_path / "none.mp4")).frames())
+
+
+class _Camera(BaseHTTPRequestHandler):
+    """An IP camera's MJPEG endpoint: ``frames_per_connection`` JPEG parts, then the connection drops."""
+
+    server: _CameraServer
+
+    def do_GET(self) -> None:
+        if not self.server.available.is_set():
+            self.send_error(503)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        try:
+            for i in range(self.server.frames_per_connection):
+                jpeg = self.server.jpegs[i % len(self.server.jpegs)]
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg))
+                self.wfile.write(jpeg + b"\r\n")
+                time.sleep(0.02)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _CameraServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Camera)
+        self.available = threading.Event()
+        self.available.set()
+        self.frames_per_connection = 15
+        self.jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in render([], 160, 120, 5)]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/video.mjpg"
+
+
+@pytest.fixture
+def ip_camera() -> Iterator[_CameraServer]:
+    server = _CameraServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_live_stream_reconnects_and_reports_down_then_up(ip_camera: _CameraServer, tmp_path: Path) -> None:
+    health = StreamHealth(down_after=0.6)
+    health_file = HealthFile(tmp_path / "cam.health.json", "cam-live")
+    states: list[str] = []
+    watch_health(health, "cam-live", health_file)
+    wired = health.on_change
+    assert wired is not None
+
+    def record(old: str, new: str) -> None:
+        wired(old, new)  # type: ignore[arg-type]
+        states.append(new)
+        if new == "down":
+            # While down, the file says so; then the camera comes back.
+            assert '"state": "down"' in health_file.path.read_text()
+            ip_camera.available.set()
+
+    health.on_change = record  # type: ignore[assignment]
+    stream = VideoStream(ip_camera.url, health=health, reconnect_initial=0.05, reconnect_max=0.2)
+    assert stream.live
+    started = time.time()
+    got = 0
+    for frame in stream.frames():
+        got += 1
+        assert frame.image.shape == (120, 160, 3)
+        assert started - 1 <= frame.ts.timestamp() <= time.time() + 1  # wall clock for live streams
+        if got == 20:
+            ip_camera.available.clear()  # the second connection drops at 30 and the camera stays away
+        if got == 40:
+            stream.stop()
+    assert got == 40
+    assert states[:3] == ["up", "reconnecting", "up"]  # a short drop: reconnected at once
+    assert "down" in states and states[-1] == "up"
+    assert health.reconnects >= 3
+    assert '"state": "up"' in health_file.path.read_text()
+    sample = REGISTRY.get_sample_value
+    assert sample("tillflow_camera_reconnects_total", {"camera": "cam-live"}) == health.reconnects
+    assert sample("tillflow_camera_up", {"camera": "cam-live"}) == 1
+
+
+def test_camera_settings_from_the_catalogue() -> None:
+    cam = Camera.model_validate(
+        {
+            "id": "c1",
+            "store_id": "s1",
+            "role": "entrance",
+            "door_line": [[0.1, 0.5], [0.9, 0.5]],
+            "inside": [0.5, 0.9],
+            "region": [[0, 0], [1, 0], [1, 1]],
+        }
+    )
+    settings = camera_settings(cam)
+    line = settings.door(200, 100)
+    assert line is not None and line.points == ((20.0, 50.0), (180.0, 50.0))
+    assert line.signed_distance((100, 90)) == pytest.approx(40)
+    assert settings.hysteresis_px(100) == pytest.approx(3)
+    with pytest.raises(CameraConfigError, match=r"camera 'c2': door_line: an entrance camera needs a door line"):
+        camera_settings(Camera(id="c2", store_id="s1", role="entrance"))
+    bad = Camera.model_validate({"id": "c3", "store_id": "s1", "role": "entrance", "door_line": [[0, 0]]})
+    with pytest.raises(CameraConfigError, match=r"camera 'c3': door_line: .*at least two points"):
+        camera_settings(bad)
+    typo = Camera.model_validate({"id": "c4", "store_id": "s1", "zone_id": "z", "role": "zone", "detectr": "yolo"})
+    with pytest.raises(CameraConfigError, match=r"camera 'c4': detectr: Extra inputs are not permitted"):
+        camera_settings(typo)
+    zone = Camera(id="c5", store_id="s1", zone_id="z", role="zone")
+    assert camera_settings(zone).door(10, 10) is None
+
+
+def test_camera_check_command_names_each_bad_camera(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tillflow.cli import app
+
+    catalogue = tmp_path / "cat.yaml"
+    catalogue.write_text(
+        yaml.safe_dump(
+            {
+                "stores": [{"id": "s1", "name": "S", "timezone": "UTC", "area_m2": 10, "category": "x"}],
+                "cameras": [
+                    {"id": "ok", "store_id": "s1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]]},
+                    {"id": "bad", "store_id": "s1", "role": "entrance", "imgsz": 8},
+                ],
+            }
+        )
+    )
+    monkeypatch.setenv("TILLFLOW_CATALOGUE", str(catalogue))
+    result = CliRunner().invoke(app, ["camera", "check"])
+    assert result.exit_code == 1
+    assert "camera 'bad': imgsz: Input should be greater than or equal to 32" in result.output
+    assert "camera 'ok'" not in result.output
+
+
+def test_metrics_are_served(tmp_path: Path) -> None:
+    camera = Camera(id="cam-metrics", store_id="s1", role="entrance")
+    settings = CameraSettings(door_line=((0.05, 0.5), (0.95, 0.5)), detector="mog2")
+    walker = Walker(walk(3, [(160, -20), (160, 260)], 4))
+    from datetime import timedelta
+
+    from producers.camera.stream import Frame
+
+    t0 = datetime(2026, 11, 23, tzinfo=UTC)
+    frames = [Frame(img, t0 + timedelta(seconds=i / 25), i) for i, img in enumerate(render([walker], 320, 240, 80))]
+    sink = JsonlSink(tmp_path / "c.jsonl")
+    counter = FrameCounter(camera, settings, Mog2Tracker(min_area=settings.min_area, relative=True))
+    stats = run_counts(frames, counter, sink, SeqAllocator(tmp_path / "seq.json"))
+    sink.close()
+    assert (stats.frames, stats.entries, stats.exits) == (80, 1, 0)
+    rows = [CameraCount.model_validate_json(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert sum(r.entries for r in rows) == 1
+    port = serve_metrics(0)
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'tillflow_camera_frames_total{camera="cam-metrics"} 80.0' in text
+    assert 'tillflow_camera_entries_total{camera="cam-metrics"} 1.0' in text
+    assert 'tillflow_camera_inference_seconds_count{camera="cam-metrics"} 80.0' in text
+
+
+def test_command_on_a_live_stream_stops_cleanly_on_sigterm(ip_camera: _CameraServer, tmp_path: Path) -> None:
+    """`tillflow camera run` on a live HTTP camera: wall-clock counts until SIGTERM, then every line is whole."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    ip_camera.frames_per_connection = 100_000
+    catalogue = tmp_path / "cat.yaml"
+    catalogue.write_text(
+        yaml.safe_dump(
+            {
+                "stores": [
+                    {
+                        "id": "s1",
+                        "name": "S",
+                        "timezone": "UTC",
+                        "area_m2": 10,
+                        "category": "x",
+                        "zones": [{"id": "z1", "area_m2": 5}],
+                    }
+                ],
+                "cameras": [
+                    {
+                        "id": "cam-live",
+                        "store_id": "s1",
+                        "zone_id": "z1",
+                        "role": "zone",
+                        "source": ip_camera.url,
+                        "detector": "mog2",
+                    }
+                ],
+            }
+        )
+    )
+    out = tmp_path / "counts.jsonl"
+    env = {**os.environ, "TILLFLOW_CATALOGUE": str(catalogue), "TILLFLOW_STATE_DIR": str(tmp_path / "state")}
+    cmd = [sys.executable, "-m", "tillflow", "camera", "run", "--camera", "cam-live", "--out", str(out)]
+    started = time.time()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        health = tmp_path / "state" / "camera" / "cam-live.health.json"
+        deadline = time.monotonic() + 60
+        while not (health.exists() and '"up"' in health.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    records = [CameraCount.model_validate_json(line) for line in out.read_text().splitlines()]
+    assert len(records) >= 5
+    assert all(r.zone_id == "z1" and r.people_in_frame == 0 for r in records)
+    assert started <= records[0].frame_ts.timestamp() <= records[-1].frame_ts.timestamp() <= time.time()
+    assert [r.frame_seq for r in records] == list(range(len(records)))
+
+
+def _catalogue(tmp_path: Path, camera: Mapping[str, object]) -> Path:
+    path = tmp_path / "cat.yaml"
+    store = {"id": "s1", "name": "S", "timezone": "UTC", "area_m2": 10, "category": "x"}
+    path.write_text(yaml.safe_dump({"stores": [store], "cameras": [{"store_id": "s1", **camera}]}))
+    return path
+
+
+def test_command_options_override_the_catalogue(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from producers.camera.synthetic import write_video
+
+    video = tmp_path / "v.avi"
+    write_video(video, render([Walker(walk(2, [(80, -20), (80, 260)], 4))], 320, 240, 80), 25.0)
+    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]], "detector": "yolo", "imgsz": 32}
+    env = {**os.environ, "TILLFLOW_CATALOGUE": str(_catalogue(tmp_path, door))}
+    env["TILLFLOW_STATE_DIR"] = str(tmp_path / "state")
+    out = tmp_path / "c.jsonl"
+    cmd = [sys.executable, "-m", "tillflow", "camera", "run", "--camera", "c1", "--source", str(video)]
+    cmd += ["--detector", "mog2", "--target-fps", "0", "--max-frames", "60", "--out", str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [CameraCount.model_validate_json(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 60 and rows[0].detector == "mog2"
+    assert sum(r.entries for r in rows) == 1
+    assert "c1: 60 frames (0 skipped)" in " ".join(done.stdout.split())
+
+
+def test_command_errors_name_the_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tillflow.cli import app
+
+    monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("TILLFLOW_CATALOGUE", str(_catalogue(tmp_path, {"id": "c1", "role": "zone", "zone_id": None})))
+    result = CliRunner().invoke(app, ["camera", "run", "--camera", "c1"])
+    assert result.exit_code == 1 and "a zone camera needs a zone_id" in result.output
+    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]]}
+    monkeypatch.setenv("TILLFLOW_CATALOGUE", str(_catalogue(tmp_path, door)))
+    result = CliRunner().invoke(app, ["camera", "run", "--camera", "nope"])
+    assert result.exit_code == 1 and "no camera 'nope' in the catalogue" in result.output
+    result = CliRunner().invoke(app, ["camera", "run", "--camera", "c1"])
+    assert result.exit_code == 1 and "camera 'c1' has no source in the catalogue; give --source" in result.output
+    result = CliRunner().invoke(app, ["camera", "run", "--camera", "c1", "--source", str(tmp_path / "none.mp4")])
+    assert result.exit_code == 1 and "does not exist" in result.output
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"")
+    result = CliRunner().invoke(app, ["camera", "run", "--camera", "c1", "--source", str(video)])
+    assert result.exit_code == 1 and "no Kafka configured and no local stack" in result.output
+    assert not (tmp_path / "state" / "camera" / "ultralytics").exists()  # failed before loading any model

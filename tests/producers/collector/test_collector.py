@@ -1,0 +1,249 @@
+"""The store collector against a real noida-db broker that is stopped and restarted mid-run.
+
+Run in one process; a crash is emulated by purging the old producer's queue and opening the same
+spool and state files with a new collector, which is what a restarted process sees.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+
+from producers.collector.collect import Collector, CollectorSpec, load_collector_spec
+from producers.collector.metrics import update
+from producers.collector.spool import Spool
+from producers.files.parse import parse_file
+from producers.files.spec import FileSpec
+from tests.producers.files.test_files import CSV_HEADER, CSV_SPEC
+from tests.producers.pos.broker import Broker, read_tickets
+from tillflow.settings import Settings
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path / "broker" / "data")
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop(registry=True)
+
+
+def csv_file(path: Path, first: int, count: int) -> None:
+    rows = [CSV_HEADER] + [
+        f"PAR01;{n};14/03/2026;10:{n % 60:02d};C1;V;;SKU{n % 7};Article {n};1;{n % 50 + 1},00;0;0,10;CB;"
+        for n in range(first, first + count)
+    ]
+    path.write_bytes("\n".join(rows).encode("cp1252"))
+    past = time.time() - 60
+    os.utime(path, (past, past))
+
+
+def make(tmp_path: Path, settings: Settings, batch: int = 40) -> Collector:
+    spec_path = tmp_path / "caisse.yaml"
+    spec_path.write_text(yaml.safe_dump(CSV_SPEC, allow_unicode=True))
+    cfg = CollectorSpec(name="paris-01", folder={"path": tmp_path / "inbox", "spec": spec_path}, interval=0.01,
+                        batch=batch)  # fmt: skip
+    return Collector(cfg, settings)
+
+
+def run_until(collector: Collector, done: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out; spool depth {collector.spool.depth()}"
+        collector.step()
+
+
+def test_broker_stopped_and_restarted_mid_run_every_ticket_once(
+    own_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = own_broker.settings(tmp_path / "state")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    csv_file(inbox / "morning.csv", 1, 300)
+
+    first = make(tmp_path, settings)
+    run_until(first, lambda: first.forwarder.sent >= 120)
+    assert first.forwarder.kafka_up
+
+    # The central site goes away (broker and registry); the store keeps selling.
+    own_broker.stop(registry=True)
+    csv_file(inbox / "noon.csv", 301, 200)
+    deadline = time.monotonic() + 30
+    while not (inbox / "processed" / "noon.csv").exists() or first.forwarder.kafka_up:
+        assert time.monotonic() < deadline
+        first.step()
+    assert first.spool.depth() >= 200  # taken into the spool while Kafka is down
+    update("paris-01", first)
+    assert REGISTRY.get_sample_value("tillflow_collector_kafka_up", {"collector": "paris-01"}) == 0
+    assert REGISTRY.get_sample_value("tillflow_collector_spool_depth", {"collector": "paris-01"}) >= 200
+
+    # Power cut: whatever the producer still held in memory is gone.
+    first.forwarder.sender.producer.purge()
+    first.close()
+
+    own_broker.start()
+    second = make(tmp_path, settings)
+    csv_file(inbox / "evening.csv", 501, 100)
+    run_until(second, lambda: second.spool.depth() == 0 and (inbox / "processed" / "evening.csv").exists())
+    update("paris-01", second)
+    assert REGISTRY.get_sample_value("tillflow_collector_kafka_up", {"collector": "paris-01"}) == 1
+    assert REGISTRY.get_sample_value("tillflow_collector_spool_depth", {"collector": "paris-01"}) == 0
+    second.close()
+
+    counts = Counter(t.ticket_id for t in read_tickets(settings))
+    assert len(counts) == 600
+    assert set(counts.values()) == {1}, [k for k, v in counts.items() if v > 1][:5]
+
+
+def test_crash_with_a_batch_in_flight_is_reconciled(
+    own_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = own_broker.settings(tmp_path / "state")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    csv_file(inbox / "a.csv", 1, 120)
+    first = make(tmp_path, settings, batch=120)
+    first.step()  # intake
+    first.forwarder.step(wait=3)  # the batch goes out and is acknowledged ...
+    assert first.forwarder.sent == 0 or first.spool.depth() == 0
+    # ... emulate a crash between Kafka's acknowledgement and the spool update: unmark and keep the marker.
+    marker = {"offsets": {str(p): 0 for p in range(3)}, "first": 1, "last": 120}
+    first.spool.db.execute("UPDATE spool SET sent_at = NULL")
+    first.spool.set_inflight(marker)
+    first.close()
+    second = make(tmp_path, settings, batch=120)
+    run_until(second, lambda: second.spool.depth() == 0)
+    second.close()
+    counts = Counter(t.ticket_id for t in read_tickets(settings))
+    assert len(counts) == 120 and set(counts.values()) == {1}
+
+
+def test_sqlite_source(own_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = own_broker.settings(tmp_path / "state")
+    db_path = tmp_path / "pos.db"
+    with sqlite3.connect(db_path) as db:
+        db.execute("CREATE TABLE lines (ticket TEXT, at TEXT, sku TEXT, qty REAL, price INTEGER, tender TEXT, "
+                   "changed INTEGER)")  # fmt: skip
+        db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [(f"T{i}", "2026-03-14T10:00:00", "SKU1", 1, 250, "CASH", i) for i in range(5)])  # fmt: skip
+    mapping = {"name": "local-db", "format": "csv", "amounts": "minor", "currency": "EUR", "store": "lyon-02",
+               "timezone": "Europe/Paris", "fields": {"ticket": "ticket", "occurred_at": "at", "sku": "sku",
+               "quantity": "qty", "unit_price": "price", "payment_method": "tender"}}  # fmt: skip
+    (tmp_path / "mapping.yaml").write_text(yaml.safe_dump(mapping))
+    (tmp_path / "collector.yaml").write_text(yaml.safe_dump({
+        "name": "lyon-02", "interval": 0.01,
+        "sqlite": {"database": str(db_path), "spec": "mapping.yaml", "watermark": "changed", "start": "0",
+                   "query": "SELECT * FROM lines WHERE changed >= :since ORDER BY changed"},
+    }))  # fmt: skip
+    cfg = load_collector_spec(tmp_path / "collector.yaml")
+    c = Collector(cfg, settings)
+    run_until(c, lambda: c.forwarder.sent == 5)
+    with sqlite3.connect(db_path) as db:
+        db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [(f"T{i}", "2026-03-14T11:00:00", "SKU2", 2, 100, "CARD", i) for i in range(5, 8)])  # fmt: skip
+    run_until(c, lambda: c.forwarder.sent == 8)
+    for _ in range(20):
+        c.step()
+    c.close()
+    tickets = read_tickets(settings)
+    assert sorted(t.ticket_id for t in tickets) == [f"local-db:lyon-02:T{i}" for i in range(8)]
+    assert {t.store_id for t in tickets} == {"lyon-02"}
+
+
+def test_spool_is_ordered_deduplicated_and_durable(tmp_path: Path) -> None:
+    spec = FileSpec(**CSV_SPEC)
+    csv_file(tmp_path / "x.csv", 1, 5)
+    tickets = parse_file(
+        (tmp_path / "x.csv").read_bytes(), spec, __import__("datetime").datetime.now(tz=None).astimezone()
+    ).tickets
+    spool = Spool(tmp_path / "spool.sqlite")
+    assert spool.add(tickets) == 5
+    assert spool.add(tickets[:3]) == 0  # same content: not spooled twice
+    spool.mark_sent([spool.pending(1)[0].seq])
+    spool.close()
+    again = Spool(tmp_path / "spool.sqlite")
+    assert [s.ticket.ticket_id for s in again.pending(10)] == [t.ticket_id for t in tickets[1:]]
+    assert again.depth() == 4
+
+
+def test_collect_command_until_empty(own_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from tillflow.cli import app
+
+    settings = own_broker.settings(tmp_path / "state")
+    monkeypatch.setenv("TILLFLOW_KAFKA_BOOTSTRAP", own_broker.bootstrap)
+    monkeypatch.setenv("TILLFLOW_REGISTRY_URL", own_broker.registry.url)
+    monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    csv_file(inbox / "day.csv", 1, 50)
+    (tmp_path / "caisse.yaml").write_text(yaml.safe_dump(CSV_SPEC, allow_unicode=True))
+    (tmp_path / "collector.yaml").write_text(
+        yaml.safe_dump({"name": "cli-01", "folder": {"path": str(inbox), "spec": "caisse.yaml"}, "interval": 0.1})
+    )
+    result = CliRunner().invoke(app, ["collect", "--spec", str(tmp_path / "collector.yaml"), "--until-empty"])
+    assert result.exit_code == 0, result.output
+    assert "cli-01: 50 tickets sent" in result.output
+    assert len({t.ticket_id for t in read_tickets(settings)}) == 50
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n")
+    result = CliRunner().invoke(app, ["collect", "--spec", str(bad)])
+    assert result.exit_code == 1 and "give exactly one of folder or sqlite" in result.output
+
+
+def test_sigkill_mid_send_then_restart_counts_every_ticket_once(own_broker: Broker, tmp_path: Path) -> None:
+    """A real process killed with SIGKILL (what a power cut does to it) while batches are in flight."""
+    import signal
+    import subprocess
+    import sys
+
+    settings = own_broker.settings(tmp_path / "state")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for k in range(4):
+        csv_file(inbox / f"part{k}.csv", 1 + k * 1000, 1000)
+    (tmp_path / "caisse.yaml").write_text(yaml.safe_dump(CSV_SPEC, allow_unicode=True))
+    spec = {"name": "kill-01", "folder": {"path": str(inbox), "spec": "caisse.yaml"}, "batch": 100, "interval": 0.2}
+    (tmp_path / "collector.yaml").write_text(yaml.safe_dump(spec))
+    env = {
+        **os.environ,
+        "TILLFLOW_KAFKA_BOOTSTRAP": own_broker.bootstrap,
+        "TILLFLOW_REGISTRY_URL": own_broker.registry.url,
+        "TILLFLOW_STATE_DIR": str(tmp_path / "state"),
+        "TILLFLOW_LOG_LEVEL": "ERROR",
+    }
+    cmd = [sys.executable, "-m", "tillflow", "collect", "--spec", str(tmp_path / "collector.yaml"), "--until-empty"]
+    spool = tmp_path / "state" / "collector" / "kill-01.spool.sqlite"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sent_at_kill = 0
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with sqlite3.connect(f"file:{spool}?mode=ro", uri=True, timeout=5) as db:
+                    sent_at_kill = db.execute("SELECT count(*) FROM spool WHERE sent_at IS NOT NULL").fetchone()[0]
+            except sqlite3.OperationalError:  # not created yet
+                pass
+            if sent_at_kill >= 600:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    assert 0 < sent_at_kill < 4000, "the kill should land mid-run"
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stderr[-2000:]
+    counts = Counter(t.ticket_id for t in read_tickets(settings, timeout=30))
+    assert len(counts) == 4000
+    assert set(counts.values()) == {1}, [k for k, v in counts.items() if v > 1][:5]

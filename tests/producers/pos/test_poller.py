@@ -1,0 +1,369 @@
+"""Pollers against the local vendor stand-in (tests/producers/pos/vendor_server.py): the vendors' cloud APIs
+cannot be reached from here, so the stand-in reproduces their documented paging, auth and error responses."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producers.pos.checkpoint import CheckpointStore
+from producers.pos.examples import (
+    clover_order,
+    clover_refund,
+    lightspeed_sale,
+    shopify_order,
+    shopify_refund,
+    shopify_transactions,
+    square_order,
+    square_return_order,
+)
+from producers.pos.http import AuthFailed, SourceUnavailable, TokenFile, backoff, retry_after
+from producers.pos.poller import Poller, make_client
+from producers.pos.sink import scrub
+from producers.pos.source import Auth, Secret, SourceConfig
+from producers.pos.vendors import adapter_for, load_position, next_link
+from producers.sender import DeliveryError
+from schemas.models import PosTicket
+from tests.producers.pos.vendor_server import VendorState, vendor_server
+
+T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
+NOW = T0 + timedelta(hours=3)
+VENDORS = ["square", "shopify", "lightspeed", "clover"]
+MERCHANT = "MJ3ZB0FP6X2P1"
+OUTLET = "0adaafb3-6583-11e5-fb60-d3e7e1dbd1a1"
+PATHS = {"square": "/v2/orders/search", "shopify": "/admin/api/", "lightspeed": "/api/2.0/sales",
+         "clover": "/v3/merchants/"}  # fmt: skip
+
+
+class ListSink:
+    """A sink that acknowledges on flush into a shared ledger, or fails the flush numbered ``fail_at``."""
+
+    def __init__(self, ledger: list[PosTicket], fail_at: int | None = None) -> None:
+        self.ledger = ledger
+        self.pending: list[PosTicket] = []
+        self.rejects: list[tuple[str, str]] = []
+        self.flushes = 0
+        self.fail_at = fail_at
+
+    def send(self, ticket: PosTicket) -> None:
+        self.pending.append(ticket)
+
+    def reject(self, source: str, record_id: str, payload: Any, reason: str) -> None:
+        self.rejects.append((record_id, reason))
+
+    def flush(self) -> None:
+        self.flushes += 1
+        if self.fail_at == self.flushes:
+            self.pending.clear()
+            raise DeliveryError("1 of 1 records not acknowledged: broker down")
+        self.ledger.extend(self.pending)
+        self.pending.clear()
+
+
+# --- per-vendor data in the stand-in -------------------------------------------------------------------------
+
+
+def sale_id(vendor: str, i: int) -> str:
+    return {
+        "square": f"square:SQ{i:06d}ORDER",
+        "shopify": f"shopify:{820982911946154500 + i}",
+        "lightspeed": f"lightspeed:5e9b7a3c-0000-4000-8000-{i:012d}",
+        "clover": f"clover:CLV{i:06d}",
+    }[vendor]
+
+
+def add_sale(vendor: str, st: VendorState, i: int, at: datetime) -> None:
+    if vendor == "square":
+        o = square_order(i, at)
+        st.square[o["id"]] = o
+    elif vendor == "shopify":
+        o = shopify_order(i, at)
+        st.shopify[o["id"]] = o
+        st.shopify_tx[o["id"]] = shopify_transactions(o)
+    elif vendor == "lightspeed":
+        st.put_lightspeed(lightspeed_sale(i, at, 0))
+    else:
+        o = clover_order(i, int(at.timestamp() * 1000))
+        st.clover.setdefault(MERCHANT, {})[o["id"]] = o
+
+
+def add_refund(vendor: str, st: VendorState, i: int, at: datetime) -> str:
+    """Refund part of sale ``i`` at ``at`` (the sale's record changes too); returns the new ticket id."""
+    if vendor == "square":
+        ret = square_return_order(500 + i, f"SQ{i:06d}ORDER", at)
+        st.square[ret["id"]] = ret
+        orig = st.square[f"SQ{i:06d}ORDER"]
+        orig.update(updated_at=at.isoformat().replace("+00:00", "Z"), version=orig["version"] + 1,
+                    refunds=copy.deepcopy(ret["refunds"]), return_amounts=ret["return_amounts"])  # fmt: skip
+        return f"square:{ret['id']}"
+    if vendor == "shopify":
+        o = st.shopify[820982911946154500 + i]
+        o["refunds"].append(shopify_refund(o, 9000 + i, at))
+        o["updated_at"] = at.isoformat()
+        return f"shopify:{o['id']}:refund:{9000 + i}"
+    if vendor == "lightspeed":
+        ret = lightspeed_sale(500 + i, at, 0)
+        ret.update(return_for=f"5e9b7a3c-0000-4000-8000-{i:012d}", total_price=-19.130435, total_tax=-2.869565)
+        ret["line_items"] = [dict(ret["line_items"][1], quantity=-1, total_price=-19.130435)]
+        ret["payments"][0]["amount"] = -22.0
+        st.put_lightspeed(ret)
+        return f"lightspeed:{ret['id']}"
+    o = st.clover[MERCHANT][f"CLV{i:06d}"]
+    ms = int(at.timestamp() * 1000)
+    o["refunds"]["elements"].append(clover_refund(o, f"RF{i}", ms))
+    o["modifiedTime"] = ms
+    return f"clover:refund:RF{i}"
+
+
+def config(vendor: str, base: str, **kw: Any) -> SourceConfig:
+    stores = {"square": {"L8RY5ZZ0T8RZM": "s1"}, "shopify": {"48752903": "s2"}, "lightspeed": {OUTLET: "s3"},
+              "clover": {MERCHANT: "s4"}}[vendor]  # fmt: skip
+    base_kw: dict[str, Any] = {
+        "name": f"{vendor}-test", "vendor": vendor, "base_url": base, "stores": stores, "currency": "NZD",
+        "auth": Auth(kind="api_key", token=Secret(env="POS_TEST_TOKEN")), "page_size": 3, "overlap": "10m",
+        "backoff_base": 0.01, "backoff_max": 5, "max_attempts": 4,
+    }  # fmt: skip
+    base_kw.update(kw)
+    return SourceConfig(**base_kw)
+
+
+def make_poller(cfg: SourceConfig, sink: Any, tmp: Path, now: datetime, sleeps: list[float] | None = None) -> Poller:
+    store = CheckpointStore(tmp / "checkpoint.sqlite")
+    waits = sleeps if sleeps is not None else []
+    client = make_client(cfg, adapter_for(cfg), TokenFile(tmp / "tokens.json"), sleep=waits.append)
+    return Poller(cfg, sink, store, client, now=lambda: now)
+
+
+@pytest.fixture(autouse=True)
+def _token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POS_TEST_TOKEN", "static-token")
+
+
+def ids(tickets: list[PosTicket]) -> list[str]:
+    return sorted(t.ticket_id for t in tickets)
+
+
+# --- tests ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_full_sync_pages_everything_once(vendor: str, tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(10):
+            add_sale(vendor, st, i, T0 + timedelta(minutes=5 * i))
+        if vendor == "shopify":  # an online order: not a POS sale, not polled
+            web = shopify_order(99, T0, source_name="web")
+            st.shopify[web["id"]] = web
+        ledger: list[PosTicket] = []
+        poller = make_poller(config(vendor, base), ListSink(ledger), tmp_path, NOW)
+        result = poller.sync()
+        assert ids(ledger) == sorted(sale_id(vendor, i) for i in range(10))
+        assert result.pages >= 4 and result.published == 10  # page_size 3
+        assert {t.store_id for t in ledger} == {config(vendor, base).stores[k] for k in config(vendor, base).stores}
+        again = poller.sync()
+        assert again.published == 0 and len(ledger) == 10
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_changes_between_syncs_publish_only_what_changed(vendor: str, tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(7):
+            add_sale(vendor, st, i, T0 + timedelta(minutes=5 * i))
+        ledger: list[PosTicket] = []
+        cfg = config(vendor, base)
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW).sync()
+        assert len(ledger) == 7
+        # Between the syncs: a refund on sale 2, a new sale, and a sale committed late with an updated_at 5
+        # minutes before the checkpoint (inside the 10-minute overlap).
+        refund = add_refund(vendor, st, 2, NOW + timedelta(minutes=10))
+        add_sale(vendor, st, 20, NOW + timedelta(minutes=12))
+        add_sale(vendor, st, 21, T0 + timedelta(minutes=25))
+        second = make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(hours=1)).sync()
+        assert ids(ledger[7:]) == sorted([refund, sale_id(vendor, 20), sale_id(vendor, 21)])
+        assert second.published == 3
+        assert len(set(ids(ledger))) == len(ledger) == 10
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_restart_after_failed_ack_neither_skips_nor_duplicates(vendor: str, tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(11):
+            add_sale(vendor, st, i, T0 + timedelta(minutes=5 * i))
+        ledger: list[PosTicket] = []
+        cfg = config(vendor, base)
+        with pytest.raises(DeliveryError):
+            make_poller(cfg, ListSink(ledger, fail_at=2), tmp_path, NOW).sync()
+        assert len(ledger) == 3  # the first page was acknowledged and checkpointed
+        saved = load_position(CheckpointStore(tmp_path / "checkpoint.sqlite").position(cfg.name))
+        assert saved  # a position was kept
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(minutes=1)).sync()
+        assert ids(ledger) == sorted(sale_id(vendor, i) for i in range(11))
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_rate_limit_and_server_errors_are_retried(vendor: str, tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(4):
+            add_sale(vendor, st, i, T0 + timedelta(minutes=5 * i))
+        st.fault(PATHS[vendor], 429, times=2, **{"Retry-After": "2"})
+        st.fault(PATHS[vendor], 503)
+        ledger: list[PosTicket] = []
+        sleeps: list[float] = []
+        make_poller(config(vendor, base), ListSink(ledger), tmp_path, NOW, sleeps).sync()
+        assert ids(ledger) == sorted(sale_id(vendor, i) for i in range(4))
+        assert sleeps[:2] == [2.0, 2.0] and 0 <= sleeps[2] <= 0.04  # Retry-After, then jittered backoff
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_repeated_errors_stop_cleanly_and_keep_the_checkpoint(vendor: str, tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(4):
+            add_sale(vendor, st, i, T0 + timedelta(minutes=5 * i))
+        ledger: list[PosTicket] = []
+        cfg = config(vendor, base)
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW).sync()
+        store = CheckpointStore(tmp_path / "checkpoint.sqlite")
+        before = store.position(cfg.name)
+        add_sale(vendor, st, 30, NOW + timedelta(minutes=5))
+        st.fault(PATHS[vendor], 500, times=50)
+        with pytest.raises(SourceUnavailable, match="gave up after 4 attempts"):
+            make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(hours=1)).sync()
+        assert store.position(cfg.name) == before
+        st.faults.clear()
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(hours=1)).sync()
+        assert ids(ledger) == sorted([*(sale_id(vendor, i) for i in range(4)), sale_id(vendor, 30)])
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_oauth_refresh_rotates_and_persists_tokens(
+    vendor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("POS_TEST_SECRET", "s3cr3t-client")
+    monkeypatch.setenv("POS_TEST_REFRESH", "refresh-0")
+    state = VendorState(access_tokens=set(), refresh_tokens={"refresh-0"})
+    with vendor_server(state) as (base, st):
+        for i in range(4):
+            add_sale(vendor, st, i, T0 + timedelta(minutes=5 * i))
+        auth = Auth(kind="oauth2", client_id="app-1", client_secret=Secret(env="POS_TEST_SECRET"),
+                    refresh_token=Secret(env="POS_TEST_REFRESH"))  # fmt: skip
+        cfg = config(vendor, base, auth=auth)
+        ledger: list[PosTicket] = []
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW).sync()
+        tokens = TokenFile(tmp_path / "tokens.json").load()
+        assert tokens["refresh_token"] == "refresh-1" and tokens["access_token"] == "access-1"
+        assert stat.S_IMODE((tmp_path / "tokens.json").stat().st_mode) == 0o600
+        # The access token expires: a 401, one refresh with the rotated token, and the sync goes on.
+        st.access_tokens.clear()
+        add_sale(vendor, st, 40, NOW + timedelta(minutes=5))
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(hours=1)).sync()
+        assert TokenFile(tmp_path / "tokens.json").load()["refresh_token"] == "refresh-2"
+        assert st.refresh_tokens == {"refresh-2"}  # refresh-0 and refresh-1 no longer work
+        assert ids(ledger) == sorted([*(sale_id(vendor, i) for i in range(4)), sale_id(vendor, 40)])
+        # A revoked grant is an auth failure, not a retry loop.
+        st.access_tokens.clear()
+        st.refresh_tokens.clear()
+        with pytest.raises(AuthFailed, match="refused the refresh token"):
+            make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(hours=2)).sync()
+    logged = caplog.text
+    for secret in ("s3cr3t-client", "refresh-0", "refresh-1", "access-1", "static-token"):
+        assert secret not in logged
+
+
+def test_api_key_refused_is_an_auth_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POS_TEST_TOKEN", "wrong")
+    with vendor_server() as (base, st):
+        add_sale("square", st, 1, T0)
+        with pytest.raises(AuthFailed, match="HTTP 401"):
+            make_poller(config("square", base), ListSink([]), tmp_path, NOW).sync()
+
+
+def test_bad_record_is_rejected_with_its_reason_and_the_rest_published(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(3):
+            add_sale("square", st, i, T0 + timedelta(minutes=i))
+        st.square["SQ000001ORDER"]["total_tax_money"] = {"amount": "9.7", "currency": "USD"}
+        ledger: list[PosTicket] = []
+        sink = ListSink(ledger)
+        result = make_poller(config("square", base), sink, tmp_path, NOW).sync()
+        assert ids(ledger) == [sale_id("square", 0), sale_id("square", 2)]
+        assert result.rejected == 1
+        [(rid, reason)] = sink.rejects
+        assert rid == "square:SQ000001ORDER" and "total_tax_money" in reason and "'9.7'" in reason
+
+
+def test_backfill_window_does_not_move_the_checkpoint_back(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(6):
+            add_sale("square", st, i, T0 + timedelta(hours=i))
+        ledger: list[PosTicket] = []
+        cfg = config("square", base)
+        p = make_poller(cfg, ListSink(ledger), tmp_path, T0 + timedelta(hours=10))
+        p.sync()
+        top = p.store.position(cfg.name)
+        backfill = make_poller(cfg, ListSink(ledger), tmp_path, T0 + timedelta(hours=10))
+        result = backfill.sync(since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=3))
+        assert result.records == 2 and result.published == 0  # already published, not again
+        assert backfill.store.position(cfg.name) == top
+
+
+def test_scrub_removes_customer_fields_recursively() -> None:
+    order = shopify_order(1, T0)
+    clean = scrub(order)
+    assert "customer" not in clean and "email" not in clean and "billing_address" not in clean
+    assert clean["line_items"][0]["sku"] == "MUG-BLK"
+
+
+def test_http_helpers() -> None:
+    assert retry_after("7") == 7.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert retry_after("soon") is None
+    assert all(0 <= backoff(a, 1.0, 8.0) <= min(8.0, 2**a) for a in range(8))
+    header = '<https://x.myshopify.com/admin/api/2025-01/orders.json?page_info=p1&limit=3>; rel="previous", ' \
+             '<https://x.myshopify.com/admin/api/2025-01/orders.json?page_info=p2&limit=3>; rel="next"'  # fmt: skip
+    assert next_link(header) == "https://x.myshopify.com/admin/api/2025-01/orders.json?page_info=p2&limit=3"
+    assert next_link(None) is None
+
+
+def test_clover_keyset_paging_with_many_orders_at_the_same_millisecond(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(8):
+            add_sale("clover", st, i, T0)  # all modified in the same millisecond, more than a page
+        add_sale("clover", st, 8, T0 + timedelta(seconds=1))
+        ledger: list[PosTicket] = []
+        make_poller(config("clover", base), ListSink(ledger), tmp_path, NOW).sync()
+        assert ids(ledger) == sorted(sale_id("clover", i) for i in range(9))
+        offsets = [q for m, q in st.log if "offset=" in q]
+        assert len(offsets) >= 4
+
+
+def test_square_searches_at_most_ten_locations_per_query(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        stores = {f"LOC{i:02d}": f"s{i}" for i in range(12)}
+        for i in range(12):
+            order = square_order(i, T0 + timedelta(minutes=i), location=f"LOC{i:02d}")
+            st.square[order["id"]] = order
+        ledger: list[PosTicket] = []
+        make_poller(config("square", base, stores=stores), ListSink(ledger), tmp_path, NOW).sync()
+        assert ids(ledger) == sorted(sale_id("square", i) for i in range(12))
+        assert {t.store_id for t in ledger} == set(stores.values())
+
+
+def test_lightspeed_backfill_filters_on_sale_date(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(6):
+            add_sale("lightspeed", st, i, T0 + timedelta(hours=i))
+        ledger: list[PosTicket] = []
+        cfg = config("lightspeed", base)
+        p = make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(hours=10))
+        p.sync(since=T0 + timedelta(hours=2), until=T0 + timedelta(hours=4))
+        assert ids(ledger) == [sale_id("lightspeed", 2), sale_id("lightspeed", 3)]
+        assert load_position(p.store.position(cfg.name)) == {}  # a backfill does not move the cursor past unread sales
+        p.sync()
+        assert ids(ledger) == sorted(sale_id("lightspeed", i) for i in range(6))

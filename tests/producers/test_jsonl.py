@@ -1,0 +1,62 @@
+"""Reading JSONL records: valid lines become records, bad lines become rejects with line number and reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from producers.jsonl import Reject, default_rejects_path, read_jsonl
+from schemas.models import CameraCount, PosTicket
+
+GOOD_TICKET = {
+    "ticket_id": "t-1", "source": "file", "store_id": "wg-volt", "kind": "SALE",
+    "occurred_at": "2026-03-30T14:05:00+02:00", "currency": "EUR", "gross_amount": 1000, "net_amount": 1000,
+    "tax_amount": 160, "discount_amount": 0, "payments": [{"method": "CARD", "amount": 1000}],
+    "lines": [{"sku": "A", "quantity": 1, "unit_price": 1000, "net_amount": 1000}], "ingested_at": 1774872300000,
+}  # fmt: skip
+
+
+def bad_file(tmp_path: Path) -> Path:
+    lines = [
+        json.dumps(GOOD_TICKET),
+        "{not json",
+        json.dumps({**GOOD_TICKET, "ticket_id": "t-2", "customer_email": "a@b.c"}),
+        "",
+        json.dumps({**GOOD_TICKET, "ticket_id": "t-3", "occurred_at": "2026-03-30T14:05:00"}),
+        json.dumps({**GOOD_TICKET, "ticket_id": "t-4"}),
+        "[1, 2]",
+        json.dumps({k: v for k, v in GOOD_TICKET.items() if k != "currency"} | {"ticket_id": "t-5"}),
+    ]
+    path = tmp_path / "tickets.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_bad_lines_become_rejects_with_number_and_reason(tmp_path: Path) -> None:
+    items = list(read_jsonl(bad_file(tmp_path), PosTicket))
+    good = [i for i in items if isinstance(i, PosTicket)]
+    assert [t.ticket_id for t in good] == ["t-1", "t-4"]
+    rejects = [i for i in items if isinstance(i, Reject)]
+    assert [(r.line, r.reason) for r in rejects] == [
+        (2, "not JSON: Expecting property name enclosed in double quotes at column 2"),
+        (3, "field 'customer_email' looks like customer personal data; tillflow does not accept it"),
+        (5, "occurred_at: timestamp 2026-03-30T14:05:00 has no UTC offset"),
+        (7, "expected a JSON object, got list"),
+        (8, "currency: Field required"),
+    ]
+    assert rejects[1].original == bad_file(tmp_path).read_text().splitlines()[2]
+
+
+def test_records_are_read_with_the_topic_model(tmp_path: Path) -> None:
+    path = tmp_path / "counts.jsonl"
+    frame = {"camera_id": "c", "store_id": "s", "frame_ts": 1774872300000, "frame_seq": 1, "people_in_frame": 2,
+             "entries": 1, "exits": 0, "detector": "mog2"}  # fmt: skip
+    path.write_text(json.dumps(frame) + "\n" + json.dumps(GOOD_TICKET) + "\n")
+    first, second = read_jsonl(path, CameraCount)
+    assert isinstance(first, CameraCount) and first.entries == 1
+    assert isinstance(second, Reject) and second.line == 2 and "camera_id: Field required" in second.reason
+
+
+def test_default_rejects_path() -> None:
+    assert default_rejects_path(Path("/x/tickets.jsonl")) == Path("/x/tickets.rejects.jsonl")
+    assert default_rejects_path(Path("/x/export.txt")) == Path("/x/export.txt.rejects.jsonl")

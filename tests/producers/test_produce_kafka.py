@@ -1,0 +1,123 @@
+"""`tillflow produce` and `tillflow simulate` against the real local broker and registry (the `stack` fixture)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from typer.testing import CliRunner
+
+from producers.simulator import SimulationConfig, simulate
+from schemas.models import CameraCount, PosTicket
+from schemas.serde import TopicSerde, registry_client
+from tests.producers.test_jsonl import bad_file
+from tillflow.cli import app
+from tillflow.kafka import consumer_config, endpoints
+from tillflow.settings import Settings
+
+
+def _consumer(settings: Settings) -> Consumer:
+    return Consumer(consumer_config(settings, f"test-{time.time_ns()}", **{"enable.auto.commit": False}))
+
+
+def watermarks(settings: Settings, topic: str) -> dict[int, int]:
+    """The high watermark of each partition of ``topic``."""
+    consumer = _consumer(settings)
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in meta.topics[topic].partitions
+        }
+    finally:
+        consumer.close()
+
+
+def read_topic(
+    settings: Settings, topic: str, since: dict[int, int], timeout: float = 30.0
+) -> list[tuple[bytes, bytes]]:
+    """The messages (key, value) of ``topic`` from offsets ``since`` up to today's high watermarks."""
+    ends = watermarks(settings, topic)
+    consumer = _consumer(settings)
+    try:
+        consumer.assign([TopicPartition(topic, p, since.get(p, 0)) for p in ends])
+        got: list[tuple[bytes, bytes]] = []
+        done = {p for p, end in ends.items() if end <= since.get(p, 0)}
+        deadline = time.monotonic() + timeout
+        while len(done) < len(ends) and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            got.append((msg.key(), msg.value()))
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                done.add(msg.partition())
+        assert len(done) == len(ends), f"timed out reading {topic}"
+        return got
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def stack_env(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Point the CLI (which loads its own settings) at the test stack."""
+    monkeypatch.setenv("TILLFLOW_STATE_DIR", str(stack.state_dir))
+    return stack
+
+
+def test_produce_sends_valid_lines_and_keeps_bad_ones(stack_env: Settings, tmp_path: Path) -> None:
+    path = bad_file(tmp_path)
+    before = watermarks(stack_env, "pos.tickets")
+    result = CliRunner().invoke(app, ["produce", "--topic", "pos.tickets", str(path)])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "2 records sent to pos.tickets" in text and "5 line(s) rejected" in text
+    rejects = [json.loads(line) for line in (tmp_path / "tickets.rejects.jsonl").read_text().splitlines()]
+    originals = path.read_text().splitlines()
+    assert rejects == [
+        {"line": 2, "reason": "not JSON: Expecting property name enclosed in double quotes at column 2",
+         "original": originals[1]},
+        {"line": 3, "reason": "field 'customer_email' looks like customer personal data; tillflow does not accept it",
+         "original": originals[2]},
+        {"line": 5, "reason": "occurred_at: timestamp 2026-03-30T14:05:00 has no UTC offset", "original": originals[4]},
+        {"line": 7, "reason": "expected a JSON object, got list", "original": originals[6]},
+        {"line": 8, "reason": "currency: Field required", "original": originals[7]},
+    ]  # fmt: skip
+    messages = read_topic(stack_env, "pos.tickets", before)
+    serde = TopicSerde(registry_client(endpoints(stack_env).registry_url), "pos.tickets")
+    decoded = sorted(serde.decode_model(value).ticket_id for _, value in messages)  # type: ignore[attr-defined]
+    assert decoded == ["t-1", "t-4"]
+    assert {key for key, _ in messages} == {b"wg-volt"}
+
+
+def test_produce_a_clean_file_exits_zero(stack_env: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "ok.jsonl"
+    path.write_text(bad_file(tmp_path).read_text().splitlines()[0] + "\n")
+    result = CliRunner().invoke(app, ["produce", "-t", "pos.tickets", str(path)])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "ok.rejects.jsonl").exists()
+    unknown = CliRunner().invoke(app, ["produce", "-t", "nope", str(path)])
+    assert unknown.exit_code == 1 and "unknown topic 'nope'" in unknown.output
+
+
+def test_simulate_to_kafka_delivers_every_event(stack_env: Settings, small_catalogue_file: Path) -> None:
+    before = {t: watermarks(stack_env, t) for t in ("pos.tickets", "camera.counts")}
+    args = ["simulate", "--catalogue", str(small_catalogue_file), "--start", "2026-03-30", "--seed", "4",
+            "--fps", "0.05", "--fast", "-q", "-i", "duplicate:fraction=0.01"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    from tests.producers.conftest import small_catalogue
+
+    events = list(simulate(small_catalogue(), SimulationConfig(seed=4, start=date(2026, 3, 30), fps=0.05,
+                                                               incidents=["duplicate:fraction=0.01"])))  # fmt: skip
+    registry = registry_client(endpoints(stack_env).registry_url)
+    for topic, model in (("pos.tickets", PosTicket), ("camera.counts", CameraCount)):
+        serde = TopicSerde(registry, topic)
+        got = [serde.decode_model(v) for _, v in read_topic(stack_env, topic, before[topic])]
+        sent = [ev.record for ev in events if ev.topic == topic]
+        key = (lambda r: (r.ticket_id, r.ingested_at)) if model is PosTicket else (lambda r: (r.camera_id, r.frame_seq))
+        assert sorted(map(key, got)) == sorted(map(key, sent))  # type: ignore[arg-type]
+        assert {type(r) for r in got} == {model}

@@ -1,0 +1,199 @@
+"""deploy/grafana: provisioning files parse and point at real datasources, and every ClickHouse panel's SQL,
+expanded with the plugin's macros and the dashboard's variables, runs on the real engine (chDB) over
+simulated data and returns rows with the columns the panel plots."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from schemas.catalogue import load_catalogue
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY
+from sinks.clickhouse.mapping import COLUMNS, rows_for, timezones_of
+from tests.sinks.conftest import CATALOGUE, alert, hourly
+from tests.sinks.grafana_macros import expand_macros, interpolate
+
+ROOT = Path(__file__).resolve().parents[2]
+GRAFANA = ROOT / "deploy" / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+DAY = datetime(2026, 11, 20, tzinfo=UTC)
+START, END = DAY - timedelta(days=1), DAY + timedelta(days=1)
+
+# The columns each ClickHouse panel plots (dashboard uid, panel id) -> columns, in order.
+EXPECTED: dict[tuple[str, int | str], list[str]] = {
+    ("tillflow-store-live", 1): ["time", "footfall", "transactions", "net_sales", "conversion_pct"],
+    ("tillflow-store-live", 2): ["conversion_pct", "footfall", "transactions", "net_sales"],
+    ("tillflow-store-live", 3): ["time", "entries", "exits"],
+    ("tillflow-store-live", 4): ["local_hour", "visitors", "transactions", "conversion_pct", "net_sales", "avg_ticket",
+                                 "is_final", "revision", "quality"],
+    ("tillflow-mall-benchmark", 1): ["store_name", "category", "visitors", "transactions", "conversion_pct",
+                                     "revenue_per_m2", "avg_ticket", "conversion_rank", "conversion_percentile"],
+    ("tillflow-mall-benchmark", 2): ["time", "store_name", "conversion_pct_mall"],
+    ("tillflow-mall-benchmark", 3): ["store_name", "revenue_per_m2", "best_rank_in_category"],
+    ("tillflow-mall-benchmark", 4): ["store_name", "zone_name", "visitors", "revenue_per_m2"],
+    ("tillflow-alerts", 1): ["time", "kind", "alerts"],
+    ("tillflow-alerts", 2): ["time", "store_id", "kind", "state", "severity", "observed", "expected", "message"],
+    ("tillflow-alerts", 3): ["open_alerts"],
+    ("tillflow-pipeline", 1): ["feed", "last_record", "age_seconds"],
+    ("tillflow-pipeline", 2): ["time", "source", "tickets"],
+    ("tillflow-store-live", "annotation:Alerts"): ["time", "text", "tags"],
+}  # fmt: skip
+
+
+def simulate(ch: Any) -> None:
+    """A day of the demo estate from tillflow's simulator (tickets and camera frames), the hourly conversion
+    computed from those events (store and zone hours, duplicates counted once), and a few alerts."""
+    from producers.simulator import SimulationConfig, simulate
+
+    catalogue = load_catalogue(CATALOGUE)
+    tz = timezones_of(catalogue)
+    zone_of = {c.id: c.zone_id for c in catalogue.cameras}
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    hours: dict[tuple[str, str, datetime], dict[str, float]] = {}
+    seen: set[Any] = set()
+
+    def add(topic: str, record: Any) -> None:
+        for table, table_rows in rows_for(topic, record, tz).items():
+            rows.setdefault(table, []).extend(table_rows)
+
+    def bucket(store: str, zone: str | None, at: datetime) -> dict[str, float]:
+        local = at.astimezone(ZoneInfo(tz[store])).replace(minute=0, second=0, microsecond=0)
+        return hours.setdefault((store, zone or "", local), {"visitors": 0, "transactions": 0, "net_revenue": 0})
+
+    for event in simulate(catalogue, SimulationConfig(seed=3, start=DAY.date(), days=1, fps=0.1)):
+        record = event.record
+        identity = getattr(record, "ticket_id", None) or (getattr(record, "camera_id", ""), record.frame_seq)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        add(event.topic, record)
+        if event.topic == CAMERA_COUNTS:
+            bucket(record.store_id, zone_of.get(record.camera_id), record.frame_ts)["visitors"] += record.entries
+        elif str(record.kind) == "SALE" and str(record.channel) == "IN_STORE":
+            cell = bucket(record.store_id, None, record.occurred_at)
+            cell["transactions"] += 1
+            cell["net_revenue"] += record.net_amount
+    for (store_id, zone, local), cell in hours.items():
+        store = catalogue.store(store_id)
+        visitors, txns = int(cell["visitors"]), int(cell["transactions"])
+        add(CONVERSION_HOURLY, hourly(
+            store_id, hour=local.astimezone(UTC), zone_id=zone or None, mall_id=store.mall_id, category=store.category,
+            local_hour=local.isoformat(), timezone=store.timezone, currency=store.currency, visitors=visitors,
+            transactions=txns, net_revenue=int(cell["net_revenue"]), conversion=txns / visitors if visitors else None,
+        ))  # fmt: skip
+    add(ALERTS, alert(1, hour_start=DAY + timedelta(hours=10), fired_at=DAY + timedelta(hours=11)))
+    add(ALERTS, alert(1, state="RESOLVED", hour_start=DAY + timedelta(hours=10), fired_at=DAY + timedelta(hours=12)))
+    add(ALERTS, alert(2, store="wg-volt", kind="TRAFFIC_DROP", fired_at=DAY + timedelta(hours=13)))
+    for table, table_rows in rows.items():
+        ch.insert(table, table_rows, column_names=COLUMNS[table])
+
+
+def dashboards() -> list[dict[str, Any]]:
+    return [json.loads(path.read_text()) for path in DASHBOARDS]
+
+
+def resolve_variables(ch: Any, dashboard: dict[str, Any]) -> dict[str, list[str]]:
+    """Run each variable's query in order (later ones may use earlier ones) and pick values like Grafana:
+    the first for single-value variables, all for multi-value ones with "All"."""
+    values: dict[str, list[str]] = {}
+    for var in dashboard["templating"]["list"]:
+        sql = interpolate(var["query"], values)
+        options = [str(r[0]) for r in ch.query(sql).result_rows]
+        assert options, f"variable {var['name']} of {dashboard['uid']} has no values"
+        preferred = [o for o in options if o in ("westgate", "wg-fashion")]
+        values[var["name"]] = options if var.get("includeAll") and var.get("multi") else (preferred or options)[:1]
+    return values
+
+
+def test_provisioning_files() -> None:
+    ds = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "tillflow.yaml").read_text())
+    by_uid = {d["uid"]: d for d in ds["datasources"]}
+    clickhouse = by_uid["tillflow-clickhouse"]
+    assert clickhouse["type"] == "grafana-clickhouse-datasource"
+    assert clickhouse["jsonData"]["username"] == "grafana" and clickhouse["jsonData"]["defaultDatabase"] == "tillflow"
+    users = (ROOT / "deploy" / "clickhouse-server" / "users.d" / "tillflow.xml").read_text()
+    assert "<profile>grafana_readonly</profile>" in users and "<readonly>2</readonly>" in users
+    providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "tillflow.yaml").read_text())
+    assert providers["providers"][0]["type"] == "file"
+    for dash in dashboards():
+        ids = [p["id"] for p in dash["panels"]]
+        assert len(ids) == len(set(ids)), dash["uid"]
+        for p in dash["panels"]:
+            for target in p["targets"]:
+                assert target["datasource"]["uid"] in by_uid, (dash["uid"], p["title"])
+    assert {d["uid"] for d in dashboards()} == {"tillflow-store-live", "tillflow-mall-benchmark", "tillflow-alerts",
+                                                "tillflow-pipeline"}  # fmt: skip
+    names = {v["name"] for d in dashboards() for v in d["templating"]["list"]}
+    assert {"mall", "store", "category"} <= names
+
+
+def test_every_clickhouse_panel_returns_its_columns(ch: Any) -> None:
+    simulate(ch)
+    seen = set()
+    for dash in dashboards():
+        variables = resolve_variables(ch, dash)
+        queries: list[tuple[int | str, str, dict[str, Any]]] = [
+            (p["id"], p["title"], t) for p in dash["panels"] for t in p["targets"]
+        ]
+        queries += [(f"annotation:{a['name']}", a["name"], a["target"]) for a in dash["annotations"]["list"]]
+        for ident, title, target in queries:
+            if target["datasource"]["type"] != "grafana-clickhouse-datasource":
+                continue
+            key = (dash["uid"], ident)
+            seen.add(key)
+            sql = expand_macros(interpolate(target["rawSql"], variables), START, END, interval_s=3600)
+            result = ch.query(sql)
+            assert list(result.column_names) == EXPECTED[key], f"{key} {title}"
+            assert result.result_rows, f"{key} {title} returned no rows:\n{sql}"
+            if target["queryType"] == "timeseries":
+                assert result.column_names[0] == "time"
+                assert isinstance(result.result_rows[0][0], datetime)
+    assert seen == set(EXPECTED)
+
+
+def test_benchmark_panel_ranks_match_the_data(ch: Any) -> None:
+    simulate(ch)
+    dash = next(d for d in dashboards() if d["uid"] == "tillflow-mall-benchmark")
+    sql = next(p for p in dash["panels"] if p["id"] == 1)["targets"][0]["rawSql"]
+    variables = {"mall": ["westgate"], "category": ["fashion", "electronics", "grocery", "food"]}
+    rows = ch.query(expand_macros(interpolate(sql, variables), START, END)).result_rows
+    assert len(rows) == 6
+    conversions = [r[4] for r in rows]
+    assert conversions == sorted(conversions, reverse=True)
+    assert rows[0][7] == 1 and rows[0][8] == 100 and rows[-1][8] == 0
+
+
+def test_macro_expansion_matches_the_plugin() -> None:
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    sql = "WHERE $__timeFilter(t) AND d >= $__fromTime AND $__dateFilter(d) GROUP BY $__timeInterval(t)"
+    assert expand_macros(sql, start, end, 300) == (
+        "WHERE t >= toDateTime(1767225600) AND t <= toDateTime(1767312000) AND d >= toDateTime(1767225600) AND "
+        "d >= toDate('2026-01-01') AND d <= toDate('2026-01-02') "
+        "GROUP BY toStartOfInterval(toDateTime(t), INTERVAL 300 second)"
+    )
+    assert (
+        interpolate("IN (${c:singlequote}) AND s = '$s'", {"c": ["a", "o'b"], "s": ["x"]})
+        == "IN ('a','o\\'b') AND s = 'x'"
+    )
+    with pytest.raises(ValueError, match="unknown macro"):
+        expand_macros("$__nope(x)", start, end)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="Debian package prometheus not installed")
+def test_prometheus_panel_queries_parse(tmp_path: Path) -> None:
+    exprs = [t["expr"] for d in dashboards() for p in d["panels"] for t in p["targets"] if "expr" in t]
+    assert exprs
+    rules = {
+        "groups": [{"name": "panels", "rules": [{"record": f"panel:{i}", "expr": e} for i, e in enumerate(exprs)]}]
+    }
+    (tmp_path / "panels.yml").write_text(yaml.safe_dump(rules))
+    done = subprocess.run(["promtool", "check", "rules", str(tmp_path / "panels.yml")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

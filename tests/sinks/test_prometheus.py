@@ -1,0 +1,137 @@
+"""deploy/prometheus: promtool checks and rule unit tests, and Debian's Prometheus scraping a running
+`tillflow sink clickhouse` process and answering a query about it through its HTTP API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from schemas.topics import POS_TICKETS
+from tests.sinks.conftest import CATALOGUE, ticket
+from tests.sinks.kafka_helpers import produce
+from tillflow.devstack import free_port
+from tillflow.kafka import endpoints
+from tillflow.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PROM = ROOT / "deploy" / "prometheus"
+needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="Debian package prometheus not installed")
+
+
+def promtool(*args: str) -> str:
+    done = subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+@needs_promtool
+def test_promtool_accepts_config_and_rules() -> None:
+    assert "SUCCESS" in promtool("check", "config", str(PROM / "prometheus.yml"))
+    assert "9 rules found" in promtool("check", "rules", *map(str, sorted((PROM / "rules").glob("*.yml"))))
+
+
+@needs_promtool
+def test_alert_rules_fire_on_the_scenarios() -> None:
+    assert "SUCCESS" in promtool("test", "rules", str(PROM / "tests" / "tillflow.test.yml"))
+
+
+def wait_until(check: Any, timeout: float, what: str, procs: list[subprocess.Popen[bytes]]) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in procs:
+            assert proc.poll() is None, f"{proc.args[0]} exited with {proc.returncode} while waiting for {what}"
+        try:
+            value = check()
+        except requests.RequestException:
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def sink_process(stack: Settings, tmp_path: Path, unique: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    ep = endpoints(stack)
+    (tmp_path / "empty.toml").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLFLOW_")} | {
+        "TILLFLOW_CONFIG": str(tmp_path / "empty.toml"),
+        "TILLFLOW_KAFKA_BOOTSTRAP": ep.bootstrap,
+        "TILLFLOW_REGISTRY_URL": ep.registry_url,
+        "TILLFLOW_STATE_DIR": str(tmp_path / "state"),
+        "TILLFLOW_CATALOGUE": str(CATALOGUE),
+        "TILLFLOW_METRICS_PORT": str(port),
+        "TILLFLOW_SINK_GROUP_ID": f"prom-{unique}",
+        "TILLFLOW_SINK_BATCH_SECONDS": "0.5",
+    }
+    log = (tmp_path / "sink.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "tillflow", "sink", "clickhouse"], env=env, cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    yield proc, port
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    log.close()
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian package prometheus not installed")
+def test_prometheus_scrapes_a_running_sink(stack: Settings, sink_process: Any, tmp_path: Path) -> None:
+    sink, metrics_port = sink_process
+    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(PROM / "rules" / "*.yml")]
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "tillflow-sinks")
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"], "labels": {"component": "sink-clickhouse"}}]
+    config["scrape_configs"] = [job]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    prom_port = free_port()
+    prom = subprocess.Popen(
+        ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{prom_port}"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"),
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{prom_port}/api/v1"
+    try:
+        produce(stack, POS_TICKETS, POS_TICKETS, [ticket(9000 + i) for i in range(5)])
+
+        def written() -> float:
+            query = 'sum(tillflow_sink_records_total{job="tillflow-sinks", topic="pos.tickets", outcome="written"})'
+            result = requests.get(f"{api}/query", params={"query": query}, timeout=5).json()["data"]["result"]
+            return float(result[0]["value"][1]) if result else 0.0
+
+        assert wait_until(lambda: written() >= 5, 90, "the ticket counter in Prometheus", [sink, prom])
+
+        def series(query: str) -> list[dict[str, Any]]:
+            answer = requests.get(f"{api}/query", params={"query": query}, timeout=5).json()
+            result: list[dict[str, Any]] = answer["data"]["result"]
+            return result
+
+        lag = wait_until(lambda: series('tillflow_sink_consumer_lag{topic="pos.tickets"}'), 30, "lag", [sink, prom])
+        assert {s["metric"]["partition"] for s in lag} == {"0", "1", "2"}
+        assert series('sum(tillflow_sink_flush_seconds_count{sink="clickhouse"}) > 0')
+        assert series('sum(tillflow_sink_batch_records_sum{sink="clickhouse"}) >= 5')
+        up = requests.get(f"{api}/query", params={"query": 'up{job="tillflow-sinks"}'}, timeout=5).json()
+        assert up["data"]["result"][0]["value"][1] == "1"
+        assert up["data"]["result"][0]["metric"]["component"] == "sink-clickhouse"
+        groups = requests.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
+        assert sum(len(g["rules"]) for g in groups) == 9
+    finally:
+        prom.terminate()
+        prom.wait(timeout=30)
+    sink.send_signal(signal.SIGTERM)
+    assert sink.wait(timeout=30) == 0

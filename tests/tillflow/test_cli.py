@@ -1,0 +1,43 @@
+from typing import Any
+
+import typer
+from typer.testing import CliRunner
+
+from tillflow import __version__
+from tillflow.cli import HELP_PANELS, app, command_modules
+
+
+def _walk(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path under a group (typer's groups carry their subcommands in ``commands``)."""
+    paths = []
+    for name, cmd in group.commands.items():
+        paths.append((*prefix, name))
+        if hasattr(cmd, "commands"):
+            paths += _walk(cmd, (*prefix, name))
+    return paths
+
+
+def test_every_command_module_is_found_and_every_top_command_has_a_panel():
+    assert "tillflow.commands" in command_modules()
+    root: Any = typer.main.get_command(app)
+    listed = {name for names in HELP_PANELS.values() for name in names}
+    assert set(root.commands) <= listed, f"commands without a help panel: {set(root.commands) - listed}"
+
+
+def test_every_command_has_help_and_a_docstring():
+    root: Any = typer.main.get_command(app)
+    runner = CliRunner()
+    for path in _walk(root):
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        cmd = root
+        for part in path:
+            cmd = cmd.commands[part]
+        assert (cmd.help or "").strip(), f"`tillflow {' '.join(path)}` has no help text"
+
+
+def test_version_and_missing_config_file(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(app, ["--version"]).output.strip() == f"tillflow {__version__}"
+    result = runner.invoke(app, ["--config", str(tmp_path / "nope.toml"), "dev", "status"])
+    assert result.exit_code == 2 and "does not exist" in result.output
