@@ -84,7 +84,8 @@ def estate_day(
                 kind = rng.choices(("SALE", "REFUND", "VOID", "EMPLOYEE_SALE"), (90, 4, 3, 3))[0]
                 net = rng.randrange(500, 20_000)
                 disc = rng.choice((0, 0, 0, net // 10))
-                payments = [{"method": rng.choice(("CASH", "CARD", "CARD", "MOBILE")), "amount": net}]
+                sign = -1 if kind in ("REFUND", "VOID") else 1  # signed amounts: reversals are negative
+                payments = [{"method": rng.choice(("CASH", "CARD", "CARD", "MOBILE")), "amount": sign * net}]
                 lines = [
                     {
                         "sku": f"S{rng.randrange(99)}",
@@ -102,8 +103,8 @@ def estate_day(
                     kind=kind,
                     occurred_at=at,
                     currency=store.currency,
-                    gross_amount=net + disc,
-                    net_amount=-net if kind == "REFUND" else net,
+                    gross_amount=sign * (net + disc),
+                    net_amount=sign * net,
                     tax_amount=0,
                     discount_amount=disc,
                     payments=payments,
