@@ -47,6 +47,8 @@ class AlertConfig:
     feed_silent_expected_tickets: float = 12.0
     """FEED_SILENT when the visitors since the last ticket would have made this many sales: a Poisson gap that
     long has probability e^-12 (6e-6), so a busy store (200 gaps a day) fires about once in 800 days."""
+    feed_silent_dwell_minutes: int = 10
+    """Visitors count towards FEED_SILENT only this long after they entered (they shop before they pay)."""
     default_conversion: float = 0.15
     """Conversion assumed for FEED_SILENT before the store has history."""
     camera_silent_minutes: float = 15.0
@@ -145,8 +147,8 @@ def sales_drop(
 
 def traffic_drop(visitors: float, base: Baseline, cfg: AlertConfig) -> Finding | None:
     """Footfall of a closed hour far below the baseline visitors."""
-    if not base.visitors or base.visitors <= 0:
-        return None
+    if base.method != "same_weekday" or not base.visitors or base.visitors <= 0:
+        return None  # footfall differs by weekday: only same-weekday history is a traffic baseline
     ratio = visitors / base.visitors
     z = (base.visitors - visitors) / math.sqrt(cfg.overdispersion * base.visitors)
     if ratio > cfg.traffic_drop_ratio or z < cfg.min_z:

@@ -395,7 +395,10 @@ class Engine:
         record = self._record(acc, store, True, 0)
         weekday, hour = local_weekday_hour(acc["start"], store.timezone)
         hist = [e for e in self.history.get(store.id) or [] if e["s"] != acc["start"]]
+        edge = self._edge_hour(store, weekday, hour)
         base = baseline(hist, acc["start"], weekday, hour, acc["v"])
+        if base is not None and edge and base.method != "same_weekday":
+            base = None  # opening/closing hours differ from the day's average: only their own history counts
         findings: list[Finding] = []
         if base is not None:
             traffic = rules.traffic_drop(acc["v"], base, self.cfg.alerts)
@@ -423,7 +426,8 @@ class Engine:
         conv = [e["conv"] for e in hist if e["conv"] is not None and e["v"] >= 20]
         st["conv_ref"] = median(conv) if len(conv) >= 3 else None
         # An hour already alerted as a sales or traffic drop is not reported as underreporting as well.
-        cands = [] if findings else rules.underreporting_candidates(entry, hist, self.cfg.alerts)
+        # Nor are opening and closing hours (dwell time makes their conversion structurally lower).
+        cands = [] if findings or edge else rules.underreporting_candidates(entry, hist, self.cfg.alerts)
         out.peers.append(
             (
                 peer_group(store),
@@ -454,7 +458,7 @@ class Engine:
             st = self._store(stores, store.id, now)
             weekday, hour = local_weekday_hour(acc["start"], store.timezone)
             base = baseline(self.history.get(store.id) or [], acc["start"], weekday, hour, acc["v"])
-            if base is None:
+            if base is None or (base.method != "same_weekday" and self._edge_hour(store, weekday, hour)):
                 continue
             finding = rules.sales_drop(acc["net"], acc["v"], base, acfg, fraction, acc["tx"])
             if finding is not None:
@@ -508,12 +512,16 @@ class Engine:
         if not timeline:
             return
         conversion = st.get("conv_ref") or acfg.default_conversion
-        feed = st.get("fs") or [first, 0, False]
+        feed = st.get("fs") or [first, 0, False, []]
+        if len(feed) < 4:
+            feed.append([])
         for at, tickets, entries, _seen in timeline:
             if tickets:
-                feed = [at + 60_000, 0, False]
+                feed = [at + 60_000, 0, False, []]
                 continue
-            feed[1] += entries
+            feed[3].append(entries)  # entries still shopping (dwell), counted once they could have paid
+            if len(feed[3]) > acfg.feed_silent_dwell_minutes:
+                feed[1] += feed[3].pop(0)
             if not feed[2]:
                 finding = rules.feed_silent(at + 60_000 - feed[0], feed[1], conversion, acfg)
                 if finding is not None:
@@ -556,6 +564,15 @@ class Engine:
             st["windows"][emitted[0]["alert_id"]] = [finding.kind, cam, since, now, hour]
             self._trim_alerts(st)
         out.alerts += emitted
+
+    @staticmethod
+    def _edge_hour(store: Store, weekday: int, hour: int) -> bool:
+        """The local hour a store opens in, or the last hour it is open (from the catalogue)."""
+        hours = store.hours_on(weekday)
+        if hours is None or store.opening_hours is None:
+            return False
+        last = (hours.close.hour * 60 + hours.close.minute - 1) // 60
+        return hour in (hours.open.hour, last)
 
     @staticmethod
     def _trim_alerts(st: dict[str, Any]) -> None:

@@ -219,8 +219,8 @@ def test_engine_early_sales_drop_during_the_hour() -> None:
 def test_engine_feed_and_camera_silence() -> None:
     e = Engine(demo(), StreamConfig(), {}, {}, {})
     start = ms("2026-03-29T12:00:00+02:00")
-    # Camera counts 4 visitors a minute, the till stays silent for 25 minutes.
-    frames = [(FRAME, frame("cam-wg-shoes", "wg-shoes", start + i * 60_000, i, entries=4)) for i in range(26)]
+    # Camera counts 6 visitors a minute, the till stays silent for 25 minutes.
+    frames = [(FRAME, frame("cam-wg-shoes", "wg-shoes", start + i * 60_000, i, entries=6)) for i in range(26)]
     progressed = (TICKET, ticket("wg-denim", start + 26 * 60_000))  # the tickets input is not just lagging
     out = e.apply(0, [(TICKET, ticket("wg-shoes", start)), *frames, progressed], WALL)
     (alert,) = out.alerts
