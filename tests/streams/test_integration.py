@@ -62,7 +62,7 @@ def test_replay_on_the_local_broker(stack: Settings, tmp_path: Path) -> None:
     }
     incidents = {("wg-volt", 12), ("wg-volt", 13), ("wg-grocer", 15)}
     assert {(store, hour) for _, store, hour in firing} <= incidents  # nowhere else
-    assert ("FEED_SILENT", "wg-volt", 12) in firing
+    assert {hour for kind, store, hour in firing if (kind, store) == ("FEED_SILENT", "wg-volt")} & {12, 13}
     assert ("SALES_DROP", "wg-grocer", 15) in firing
     assert all(a["hour_start"].astimezone(berlin).date() == date(2026, 3, 30) for a in result.alerts)
     alerts_file = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
