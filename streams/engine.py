@@ -228,15 +228,20 @@ class Engine:
     def tick(self, partition: int, now_ms: int, close_all: bool = False) -> Output:
         """Timer: flush throttled live updates and close hours of a partition that went quiet.
 
-        A partition with no event for ``idle_close_ms`` of wall-clock time closes hours whose end plus the
-        allowed lateness is past ``now_ms``; ``close_all`` (end of a replay) closes every open hour.
+        A partition that had events but none for ``idle_close_ms`` of wall-clock time closes hours whose end
+        plus the allowed lateness is past ``now_ms`` (and, when its event time runs ahead of the wall clock,
+        as in a time-compressed simulation, every open hour); ``close_all`` (end of a replay) closes all.
         """
         out = Output()
         part = self._part(partition)
         if close_all:
             part["forced"] = FOREVER
-        elif now_ms - part["last_wall"] >= self.cfg.idle_close_ms:
+        elif part["last_wall"] and now_ms - part["last_wall"] >= self.cfg.idle_close_ms:
             part["forced"] = max(part["forced"], now_ms - self.cfg.lateness_ms)
+            if part["newest"] > now_ms and part["open"]:
+                # Event time ahead of the wall clock (a time-compressed simulation): the wall clock will not
+                # pass these hours soon, so a quiet partition closes what it has open.
+                part["forced"] = max(part["forced"], max(part["open"].values()) + HOUR_MS)
         self._finish(partition, part, {}, {}, now_ms, out)
         return out
 

@@ -135,6 +135,20 @@ def test_quiet_partition_closes_by_timer() -> None:
     assert final["local_hour"] == "2026-03-29T20:00:00+02:00"
 
 
+def test_idle_rules_ignore_partitions_without_events_and_close_simulated_future_hours() -> None:
+    e = engine(idle_close_ms=5_000)
+    e.tick(0, WALL)  # never had events: nothing is forced
+    (live,) = e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T10:05:00+02:00"))], WALL).conversions
+    assert not live["is_final"]
+    # A time-compressed day: event time (21:10) ahead of the wall clock (10:20); quiet for 5 s.
+    sim = engine(idle_close_ms=5_000)
+    wall = ms("2026-03-29T10:20:00+02:00")
+    sim.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T21:10:00+02:00"))], wall)
+    assert finals(sim.tick(0, wall + 1_000)) == []
+    (final,) = finals(sim.tick(0, wall + 6_000))
+    assert final["local_hour"] == "2026-03-29T21:00:00+02:00"
+
+
 def test_rejects_unknown_store_and_events_older_than_retention() -> None:
     e = engine(hour_retention_ms=2 * HOUR_MS)
     out = e.apply(
