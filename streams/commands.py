@@ -58,6 +58,11 @@ def worker(
     except StackNotRunning as exc:
         fail(str(exc))
         return
+    from streams.replay import run_topics
+
+    # Create the internal ticks and peers topics (and any missing input/output topic) with the input
+    # partition count before Faust starts: a broker that auto-creates topics would give them 1 partition.
+    run_topics(settings, sa.topics.names)
     port = metrics_port if metrics_port is not None else settings.metrics_port
     if port is not None:
         bound = serve_metrics(port, settings.metrics_host)
