@@ -99,6 +99,32 @@ class Settings(BaseSettings):
     dev_kafka_port: int = 0
     dev_registry_port: int = 0
 
+    # --- streams ---
+    streams_app_id: str = Field("tillflow-streams", description="Faust app id (consumer group, table topics).")
+    streams_allowed_lateness_s: float = Field(
+        600.0, ge=0, description="Event-time lateness: an hour closes when the partition watermark passes its end."
+    )
+    streams_stream_skew_s: float = Field(
+        3600.0,
+        ge=0,
+        description="Tickets or counts lagging the other input by more than this stop holding hours open "
+        "(a silent feed); 0: always wait for both (replays).",
+    )
+    streams_live_throttle_s: float = Field(
+        2.0, ge=0, description="At most one live (not final) update per store-hour in this many seconds."
+    )
+    streams_idle_close_s: float = Field(
+        30.0, gt=0, description="A partition idle this long (wall clock) closes hours whose end + lateness is past."
+    )
+    streams_tick_s: float = Field(1.0, gt=0, description="How often the worker's timer checks quiet partitions.")
+    streams_hour_retention_h: float = Field(
+        48.0, gt=0, description="Closed hours (with their dedupe ids) are kept this long for corrections."
+    )
+    streams_batch_size: int = Field(2000, ge=1, description="Events taken per agent batch.")
+    streams_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://.")
+    streams_alerts: dict[str, float] = Field(
+        default_factory=dict, description="Alert thresholds overriding streams.alerts.AlertConfig defaults."
+    )
     # --- sinks ---
     clickhouse_database: str = Field(
         "tillflow", description="Database for tillflow's tables (a database in TILLFLOW_CLICKHOUSE_URL's path wins)."

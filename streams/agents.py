@@ -1,0 +1,98 @@
+"""The agents: hours (tickets + counts + ticks, co-partitioned), peers (underreporting) and the tick timer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import weakref
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from faust.streams import _current_event  # the table context Faust sets for single-event iteration
+
+from streams.processor import Processor, Raw, Send
+from streams.tables import Tables
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def _raw(event: Any) -> Raw:
+    msg = event.message
+    return Raw(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+
+
+async def send_all(app: Any, sends: list[Send]) -> None:
+    """Hand records to the app's producer; Faust flushes it before committing offsets (at-least-once)."""
+    for s in sends:
+        await app.producer.send(s.topic, s.key, s.value, None, None, list(s.headers.items()) or None)
+
+
+Sender = Callable[[Any, list[Send]], Awaitable[None]]
+
+
+def define_agents(
+    app: Any,
+    processor: Processor,
+    topics: Topics,
+    tables: Tables,
+    batch_size: int,
+    tick_s: float,
+    send: Sender = send_all,
+    batch_within_s: float = 0.2,
+) -> dict[str, Any]:
+    """Define the agents and the timer on ``app``; returns them by name.
+
+    Agents take up to ``batch_size`` events or what arrived within ``batch_within_s``: each batch writes
+    every store-hour it touched to the changelog once, so larger batches cost less per event.
+    """
+
+    @app.agent(topics.inputs, name="hours")
+    async def hours(stream: Any) -> None:
+        """Count tickets and frames into store-hours; close, emit and alert per partition."""
+        async for events in stream.take_events(batch_size, within=batch_within_s):
+            by_partition: dict[int, list[Any]] = defaultdict(list)
+            for event in events:
+                by_partition[event.message.partition].append(event)
+            now_ms = int(time.time() * 1000)
+            for group in by_partition.values():
+                # Table writes go to the changelog partition of the current event: that of this batch.
+                token = _current_event.set(weakref.ref(group[-1]))
+                try:
+                    sends = processor.process(group[-1].message.partition, [_raw(e) for e in group], now_ms)
+                finally:
+                    _current_event.reset(token)
+                await send(app, sends)
+
+    @app.agent(topics.peers, name="peers")
+    async def peers(stream: Any) -> None:
+        """Confirm underreporting candidates against peers in the same mall and category."""
+        async for events in stream.take_events(batch_size, within=batch_within_s):
+            by_partition: dict[int, list[Any]] = defaultdict(list)
+            for event in events:
+                by_partition[event.message.partition].append(event)
+            for group in by_partition.values():
+                token = _current_event.set(weakref.ref(group[-1]))
+                try:
+                    sends = processor.process_peers([_raw(e) for e in group])
+                finally:
+                    _current_event.reset(token)
+                await send(app, sends)
+
+    @app.timer(interval=tick_s)
+    async def tick() -> None:
+        """Send a tick to every input partition this worker owns: throttled updates and quiet hours."""
+        now_ms = int(time.time() * 1000)
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.names.tickets}
+        for partition in sorted(owned):
+            try:
+                await app.producer.send(
+                    topics.names.ticks, None, json.dumps({"now": now_ms}).encode(), partition, None, None
+                )
+            except (AssertionError, KafkaError) as exc:  # metadata of a just-created topic not loaded yet
+                log.debug("tick to %s[%d] not sent: %r; next interval retries", topics.names.ticks, partition, exc)
+
+    return {"hours": hours, "peers": peers, "tick": tick}

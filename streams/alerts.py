@@ -1,0 +1,388 @@
+"""Alert rules (pure functions): sales and traffic drops, underreporting tenants, silent feeds and cameras.
+
+Each rule returns a :class:`Finding` or None; :func:`reconcile` turns findings into Alert records so that an
+alert fires once per store, hour and kind, and a later evaluation that clears it emits RESOLVED. Thresholds
+are in :class:`AlertConfig`; the defaults ask for both a large relative drop and a drop that is improbable
+under counting noise, so ordinary hour-to-hour variation does not fire.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.baselines import Baseline, robust_center_scale
+
+_NAMESPACE = uuid.UUID("6f1c3a52-4d7e-4c1b-9a56-1d2e3f405a61")
+
+SALES_DROP = "SALES_DROP"
+TRAFFIC_DROP = "TRAFFIC_DROP"
+UNDERREPORTING = "UNDERREPORTING"
+FEED_SILENT = "FEED_SILENT"
+CAMERA_SILENT = "CAMERA_SILENT"
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    sales_drop_ratio: float = 0.5
+    """SALES_DROP when net revenue is at most this share of the expected revenue..."""
+    footfall_margin: float = 0.25
+    """...and the visitors' ratio to their baseline is at least the revenue ratio plus this margin."""
+    sales_drop_p: float = 1e-4
+    """...or the SALE count has a Poisson lower tail under this probability."""
+    traffic_drop_ratio: float = 0.4
+    """TRAFFIC_DROP when visitors are at most this share of the expected visitors."""
+    min_z: float = 3.5
+    """Both drops must also be this many standard deviations below expectation under counting noise."""
+    overdispersion: float = 2.0
+    """Variance of visitor counts and of revenue (in tickets) relative to a Poisson count."""
+    critical_ratio: float = 0.2
+    """Severity CRITICAL at or below this ratio, else WARNING."""
+    early_fraction: float = 0.5
+    """Fire SALES_DROP during the hour once this share of it has passed and the projection is below."""
+    feed_silent_minutes: float = 20.0
+    feed_silent_expected_tickets: float = 12.0
+    """FEED_SILENT when the visitors since the last ticket would have made this many sales: a Poisson gap that
+    long has probability e^-12 (6e-6), so a busy store (200 gaps a day) fires about once in 800 days."""
+    feed_silent_dwell_minutes: int = 10
+    """Visitors count towards FEED_SILENT only this long after they entered (they shop before they pay)."""
+    default_conversion: float = 0.15
+    """Conversion assumed for FEED_SILENT before the store has history."""
+    camera_silent_minutes: float = 15.0
+    camera_silent_min_tickets: int = 5
+    """CAMERA_SILENT when a camera sent no frame for the time while the store rang this many tickets."""
+    underreporting_z: float = 3.5
+    """Modified z-score (median/MAD) against the store's own history."""
+    underreporting_peer_gap: float = 0.35
+    """...and the store's ratio to its own median departs this much further than its peers' ratios."""
+    underreporting_p: float = 1e-4
+    """...and the count behind a conversion, void or refund rate must be this improbable (Poisson tail)."""
+    underreporting_min_history: int = 6
+    underreporting_min_visitors: int = 30
+    underreporting_footfall_band: tuple[float, float] = (0.6, 1.6)
+    """Footfall counts as normal when visitors / own median visitors is inside this band."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    severity: str
+    observed: float | None
+    expected: float | None
+    message: str
+    details: dict[str, str] = field(default_factory=dict)
+
+
+def alert_id(kind: str, store_id: str, hour_start_ms: int) -> str:
+    """Deterministic id: the same kind, store and hour always give the same id."""
+    return str(uuid.uuid5(_NAMESPACE, f"{kind}|{store_id}|{hour_start_ms}"))
+
+
+def _severity(ratio: float, cfg: AlertConfig) -> str:
+    return "CRITICAL" if ratio <= cfg.critical_ratio else "WARNING"
+
+
+def sales_drop(
+    net: float,
+    visitors: float,
+    base: Baseline,
+    cfg: AlertConfig,
+    fraction: float = 1.0,
+    transactions: int | None = None,
+) -> Finding | None:
+    """Revenue far below the baseline (scaled to ``fraction`` of the hour) while footfall held up.
+
+    Improbable under noise means either the revenue is ``min_z`` standard deviations below (compound
+    Poisson with ``overdispersion``) or the SALE count is below its expectation with a Poisson tail under
+    ``sales_drop_p``.
+    """
+    if base.net is None or base.avg_ticket is None or base.avg_ticket <= 0:
+        return None
+    # revenue_per_visitor baselines already scale with this hour's visitors so far.
+    scale = 1.0 if base.method == "revenue_per_visitor" else fraction
+    expected = base.net * scale
+    if expected <= 0:
+        return None
+    ratio = net / expected
+    if ratio > cfg.sales_drop_ratio:
+        return None
+    sd = math.sqrt(cfg.overdispersion * expected * base.avg_ticket)
+    z = (expected - net) / sd if sd else 0.0
+    tail = 1.0
+    if transactions is not None and base.transactions:
+        tail = poisson_cdf(transactions, base.transactions * scale)
+    if z < cfg.min_z and tail > cfg.sales_drop_p:
+        return None
+    visitor_ratio: float | None = None
+    if base.method != "revenue_per_visitor" and base.visitors:
+        visitor_ratio = visitors / (base.visitors * fraction)
+        if visitor_ratio < ratio + cfg.footfall_margin:
+            return None
+    details = {
+        "baseline": base.method,
+        "samples": str(base.samples),
+        "z": f"{z:.1f}",
+        "revenue_ratio": f"{ratio:.2f}",
+    }
+    if tail < 1.0:
+        details["transactions_tail_p"] = f"{tail:.1e}"
+    if visitor_ratio is not None:
+        details["visitor_ratio"] = f"{visitor_ratio:.2f}"
+    if fraction < 1.0:
+        details["projected"] = "true"
+        details["hour_fraction"] = f"{fraction:.2f}"
+    what = "projected net revenue" if fraction < 1.0 else "net revenue"
+    return Finding(
+        SALES_DROP,
+        _severity(ratio, cfg),
+        float(net),
+        float(expected),
+        f"{what} {net:.0f} is {ratio:.0%} of the expected {expected:.0f} while footfall held up",
+        details,
+    )
+
+
+def traffic_drop(visitors: float, base: Baseline, cfg: AlertConfig) -> Finding | None:
+    """Footfall of a closed hour far below the baseline visitors."""
+    if base.method != "same_weekday" or not base.visitors or base.visitors <= 0:
+        return None  # footfall differs by weekday: only same-weekday history is a traffic baseline
+    ratio = visitors / base.visitors
+    z = (base.visitors - visitors) / math.sqrt(cfg.overdispersion * base.visitors)
+    if ratio > cfg.traffic_drop_ratio or z < cfg.min_z:
+        return None
+    return Finding(
+        TRAFFIC_DROP,
+        _severity(ratio, cfg),
+        float(visitors),
+        float(base.visitors),
+        f"{visitors:.0f} visitors is {ratio:.0%} of the expected {base.visitors:.0f}",
+        {"baseline": base.method, "samples": str(base.samples), "z": f"{z:.1f}"},
+    )
+
+
+def feed_silent(silent_ms: int, visitors_since: int, conversion: float, cfg: AlertConfig) -> Finding | None:
+    """No ticket for ``silent_ms`` while ``visitors_since`` came in: improbable with a working till."""
+    expected = visitors_since * conversion
+    if silent_ms < cfg.feed_silent_minutes * 60_000 or expected < cfg.feed_silent_expected_tickets:
+        return None
+    return Finding(
+        FEED_SILENT,
+        "CRITICAL",
+        0.0,
+        expected,
+        f"no tickets for {silent_ms / 60_000:.0f} min while cameras counted {visitors_since} visitors",
+        {"silent_minutes": f"{silent_ms / 60_000:.0f}", "visitors": str(visitors_since)},
+    )
+
+
+def camera_silent(camera_id: str, silent_ms: int, tickets_since: int, cfg: AlertConfig) -> Finding | None:
+    """A camera sent no frame for ``silent_ms`` while the store kept ringing tickets."""
+    if silent_ms < cfg.camera_silent_minutes * 60_000 or tickets_since < cfg.camera_silent_min_tickets:
+        return None
+    return Finding(
+        CAMERA_SILENT,
+        "WARNING",
+        0.0,
+        None,
+        f"camera {camera_id} sent no frames for {silent_ms / 60_000:.0f} min while {tickets_since} tickets came in",
+        {"camera_id": camera_id, "silent_minutes": f"{silent_ms / 60_000:.0f}", "tickets": str(tickets_since)},
+    )
+
+
+# Metric, direction that hides sales (-1: low is suspicious, +1: high is), and the count it is a rate of.
+UNDERREPORTING_METRICS: tuple[tuple[str, int], ...] = (("conv", -1), ("vr", 1), ("rr", 1), ("cs", -1))
+
+
+def _noise_floor(p: float, n: float) -> float:
+    """Binomial standard deviation of a rate ``p`` measured over ``n`` trials."""
+    p = min(max(p, 0.01), 0.99)
+    return math.sqrt(p * (1 - p) / max(n, 1.0))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One metric of a store-hour that departs from the store's own history (before the peer check)."""
+
+    metric: str
+    direction: int
+    z: float
+    value: float
+    center: float
+    history: int
+
+
+def underreporting_candidates(
+    entry: Mapping[str, Any], own_history: Sequence[Mapping[str, Any]], cfg: AlertConfig
+) -> list[Candidate]:
+    """Metrics of a store-hour with normal footfall that depart from the store's own history.
+
+    Modified z-score ``(x - median) / max(1.4826·MAD, binomial noise)`` beyond ``underreporting_z`` in the
+    direction that hides sales (low conversion or cash share, high void or refund rate).
+    """
+    hist = [h for h in own_history if h["s"] < entry["s"] and h["v"] >= cfg.underreporting_min_visitors]
+    if len(hist) < cfg.underreporting_min_history or entry["v"] < cfg.underreporting_min_visitors:
+        return []
+    v_center, _ = robust_center_scale([h["v"] for h in hist])
+    lo, hi = cfg.underreporting_footfall_band
+    if not v_center or not lo <= entry["v"] / v_center <= hi:
+        return []
+    out = []
+    for metric, direction in UNDERREPORTING_METRICS:
+        value = entry.get(metric)
+        values = [h[metric] for h in hist if h.get(metric) is not None]
+        if value is None or len(values) < cfg.underreporting_min_history:
+            continue
+        center, scale = robust_center_scale(values)
+        mean = sum(values) / len(values)
+        trials = entry["v"] if metric == "conv" else max(entry["tx"], 1)
+        scale = max(scale, _noise_floor(max(center, mean), trials))
+        z = (value - center) / scale * direction
+        if z < cfg.underreporting_z:
+            continue
+        if metric != "cs":
+            # Counts behind the rate: improbable under the store's usual rate (Poisson tail).
+            expected = max(center, mean) * trials
+            observed = round(value * trials)
+            tail = poisson_cdf(observed, expected) if direction < 0 else 1.0 - poisson_cdf(observed - 1, expected)
+            if tail > cfg.underreporting_p:
+                continue
+        out.append(Candidate(metric, direction, z, float(value), center, len(values)))
+    return out
+
+
+def poisson_cdf(k: int, lam: float) -> float:
+    """P(X <= k) for a Poisson count with mean ``lam``."""
+    if k < 0:
+        return 0.0
+    term = math.exp(-lam)
+    total = term
+    for i in range(1, k + 1):
+        term *= lam / i
+        total += term
+    return min(total, 1.0)
+
+
+_METRIC_NAMES = {"conv": "conversion", "vr": "void rate", "rr": "refund rate", "cs": "cash share"}
+
+
+def peer_confirm(
+    candidates: Sequence[Candidate], peer_ratios: Mapping[str, Sequence[float]], cfg: AlertConfig
+) -> Finding | None:
+    """The first candidate that peers do not explain, as a finding.
+
+    Peers (same mall and category) are compared on their ratio to their own median: the store's ratio must
+    differ from the median of the peers' ratios by ``underreporting_peer_gap`` in the suspicious direction,
+    so a mall-wide change (a holiday, a sale) does not fire. Without peers the own-history test decides.
+    """
+    for cand in candidates:
+        peers = list(peer_ratios.get(cand.metric, ()))
+        details = {
+            "metric": cand.metric,
+            "z": f"{cand.z:.1f}",
+            "own_median": f"{cand.center:.4f}",
+            "history": str(cand.history),
+        }
+        if peers:
+            if not cand.center:
+                continue
+            ratio = cand.value / cand.center
+            peer_center, _ = robust_center_scale(peers)
+            if (ratio - peer_center) * cand.direction < cfg.underreporting_peer_gap:
+                continue
+            details["peer_ratio_median"] = f"{peer_center:.2f}"
+            details["peers"] = str(len(peers))
+        return Finding(
+            UNDERREPORTING,
+            "WARNING",
+            cand.value,
+            cand.center,
+            f"{_METRIC_NAMES[cand.metric]} {cand.value:.3f} departs from the store's usual {cand.center:.3f} "
+            f"(z {cand.z:.1f}) with normal footfall",
+            details,
+        )
+    return None
+
+
+def underreporting(
+    entry: Mapping[str, Any],
+    own_history: Sequence[Mapping[str, Any]],
+    peer_ratios: Mapping[str, Sequence[float]],
+    cfg: AlertConfig,
+) -> Finding | None:
+    """Own-history candidates confirmed against peers (see the two functions it combines)."""
+    return peer_confirm(underreporting_candidates(entry, own_history, cfg), peer_ratios, cfg)
+
+
+def own_ratios(entry: Mapping[str, Any], own_history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """A store-hour's metrics divided by the store's own historical medians (what peers are compared on)."""
+    out = {}
+    for metric, _ in UNDERREPORTING_METRICS:
+        values = [h[metric] for h in own_history if h["s"] < entry["s"] and h.get(metric) is not None]
+        value = entry.get(metric)
+        if value is None or len(values) < 3:
+            continue
+        center, _ = robust_center_scale(values)
+        if center:
+            out[metric] = value / center
+    return out
+
+
+def reconcile(
+    states: dict[str, str],
+    *,
+    store_id: str,
+    hour_start_ms: int,
+    evaluated: Iterable[str],
+    findings: Iterable[Finding],
+    fired_at_ms: int,
+    tenant_id: str | None = None,
+    mall_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Alert records to emit for one store-hour, updating ``states`` (alert_id -> FIRING/RESOLVED) in place.
+
+    A finding whose alert is not FIRING fires; a kind in ``evaluated`` with no finding resolves a FIRING alert.
+    """
+    found = {f.kind: f for f in findings}
+    out: list[dict[str, Any]] = []
+    for kind in sorted(set(evaluated) | set(found)):
+        aid = alert_id(kind, store_id, hour_start_ms)
+        finding = found.get(kind)
+        current = states.get(aid)
+        if finding is not None and current != "FIRING":
+            states[aid] = "FIRING"
+            out.append(_record(aid, finding, "FIRING", store_id, hour_start_ms, fired_at_ms, tenant_id, mall_id))
+        elif finding is None and current == "FIRING":
+            states[aid] = "RESOLVED"
+            cleared = Finding(kind, "INFO", None, None, f"{kind} cleared by a later revision of the hour")
+            out.append(_record(aid, cleared, "RESOLVED", store_id, hour_start_ms, fired_at_ms, tenant_id, mall_id))
+    return out
+
+
+def _record(
+    aid: str,
+    f: Finding,
+    state: str,
+    store_id: str,
+    hour_start_ms: int,
+    fired_at_ms: int,
+    tenant_id: str | None,
+    mall_id: str | None,
+) -> dict[str, Any]:
+    return {
+        "alert_id": aid,
+        "kind": f.kind,
+        "state": state,
+        "severity": f.severity,
+        "store_id": store_id,
+        "tenant_id": tenant_id,
+        "mall_id": mall_id,
+        "hour_start": hour_start_ms,
+        "observed": f.observed,
+        "expected": f.expected,
+        "message": f.message,
+        "fired_at": fired_at_ms,
+        "details": dict(f.details),
+    }

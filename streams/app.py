@@ -1,0 +1,138 @@
+"""The Faust app: topics, tables and agents wired around the engine.
+
+Built by :func:`create_app` from tillflow settings (broker, SASL/TLS, registry, partitions), so tests and
+replays make apps with their own id and topic prefix. Processing is at-least-once (``exactly_once`` stalls
+on the local broker); duplicates after a restart are absorbed by the dedupe ids kept in the hour state.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.catalogue import Catalogue
+from schemas.serde import TopicSerde, registry_client
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
+from streams.alerts import AlertConfig
+from streams.engine import StreamConfig
+from streams.processor import Processor
+from streams.tables import Tables, define_tables
+from streams.topics import TopicNames, Topics, define_topics
+from tillflow.kafka import endpoints
+from tillflow.settings import Settings
+
+
+@dataclass
+class StreamsApp:
+    app: Any
+    """The faust.App."""
+    topics: Topics
+    tables: Tables
+    processor: Processor
+    agents: dict[str, Any]
+
+
+def stream_config(settings: Settings) -> StreamConfig:
+    """Engine configuration from the ``streams_*`` settings."""
+    unknown = set(settings.streams_alerts) - set(AlertConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"streams_alerts: unknown threshold(s) {', '.join(sorted(unknown))}")
+    return StreamConfig(
+        lateness_ms=int(settings.streams_allowed_lateness_s * 1000),
+        live_throttle_ms=int(settings.streams_live_throttle_s * 1000),
+        idle_close_ms=int(settings.streams_idle_close_s * 1000),
+        hour_retention_ms=int(settings.streams_hour_retention_h * 3_600_000),
+        stream_skew_ms=int(settings.streams_stream_skew_s * 1000) or None,
+        alerts=AlertConfig(**settings.streams_alerts),  # type: ignore[arg-type]
+    )
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust credentials from the Kafka security settings (None for PLAINTEXT)."""
+    import faust
+
+    protocol = settings.kafka_security_protocol or "PLAINTEXT"
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_ca_location) if settings.kafka_ssl_ca_location else None
+        )
+        if settings.kafka_ssl_certificate_location:
+            context.load_cert_chain(
+                str(settings.kafka_ssl_certificate_location),
+                str(settings.kafka_ssl_key_location) if settings.kafka_ssl_key_location else None,
+            )
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(
+    settings: Settings,
+    catalogue: Catalogue,
+    *,
+    app_id: str | None = None,
+    topic_prefix: str = "",
+    store: str | None = None,
+    send: Any = None,
+) -> StreamsApp:
+    """A Faust app for ``catalogue`` on the configured (or local) broker and registry."""
+    import faust
+
+    ep = endpoints(settings)
+    app_id = app_id or settings.streams_app_id
+    partitions = settings.topic_partitions
+    app = faust.App(
+        app_id,
+        broker=";".join(f"kafka://{host}" for host in ep.bootstrap.split(",")),
+        broker_credentials=broker_credentials(settings),
+        store=store or settings.streams_store,
+        processing_guarantee="at_least_once",
+        topic_replication_factor=settings.topic_replication_factor,
+        topic_partitions=partitions,
+        web_enabled=False,
+        web_host="127.0.0.1",
+        value_serializer="raw",
+        key_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        # Table changelog values are a few kB each: batch and compress them, or the producer becomes the
+        # bottleneck ("producer buffer full") long before the agents do.
+        producer_max_batch_size=512 * 1024,
+        producer_linger_ms=5,
+        producer_compression_type="lz4",
+    )
+    names = TopicNames.build(app_id, topic_prefix)
+    topics = define_topics(app, names, partitions)
+    tables = define_tables(app, partitions)
+    auth = settings.registry_basic_auth.get_secret_value() if settings.registry_basic_auth else None
+    ca = str(settings.registry_ssl_ca_location) if settings.registry_ssl_ca_location else None
+    registry = registry_client(ep.registry_url, auth, ca)
+    serdes = {t: TopicSerde(registry, t) for t in (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)}
+    processor = Processor(
+        catalogue,
+        stream_config(settings),
+        names,
+        serdes,
+        tables.hours,
+        tables.stores,
+        tables.partitions,
+        tables.peer_groups,
+        partitions,
+        tables.history,
+        tables.retained,
+    )
+    from streams.agents import define_agents, send_all
+
+    agents = define_agents(
+        app, processor, topics, tables, settings.streams_batch_size, settings.streams_tick_s, send or send_all
+    )
+    return StreamsApp(app, topics, tables, processor, agents)

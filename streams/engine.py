@@ -1,0 +1,590 @@
+"""The stream processor's core, free of Faust: hour state, watermarks, closing, corrections and alerts.
+
+:class:`Engine` works on three mappings that the Faust app backs with tables (plain dicts in tests and in
+the batch tools):
+
+- ``hours``: ``store|zone|hour_start`` -> accumulator (streams.metrics), with its dedupe ids;
+- ``stores``: ``store_id`` -> silence trackers, fired alerts and a compact history of final hours;
+- ``parts``: ``p<partition>`` -> the partition's newest event time, watermark, open and closed hours.
+
+Tickets and camera counts of one store share a partition (co-partitioned input topics), so everything a
+store-hour needs lives in that partition's state. Wall-clock time (``now_ms``) is always an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+from schemas.catalogue import Catalogue, Store
+from streams import alerts as rules
+from streams.alerts import AlertConfig, Finding
+from streams.baselines import DAY_MS, baseline, history_entry, prune
+from streams.hours import HOUR_MS, hour_start, local_weekday_hour
+from streams.metrics import Acc, add_frame, add_ticket, hour_key, hourly_record, new_hour
+
+TICKET = "ticket"
+FRAME = "frame"
+FOREVER = 2**62
+HISTORY_DAYS = 35
+MAX_ALERT_STATES = 2000
+
+
+class Rejected(ValueError):
+    """An event the engine cannot place (unknown store, older than retention); goes to the dead-letter topic."""
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    lateness_ms: int = 600_000
+    live_throttle_ms: int = 2_000
+    idle_close_ms: int = 30_000
+    hour_retention_ms: int = 48 * HOUR_MS
+    stream_skew_ms: int | None = HOUR_MS
+    """How far one input (tickets or counts) may lag the other before the watermark stops waiting for it.
+    None: always wait for both (replays, where the topics are read at different speeds)."""
+    silence_lookback_ms: int = 3 * HOUR_MS
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+
+
+@dataclass
+class Output:
+    conversions: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    peers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(peer group, message) for the underreporting stage: one per final or corrected store-hour."""
+    rejects: list[tuple[int, str]] = field(default_factory=list)
+    """(index of the event in the batch, reason)."""
+    duplicates: int = 0
+
+    def extend(self, other: Output) -> None:
+        self.conversions += other.conversions
+        self.alerts += other.alerts
+        self.peers += other.peers
+        self.rejects += other.rejects
+        self.duplicates += other.duplicates
+
+
+def peer_group(store: Store) -> str:
+    """Stores compared with each other for underreporting: same mall and category (alone without a mall)."""
+    return f"{store.mall_id}|{store.category}" if store.mall_id else f"-|{store.id}"
+
+
+def event_time_ms(kind: str, record: dict[str, Any]) -> int:
+    value = record["occurred_at"] if kind == TICKET else record["frame_ts"]
+    return value if isinstance(value, int) else int(value.timestamp() * 1000)
+
+
+class Engine:
+    """Applies batches of decoded events of one partition and returns what to emit."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        config: StreamConfig,
+        hours: MutableMapping[str, Acc],
+        stores: MutableMapping[str, dict[str, Any]],
+        parts: MutableMapping[str, dict[str, Any]],
+        history: MutableMapping[str, list[dict[str, Any]]] | None = None,
+        retained: MutableMapping[str, dict[str, int]] | None = None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.history: MutableMapping[str, list[dict[str, Any]]] = history if history is not None else {}
+        self.retained: MutableMapping[str, dict[str, int]] = retained if retained is not None else {}
+        self.cfg = config
+        self.hours = hours
+        self.stores = stores
+        self.parts = parts
+        self.by_id = {s.id: s for s in catalogue.stores}
+        self.cameras = {s.id: [c.id for c in catalogue.cameras_of(s.id)] for s in catalogue.stores}
+
+    # -- state access (read through a per-batch cache, written back once per batch) --
+
+    def _part(self, partition: int) -> dict[str, Any]:
+        part = self.parts.get(f"p{partition}")
+        if part is None:
+            part = {
+                "nt": 0,
+                "nf": 0,
+                "scan": 0,
+                "newest": 0,
+                "wm": 0,
+                "forced": 0,
+                "open": {},
+                "closed": {},  # hours closed in this batch; the full set lives in ``retained``
+                "pruned": 0,
+                "dirty": [],
+                "stores": [],
+                "last_wall": 0,
+            }
+        return part
+
+    def _store(self, cache: dict[str, dict[str, Any]], store_id: str, ts: int) -> dict[str, Any]:
+        st = cache.get(store_id)
+        if st is None:
+            st = self.stores.get(store_id)
+            if st is None:
+                st = {
+                    "first": ts,
+                    "last_ticket": None,
+                    "v_since": 0,
+                    "last_frame": {},
+                    "t_since": {},
+                    "alerts": {},
+                    "windows": {},
+                }
+            cache[store_id] = st
+        return st
+
+    # -- public API --
+
+    def apply(self, partition: int, events: Iterable[tuple[str, dict[str, Any]]], now_ms: int) -> Output:
+        """Count a batch of (TICKET | FRAME, decoded record) of one partition, then close, emit and alert."""
+        out = Output()
+        part = self._part(partition)
+        touched: dict[str, Acc] = {}
+        stores: dict[str, dict[str, Any]] = {}
+        threshold = max(part["wm"], part["forced"])
+        oldest = part["wm"] - self.cfg.hour_retention_ms
+        for i, (kind, rec) in enumerate(events):
+            store = self.by_id.get(rec["store_id"])
+            if store is None:
+                out.rejects.append((i, f"store {rec['store_id']!r} is not in the catalogue"))
+                continue
+            ts = event_time_ms(kind, rec)
+            start = hour_start(ts, store.timezone)
+            if start + HOUR_MS <= oldest:
+                out.rejects.append(
+                    (
+                        i,
+                        f"event time {ts} is older than the {self.cfg.hour_retention_ms // HOUR_MS} h "
+                        "retention of closed hours; replay it with `tillflow replay`",
+                    )
+                )
+                continue
+            zone = rec.get("zone_id") if kind == FRAME else None
+            key = hour_key(store.id, zone, start)
+            acc = touched.get(key)
+            if acc is None:
+                acc = self.hours.get(key) or self._new_hour(part, key, store, start, threshold, zone)
+                touched[key] = acc
+            counted = add_ticket(acc, rec) if kind == TICKET else add_frame(acc, rec)
+            if not counted:
+                out.duplicates += 1
+                continue
+            acc["dirty"] = True
+            if ts > part["newest"]:
+                part["newest"] = ts
+            progress_key = "nt" if kind == TICKET else "nf"
+            if ts > part[progress_key]:
+                part[progress_key] = ts
+            if kind == FRAME:
+                base_key = hour_key(store.id, None, start)
+                base = touched.get(base_key) if zone is not None else acc
+                if base is None:
+                    base = self.hours.get(base_key) or self._new_hour(part, base_key, store, start, threshold)
+                    touched[base_key] = base
+                bit = 1 << min(max((ts - start) // 60_000, 0), 59)
+                base["mc"][rec["camera_id"]] = base["mc"].get(rec["camera_id"], 0) | bit
+            st = self._store(stores, store.id, ts)
+            if kind == TICKET:
+                self._track_ticket(st, store, ts, out)
+            else:
+                self._track_frame(st, store, rec, ts, out)
+        if touched:
+            part["last_wall"] = now_ms
+        self._finish(partition, part, touched, stores, now_ms, out)
+        return out
+
+    @staticmethod
+    def _new_hour(
+        part: dict[str, Any], key: str, store: Store, start: int, threshold: int, zone: str | None = None
+    ) -> Acc:
+        acc = new_hour(store.id, zone, start, store.timezone)
+        if start + HOUR_MS <= threshold:
+            acc["closed"] = True
+            part["closed"][key] = start
+        else:
+            part["open"][key] = start
+        return acc
+
+    def progress(self, part: dict[str, Any]) -> int:
+        """Event time up to which both inputs of a partition are complete (apart from late events).
+
+        The slower of tickets and counts, unless it lags the faster by more than ``stream_skew_ms`` (a feed
+        that went silent must not hold every hour open). An input never seen in the partition is ignored,
+        except with ``stream_skew_ms`` None, where nothing progresses until both were seen.
+        """
+        nt, nf = part["nt"], part["nf"]
+        skew = self.cfg.stream_skew_ms
+        if skew is None:
+            return min(nt, nf)
+        if not nt or not nf:
+            return max(nt, nf)
+        return max(min(nt, nf), max(nt, nf) - skew)
+
+    def tick(self, partition: int, now_ms: int, close_all: bool = False) -> Output:
+        """Timer: flush throttled live updates and close hours of a partition that went quiet.
+
+        A partition that had events but none for ``idle_close_ms`` of wall-clock time closes hours whose end
+        plus the allowed lateness is past ``now_ms`` (and, when its event time runs ahead of the wall clock,
+        as in a time-compressed simulation, every open hour); ``close_all`` (end of a replay) closes all.
+        """
+        out = Output()
+        part = self._part(partition)
+        if close_all:
+            part["forced"] = FOREVER
+        elif part["last_wall"] and now_ms - part["last_wall"] >= self.cfg.idle_close_ms:
+            part["forced"] = max(part["forced"], now_ms - self.cfg.lateness_ms)
+            if part["newest"] > now_ms and part["open"]:
+                # Event time ahead of the wall clock (a time-compressed simulation): the wall clock will not
+                # pass these hours soon, so a quiet partition closes what it has open.
+                part["forced"] = max(part["forced"], max(part["open"].values()) + HOUR_MS)
+        self._finish(partition, part, {}, {}, now_ms, out)
+        return out
+
+    # -- internals --
+
+    def _track_ticket(self, st: dict[str, Any], store: Store, ts: int, out: Output) -> None:
+        last = st["last_ticket"]
+        if last is None or ts >= last:
+            st["last_ticket"] = ts
+            st["v_since"] = 0
+        for cam in self.cameras.get(store.id, ()):
+            if ts > st["last_frame"].get(cam, st["first"]):
+                st["t_since"][cam] = st["t_since"].get(cam, 0) + 1
+        self._resolve_windows(st, store, rules.FEED_SILENT, "", ts, out)
+
+    def _track_frame(self, st: dict[str, Any], store: Store, rec: dict[str, Any], ts: int, out: Output) -> None:
+        cam = rec["camera_id"]
+        if ts >= st["last_frame"].get(cam, 0):
+            st["last_frame"][cam] = ts
+            st["t_since"][cam] = 0
+        last_ticket = st["last_ticket"] if st["last_ticket"] is not None else st["first"]
+        if rec.get("zone_id") is None and ts > last_ticket:
+            st["v_since"] += rec["entries"]
+        self._resolve_windows(st, store, rules.CAMERA_SILENT, cam, ts, out)
+
+    def _resolve_windows(self, st: dict[str, Any], store: Store, kind: str, cam: str, ts: int, out: Output) -> None:
+        """A late record inside a silence the alert was raised for shows the source was not silent."""
+        for aid, (wkind, wcam, since, at, hour) in list(st["windows"].items()):
+            if wkind == kind and wcam == cam and since <= ts <= at:
+                del st["windows"][aid]
+                out.alerts += rules.reconcile(
+                    st["alerts"],
+                    store_id=store.id,
+                    hour_start_ms=hour,
+                    evaluated=[kind],
+                    findings=[],
+                    fired_at_ms=ts,
+                    tenant_id=store.tenant_id,
+                    mall_id=store.mall_id,
+                )
+
+    def _finish(
+        self,
+        partition: int,
+        part: dict[str, Any],
+        touched: dict[str, Acc],
+        stores: dict[str, dict[str, Any]],
+        now_ms: int,
+        out: Output,
+    ) -> None:
+        cfg = self.cfg
+        part["wm"] = max(part["wm"], self.progress(part) - cfg.lateness_ms)
+        threshold = max(part["wm"], part["forced"])
+        for store_id in stores:
+            if store_id not in part["stores"]:
+                part["stores"].append(store_id)
+        # Close every open hour the watermark has passed, oldest first (baselines see earlier hours).
+        for key, start in sorted(part["open"].items(), key=lambda kv: kv[1]):
+            if start + HOUR_MS <= threshold:
+                acc = touched.get(key) or self.hours.get(key)
+                if acc is None:
+                    del part["open"][key]
+                    continue
+                touched[key] = acc
+                acc["closed"] = True
+                acc["dirty"] = True
+                del part["open"][key]
+                part["closed"][key] = start
+        # Live updates throttled by wall clock; dirty ones left behind are flushed by the timer.
+        waiting: list[str] = []
+        for key in part["dirty"]:
+            if key not in touched:
+                acc = self.hours.get(key)
+                if acc is None or not acc["dirty"]:
+                    continue
+                if acc["closed"] or now_ms - acc.get("emitted", 0) >= cfg.live_throttle_ms:
+                    touched[key] = acc
+                else:
+                    waiting.append(key)
+        part["dirty"] = waiting
+        finals: list[Acc] = []
+        for key, acc in sorted(touched.items(), key=lambda kv: kv[1]["start"]):
+            if not acc["dirty"]:
+                continue
+            store = self.by_id[acc["store"]]
+            if acc["closed"]:
+                if acc.get("final"):
+                    acc["rev"] += 1
+                acc["final"] = True
+                acc["dirty"] = False
+                acc["emitted"] = now_ms
+                out.conversions.append(self._record(acc, store, True, now_ms))
+                if acc["zone"] is None:
+                    finals.append(acc)
+            elif now_ms - acc.get("emitted", 0) >= cfg.live_throttle_ms:
+                acc["dirty"] = False
+                acc["emitted"] = now_ms
+                out.conversions.append(self._record(acc, store, False, now_ms))
+            else:
+                part["dirty"].append(key)
+        for acc in finals:
+            store = self.by_id[acc["store"]]
+            self._final_alerts(acc, store, self._store(stores, store.id, acc["start"]), part, out)
+        self._early_sales_drop(part, touched, stores, out)
+        safe = self.progress(part)
+        if safe // 60_000 > part["scan"] // 60_000:
+            part["scan"] = safe
+            for store_id in list(part["stores"]):
+                known = self.by_id.get(store_id)
+                if known is not None and (store_id in stores or store_id in self.stores):
+                    self._scan_silence(known, self._store(stores, store_id, safe), touched, safe, out)
+        # Retention: forget closed hours (and their dedupe ids) well behind the event-time watermark.
+        # The set of closed hours is only read and written when hours close or an hour of event time passed.
+        horizon = part["wm"] - cfg.hour_retention_ms
+        due = part["wm"] // HOUR_MS > part.get("pruned", 0) // HOUR_MS
+        if part["closed"] or due:
+            pk = f"p{partition}"
+            retained = dict(self.retained.get(pk) or {})
+            retained.update(part["closed"])
+            part["closed"] = {}
+            if due:
+                part["pruned"] = part["wm"]
+                for key, start in list(retained.items()):
+                    if start + HOUR_MS <= horizon:
+                        del retained[key]
+                        touched.pop(key, None)
+                        if key in self.hours:
+                            del self.hours[key]
+            self.retained[pk] = retained
+        for key, acc in touched.items():
+            self.hours[key] = acc
+        for store_id, st in stores.items():
+            self.stores[store_id] = st
+        self.parts[f"p{partition}"] = part
+
+    def _record(self, acc: Acc, store: Store, is_final: bool, now_ms: int) -> dict[str, Any]:
+        area = store.area_m2
+        if acc["zone"] is not None:
+            try:
+                area = store.zone(acc["zone"]).area_m2
+            except KeyError:
+                area = 0.0
+        return hourly_record(
+            acc,
+            area_m2=area,
+            mall_id=store.mall_id,
+            category=store.category,
+            tenant_id=store.tenant_id,
+            currency=store.currency,
+            is_final=is_final,
+            updated_at_ms=now_ms,
+        )
+
+    def _final_alerts(self, acc: Acc, store: Store, st: dict[str, Any], part: dict[str, Any], out: Output) -> None:
+        """Sales and traffic drops of a final (or corrected) hour, then history and the peer message."""
+        record = self._record(acc, store, True, 0)
+        weekday, hour = local_weekday_hour(acc["start"], store.timezone)
+        hist = [e for e in self.history.get(store.id) or [] if e["s"] != acc["start"]]
+        edge = self._edge_hour(store, weekday, hour)
+        base = baseline(hist, acc["start"], weekday, hour, acc["v"])
+        if base is not None and edge and base.method != "same_weekday":
+            base = None  # opening/closing hours differ from the day's average: only their own history counts
+        findings: list[Finding] = []
+        if base is not None:
+            traffic = rules.traffic_drop(acc["v"], base, self.cfg.alerts)
+            if traffic is not None:
+                findings.append(traffic)
+            else:
+                sales = rules.sales_drop(acc["net"], acc["v"], base, self.cfg.alerts, transactions=acc["tx"])
+                if sales is not None:
+                    findings.append(sales)
+        out.alerts += rules.reconcile(
+            st["alerts"],
+            store_id=store.id,
+            hour_start_ms=acc["start"],
+            evaluated=[rules.SALES_DROP, rules.TRAFFIC_DROP],
+            findings=findings,
+            fired_at_ms=max(part["newest"], acc["start"] + HOUR_MS),
+            tenant_id=store.tenant_id,
+            mall_id=store.mall_id,
+        )
+        entry = history_entry(record, weekday, hour)
+        hist.append(entry)
+        hist.sort(key=lambda e: e["s"])
+        hist = prune(hist, acc["start"], HISTORY_DAYS)
+        self.history[store.id] = hist
+        conv = [e["conv"] for e in hist if e["conv"] is not None and e["v"] >= 20]
+        st["conv_ref"] = median(conv) if len(conv) >= 3 else None
+        # An hour already alerted as a sales or traffic drop is not reported as underreporting as well.
+        # Nor are opening and closing hours (dwell time makes their conversion structurally lower).
+        cands = [] if findings or edge else rules.underreporting_candidates(entry, hist, self.cfg.alerts)
+        out.peers.append(
+            (
+                peer_group(store),
+                {
+                    "store_id": store.id,
+                    "hour_start": acc["start"],
+                    "revision": acc["rev"],
+                    "fired_at": max(part["newest"], acc["start"] + HOUR_MS),
+                    "ratios": rules.own_ratios(entry, hist),
+                    "candidates": [[c.metric, c.direction, c.z, c.value, c.center, c.history] for c in cands],
+                },
+            )
+        )
+        self._trim_alerts(st)
+
+    def _early_sales_drop(
+        self, part: dict[str, Any], touched: dict[str, Acc], stores: dict[str, dict[str, Any]], out: Output
+    ) -> None:
+        now = self.progress(part)
+        acfg = self.cfg.alerts
+        for acc in touched.values():
+            if acc["closed"] or acc["zone"] is not None:
+                continue
+            fraction = (now - acc["start"]) / HOUR_MS
+            if not acfg.early_fraction <= fraction < 1.0:
+                continue
+            store = self.by_id[acc["store"]]
+            st = self._store(stores, store.id, now)
+            weekday, hour = local_weekday_hour(acc["start"], store.timezone)
+            base = baseline(self.history.get(store.id) or [], acc["start"], weekday, hour, acc["v"])
+            if base is None or (base.method != "same_weekday" and self._edge_hour(store, weekday, hour)):
+                continue
+            finding = rules.sales_drop(acc["net"], acc["v"], base, acfg, fraction, acc["tx"])
+            if finding is not None:
+                out.alerts += rules.reconcile(
+                    st["alerts"],
+                    store_id=store.id,
+                    hour_start_ms=acc["start"],
+                    evaluated=[],
+                    findings=[finding],
+                    fired_at_ms=now,
+                    tenant_id=store.tenant_id,
+                    mall_id=store.mall_id,
+                )
+
+    def _timeline(
+        self, store: Store, touched: dict[str, Acc], first: int, until: int
+    ) -> list[tuple[int, int, int, dict[str, bool]]]:
+        """(minute start, tickets, entrance entries, cameras seen) of the complete minutes in [first, until)."""
+        starts: list[int] = []
+        h = hour_start(max(until - 1, first), store.timezone)
+        while h + HOUR_MS > first:
+            starts.append(h)
+            h = hour_start(h - 1, store.timezone)
+        cams = self.cameras.get(store.id, ())
+        minutes: list[tuple[int, int, int, dict[str, bool]]] = []
+        for start in reversed(starts):
+            key = hour_key(store.id, None, start)
+            acc = touched.get(key) or self.hours.get(key)
+            for m in range(60):
+                at = start + m * 60_000
+                if at < first or at + 60_000 > until:
+                    continue
+                if acc is None:
+                    minutes.append((at, 0, 0, {}))
+                else:
+                    seen = {c: bool(acc["mc"].get(c, 0) >> m & 1) for c in cams}
+                    minutes.append((at, acc["mt"][m], acc["mv"][m], seen))
+        return minutes
+
+    def _scan_silence(self, store: Store, st: dict[str, Any], touched: dict[str, Acc], until: int, out: Output) -> None:
+        """FEED_SILENT and CAMERA_SILENT over the minutes completed since the last scan, in event time.
+
+        Evaluated on per-minute counts kept in the hour state, so the outcome does not depend on how the
+        two inputs interleave or are batched. The scan carries, per store, the start of the current ticket
+        silence and the visitors since (and per camera, its silence and the tickets since); a silence fires
+        once, at the first minute both of its conditions hold.
+        """
+        acfg = self.cfg.alerts
+        first = st.get("scan_at") or max(st["first"] // 60_000 * 60_000, until - self.cfg.silence_lookback_ms)
+        timeline = self._timeline(store, touched, first, until)
+        if not timeline:
+            return
+        conversion = st.get("conv_ref") or acfg.default_conversion
+        feed = st.get("fs") or [first, 0, False, []]
+        if len(feed) < 4:
+            feed.append([])
+        for at, tickets, entries, _seen in timeline:
+            if tickets:
+                feed = [at + 60_000, 0, False, []]
+                continue
+            feed[3].append(entries)  # entries still shopping (dwell), counted once they could have paid
+            if len(feed[3]) > acfg.feed_silent_dwell_minutes:
+                feed[1] += feed[3].pop(0)
+            if not feed[2]:
+                finding = rules.feed_silent(at + 60_000 - feed[0], feed[1], conversion, acfg)
+                if finding is not None:
+                    feed[2] = True
+                    self._fire_silence(store, st, finding, feed[0], "", at, out)
+        st["fs"] = feed
+        cams: dict[str, list[Any]] = st.get("cs") or {}
+        for cam in self.cameras.get(store.id, ()):
+            state = cams.get(cam) or [first, 0, False]
+            for at, tickets, _entries, seen in timeline:
+                if seen.get(cam):
+                    state = [at + 60_000, 0, False]
+                    continue
+                state[1] += tickets
+                if not state[2]:
+                    finding = rules.camera_silent(cam, at + 60_000 - state[0], state[1], acfg)
+                    if finding is not None:
+                        state[2] = True
+                        self._fire_silence(store, st, finding, state[0], cam, at, out)
+            cams[cam] = state
+        st["cs"] = cams
+        st["scan_at"] = timeline[-1][0] + 60_000
+
+    def _fire_silence(
+        self, store: Store, st: dict[str, Any], finding: Finding, since: int, cam: str, now: int, out: Output
+    ) -> None:
+        """Fire a FEED_SILENT / CAMERA_SILENT finding for the hour of ``now``, remembering its window."""
+        hour = hour_start(now, store.timezone)
+        emitted = rules.reconcile(
+            st["alerts"],
+            store_id=store.id,
+            hour_start_ms=hour,
+            evaluated=[],
+            findings=[finding],
+            fired_at_ms=now,
+            tenant_id=store.tenant_id,
+            mall_id=store.mall_id,
+        )
+        if emitted:
+            st["windows"][emitted[0]["alert_id"]] = [finding.kind, cam, since, now, hour]
+            self._trim_alerts(st)
+        out.alerts += emitted
+
+    @staticmethod
+    def _edge_hour(store: Store, weekday: int, hour: int) -> bool:
+        """The local hour a store opens in, or the last hour it is open (from the catalogue)."""
+        hours = store.hours_on(weekday)
+        if hours is None or store.opening_hours is None:
+            return False
+        last = (hours.close.hour * 60 + hours.close.minute - 1) // 60
+        return hour in (hours.open.hour, last)
+
+    @staticmethod
+    def _trim_alerts(st: dict[str, Any]) -> None:
+        for name in ("alerts", "windows"):
+            states = st[name]
+            while len(states) > MAX_ALERT_STATES:
+                del states[next(iter(states))]
+
+
+__all__ = ["DAY_MS", "FRAME", "TICKET", "Engine", "Output", "Rejected", "StreamConfig", "event_time_ms", "peer_group"]

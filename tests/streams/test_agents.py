@@ -1,0 +1,101 @@
+"""The Faust agents with ``test_context()`` and explicit event times.
+
+No broker here: the registry is confluent-kafka's in-process ``mock://`` client and sends are captured by
+the app's send hook; the real-broker path is in test_integration.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from schemas.serde import TopicSerde
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
+from streams.app import StreamsApp, create_app
+from streams.processor import Send
+from tests.streams.factory import demo, frame, ms, ticket
+from tillflow.settings import Settings
+
+
+@pytest.fixture
+def streams_app() -> tuple[StreamsApp, list[Send]]:
+    sent: list[Send] = []
+
+    async def capture(app: Any, sends: list[Send]) -> None:
+        sent.extend(sends)
+
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", registry_url="http://127.0.0.1:9", topic_partitions=2)
+    sa = create_app(settings, demo(), app_id=f"t-{uuid.uuid4().hex[:8]}", store="memory://", send=capture)
+    mock = SchemaRegistryClient.new_client({"url": f"mock://{uuid.uuid4().hex}"})
+    for serde in sa.processor.serdes.values():
+        serde.registry = mock
+    sa.app.finalize()
+    sa.app.flow_control.resume()
+    return sa, sent
+
+
+async def _put(agent: Any, topic: str, value: bytes, key: bytes | None, partition: int) -> None:
+    # test_context names every message after the agent's channel; give it the input topic it stands for.
+    original = agent.to_message
+
+    def to_message(*args: Any, **kwargs: Any) -> Any:
+        message = original(*args, **kwargs)
+        message.topic = topic
+        return message
+
+    agent.to_message = to_message
+    await agent.put(value, key=key, partition=partition, wait=False)
+
+
+async def _settle(sent: list[Send], predicate: Any, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if predicate(sent):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not reached; sent {[(s.topic, s.headers) for s in sent]}")
+
+
+def _decoded(sa: StreamsApp, sent: list[Send], topic: str) -> list[dict[str, Any]]:
+    serde = sa.processor.serdes[CONVERSION_HOURLY if topic == sa.topics.names.conversion else ALERTS]
+    return [serde.decode(s.value) for s in sent if s.topic == topic]
+
+
+def test_hours_agent_emits_final_records_and_dead_letters(streams_app: tuple[StreamsApp, list[Send]]) -> None:
+    asyncio.run(_hours_agent(*streams_app))
+
+
+async def _hours_agent(sa: StreamsApp, sent: list[Send]) -> None:
+    registry = sa.processor.serdes[POS_TICKETS].registry
+    tickets, counts = TopicSerde(registry, POS_TICKETS), TopicSerde(registry, CAMERA_COUNTS)
+    names = sa.topics.names
+    async with sa.agents["hours"].test_context() as agent:
+        t = ticket("wg-denim", "2026-03-29T10:05:00+02:00", 1500, ticket_id="T1")
+        await _put(agent, names.tickets, tickets.encode(t), b"wg-denim", 1)
+        await _put(agent, names.tickets, tickets.encode(t), b"wg-denim", 1)  # duplicate
+        f = frame("cam-wg-denim", "wg-denim", "2026-03-29T10:06:00+02:00", 1, entries=3)
+        await _put(agent, names.counts, counts.encode(f), b"wg-denim", 1)
+        await _put(agent, names.counts, b"\x00garbage", b"wg-denim", 1)
+        later = frame("cam-wg-denim", "wg-denim", "2026-03-29T11:20:00+02:00", 2)
+        await _put(agent, names.counts, counts.encode(later), b"wg-denim", 1)
+        t2 = ticket("wg-denim", "2026-03-29T11:20:00+02:00", 100)
+        await _put(agent, names.tickets, tickets.encode(t2), b"wg-denim", 1)
+        await _settle(sent, lambda s: any(r["is_final"] for r in _decoded(sa, s, names.conversion)))
+        final = next(r for r in _decoded(sa, sent, names.conversion) if r["is_final"])
+        assert (final["visitors"], final["transactions"], final["net_revenue"]) == (3, 1, 1500)
+        assert final["local_hour"] == "2026-03-29T10:00:00+02:00"
+        (dlq,) = [s for s in sent if s.topic == f"{names.counts}.dlq"]
+        assert dlq.value == b"\x00garbage" and dlq.headers["error"].startswith("undecodable")
+        assert dlq.headers["partition"] == "1"
+        # State is in the tables, under the partition's key.
+        assert sa.tables.partitions["p1"]["newest"] == ms("2026-03-29T11:20:00+02:00")
+        # End of a replay: a close_all tick closes the 11:00 hour and flushes the peer stage.
+        tick = json.dumps({"now": 0, "close_all": True}).encode()
+        await _put(agent, names.ticks, tick, None, 1)
+        await _settle(sent, lambda s: sum(1 for x in s if x.topic == names.peers) >= 3)
+        hours = {r["local_hour"] for r in _decoded(sa, sent, names.conversion) if r["is_final"]}
+        assert hours == {"2026-03-29T10:00:00+02:00", "2026-03-29T11:00:00+02:00"}

@@ -1,0 +1,248 @@
+"""Baselines and alert rules as plain functions, then through the engine with explicit event times."""
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from streams import alerts as rules
+from streams.alerts import AlertConfig, Candidate, alert_id
+from streams.baselines import DAY_MS, Baseline, baseline
+from streams.engine import FRAME, TICKET, Engine, StreamConfig
+from streams.peers import PeerEngine
+from tests.streams.factory import demo, frame, ms, ticket
+
+CFG = AlertConfig()
+WALL = 10**13
+
+
+def entry(day: int, hour: int, net: int, v: int, tx: int, wd: int | None = None) -> dict[str, Any]:
+    s = ms("2026-03-02T00:00:00+00:00") + day * DAY_MS + hour * 3_600_000
+    return {
+        "s": s,
+        "wd": day % 7 if wd is None else wd,
+        "h": hour,
+        "net": net,
+        "v": v,
+        "tx": tx,
+        "conv": tx / v if v else None,
+        "vr": 0.01,
+        "rr": 0.02,
+        "cs": 0.3,
+    }
+
+
+def test_baseline_is_median_of_last_four_same_weekdays() -> None:
+    hist = [entry(d, 10, net, 100, 25) for d, net in ((0, 1), (7, 100), (14, 300), (21, 200), (28, 400))]
+    b = baseline(hist, entry(35, 10, 0, 0, 0)["s"], 0, 10, 90)
+    assert b is not None and b.method == "same_weekday" and b.samples == 4
+    assert b.net == 250.0  # median of 100, 300, 200, 400: the day-0 sample is more than four weeks back
+
+
+def test_fallbacks_with_less_history() -> None:
+    # Two days of history, different weekdays: revenue per visitor for sales, same hour for visitors.
+    hist = [entry(0, h, 2000, 40, 10) for h in (9, 10, 11)] + [entry(1, h, 1000, 40, 5) for h in (9, 10)]
+    b = baseline(hist, entry(2, 10, 0, 0, 0)["s"], 2, 10, visitors=60)
+    assert b is not None and b.method == "revenue_per_visitor"
+    assert b.net == 60 * 50.0  # median revenue per visitor = 50
+    assert b.visitors == 40.0
+    assert baseline(hist[:1], entry(2, 10, 0, 0, 0)["s"], 2, 10, 60) is None
+
+
+def test_sales_drop_needs_a_large_and_improbable_drop_with_footfall_held() -> None:
+    base = Baseline("same_weekday", net=100_000.0, visitors=200.0, avg_ticket=2000.0, samples=4)
+    f = rules.sales_drop(30_000, 190, base, CFG)
+    assert f is not None and f.kind == "SALES_DROP" and f.severity == "WARNING"
+    assert rules.sales_drop(15_000, 190, base, CFG).severity == "CRITICAL"  # type: ignore[union-attr]
+    assert rules.sales_drop(60_000, 190, base, CFG) is None  # 60%: not far enough below
+    assert rules.sales_drop(30_000, 80, base, CFG) is None  # footfall fell as much: not the till
+    small = Baseline("same_weekday", net=4000.0, visitors=10.0, avg_ticket=2000.0, samples=4)
+    assert rules.sales_drop(0, 10, small, CFG) is None  # two expected sales: zero is not improbable
+
+
+def test_early_projection_scales_the_expectation() -> None:
+    base = Baseline("same_weekday", net=100_000.0, visitors=200.0, avg_ticket=2000.0, samples=4)
+    f = rules.sales_drop(10_000, 150, base, CFG, fraction=0.8)
+    assert f is not None and f.details["projected"] == "true" and f.expected == 80_000.0
+    assert rules.sales_drop(45_000, 150, base, CFG, fraction=0.8) is None
+
+
+def test_traffic_drop() -> None:
+    base = Baseline("same_weekday", net=1.0, visitors=200.0, avg_ticket=1.0, samples=3)
+    assert rules.traffic_drop(60, base, CFG) is not None
+    assert rules.traffic_drop(120, base, CFG) is None
+    assert rules.traffic_drop(2, Baseline("same_hour", None, 6.0, None, 2), CFG) is None
+
+
+def test_default_thresholds_do_not_fire_on_noise() -> None:
+    rng = random.Random(11)
+    base = Baseline("same_weekday", net=40 * 2500.0, visitors=160.0, avg_ticket=2500.0, samples=4)
+    fired = 0
+    for _ in range(5000):
+        visitors = max(0, int(rng.gauss(160, 20)))  # 12.5% day-to-day footfall noise
+        tx = sum(rng.random() < 0.25 for _ in range(visitors))
+        net = sum(int(rng.expovariate(1 / 2500)) for _ in range(tx))
+        fired += rules.sales_drop(net, visitors, base, CFG) is not None
+        fired += rules.traffic_drop(visitors, base, CFG) is not None
+    assert fired == 0
+
+
+def test_silence_rules() -> None:
+    assert rules.feed_silent(25 * 60_000, 60, 0.2, CFG) is not None
+    assert rules.feed_silent(25 * 60_000, 20, 0.2, CFG) is None  # 4 expected sales
+    assert rules.feed_silent(10 * 60_000, 100, 0.2, CFG) is None
+    assert rules.camera_silent("c", 20 * 60_000, 6, CFG) is not None
+    assert rules.camera_silent("c", 20 * 60_000, 2, CFG) is None
+
+
+def _hist(n: int, conv: float = 0.25, cs: float = 0.3) -> list[dict[str, Any]]:
+    rng = random.Random(n)
+    out = []
+    for d in range(n):
+        e = entry(d, 12, 50_000, 100 + rng.randint(-10, 10), 25)
+        e.update(conv=conv + rng.uniform(-0.03, 0.03), cs=cs + rng.uniform(-0.03, 0.03))
+        out.append(e)
+    return out
+
+
+def test_underreporting_against_own_history_and_peers() -> None:
+    hist = _hist(10)
+    now = entry(20, 12, 50_000, 100, 8)
+    now.update(conv=0.05, cs=0.3)
+    cands = rules.underreporting_candidates(now, hist, CFG)
+    assert [c.metric for c in cands] == ["conv"]
+    assert rules.peer_confirm(cands, {"conv": [1.0, 0.95, 1.05]}, CFG) is not None
+    # The whole mall dropped the same way: not this tenant's doing.
+    assert rules.peer_confirm(cands, {"conv": [0.35, 0.3]}, CFG) is None
+    normal = entry(20, 12, 50_000, 100, 25)
+    normal.update(conv=0.25, cs=0.31)
+    assert rules.underreporting_candidates(normal, hist, CFG) == []
+    few = rules.underreporting_candidates(now, hist[:3], CFG)
+    assert few == []  # not enough history
+    busy = dict(now, v=300)  # footfall far from normal
+    assert rules.underreporting_candidates(busy, hist, CFG) == []
+
+
+def test_alert_ids_are_deterministic_and_fire_once() -> None:
+    assert alert_id("SALES_DROP", "s", 1) == alert_id("SALES_DROP", "s", 1) != alert_id("TRAFFIC_DROP", "s", 1)
+    states: dict[str, str] = {}
+    f = rules.Finding("SALES_DROP", "WARNING", 1.0, 2.0, "m")
+    first = rules.reconcile(
+        states, store_id="s", hour_start_ms=1, evaluated=["SALES_DROP"], findings=[f], fired_at_ms=5
+    )
+    again = rules.reconcile(
+        states, store_id="s", hour_start_ms=1, evaluated=["SALES_DROP"], findings=[f], fired_at_ms=6
+    )
+    cleared = rules.reconcile(
+        states, store_id="s", hour_start_ms=1, evaluated=["SALES_DROP"], findings=[], fired_at_ms=7
+    )
+    assert [a["state"] for a in first] == ["FIRING"] and again == []
+    assert [a["state"] for a in cleared] == ["RESOLVED"] and cleared[0]["alert_id"] == first[0]["alert_id"]
+
+
+def test_peer_stage_waits_for_the_group() -> None:
+    peers = PeerEngine(demo(), CFG, {})
+    group = "westgate|fashion"
+    hour = ms("2026-03-29T12:00:00+02:00")
+    cand = [list(Candidate("conv", -1, 6.0, 0.08, 0.25, 10).__dict__.values())]
+    msg = {"hour_start": hour, "fired_at": hour + 3_600_000, "revision": 0}
+    assert peers.apply(group, {**msg, "store_id": "wg-fashion", "ratios": {"conv": 0.32}, "candidates": cand}) == []
+    assert peers.apply(group, {**msg, "store_id": "wg-denim", "ratios": {"conv": 1.02}, "candidates": []}) == []
+    (alert,) = peers.apply(group, {**msg, "store_id": "wg-shoes", "ratios": {"conv": 0.97}, "candidates": []})
+    assert (alert["kind"], alert["store_id"], alert["state"]) == ("UNDERREPORTING", "wg-fashion", "FIRING")
+    # A correction of a peer that shows the same drop resolves it.
+    (resolved,) = peers.apply(group, {**msg, "store_id": "wg-shoes", "ratios": {"conv": 0.3}, "candidates": []})
+    assert resolved["state"] == "RESOLVED"
+
+
+def _day(e: Engine, day: datetime, hour_tx: int, visitors: int, seq: list[int], net: int = 2500) -> list[dict]:
+    """One hour 12:00-13:00 of wg-volt on ``day``: tickets and frames spread over the hour, then closed."""
+    events: list[tuple[str, dict]] = []
+    start = int(day.timestamp() * 1000)
+    for i in range(visitors):
+        seq[0] += 1
+        events.append((FRAME, frame("cam-wg-volt", "wg-volt", start + i * 3_600_000 // visitors, seq[0], entries=1)))
+    for i in range(hour_tx):
+        events.append((TICKET, ticket("wg-volt", start + i * 3_600_000 // max(hour_tx, 1) + 1, net)))
+    events.sort(key=lambda ev: ev[1].get("occurred_at", ev[1].get("frame_ts")))
+    out = e.apply(0, events, WALL)
+    out.extend(e.tick(0, WALL, close_all=True))
+    e.parts["p0"]["forced"] = 0  # a new day continues in event time
+    return out.alerts
+
+
+def test_engine_fires_sales_drop_once_and_resolves_on_correction() -> None:
+    e = Engine(demo(), StreamConfig(), {}, {}, {})
+    seq = [0]
+    noon = datetime.fromisoformat("2026-03-02T12:00:00+01:00")  # a Monday
+    for week in range(3):
+        assert _day(e, noon + timedelta(days=7 * week), 40, 160, seq) == []
+    alerts = _day(e, noon + timedelta(days=21), 8, 160, seq)
+    (alert,) = alerts
+    assert (alert["kind"], alert["state"], alert["store_id"]) == ("SALES_DROP", "FIRING", "wg-volt")
+    # Fired early (projected at the last event, 59 minutes in); the close does not fire it again.
+    assert alert["details"]["projected"] == "true" and alert["observed"] == 20_000.0
+    assert 80_000 < alert["expected"] < 100_000
+    assert alert["alert_id"] == alert_id("SALES_DROP", "wg-volt", ms("2026-03-23T12:00:00+01:00"))
+    # The missing tickets arrive late: the correction clears the alert.
+    late = [(TICKET, ticket("wg-volt", "2026-03-23T12:30:00+01:00", 2500)) for _ in range(30)]
+    out = e.apply(0, late, WALL)
+    assert [r["revision"] for r in out.conversions if r["is_final"]] == [1]
+    assert [(a["state"], a["alert_id"]) for a in out.alerts] == [("RESOLVED", alert["alert_id"])]
+
+
+def test_engine_fires_traffic_drop_not_sales_drop() -> None:
+    e = Engine(demo(), StreamConfig(), {}, {}, {})
+    seq = [0]
+    noon = datetime.fromisoformat("2026-03-02T12:00:00+01:00")
+    for week in range(2):
+        _day(e, noon + timedelta(days=7 * week), 40, 160, seq)
+    (alert,) = _day(e, noon + timedelta(days=14), 10, 40, seq)
+    assert alert["kind"] == "TRAFFIC_DROP"
+
+
+def test_engine_early_sales_drop_during_the_hour() -> None:
+    e = Engine(demo(), StreamConfig(), {}, {}, {})
+    seq = [0]
+    noon = datetime.fromisoformat("2026-03-02T12:00:00+01:00")
+    for week in range(2):
+        _day(e, noon + timedelta(days=7 * week), 40, 160, seq)
+    start = ms("2026-03-16T12:00:00+01:00")
+    events = [(FRAME, frame("cam-wg-volt", "wg-volt", start + i * 22_500, 10_000 + i, entries=1)) for i in range(107)]
+    # Another store's ticket shows the tickets input has progressed to 12:40 as well.
+    others = [(TICKET, ticket("wg-denim", start + 40 * 60_000))]
+    out = e.apply(0, [*events, (TICKET, ticket("wg-volt", start + 60000, 2500)), *others], WALL)
+    (alert,) = [a for a in out.alerts if a["kind"] == "SALES_DROP"]  # FEED_SILENT fires as well: no tickets
+    assert alert["details"]["projected"] == "true"
+    assert not any(r["is_final"] for r in out.conversions)
+
+
+def test_engine_feed_and_camera_silence() -> None:
+    e = Engine(demo(), StreamConfig(), {}, {}, {})
+    start = ms("2026-03-29T12:00:00+02:00")
+    # Camera counts 6 visitors a minute, the till stays silent for 25 minutes.
+    frames = [(FRAME, frame("cam-wg-shoes", "wg-shoes", start + i * 60_000, i, entries=6)) for i in range(26)]
+    progressed = (TICKET, ticket("wg-denim", start + 26 * 60_000))  # the tickets input is not just lagging
+    out = e.apply(0, [(TICKET, ticket("wg-shoes", start)), *frames, progressed], WALL)
+    (alert,) = out.alerts
+    assert alert["kind"] == "FEED_SILENT" and alert["state"] == "FIRING"
+    # The tickets were only late: one inside the silent window resolves it.
+    out = e.apply(0, [(TICKET, ticket("wg-shoes", start + 10 * 60_000))], WALL)
+    assert [a["state"] for a in out.alerts] == ["RESOLVED"]
+    # Camera of another store dies while tickets keep coming.
+    other = ms("2026-03-29T14:00:00+02:00")
+    evs = [(FRAME, frame("cam-wg-cafe", "wg-cafe", other, 1))]
+    evs += [(TICKET, ticket("wg-cafe", other + i * 120_000)) for i in range(1, 10)]
+    evs += [(FRAME, frame("cam-wg-denim", "wg-denim", other + 20 * 60_000, 1))]  # counts input progressed
+    out = e.apply(0, evs, WALL)
+    assert [(a["kind"], a["details"]["camera_id"]) for a in out.alerts] == [("CAMERA_SILENT", "cam-wg-cafe")]
+
+
+def test_rare_refunds_are_not_underreporting() -> None:
+    hist = _hist(12)
+    for i, h in enumerate(hist):
+        h["rr"] = 0.04 if i % 3 == 0 else 0.0  # a refund now and then: median 0
+    now = entry(20, 12, 50_000, 100, 25)
+    now.update(conv=0.25, cs=0.3, rr=4 / 25)  # four refunds in one hour: unusual, not improbable enough
+    assert rules.underreporting_candidates(now, hist, CFG) == []
+    now.update(rr=12 / 25)
+    assert [c.metric for c in rules.underreporting_candidates(now, hist, CFG)] == ["rr"]
