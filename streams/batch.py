@@ -66,19 +66,19 @@ def recompute(
         c["_tickets"] += 1
         c.setdefault("_currency", t.currency)
         kind = t.kind.value
-        if kind == "SALE":
-            c["transactions"] += 1
+        if kind in ("SALE", "VOID"):  # a VOID takes its (cancelled) sale back out: amounts are signed
+            c["transactions"] += 1 if kind == "SALE" else -1
+            c["voids"] += kind == "VOID"
             c["net_revenue"] += t.net_amount
             c["gross_revenue"] += t.gross_amount
             c["discount_amount"] += t.discount_amount
             c["units"] += sum(line.quantity for line in t.lines)
-            c["_paid"] += sum(p.amount for p in t.payments)
-            c["cash_amount"] += sum(p.amount for p in t.payments if p.method.value == "CASH")
+            if kind == "SALE":  # tender shares are over sales' payments only
+                c["_paid"] += sum(p.amount for p in t.payments)
+                c["cash_amount"] += sum(p.amount for p in t.payments if p.method.value == "CASH")
         elif kind == "REFUND":
             c["refunds"] += 1
             c["refund_amount"] += abs(t.net_amount)
-        elif kind == "VOID":
-            c["voids"] += 1
         elif kind == "EMPLOYEE_SALE":
             c["employee_sales"] += 1
     for raw in counts:

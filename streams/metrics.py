@@ -5,7 +5,10 @@ An accumulator is a plain dict so it can live in a Faust table (JSON changelog) 
 - visitors / exits: entries / exits counted by the store's entrance cameras (zone_id null), summed over
   doors; for a zone hour, by that zone's cameras.
 - transactions, net_revenue, gross_revenue, discount_amount, units, cash share: SALE tickets, IN_STORE
-  channel. refunds / voids / employee_sales: number of REFUND / VOID / EMPLOYEE_SALE tickets in store.
+  channel, less the VOIDs in the hour (a VOID cancels a sale with negated amounts: transactions - 1, its
+  negative amounts added). refunds / voids / employee_sales: number of REFUND / VOID / EMPLOYEE_SALE tickets
+  in store; refund_amount is the refunds' magnitude. cash_share is over the payments of sales (VOIDs
+  left out), so it cannot turn negative in an hour where a void follows a sale of the hour before.
   LAYAWAY and DEFERRED tickets and other channels are not store sales and count nowhere.
 - conversion = transactions / visitors (null without visitors; over 1 is kept and flagged).
 - void_rate = voids / in-store tickets of every kind; discount_rate = discount / gross of sales;
@@ -68,8 +71,14 @@ def add_ticket(acc: Acc, ticket: dict[str, Any]) -> bool:
     acc["tk"] += 1
     if acc["cur"] is None:
         acc["cur"] = ticket.get("currency")
-    if kind == "SALE":
-        acc["tx"] += 1
+    if kind == "SALE" or kind == "VOID":
+        # A VOID cancels an in-store sale and carries its negated amounts (signed amounts, see
+        # schemas.models.PosTicket): it takes the sale back out of the hour in which the VOID happens.
+        if kind == "VOID":
+            acc["vd"] += 1
+            acc["tx"] -= 1
+        else:
+            acc["tx"] += 1
         acc["net"] += ticket["net_amount"]
         acc["gross"] += ticket["gross_amount"]
         acc["disc"] += ticket["discount_amount"]
@@ -77,6 +86,8 @@ def add_ticket(acc: Acc, ticket: dict[str, Any]) -> bool:
         for line in ticket.get("lines") or ():
             units += line["quantity"]
         acc["units"] += units
+        if kind == "VOID":
+            return True  # tender shares are over sales' payments; the void rate carries the voids
         for payment in ticket.get("payments") or ():
             acc["pay"] += payment["amount"]
             if payment["method"] == "CASH":
@@ -84,8 +95,6 @@ def add_ticket(acc: Acc, ticket: dict[str, Any]) -> bool:
     elif kind == "REFUND":
         acc["rf"] += 1
         acc["rfa"] += abs(ticket["net_amount"])
-    elif kind == "VOID":
-        acc["vd"] += 1
     elif kind == "EMPLOYEE_SALE":
         acc["emp"] += 1
     return True

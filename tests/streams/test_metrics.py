@@ -19,7 +19,8 @@ def test_metrics_of_an_hour() -> None:
         ticket("s", t, 2000, cash=True, units=2),
         ticket("s", t, 1000, discount=250, units=1),
         ticket("s", t, -500, kind="REFUND"),
-        ticket("s", t, 0, kind="VOID"),
+        ticket("s", t, 700, units=1),
+        ticket("s", t, -700, kind="VOID", units=-1),  # cancels the sale above (signed amounts)
         ticket("s", t, 300, kind="EMPLOYEE_SALE"),
         ticket("s", t, 9999, channel="ONLINE"),
         ticket("s", t, 9999, kind="LAYAWAY"),
@@ -35,11 +36,22 @@ def test_metrics_of_an_hour() -> None:
     assert r["units_per_transaction"] == pytest.approx(1.5)
     assert r["revenue_per_visitor"] == pytest.approx(375)
     assert r["revenue_per_m2"] == pytest.approx(30)
-    assert r["void_rate"] == pytest.approx(1 / 6)  # six in-store tickets incl. layaway
+    assert r["void_rate"] == pytest.approx(1 / 7)  # seven in-store tickets incl. layaway
     assert r["discount_rate"] == pytest.approx(250 / 3250)
-    assert r["cash_share"] == pytest.approx(2000 / 3000)
+    assert r["cash_share"] == pytest.approx(2000 / 3700)  # over the sales' payments, the voided one too
     assert r["local_hour"] == "2026-03-29T10:00:00+02:00"
     assert r["quality_flags"] == []
+
+
+def test_a_sale_and_its_void_cancel_out() -> None:
+    acc = new_hour("s", None, START, "Europe/Berlin")
+    t = "2026-03-29T10:20:00+02:00"
+    assert add_ticket(acc, ticket("s", t, 1200, units=2, discount=100))
+    assert add_ticket(acc, ticket("s", t, -1200, kind="VOID", units=-2, discount=-100))
+    add_frame(acc, frame("c1", "s", t, 1, entries=4))
+    r = record(acc)
+    assert (r["transactions"], r["net_revenue"], r["gross_revenue"], r["units"], r["voids"]) == (0, 0, 0, 0, 1)
+    assert r["conversion"] == 0 and r["avg_ticket"] is None
 
 
 def test_conversion_null_without_visitors_and_flagged_over_one() -> None:
