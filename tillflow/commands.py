@@ -89,7 +89,12 @@ def catalogue_validate(path: Annotated[Path, typer.Argument(help="Catalogue file
 
 
 def demo(
-    day: Annotated[str | None, typer.Option("--date", help="Local date to simulate (default: today, UTC).")] = None,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date", help="Local date to simulate (default: yesterday, UTC; a past day, so every hour can close)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
     fps: Annotated[float, typer.Option(help="Camera frames per second in the simulation.")] = 0.5,
     day_seconds: Annotated[float, typer.Option(help="Wall-clock seconds one simulated day takes.")] = 90.0,
@@ -103,12 +108,17 @@ def demo(
     events injected), and shows conversion per store and alerts as they update. Finishes by itself once
     every hour is final (or after --timeout); --keep-running keeps it up until Ctrl-C.
     """
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from tillflow import demo as demo_mod
 
     settings = load_settings()
-    when = datetime.fromisoformat(day).date() if day else datetime.now(UTC).date()
+    if day:
+        when = datetime.fromisoformat(day).date()
+    else:
+        when = datetime.now(UTC).date() - timedelta(days=1)
+        while when.weekday() == 6:
+            when -= timedelta(days=1)
     try:
         result = demo_mod.run(settings, when, seed, fps, day_seconds, keep_running, timeout)
     except RuntimeError as exc:

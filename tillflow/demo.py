@@ -34,8 +34,8 @@ from tillflow.settings import Settings
 def demo_incidents(day: date) -> list[str]:
     """What the demo injects, in `tillflow simulate --incident` syntax (store-local times)."""
     return [
-        f"sales-drop:store=wg-volt,at={day.isoformat()}T15,factor=0.15",
-        f"silent-feed:store=wg-denim,at={day.isoformat()}T16,for=2h",
+        f"sales-drop:store=wg-grocer,at={day.isoformat()}T15,factor=0.15",
+        f"silent-feed:store=wg-fashion,at={day.isoformat()}T16,for=2h",
         f"dead-camera:camera=cam-nyc-soho,at={day.isoformat()}T14,for=3h",
         "late:fraction=0.02,minutes=15",
         "duplicate:fraction=0.01",
@@ -149,6 +149,8 @@ def run(
             "TILLFLOW_STATE_DIR": str(settings.state_dir),
             "TILLFLOW_CATALOGUE": str(settings.catalogue),
             "TILLFLOW_STREAMS_IDLE_CLOSE_S": "5",
+            # A simulated hour passes in seconds: wait for both inputs before closing an hour (docs/streams.md).
+            "TILLFLOW_STREAMS_STREAM_SKEW_S": "0",
             "TILLFLOW_STREAMS_LIVE_THROTTLE_S": "1",
         }
     )
@@ -220,7 +222,7 @@ def _drain(sink: DemoProcess, settings: Settings, seconds: float = 10.0) -> None
     sink.stop()
 
 
-def report(result: dict[str, Any], store: str = "wg-volt") -> str:
+def report(result: dict[str, Any], store: str = "wg-grocer") -> str:
     """`tillflow report` of one store's simulated day, read back from ClickHouse."""
     done = subprocess.run(
         [sys.executable, "-m", "tillflow", "report", "--store", store, "--date", result["day"].isoformat()],
@@ -266,7 +268,7 @@ def print_summary(result: dict[str, Any]) -> None:
     sizes = result.get("sizes") or {}
     out.print(f"events: {sizes.get(POS_TICKETS, 0):,} tickets, {sizes.get(CAMERA_COUNTS, 0):,} camera frames")
     if "env" in result:
-        out.print("\nfrom ClickHouse (tillflow report --store wg-volt):")
+        out.print("\nfrom ClickHouse (tillflow report --store wg-grocer):")
         out.print(report(result), highlight=False, markup=False, end="")
         state = result["env"]["TILLFLOW_STATE_DIR"]
         out.print(
