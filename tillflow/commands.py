@@ -96,7 +96,7 @@ def demo(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
-    fps: Annotated[float, typer.Option(help="Camera frames per second in the simulation.")] = 0.5,
+    fps: Annotated[float, typer.Option(help="Camera frames per second in the simulation.")] = 0.2,
     day_seconds: Annotated[float, typer.Option(help="Wall-clock seconds one simulated day takes.")] = 90.0,
     keep_running: Annotated[bool, typer.Option("--keep-running", help="Keep running until Ctrl-C.")] = False,
     timeout: Annotated[float, typer.Option(help="Stop after this many seconds at the latest.")] = 420.0,

@@ -108,16 +108,21 @@ class OutputReader:
                 n += 1
         return n
 
+    def _ends(self, topic: str) -> dict[TopicPartition, int]:
+        md = self.consumer.list_topics(topic, timeout=5).topics[topic]
+        return {
+            TopicPartition(topic, p): self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+            for p in md.partitions
+        }
+
     def input_sizes(self) -> dict[str, int]:
-        sizes = {}
-        for topic in (POS_TICKETS, CAMERA_COUNTS):
-            md = self.consumer.list_topics(topic, timeout=5).topics[topic]
-            total = 0
-            for p in md.partitions:
-                _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
-                total += high
-            sizes[topic] = total
-        return sizes
+        return {topic: sum(self._ends(topic).values()) for topic in (POS_TICKETS, CAMERA_COUNTS)}
+
+    def worker_lag(self, group: Consumer) -> int:
+        """Input records the worker's consumer group has not committed yet (its lag)."""
+        ends = {**self._ends(POS_TICKETS), **self._ends(CAMERA_COUNTS)}
+        committed = group.committed(list(ends), timeout=5)
+        return sum(end - max(tp.offset, 0) for tp, end in zip(committed, ends.values(), strict=True))
 
     def close(self) -> None:
         self.consumer.close()
@@ -175,6 +180,8 @@ def run(
     simulator = _spawn("simulate", sim_args, env, logs)
     board = Board()
     reader = OutputReader(settings)
+    # Reads the worker group's committed offsets only: it never subscribes, so it never joins the group.
+    worker_group = Consumer(consumer_config(settings, settings.streams_app_id, endpoints(settings).bootstrap))
     started = time.monotonic()
     sizes: dict[str, int] = {}
     quiet_since: float | None = None
@@ -195,7 +202,12 @@ def run(
                         raise RuntimeError(f"the {proc.name} exited with {proc.proc.returncode}; see {proc.log}")
                 if simulator.proc.poll() not in (None, 0):
                     raise RuntimeError(f"the simulator exited with {simulator.proc.returncode}; see {simulator.log}")
-                done = simulator.proc.poll() == 0 and board.hours and all(r["is_final"] for r in board.hours.values())
+                done = (
+                    simulator.proc.poll() == 0
+                    and board.hours
+                    and all(r["is_final"] for r in board.hours.values())
+                    and reader.worker_lag(worker_group) == 0
+                )
                 quiet_since = (quiet_since or time.monotonic()) if (done and not got) else None
                 if not keep_running and quiet_since and time.monotonic() - quiet_since > 5:
                     break
@@ -206,6 +218,7 @@ def run(
         pass
     finally:
         reader.close()
+        worker_group.close()
         simulator.stop()
         worker.stop()
         _drain(sink, settings)
