@@ -1,5 +1,6 @@
 """deploy/prometheus: promtool checks and rule unit tests, and Debian's Prometheus scraping a running
-`tillflow sink clickhouse` process and answering a query about it through its HTTP API."""
+`tillflow sink clickhouse` process and a running `tillflow worker`, answering queries about them through
+its HTTP API."""
 
 from __future__ import annotations
 
@@ -135,3 +136,55 @@ def test_prometheus_scrapes_a_running_sink(stack: Settings, sink_process: Any, t
         prom.wait(timeout=30)
     sink.send_signal(signal.SIGTERM)
     assert sink.wait(timeout=30) == 0
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian package prometheus not installed")
+def test_prometheus_scrapes_a_running_worker(stack: Settings, tmp_path: Path, unique: str) -> None:
+    """Debian's Prometheus scrapes `tillflow worker` with the shipped job and reads its event counter back."""
+    metrics_port, prom_port = free_port(), free_port()
+    ep = endpoints(stack)
+    (tmp_path / "empty.toml").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLFLOW_")} | {
+        "TILLFLOW_CONFIG": str(tmp_path / "empty.toml"),
+        "TILLFLOW_KAFKA_BOOTSTRAP": ep.bootstrap,
+        "TILLFLOW_REGISTRY_URL": ep.registry_url,
+        "TILLFLOW_STATE_DIR": str(tmp_path / "state"),
+        "TILLFLOW_CATALOGUE": str(CATALOGUE),
+        "TILLFLOW_TOPIC_PARTITIONS": "3",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tillflow", "worker", "--metrics-port", str(metrics_port), "--app-id", f"prom-{unique}"],
+        env=env, cwd=ROOT, stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config.pop("rule_files", None)
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "tillflow-workers")
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"], "labels": {"component": "worker"}}]
+    config["scrape_configs"] = [job]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    prom = subprocess.Popen(
+        ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{prom_port}"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"),
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{prom_port}/api/v1"
+    try:
+        produce(stack, POS_TICKETS, POS_TICKETS, [ticket(70000 + i, store="wg-grocer") for i in range(5)])
+
+        def processed() -> float:
+            query = 'sum(tillflow_streams_events_total{job="tillflow-workers", topic="pos.tickets"})'
+            result = requests.get(f"{api}/query", params={"query": query}, timeout=5).json()["data"]["result"]
+            return float(result[0]["value"][1]) if result else 0.0
+
+        assert wait_until(lambda: processed() >= 5, 120, "the worker's event counter in Prometheus", [worker, prom])
+        up = requests.get(f"{api}/query", params={"query": 'up{job="tillflow-workers"}'}, timeout=5).json()
+        assert up["data"]["result"][0]["value"][1] == "1"
+    finally:
+        prom.terminate()
+        prom.wait(timeout=30)
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
