@@ -62,21 +62,48 @@ def wait_until(check: Any, timeout: float, what: str, procs: list[subprocess.Pop
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def sink_process(stack: Settings, tmp_path: Path, unique: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
+def tillflow_env(stack: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a tillflow process on the test stack, free of the developer's TILLFLOW_* settings."""
     ep = endpoints(stack)
     (tmp_path / "empty.toml").write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLFLOW_")} | {
+    return {k: v for k, v in os.environ.items() if not k.startswith("TILLFLOW_")} | {
         "TILLFLOW_CONFIG": str(tmp_path / "empty.toml"),
         "TILLFLOW_KAFKA_BOOTSTRAP": ep.bootstrap,
         "TILLFLOW_REGISTRY_URL": ep.registry_url,
         "TILLFLOW_STATE_DIR": str(tmp_path / "state"),
         "TILLFLOW_CATALOGUE": str(CATALOGUE),
-        "TILLFLOW_METRICS_PORT": str(port),
-        "TILLFLOW_SINK_GROUP_ID": f"prom-{unique}",
-        "TILLFLOW_SINK_BATCH_SECONDS": "0.5",
+        **extra,
     }
+
+
+def start_prometheus(tmp_path: Path, job_name: str, target: int, component: str, rules: bool) -> tuple[Any, str]:
+    """Debian's Prometheus with the shipped job ``job_name`` pointed at 127.0.0.1:``target``; returns (proc, api)."""
+    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    if rules:
+        config["rule_files"] = [str(PROM / "rules" / "*.yml")]
+    else:
+        config.pop("rule_files", None)
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == job_name)
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{target}"], "labels": {"component": component}}]
+    config["scrape_configs"] = [job]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    prom_port = free_port()
+    prom = subprocess.Popen(
+        ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{prom_port}"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"),
+    )  # fmt: skip
+    return prom, f"http://127.0.0.1:{prom_port}/api/v1"
+
+
+@pytest.fixture
+def sink_process(stack: Settings, tmp_path: Path, unique: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    env = tillflow_env(
+        stack, tmp_path, TILLFLOW_METRICS_PORT=str(port), TILLFLOW_SINK_GROUP_ID=f"prom-{unique}",
+        TILLFLOW_SINK_BATCH_SECONDS="0.5",
+    )  # fmt: skip
     log = (tmp_path / "sink.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "tillflow", "sink", "clickhouse"], env=env, cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
@@ -93,20 +120,7 @@ def sink_process(stack: Settings, tmp_path: Path, unique: str) -> Iterator[tuple
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian package prometheus not installed")
 def test_prometheus_scrapes_a_running_sink(stack: Settings, sink_process: Any, tmp_path: Path) -> None:
     sink, metrics_port = sink_process
-    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    config["rule_files"] = [str(PROM / "rules" / "*.yml")]
-    job = next(j for j in config["scrape_configs"] if j["job_name"] == "tillflow-sinks")
-    job["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"], "labels": {"component": "sink-clickhouse"}}]
-    config["scrape_configs"] = [job]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    prom_port = free_port()
-    prom = subprocess.Popen(
-        ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"),
-    )  # fmt: skip
-    api = f"http://127.0.0.1:{prom_port}/api/v1"
+    prom, api = start_prometheus(tmp_path, "tillflow-sinks", metrics_port, "sink-clickhouse", rules=True)
     try:
         produce(stack, POS_TICKETS, POS_TICKETS, [ticket(9000 + i) for i in range(5)])
 
@@ -141,34 +155,13 @@ def test_prometheus_scrapes_a_running_sink(stack: Settings, sink_process: Any, t
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian package prometheus not installed")
 def test_prometheus_scrapes_a_running_worker(stack: Settings, tmp_path: Path, unique: str) -> None:
     """Debian's Prometheus scrapes `tillflow worker` with the shipped job and reads its event counter back."""
-    metrics_port, prom_port = free_port(), free_port()
-    ep = endpoints(stack)
-    (tmp_path / "empty.toml").write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TILLFLOW_")} | {
-        "TILLFLOW_CONFIG": str(tmp_path / "empty.toml"),
-        "TILLFLOW_KAFKA_BOOTSTRAP": ep.bootstrap,
-        "TILLFLOW_REGISTRY_URL": ep.registry_url,
-        "TILLFLOW_STATE_DIR": str(tmp_path / "state"),
-        "TILLFLOW_CATALOGUE": str(CATALOGUE),
-        "TILLFLOW_TOPIC_PARTITIONS": "3",
-    }
+    metrics_port = free_port()
+    env = tillflow_env(stack, tmp_path, TILLFLOW_TOPIC_PARTITIONS="3")
     worker = subprocess.Popen(
         [sys.executable, "-m", "tillflow", "worker", "--metrics-port", str(metrics_port), "--app-id", f"prom-{unique}"],
         env=env, cwd=ROOT, stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    config.pop("rule_files", None)
-    job = next(j for j in config["scrape_configs"] if j["job_name"] == "tillflow-workers")
-    job["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"], "labels": {"component": "worker"}}]
-    config["scrape_configs"] = [job]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    prom = subprocess.Popen(
-        ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"),
-    )  # fmt: skip
-    api = f"http://127.0.0.1:{prom_port}/api/v1"
+    prom, api = start_prometheus(tmp_path, "tillflow-workers", metrics_port, "worker", rules=False)
     try:
         produce(stack, POS_TICKETS, POS_TICKETS, [ticket(70000 + i, store="wg-grocer") for i in range(5)])
 
