@@ -9,7 +9,6 @@ arrived (see :mod:`producers.collector.forward`) instead of sending it twice.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 from producers.pos.checkpoint import fingerprint
 from schemas.models import PosTicket
+from tillflow.durable import open_durable
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,8 @@ class Spooled:
 
 class Spool:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db = open_durable(path)
         self.db.executescript(
             """
             CREATE TABLE IF NOT EXISTS spool (

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from schemas.models import PosTicket
+from tillflow.durable import open_durable
 
 
 def fingerprint(ticket: PosTicket) -> str:
@@ -32,11 +32,8 @@ class CheckpointStore:
     """Per-source position and published-ticket fingerprints in one SQLite file."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db = open_durable(path)
         self.db.executescript(
             """
             CREATE TABLE IF NOT EXISTS checkpoint (source TEXT PRIMARY KEY, position TEXT NOT NULL, saved_at REAL);

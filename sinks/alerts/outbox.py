@@ -9,11 +9,11 @@ Kafka offset of the alert is, so an acknowledged alert survives a crash.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.models import Alert
+from tillflow.durable import open_durable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -49,11 +49,8 @@ class Delivery:
 
 class Outbox:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db = open_durable(path, check_same_thread=False)
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
