@@ -9,13 +9,25 @@ from __future__ import annotations
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _iana_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+IanaTimezone = Annotated[str, AfterValidator(_iana_zone)]
+"""A time zone name zoneinfo knows, such as Europe/Berlin or Asia/Kolkata."""
 
 
 class CatalogueError(ValueError):
@@ -46,7 +58,7 @@ class Zone(_Strict):
 class Store(_Strict):
     id: str = Field(min_length=1)
     name: str
-    timezone: str
+    timezone: IanaTimezone
     area_m2: float = Field(gt=0)
     category: str
     mall_id: str | None = None
@@ -55,15 +67,6 @@ class Store(_Strict):
     opening_hours: dict[str, OpeningHours] | None = None
     """Per weekday (mon..sun); a missing weekday means closed. None: open all day every day."""
     zones: tuple[Zone, ...] = ()
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
-        return value
 
     @field_validator("opening_hours")
     @classmethod
