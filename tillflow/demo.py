@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -118,9 +119,9 @@ class OutputReader:
     def input_sizes(self) -> dict[str, int]:
         return {topic: sum(self._ends(topic).values()) for topic in (POS_TICKETS, CAMERA_COUNTS)}
 
-    def worker_lag(self, group: Consumer) -> int:
-        """Input records the worker's consumer group has not committed yet (its lag)."""
-        ends = {**self._ends(POS_TICKETS), **self._ends(CAMERA_COUNTS)}
+    def lag(self, group: Consumer, topics: tuple[str, ...]) -> int:
+        """Records of ``topics`` that ``group`` has not committed yet."""
+        ends = {tp: end for topic in topics for tp, end in self._ends(topic).items()}
         committed = group.committed(list(ends), timeout=5)
         return sum(end - max(tp.offset, 0) for tp, end in zip(committed, ends.values(), strict=True))
 
@@ -180,8 +181,10 @@ def run(
     simulator = _spawn("simulate", sim_args, env, logs)
     board = Board()
     reader = OutputReader(settings)
-    # Reads the worker group's committed offsets only: it never subscribes, so it never joins the group.
-    worker_group = Consumer(consumer_config(settings, settings.streams_app_id, endpoints(settings).bootstrap))
+    # These read the groups' committed offsets only: they never subscribe, so they never join the groups.
+    bootstrap = endpoints(settings).bootstrap
+    worker_group = Consumer(consumer_config(settings, settings.streams_app_id, bootstrap))
+    sink_group = Consumer(consumer_config(settings, settings.sink_group_id, bootstrap))
     started = time.monotonic()
     sizes: dict[str, int] = {}
     quiet_since: float | None = None
@@ -206,7 +209,7 @@ def run(
                     simulator.proc.poll() == 0
                     and board.hours
                     and all(r["is_final"] for r in board.hours.values())
-                    and reader.worker_lag(worker_group) == 0
+                    and reader.lag(worker_group, (POS_TICKETS, CAMERA_COUNTS)) == 0
                 )
                 quiet_since = (quiet_since or time.monotonic()) if (done and not got) else None
                 if not keep_running and quiet_since and time.monotonic() - quiet_since > 5:
@@ -217,20 +220,22 @@ def run(
     except KeyboardInterrupt:
         pass
     finally:
-        reader.close()
-        worker_group.close()
         simulator.stop()
         worker.stop()
-        _drain(sink, settings)
+        _drain(sink, lambda: reader.lag(sink_group, (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)))
+        reader.close()
+        worker_group.close()
+        sink_group.close()
         if not stack.get("external"):
             devstack.down(settings)
     return {"board": board, "sizes": sizes, "incidents": demo_incidents(day), "env": env, "day": day}
 
 
-def _drain(sink: DemoProcess, settings: Settings, seconds: float = 10.0) -> None:
-    """Give the sink a moment to land the last batch, then stop it (it commits on SIGTERM)."""
-    deadline = time.monotonic() + seconds
-    while sink.proc.poll() is None and time.monotonic() < deadline:
+def _drain(sink: DemoProcess, lag: Callable[[], int], timeout: float = 60.0) -> None:
+    """Let the sink read everything there is (its group's lag reaches 0), then stop it: it flushes and
+    commits on SIGTERM."""
+    deadline = time.monotonic() + timeout
+    while sink.proc.poll() is None and time.monotonic() < deadline and lag() > 0:
         time.sleep(0.5)
     sink.stop()
 
