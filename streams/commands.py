@@ -76,6 +76,12 @@ def replay(
     counts: Annotated[Path, typer.Option(help="CameraCount records, one JSON object per line.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for conversion.jsonl and alerts.jsonl.")],
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline to finish.")] = 900.0,
+    late_tickets: Annotated[
+        Path | None, typer.Option(help="PosTicket records delivered late: after all other input was processed.")
+    ] = None,
+    late_counts: Annotated[
+        Path | None, typer.Option(help="CameraCount records delivered late: after all other input was processed.")
+    ] = None,
 ) -> None:
     """Run the whole pipeline on the local stack (or the configured cluster) over recorded files.
 
@@ -83,14 +89,17 @@ def replay(
     OUT/alerts.jsonl (latest state of each alert) once all input is processed and every hour closed.
     Invalid input lines go to OUT/rejects.jsonl with file, line and reason; the exit code is then 2.
     Runs in its own topics and consumer group: for backfills, what-if runs and reproducible checks.
+    --late-tickets/--late-counts are produced once everything else was processed, as an export that
+    arrives a day late: their closed hours come out again as corrections (revision + 1).
     """
     from streams.replay import ReplayError
     from streams.replay import replay as run
     from tillflow.kafka import StackNotRunning
 
     settings, path, catalogue = _catalogue(stores)
-    for f in (tickets, counts):
-        if not f.exists():
+    late = [(late_tickets, late_counts)] if late_tickets or late_counts else []
+    for f in (tickets, counts, late_tickets, late_counts):
+        if f is not None and not f.exists():
             fail(f"{f} does not exist")
     try:
         with progress(transient=True) as bar:
@@ -104,6 +113,7 @@ def replay(
                 out_dir,
                 timeout=timeout,
                 progress=lambda n: bar.advance(task, n),
+                late=late,
             )
     except (ReplayError, StackNotRunning) as exc:
         fail(str(exc))

@@ -2,7 +2,8 @@
 
 The run gets its own topics (``replay.<run>.`` prefix) and app id, so it never mixes with live data:
 1. validate and produce the ticket and count files (invalid lines go to ``DIR/rejects.jsonl``);
-2. start a worker (``tillflow worker`` in a child process) on those topics;
+2. start a worker (``tillflow worker`` in a child process) on those topics; each late delivery, if any, is
+   produced once the worker has committed everything before it;
 3. wait until its committed offsets reach the end of both inputs, then send an end-of-input tick to every
    partition, which closes all hours and flushes the peer stage; wait until those are committed too;
 4. read the outputs: ``DIR/conversion.jsonl`` (the final records, latest revision per store-zone-hour) and
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,16 +51,24 @@ class ReplayResult:
 
 
 def produce_files(
-    settings: Settings, names: TopicNames, tickets: Path, counts: Path, rejects: Path, progress: Callable[[int], None]
+    settings: Settings,
+    names: TopicNames,
+    tickets: Path | None,
+    counts: Path | None,
+    rejects: Path,
+    progress: Callable[[int], None],
 ) -> tuple[int, int]:
+    """Validate and produce the files (either may be None); invalid lines are appended to ``rejects``."""
     from producers.sender import RecordSender
 
     sent = rejected = 0
-    with RecordSender(settings) as sender, rejects.open("w", encoding="utf-8") as bad:
+    with RecordSender(settings) as sender, rejects.open("a", encoding="utf-8") as bad:
         for path, topic, model, target in (
             (tickets, POS_TICKETS, PosTicket, names.tickets),
             (counts, CAMERA_COUNTS, CameraCount, names.counts),
         ):
+            if path is None:
+                continue
             serde = sender.serde(topic)
             with path.open(encoding="utf-8") as fh:
                 for number, line in enumerate(fh, 1):
@@ -208,19 +217,31 @@ def replay(
     *,
     timeout: float = 900.0,
     progress: Callable[[int], None] = lambda n: None,
+    late: Sequence[tuple[Path | None, Path | None]] = (),
 ) -> ReplayResult:
-    """Run the pipeline over the files and write the outputs; see the module docstring."""
+    """Run the pipeline over the files and write the outputs; see the module docstring.
+
+    ``late`` holds (tickets, counts) deliveries that arrive after everything before them was processed,
+    as a store's export that comes in a day late: their hours are closed by then, so they are corrections.
+    """
     run_id = uuid.uuid4().hex[:10]
     app_id = f"tillflow-replay-{run_id}"
     prefix = f"replay.{run_id}."
     names = TopicNames.build(app_id, prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
+    rejects = out_dir / "rejects.jsonl"
+    rejects.unlink(missing_ok=True)
     topics = run_topics(settings, names)
-    produced, rejected = produce_files(settings, names, tickets, counts, out_dir / "rejects.jsonl", progress)
+    produced, rejected = produce_files(settings, names, tickets, counts, rejects, progress)
     log_path = out_dir / "worker.log"
     worker = start_worker(settings, catalogue_path, app_id, prefix, log_path)
+    deadline = time.monotonic() + timeout
     try:
-        wait_processed(settings, names, worker, log_path, time.monotonic() + timeout, close_all=True)
+        for late_tickets, late_counts in late:
+            wait_processed(settings, names, worker, log_path, deadline, close_all=False)
+            sent, bad = produce_files(settings, names, late_tickets, late_counts, rejects, progress)
+            produced, rejected = produced + sent, rejected + bad
+        wait_processed(settings, names, worker, log_path, deadline, close_all=True)
     finally:
         _stop(worker)
     conversions, alerts = read_outputs(settings, names)
