@@ -243,7 +243,7 @@ def replay(
             produced, rejected = produced + sent, rejected + bad
         wait_processed(settings, names, worker, log_path, deadline, close_all=True)
     finally:
-        _stop(worker)
+        stop_worker(worker)
     conversions, alerts = read_outputs(settings, names)
     finals = latest_finals(conversions)
     latest_alerts = {a["alert_id"]: a for a in alerts}
@@ -294,7 +294,7 @@ def _send_end_ticks(settings: Settings, topic: str, partitions: int) -> list[int
     return offsets
 
 
-def _stop(worker: subprocess.Popen[bytes]) -> None:
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
     if worker.poll() is None:
         os.killpg(worker.pid, signal.SIGTERM)
         try:

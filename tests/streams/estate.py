@@ -8,9 +8,11 @@ the 10-minute lateness, so they become corrections). Returns JSON-form records i
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from schemas.catalogue import Catalogue
@@ -124,3 +126,13 @@ def estate_day(
             out.append(Ev(ev.topic, ev.record, emit + timedelta(seconds=rng.randrange(1, 300))))
     out.sort(key=lambda e: e.emit_at.astimezone(UTC))
     return out
+
+
+def write_files(directory: Path, events: list[Ev]) -> tuple[Path, Path]:
+    """The events as DIR/tickets.jsonl and DIR/counts.jsonl, one JSON record per line, in the order given."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tickets, counts = directory / "tickets.jsonl", directory / "counts.jsonl"
+    with tickets.open("w") as t, counts.open("w") as c:
+        for ev in events:
+            (t if ev.topic == POS_TICKETS else c).write(json.dumps(ev.record) + "\n")
+    return tickets, counts

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from schemas.topics import POS_TICKETS
 from streams.batch import compare, recompute
 from streams.replay import replay
-from tests.streams.estate import Ev, estate_day
+from tests.streams.estate import Ev, estate_day, write_files
 from tests.streams.factory import DEMO, demo
 from tillflow.settings import Settings
 
@@ -43,8 +43,8 @@ def test_replay_on_the_local_broker(stack: Settings, tmp_path: Path) -> None:
 
     late = [ev for ev in events if is_late(ev)][::2]
     assert {ev.topic for ev in late} == {POS_TICKETS, "camera.counts"}
-    tickets, counts = _write(tmp_path / "on-time", [ev for ev in events if ev not in late])
-    late_tickets, late_counts = _write(tmp_path / "late", late)
+    tickets, counts = write_files(tmp_path / "on-time", [ev for ev in events if ev not in late])
+    late_tickets, late_counts = write_files(tmp_path / "late", late)
     with tickets.open("a") as t:
         t.write('{"ticket_id": "broken"}\n')
     out = tmp_path / "out"
@@ -80,13 +80,3 @@ def test_replay_on_the_local_broker(stack: Settings, tmp_path: Path) -> None:
     assert all(a["hour_start"].astimezone(berlin).date() == date(2026, 3, 30) for a in result.alerts)
     alerts_file = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
     assert {a["alert_id"] for a in alerts_file} == {a["alert_id"] for a in result.alerts}
-
-
-def _write(directory: Path, events: list[Ev]) -> tuple[Path, Path]:
-    """The events as a tickets file and a counts file, one JSON record per line, in emit order."""
-    directory.mkdir()
-    tickets, counts = directory / "tickets.jsonl", directory / "counts.jsonl"
-    with tickets.open("w") as t, counts.open("w") as c:
-        for ev in events:
-            (t if ev.topic == POS_TICKETS else c).write(json.dumps(ev.record) + "\n")
-    return tickets, counts
