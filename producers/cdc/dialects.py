@@ -303,7 +303,7 @@ def _retype(value: Any, kind: type | None) -> Any:
 
 
 class SqlServerDialect(Dialect):
-    """SQL Server 2016 or later through ``pymssql``, without CDC.
+    """SQL Server 2016 SP1 or later through ``pymssql``, without CDC.
 
     Besides the watermark, the ``rowversion`` method: a ``rowversion`` column (8-byte big-endian, unique in the
     database, bumped on every insert and update) read as ``> last AND < MIN_ACTIVE_ROWVERSION()``, the lowest
@@ -321,7 +321,7 @@ class SqlServerDialect(Dialect):
         "changed_at": "changed_at",
     }
 
-    def __init__(self, source: CdcSource, driver: ModuleType | None = None) -> None:
+    def __init__(self, source: CdcSource, driver: Any = None) -> None:
         super().__init__(source)
         self.driver = driver
         """``pymssql`` or a stand-in with its interface (tests)."""
@@ -410,7 +410,7 @@ class SqlServerDialect(Dialect):
 
     def setup_script(self) -> str:
         """For sqlcmd or SSMS: ``GO`` ends each batch (CREATE TRIGGER must start one)."""
-        head = f"-- tillflow change table for SQL Server 2016+ (sqlcmd -d {self.source.database} -i)\n"
+        head = f"-- tillflow change table for SQL Server 2016 SP1+ (sqlcmd -d {self.source.database} -i)\n"
         return head + "\n".join(s + "\nGO\n" for s in self.setup_statements())
 
 
