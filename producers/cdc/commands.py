@@ -367,8 +367,7 @@ def cdc_poll(
 ) -> None:
     """Capture a SQLite, Firebird or SQL Server (without CDC) POS database by polling: no change log needed.
 
-    poll.method watermark re-reads tickets from (highest watermark_column seen − overlap_s), so a sale that
-    commits late with an older timestamp is still read; re-read rows are de-duplicated.
+    poll.method watermark re-reads tickets from (highest watermark_column seen − overlap_s): late commits are read.
 
     poll.method rowversion (SQL Server) reads a rowversion column up to MIN_ACTIVE_ROWVERSION(): no overlap needed.
 

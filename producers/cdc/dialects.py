@@ -107,14 +107,17 @@ class Dialect:
 
     def change_query(self, last: Any, since: Any) -> tuple[str, list[Any]]:
         """Change rows after position ``last`` (and, with :attr:`change_overlap`, written at or after ``since``)."""
-        cols = ", ".join(f"{self.quote(c)} AS {self.alias(n)}" for n, c in self.change_columns.items())
         pos = self.quote(self.change_columns["pos"])
-        sql = f"SELECT {cols} FROM {self.table(self.source.poll.change_table)} WHERE {pos} > {self.placeholder}"
+        sql = f"{self._change_select()} WHERE {pos} > {self.placeholder}"
         params = [self.param(last if last is not None else 0)]
         if since is not None:
             sql += f" OR {self.quote(self.change_columns['changed_at'])} >= {self.placeholder}"
             params.append(self.param(since))
         return sql + f" ORDER BY {pos}", params
+
+    def _change_select(self) -> str:
+        cols = ", ".join(f"{self.quote(c)} AS {self.alias(n)}" for n, c in self.change_columns.items())
+        return f"SELECT {cols} FROM {self.table(self.source.poll.change_table)}"
 
     def decode_image(self, conn: Any, spec: TableSpec, text: str) -> dict[str, Any]:
         """The row image a trigger wrote into the change table."""
@@ -349,9 +352,8 @@ class SqlServerDialect(Dialect):
         return where + f" AND {column} > {self.placeholder}", [self.param(last)]
 
     def change_query(self, last: Any, since: Any) -> tuple[str, list[Any]]:
-        cols = ", ".join(f"{self.quote(c)} AS {self.alias(n)}" for n, c in self.change_columns.items())
         where, params = self._rowversion_filter(self.quote("rv"), last)
-        return f"SELECT {cols} FROM {self.table(self.source.poll.change_table)}{where} ORDER BY [rv]", params
+        return f"{self._change_select()}{where} ORDER BY [rv]", params
 
     def decode_image(self, conn: Any, spec: TableSpec, text: str) -> dict[str, Any]:
         """``FOR JSON`` writes decimals as numbers: keep their digits as strings."""
