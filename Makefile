@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PIP    := $(VENV)/bin/pip
 PY     := $(VENV)/bin/python
-APT_PACKAGES := postgresql postgresql-15-wal2json openjdk-17-jre-headless prometheus opencv-doc
+APT_PACKAGES := postgresql postgresql-15-wal2json openjdk-17-jre-headless prometheus opencv-doc firebird3.0-server libfbclient2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test lint bench sysdeps venv clean help
@@ -31,14 +31,16 @@ $(VENV)/.full: $(VENV)/.core constraints.txt
 
 venv: $(VENV)/.core
 
-# System packages for the integration tests: PostgreSQL 15 and Java 17 (CDC, embedded Debezium), Prometheus (metrics), opencv-doc (vtest.avi).
+# System packages for the integration tests: PostgreSQL 15 and Java 17 (CDC, embedded Debezium), Firebird 3 (cdc poll),
+# Prometheus (metrics), opencv-doc (vtest.avi). The tests start their own servers: the system services stay off.
 sysdeps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi; \
-	systemctl disable --now postgresql prometheus >/dev/null 2>&1 || true; \
+	systemctl disable --now postgresql prometheus firebird3.0 >/dev/null 2>&1 || true; \
+	if [ -x /etc/init.d/firebird3.0 ]; then /etc/init.d/firebird3.0 stop >/dev/null 2>&1; update-rc.d firebird3.0 disable >/dev/null 2>&1; fi; \
 	pkill -f '^/usr/bin/prometheus' 2>/dev/null || true
 
 demo: $(VENV)/.core

@@ -365,13 +365,15 @@ def cdc_poll(
     source_file: SourceArg,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
 ) -> None:
-    """Capture a SQLite POS database by polling (no change log needed).
+    """Capture a SQLite, Firebird or SQL Server (without CDC) POS database by polling: no change log needed.
 
-    poll.method watermark re-reads a watermark column with an overlap window; change_table reads a trigger-fed table.
+    poll.method watermark re-reads tickets from (highest watermark_column seen − overlap_s): late commits are read.
+
+    poll.method rowversion (SQL Server) reads a rowversion column up to MIN_ACTIVE_ROWVERSION(): no overlap needed.
+
+    poll.method change_table reads a trigger-fed change table (setup script: tillflow cdc setup-sql), deletes included.
 
     Writes the same raw topics and envelopes as Debezium. What each method can lose: docs/cdc.md.
-
-    The change table's setup script: tillflow cdc setup-sql.
     """
     import time
 
@@ -424,14 +426,20 @@ def cdc_poll(
 
 @cdc.command("setup-sql")
 def cdc_setup_sql(source_file: SourceArg) -> None:
-    """Print the SQLite script that creates the change table and triggers of poll.method change_table."""
-    from producers.cdc.poller import sqlite_trigger_sql
-    from producers.cdc.source import Engine
+    """Print the script that creates the change table and triggers of poll.method change_table.
+
+    SQLite: run it with sqlite3. Firebird 3: isql -i, as the owner of the POS tables. SQL Server 2016 SP1+: sqlcmd.
+    Each trigger writes the allowlisted columns of the changed row (the old row for deletes).
+    """
+    from producers.cdc.dialects import PollError, dialect_for
 
     source = _source(source_file)
-    if source.engine != Engine.SQLITE:
-        fail(f"source {source.name}: setup-sql is for SQLite sources; see docs/cdc.md for other engines")
-    typer.echo(sqlite_trigger_sql(source), nl=False)
+    try:
+        script = dialect_for(source).setup_script()
+    except PollError as exc:
+        fail(str(exc))
+        raise
+    typer.echo(script, nl=False)
 
 
 def normalize(

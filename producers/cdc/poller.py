@@ -1,7 +1,7 @@
-"""`tillflow cdc poll`: change events from a database without log-based capture (SQLite here).
+"""`tillflow cdc poll`: change events from a database without log-based capture (SQLite, Firebird, SQL Server).
 
-Two methods, both writing Debezium-shaped envelopes to the same raw topics as the connector, so the same
-normalizer turns them into tickets:
+Two methods on every engine (and ``rowversion`` on SQL Server), all writing Debezium-shaped envelopes to the
+same raw topics as the connector, so the same normalizer turns them into tickets:
 
 - ``watermark``: re-read tickets whose ``watermark_column`` is at or after (highest seen - ``overlap_s``),
   then all lines and payments of each changed ticket. The overlap catches a transaction that commits late
@@ -9,9 +9,13 @@ normalizer turns them into tickets:
   payments removed from a changed ticket become deletes. Loses: a late commit older than the overlap,
   deleted tickets (a deleted row has no watermark), changes of lines that do not touch the ticket's
   watermark, and intermediate states between two polls.
-- ``change_table``: triggers (see :func:`sqlite_trigger_sql`) append every insert, update and delete with
+- ``rowversion`` (SQL Server): the same re-read, but on a ``rowversion`` column bounded by
+  ``MIN_ACTIVE_ROWVERSION()``, which needs no overlap (see :class:`~producers.cdc.dialects.SqlServerDialect`).
+- ``change_table``: triggers (the setup script of each dialect) append every insert, update and delete with
   the row image to a change table read in sequence order. Loses nothing the triggers saw; needs the right
   to add triggers, and adds a write per change to the POS database.
+
+The engine-specific SQL lives in :mod:`producers.cdc.dialects`.
 """
 
 from __future__ import annotations
@@ -21,16 +25,15 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from producers.cdc.source import CdcSource, Engine, TableSpec
+from producers.cdc.dialects import Dialect, PollError, SqliteDialect, dialect_for, lower_watermark, plain
+from producers.cdc.source import CdcSource, TableSpec
 
-
-class PollError(RuntimeError):
-    """The poller cannot read the source (wrong engine, missing column or change table)."""
+__all__ = ["PollError", "PollState", "Poller", "RawChange", "lower_watermark", "sqlite_trigger_sql"]
 
 
 @dataclass(frozen=True)
@@ -44,24 +47,9 @@ def _hash(row: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def lower_watermark(value: Any, overlap_s: float) -> Any:
-    """``value`` minus the overlap: ISO text stays ISO text of the same shape; numbers are epoch s or ms."""
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value - overlap_s * (1000 if abs(value) > 10**11 else 1)
-    text = str(value)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise PollError(f"watermark value {value!r} is neither a number nor an ISO 8601 time") from None
-    lowered = parsed - timedelta(seconds=overlap_s)
-    sep = "T" if "T" in text else " "
-    return lowered.isoformat(sep=sep, timespec="microseconds" if "." in text else "seconds")
-
-
 class PollState:
-    """What the poller has emitted: row hashes and images, the watermark, the event sequence (SQLite file).
+    """What the poller has emitted: row hashes and images, the watermark, the event sequence (SQLite file),
+    and the change rows sent inside the change table's overlap window (where the dialect re-reads one).
 
     Changes are staged in memory and written by :meth:`commit`, after the broker acknowledged the events.
     """
@@ -74,9 +62,12 @@ class PollState:
             "CREATE TABLE IF NOT EXISTS rows (tbl TEXT, row_key TEXT, ticket TEXT, hash TEXT, image TEXT,"
             " PRIMARY KEY (tbl, row_key));"
             "CREATE INDEX IF NOT EXISTS rows_ticket ON rows (tbl, ticket);"
+            "CREATE TABLE IF NOT EXISTS seen (pos TEXT PRIMARY KEY, at TEXT);"
         )
         self.meta: dict[str, Any] = {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
         self._rows: dict[tuple[str, str], tuple[str, str, dict[str, Any]] | None] = {}
+        self._seen: dict[str, str] = {}
+        self._forget_before: str | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.meta.get(key, default)
@@ -111,7 +102,21 @@ class PollState:
     def put(self, table: str, row_key: str, ticket: str, image: dict[str, Any] | None) -> None:
         self._rows[(table, row_key)] = None if image is None else (ticket, _hash(image), image)
 
+    def was_seen(self, pos: Any) -> bool:
+        key = json.dumps(pos)
+        return key in self._seen or self.db.execute("SELECT 1 FROM seen WHERE pos = ?", (key,)).fetchone() is not None
+
+    def mark_seen(self, pos: Any, at: Any) -> None:
+        self._seen[json.dumps(pos)] = str(at)
+
+    def forget_seen_before(self, at: Any) -> None:
+        """Change rows written before ``at`` are never re-read: drop them at the next commit."""
+        self._forget_before = None if at is None else str(at)
+
     def commit(self) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?)", self._seen.items())
+        if self._forget_before is not None:
+            self.db.execute("DELETE FROM seen WHERE at < ?", (self._forget_before,))
         for (table, key), staged in self._rows.items():
             if staged is None:
                 self.db.execute("DELETE FROM rows WHERE tbl = ? AND row_key = ?", (table, key))
@@ -124,51 +129,35 @@ class PollState:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
         self.db.commit()
         self._rows.clear()
+        self._seen.clear()
+        self._forget_before = None
 
     def rollback(self) -> None:
         self._rows.clear()
+        self._seen.clear()
+        self._forget_before = None
         self.meta = {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
 
     def close(self) -> None:
         self.db.close()
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def sqlite_trigger_sql(source: CdcSource) -> str:
-    """The setup script of the ``change_table`` method on SQLite: a change table and 9 triggers.
-
-    Each change stores the row image (allowlisted columns only) as JSON, old image for deletes.
-    """
-    table = _quote(source.poll.change_table)
-    parts = [
-        f"CREATE TABLE IF NOT EXISTS {table} (\n"
-        "    seq INTEGER PRIMARY KEY AUTOINCREMENT,\n"
-        "    tbl TEXT NOT NULL,\n"
-        "    op TEXT NOT NULL CHECK (op IN ('c', 'u', 'd')),\n"
-        "    image TEXT NOT NULL,\n"
-        "    changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))\n"
-        ");"
-    ]
-    for spec in (source.tables.tickets, source.tables.lines, source.tables.payments):
-        for event, op, ref in (("INSERT", "c", "NEW"), ("UPDATE", "u", "NEW"), ("DELETE", "d", "OLD")):
-            image = ", ".join(f"'{col}', {ref}.{_quote(col)}" for col in spec.allowlist)
-            parts.append(
-                f"CREATE TRIGGER IF NOT EXISTS {_quote(f'tillflow_{spec.name}_{op}')} AFTER {event} ON "
-                f"{_quote(spec.name)}\nBEGIN\n    INSERT INTO {table} (tbl, op, image) "
-                f"VALUES ('{spec.name}', '{op}', json_object({image}));\nEND;"
-            )
-    return "\n\n".join(parts) + "\n"
+    """The setup script of the ``change_table`` method on SQLite: a change table and 9 triggers."""
+    return SqliteDialect(source).setup_script()
 
 
 class Poller:
-    """Reads one SQLite POS database; :meth:`poll` returns changes, :meth:`commit` records them as sent."""
+    """Reads one POS database; :meth:`poll` returns changes, :meth:`commit` records them as sent."""
 
-    def __init__(self, source: CdcSource, state_path: Path, clock: Callable[[], float] = time.time) -> None:
-        if source.engine != Engine.SQLITE or source.path is None:
-            raise PollError(f"source {source.name}: tillflow cdc poll reads SQLite databases (engine sqlite, path)")
+    def __init__(
+        self,
+        source: CdcSource,
+        state_path: Path,
+        clock: Callable[[], float] = time.time,
+        dialect: Dialect | None = None,
+    ) -> None:
+        self.dialect = dialect or dialect_for(source)
         self.source = source
         self.state = PollState(state_path)
         self.clock = clock
@@ -179,13 +168,12 @@ class Poller:
         }
         self.topics = source.raw_topics()
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(f"file:{self.source.path}?mode=ro", uri=True, timeout=30)
-        conn.row_factory = sqlite3.Row
-        return conn
-
-    def _select(self, spec: TableSpec) -> str:
-        return "SELECT " + ", ".join(_quote(c) for c in spec.allowlist) + f" FROM {_quote(spec.name)}"
+    def _rows(self, conn: Any, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Run a read; rows as dicts of JSON-safe values, keyed by the result column names."""
+        with closing(conn.cursor()) as cur:
+            cur.execute(sql, tuple(params))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, map(plain, row), strict=True)) for row in cur.fetchall()]
 
     def _key(self, spec: TableSpec, row: dict[str, Any]) -> str:
         return json.dumps([row.get(k) for k in spec.key], default=str)
@@ -212,26 +200,27 @@ class Poller:
 
     def poll(self) -> list[RawChange]:
         """One pass; nothing is recorded until :meth:`commit`."""
-        with self._connect() as conn:
-            if self.source.poll.method == "change_table":
-                return self._poll_change_table(conn)
-            return self._poll_watermark(conn)
+        with closing(self.dialect.connect()) as conn:
+            try:
+                if self.source.poll.method == "change_table":
+                    return self._poll_change_table(conn)
+                return self._poll_watermark(conn)
+            except self.dialect.errors as exc:
+                raise PollError(f"source {self.source.name}: {exc}") from None
+            finally:
+                conn.rollback()  # read only: end the read transaction
 
-    def _poll_watermark(self, conn: sqlite3.Connection) -> list[RawChange]:
+    def _poll_watermark(self, conn: Any) -> list[RawChange]:
         tickets = self.roles["tickets"]
         wm_col = self.source.poll.watermark_column
         if wm_col not in tickets.allowlist:
             raise PollError(f"watermark column {wm_col!r} must be mapped or listed in tables.tickets.extra_columns")
         high = self.state.get("watermark")
-        since = lower_watermark(high, self.source.poll.overlap_s)
-        query = self._select(tickets)
-        if since is not None:
-            query += f" WHERE {_quote(wm_col)} >= ?"
+        where, params = self.dialect.watermark_filter(wm_col, high, self.source.poll.overlap_s)
+        query = self.dialect.select(tickets) + where + f" ORDER BY {self.dialect.quote(wm_col)}"
         try:
-            headers = [
-                dict(r) for r in conn.execute(query + f" ORDER BY {_quote(wm_col)}", () if since is None else (since,))
-            ]
-        except sqlite3.Error as exc:
+            headers = self._rows(conn, query, params)
+        except self.dialect.errors as exc:
             raise PollError(f"{tickets.name}: {exc}") from None
         changes: list[RawChange] = []
         tid_col = tickets.columns["ticket_id"]
@@ -240,8 +229,8 @@ class Poller:
             children: list[RawChange] = []
             for role in ("lines", "payments"):
                 spec = self.roles[role]
-                where = f" WHERE {_quote(spec.columns['ticket_id'])} = ?"
-                rows = [dict(r) for r in conn.execute(self._select(spec) + where, (header[tid_col],))]
+                where = f" WHERE {self.dialect.quote(spec.columns['ticket_id'])} = {self.dialect.placeholder}"
+                rows = self._rows(conn, self.dialect.select(spec) + where, [header[tid_col]])
                 seen = set()
                 for row in rows:
                     seen.add(self._key(spec, row))
@@ -258,24 +247,30 @@ class Poller:
         self.state.set_meta("watermark", high)
         return changes
 
-    def _poll_change_table(self, conn: sqlite3.Connection) -> list[RawChange]:
-        last = int(self.state.get("change_seq", 0))
+    def _poll_change_table(self, conn: Any) -> list[RawChange]:
+        """Change rows in order; where the dialect re-reads an overlap, rows already sent are skipped."""
+        overlap = self.dialect.change_overlap
+        last = self.state.get("change_seq")
+        newest = self.state.get("change_at")
+        since = lower_watermark(newest, self.source.poll.overlap_s) if overlap else None
         by_name = {spec.name: role for role, spec in self.roles.items()}
         try:
-            rows = conn.execute(
-                f"SELECT seq, tbl, op, image FROM {_quote(self.source.poll.change_table)} WHERE seq > ? ORDER BY seq",
-                (last,),
-            ).fetchall()
-        except sqlite3.Error as exc:
+            rows = self._rows(conn, *self.dialect.change_query(last, since))
+        except self.dialect.errors as exc:
             raise PollError(f"change table {self.source.poll.change_table}: {exc} (run the setup script)") from None
         changes = []
         for row in rows:
+            if overlap:
+                if self.state.was_seen(row["pos"]):
+                    continue  # re-read inside the overlap window: already sent
+                self.state.mark_seen(row["pos"], row["changed_at"])
+                newest = row["changed_at"] if newest is None else max(newest, row["changed_at"])
+            last = row["pos"] if last is None else max(last, row["pos"])
             role = by_name.get(row["tbl"])
-            last = int(row["seq"])
             if role is None:
                 continue
-            image = json.loads(row["image"])
             spec = self.roles[role]
+            image = self.dialect.decode_image(conn, spec, row["image"])
             key = self._key(spec, image)
             known = self.state.row(spec.name, key)
             ticket = str(image.get(spec.columns["ticket_id"]))
@@ -286,6 +281,9 @@ class Poller:
                 self.state.put(spec.name, key, ticket, image)
                 changes.append(self._event(role, row["op"], None if known is None else known[1], image))
         self.state.set_meta("change_seq", last)
+        if overlap:
+            self.state.set_meta("change_at", newest)
+            self.state.forget_seen_before(since)
         return changes
 
     def commit(self) -> None:

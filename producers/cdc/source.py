@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Literal
 
 import yaml
@@ -30,10 +30,14 @@ class Engine(StrEnum):
     SQLSERVER = "sqlserver"
     SQLITE = "sqlite"
     """Polled only (``tillflow cdc poll``): SQLite has no change log Debezium can read."""
+    FIREBIRD = "firebird"
+    """Polled only (``tillflow cdc poll``): Debezium has no Firebird connector."""
 
 
 LOG_BASED = (Engine.POSTGRES, Engine.MYSQL, Engine.SQLSERVER)
-DEFAULT_PORTS = {Engine.POSTGRES: 5432, Engine.MYSQL: 3306, Engine.SQLSERVER: 1433}
+POLLED = (Engine.SQLITE, Engine.FIREBIRD, Engine.SQLSERVER)
+"""Engines `tillflow cdc poll` reads (SQL Server: without CDC enabled)."""
+DEFAULT_PORTS = {Engine.POSTGRES: 5432, Engine.MYSQL: 3306, Engine.SQLSERVER: 1433, Engine.FIREBIRD: 3050}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 # Standard fields each table maps; the value in the source file is the column that holds it.
@@ -126,7 +130,9 @@ class Tables(_Strict):
 class PollSpec(_Strict):
     """How ``tillflow cdc poll`` reads a database without log-based capture."""
 
-    method: Literal["watermark", "change_table"] = "watermark"
+    method: Literal["watermark", "change_table", "rowversion"] = Field(
+        "watermark", description="rowversion: SQL Server only, watermark_column is a rowversion column."
+    )
     watermark_column: str = Field("updated_at", description="Column set on every insert/update of a ticket.")
     overlap_s: float = Field(300.0, ge=0, description="Re-read this far behind the watermark (late commits).")
     interval_s: float = Field(5.0, gt=0)
@@ -140,7 +146,7 @@ class CdcSource(_Strict):
     engine: Engine
     host: str = "localhost"
     port: int | None = None
-    database: str
+    database: str = Field(description="Database name; firebird: the database path or alias on the server.")
     db_schema: str | None = Field(None, alias="schema", description="postgres: public; sqlserver: dbo.")
     user: str | None = None
     password_env: str | None = None
@@ -189,12 +195,17 @@ class CdcSource(_Strict):
             raise ValueError("give password_env or password_file, not both")
         if "store_id" not in self.tables.tickets.columns and not self.store_id:
             raise ValueError("give store_id, or map tables.tickets.columns.store_id")
+        if self.poll.method == "rowversion" and self.engine != Engine.SQLSERVER:
+            raise ValueError("poll.method rowversion is for engine sqlserver only")
         if self.converter == "avro" and self.engine not in LOG_BASED:
             raise ValueError("converter applies to Debezium engines only")
         return self
 
     @property
     def schema_name(self) -> str:
+        """The schema part of raw topic names. Firebird has none: the database file's stem (C:\\POS\\SHOP.FDB: shop)."""
+        if self.engine == Engine.FIREBIRD and not self.db_schema:
+            return PureWindowsPath(self.database).stem.lower()
         return self.db_schema or {Engine.POSTGRES: "public", Engine.SQLSERVER: "dbo"}.get(self.engine, self.database)
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -126,3 +127,72 @@ def postgres() -> Iterator[PgServer]:
             capture_output=True,
         )
         shutil.rmtree(datadir, ignore_errors=True)
+
+
+FB_SERVER = Path("/usr/sbin/firebird")
+FB_SECURITY_SQL = Path("/usr/share/firebird/3.0/security.sql")
+
+
+@dataclass(frozen=True)
+class FbServer:
+    host: str
+    port: int
+    root: Path
+    password: str
+    """SYSDBA's password (this server's own security database)."""
+
+    def dsn(self, name: str) -> str:
+        return f"{self.host}/{self.port}:{self.root / name}.fdb"
+
+
+def _isql(root: Path, sql: str, *args: str) -> None:
+    """Debian's isql-fb in embedded mode on this server's files (the server is not running yet)."""
+    env = {**os.environ, "FIREBIRD": str(root), "FIREBIRD_LOCK": str(root / "lock"), "FIREBIRD_TMP": str(root)}
+    subprocess.run(["isql-fb", "-q", "-user", "SYSDBA", *args], input=sql, text=True, env=env, check=True,
+                   capture_output=True)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def firebird() -> Iterator[FbServer]:
+    """A Firebird 3 SuperServer for the session on 127.0.0.1 (apt package firebird3.0-server, `make sysdeps`).
+
+    Its own root folder: firebird.conf (port, bind address), a security database made from Debian's
+    security.sql with a SYSDBA password of its own, lock and temporary files; the Debian engine, plugins and
+    messages are linked in. The system service and its databases are not used.
+    """
+    from tillflow.devstack import free_port
+
+    installed = sorted(Path("/usr/lib").glob("*/firebird/3.0/plugins"))
+    if not FB_SERVER.exists() or not installed or shutil.which("isql-fb") is None:
+        pytest.skip("Firebird 3 is not installed (make sysdeps installs the Debian package)")
+    pytest.importorskip("firebird.driver")
+    root = Path(tempfile.mkdtemp(prefix="tillflow-fb-", dir="/tmp"))
+    (root / "lock").mkdir()
+    for name in ("firebird.msg", "intl", "plugins", "UDF", "lib", "plugins.conf"):
+        (root / name).symlink_to(installed[0].parent / name)
+    port, password = free_port(), "fb-" + os.urandom(6).hex()
+    (root / "firebird.conf").write_text(
+        f"RemoteServicePort = {port}\nRemoteBindAddress = 127.0.0.1\nServerMode = Super\n"
+        f"SecurityDatabase = {root / 'security3.fdb'}\nUdfAccess = None\n"
+    )
+    _isql(root, f"CREATE DATABASE '{root / 'security3.fdb'}';")
+    _isql(root, "", "-i", str(FB_SECURITY_SQL), str(root / "security3.fdb"))
+    _isql(root, f"CREATE USER SYSDBA PASSWORD '{password}' USING PLUGIN Srp; COMMIT;", str(root / "security3.fdb"))
+    env = {**os.environ, "FIREBIRD": str(root), "FIREBIRD_LOCK": str(root / "lock"), "FIREBIRD_TMP": str(root)}
+    with open(root / "server.log", "wb") as log:
+        server = subprocess.Popen([str(FB_SERVER)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"firebird did not start: {(root / 'server.log').read_text()}") from None
+                time.sleep(0.05)
+        yield FbServer("127.0.0.1", port, root, password)
+    finally:
+        server.kill()  # throwaway databases; started without fbguard it did not exit on SIGTERM within 5 s
+        server.wait()
+        shutil.rmtree(root, ignore_errors=True)
