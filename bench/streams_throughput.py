@@ -5,8 +5,9 @@ stack (noida-db + the local registry) in a temporary directory.
 
 1. Throughput: N mixed events (camera frames and tickets, Avro, keyed by store, co-partitioned) are
    produced first; then (a) a raw aiokafka loop consumes and decodes them (the baseline: what Kafka and
-   fastavro alone cost in Python) and (b) one `tillflow worker` process (one core) processes them; its rate
-   comes from its committed offsets. Reports events/s of both and their ratio.
+   fastavro alone cost in Python), (b) the engine alone in-process, (c) a Faust worker whose agent does
+   nothing (bench.faust_floor: Faust's own per-record cost, the ceiling of any Faust agent) and (d) one
+   `tillflow worker` process (one core); (c) and (d) are rated from their committed offsets.
 2. Latency: events at a fixed rate R for S seconds with event time = now; a probe store gets one ticket
    every 20 ms and the time from producing probe k to the first conversion.hourly update counting it is
    the end-to-end latency (p50/p99). Live updates are not throttled here (throttling adds up to
@@ -27,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -135,19 +137,16 @@ def _worker(settings: Settings, app_id: str, prefix: str, log: Path, **env: str)
         TILLFLOW_TOPIC_PARTITIONS=str(settings.topic_partitions),
         **env,
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "tillflow",
-        "worker",
-        "--stores",
-        str(CATALOGUE),
-        "--app-id",
-        app_id,
-        "--topic-prefix",
-        prefix,
-    ]
+    cmd = [sys.executable, "-m", "tillflow", "worker", "--stores", str(CATALOGUE), "--app-id", app_id]
+    cmd += ["--topic-prefix", prefix]
     return subprocess.Popen(cmd, env=environ, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def _faust_floor(settings: Settings, app_id: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
+    """bench.faust_floor: a Faust worker with a no-op agent on the same topics."""
+    cmd = [sys.executable, "-m", "bench.faust_floor", endpoints(settings).bootstrap, app_id, prefix]
+    cmd.append(str(settings.topic_partitions))
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -202,8 +201,7 @@ def _committed_total(consumer: Consumer, topics: list[str], partitions: int) -> 
 
 
 def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
-    run = uuid.uuid4().hex[:6]
-    prefix, app_id = f"bench.{run}.", f"bench-{run}"
+    prefix = f"bench.{uuid.uuid4().hex[:6]}."
     _topics(settings, prefix)
     gen = Gen(settings, start_ms=int(time.time() * 1000) - 3 * 24 * 3_600_000)
     producer = Producer(producer_config(settings))
@@ -220,14 +218,31 @@ def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
     producer.flush(60)
     baseline = statistics.median(_raw_baseline(settings, prefix, events) for _ in range(3))
     engine = statistics.median(_engine_only(settings, produced) for _ in range(3))
-    worker = _worker(
+    floor_log = tmp / "faust-floor.log"
+    floor = _committed_rate(settings, prefix, events, lambda app_id: _faust_floor(settings, app_id, prefix, floor_log))
+    worker = _committed_rate(
         settings,
-        app_id,
         prefix,
-        tmp / "throughput-worker.log",
-        TILLFLOW_STREAMS_STREAM_SKEW_S="0",
-        TILLFLOW_STREAMS_IDLE_CLOSE_S="1000000",
+        events,
+        lambda app_id: _worker(
+            settings,
+            app_id,
+            prefix,
+            tmp / "throughput-worker.log",
+            TILLFLOW_STREAMS_STREAM_SKEW_S="0",
+            TILLFLOW_STREAMS_IDLE_CLOSE_S="1000000",
+        ),
     )
+    rates = {"worker_eps": worker, "faust_floor_eps": floor, "raw_eps": baseline, "engine_eps": engine}
+    return {"events": float(events), **rates}
+
+
+def _committed_rate(
+    settings: Settings, prefix: str, events: int, start: Callable[[str], subprocess.Popen[bytes]]
+) -> float:
+    """Events/s of a consumer-group process over the inputs, from its committed offsets (startup excluded)."""
+    app_id = f"bench-{uuid.uuid4().hex[:6]}"
+    proc = start(app_id)
     consumer = Consumer(consumer_config(settings, app_id))
     topics = [prefix + POS_TICKETS, prefix + CAMERA_COUNTS]
     samples: list[tuple[float, int]] = []
@@ -236,17 +251,16 @@ def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
         while time.monotonic() < deadline:
             done = _committed_total(consumer, topics, settings.topic_partitions)
             samples.append((time.perf_counter(), done))
-            if done >= events or worker.poll() is not None:
+            if done >= events or proc.poll() is not None:
                 break
             time.sleep(0.2)
     finally:
         consumer.close()
-        _stop(worker)
+        _stop(proc)
+    # The first commit already covers some work; count from it (the startup is not processing).
     started = next((s for s in samples if s[1] > 0), samples[-1])
     end = samples[-1]
-    # The first commit already covers some work; count from it (the startup is not processing).
-    rate = (end[1] - started[1]) / (end[0] - started[0]) if end[0] > started[0] else 0.0
-    return {"events": float(end[1]), "worker_eps": rate, "raw_eps": baseline, "engine_eps": engine}
+    return (end[1] - started[1]) / (end[0] - started[0]) if end[0] > started[0] else 0.0
 
 
 def _engine_only(settings: Settings, produced: list[tuple[str, bytes, bytes]]) -> float:
@@ -371,8 +385,13 @@ def main(argv: list[str] | None = None) -> None:
                 "(decode + state + encode, dict state, no Kafka, median of 3)"
             )
             print(
+                f"  Faust no-op agent (1 proc.)  {t['faust_floor_eps']:>10,.0f} events/s  "
+                f"ratio {t['faust_floor_eps'] / t['raw_eps']:.2f}  (Faust's own per-record cost: the ceiling)"
+            )
+            print(
                 f"  tillflow worker (1 process)  {t['worker_eps']:>10,.0f} events/s  "
-                f"ratio {t['worker_eps'] / t['raw_eps']:.2f}  (target >= 20,000/s per core)"
+                f"ratio {t['worker_eps'] / t['raw_eps']:.2f}, {t['worker_eps'] / t['faust_floor_eps']:.2f} of the "
+                "no-op agent  (target >= 20,000/s per core)"
             )
             lat = latency(settings, args.rate, args.seconds, Path(tmp))
             print(

@@ -1,0 +1,43 @@
+"""A Faust worker whose agent does nothing: the floor of Faust's own per-record cost.
+
+Run by ``bench.streams_throughput`` as ``python -m bench.faust_floor BOOTSTRAP APP_ID PREFIX PARTITIONS``:
+the same input topics, the same batching (``take_events``) and at-least-once commits as ``tillflow
+worker``, but no decoding, no tables and no output. Its rate bounds what any Faust agent can do here.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from schemas.topics import CAMERA_COUNTS, POS_TICKETS
+
+
+def main(argv: list[str]) -> None:
+    import faust
+
+    bootstrap, app_id, prefix, partitions = argv[0], argv[1], argv[2], int(argv[3])
+    app = faust.App(
+        app_id,
+        broker=";".join(f"kafka://{host}" for host in bootstrap.split(",")),
+        processing_guarantee="at_least_once",
+        topic_replication_factor=1,
+        topic_partitions=partitions,
+        web_enabled=False,
+        web_host="127.0.0.1",
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+    )
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(prefix + POS_TICKETS, prefix + CAMERA_COUNTS, **raw)
+
+    @app.agent(inputs, name="noop")
+    async def noop(stream: Any) -> None:
+        async for _events in stream.take_events(2000, within=0.2):
+            pass
+
+    faust.Worker(app, loglevel="warn").execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
