@@ -1,8 +1,9 @@
 """A Faust worker whose agent does nothing: the floor of Faust's own per-record cost.
 
-Run by ``bench.streams_throughput`` as ``python -m bench.faust_floor BOOTSTRAP APP_ID PREFIX PARTITIONS``:
-the same input topics, the same batching (``take_events``) and at-least-once commits as ``tillflow
-worker``, but no decoding, no tables and no output. Its rate bounds what any Faust agent can do here.
+Run by ``bench.streams_throughput`` as ``python -m bench.faust_floor BOOTSTRAP APP_ID PREFIX PARTITIONS
+[stock|tillflow]``: the same input topics, the same batching (``take_events``) and at-least-once commits
+as ``tillflow worker``, but no decoding, no tables and no output. ``stock`` uses Faust's aiokafka transport
+as released; ``tillflow`` the consumer of streams/transport.py that the worker uses.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from schemas.topics import CAMERA_COUNTS, POS_TICKETS
 def main(argv: list[str]) -> None:
     import faust
 
+    from streams.transport import SCHEME
+
     bootstrap, app_id, prefix, partitions = argv[0], argv[1], argv[2], int(argv[3])
+    scheme = SCHEME if argv[4:5] == ["tillflow"] else "kafka"
     app = faust.App(
         app_id,
         broker=";".join(f"kafka://{host}" for host in bootstrap.split(",")),
+        broker_consumer=";".join(f"{scheme}://{host}" for host in bootstrap.split(",")),
         processing_guarantee="at_least_once",
         topic_replication_factor=1,
         topic_partitions=partitions,

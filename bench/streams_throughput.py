@@ -6,8 +6,9 @@ stack (noida-db + the local registry) in a temporary directory.
 1. Throughput: N mixed events (camera frames and tickets, Avro, keyed by store, co-partitioned) are
    produced first; then (a) a raw aiokafka loop consumes and decodes them (the baseline: what Kafka and
    fastavro alone cost in Python), (b) the engine alone in-process, (c) a Faust worker whose agent does
-   nothing (bench.faust_floor: Faust's own per-record cost, the ceiling of any Faust agent) and (d) one
-   `tillflow worker` process (one core); (c) and (d) are rated from their committed offsets.
+   nothing (bench.faust_floor: Faust's own per-record cost, the ceiling of any Faust agent), as released
+   and with tillflow's hand-off (streams/transport.py), and (d) one `tillflow worker` process (one core);
+   (c) and (d) are rated from their committed offsets.
 2. Latency: events at a fixed rate R for S seconds with event time = now; a probe store gets one ticket
    every 20 ms and the time from producing probe k to the first conversion.hourly update counting it is
    the end-to-end latency (p50/p99). Live updates are not throttled here (throttling adds up to
@@ -142,10 +143,10 @@ def _worker(settings: Settings, app_id: str, prefix: str, log: Path, **env: str)
     return subprocess.Popen(cmd, env=environ, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
-def _faust_floor(settings: Settings, app_id: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
-    """bench.faust_floor: a Faust worker with a no-op agent on the same topics."""
+def _faust_floor(settings: Settings, app_id: str, prefix: str, log: Path, transport: str) -> subprocess.Popen[bytes]:
+    """bench.faust_floor: a Faust worker with a no-op agent on the same topics (``stock`` or ``tillflow``)."""
     cmd = [sys.executable, "-m", "bench.faust_floor", endpoints(settings).bootstrap, app_id, prefix]
-    cmd.append(str(settings.topic_partitions))
+    cmd += [str(settings.topic_partitions), transport]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
@@ -218,8 +219,9 @@ def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
     producer.flush(60)
     baseline = statistics.median(_raw_baseline(settings, prefix, events) for _ in range(3))
     engine = statistics.median(_engine_only(settings, produced) for _ in range(3))
-    floor_log = tmp / "faust-floor.log"
-    floor = _committed_rate(settings, prefix, events, lambda app_id: _faust_floor(settings, app_id, prefix, floor_log))
+    log = tmp / "faust-floor.log"
+    floor = _committed_rate(settings, prefix, events, lambda a: _faust_floor(settings, a, prefix, log, "stock"))
+    handoff = _committed_rate(settings, prefix, events, lambda a: _faust_floor(settings, a, prefix, log, "tillflow"))
     worker = _committed_rate(
         settings,
         prefix,
@@ -233,7 +235,8 @@ def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
             TILLFLOW_STREAMS_IDLE_CLOSE_S="1000000",
         ),
     )
-    rates = {"worker_eps": worker, "faust_floor_eps": floor, "raw_eps": baseline, "engine_eps": engine}
+    rates = {"worker_eps": worker, "faust_floor_eps": floor, "handoff_floor_eps": handoff}
+    rates |= {"raw_eps": baseline, "engine_eps": engine}
     return {"events": float(events), **rates}
 
 
@@ -387,6 +390,10 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"  Faust no-op agent (1 proc.)  {t['faust_floor_eps']:>10,.0f} events/s  "
                 f"ratio {t['faust_floor_eps'] / t['raw_eps']:.2f}  (Faust's own per-record cost: the ceiling)"
+            )
+            print(
+                f"  same, tillflow hand-off      {t['handoff_floor_eps']:>10,.0f} events/s  "
+                f"ratio {t['handoff_floor_eps'] / t['faust_floor_eps']:.2f} of stock  (streams/transport.py)"
             )
             print(
                 f"  tillflow worker (1 process)  {t['worker_eps']:>10,.0f} events/s  "
