@@ -17,14 +17,14 @@ from schemas.topics import CAMERA_COUNTS, POS_TICKETS
 def main(argv: list[str]) -> None:
     import faust
 
-    from streams.transport import SCHEME
+    from streams.transport import SCHEME, broker_urls
 
     bootstrap, app_id, prefix, partitions = argv[0], argv[1], argv[2], int(argv[3])
     scheme = SCHEME if argv[4:5] == ["tillflow"] else "kafka"
     app = faust.App(
         app_id,
-        broker=";".join(f"kafka://{host}" for host in bootstrap.split(",")),
-        broker_consumer=";".join(f"{scheme}://{host}" for host in bootstrap.split(",")),
+        broker=broker_urls(bootstrap),
+        broker_consumer=broker_urls(bootstrap, scheme),
         processing_guarantee="at_least_once",
         topic_replication_factor=1,
         topic_partitions=partitions,

@@ -87,15 +87,15 @@ def create_app(
     """A Faust app for ``catalogue`` on the configured (or local) broker and registry."""
     import faust
 
-    from streams.transport import SCHEME
+    from streams.transport import SCHEME, broker_urls
 
     ep = endpoints(settings)
     app_id = app_id or settings.streams_app_id
     partitions = settings.topic_partitions
     app = faust.App(
         app_id,
-        broker=";".join(f"kafka://{host}" for host in ep.bootstrap.split(",")),
-        broker_consumer=";".join(f"{SCHEME}://{host}" for host in ep.bootstrap.split(",")),  # streams/transport.py
+        broker=broker_urls(ep.bootstrap),
+        broker_consumer=broker_urls(ep.bootstrap, SCHEME),  # streams/transport.py
         broker_credentials=broker_credentials(settings),
         store=store or settings.streams_store,
         processing_guarantee="at_least_once",

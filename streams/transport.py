@@ -7,13 +7,13 @@ stream's queue has room, flow is not suspended, the producer buffer is not full)
 needed. Only when it suspends does the record take Faust's path, with the callback resumed exactly where
 it stopped, so a rebalance (``suspend_flow``) still cancels a blocked hand-off as before.
 
-Selected with ``broker_consumer="tillflow+kafka://HOST:PORT"`` (streams/app.py); producing is unchanged.
+Selected with ``broker_consumer=broker_urls(bootstrap, SCHEME)`` (streams/app.py); producing is unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -21,6 +21,11 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 SCHEME = "tillflow+kafka"
+
+
+def broker_urls(bootstrap: str, scheme: str = "kafka") -> str:
+    """Faust's broker setting for a ``host:port,host:port`` bootstrap list, with the transport's scheme."""
+    return ";".join(f"{scheme}://{host}" for host in bootstrap.split(","))
 
 
 class _Resume:
@@ -50,7 +55,7 @@ async def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
 class Consumer(faust_aiokafka.Consumer):
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs inside every worker test
         # faust.transport.consumer.Consumer._drain_messages (faust-streaming 0.15), hand-off changed.
-        callback = self.callback
+        callback = cast(Callable[[Any], Coroutine[Any, Any, Any]], self.callback)
         getmany = self.getmany
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
@@ -80,7 +85,7 @@ class Consumer(faust_aiokafka.Consumer):
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
                                 await self.commit()
-                            coro = cast(Coroutine[Any, Any, Any], callback(message))
+                            coro = callback(message)
                             try:
                                 first = coro.send(None)
                             except StopIteration:

@@ -44,20 +44,19 @@ def test_a_restarted_worker_resumes(stack: Settings, tmp_path: Path) -> None:
     run_topics(stack, names)
     rejects, log = tmp_path / "rejects.jsonl", tmp_path / "worker.log"
 
-    produce_files(stack, names, *write_files(tmp_path / "sun", sunday), rejects, lambda n: None)
-    first = start_worker(stack, DEMO, app_id, prefix, log)
-    try:
-        wait_processed(stack, names, first, log, time.monotonic() + 180, close_all=False)
-    finally:
-        stop_worker(first)
-    assert first.returncode == 0, log.read_text()[-3000:]
+    def run_worker(close_all: bool) -> int:
+        """A worker until it has committed all input (and, with ``close_all``, closed every hour), then SIGTERM."""
+        worker = start_worker(stack, DEMO, app_id, prefix, log)
+        try:
+            wait_processed(stack, names, worker, log, time.monotonic() + 180, close_all=close_all)
+        finally:
+            stop_worker(worker)
+        return worker.returncode
 
+    produce_files(stack, names, *write_files(tmp_path / "sun", sunday), rejects, lambda n: None)
+    assert run_worker(close_all=False) == 0, log.read_text()[-3000:]
     produce_files(stack, names, *write_files(tmp_path / "mon", monday), rejects, lambda n: None)
-    second = start_worker(stack, DEMO, app_id, prefix, log)
-    try:
-        wait_processed(stack, names, second, log, time.monotonic() + 180, close_all=True)
-    finally:
-        stop_worker(second)
+    run_worker(close_all=True)
 
     conversions, _alerts = read_outputs(stack, names)
     batch = recompute(
