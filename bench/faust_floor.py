@@ -1,7 +1,7 @@
 """A Faust worker whose agent does nothing: the floor of Faust's own per-record cost.
 
 Run by ``bench.streams_throughput`` as ``python -m bench.faust_floor BOOTSTRAP APP_ID PREFIX PARTITIONS
-[stock|tillflow]``: the same input topics, the same batching (``take_events``) and at-least-once commits
+stock|tillflow DATADIR``: the same input topics, the same batching (``take_events``) and at-least-once commits
 as ``tillflow worker``, but no decoding, no tables and no output. ``stock`` uses Faust's aiokafka transport
 as released; ``tillflow`` the consumer of streams/transport.py that the worker uses.
 """
@@ -20,7 +20,7 @@ def main(argv: list[str]) -> None:
     from streams.transport import SCHEME, broker_urls
 
     bootstrap, app_id, prefix, partitions = argv[0], argv[1], argv[2], int(argv[3])
-    scheme = SCHEME if argv[4:5] == ["tillflow"] else "kafka"
+    scheme = SCHEME if argv[4] == "tillflow" else "kafka"
     app = faust.App(
         app_id,
         broker=broker_urls(bootstrap),
@@ -32,6 +32,7 @@ def main(argv: list[str]) -> None:
         web_host="127.0.0.1",
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
+        datadir=argv[5],
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(prefix + POS_TICKETS, prefix + CAMERA_COUNTS, **raw)

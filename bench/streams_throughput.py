@@ -136,6 +136,7 @@ def _worker(settings: Settings, app_id: str, prefix: str, log: Path, **env: str)
         TILLFLOW_KAFKA_BOOTSTRAP=ep.bootstrap,
         TILLFLOW_REGISTRY_URL=ep.registry_url,
         TILLFLOW_TOPIC_PARTITIONS=str(settings.topic_partitions),
+        TILLFLOW_STATE_DIR=str(log.parent / "worker-state"),
         **env,
     )
     cmd = [sys.executable, "-m", "tillflow", "worker", "--stores", str(CATALOGUE), "--app-id", app_id]
@@ -146,7 +147,7 @@ def _worker(settings: Settings, app_id: str, prefix: str, log: Path, **env: str)
 def _faust_floor(settings: Settings, app_id: str, prefix: str, log: Path, transport: str) -> subprocess.Popen[bytes]:
     """bench.faust_floor: a Faust worker with a no-op agent on the same topics (``stock`` or ``tillflow``)."""
     cmd = [sys.executable, "-m", "bench.faust_floor", endpoints(settings).bootstrap, app_id, prefix]
-    cmd += [str(settings.topic_partitions), transport]
+    cmd += [str(settings.topic_partitions), transport, str(log.parent / "faust-floor-data")]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 

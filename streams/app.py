@@ -92,12 +92,16 @@ def create_app(
     ep = endpoints(settings)
     app_id = app_id or settings.streams_app_id
     partitions = settings.topic_partitions
+    datadir = settings.state_dir.resolve() / "streams" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
         broker=broker_urls(ep.bootstrap),
         broker_consumer=broker_urls(ep.bootstrap, SCHEME),  # streams/transport.py
         broker_credentials=broker_credentials(settings),
         store=store or settings.streams_store,
+        # Faust keeps table metadata (and RocksDB files) in its data dir; default is ./<app id>-data.
+        datadir=str(datadir),
         processing_guarantee="at_least_once",
         topic_replication_factor=settings.topic_replication_factor,
         topic_partitions=partitions,

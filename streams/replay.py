@@ -164,6 +164,7 @@ def start_worker(
         TILLFLOW_KAFKA_BOOTSTRAP=ep.bootstrap,
         TILLFLOW_REGISTRY_URL=ep.registry_url,
         TILLFLOW_TOPIC_PARTITIONS=str(settings.topic_partitions),
+        TILLFLOW_STATE_DIR=str(settings.state_dir.resolve()),
     )
     cmd = [sys.executable, "-m", "tillflow", "worker", "--stores", str(catalogue_path), "--app-id", app_id]
     cmd += ["--topic-prefix", prefix]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,13 +24,15 @@ from tillflow.settings import Settings
 
 
 @pytest.fixture
-def streams_app() -> tuple[StreamsApp, list[Send]]:
+def streams_app(tmp_path: Path) -> tuple[StreamsApp, list[Send]]:
     sent: list[Send] = []
 
     async def capture(app: Any, sends: list[Send]) -> None:
         sent.extend(sends)
 
-    settings = Settings(kafka_bootstrap="127.0.0.1:9", registry_url="http://127.0.0.1:9", topic_partitions=2)
+    settings = Settings(
+        kafka_bootstrap="127.0.0.1:9", registry_url="http://127.0.0.1:9", topic_partitions=2, state_dir=tmp_path
+    )
     sa = create_app(settings, demo(), app_id=f"t-{uuid.uuid4().hex[:8]}", store="memory://", send=capture)
     mock = SchemaRegistryClient.new_client({"url": f"mock://{uuid.uuid4().hex}"})
     for serde in sa.processor.serdes.values():
@@ -37,6 +40,12 @@ def streams_app() -> tuple[StreamsApp, list[Send]]:
     sa.app.finalize()
     sa.app.flow_control.resume()
     return sa, sent
+
+
+def test_the_app_keeps_its_data_under_the_state_dir(streams_app: tuple[StreamsApp, list[Send]], tmp_path: Path) -> None:
+    app = streams_app[0].app
+    assert Path(app.conf.datadir).parent == tmp_path / "streams"
+    assert Path(app.conf.datadir).is_dir()
 
 
 async def _put(agent: Any, topic: str, value: bytes, key: bytes | None, partition: int) -> None:
