@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tillflow.retry import backoff_delays
+
 log = logging.getLogger(__name__)
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
@@ -109,14 +111,6 @@ class StreamHealth:
 
     def down_for(self, now: float) -> float:
         return now - self.failing_since if self.failing_since is not None else 0.0
-
-
-def backoff_delays(initial: float, maximum: float) -> Iterator[float]:
-    """initial, 2*initial, 4*initial ... capped at ``maximum``."""
-    delay = initial
-    while True:
-        yield delay
-        delay = min(maximum, delay * 2)
 
 
 class VideoStream:

@@ -17,10 +17,10 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 
 from producers.collector.spool import Spool
-from producers.pos.http import backoff
 from producers.sender import RecordSender
 from producers.tail import end_offsets, header_values_since
 from schemas.topics import POS_TICKETS, topic_spec
+from tillflow.retry import backoff
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,6 @@ class Forwarder:
         self.kafka_up = False
         self.last_error = error
         self.failures += 1
-        delay = backoff(min(self.failures, 6), 0.25, 10.0)
+        delay = backoff(self.failures, 0.25, 10.0, jitter=True)
         self.retry_at = time.monotonic() + delay
         log.warning("central Kafka unreachable (%s); next try in %.1fs", error, delay)

@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 
+from tillflow.retry import backoff
+
 log = logging.getLogger(__name__)
 
 
@@ -45,11 +47,6 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when - (time.time() if now is None else now))
-
-
-def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
-    return (rng or random).uniform(0, min(cap, base * (2**attempt)))
 
 
 @dataclass
@@ -179,7 +176,7 @@ class VendorClient:
                 resp = self.session.request(method, url, headers=self._header(token), timeout=self.timeout, **kw)
             except requests.RequestException as exc:
                 last = f"{type(exc).__name__}"
-                self._wait(backoff(attempt, self.backoff_base, self.backoff_max, self.rng))
+                self._wait(backoff(attempt, self.backoff_base, self.backoff_max, jitter=True, rng=self.rng))
                 continue
             if resp.status_code == 401 and self.oauth is not None and not refreshed:
                 token = self._token(force_refresh=True)
@@ -191,7 +188,7 @@ class VendorClient:
                 last = f"HTTP {resp.status_code}"
                 wait = retry_after(resp.headers.get("Retry-After")) if resp.status_code == 429 else None
                 if wait is None:
-                    wait = backoff(attempt, self.backoff_base, self.backoff_max, self.rng)
+                    wait = backoff(attempt, self.backoff_base, self.backoff_max, jitter=True, rng=self.rng)
                 log.warning("%s %s: %s, retrying in %.1fs", method, _safe(url), last, wait)
                 if attempt + 1 < self.max_attempts:
                     self._wait(min(wait, self.backoff_max))

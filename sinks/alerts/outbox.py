@@ -34,11 +34,6 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at
 """
 
 
-def backoff(attempts: int, initial: float, maximum: float) -> float:
-    """Wait after the ``attempts``-th failure: initial, 2x, 4x ... capped at ``maximum``."""
-    return min(maximum, initial * (2 ** max(0, attempts - 1)))
-
-
 @dataclass(frozen=True)
 class Delivery:
     id: int

@@ -20,11 +20,12 @@ from pydantic import ValidationError
 from schemas.models import Alert, Record
 from schemas.serde import DecodeError
 from sinks.alerts.delivery import send
-from sinks.alerts.outbox import Outbox, backoff
+from sinks.alerts.outbox import Outbox
 from sinks.alerts.routing import RateLimiter, RoutingConfig, route
 from sinks.clickhouse.sink import commit_offsets, short_reason
 from sinks.dlq import DeadLetter
 from sinks.metrics import ALERT_DEAD, ALERT_DELIVERIES, ALERT_OUTBOX, RECORDS
+from tillflow.retry import backoff
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ class AlertSink:
                 log.error("alert %s to %s failed %d times, parked: %s", delivery.alert.alert_id, delivery.channel,
                           attempts, outcome.error)  # fmt: skip
             else:
-                wait = max(backoff(attempts, self.retry_initial, self.retry_max), outcome.retry_after or 0.0)
+                wait = max(backoff(attempts - 1, self.retry_initial, self.retry_max), outcome.retry_after or 0.0)
                 self.outbox.failed(delivery.id, outcome.error, time.time() + wait)
                 ALERT_DELIVERIES.labels(delivery.channel, "retry").inc()
                 log.warning("alert %s to %s failed (%s); retry in %.1fs", delivery.alert.alert_id, delivery.channel,

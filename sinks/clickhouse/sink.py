@@ -30,6 +30,7 @@ from schemas.serde import DecodeError
 from sinks.clickhouse.mapping import COLUMNS, MappingError, Row, rows_for
 from sinks.dlq import DeadLetter
 from sinks.metrics import BATCH_ROWS, CONSUMER_LAG, ERRORS, FLUSH_SECONDS, LAST_FLUSH, RECORDS
+from tillflow.retry import backoff_delays
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,7 @@ class ClickHouseSink:
         if not batch:
             return
         started = time.monotonic()
-        delay = self.retry_initial
+        delays = backoff_delays(self.retry_initial, self.retry_max)
         while True:
             try:
                 rejected = self.write([item for item in batch if item.dead is None])
@@ -278,13 +279,13 @@ class ClickHouseSink:
                 if not retry:
                     self._pending = batch + self._pending
                     raise
+                delay = next(delays)
                 log.warning("ClickHouse refused a batch of %d records (%s); retry in %.1fs", len(batch), exc, delay)
                 try:
                     self._hold(delay)
                 except Interrupted:
                     self._pending = batch  # not committed: the next owner of these partitions replays them
                     raise
-                delay = min(delay * 2, self.retry_max)
         rejected_at = {(d.topic, d.partition, d.offset) for d in rejected}
         dead = [item.dead for item in batch if item.dead is not None] + rejected
         if dead:

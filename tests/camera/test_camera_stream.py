@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from producers.camera.config import CameraConfigError, CameraSettings, camera_settings
 from producers.camera.detectors import Mog2Tracker
 from producers.camera.runner import FrameCounter, HealthFile, JsonlSink, SeqAllocator, run_counts, watch_health
-from producers.camera.stream import FrameSkipper, StreamHealth, VideoStream, backoff_delays, is_live
+from producers.camera.stream import FrameSkipper, StreamHealth, VideoStream, is_live
 from producers.camera.synthetic import Walker, render, walk
 from schemas.catalogue import Camera
 from schemas.models import CameraCount
@@ -60,11 +60,6 @@ def test_stream_health_goes_down_after_the_silence_and_back_up() -> None:
     health.frame(120.0)
     assert health.state == "up" and health.reconnects == 2
     assert changes == [("starting", "up"), ("up", "reconnecting"), ("reconnecting", "down"), ("down", "up")]
-
-
-def test_backoff_doubles_up_to_the_cap() -> None:
-    delays = backoff_delays(0.5, 4.0)
-    assert [next(delays) for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
 
 
 def test_sources() -> None:

@@ -1,0 +1,25 @@
+"""The shared exponential backoff."""
+
+from __future__ import annotations
+
+import random
+
+from tillflow.retry import backoff, backoff_delays
+
+
+def test_backoff_doubles_from_the_first_retry_up_to_the_cap() -> None:
+    assert [backoff(a, 5, 60) for a in range(6)] == [5, 10, 20, 40, 60, 60]
+    assert backoff(-1, 5, 60) == 5
+
+
+def test_jittered_backoff_stays_under_the_exponential_bound_and_spreads() -> None:
+    rng = random.Random(7)
+    waits = [[backoff(a, 1.0, 8.0, jitter=True, rng=rng) for _ in range(200)] for a in range(6)]
+    for attempt, sample in enumerate(waits):
+        assert all(0 <= w <= min(8.0, 2**attempt) for w in sample)
+        assert max(sample) - min(sample) > 0.5 * min(8.0, 2**attempt)  # spread over the range, not constant
+
+
+def test_delays_are_the_unjittered_sequence() -> None:
+    delays = backoff_delays(0.5, 4.0)
+    assert [next(delays) for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
