@@ -132,7 +132,7 @@ def through_broker(events: list[tuple[str, bytes]], tickets: int) -> None:
             while seen < len(events):
                 for msg in consumer.consume(500, 1.0):
                     if not msg.error():
-                        json.loads(msg.value())
+                        json.loads(msg.value() or b"null")
                         seen += 1
             base = seen / (time.perf_counter() - start)
             consumer.close()

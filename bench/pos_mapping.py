@@ -16,6 +16,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from producers.files.parse import parse_file
@@ -63,6 +64,14 @@ MAPPERS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
 }
 
 
+def _decode(raw: list[str]) -> int:
+    return sum(1 for r in raw if json.loads(r))
+
+
+def _map(raw: list[str], mapper: Callable[[dict[str, Any]], list[Any]]) -> int:
+    return sum(len(mapper(json.loads(r))) for r in raw)
+
+
 def timed(fn: Callable[[], int]) -> tuple[float, int]:
     start = time.perf_counter()
     count = fn()
@@ -96,9 +105,9 @@ def main(argv: list[str] | None = None) -> None:
         raw = payloads(vendor, args.records)
         base, mapped = [], []
         for _ in range(args.repeats):
-            t, n = timed(lambda raw=raw: sum(1 for r in raw if json.loads(r)))
+            t, n = timed(partial(_decode, raw))
             base.append(n / t)
-            t, n = timed(lambda raw=raw, mapper=mapper: sum(len(mapper(json.loads(r))) for r in raw))
+            t, n = timed(partial(_map, raw, mapper))
             mapped.append(n / t)
         b, m = statistics.median(base), statistics.median(mapped)
         print(f"{vendor:<11}{b:>14,.0f}{m:>18,.0f}{m / b:>8.3f}")

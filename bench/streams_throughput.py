@@ -6,7 +6,7 @@ stack (noida-db + the local registry) in a temporary directory.
 1. Throughput: N mixed events (camera frames and tickets, Avro, keyed by store, co-partitioned) are
    produced first; then (a) a raw aiokafka loop consumes and decodes them (the baseline: what Kafka and
    fastavro alone cost in Python), (b) the engine alone in-process, (c) a Faust worker whose agent does
-   nothing (bench.faust_floor: Faust's own per-record cost, the ceiling of any Faust agent), as released
+   nothing (bench._faust_floor: Faust's own per-record cost, the ceiling of any Faust agent), as released
    and with tillflow's hand-off (streams/transport.py), and (d) one `tillflow worker` process (one core);
    (c) and (d) are rated from their committed offsets.
 2. Latency: events at a fixed rate R for S seconds with event time = now; a probe store gets one ticket
@@ -145,8 +145,8 @@ def _worker(settings: Settings, app_id: str, prefix: str, log: Path, **env: str)
 
 
 def _faust_floor(settings: Settings, app_id: str, prefix: str, log: Path, transport: str) -> subprocess.Popen[bytes]:
-    """bench.faust_floor: a Faust worker with a no-op agent on the same topics (``stock`` or ``tillflow``)."""
-    cmd = [sys.executable, "-m", "bench.faust_floor", endpoints(settings).bootstrap, app_id, prefix]
+    """bench._faust_floor: a Faust worker with a no-op agent on the same topics (``stock`` or ``tillflow``)."""
+    cmd = [sys.executable, "-m", "bench._faust_floor", endpoints(settings).bootstrap, app_id, prefix]
     cmd += [str(settings.topic_partitions), transport, str(log.parent / "faust-floor-data")]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
@@ -313,7 +313,7 @@ def latency(settings: Settings, rate: int, seconds: float, tmp: Path) -> dict[st
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     gen = Gen(settings, start_ms=0, skip=PROBE_STORE)
-    producer = Producer(producer_config(settings, **{"linger.ms": 2}))
+    producer = Producer({**producer_config(settings), "linger.ms": 2})
     probes: list[float] = []
     try:
         # Warm up until the worker answers, then measure.

@@ -1,6 +1,6 @@
 """A Faust worker whose agent does nothing: the floor of Faust's own per-record cost.
 
-Run by ``bench.streams_throughput`` as ``python -m bench.faust_floor BOOTSTRAP APP_ID PREFIX PARTITIONS
+Run by ``bench.streams_throughput`` as ``python -m bench._faust_floor BOOTSTRAP APP_ID PREFIX PARTITIONS
 stock|tillflow DATADIR``: the same input topics, the same batching (``take_events``) and at-least-once commits
 as ``tillflow worker``, but no decoding, no tables and no output. ``stock`` uses Faust's aiokafka transport
 as released; ``tillflow`` the consumer of streams/transport.py that the worker uses.
@@ -34,8 +34,14 @@ def main(argv: list[str]) -> None:
         stream_wait_empty=False,
         datadir=argv[5],
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    inputs = app.topic(prefix + POS_TICKETS, prefix + CAMERA_COUNTS, **raw)
+    inputs = app.topic(
+        prefix + POS_TICKETS,
+        prefix + CAMERA_COUNTS,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
 
     @app.agent(inputs, name="noop")
     async def noop(stream: Any) -> None:
