@@ -98,12 +98,13 @@ class Poller:
         name = self.cfg.name
         result = SyncResult()
         self.reconcile()
-        position = load_position(self.store.position(name))
+        position = self.adapter.migrate(load_position(self.store.position(name)))
         end = until or self.now()
         default_start = end - FIRST_RUN_LOOKBACK
         for scope in self.adapter.scopes():
-            if self.adapter.time_based:
-                start = start_time(position, scope, self.cfg.overlap, since, default_start)
+            keys = self.adapter.scope_keys(scope)
+            if self.adapter.time_based:  # a scope starts where the least advanced of its keys stands
+                start = min(start_time(position, k, self.cfg.overlap, since, default_start) for k in keys)
                 pages = self.adapter.pages(self.client, scope, start, end)
             else:
                 after = 0 if since is not None else position.get(scope)
@@ -129,7 +130,8 @@ class Poller:
                         self.sink.reject(name, record_id, record, reason)
                 self.sink.flush()  # raises if the broker did not acknowledge: the position stays where it was
                 if page.position is not None and since is None:  # a backfill never moves the position
-                    position[scope] = self.adapter.later(position.get(scope), page.position)
+                    for key in keys:
+                        position[key] = self.adapter.later(position.get(key), page.position)
                 self.store.commit(name, new, json.dumps(position, sort_keys=True), fresh)
                 result.pages += 1
                 result.records += len(page.records)

@@ -1,7 +1,10 @@
 """Each vendor API's request and page shapes: what to ask for, how to page, and where a sync stands.
 
-A *position* is a JSON object keyed by scope (``all``, or a Clover merchant id): an ISO time (the highest
-``updated_at`` / ``modifiedTime`` acknowledged) or, for Lightspeed, the highest sale ``version``.
+A *position* is a JSON object with one entry per checkpoint key: an ISO time (the highest ``updated_at`` /
+``modifiedTime`` acknowledged) or, for Lightspeed, the highest sale ``version``. The keys are ``all`` (Shopify,
+Lightspeed), the Clover merchant id, or the Square location id. A *scope* is what one series of requests reads:
+one key, or for Square a group of up to 10 locations that advance together, so a failure in one group never
+moves the position of another.
 """
 
 from __future__ import annotations
@@ -78,6 +81,14 @@ class Adapter:
     def scopes(self) -> list[str]:
         return ["all"]
 
+    def scope_keys(self, scope: str) -> list[str]:
+        """The checkpoint keys that a scope's pages advance."""
+        return [scope]
+
+    def migrate(self, position: dict[str, Any]) -> dict[str, Any]:
+        """A saved position in this version's keys (older versions kept other keys)."""
+        return position
+
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
               after: Any = None) -> Iterator[Page]:  # fmt: skip
         raise NotImplementedError
@@ -113,32 +124,46 @@ class SquareAdapter(Adapter):
             body["client_secret"] = client_secret
         return TokenRequest(self.cfg.auth.token_url or f"{self.base_url()}/oauth2/token", body, as_json=True)
 
+    def scopes(self) -> list[str]:
+        locations = sorted(self.cfg.stores)  # SearchOrders takes at most 10 location ids
+        return [",".join(locations[i : i + 10]) for i in range(0, len(locations), 10)]
+
+    def scope_keys(self, scope: str) -> list[str]:
+        return scope.split(",")
+
+    def migrate(self, position: dict[str, Any]) -> dict[str, Any]:
+        """Before per-location checkpoints, one ``all`` time covered every location: each starts from it."""
+        if "all" not in position:
+            return position
+        old = position.pop("all")
+        for location in self.cfg.stores:
+            position.setdefault(location, old)
+        return position
+
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
               after: Any = None) -> Iterator[Page]:  # fmt: skip
         start = start or EPOCH
-        locations = sorted(self.cfg.stores)
-        for i in range(0, len(locations), 10):  # SearchOrders takes at most 10 location ids
-            body: dict[str, Any] = {
-                "location_ids": locations[i : i + 10],
-                "limit": self.cfg.page_size,
-                "return_entries": False,
-                "query": {
-                    "filter": {
-                        "date_time_filter": {"updated_at": {"start_at": iso(start), "end_at": iso(end)}},
-                        "state_filter": {"states": ["COMPLETED", "CANCELED"]},
-                    },
-                    "sort": {"sort_field": "UPDATED_AT", "sort_order": "ASC"},
+        body: dict[str, Any] = {
+            "location_ids": self.scope_keys(scope),
+            "limit": self.cfg.page_size,
+            "return_entries": False,
+            "query": {
+                "filter": {
+                    "date_time_filter": {"updated_at": {"start_at": iso(start), "end_at": iso(end)}},
+                    "state_filter": {"states": ["COMPLETED", "CANCELED"]},
                 },
-            }
-            while True:
-                data = client.request("POST", f"{self.base_url()}/v2/orders/search", json=body).json()
-                orders = data.get("orders") or []
-                last = max((o.get("updated_at") for o in orders if o.get("updated_at")), default=None)
-                frac = _fraction(parse_time(last, "updated_at") if last else None, start, end)
-                yield Page(scope, orders, last, frac)
-                if not data.get("cursor"):
-                    break
-                body["cursor"] = data["cursor"]
+                "sort": {"sort_field": "UPDATED_AT", "sort_order": "ASC"},
+            },
+        }
+        while True:
+            data = client.request("POST", f"{self.base_url()}/v2/orders/search", json=body).json()
+            orders = data.get("orders") or []
+            last = max((o.get("updated_at") for o in orders if o.get("updated_at")), default=None)
+            frac = _fraction(parse_time(last, "updated_at") if last else None, start, end)
+            yield Page(scope, orders, last, frac)
+            if not data.get("cursor"):
+                break
+            body["cursor"] = data["cursor"]
 
     def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
         return square.map_order(record, ctx)

@@ -4,6 +4,7 @@ cannot be reached from here, so the stand-in reproduces their documented paging,
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import stat
 from datetime import UTC, datetime, timedelta
@@ -366,3 +367,53 @@ def test_lightspeed_backfill_filters_on_sale_date(tmp_path: Path) -> None:
         assert load_position(p.store.position(cfg.name)) == {}  # a backfill does not move the cursor past unread sales
         p.sync()
         assert ids(ledger) == sorted(sale_id("lightspeed", i) for i in range(6))
+
+
+def _square_twelve_locations(st: VendorState) -> tuple[dict[str, str], list[str]]:
+    """Locations LOC00-LOC11 (two SearchOrders groups: 10 + 2). Group 1 sold late (T0+2h..), group 2 early."""
+    stores = {f"LOC{i:02d}": f"s{i}" for i in range(12)}
+    want = []
+    for i in range(10):
+        o = square_order(i, T0 + timedelta(minutes=120 + i), location=f"LOC{i:02d}")
+        st.square[o["id"]] = o
+        want.append(f"square:{o['id']}")
+    for i in range(10, 16):
+        o = square_order(i, T0 + timedelta(minutes=i), location=f"LOC{10 + i % 2:02d}")
+        st.square[o["id"]] = o
+        want.append(f"square:{o['id']}")
+    return stores, sorted(want)
+
+
+def test_square_location_groups_keep_their_own_checkpoint(tmp_path: Path) -> None:
+    """Group 1 is read to T0+2h, then group 2 fails mid-way: group 2 must restart from its own position, not from
+    group 1's later one (which would skip its unread orders for good)."""
+    with vendor_server() as (base, st):
+        stores, want = _square_twelve_locations(st)
+        cfg = config("square", base, stores=stores)
+        ledger: list[PosTicket] = []
+        # Group 1: 10 orders, page_size 3 = 4 flushes; group 2's first page is flush 5, its second fails.
+        with pytest.raises(DeliveryError):
+            make_poller(cfg, ListSink(ledger, fail_at=6), tmp_path, NOW).sync()
+        saved = load_position(CheckpointStore(tmp_path / "checkpoint.sqlite").position(cfg.name))
+        assert set(saved) == set(stores)  # one entry per location
+        assert saved["LOC00"] == "2026-03-14T11:09:00.000Z" and saved["LOC10"] == "2026-03-14T09:12:00.000Z"
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(minutes=1)).sync()
+        assert ids(ledger) == want and len(ledger) == len(want)
+
+
+def test_square_single_checkpoint_of_older_versions_is_migrated_to_every_location(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        stores, _ = _square_twelve_locations(st)
+        old = square_order(90, T0 - timedelta(minutes=30), location="LOC10")  # before the old checkpoint
+        st.square[old["id"]] = old
+        cfg = config("square", base, stores=stores)
+        store = CheckpointStore(tmp_path / "checkpoint.sqlite")
+        store.commit(cfg.name, [], json.dumps({"all": "2026-03-14T09:11:00.000Z"}))  # the old format
+        ledger: list[PosTicket] = []
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW).sync()
+        # Every location starts from the old time less the 10-minute overlap: all of group 1, and the group-2
+        # orders from 09:01 on (09:10-09:15), none lost; the 08:30 one, already read before, is not re-read.
+        assert ids(ledger) == sorted(sale_id("square", i) for i in range(16))
+        saved = load_position(store.position(cfg.name))
+        assert "all" not in saved and set(saved) == set(stores)
+        assert saved["LOC10"] == "2026-03-14T09:15:00.000Z"
