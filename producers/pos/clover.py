@@ -143,5 +143,6 @@ def map_order(order: dict[str, Any], ctx: MapContext, merchant_id: str) -> list[
     return tickets
 
 
-def modified_time(order: dict[str, Any]) -> int:
-    return int(order.get("modifiedTime") or 0)
+def time_of(order: dict[str, Any], field: str) -> int:
+    """An epoch-milliseconds field of an order (``modifiedTime``, ``createdTime``); 0 if absent."""
+    return int(order.get(field) or 0)

@@ -105,7 +105,7 @@ class Poller:
             keys = self.adapter.scope_keys(scope)
             if self.adapter.time_based:  # a scope starts where the least advanced of its keys stands
                 start = min(start_time(position, k, self.cfg.overlap, since, default_start) for k in keys)
-                pages = self.adapter.pages(self.client, scope, start, end)
+                pages = self.adapter.pages(self.client, scope, start, end, backfill=since is not None)
             else:
                 after = 0 if since is not None else position.get(scope)
                 pages = self.adapter.pages(self.client, scope, since, end, after=after)

@@ -23,6 +23,7 @@ from producers.pos.source import SourceConfig
 from schemas.models import PosTicket
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CLOVER_MAX_RANGE = timedelta(days=90)
 SQUARE_VERSION = "2025-01-23"
 
 
@@ -90,7 +91,9 @@ class Adapter:
         return position
 
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
-              after: Any = None) -> Iterator[Page]:  # fmt: skip
+              after: Any = None, backfill: bool = False) -> Iterator[Page]:  # fmt: skip
+        """Records changed in [start, end); with ``backfill``, records *made* in [start, end) (whenever they
+        were last changed), so that a sale refunded after the window is still found."""
         raise NotImplementedError
 
     def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
@@ -141,25 +144,30 @@ class SquareAdapter(Adapter):
         return position
 
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
-              after: Any = None) -> Iterator[Page]:  # fmt: skip
+              after: Any = None, backfill: bool = False) -> Iterator[Page]:  # fmt: skip
         start = start or EPOCH
+        # SearchOrders filters on one of created_at, updated_at, closed_at and must sort on the same field;
+        # closed_at (the ticket's time) needs a state filter with closed states only, which this one is.
+        field = "closed_at" if backfill else "updated_at"
         body: dict[str, Any] = {
             "location_ids": self.scope_keys(scope),
             "limit": self.cfg.page_size,
             "return_entries": False,
             "query": {
                 "filter": {
-                    "date_time_filter": {"updated_at": {"start_at": iso(start), "end_at": iso(end)}},
+                    "date_time_filter": {field: {"start_at": iso(start), "end_at": iso(end)}},
                     "state_filter": {"states": ["COMPLETED", "CANCELED"]},
                 },
-                "sort": {"sort_field": "UPDATED_AT", "sort_order": "ASC"},
+                "sort": {"sort_field": field.upper(), "sort_order": "ASC"},
             },
         }
         while True:
             data = client.request("POST", f"{self.base_url()}/v2/orders/search", json=body).json()
             orders = data.get("orders") or []
-            last = max((o.get("updated_at") for o in orders if o.get("updated_at")), default=None)
-            frac = _fraction(parse_time(last, "updated_at") if last else None, start, end)
+            last = max((o.get(field) for o in orders if o.get(field)), default=None)
+            frac = _fraction(parse_time(last, field) if last else None, start, end)
+            if backfill:  # Square's end_at is inclusive; the window is not
+                orders = [o for o in orders if _in_window(o.get(field), start, end, field)]
             yield Page(scope, orders, last, frac)
             if not data.get("cursor"):
                 break
@@ -202,13 +210,15 @@ class ShopifyAdapter(Adapter):
         return TokenRequest(self.cfg.auth.token_url or f"{self.base_url()}/admin/oauth/access_token", body, False)
 
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
-              after: Any = None) -> Iterator[Page]:  # fmt: skip
+              after: Any = None, backfill: bool = False) -> Iterator[Page]:  # fmt: skip
         start = start or EPOCH
         api = f"{self.base_url()}/admin/api/{self.cfg.api_version}"
         url: str | None = f"{api}/orders.json"
+        # A backfill filters on processed_at (the sale's time, the ticket's occurred_at), not updated_at.
+        field = "processed_at" if backfill else "updated_at"
         params: dict[str, Any] | None = {
-            "status": "any", "updated_at_min": iso(start), "updated_at_max": iso(end),
-            "order": "updated_at asc", "limit": min(self.cfg.page_size, 250),
+            "status": "any", f"{field}_min": iso(start), f"{field}_max": iso(end),
+            "order": f"{field} asc", "limit": min(self.cfg.page_size, 250),
         }  # fmt: skip
         while url:
             resp = client.request("GET", url, params=params)
@@ -217,10 +227,13 @@ class ShopifyAdapter(Adapter):
             for order in orders:
                 if order.get("source_name") not in self.cfg.source_names:
                     continue
+                if backfill and not _in_window(order.get("processed_at") or order.get("created_at"), start, end,
+                                               "processed_at"):  # fmt: skip
+                    continue  # Shopify's _max is inclusive; the window is not
                 txs = client.request("GET", f"{api}/orders/{order['id']}/transactions.json").json()
                 kept.append({**order, "transactions": txs.get("transactions") or []})
-            last = max((o.get("updated_at") for o in orders if o.get("updated_at")), default=None)
-            yield Page(scope, kept, last, _fraction(parse_time(last, "updated_at") if last else None, start, end))
+            last = max((o.get(field) for o in orders if o.get(field)), default=None)
+            yield Page(scope, kept, last, _fraction(parse_time(last, field) if last else None, start, end))
             url, params = next_link(resp.headers.get("Link")), None  # page_info URLs carry no other filter
 
     def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
@@ -244,7 +257,7 @@ class LightspeedAdapter(Adapter):
         return TokenRequest(self.cfg.auth.token_url or f"{self.base_url()}/api/1.0/token", body, as_json=False)
 
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
-              after: Any = None) -> Iterator[Page]:  # fmt: skip
+              after: Any = None, backfill: bool = False) -> Iterator[Page]:  # fmt: skip
         version = int(after or 0)
         while True:
             data = client.request(
@@ -270,9 +283,9 @@ class LightspeedAdapter(Adapter):
         return max(int(a), int(b))
 
 
-def _in_window(value: Any, start: datetime, end: datetime) -> bool:
+def _in_window(value: Any, start: datetime, end: datetime, what: str = "sale_date") -> bool:
     try:
-        return start <= parse_time(value, "sale_date") < end
+        return start <= parse_time(value, what) < end
     except MappingError:
         return True  # let the mapping report it
 
@@ -292,26 +305,40 @@ class CloverAdapter(Adapter):
         return sorted(self.cfg.stores)
 
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
-              after: Any = None) -> Iterator[Page]:  # fmt: skip
+              after: Any = None, backfill: bool = False) -> Iterator[Page]:  # fmt: skip
         start = start or EPOCH
-        lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+        if not backfill:
+            yield from self._keyset(client, scope, "modifiedTime", start, end, start, end)
+            return
+        # A backfill filters on createdTime, which Clover serves at most 90 days per request (a longer range is
+        # silently cut to its last 90 days): one series of requests per 90-day slice.
+        lo = start
+        while lo < end:
+            hi = min(lo + CLOVER_MAX_RANGE, end)
+            yield from self._keyset(client, scope, "createdTime", lo, hi, start, end)
+            lo = hi
+
+    def _keyset(self, client: VendorClient, scope: str, field: str, since: datetime, until: datetime,
+                start: datetime, end: datetime) -> Iterator[Page]:  # fmt: skip
+        """Orders with ``since <= field < until``, by keyset paging on ``field`` (offset only within equal
+        times): an order modified while we page moves past ``until`` and cannot shift the others out of a page,
+        as plain offset paging would. Page positions are times of ``field``; progress is over [start, end)."""
+        lo, hi = int(since.timestamp() * 1000), int(until.timestamp() * 1000)
         offset = 0
         while True:
-            # Keyset paging on modifiedTime (offset only within equal times): an order modified while we page
-            # moves past `hi` and cannot shift the others out of a page, as plain offset paging would.
             params = [
-                ("filter", f"modifiedTime>={lo}"), ("filter", f"modifiedTime<{hi}"), ("expand", self.EXPAND),
-                ("orderBy", "modifiedTime ASC"), ("limit", str(self.cfg.page_size)), ("offset", str(offset)),
+                ("filter", f"{field}>={lo}"), ("filter", f"{field}<{hi}"), ("expand", self.EXPAND),
+                ("orderBy", f"{field} ASC"), ("limit", str(self.cfg.page_size)), ("offset", str(offset)),
             ]  # fmt: skip
             data = client.request("GET", f"{self.base_url()}/v3/merchants/{scope}/orders", params=params).json()
             orders = data.get("elements") or []
-            last_ms = max((clover.modified_time(o) for o in orders), default=None)
+            last_ms = max((clover.time_of(o, field) for o in orders), default=None)
             last = iso(datetime.fromtimestamp(last_ms / 1000, tz=UTC)) if last_ms is not None else None
-            frac = _fraction(parse_time(last, "modifiedTime") if last else None, start, end)
+            frac = _fraction(parse_time(last, field) if last else None, start, end)
             yield Page(scope, orders, last, frac)
             if len(orders) < self.cfg.page_size or last_ms is None:
                 return
-            ties = sum(1 for o in orders if clover.modified_time(o) == last_ms)
+            ties = sum(1 for o in orders if clover.time_of(o, field) == last_ms)
             offset = offset + ties if last_ms == lo else ties
             lo = last_ms
 

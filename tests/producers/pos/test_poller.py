@@ -10,6 +10,7 @@ import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -417,3 +418,42 @@ def test_square_single_checkpoint_of_older_versions_is_migrated_to_every_locatio
         saved = load_position(store.position(cfg.name))
         assert "all" not in saved and set(saved) == set(stores)
         assert saved["LOC10"] == "2026-03-14T09:15:00.000Z"
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_backfill_takes_the_sales_made_in_the_window_whenever_they_last_changed(vendor: str, tmp_path: Path) -> None:
+    """Sale 1 is made on day 1 and refunded on day 40, sale 2 made on day 35, sale 3 made before the window and
+    refunded on day 10. A fresh source backfills days 0-30: sale 1 only (the vendors' updated/modified filters
+    would miss it and take sale 3)."""
+    with vendor_server() as (base, st):
+        add_sale(vendor, st, 1, T0 + timedelta(days=1))
+        add_refund(vendor, st, 1, T0 + timedelta(days=40))
+        add_sale(vendor, st, 2, T0 + timedelta(days=35))
+        add_sale(vendor, st, 3, T0 - timedelta(days=5))
+        add_refund(vendor, st, 3, T0 + timedelta(days=10))
+        ledger: list[PosTicket] = []
+        p = make_poller(config(vendor, base), ListSink(ledger), tmp_path, T0 + timedelta(days=60))
+        p.sync(since=T0, until=T0 + timedelta(days=30))
+        sales = {sale_id(vendor, i) for i in (1, 2, 3)}
+        assert [t for t in ids(ledger) if t in sales] == [sale_id(vendor, 1)]
+        assert all(t.occurred_at < T0 + timedelta(days=30) for t in ledger if t.ticket_id in sales)
+
+
+def test_clover_backfill_asks_for_at_most_90_days_of_created_time_per_request(tmp_path: Path) -> None:
+    """Clover cuts a createdTime range longer than 90 days to its last 90 days (the stand-in does too)."""
+    with vendor_server() as (base, st):
+        for i, day in enumerate((2, 95, 150, 199)):
+            add_sale("clover", st, i, T0 + timedelta(days=day))
+        ledger: list[PosTicket] = []
+        p = make_poller(config("clover", base), ListSink(ledger), tmp_path, T0 + timedelta(days=300))
+        p.sync(since=T0, until=T0 + timedelta(days=200))
+        assert ids(ledger) == sorted(sale_id("clover", i) for i in range(4))
+        ranges = []
+        for _, path in st.log:
+            q = parse_qs(urlsplit(path).query)
+            if "filter" in q:
+                assert not any(f.startswith("modifiedTime") for f in q["filter"])
+                lo = next(int(f[13:]) for f in q["filter"] if f.startswith("createdTime>="))
+                hi = next(int(f[12:]) for f in q["filter"] if f.startswith("createdTime<"))
+                ranges.append((lo, hi))
+        assert all(hi - lo <= 90 * 86_400_000 for lo, hi in ranges) and len(ranges) >= 3
