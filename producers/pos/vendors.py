@@ -168,10 +168,32 @@ class SquareAdapter(Adapter):
             frac = _fraction(parse_time(last, field) if last else None, start, end)
             if backfill:  # Square's end_at is inclusive; the window is not
                 orders = [o for o in orders if _in_window(o.get(field), start, end, field)]
-            yield Page(scope, orders, last, frac)
+            yield Page(scope, self.with_source_tenders(client, orders), last, frac)
             if not data.get("cursor"):
                 break
             body["cursor"] = data["cursor"]
+
+    def with_source_tenders(self, client: VendorClient, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Return orders with ``source_tenders``: the id and type of their sale's tenders (a Refund names its
+        tender by id only), from the same page or ``POST /v2/orders/batch-retrieve`` (100 ids a request)."""
+        wanted = {r["source_order_id"] for o in orders for r in o.get("returns") or () if r.get("source_order_id")}
+        if not wanted:
+            return orders
+        found = {o["id"]: o for o in orders if o.get("id") in wanted}
+        missing = sorted(wanted - set(found))
+        for i in range(0, len(missing), 100):
+            body = {"order_ids": missing[i : i + 100]}
+            data = client.request("POST", f"{self.base_url()}/v2/orders/batch-retrieve", json=body).json()
+            found.update((o["id"], o) for o in data.get("orders") or () if o.get("id"))
+        out = []
+        for order in orders:
+            sources = [found[r.get("source_order_id")] for r in order.get("returns") or ()
+                       if r.get("source_order_id") in found]  # fmt: skip
+            if sources:
+                tenders = [{"id": t.get("id"), "type": t.get("type")} for s in sources for t in s.get("tenders") or ()]
+                order = {**order, "source_tenders": tenders}
+            out.append(order)
+        return out
 
     def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
         return square.map_order(record, ctx)

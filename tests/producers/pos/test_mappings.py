@@ -80,12 +80,22 @@ def test_square_sale() -> None:
 
 
 def test_square_return_order_is_refund_of_source() -> None:
-    [t] = square.map_order(square_return_order(2, "SQ000001ORDER", AT), ctx())
+    ret = square_return_order(2, "SQ000001ORDER", AT)
+    ret["source_tenders"] = [{"id": t["id"], "type": t["type"]} for t in square_order(1, AT)["tenders"]]
+    [t] = square.map_order(ret, ctx())
     assert t.kind is TicketKind.REFUND and t.original_ticket_id == "square:SQ000001ORDER"
     assert (t.net_amount, t.tax_amount, t.gross_amount) == (-325, -28, -325)
-    assert t.payments == (Payment(method=PaymentMethod.OTHER, amount=-353),)
+    # The refund names the sale's cash tender (T1B) by id; its type comes from the sale.
+    assert t.payments == (Payment(method=PaymentMethod.CASH, amount=-353),)
     assert t.lines[0].quantity == -1.0 and t.lines[0].net_amount == -325
     no_personal_data([t])
+
+
+def test_square_refund_tender_without_the_sale_is_other() -> None:
+    ret = square_return_order(2, "SQ000001ORDER", AT)
+    assert square.map_order(ret, ctx())[0].payments == (Payment(method=PaymentMethod.OTHER, amount=-353),)
+    ret["source_tenders"] = [{"id": "T1B", "type": "CASH"}]
+    assert square.map_order(ret, ctx(payment_types={"CASH": "MOBILE"}))[0].payments[0].method is PaymentMethod.MOBILE
 
 
 def test_square_canceled_is_sale_plus_void_and_open_is_skipped() -> None:

@@ -457,3 +457,26 @@ def test_clover_backfill_asks_for_at_most_90_days_of_created_time_per_request(tm
                 hi = next(int(f[12:]) for f in q["filter"] if f.startswith("createdTime<"))
                 ranges.append((lo, hi))
         assert all(hi - lo <= 90 * 86_400_000 for lo, hi in ranges) and len(ranges) >= 3
+
+
+def test_square_refund_tender_comes_from_the_sale(tmp_path: Path) -> None:
+    """A Square Refund names its tender by id only: the poller reads the sale's tenders, from the same page or
+    with BatchRetrieveOrders when the sale was read in an earlier sync."""
+    with vendor_server() as (base, st):
+        add_sale("square", st, 1, T0)
+        add_sale("square", st, 2, T0 + timedelta(minutes=1))
+        cfg = config("square", base, page_size=10)
+        ledger: list[PosTicket] = []
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW).sync()
+        add_refund("square", st, 1, NOW + timedelta(minutes=1))
+        del st.square["SQ000001ORDER"]["refunds"], st.square["SQ000001ORDER"]["return_amounts"]
+        st.square["SQ000001ORDER"]["updated_at"] = "2026-03-14T08:00:00.000Z"  # the sale is not re-read
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(hours=1)).sync()
+        [refund] = [t for t in ledger if t.ticket_id == "square:SQ000501RETURN"]
+        assert [(p.method.value, p.amount) for p in refund.payments] == [("CASH", -353)]
+        assert st.retrieved == [["SQ000001ORDER"]]
+        add_refund("square", st, 2, NOW + timedelta(hours=2))  # the sale changes too: found in the same page
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(hours=3)).sync()
+        [refund2] = [t for t in ledger if t.ticket_id == "square:SQ000502RETURN"]
+        assert [(p.method.value, p.amount) for p in refund2.payments] == [("CASH", -353)]
+        assert st.retrieved == [["SQ000001ORDER"], ["SQ000001ORDER"]]  # the first return, re-read in the overlap

@@ -54,6 +54,8 @@ class VendorState:
     issued: int = 0
     faults: list[tuple[str, int, dict[str, str]]] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
+    retrieved: list[list[str]] = field(default_factory=list)
+    """The order_ids of each Square BatchRetrieveOrders request."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def put_lightspeed(self, sale: dict[str, Any]) -> None:
@@ -184,6 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _batch_retrieve(self) -> None:
         req = json.loads(self._body())
         ids = req.get("order_ids") or []
+        self.server.state.retrieved.append(ids)
         if not ids or len(ids) > 100:
             return self._send(400, {"errors": [{"code": "INVALID_ARRAY_LENGTH", "field": "order_ids"}]})
         sq = self.server.state.square
