@@ -1,7 +1,8 @@
 """HTTP to a vendor API: authentication (API key or OAuth 2.0 with rotating refresh tokens) and retries.
 
-429 waits for ``Retry-After`` (seconds or an HTTP date); 5xx and connection errors back off exponentially with
-full jitter; 401 refreshes the OAuth token once. After ``max_attempts`` tries the request raises
+429 waits for ``Retry-After`` (seconds or an HTTP date), up to ``retry_after_max`` (a longer one is cut to it,
+with a warning); 5xx, and a 429 without ``Retry-After``, back off exponentially with full jitter up to
+``backoff_max``; 401 refreshes the OAuth token once. After ``max_attempts`` tries the request raises
 :class:`SourceUnavailable` and the sync stops with its checkpoint kept. Tokens never appear in logs or errors.
 """
 
@@ -134,6 +135,7 @@ class VendorClient:
         max_attempts: int = 6,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        retry_after_max: float = 900.0,
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -147,6 +149,7 @@ class VendorClient:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
         self.timeout = timeout
         self.sleep = sleep
         self.rng = rng or random.Random()
@@ -189,9 +192,13 @@ class VendorClient:
                 wait = retry_after(resp.headers.get("Retry-After")) if resp.status_code == 429 else None
                 if wait is None:
                     wait = backoff(attempt, self.backoff_base, self.backoff_max, jitter=True, rng=self.rng)
-                log.warning("%s %s: %s, retrying in %.1fs", method, _safe(url), last, wait)
+                elif wait > self.retry_after_max:
+                    log.warning("%s %s: Retry-After %.0fs is longer than retry_after_max, waiting %.0fs",
+                                method, _safe(url), wait, self.retry_after_max)  # fmt: skip
+                    wait = self.retry_after_max
                 if attempt + 1 < self.max_attempts:
-                    self._wait(min(wait, self.backoff_max))
+                    log.warning("%s %s: %s, retrying in %.1fs", method, _safe(url), last, wait)
+                    self._wait(wait)
                 continue
             if resp.status_code >= 400:
                 raise SourceUnavailable(f"{method} {_safe(url)}: HTTP {resp.status_code}: {resp.text[:300]}")

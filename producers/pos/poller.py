@@ -49,7 +49,7 @@ def make_client(cfg: SourceConfig, adapter: Adapter, token_file: TokenFile, slee
     """A vendor client with the source's auth; secrets are read here and never logged."""
     kw: dict[str, Any] = {
         "max_attempts": cfg.max_attempts, "backoff_base": cfg.backoff_base, "backoff_max": cfg.backoff_max,
-        "timeout": cfg.timeout,
+        "retry_after_max": cfg.retry_after_max, "timeout": cfg.timeout,
     }  # fmt: skip
     if sleep is not None:
         kw["sleep"] = sleep

@@ -480,3 +480,18 @@ def test_square_refund_tender_comes_from_the_sale(tmp_path: Path) -> None:
         [refund2] = [t for t in ledger if t.ticket_id == "square:SQ000502RETURN"]
         assert [(p.method.value, p.amount) for p in refund2.payments] == [("CASH", -353)]
         assert st.retrieved == [["SQ000001ORDER"], ["SQ000001ORDER"]]  # the first return, re-read in the overlap
+
+
+def test_retry_after_longer_than_backoff_max_is_honoured_up_to_its_own_cap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with vendor_server() as (base, st):
+        add_sale("square", st, 1, T0)
+        st.fault("/v2/orders/search", 429, **{"Retry-After": "120"})
+        st.fault("/v2/orders/search", 429, **{"Retry-After": "4000"})
+        sleeps: list[float] = []
+        cfg = config("square", base, backoff_max=5, retry_after_max=600)
+        with caplog.at_level(logging.WARNING, logger="producers.pos.http"):
+            make_poller(cfg, ListSink([]), tmp_path, NOW, sleeps).sync()
+        assert sleeps == [120.0, 600.0]  # the vendor's 120 s, not backoff_max; 4000 s cut to retry_after_max
+        assert "Retry-After 4000s is longer than retry_after_max, waiting 600s" in caplog.text
