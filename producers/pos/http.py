@@ -35,6 +35,10 @@ class AuthFailed(RuntimeError):
     """The vendor refused the credentials (and a refresh, if OAuth)."""
 
 
+class StopRequested(RuntimeError):
+    """A stop was asked for (SIGTERM) while waiting to retry; nothing after the last acknowledged page was read."""
+
+
 def retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent or bad."""
     if not value:
@@ -140,6 +144,7 @@ class VendorClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         extra_headers: dict[str, str] | None = None,
+        stopped: Callable[[], bool] | None = None,
     ) -> None:
         self.session = requests.Session()
         self.session.headers.update({"Accept": "application/json", **(extra_headers or {})})
@@ -153,6 +158,7 @@ class VendorClient:
         self.timeout = timeout
         self.sleep = sleep
         self.rng = rng or random.Random()
+        self.stopped = stopped
         self.requests = 0
         self.waits: list[float] = []
 
@@ -165,8 +171,18 @@ class VendorClient:
         return token or self.oauth.refresh(self.session, self.timeout)
 
     def _wait(self, seconds: float) -> None:
+        """Sleep before a retry; with ``stopped``, in steps of at most a second, raising StopRequested once set."""
         self.waits.append(seconds)
-        self.sleep(seconds)
+        if self.stopped is None:
+            self.sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while not self.stopped():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.sleep(min(1.0, left))
+        raise StopRequested("stop requested while waiting to retry")
 
     def request(self, method: str, url: str, **kw: Any) -> requests.Response:
         """Send with retries; returns a 2xx response or raises SourceUnavailable / AuthFailed."""

@@ -495,3 +495,44 @@ def test_retry_after_longer_than_backoff_max_is_honoured_up_to_its_own_cap(
             make_poller(cfg, ListSink([]), tmp_path, NOW, sleeps).sync()
         assert sleeps == [120.0, 600.0]  # the vendor's 120 s, not backoff_max; 4000 s cut to retry_after_max
         assert "Retry-After 4000s is longer than retry_after_max, waiting 600s" in caplog.text
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_stop_request_ends_the_sync_after_the_page_with_the_checkpoint_saved(vendor: str, tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(9):
+            add_sale(vendor, st, i, T0 + timedelta(minutes=5 * i))
+        cfg = config(vendor, base)
+        ledger: list[PosTicket] = []
+        flag = {"stop": False}
+        p = make_poller(cfg, ListSink(ledger), tmp_path, NOW)
+        p.stopped = lambda: flag["stop"]
+
+        def stop_after_first_page(scope: str, fraction: float | None, r: Any) -> None:
+            flag["stop"] = True
+
+        result = p.sync(on_progress=stop_after_first_page)
+        assert result.stopped and result.pages == 1 and ids(ledger) == sorted(sale_id(vendor, i) for i in range(3))
+        assert load_position(p.store.position(cfg.name))  # saved with that page
+        again = make_poller(cfg, ListSink(ledger), tmp_path, NOW).sync()
+        assert not again.stopped and ids(ledger) == sorted(sale_id(vendor, i) for i in range(9))
+
+
+def test_stop_request_interrupts_a_long_retry_after_wait(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        add_sale("square", st, 1, T0)
+        st.fault("/v2/orders/search", 429, **{"Retry-After": "600"})
+        cfg = config("square", base)
+        flag = {"stop": False}
+        sleeps: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+            flag["stop"] = len(sleeps) == 3  # SIGTERM during the third second of the wait
+
+        client = make_client(cfg, adapter_for(cfg), TokenFile(tmp_path / "tokens.json"), sleep=sleep,
+                             stopped=lambda: flag["stop"])  # fmt: skip
+        store = CheckpointStore(tmp_path / "checkpoint.sqlite")
+        result = Poller(cfg, ListSink([]), store, client, now=lambda: NOW, stopped=lambda: flag["stop"]).sync()
+        assert result.stopped and result.pages == 0 and sum(sleeps) <= 3.0
+        assert [p for _, p in st.log] == ["/v2/orders/search"]  # no retry was sent

@@ -20,7 +20,7 @@ import copy
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +56,8 @@ class VendorState:
     log: list[tuple[str, str]] = field(default_factory=list)
     retrieved: list[list[str]] = field(default_factory=list)
     """The order_ids of each Square BatchRetrieveOrders request."""
+    on_request: Callable[[str, str], None] | None = None
+    """Called with (method, path) before each request is answered (e.g. to signal the poller mid-sync)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def put_lightspeed(self, sale: dict[str, Any]) -> None:
@@ -96,6 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
         st = self.server.state
         url = urlsplit(self.path)
         st.log.append((method, self.path))
+        if st.on_request is not None:
+            st.on_request(method, url.path)
         with st.lock:
             for i, (prefix, status, headers) in enumerate(st.faults):
                 if url.path.startswith(prefix):
