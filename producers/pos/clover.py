@@ -1,4 +1,5 @@
-"""Clover orders (``GET /v3/merchants/<mId>/orders?expand=lineItems,payments,refunds,discounts``) to tickets.
+"""Clover orders (``GET /v3/merchants/<mId>/orders?expand=lineItems,lineItems.item.categories,payments.tender,...``)
+to tickets.
 
 Clover sends money as integers in cents, ``total`` tax-inclusive; line ``price`` is per unit, and ``unitQty``
 (thousandths) is set for items sold by weight or measure. A discount is an ``amount`` (negative cents) or a

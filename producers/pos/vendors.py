@@ -314,7 +314,10 @@ def _in_window(value: Any, start: datetime, end: datetime, what: str = "sale_dat
 
 class CloverAdapter(Adapter):
     vendor = "clover"
-    EXPAND = "lineItems,lineItems.discounts,payments,refunds,discounts"
+    # What the mapping reads: unexpanded, Clover leaves collections out and gives objects as {"id"} references
+    # (a line's item without its categories, a payment's tender without its labelKey). A dotted path expands each
+    # level on its way. Clover asks for at most three expansions per call; the order needs these seven.
+    EXPAND = "lineItems,lineItems.discounts,lineItems.item.categories,payments,payments.tender,refunds,discounts"
 
     def base_url(self) -> str:
         return (self.cfg.base_url or "https://api.clover.com").rstrip("/")

@@ -244,3 +244,11 @@ def test_minor_units_fast_path_agrees_with_decimal_half_up() -> None:
             value = rng.uniform(-1e4, 1e4)
         expected = int(Decimal(str(value)).scaleb(exponent(currency)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
         assert minor_units(value, currency) == expected, (value, currency)
+
+
+def test_shopify_line_category_comes_from_the_source_map() -> None:
+    """REST line items carry no product type: categories come from `categories:` by product, variant or SKU."""
+    order = shopify_order(3, AT)
+    order["line_items"][0]["product_type"] = "ignored"  # not a documented line item field
+    [t] = shopify.map_order(order, ctx(categories={"632910392": "kitchen", "TOTE-01": "bags"}))
+    assert [(ln.sku, ln.category) for ln in t.lines] == [("MUG-BLK", "kitchen"), ("TOTE-01", "bags")]

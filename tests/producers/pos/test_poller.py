@@ -536,3 +536,27 @@ def test_stop_request_interrupts_a_long_retry_after_wait(tmp_path: Path) -> None
         result = Poller(cfg, ListSink([]), store, client, now=lambda: NOW, stopped=lambda: flag["stop"]).sync()
         assert result.stopped and result.pages == 0 and sum(sleeps) <= 3.0
         assert [p for _, p in st.log] == ["/v2/orders/search"]  # no retry was sent
+
+
+def test_clover_poll_expands_what_the_mapping_reads(tmp_path: Path) -> None:
+    """Unexpanded, Clover gives a line's item and a payment's tender as bare {"id"} references (so does the
+    stand-in): the poller must ask for the item categories and the tender to map them."""
+    with vendor_server() as (base, st):
+        add_sale("clover", st, 1, T0)
+        ledger: list[PosTicket] = []
+        make_poller(config("clover", base), ListSink(ledger), tmp_path, NOW).sync()
+        [t] = ledger
+        assert [(ln.sku, ln.category) for ln in t.lines] == [("BRG-1", None), ("BEAN-LB", "Coffee")]
+        assert [(p.method.value, p.amount) for p in t.payments] == [("CARD", 2624)]
+
+
+def test_clover_stand_in_honours_nested_expands() -> None:
+    from tests.producers.pos.vendor_server import _clover_expanded
+
+    order = clover_order(1, 1_700_000_000_000)
+    bare = _clover_expanded(order, {"lineItems", "payments"})
+    assert bare["lineItems"]["elements"][1]["item"] == {"id": "ITEMBEANS01"}
+    assert bare["payments"]["elements"][0]["tender"] == {"id": "TENDERCARD1"} and "refunds" not in bare
+    assert "categories" not in _clover_expanded(order, {"lineItems.item"})["lineItems"]["elements"][1]["item"]
+    full = _clover_expanded(order, {"lineItems.item.categories"})["lineItems"]["elements"][1]["item"]
+    assert full["categories"]["elements"][0]["name"] == "Coffee"
