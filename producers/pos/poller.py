@@ -46,7 +46,8 @@ class SyncResult:
     """A stop was asked for: the sync ended after its last acknowledged page, before the end of the range."""
 
 
-def make_client(cfg: SourceConfig, adapter: Adapter, token_file: TokenFile, sleep: Callable[[float], None] | None = None,
+def make_client(cfg: SourceConfig, adapter: Adapter, token_file: TokenFile,
+                sleep: Callable[[float], None] | None = None,
                 stopped: Callable[[], bool] | None = None) -> VendorClient:  # fmt: skip
     """A vendor client with the source's auth; secrets are read here and never logged. With ``stopped``, a wait
     before a retry ends (StopRequested) as soon as it returns True."""
@@ -111,7 +112,8 @@ class Poller:
         return result
 
     def _sync(self, since: datetime | None, until: datetime | None,
-              on_progress: Callable[[str, float | None, SyncResult], None] | None, result: SyncResult) -> None:  # fmt: skip
+              on_progress: Callable[[str, float | None, SyncResult], None] | None,
+              result: SyncResult) -> None:  # fmt: skip
         name = self.cfg.name
         self.reconcile()
         position = self.adapter.migrate(load_position(self.store.position(name)))

@@ -207,8 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             filt = _dec(q["page_info"][0])
         else:
-            field = next((f for f in ("updated_at", "processed_at", "created_at") if f"{f}_min" in q or f"{f}_max" in q),
-                         "created_at")  # fmt: skip
+            fields = ("updated_at", "processed_at", "created_at")
+            field = next((f for f in fields if f"{f}_min" in q or f"{f}_max" in q), "created_at")
             filt = {"field": field, "min": q.get(f"{field}_min", ["1970-01-01T00:00:00Z"])[0],
                     "max": q.get(f"{field}_max", ["2100-01-01T00:00:00Z"])[0],
                     "any": q.get("status", ["open"])[0] == "any", "after": None}  # fmt: skip
