@@ -1,4 +1,5 @@
-"""Clover orders (``GET /v3/merchants/<mId>/orders?expand=lineItems,payments,refunds,discounts``) to tickets.
+"""Clover orders (``GET /v3/merchants/<mId>/orders?expand=lineItems,lineItems.item.categories,payments.tender,...``)
+to tickets.
 
 Clover sends money as integers in cents, ``total`` tax-inclusive; line ``price`` is per unit, and ``unitQty``
 (thousandths) is set for items sold by weight or measure. A discount is an ``amount`` (negative cents) or a
@@ -143,5 +144,6 @@ def map_order(order: dict[str, Any], ctx: MapContext, merchant_id: str) -> list[
     return tickets
 
 
-def modified_time(order: dict[str, Any]) -> int:
-    return int(order.get("modifiedTime") or 0)
+def time_of(order: dict[str, Any], field: str) -> int:
+    """An epoch-milliseconds field of an order (``modifiedTime``, ``createdTime``); 0 if absent."""
+    return int(order.get(field) or 0)

@@ -50,6 +50,7 @@ def poll(
 
     Records that cannot be mapped go to pos.tickets.dlq with the reason. Checkpoint and rotated OAuth tokens
     live under <state_dir>/pos/. Exit code 2 when the vendor API or Kafka kept failing (checkpoint kept).
+    SIGTERM stops after the page being handled (or a wait to retry), with the checkpoint saved, exit code 0.
     """
     from producers.pos.checkpoint import CheckpointStore
     from producers.pos.http import AuthFailed, SourceUnavailable, TokenFile
@@ -79,22 +80,26 @@ def poll(
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
     state = settings.state_dir / "pos"
+    stopping = False
+
+    def stopped() -> bool:
+        return stopping
+
     store = CheckpointStore(state / f"{cfg.name}.sqlite")
     try:
         adapter = adapter_for(cfg)
-        client = make_client(cfg, adapter, TokenFile(state / f"{cfg.name}.tokens.json"))
+        client = make_client(cfg, adapter, TokenFile(state / f"{cfg.name}.tokens.json"), stopped=stopped)
         sender = RecordSender(settings)
     except (SourceError, ValueError, StackNotRunning) as exc:
         fail(str(exc))
         return
-    poller = Poller(cfg, KafkaSink(sender, settings), store, client)
-    stopping = False
+    poller = Poller(cfg, KafkaSink(sender, settings), store, client, stopped=stopped)
 
     def _stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, _stop)
+    previous = signal.signal(signal.SIGTERM, _stop)
 
     def run_once() -> SyncResult | None:
         try:
@@ -130,6 +135,9 @@ def poll(
         )
         for reason in result.errors[:5]:
             err.print(f"  rejected: {reason}", highlight=False)
+        if result.stopped:
+            again = " (a backfill: run it again to finish; what was published is not sent twice)" if start else ""
+            out.print(f"{cfg.name}: stopped on SIGTERM, checkpoint saved{again}")
         return result
 
     try:
@@ -138,10 +146,12 @@ def poll(
                 if run_once() is None:
                     raise typer.Exit(2)
                 return
-            run_every(interval.total_seconds(), run_once, lambda: stopping)
+            run_every(interval.total_seconds(), run_once, stopped)
     except AlreadyRunning as exc:
         fail(str(exc))
     finally:
+        if previous is not None:  # None: not installed from Python
+            signal.signal(signal.SIGTERM, previous)
         store.close()
 
 

@@ -60,8 +60,11 @@ def square_order(n: int, at: datetime, location: str = "L8RY5ZZ0T8RZM") -> dict[
 
 
 def square_return_order(n: int, source_order_id: str, at: datetime, location: str = "L8RY5ZZ0T8RZM") -> dict[str, Any]:
-    """The return order Square creates when one muffin of ``source_order_id`` is refunded in cash."""
+    """The return order Square creates when one muffin of ``source_order_id`` (a :func:`square_order`) is refunded
+    in cash. Its refund names the sale's cash tender by id only: Square's Refund object has no tender type."""
     m = lambda amount: {"amount": amount, "currency": "USD"}  # noqa: E731
+    digits = source_order_id[2:8]
+    cash_tender = f"T{int(digits)}B" if digits.isdigit() else "T0B"  # square_order(k)'s cash tender
     return {
         "id": f"SQ{n:06d}RETURN",
         "location_id": location,
@@ -78,7 +81,7 @@ def square_return_order(n: int, source_order_id: str, at: datetime, location: st
         }],
         "return_amounts": {"total_money": m(353), "tax_money": m(28), "discount_money": m(0), "tip_money": m(0),
                            "service_charge_money": m(0)},
-        "refunds": [{"id": f"R{n}", "location_id": location, "tender_id": f"T{n}B", "reason": "Stale",
+        "refunds": [{"id": f"R{n}", "location_id": location, "tender_id": cash_tender, "reason": "Stale",
                      "amount_money": m(353), "status": "APPROVED"}],
         "tenders": [],
         "state": "COMPLETED",

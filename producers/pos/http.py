@@ -1,7 +1,8 @@
 """HTTP to a vendor API: authentication (API key or OAuth 2.0 with rotating refresh tokens) and retries.
 
-429 waits for ``Retry-After`` (seconds or an HTTP date); 5xx and connection errors back off exponentially with
-full jitter; 401 refreshes the OAuth token once. After ``max_attempts`` tries the request raises
+429 waits for ``Retry-After`` (seconds or an HTTP date), up to ``retry_after_max`` (a longer one is cut to it,
+with a warning); 5xx, and a 429 without ``Retry-After``, back off exponentially with full jitter up to
+``backoff_max``; 401 refreshes the OAuth token once. After ``max_attempts`` tries the request raises
 :class:`SourceUnavailable` and the sync stops with its checkpoint kept. Tokens never appear in logs or errors.
 """
 
@@ -32,6 +33,10 @@ class SourceUnavailable(RuntimeError):
 
 class AuthFailed(RuntimeError):
     """The vendor refused the credentials (and a refresh, if OAuth)."""
+
+
+class StopRequested(RuntimeError):
+    """A stop was asked for (SIGTERM) while waiting to retry; nothing after the last acknowledged page was read."""
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -134,10 +139,12 @@ class VendorClient:
         max_attempts: int = 6,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        retry_after_max: float = 900.0,
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         extra_headers: dict[str, str] | None = None,
+        stopped: Callable[[], bool] | None = None,
     ) -> None:
         self.session = requests.Session()
         self.session.headers.update({"Accept": "application/json", **(extra_headers or {})})
@@ -147,9 +154,11 @@ class VendorClient:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
         self.timeout = timeout
         self.sleep = sleep
         self.rng = rng or random.Random()
+        self.stopped = stopped
         self.requests = 0
         self.waits: list[float] = []
 
@@ -162,8 +171,18 @@ class VendorClient:
         return token or self.oauth.refresh(self.session, self.timeout)
 
     def _wait(self, seconds: float) -> None:
+        """Sleep before a retry; with ``stopped``, in steps of at most a second, raising StopRequested once set."""
         self.waits.append(seconds)
-        self.sleep(seconds)
+        if self.stopped is None:
+            self.sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while not self.stopped():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.sleep(min(1.0, left))
+        raise StopRequested("stop requested while waiting to retry")
 
     def request(self, method: str, url: str, **kw: Any) -> requests.Response:
         """Send with retries; returns a 2xx response or raises SourceUnavailable / AuthFailed."""
@@ -189,9 +208,13 @@ class VendorClient:
                 wait = retry_after(resp.headers.get("Retry-After")) if resp.status_code == 429 else None
                 if wait is None:
                     wait = backoff(attempt, self.backoff_base, self.backoff_max, jitter=True, rng=self.rng)
-                log.warning("%s %s: %s, retrying in %.1fs", method, _safe(url), last, wait)
+                elif wait > self.retry_after_max:
+                    log.warning("%s %s: Retry-After %.0fs is longer than retry_after_max, waiting %.0fs",
+                                method, _safe(url), wait, self.retry_after_max)  # fmt: skip
+                    wait = self.retry_after_max
                 if attempt + 1 < self.max_attempts:
-                    self._wait(min(wait, self.backoff_max))
+                    log.warning("%s %s: %s, retrying in %.1fs", method, _safe(url), last, wait)
+                    self._wait(wait)
                 continue
             if resp.status_code >= 400:
                 raise SourceUnavailable(f"{method} {_safe(url)}: HTTP {resp.status_code}: {resp.text[:300]}")

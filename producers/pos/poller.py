@@ -17,7 +17,7 @@ from typing import Any
 
 from producers.pos.checkpoint import CheckpointStore
 from producers.pos.common import MapContext, MappingError
-from producers.pos.http import OAuth, TokenFile, VendorClient
+from producers.pos.http import OAuth, StopRequested, TokenFile, VendorClient
 from producers.pos.sink import TicketSink, note_inflight, reconcile_inflight
 from producers.pos.source import SourceConfig
 from producers.pos.vendors import Adapter, adapter_for, load_position, start_time
@@ -42,14 +42,18 @@ class SyncResult:
     rejected: int = 0
     position: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    stopped: bool = False
+    """A stop was asked for: the sync ended after its last acknowledged page, before the end of the range."""
 
 
-def make_client(cfg: SourceConfig, adapter: Adapter, token_file: TokenFile, sleep: Callable[[float], None] | None = None
-                ) -> VendorClient:  # fmt: skip
-    """A vendor client with the source's auth; secrets are read here and never logged."""
+def make_client(cfg: SourceConfig, adapter: Adapter, token_file: TokenFile,
+                sleep: Callable[[float], None] | None = None,
+                stopped: Callable[[], bool] | None = None) -> VendorClient:  # fmt: skip
+    """A vendor client with the source's auth; secrets are read here and never logged. With ``stopped``, a wait
+    before a retry ends (StopRequested) as soon as it returns True."""
     kw: dict[str, Any] = {
         "max_attempts": cfg.max_attempts, "backoff_base": cfg.backoff_base, "backoff_max": cfg.backoff_max,
-        "timeout": cfg.timeout,
+        "retry_after_max": cfg.retry_after_max, "timeout": cfg.timeout, "stopped": stopped,
     }  # fmt: skip
     if sleep is not None:
         kw["sleep"] = sleep
@@ -74,13 +78,15 @@ class Poller:
     """Syncs one source into a sink, keeping its position in a checkpoint store."""
 
     def __init__(self, cfg: SourceConfig, sink: TicketSink, store: CheckpointStore, client: VendorClient,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 stopped: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
         self.cfg = cfg
         self.sink = sink
         self.store = store
         self.client = client
         self.adapter = adapter_for(cfg)
         self.now = now
+        self.stopped = stopped
 
     def context(self) -> MapContext:
         c = self.cfg
@@ -94,17 +100,34 @@ class Poller:
     def sync(self, since: datetime | None = None, until: datetime | None = None,
              on_progress: Callable[[str, float | None, SyncResult], None] | None = None) -> SyncResult:  # fmt: skip
         """One incremental sync (or a backfill of [since, until)). Raises when the vendor or broker fails;
-        everything acknowledged before that is checkpointed."""
-        name = self.cfg.name
+        everything acknowledged before that is checkpointed. When ``stopped()`` turns True it ends after the
+        page being handled (or during a wait to retry), with ``result.stopped`` set."""
         result = SyncResult()
+        try:
+            self._sync(since, until, on_progress, result)
+        except StopRequested:
+            result.stopped = True
+        if result.stopped:
+            log.info("%s: stopped on request after %d pages; checkpoint saved", self.cfg.name, result.pages)
+        return result
+
+    def _sync(self, since: datetime | None, until: datetime | None,
+              on_progress: Callable[[str, float | None, SyncResult], None] | None,
+              result: SyncResult) -> None:  # fmt: skip
+        name = self.cfg.name
         self.reconcile()
-        position = load_position(self.store.position(name))
+        position = self.adapter.migrate(load_position(self.store.position(name)))
         end = until or self.now()
         default_start = end - FIRST_RUN_LOOKBACK
+        result.position = position
         for scope in self.adapter.scopes():
-            if self.adapter.time_based:
-                start = start_time(position, scope, self.cfg.overlap, since, default_start)
-                pages = self.adapter.pages(self.client, scope, start, end)
+            if self.stopped():
+                result.stopped = True
+                return
+            keys = self.adapter.scope_keys(scope)
+            if self.adapter.time_based:  # a scope starts where the least advanced of its keys stands
+                start = min(start_time(position, k, self.cfg.overlap, since, default_start) for k in keys)
+                pages = self.adapter.pages(self.client, scope, start, end, backfill=since is not None)
             else:
                 after = 0 if since is not None else position.get(scope)
                 pages = self.adapter.pages(self.client, scope, since, end, after=after)
@@ -129,7 +152,8 @@ class Poller:
                         self.sink.reject(name, record_id, record, reason)
                 self.sink.flush()  # raises if the broker did not acknowledge: the position stays where it was
                 if page.position is not None and since is None:  # a backfill never moves the position
-                    position[scope] = self.adapter.later(position.get(scope), page.position)
+                    for key in keys:
+                        position[key] = self.adapter.later(position.get(key), page.position)
                 self.store.commit(name, new, json.dumps(position, sort_keys=True), fresh)
                 result.pages += 1
                 result.records += len(page.records)
@@ -139,5 +163,6 @@ class Poller:
                 result.errors.extend(r[2] for r in rejects[:20])
                 if on_progress is not None:
                     on_progress(scope, page.progress, result)
-        result.position = position
-        return result
+                if self.stopped():
+                    result.stopped = True
+                    return

@@ -87,8 +87,7 @@ def _line(
         unit_price=price,
         discount_amount=discount,
         net_amount=net,
-        category=item.get("product_type")
-        or ctx.category(item.get("product_id"), item.get("variant_id"), item.get("sku")),
+        category=ctx.category(item.get("product_id"), item.get("variant_id"), item.get("sku")),
     )
 
 

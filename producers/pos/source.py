@@ -87,7 +87,10 @@ class SourceConfig(BaseModel):
     page_size: int = Field(100, ge=1, le=1000)
     max_attempts: int = Field(6, ge=1, description="Tries per request before the sync stops.")
     backoff_base: float = Field(1.0, ge=0, description="Seconds; doubles per retry, with full jitter.")
-    backoff_max: float = Field(60.0, ge=0)
+    backoff_max: float = Field(60.0, ge=0, description="Seconds; the longest backoff between retries.")
+    retry_after_max: float = Field(
+        900.0, ge=0, description="Seconds; the longest 429 Retry-After honoured (a longer one is cut to it)."
+    )
     timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request.")
     # vendor specifics
     shop: str | None = Field(None, description="Shopify: the shop's myshopify.com subdomain.")

@@ -1,7 +1,9 @@
 """Square Orders API (``POST /v2/orders/search``) orders to tickets.
 
 Square sends money as ``{"amount": <int, smallest denomination>, "currency": "USD"}``. A refund is a separate
-*return order* whose ``returns[].source_order_id`` names the sale; it becomes a REFUND ticket. A CANCELED order
+*return order* whose ``returns[].source_order_id`` names the sale; it becomes a REFUND ticket. Its refunds name
+the sale's tender by ``tender_id`` only; the poller attaches the sale's tenders as ``source_tenders``
+(``[{"id", "type"}]``) so that a cash refund is CASH (OTHER when the sale cannot be found). A CANCELED order
 is published as its SALE plus a VOID that reverses it (the pair sums to zero), if anything was rung up.
 OPEN and DRAFT orders are not tickets yet.
 """
@@ -84,13 +86,21 @@ def _lines(items: list[dict[str, Any]], ctx: MapContext, what: str) -> tuple[Tic
     return tuple(lines)
 
 
+def _method(tender_type: Any, ctx: MapContext) -> PaymentMethod:
+    return ctx.payment_override(tender_type) or _TENDERS.get(str(tender_type), PaymentMethod.OTHER)
+
+
 def _tenders(order: dict[str, Any], ctx: MapContext) -> list[tuple[PaymentMethod, int]]:
     out = []
     for t in order.get("tenders") or ():
         if t.get("type") == "NO_SALE":
             continue
-        method = ctx.payment_override(t.get("type")) or _TENDERS.get(str(t.get("type")), PaymentMethod.OTHER)
-        out.append((method, _money(t.get("amount_money"), f"square order {order.get('id')} tender amount")))
+        out.append(
+            (
+                _method(t.get("type"), ctx),
+                _money(t.get("amount_money"), f"square order {order.get('id')} tender amount"),
+            )
+        )
     return out
 
 
@@ -124,8 +134,10 @@ def map_order(order: dict[str, Any], ctx: MapContext) -> list[PosTicket]:
         tip = _money(amounts.get("tip_money"), f"{what} return_amounts.tip_money")
         net = total - tax - tip
         lines = _lines([li for r in returns for li in r.get("return_line_items") or ()], ctx, what)
+        # A Refund names the sale's tender by id only; the poller attaches the sale's tenders (source_tenders).
+        source_types = {t.get("id"): t.get("type") for t in order.get("source_tenders") or ()}
         refunded = [
-            (_TENDERS.get(str(r.get("tender_type", "")), PaymentMethod.OTHER), _money(r.get("amount_money"), what))
+            (_method(source_types.get(r.get("tender_id")), ctx), _money(r.get("amount_money"), what))
             for r in order.get("refunds") or ()
             if r.get("status") in (None, "APPROVED", "COMPLETED", "PENDING")
         ]

@@ -1,7 +1,10 @@
 """Each vendor API's request and page shapes: what to ask for, how to page, and where a sync stands.
 
-A *position* is a JSON object keyed by scope (``all``, or a Clover merchant id): an ISO time (the highest
-``updated_at`` / ``modifiedTime`` acknowledged) or, for Lightspeed, the highest sale ``version``.
+A *position* is a JSON object with one entry per checkpoint key: an ISO time (the highest ``updated_at`` /
+``modifiedTime`` acknowledged) or, for Lightspeed, the highest sale ``version``. The keys are ``all`` (Shopify,
+Lightspeed), the Clover merchant id, or the Square location id. A *scope* is what one series of requests reads:
+one key, or for Square a group of up to 10 locations that advance together, so a failure in one group never
+moves the position of another.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from producers.pos.source import SourceConfig
 from schemas.models import PosTicket
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CLOVER_MAX_RANGE = timedelta(days=90)
 SQUARE_VERSION = "2025-01-23"
 
 
@@ -78,8 +82,18 @@ class Adapter:
     def scopes(self) -> list[str]:
         return ["all"]
 
+    def scope_keys(self, scope: str) -> list[str]:
+        """The checkpoint keys that a scope's pages advance."""
+        return [scope]
+
+    def migrate(self, position: dict[str, Any]) -> dict[str, Any]:
+        """A saved position in this version's keys (older versions kept other keys)."""
+        return position
+
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
-              after: Any = None) -> Iterator[Page]:  # fmt: skip
+              after: Any = None, backfill: bool = False) -> Iterator[Page]:  # fmt: skip
+        """Records changed in [start, end); with ``backfill``, records *made* in [start, end) (whenever they
+        were last changed), so that a sale refunded after the window is still found."""
         raise NotImplementedError
 
     def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
@@ -113,32 +127,73 @@ class SquareAdapter(Adapter):
             body["client_secret"] = client_secret
         return TokenRequest(self.cfg.auth.token_url or f"{self.base_url()}/oauth2/token", body, as_json=True)
 
+    def scopes(self) -> list[str]:
+        locations = sorted(self.cfg.stores)  # SearchOrders takes at most 10 location ids
+        return [",".join(locations[i : i + 10]) for i in range(0, len(locations), 10)]
+
+    def scope_keys(self, scope: str) -> list[str]:
+        return scope.split(",")
+
+    def migrate(self, position: dict[str, Any]) -> dict[str, Any]:
+        """Before per-location checkpoints, one ``all`` time covered every location: each starts from it."""
+        if "all" not in position:
+            return position
+        old = position.pop("all")
+        for location in self.cfg.stores:
+            position.setdefault(location, old)
+        return position
+
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
-              after: Any = None) -> Iterator[Page]:  # fmt: skip
+              after: Any = None, backfill: bool = False) -> Iterator[Page]:  # fmt: skip
         start = start or EPOCH
-        locations = sorted(self.cfg.stores)
-        for i in range(0, len(locations), 10):  # SearchOrders takes at most 10 location ids
-            body: dict[str, Any] = {
-                "location_ids": locations[i : i + 10],
-                "limit": self.cfg.page_size,
-                "return_entries": False,
-                "query": {
-                    "filter": {
-                        "date_time_filter": {"updated_at": {"start_at": iso(start), "end_at": iso(end)}},
-                        "state_filter": {"states": ["COMPLETED", "CANCELED"]},
-                    },
-                    "sort": {"sort_field": "UPDATED_AT", "sort_order": "ASC"},
+        # SearchOrders filters on one of created_at, updated_at, closed_at and must sort on the same field;
+        # closed_at (the ticket's time) needs a state filter with closed states only, which this one is.
+        field = "closed_at" if backfill else "updated_at"
+        body: dict[str, Any] = {
+            "location_ids": self.scope_keys(scope),
+            "limit": self.cfg.page_size,
+            "return_entries": False,
+            "query": {
+                "filter": {
+                    "date_time_filter": {field: {"start_at": iso(start), "end_at": iso(end)}},
+                    "state_filter": {"states": ["COMPLETED", "CANCELED"]},
                 },
-            }
-            while True:
-                data = client.request("POST", f"{self.base_url()}/v2/orders/search", json=body).json()
-                orders = data.get("orders") or []
-                last = max((o.get("updated_at") for o in orders if o.get("updated_at")), default=None)
-                frac = _fraction(parse_time(last, "updated_at") if last else None, start, end)
-                yield Page(scope, orders, last, frac)
-                if not data.get("cursor"):
-                    break
-                body["cursor"] = data["cursor"]
+                "sort": {"sort_field": field.upper(), "sort_order": "ASC"},
+            },
+        }
+        while True:
+            data = client.request("POST", f"{self.base_url()}/v2/orders/search", json=body).json()
+            orders = data.get("orders") or []
+            last = max((o.get(field) for o in orders if o.get(field)), default=None)
+            frac = _fraction(parse_time(last, field) if last else None, start, end)
+            if backfill:  # Square's end_at is inclusive; the window is not
+                orders = [o for o in orders if _in_window(o.get(field), start, end, field)]
+            yield Page(scope, self.with_source_tenders(client, orders), last, frac)
+            if not data.get("cursor"):
+                break
+            body["cursor"] = data["cursor"]
+
+    def with_source_tenders(self, client: VendorClient, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Return orders with ``source_tenders``: the id and type of their sale's tenders (a Refund names its
+        tender by id only), from the same page or ``POST /v2/orders/batch-retrieve`` (100 ids a request)."""
+        wanted = {r["source_order_id"] for o in orders for r in o.get("returns") or () if r.get("source_order_id")}
+        if not wanted:
+            return orders
+        found = {o["id"]: o for o in orders if o.get("id") in wanted}
+        missing = sorted(wanted - set(found))
+        for i in range(0, len(missing), 100):
+            body = {"order_ids": missing[i : i + 100]}
+            data = client.request("POST", f"{self.base_url()}/v2/orders/batch-retrieve", json=body).json()
+            found.update((o["id"], o) for o in data.get("orders") or () if o.get("id"))
+        out = []
+        for order in orders:
+            sources = [found[r.get("source_order_id")] for r in order.get("returns") or ()
+                       if r.get("source_order_id") in found]  # fmt: skip
+            if sources:
+                tenders = [{"id": t.get("id"), "type": t.get("type")} for s in sources for t in s.get("tenders") or ()]
+                order = {**order, "source_tenders": tenders}
+            out.append(order)
+        return out
 
     def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
         return square.map_order(record, ctx)
@@ -177,13 +232,15 @@ class ShopifyAdapter(Adapter):
         return TokenRequest(self.cfg.auth.token_url or f"{self.base_url()}/admin/oauth/access_token", body, False)
 
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
-              after: Any = None) -> Iterator[Page]:  # fmt: skip
+              after: Any = None, backfill: bool = False) -> Iterator[Page]:  # fmt: skip
         start = start or EPOCH
         api = f"{self.base_url()}/admin/api/{self.cfg.api_version}"
         url: str | None = f"{api}/orders.json"
+        # A backfill filters on processed_at (the sale's time, the ticket's occurred_at), not updated_at.
+        field = "processed_at" if backfill else "updated_at"
         params: dict[str, Any] | None = {
-            "status": "any", "updated_at_min": iso(start), "updated_at_max": iso(end),
-            "order": "updated_at asc", "limit": min(self.cfg.page_size, 250),
+            "status": "any", f"{field}_min": iso(start), f"{field}_max": iso(end),
+            "order": f"{field} asc", "limit": min(self.cfg.page_size, 250),
         }  # fmt: skip
         while url:
             resp = client.request("GET", url, params=params)
@@ -192,10 +249,13 @@ class ShopifyAdapter(Adapter):
             for order in orders:
                 if order.get("source_name") not in self.cfg.source_names:
                     continue
+                if backfill and not _in_window(order.get("processed_at") or order.get("created_at"), start, end,
+                                               "processed_at"):  # fmt: skip
+                    continue  # Shopify's _max is inclusive; the window is not
                 txs = client.request("GET", f"{api}/orders/{order['id']}/transactions.json").json()
                 kept.append({**order, "transactions": txs.get("transactions") or []})
-            last = max((o.get("updated_at") for o in orders if o.get("updated_at")), default=None)
-            yield Page(scope, kept, last, _fraction(parse_time(last, "updated_at") if last else None, start, end))
+            last = max((o.get(field) for o in orders if o.get(field)), default=None)
+            yield Page(scope, kept, last, _fraction(parse_time(last, field) if last else None, start, end))
             url, params = next_link(resp.headers.get("Link")), None  # page_info URLs carry no other filter
 
     def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
@@ -219,7 +279,7 @@ class LightspeedAdapter(Adapter):
         return TokenRequest(self.cfg.auth.token_url or f"{self.base_url()}/api/1.0/token", body, as_json=False)
 
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
-              after: Any = None) -> Iterator[Page]:  # fmt: skip
+              after: Any = None, backfill: bool = False) -> Iterator[Page]:  # fmt: skip
         version = int(after or 0)
         while True:
             data = client.request(
@@ -245,16 +305,19 @@ class LightspeedAdapter(Adapter):
         return max(int(a), int(b))
 
 
-def _in_window(value: Any, start: datetime, end: datetime) -> bool:
+def _in_window(value: Any, start: datetime, end: datetime, what: str = "sale_date") -> bool:
     try:
-        return start <= parse_time(value, "sale_date") < end
+        return start <= parse_time(value, what) < end
     except MappingError:
         return True  # let the mapping report it
 
 
 class CloverAdapter(Adapter):
     vendor = "clover"
-    EXPAND = "lineItems,lineItems.discounts,payments,refunds,discounts"
+    # What the mapping reads: unexpanded, Clover leaves collections out and gives objects as {"id"} references
+    # (a line's item without its categories, a payment's tender without its labelKey). A dotted path expands each
+    # level on its way. Clover asks for at most three expansions per call; the order needs these seven.
+    EXPAND = "lineItems,lineItems.discounts,lineItems.item.categories,payments,payments.tender,refunds,discounts"
 
     def base_url(self) -> str:
         return (self.cfg.base_url or "https://api.clover.com").rstrip("/")
@@ -267,26 +330,40 @@ class CloverAdapter(Adapter):
         return sorted(self.cfg.stores)
 
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
-              after: Any = None) -> Iterator[Page]:  # fmt: skip
+              after: Any = None, backfill: bool = False) -> Iterator[Page]:  # fmt: skip
         start = start or EPOCH
-        lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+        if not backfill:
+            yield from self._keyset(client, scope, "modifiedTime", start, end, start, end)
+            return
+        # A backfill filters on createdTime, which Clover serves at most 90 days per request (a longer range is
+        # silently cut to its last 90 days): one series of requests per 90-day slice.
+        lo = start
+        while lo < end:
+            hi = min(lo + CLOVER_MAX_RANGE, end)
+            yield from self._keyset(client, scope, "createdTime", lo, hi, start, end)
+            lo = hi
+
+    def _keyset(self, client: VendorClient, scope: str, field: str, since: datetime, until: datetime,
+                start: datetime, end: datetime) -> Iterator[Page]:  # fmt: skip
+        """Orders with ``since <= field < until``, by keyset paging on ``field`` (offset only within equal
+        times): an order modified while we page moves past ``until`` and cannot shift the others out of a page,
+        as plain offset paging would. Page positions are times of ``field``; progress is over [start, end)."""
+        lo, hi = int(since.timestamp() * 1000), int(until.timestamp() * 1000)
         offset = 0
         while True:
-            # Keyset paging on modifiedTime (offset only within equal times): an order modified while we page
-            # moves past `hi` and cannot shift the others out of a page, as plain offset paging would.
             params = [
-                ("filter", f"modifiedTime>={lo}"), ("filter", f"modifiedTime<{hi}"), ("expand", self.EXPAND),
-                ("orderBy", "modifiedTime ASC"), ("limit", str(self.cfg.page_size)), ("offset", str(offset)),
+                ("filter", f"{field}>={lo}"), ("filter", f"{field}<{hi}"), ("expand", self.EXPAND),
+                ("orderBy", f"{field} ASC"), ("limit", str(self.cfg.page_size)), ("offset", str(offset)),
             ]  # fmt: skip
             data = client.request("GET", f"{self.base_url()}/v3/merchants/{scope}/orders", params=params).json()
             orders = data.get("elements") or []
-            last_ms = max((clover.modified_time(o) for o in orders), default=None)
+            last_ms = max((clover.time_of(o, field) for o in orders), default=None)
             last = iso(datetime.fromtimestamp(last_ms / 1000, tz=UTC)) if last_ms is not None else None
-            frac = _fraction(parse_time(last, "modifiedTime") if last else None, start, end)
+            frac = _fraction(parse_time(last, field) if last else None, start, end)
             yield Page(scope, orders, last, frac)
             if len(orders) < self.cfg.page_size or last_ms is None:
                 return
-            ties = sum(1 for o in orders if clover.modified_time(o) == last_ms)
+            ties = sum(1 for o in orders if clover.time_of(o, field) == last_ms)
             offset = offset + ties if last_ms == lo else ties
             lo = last_ms
 

@@ -80,12 +80,22 @@ def test_square_sale() -> None:
 
 
 def test_square_return_order_is_refund_of_source() -> None:
-    [t] = square.map_order(square_return_order(2, "SQ000001ORDER", AT), ctx())
+    ret = square_return_order(2, "SQ000001ORDER", AT)
+    ret["source_tenders"] = [{"id": t["id"], "type": t["type"]} for t in square_order(1, AT)["tenders"]]
+    [t] = square.map_order(ret, ctx())
     assert t.kind is TicketKind.REFUND and t.original_ticket_id == "square:SQ000001ORDER"
     assert (t.net_amount, t.tax_amount, t.gross_amount) == (-325, -28, -325)
-    assert t.payments == (Payment(method=PaymentMethod.OTHER, amount=-353),)
+    # The refund names the sale's cash tender (T1B) by id; its type comes from the sale.
+    assert t.payments == (Payment(method=PaymentMethod.CASH, amount=-353),)
     assert t.lines[0].quantity == -1.0 and t.lines[0].net_amount == -325
     no_personal_data([t])
+
+
+def test_square_refund_tender_without_the_sale_is_other() -> None:
+    ret = square_return_order(2, "SQ000001ORDER", AT)
+    assert square.map_order(ret, ctx())[0].payments == (Payment(method=PaymentMethod.OTHER, amount=-353),)
+    ret["source_tenders"] = [{"id": "T1B", "type": "CASH"}]
+    assert square.map_order(ret, ctx(payment_types={"CASH": "MOBILE"}))[0].payments[0].method is PaymentMethod.MOBILE
 
 
 def test_square_canceled_is_sale_plus_void_and_open_is_skipped() -> None:
@@ -234,3 +244,11 @@ def test_minor_units_fast_path_agrees_with_decimal_half_up() -> None:
             value = rng.uniform(-1e4, 1e4)
         expected = int(Decimal(str(value)).scaleb(exponent(currency)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
         assert minor_units(value, currency) == expected, (value, currency)
+
+
+def test_shopify_line_category_comes_from_the_source_map() -> None:
+    """REST line items carry no product type: categories come from `categories:` by product, variant or SKU."""
+    order = shopify_order(3, AT)
+    order["line_items"][0]["product_type"] = "ignored"  # not a documented line item field
+    [t] = shopify.map_order(order, ctx(categories={"632910392": "kitchen", "TOTE-01": "bags"}))
+    assert [(ln.sku, ln.category) for ln in t.lines] == [("MUG-BLK", "kitchen"), ("TOTE-01", "bags")]

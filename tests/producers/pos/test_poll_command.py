@@ -157,3 +157,49 @@ def test_poll_every_runs_until_sigterm(broker: Broker, tmp_path: Path, monkeypat
     runs = result.output.count("square-every:")
     assert runs >= 3, result.output
     assert "1 tickets published" in result.output and result.output.count("0 tickets published") == runs - 1
+
+
+def test_poll_stops_on_sigterm_between_pages_and_resumes(
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while a one-off backfill is paging: the page being read is published and checkpointed, the command
+    exits 0 without reading further; running it again publishes the rest, each ticket once."""
+    import os
+    import signal
+
+    settings = broker.settings(tmp_path / "state")
+    monkeypatch.setenv("TILLFLOW_KAFKA_BOOTSTRAP", broker.bootstrap)
+    monkeypatch.setenv("TILLFLOW_REGISTRY_URL", broker.registry.url)
+    monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SQUARE_TOKEN", "static-token")
+    previous = signal.getsignal(signal.SIGTERM)
+    searches: list[str] = []
+
+    def sigterm_on_second_page(method: str, path: str) -> None:
+        if path == "/v2/orders/search":
+            searches.append(path)
+            if len(searches) == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    with vendor_server() as (base, st):
+        for i in range(9):
+            add_sale("square", st, i, NOW - timedelta(hours=3) + timedelta(minutes=i))
+        source = tmp_path / "square.yaml"
+        source.write_text(
+            f"name: square-term\nvendor: square\nbase_url: {base}\nstores: {{L8RY5ZZ0T8RZM: s1}}\n"
+            "auth: {kind: api_key, token: {env: SQUARE_TOKEN}}\npage_size: 3\n"
+        )
+        since = (NOW - timedelta(days=1)).isoformat()
+        st.on_request = sigterm_on_second_page
+        try:
+            first = CliRunner().invoke(app, ["poll", str(source), "--since", since])
+        finally:
+            st.on_request = None
+            signal.signal(signal.SIGTERM, previous)
+        assert first.exit_code == 0, first.output
+        assert "6 tickets published" in first.output and "stopped on SIGTERM, checkpoint saved" in first.output
+        assert len(searches) == 2  # nothing was read after the signal
+        second = CliRunner().invoke(app, ["poll", str(source), "--since", since])
+        assert second.exit_code == 0 and "3 tickets published" in second.output, second.output
+    counts = Counter(t.ticket_id for t in read_tickets(settings) if t.source == "square-term")
+    assert sorted(counts) == sorted(sale_id("square", i) for i in range(9)) and set(counts.values()) == {1}

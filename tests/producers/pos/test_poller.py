@@ -4,11 +4,13 @@ cannot be reached from here, so the stand-in reproduces their documented paging,
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -366,3 +368,195 @@ def test_lightspeed_backfill_filters_on_sale_date(tmp_path: Path) -> None:
         assert load_position(p.store.position(cfg.name)) == {}  # a backfill does not move the cursor past unread sales
         p.sync()
         assert ids(ledger) == sorted(sale_id("lightspeed", i) for i in range(6))
+
+
+def _square_twelve_locations(st: VendorState) -> tuple[dict[str, str], list[str]]:
+    """Locations LOC00-LOC11 (two SearchOrders groups: 10 + 2). Group 1 sold late (T0+2h..), group 2 early."""
+    stores = {f"LOC{i:02d}": f"s{i}" for i in range(12)}
+    want = []
+    for i in range(10):
+        o = square_order(i, T0 + timedelta(minutes=120 + i), location=f"LOC{i:02d}")
+        st.square[o["id"]] = o
+        want.append(f"square:{o['id']}")
+    for i in range(10, 16):
+        o = square_order(i, T0 + timedelta(minutes=i), location=f"LOC{10 + i % 2:02d}")
+        st.square[o["id"]] = o
+        want.append(f"square:{o['id']}")
+    return stores, sorted(want)
+
+
+def test_square_location_groups_keep_their_own_checkpoint(tmp_path: Path) -> None:
+    """Group 1 is read to T0+2h, then group 2 fails mid-way: group 2 must restart from its own position, not from
+    group 1's later one (which would skip its unread orders for good)."""
+    with vendor_server() as (base, st):
+        stores, want = _square_twelve_locations(st)
+        cfg = config("square", base, stores=stores)
+        ledger: list[PosTicket] = []
+        # Group 1: 10 orders, page_size 3 = 4 flushes; group 2's first page is flush 5, its second fails.
+        with pytest.raises(DeliveryError):
+            make_poller(cfg, ListSink(ledger, fail_at=6), tmp_path, NOW).sync()
+        saved = load_position(CheckpointStore(tmp_path / "checkpoint.sqlite").position(cfg.name))
+        assert set(saved) == set(stores)  # one entry per location
+        assert saved["LOC00"] == "2026-03-14T11:09:00.000Z" and saved["LOC10"] == "2026-03-14T09:12:00.000Z"
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(minutes=1)).sync()
+        assert ids(ledger) == want and len(ledger) == len(want)
+
+
+def test_square_single_checkpoint_of_older_versions_is_migrated_to_every_location(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        stores, _ = _square_twelve_locations(st)
+        old = square_order(90, T0 - timedelta(minutes=30), location="LOC10")  # before the old checkpoint
+        st.square[old["id"]] = old
+        cfg = config("square", base, stores=stores)
+        store = CheckpointStore(tmp_path / "checkpoint.sqlite")
+        store.commit(cfg.name, [], json.dumps({"all": "2026-03-14T09:11:00.000Z"}))  # the old format
+        ledger: list[PosTicket] = []
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW).sync()
+        # Every location starts from the old time less the 10-minute overlap: all of group 1, and the group-2
+        # orders from 09:01 on (09:10-09:15), none lost; the 08:30 one, already read before, is not re-read.
+        assert ids(ledger) == sorted(sale_id("square", i) for i in range(16))
+        saved = load_position(store.position(cfg.name))
+        assert "all" not in saved and set(saved) == set(stores)
+        assert saved["LOC10"] == "2026-03-14T09:15:00.000Z"
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_backfill_takes_the_sales_made_in_the_window_whenever_they_last_changed(vendor: str, tmp_path: Path) -> None:
+    """Sale 1 is made on day 1 and refunded on day 40, sale 2 made on day 35, sale 3 made before the window and
+    refunded on day 10. A fresh source backfills days 0-30: sale 1 only (the vendors' updated/modified filters
+    would miss it and take sale 3)."""
+    with vendor_server() as (base, st):
+        add_sale(vendor, st, 1, T0 + timedelta(days=1))
+        add_refund(vendor, st, 1, T0 + timedelta(days=40))
+        add_sale(vendor, st, 2, T0 + timedelta(days=35))
+        add_sale(vendor, st, 3, T0 - timedelta(days=5))
+        add_refund(vendor, st, 3, T0 + timedelta(days=10))
+        ledger: list[PosTicket] = []
+        p = make_poller(config(vendor, base), ListSink(ledger), tmp_path, T0 + timedelta(days=60))
+        p.sync(since=T0, until=T0 + timedelta(days=30))
+        sales = {sale_id(vendor, i) for i in (1, 2, 3)}
+        assert [t for t in ids(ledger) if t in sales] == [sale_id(vendor, 1)]
+        assert all(t.occurred_at < T0 + timedelta(days=30) for t in ledger if t.ticket_id in sales)
+
+
+def test_clover_backfill_asks_for_at_most_90_days_of_created_time_per_request(tmp_path: Path) -> None:
+    """Clover cuts a createdTime range longer than 90 days to its last 90 days (the stand-in does too)."""
+    with vendor_server() as (base, st):
+        for i, day in enumerate((2, 95, 150, 199)):
+            add_sale("clover", st, i, T0 + timedelta(days=day))
+        ledger: list[PosTicket] = []
+        p = make_poller(config("clover", base), ListSink(ledger), tmp_path, T0 + timedelta(days=300))
+        p.sync(since=T0, until=T0 + timedelta(days=200))
+        assert ids(ledger) == sorted(sale_id("clover", i) for i in range(4))
+        ranges = []
+        for _, path in st.log:
+            q = parse_qs(urlsplit(path).query)
+            if "filter" in q:
+                assert not any(f.startswith("modifiedTime") for f in q["filter"])
+                lo = next(int(f[13:]) for f in q["filter"] if f.startswith("createdTime>="))
+                hi = next(int(f[12:]) for f in q["filter"] if f.startswith("createdTime<"))
+                ranges.append((lo, hi))
+        assert all(hi - lo <= 90 * 86_400_000 for lo, hi in ranges) and len(ranges) >= 3
+
+
+def test_square_refund_tender_comes_from_the_sale(tmp_path: Path) -> None:
+    """A Square Refund names its tender by id only: the poller reads the sale's tenders, from the same page or
+    with BatchRetrieveOrders when the sale was read in an earlier sync."""
+    with vendor_server() as (base, st):
+        add_sale("square", st, 1, T0)
+        add_sale("square", st, 2, T0 + timedelta(minutes=1))
+        cfg = config("square", base, page_size=10)
+        ledger: list[PosTicket] = []
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW).sync()
+        add_refund("square", st, 1, NOW + timedelta(minutes=1))
+        del st.square["SQ000001ORDER"]["refunds"], st.square["SQ000001ORDER"]["return_amounts"]
+        st.square["SQ000001ORDER"]["updated_at"] = "2026-03-14T08:00:00.000Z"  # the sale is not re-read
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(hours=1)).sync()
+        [refund] = [t for t in ledger if t.ticket_id == "square:SQ000501RETURN"]
+        assert [(p.method.value, p.amount) for p in refund.payments] == [("CASH", -353)]
+        assert st.retrieved == [["SQ000001ORDER"]]
+        add_refund("square", st, 2, NOW + timedelta(hours=2))  # the sale changes too: found in the same page
+        make_poller(cfg, ListSink(ledger), tmp_path, NOW + timedelta(hours=3)).sync()
+        [refund2] = [t for t in ledger if t.ticket_id == "square:SQ000502RETURN"]
+        assert [(p.method.value, p.amount) for p in refund2.payments] == [("CASH", -353)]
+        assert st.retrieved == [["SQ000001ORDER"], ["SQ000001ORDER"]]  # the first return, re-read in the overlap
+
+
+def test_retry_after_longer_than_backoff_max_is_honoured_up_to_its_own_cap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with vendor_server() as (base, st):
+        add_sale("square", st, 1, T0)
+        st.fault("/v2/orders/search", 429, **{"Retry-After": "120"})
+        st.fault("/v2/orders/search", 429, **{"Retry-After": "4000"})
+        sleeps: list[float] = []
+        cfg = config("square", base, backoff_max=5, retry_after_max=600)
+        with caplog.at_level(logging.WARNING, logger="producers.pos.http"):
+            make_poller(cfg, ListSink([]), tmp_path, NOW, sleeps).sync()
+        assert sleeps == [120.0, 600.0]  # the vendor's 120 s, not backoff_max; 4000 s cut to retry_after_max
+        assert "Retry-After 4000s is longer than retry_after_max, waiting 600s" in caplog.text
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_stop_request_ends_the_sync_after_the_page_with_the_checkpoint_saved(vendor: str, tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        for i in range(9):
+            add_sale(vendor, st, i, T0 + timedelta(minutes=5 * i))
+        cfg = config(vendor, base)
+        ledger: list[PosTicket] = []
+        flag = {"stop": False}
+        p = make_poller(cfg, ListSink(ledger), tmp_path, NOW)
+        p.stopped = lambda: flag["stop"]
+
+        def stop_after_first_page(scope: str, fraction: float | None, r: Any) -> None:
+            flag["stop"] = True
+
+        result = p.sync(on_progress=stop_after_first_page)
+        assert result.stopped and result.pages == 1 and ids(ledger) == sorted(sale_id(vendor, i) for i in range(3))
+        assert load_position(p.store.position(cfg.name))  # saved with that page
+        again = make_poller(cfg, ListSink(ledger), tmp_path, NOW).sync()
+        assert not again.stopped and ids(ledger) == sorted(sale_id(vendor, i) for i in range(9))
+
+
+def test_stop_request_interrupts_a_long_retry_after_wait(tmp_path: Path) -> None:
+    with vendor_server() as (base, st):
+        add_sale("square", st, 1, T0)
+        st.fault("/v2/orders/search", 429, **{"Retry-After": "600"})
+        cfg = config("square", base)
+        flag = {"stop": False}
+        sleeps: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+            flag["stop"] = len(sleeps) == 3  # SIGTERM during the third second of the wait
+
+        client = make_client(cfg, adapter_for(cfg), TokenFile(tmp_path / "tokens.json"), sleep=sleep,
+                             stopped=lambda: flag["stop"])  # fmt: skip
+        store = CheckpointStore(tmp_path / "checkpoint.sqlite")
+        result = Poller(cfg, ListSink([]), store, client, now=lambda: NOW, stopped=lambda: flag["stop"]).sync()
+        assert result.stopped and result.pages == 0 and sum(sleeps) <= 3.0
+        assert [p for _, p in st.log] == ["/v2/orders/search"]  # no retry was sent
+
+
+def test_clover_poll_expands_what_the_mapping_reads(tmp_path: Path) -> None:
+    """Unexpanded, Clover gives a line's item and a payment's tender as bare {"id"} references (so does the
+    stand-in): the poller must ask for the item categories and the tender to map them."""
+    with vendor_server() as (base, st):
+        add_sale("clover", st, 1, T0)
+        ledger: list[PosTicket] = []
+        make_poller(config("clover", base), ListSink(ledger), tmp_path, NOW).sync()
+        [t] = ledger
+        assert [(ln.sku, ln.category) for ln in t.lines] == [("BRG-1", None), ("BEAN-LB", "Coffee")]
+        assert [(p.method.value, p.amount) for p in t.payments] == [("CARD", 2624)]
+
+
+def test_clover_stand_in_honours_nested_expands() -> None:
+    from tests.producers.pos.vendor_server import _clover_expanded
+
+    order = clover_order(1, 1_700_000_000_000)
+    bare = _clover_expanded(order, {"lineItems", "payments"})
+    assert bare["lineItems"]["elements"][1]["item"] == {"id": "ITEMBEANS01"}
+    assert bare["payments"]["elements"][0]["tender"] == {"id": "TENDERCARD1"} and "refunds" not in bare
+    assert "categories" not in _clover_expanded(order, {"lineItems.item"})["lineItems"]["elements"][1]["item"]
+    full = _clover_expanded(order, {"lineItems.item.categories"})["lineItems"]["elements"][1]["item"]
+    assert full["categories"]["elements"][0]["name"] == "Coffee"

@@ -1,11 +1,14 @@
 """A local stand-in for the four POS vendor APIs, which cannot be reached from here.
 
 It reproduces each vendor's documented requests and responses closely enough to exercise the pollers:
-Square ``POST /v2/orders/search`` (updated_at filter, UPDATED_AT sort, cursor that must come with the same
-query), Shopify ``GET /admin/api/<v>/orders.json`` (``status=any``, ``updated_at_min``, ``Link`` header with
-``page_info`` that refuses other filters) and ``orders/<id>/transactions.json``, Lightspeed X-Series
+Square ``POST /v2/orders/search`` (one of the updated_at/created_at/closed_at filters, inclusive at both ends,
+with the matching sort; closed states only with CLOSED_AT; a cursor that must come with the same query) and
+``POST /v2/orders/batch-retrieve``, Shopify ``GET /admin/api/<v>/orders.json`` (``status=any``,
+``updated_at_min``/``processed_at_min``/``created_at_min`` and ``_max``, ``Link`` header with ``page_info``
+that refuses other filters) and ``orders/<id>/transactions.json``, Lightspeed X-Series
 ``GET /api/2.0/sales?after=<version>`` (``{"data", "version": {"min", "max"}}``), Clover
-``GET /v3/merchants/<mId>/orders`` (``filter=modifiedTime>=..``, ``expand``, ``orderBy``, ``limit``/``offset``).
+``GET /v3/merchants/<mId>/orders`` (``filter=modifiedTime>=..`` or ``createdTime``, a createdTime range cut to
+its last 90 days, nested ``expand`` with references for what is not expanded, ``orderBy``, ``limit``/``offset``).
 Auth: bearer tokens (``X-Shopify-Access-Token`` for Shopify) and each vendor's OAuth refresh endpoint, which
 rotates the refresh token (the old one stops working). Faults (429 with Retry-After, 5xx, 401) are scripted.
 """
@@ -13,9 +16,11 @@ rotates the refresh token (the old one stops working). Faults (429 with Retry-Af
 from __future__ import annotations
 
 import base64
+import copy
 import json
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +54,10 @@ class VendorState:
     issued: int = 0
     faults: list[tuple[str, int, dict[str, str]]] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
+    retrieved: list[list[str]] = field(default_factory=list)
+    """The order_ids of each Square BatchRetrieveOrders request."""
+    on_request: Callable[[str, str], None] | None = None
+    """Called with (method, path) before each request is answered (e.g. to signal the poller mid-sync)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def put_lightspeed(self, sale: dict[str, Any]) -> None:
@@ -89,6 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
         st = self.server.state
         url = urlsplit(self.path)
         st.log.append((method, self.path))
+        if st.on_request is not None:
+            st.on_request(method, url.path)
         with st.lock:
             for i, (prefix, status, headers) in enumerate(st.faults):
                 if url.path.startswith(prefix):
@@ -102,6 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(401, {"errors": [{"category": "AUTHENTICATION_ERROR", "code": "UNAUTHORIZED"}]})
         if method == "POST" and url.path == "/v2/orders/search":
             return self._square()
+        if method == "POST" and url.path == "/v2/orders/batch-retrieve":
+            return self._batch_retrieve()
         parts = url.path.strip("/").split("/")
         q = parse_qs(url.query)
         if url.path.startswith("/admin/api/") and url.path.endswith("/orders.json"):
@@ -140,12 +153,19 @@ class _Handler(BaseHTTPRequestHandler):
         req = json.loads(self._body())
         query = req.get("query") or {}
         f = query.get("filter") or {}
-        rng = (f.get("date_time_filter") or {}).get("updated_at") or {}
+        dt = f.get("date_time_filter") or {}
+        if len(dt) > 1:
+            return self._send(400, {"errors": [{"code": "BAD_REQUEST", "detail": "one time range at a time"}]})
+        field, rng = next(iter(dt.items()), ("updated_at", {}))
         if len(req.get("location_ids") or []) > 10:
             return self._send(400, {"errors": [{"code": "INVALID_ARRAY_LENGTH", "field": "location_ids"}]})
-        if query.get("sort", {}).get("sort_field") != "UPDATED_AT":
+        sort_field = query.get("sort", {}).get("sort_field", "CREATED_AT")
+        if dt and sort_field != field.upper():
             return self._send(400, {"errors": [{"code": "BAD_REQUEST", "detail": "sort_field must match filter"}]})
+        field = sort_field.lower()
         states = set((f.get("state_filter") or {}).get("states") or ["OPEN", "COMPLETED", "CANCELED", "DRAFT"])
+        if field == "closed_at" and not states <= {"COMPLETED", "CANCELED"}:
+            return self._send(400, {"errors": [{"code": "BAD_REQUEST", "detail": "CLOSED_AT needs closed states"}]})
         after = None
         if req.get("cursor"):
             cur = _dec(req["cursor"])
@@ -153,19 +173,28 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(400, {"errors": [{"code": "BAD_REQUEST", "detail": "cursor/query mismatch"}]})
             after = tuple(cur["after"])
         start, end = _t(rng.get("start_at", "1970-01-01T00:00:00Z")), _t(rng.get("end_at", "2100-01-01T00:00:00Z"))
-        rows = sorted(
+        rows = sorted(  # start and end are both inclusive (SearchOrdersDateTimeFilter)
             (o for o in st.square.values() if o["location_id"] in req.get("location_ids", [])
-             and o["state"] in states and start <= _t(o["updated_at"]) < end),
-            key=lambda o: (_t(o["updated_at"]), o["id"]),
+             and o["state"] in states and o.get(field) and start <= _t(o[field]) <= end),
+            key=lambda o: (_t(o[field]), o["id"]),
         )  # fmt: skip
         if after:
-            rows = [o for o in rows if (_t(o["updated_at"]).isoformat(), o["id"]) > after]
+            rows = [o for o in rows if (_t(o[field]).isoformat(), o["id"]) > after]
         page = rows[: req.get("limit", 500)]
         body: dict[str, Any] = {"orders": page} if page else {}
         if len(rows) > len(page):
             last = page[-1]
-            body["cursor"] = _enc({"q": _enc(query), "after": [_t(last["updated_at"]).isoformat(), last["id"]]})
+            body["cursor"] = _enc({"q": _enc(query), "after": [_t(last[field]).isoformat(), last["id"]]})
         self._send(200, body)
+
+    def _batch_retrieve(self) -> None:
+        req = json.loads(self._body())
+        ids = req.get("order_ids") or []
+        self.server.state.retrieved.append(ids)
+        if not ids or len(ids) > 100:
+            return self._send(400, {"errors": [{"code": "INVALID_ARRAY_LENGTH", "field": "order_ids"}]})
+        sq = self.server.state.square
+        self._send(200, {"orders": [sq[i] for i in ids if i in sq]})
 
     def _shopify(self, q: dict[str, list[str]]) -> None:
         st = self.server.state
@@ -178,20 +207,23 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             filt = _dec(q["page_info"][0])
         else:
-            filt = {"min": q.get("updated_at_min", ["1970-01-01T00:00:00Z"])[0],
-                    "max": q.get("updated_at_max", ["2100-01-01T00:00:00Z"])[0],
+            fields = ("updated_at", "processed_at", "created_at")
+            field = next((f for f in fields if f"{f}_min" in q or f"{f}_max" in q), "created_at")
+            filt = {"field": field, "min": q.get(f"{field}_min", ["1970-01-01T00:00:00Z"])[0],
+                    "max": q.get(f"{field}_max", ["2100-01-01T00:00:00Z"])[0],
                     "any": q.get("status", ["open"])[0] == "any", "after": None}  # fmt: skip
+        field = filt["field"]
         rows = sorted(
-            (o for o in st.shopify.values() if _t(filt["min"]) <= _t(o["updated_at"]) <= _t(filt["max"])
+            (o for o in st.shopify.values() if _t(filt["min"]) <= _t(o[field]) <= _t(filt["max"])
              and (filt["any"] or not o.get("cancelled_at"))),
-            key=lambda o: (_t(o["updated_at"]), o["id"]),
+            key=lambda o: (_t(o[field]), o["id"]),
         )  # fmt: skip
         if filt["after"]:
-            rows = [o for o in rows if (_t(o["updated_at"]).isoformat(), o["id"]) > tuple(filt["after"])]
+            rows = [o for o in rows if (_t(o[field]).isoformat(), o["id"]) > tuple(filt["after"])]
         page = rows[:limit]
         headers = {}
         if len(rows) > len(page):
-            nxt = {**filt, "after": [_t(page[-1]["updated_at"]).isoformat(), page[-1]["id"]]}
+            nxt = {**filt, "after": [_t(page[-1][field]).isoformat(), page[-1]["id"]]}
             host = self.headers.get("Host")
             headers["Link"] = (
                 f'<http://{host}{urlsplit(self.path).path}?limit={limit}&page_info={_enc(nxt)}>; rel="next"'
@@ -210,24 +242,60 @@ class _Handler(BaseHTTPRequestHandler):
     def _clover(self, merchant: str, q: list[tuple[str, str]]) -> None:
         st = self.server.state
         rows = list(st.clover.get(merchant, {}).values())
+        bounds: dict[str, list[int]] = {}
         for key, value in q:
-            if key == "filter" and value.startswith("modifiedTime>="):
-                rows = [o for o in rows if o["modifiedTime"] >= int(value.split(">=")[1])]
-            elif key == "filter" and value.startswith("modifiedTime<"):
-                rows = [o for o in rows if o["modifiedTime"] < int(value.split("<")[1])]
+            if key != "filter":
+                continue
+            m = re.fullmatch(r"(modifiedTime|createdTime)(>=|<=|<|>)(\d+)", value)
+            if not m:
+                return self._send(400, {"message": f"unsupported filter {value}"})
+            name, op, ms = m.group(1), m.group(2), int(m.group(3))
+            lo, hi = bounds.setdefault(name, [0, 2**62])
+            bounds[name] = [max(lo, ms + (op == ">")), hi] if op[0] == ">" else [lo, min(hi, ms + (op == "<="))]
+        for name, (lo, hi) in bounds.items():
+            if name == "createdTime" and hi - lo > CLOVER_90_DAYS_MS:
+                lo = hi - CLOVER_90_DAYS_MS  # Clover serves at most the last 90 days of a longer range
+            rows = [o for o in rows if lo <= o[name] < hi]
         params = dict(q)
-        if params.get("orderBy", "").startswith("modifiedTime"):
-            rows.sort(key=lambda o: (o["modifiedTime"], o["id"]))
-        expand = set(params.get("expand", "").split(","))
+        order_by = params.get("orderBy", "").split(" ")[0]
+        if order_by in ("modifiedTime", "createdTime"):
+            rows.sort(key=lambda o: (o[order_by], o["id"]))
+        expand = {e for e in params.get("expand", "").split(",") if e}
         offset, limit = int(params.get("offset", 0)), int(params.get("limit", 100))
-        page = []
-        for o in rows[offset : offset + limit]:
-            o = dict(o)
-            for key in ("lineItems", "payments", "refunds", "discounts"):
-                if key not in expand:  # unexpanded: Clover returns only a reference
-                    o.pop(key, None)
-            page.append(o)
+        page = [_clover_expanded(o, expand) for o in rows[offset : offset + limit]]
         self._send(200, {"elements": page, "href": f"http://{self.headers.get('Host')}{urlsplit(self.path).path}"})
+
+
+CLOVER_90_DAYS_MS = 90 * 86_400_000
+
+
+def _clover_expanded(order: dict[str, Any], expand: set[str]) -> dict[str, Any]:
+    """An order as Clover returns it for ``expand``: unexpanded collections are left out, unexpanded objects are
+    references (``{"id"}``). A dotted path (``lineItems.item.categories``) expands each level on its way."""
+
+    def wanted(path: str) -> bool:
+        return any(e == path or e.startswith(path + ".") for e in expand)
+
+    def elements(obj: Any) -> list[dict[str, Any]]:
+        return list(obj.get("elements") or []) if isinstance(obj, dict) else list(obj or [])
+
+    o = copy.deepcopy(order)
+    for key in ("lineItems", "payments", "refunds", "discounts", "customers"):
+        if not wanted(key):
+            o.pop(key, None)
+    for li in elements(o.get("lineItems")):
+        for key in ("discounts", "modifications", "taxRates"):
+            if not wanted(f"lineItems.{key}"):
+                li.pop(key, None)
+        if li.get("item"):
+            if not wanted("lineItems.item"):
+                li["item"] = {"id": li["item"]["id"]}
+            elif not wanted("lineItems.item.categories"):
+                li["item"].pop("categories", None)
+    for p in elements(o.get("payments")):
+        if p.get("tender") and not wanted("payments.tender"):
+            p["tender"] = {"id": p["tender"]["id"]}
+    return o
 
 
 class _Server(ThreadingHTTPServer):
