@@ -18,11 +18,12 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from producers.collector.collect import Collector, CollectorSpec, load_collector_spec
+from producers.collector.collect import Collector, CollectorSpec, SqlitePoller, SqliteSource, load_collector_spec
 from producers.collector.metrics import update
-from producers.collector.spool import Spool
+from producers.collector.spool import Spool, SpoolSink
 from producers.files.parse import parse_file
 from producers.files.spec import FileSpec
+from producers.pos.checkpoint import CheckpointStore
 from tests.producers.files.test_files import CSV_HEADER, CSV_SPEC
 from tests.producers.pos.broker import Broker, read_tickets
 from tillflow.settings import Settings
@@ -158,6 +159,37 @@ def test_sqlite_source(own_broker: Broker, tmp_path: Path, monkeypatch: pytest.M
     tickets = read_tickets(settings)
     assert sorted(t.ticket_id for t in tickets) == [f"local-db:lyon-02:T{i}" for i in range(8)]
     assert {t.store_id for t in tickets} == {"lyon-02"}
+
+
+def test_sqlite_line_added_later_republishes_the_whole_ticket(tmp_path: Path) -> None:
+    """A line added to a ticket after it was read re-publishes the ticket with all its lines, not the new one alone
+    (downstream, the latest version of a ticket replaces the earlier one)."""
+    db_path = tmp_path / "pos.db"
+    with sqlite3.connect(db_path) as db:
+        db.execute("CREATE TABLE lines (ticket INTEGER, shop TEXT, at TEXT, sku TEXT, qty REAL, price INTEGER, "
+                   "changed INTEGER)")  # fmt: skip
+        db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?, ?)", [
+            (1, "S1", "2026-03-14T10:00:00", "A", 1, 100, 1), (1, "S1", "2026-03-14T10:00:00", "B", 1, 200, 2),
+            (1, "S2", "2026-03-14T10:05:00", "Z", 1, 900, 3),  # same number, other store: another ticket
+            (2, "S1", "2026-03-14T10:10:00", "A", 2, 100, 4)])  # fmt: skip
+    spec = FileSpec(name="db", format="csv", amounts="minor", currency="EUR",
+                    fields={"ticket": "ticket", "store": "shop", "occurred_at": "at", "sku": "sku", "quantity": "qty",
+                            "unit_price": "price"})  # fmt: skip
+    src = SqliteSource(database=db_path, watermark="changed", spec=tmp_path / "unused.yaml", start="0",
+                       query="SELECT * FROM lines WHERE changed > :since ORDER BY changed;")  # fmt: skip
+    spool = Spool(tmp_path / "spool.sqlite")
+    poller = SqlitePoller(src, spec, SpoolSink(spool), CheckpointStore(tmp_path / "cp.sqlite"), tmp_path / "rej.txt")
+    assert poller.poll() == 3
+    with sqlite3.connect(db_path) as db:
+        db.execute("INSERT INTO lines VALUES (1, 'S1', '2026-03-14T10:00:00', 'C', 1, 300, 5)")
+    assert poller.poll() == 1  # only ticket S1/1 changed
+    assert poller.poll() == 0
+    spooled = [(s.ticket.ticket_id, [ln.sku for ln in s.ticket.lines], s.ticket.net_amount) for s in spool.pending(10)]
+    assert spooled == [
+        ("db:S1:1", ["A", "B"], 300), ("db:S2:1", ["Z"], 900), ("db:S1:2", ["A"], 200),
+        ("db:S1:1", ["A", "B", "C"], 600),
+    ]  # fmt: skip
+    assert not (tmp_path / "rej.txt").exists()
 
 
 def test_spool_is_ordered_deduplicated_and_durable(tmp_path: Path) -> None:
