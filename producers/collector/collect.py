@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 import tomllib
@@ -52,7 +53,9 @@ class CollectorSpec(BaseModel):
     spool: Path | None = Field(None, description="Spool file; default <state_dir>/collector/<name>.spool.sqlite.")
     interval: float = Field(2.0, gt=0, description="Seconds between looks at the local source.")
     batch: int = Field(500, ge=1, description="Tickets per batch sent to Kafka.")
-    keep_sent_days: float = Field(30, gt=0, description="Days a sent ticket is remembered against re-adds.")
+    keep_sent_days: float = Field(
+        30, gt=0, description="Days a sent ticket stays in the spool (guarding against re-adds); pruned hourly."
+    )
 
 
 def load_collector_spec(path: Path) -> CollectorSpec:
@@ -148,9 +151,13 @@ def _ticket_key(values: dict[str, str]) -> tuple[str, str]:
 class Collector:
     """Local source -> spool -> Kafka, one step at a time."""
 
-    def __init__(self, spec: CollectorSpec, settings: Settings) -> None:
+    PRUNE_EVERY = 3600.0
+    """Seconds between removals of sent spool rows older than ``keep_sent_days`` (the first at the first step)."""
+
+    def __init__(self, spec: CollectorSpec, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         state = settings.state_dir / "collector"
         self.spec = spec
+        self.clock = clock
         self.spool = Spool(spec.spool or state / f"{spec.name}.spool.sqlite")
         self.sink = SpoolSink(self.spool)
         self.store = CheckpointStore(state / f"{spec.name}.source.sqlite")
@@ -164,13 +171,25 @@ class Collector:
                                   state / f"{spec.name}.rejects.txt")  # fmt: skip
             self.intake = poller.poll
         self.forwarder = Forwarder(settings, self.spool, spec.name, batch=spec.batch)
-        self._last_intake = 0.0
+        self._last_intake = -math.inf
+        self._last_prune = -math.inf
+        self.pruned = 0
 
     def step(self) -> tuple[int, int]:
-        """Take from the local source (every ``interval``), then forward; returns (taken, confirmed)."""
+        """Take from the local source (every ``interval``), then forward; returns (taken, confirmed).
+
+        Every ``PRUNE_EVERY`` seconds, sent spool rows older than ``keep_sent_days`` are removed.
+        """
+        now = self.clock()
+        if now - self._last_prune >= self.PRUNE_EVERY:
+            self._last_prune = now
+            removed = self.spool.prune(self.spec.keep_sent_days * 86400)
+            self.pruned += removed
+            if removed:
+                log.info("spool: removed %d tickets sent more than %g days ago", removed, self.spec.keep_sent_days)
         taken = 0
-        if time.monotonic() - self._last_intake >= self.spec.interval:
-            self._last_intake = time.monotonic()
+        if now - self._last_intake >= self.spec.interval:
+            self._last_intake = now
             try:
                 taken = self.intake()
             except (OSError, sqlite3.Error) as exc:

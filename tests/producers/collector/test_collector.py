@@ -11,6 +11,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -195,9 +196,7 @@ def test_sqlite_line_added_later_republishes_the_whole_ticket(tmp_path: Path) ->
 def test_spool_is_ordered_deduplicated_and_durable(tmp_path: Path) -> None:
     spec = FileSpec(**CSV_SPEC)
     csv_file(tmp_path / "x.csv", 1, 5)
-    tickets = parse_file(
-        (tmp_path / "x.csv").read_bytes(), spec, __import__("datetime").datetime.now(tz=None).astimezone()
-    ).tickets
+    tickets = parse_file((tmp_path / "x.csv").read_bytes(), spec, datetime.now(UTC)).tickets
     spool = Spool(tmp_path / "spool.sqlite")
     assert spool.add(tickets) == 5
     assert spool.add(tickets[:3]) == 0  # same content: not spooled twice
@@ -206,6 +205,40 @@ def test_spool_is_ordered_deduplicated_and_durable(tmp_path: Path) -> None:
     again = Spool(tmp_path / "spool.sqlite")
     assert [s.ticket.ticket_id for s in again.pending(10)] == [t.ticket_id for t in tickets[1:]]
     assert again.depth() == 4
+
+
+def test_sent_tickets_are_pruned_after_keep_sent_days(tmp_path: Path) -> None:
+    """keep_sent_days: the collector removes old sent rows from the spool at its first step, then hourly."""
+    spec = FileSpec(**CSV_SPEC)
+    csv_file(tmp_path / "x.csv", 1, 4)
+    tickets = parse_file((tmp_path / "x.csv").read_bytes(), spec, datetime.now(UTC)).tickets
+    (tmp_path / "inbox").mkdir()
+    # No broker: with nothing pending, a step never reaches Kafka.
+    settings = Settings(state_dir=tmp_path / "state", kafka_bootstrap="127.0.0.1:9", registry_url="http://127.0.0.1:9")
+    now = [1000.0]
+    spec_path = tmp_path / "caisse.yaml"
+    spec_path.write_text(yaml.safe_dump(CSV_SPEC, allow_unicode=True))
+    cfg = CollectorSpec(name="prune-01", folder={"path": tmp_path / "inbox", "spec": spec_path}, keep_sent_days=30)
+    collector = Collector(cfg, settings, clock=lambda: now[0])
+    spool = collector.spool
+    spool.add(tickets)
+    day = 86400
+    seqs = [s.seq for s in spool.pending(10)]
+    ages = {seqs[0]: 40 * day, seqs[1]: 31 * day, seqs[2]: 2 * day}  # seqs[3] not sent yet
+    for seq, age in ages.items():
+        spool.db.execute("UPDATE spool SET sent_at = ? WHERE seq = ?", (time.time() - age, seq))
+    collector.step()
+    assert collector.pruned == 2
+    left = [row[0] for row in spool.db.execute("SELECT seq FROM spool ORDER BY seq")]
+    assert left == seqs[2:] and spool.depth() == 1  # the recent sent row and the unsent one stay
+    spool.db.execute("UPDATE spool SET sent_at = ? WHERE seq = ?", (time.time() - 31 * day, seqs[2]))
+    now[0] += Collector.PRUNE_EVERY - 1
+    collector.step()
+    assert collector.pruned == 2  # not yet an hour since the last prune
+    now[0] += 1
+    collector.step()
+    assert collector.pruned == 3 and spool.depth() == 1
+    collector.close()
 
 
 def test_collect_command_until_empty(own_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
