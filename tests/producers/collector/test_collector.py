@@ -19,12 +19,17 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+from producers.collector import forward
 from producers.collector.collect import Collector, CollectorSpec, SqlitePoller, SqliteSource, load_collector_spec
+from producers.collector.forward import CLOCK_MARGIN, HEARTBEAT
 from producers.collector.metrics import update
 from producers.collector.spool import Spool, SpoolSink
 from producers.files.parse import parse_file
 from producers.files.spec import FileSpec
 from producers.pos.checkpoint import CheckpointStore
+from producers.sender import RecordSender
+from producers.tail import bounded_ends, end_offsets, header_values_since
+from schemas.topics import POS_TICKETS
 from tests.producers.files.test_files import CSV_HEADER, CSV_SPEC
 from tests.producers.pos.broker import Broker, read_tickets
 from tillflow.settings import Settings
@@ -40,12 +45,16 @@ def own_broker(tmp_path: Path) -> Iterator[Broker]:
         b.stop(registry=True)
 
 
-def csv_file(path: Path, first: int, count: int) -> None:
+def _csv_bytes(first: int, count: int) -> bytes:
     rows = [CSV_HEADER] + [
         f"PAR01;{n};14/03/2026;10:{n % 60:02d};C1;V;;SKU{n % 7};Article {n};1;{n % 50 + 1},00;0;0,10;CB;"
         for n in range(first, first + count)
     ]
-    path.write_bytes("\n".join(rows).encode("cp1252"))
+    return "\n".join(rows).encode("cp1252")
+
+
+def csv_file(path: Path, first: int, count: int) -> None:
+    path.write_bytes(_csv_bytes(first, count))
     past = time.time() - 60
     os.utime(path, (past, past))
 
@@ -107,26 +116,50 @@ def test_broker_stopped_and_restarted_mid_run_every_ticket_once(
     assert set(counts.values()) == {1}, [k for k, v in counts.items() if v > 1][:5]
 
 
+@pytest.mark.parametrize("bounded", [True, False], ids=["marker-with-alive", "marker-without-alive"])
 def test_crash_with_a_batch_in_flight_is_reconciled(
-    own_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_broker: Broker, tmp_path: Path, bounded: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = own_broker.settings(tmp_path / "state")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     csv_file(inbox / "a.csv", 1, 120)
+    before = end_offsets(settings, POS_TICKETS)
     first = make(tmp_path, settings, batch=120)
-    first.step()  # intake
-    first.forwarder.step(wait=3)  # the batch goes out and is acknowledged ...
-    assert first.forwarder.sent == 0 or first.spool.depth() == 0
-    # ... emulate a crash between Kafka's acknowledgement and the spool update: unmark and keep the marker.
-    marker = {"offsets": {str(p): 0 for p in range(3)}, "first": 1, "last": 120}
+    run_until(first, lambda: first.forwarder.sent == 120)  # the batch goes out and is acknowledged ...
+    assert first.spool.depth() == 0 and first.spool.inflight() is None
+    alive = time.time()
+    # ... then the busy topic goes on: another store's tickets, stamped an hour after the crash below.
+    later = parse_file(_csv_bytes(5001, 500), FileSpec(**{**CSV_SPEC, "name": "other"}), datetime.now(UTC)).tickets
+    sender = RecordSender(settings)
+    for t in later:
+        sender.producer.produce(POS_TICKETS, sender.serde(POS_TICKETS).encode(t), t.store_id.encode(),
+                                timestamp=int((alive + 3600) * 1000))  # fmt: skip
+    sender.flush()
+    # Emulate a crash between Kafka's acknowledgement and the spool update: unmark, restore the marker.
+    marker: dict[str, Any] = {"offsets": {str(p): o for p, o in before.items()}, "first": 1, "last": 120}
+    if bounded:
+        marker["alive"] = alive
     first.spool.db.execute("UPDATE spool SET sent_at = NULL")
     first.spool.set_inflight(marker)
     first.close()
+    until_ms = int((alive + HEARTBEAT + CLOCK_MARGIN) * 1000)
+    scanned = sum(bounded_ends(settings, POS_TICKETS, until_ms).values()) - sum(before.values())
+    assert scanned == 120  # the scan stops at the batch's end, not at the 500 records written after it
+    assert sum(end_offsets(settings, POS_TICKETS).values()) - sum(before.values()) == 620
+    scans: list[int | None] = []
+
+    def spy(*args: Any, until_ms: int | None = None, **kwargs: Any) -> set[bytes]:
+        scans.append(until_ms)
+        return header_values_since(*args, until_ms=until_ms, **kwargs)
+
+    monkeypatch.setattr(forward, "header_values_since", spy)
     second = make(tmp_path, settings, batch=120)
     run_until(second, lambda: second.spool.depth() == 0)
+    assert second.forwarder.sent == 0  # all 120 were found in Kafka: none sent again
+    assert scans == [until_ms if bounded else None]
     second.close()
-    counts = Counter(t.ticket_id for t in read_tickets(settings))
+    counts = Counter(t.ticket_id for t in read_tickets(settings) if t.source == "caisse-fr")
     assert len(counts) == 120 and set(counts.values()) == {1}
 
 
@@ -205,6 +238,21 @@ def test_spool_is_ordered_deduplicated_and_durable(tmp_path: Path) -> None:
     again = Spool(tmp_path / "spool.sqlite")
     assert [s.ticket.ticket_id for s in again.pending(10)] == [t.ticket_id for t in tickets[1:]]
     assert again.depth() == 4
+
+
+def test_inflight_marker_alive_is_refreshed_while_a_batch_is_outstanding(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "state", kafka_bootstrap="127.0.0.1:9", registry_url="http://127.0.0.1:9")
+    spool = Spool(tmp_path / "spool.sqlite")
+    fwd = forward.Forwarder(settings, spool, "hb-01")
+    old = time.time() - HEARTBEAT - 1
+    fwd._marker = {"offsets": {"0": 5}, "first": 1, "last": 3, "alive": old}
+    spool.set_inflight(dict(fwd._marker))
+    fwd._heartbeat()
+    refreshed = spool.inflight()
+    assert refreshed is not None and refreshed["alive"] > old + HEARTBEAT and refreshed["offsets"] == {"0": 5}
+    fwd._heartbeat()  # within HEARTBEAT of the last refresh: no write
+    assert spool.inflight() == refreshed
+    spool.close()
 
 
 def test_sent_tickets_are_pruned_after_keep_sent_days(tmp_path: Path) -> None:
