@@ -10,7 +10,6 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,18 +30,10 @@ from producers.sender import RecordSender
 from producers.tail import bounded_ends, end_offsets, header_values_since
 from schemas.topics import POS_TICKETS
 from tests.producers.files.test_files import CSV_HEADER, CSV_SPEC
-from tests.producers.pos.broker import Broker, read_tickets
+from tests.producers.pos.broker import Broker, own_broker, read_tickets
 from tillflow.settings import Settings
 
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "broker" / "data")
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop(registry=True)
+__all__ = ["own_broker"]  # the fixture
 
 
 def _csv_bytes(first: int, count: int) -> bytes:

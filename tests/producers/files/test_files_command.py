@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,10 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.producers.files.test_files import CSV_GOOD, CSV_HEADER, CSV_SPEC, XML_GOOD, XML_SPEC
-from tests.producers.pos.broker import Broker, broker, read_tickets
+from tests.producers.pos.broker import Broker, broker, own_broker, read_tickets
 from tillflow.cli import app
 
-__all__ = ["broker"]  # the fixture
+__all__ = ["broker", "own_broker"]  # the fixtures
 
 
 def test_files_watch_once_publishes_and_moves(broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,16 +50,6 @@ def test_files_watch_once_publishes_and_moves(broker: Broker, tmp_path: Path, mo
     ids = sorted(t.ticket_id for t in read_tickets(settings) if t.source in ("caisse-fr", "kasse-de"))
     assert ids == ["caisse-fr:paris-01:1001", "caisse-fr:paris-01:1002", "kasse-de:berlin-01:T-1",
                    "kasse-de:berlin-01:T-2"]  # fmt: skip
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "broker" / "data")
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop(registry=True)
 
 
 def test_files_watch_waits_for_kafka_and_publishes_when_it_returns(own_broker: Broker, tmp_path: Path) -> None:
