@@ -91,6 +91,13 @@ class RecordSender:
             problems = "; ".join(self._errors) or f"{remaining} records still queued after {timeout}s"
             raise DeliveryError(f"{self.sent - self.acked} of {self.sent} records not acknowledged: {problems}")
 
+    def reset(self) -> None:
+        """Drop every record still queued and forget past delivery errors (after an outage, before resending)."""
+        self.producer.purge()
+        self.producer.flush(0)  # serve the purged records' callbacks
+        self.sent = self.acked = 0
+        self._errors.clear()
+
     def __enter__(self) -> RecordSender:
         return self
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 import tomllib
@@ -52,7 +53,9 @@ class CollectorSpec(BaseModel):
     spool: Path | None = Field(None, description="Spool file; default <state_dir>/collector/<name>.spool.sqlite.")
     interval: float = Field(2.0, gt=0, description="Seconds between looks at the local source.")
     batch: int = Field(500, ge=1, description="Tickets per batch sent to Kafka.")
-    keep_sent_days: float = Field(30, gt=0, description="Days a sent ticket is remembered against re-adds.")
+    keep_sent_days: float = Field(
+        30, gt=0, description="Days a sent ticket stays in the spool (guarding against re-adds); pruned hourly."
+    )
 
 
 def load_collector_spec(path: Path) -> CollectorSpec:
@@ -75,7 +78,14 @@ def load_collector_spec(path: Path) -> CollectorSpec:
 
 
 class SqlitePoller:
-    """Reads new ticket lines from a local SQLite database by a growing watermark column."""
+    """Reads changed ticket lines from a local SQLite database by a growing watermark column.
+
+    The watermark query says which tickets changed; every row of those tickets is then read again (the same
+    query from ``start``, filtered by ticket number), so a line added to a ticket later re-publishes the whole
+    ticket, never one made of the new rows alone.
+    """
+
+    CHUNK = 500  # ticket numbers per re-select (SQLite allows 32766 parameters; stay well below)
 
     def __init__(self, src: SqliteSource, spec: FileSpec, sink: SpoolSink, store: CheckpointStore,
                  rejects: Path) -> None:  # fmt: skip
@@ -84,21 +94,42 @@ class SqlitePoller:
         self.sink = sink
         self.store = store
         self.rejects = rejects
+        ticket_col = spec.fields.get("ticket")
+        if not isinstance(ticket_col, str):
+            raise CollectorSpecError(f"{src.spec}: fields.ticket must name a column of the query")
+        self.ticket_col = ticket_col
+
+    def _values(self, row: sqlite3.Row) -> dict[str, str]:
+        keys = row.keys()
+        return {f: str(row[c]) for f, c in self.spec.fields.items() if isinstance(c, str) and c in keys}
+
+    def _whole_tickets(self, db: sqlite3.Connection, numbers: list[Any]) -> list[sqlite3.Row]:
+        """Every row of the tickets ``numbers``: the source query from ``start``, filtered by ticket number."""
+        query = self.src.query.strip().rstrip(";")
+        column = '"' + self.ticket_col.replace('"', '""') + '"'
+        out: list[sqlite3.Row] = []
+        for i in range(0, len(numbers), self.CHUNK):
+            chunk = numbers[i : i + self.CHUNK]
+            names = {f"_t{n}": v for n, v in enumerate(chunk)}
+            sql = f"SELECT * FROM ({query}) WHERE {column} IN ({', '.join(':' + k for k in names)})"
+            out += db.execute(sql, {"since": self.src.start, **names}).fetchall()
+        return out
 
     def poll(self) -> int:
         since = self.store.position(self.spec.name) or self.src.start
         uri = f"file:{self.src.database}?mode=ro"
         with sqlite3.connect(uri, uri=True, timeout=30) as db:
             db.row_factory = sqlite3.Row
-            rows = db.execute(self.src.query, {"since": since}).fetchall()
-        if not rows:
-            return 0
-        records: list[Row | LineError] = []
-        for i, row in enumerate(rows, 1):
-            keys = row.keys()
-            values = {f: str(row[c]) for f, c in self.spec.fields.items() if isinstance(c, str) and c in keys}
-            records.append(Row(i, values))
-        top = str(max(row[self.src.watermark] for row in rows))
+            changed = db.execute(self.src.query, {"since": since}).fetchall()
+            if not changed:
+                return 0
+            keyed = [(row, _ticket_key(self._values(row))) for row in changed]
+            touched = {key for _, key in keyed if key[1]}
+            numbers = list(dict.fromkeys(row[self.ticket_col] for row, key in keyed if key[1]))
+            rows = [r for r in self._whole_tickets(db, numbers) if _ticket_key(self._values(r)) in touched]
+            rows += [row for row, key in keyed if not key[1]]  # reported: ticket number is empty
+        records: list[Row | LineError] = [Row(i, self._values(row)) for i, row in enumerate(rows, 1)]
+        top = str(max(row[self.src.watermark] for row in changed))
         tickets, errors = rows_to_tickets(records, self.spec, datetime.now(UTC))
         if errors:
             with self.rejects.open("a", encoding="utf-8") as fh:
@@ -113,12 +144,20 @@ class SqlitePoller:
         return len(new)
 
 
+def _ticket_key(values: dict[str, str]) -> tuple[str, str]:
+    return values.get("store", "").strip(), values.get("ticket", "").strip()
+
+
 class Collector:
     """Local source -> spool -> Kafka, one step at a time."""
 
-    def __init__(self, spec: CollectorSpec, settings: Settings) -> None:
+    PRUNE_EVERY = 3600.0
+    """Seconds between removals of sent spool rows older than ``keep_sent_days`` (the first at the first step)."""
+
+    def __init__(self, spec: CollectorSpec, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         state = settings.state_dir / "collector"
         self.spec = spec
+        self.clock = clock
         self.spool = Spool(spec.spool or state / f"{spec.name}.spool.sqlite")
         self.sink = SpoolSink(self.spool)
         self.store = CheckpointStore(state / f"{spec.name}.source.sqlite")
@@ -132,13 +171,25 @@ class Collector:
                                   state / f"{spec.name}.rejects.txt")  # fmt: skip
             self.intake = poller.poll
         self.forwarder = Forwarder(settings, self.spool, spec.name, batch=spec.batch)
-        self._last_intake = 0.0
+        self._last_intake = -math.inf
+        self._last_prune = -math.inf
+        self.pruned = 0
 
     def step(self) -> tuple[int, int]:
-        """Take from the local source (every ``interval``), then forward; returns (taken, confirmed)."""
+        """Take from the local source (every ``interval``), then forward; returns (taken, confirmed).
+
+        Every ``PRUNE_EVERY`` seconds, sent spool rows older than ``keep_sent_days`` are removed.
+        """
+        now = self.clock()
+        if now - self._last_prune >= self.PRUNE_EVERY:
+            self._last_prune = now
+            removed = self.spool.prune(self.spec.keep_sent_days * 86400)
+            self.pruned += removed
+            if removed:
+                log.info("spool: removed %d tickets sent more than %g days ago", removed, self.spec.keep_sent_days)
         taken = 0
-        if time.monotonic() - self._last_intake >= self.spec.interval:
-            self._last_intake = time.monotonic()
+        if now - self._last_intake >= self.spec.interval:
+            self._last_intake = now
             try:
                 taken = self.intake()
             except (OSError, sqlite3.Error) as exc:

@@ -6,6 +6,10 @@ The producer is idempotent and never times a message out (``message.timeout.ms=0
 lives a broker outage only delays delivery. After a restart (or power cut) with a batch in flight, the
 collector first reads the partitions from the saved offsets and marks as sent every spooled ticket it finds
 there, then sends the rest. So each ticket reaches Kafka once.
+
+The marker also holds ``alive``, refreshed every ``HEARTBEAT`` seconds while the batch is outstanding: the
+crashed process wrote nothing stamped later than that (plus ``HEARTBEAT`` and a margin for clocks), so the scan
+stops there (``offsets_for_times``) instead of reading everything written to a busy topic since the crash.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT = 30.0
+"""Seconds between refreshes of the in-flight marker's ``alive`` time while a batch is outstanding."""
+CLOCK_MARGIN = 300.0
+"""Seconds past ``alive`` + ``HEARTBEAT`` still scanned, for clocks that differ or jump."""
+
 
 class Forwarder:
     def __init__(self, settings: Settings, spool: Spool, collector_id: str, topic: str = POS_TICKETS,
@@ -42,6 +51,7 @@ class Forwarder:
         self.last_error: str | None = None
         self.failures = 0
         self.retry_at = 0.0
+        self._marker: dict[str, Any] | None = None
 
     # --- broker views ---------------------------------------------------------------------------------------
 
@@ -51,12 +61,15 @@ class Forwarder:
     def reconcile(self, marker: dict[str, Any]) -> int:
         """Mark as sent the spooled tickets of an interrupted batch that did reach Kafka; returns how many."""
         start = {int(p): int(o) for p, o in marker["offsets"].items()}
+        until_ms = int((marker["alive"] + HEARTBEAT + CLOCK_MARGIN) * 1000) if "alive" in marker else None
         seqs = header_values_since(
-            self.settings, self.topic, start, "spool-seq", match=("collector", self.collector_id.encode())
-        )
+            self.settings, self.topic, start, "spool-seq", match=("collector", self.collector_id.encode()),
+            until_ms=until_ms,
+        )  # fmt: skip
         wanted = set(range(int(marker["first"]), int(marker["last"]) + 1))
         found = sorted({int(s) for s in seqs} & wanted)
         self.spool.mark_sent(found, clear_inflight=True)
+        self._marker = None
         log.info("reconciled in-flight batch %s-%s: %d already in Kafka", marker["first"], marker["last"], len(found))
         return len(found)
 
@@ -85,7 +98,8 @@ class Forwarder:
                     self.kafka_up = True
                     return 0
                 offsets = self.end_offsets()
-                self.spool.set_inflight({"offsets": offsets, "first": batch[0].seq, "last": batch[-1].seq})
+                self._marker = {"offsets": offsets, "first": batch[0].seq, "last": batch[-1].seq, "alive": time.time()}
+                self.spool.set_inflight(self._marker)
                 serde = self.sender.serde(self.topic)
                 key_field = topic_spec(self.topic).key_field
                 for item in batch:
@@ -104,6 +118,8 @@ class Forwarder:
                             break
                         except BufferError:
                             self.sender.producer.poll(0.1)
+                            self._heartbeat()
+            self._heartbeat()
             self.sender.producer.flush(wait)
         except Exception as exc:  # Kafka or the registry unreachable: keep spooling, retry later
             self._failed(f"{type(exc).__name__}: {exc}")
@@ -115,6 +131,8 @@ class Forwarder:
         failed = {seq: state for seq, state in self.outstanding.items() if state != "ok"}
         # Refused ones stay spooled and the in-flight marker stays: the next step reconciles, then resends.
         self.spool.mark_sent(ok, clear_inflight=not failed)
+        if not failed:
+            self._marker = None
         if failed:
             self.last_error = next(iter(failed.values()))
             log.warning("%d tickets refused by Kafka (%s); will retry", len(failed), self.last_error)
@@ -123,6 +141,13 @@ class Forwarder:
         self.failures = 0
         self.sent += len(ok)
         return len(ok)
+
+    def _heartbeat(self) -> None:
+        """Refresh the in-flight marker's ``alive`` time (at most every ``HEARTBEAT`` seconds)."""
+        marker = self._marker
+        if marker is not None and time.time() - marker["alive"] >= HEARTBEAT:
+            marker["alive"] = time.time()
+            self.spool.set_inflight(marker)
 
     def _failed(self, error: str) -> None:
         self.kafka_up = False

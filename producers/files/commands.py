@@ -11,6 +11,7 @@ import typer
 
 from tillflow.console import err, fail, out
 
+EXIT_KAFKA_UNREACHABLE = 2
 files_app = typer.Typer(help="Tickets from POS export files (CSV, XML, TXT, fixed-width).", no_args_is_help=True)
 
 
@@ -25,16 +26,19 @@ def watch(
 
     A file with bad lines goes to rejected/ beside <file>.errors.txt naming each line and reason (its good
     tickets are published). Published tickets are remembered under <state_dir>/files/, so the same file
-    dropped twice, or a restart mid-file, publishes each ticket once. Exit code 1 when --once met a bad file.
+    dropped twice, or a restart mid-file, publishes each ticket once. While Kafka or the registry cannot be
+    reached, files stay in FOLDER and the watcher retries with a growing pause (up to a minute). Exit code
+    with --once: 1 when a file was rejected, 2 when Kafka could not be reached (the files stay in FOLDER).
     """
     from producers.files.spec import SpecError, load_spec
-    from producers.files.watch import FileWatcher
+    from producers.files.watch import FileWatcher, KafkaUnavailable
     from producers.pos.checkpoint import CheckpointStore
     from producers.pos.metrics import REJECTED, TICKETS
     from producers.pos.sink import KafkaSink
-    from producers.sender import DeliveryError, RecordSender
+    from producers.sender import RecordSender
     from tillflow.kafka import StackNotRunning
     from tillflow.metrics import serve_metrics
+    from tillflow.retry import backoff
     from tillflow.settings import load_settings
 
     try:
@@ -45,30 +49,48 @@ def watch(
     settings = load_settings()
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
+
     try:
-        sender = RecordSender(settings)
+        sink = KafkaSink(RecordSender(settings), settings)
     except StackNotRunning as exc:
         fail(str(exc))
         return
     store = CheckpointStore(settings.state_dir / "files" / f"{file_spec.name}.sqlite")
-    watcher = FileWatcher(file_spec, folder, KafkaSink(sender, settings), store)
+    watcher = FileWatcher(file_spec, folder, sink, store)
     stopping = False
 
     def _stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
 
+    def pause(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not stopping and time.monotonic() < end:
+            time.sleep(min(0.2, seconds))
+
     signal.signal(signal.SIGTERM, _stop)
     bad = False
+    failures = 0
     while not stopping:
         try:
             outcomes = watcher.scan()
-        except DeliveryError as exc:
-            err.print(f"[red]Kafka did not acknowledge; files stay in {folder}:[/red] {exc}", highlight=False)
+        except KafkaUnavailable as exc:
+            waiting = len(watcher.ready())
             if once:
-                raise typer.Exit(2) from None
-            time.sleep(interval)
+                err.print(f"[red]Kafka unreachable; {waiting} file(s) stay in {folder}:[/red] {exc}", highlight=False)
+                store.close()
+                raise typer.Exit(EXIT_KAFKA_UNREACHABLE) from None
+            # What the producer still holds is dropped; the next try reconciles with the topic and resends.
+            sink.sender.reset()
+            delay = backoff(failures, max(interval, 1.0), 60.0, jitter=True)
+            failures += 1
+            err.print(f"[red]Kafka unreachable; {waiting} file(s) wait in {folder}, next try in {delay:.1f}s:[/red] "
+                      f"{exc}", highlight=False)  # fmt: skip
+            pause(delay)
             continue
+        if failures:
+            out.print("Kafka reachable again")
+            failures = 0
         for o in outcomes:
             TICKETS.labels(file_spec.name).inc(o.published)
             REJECTED.labels(file_spec.name).inc(len(o.errors))
@@ -79,7 +101,7 @@ def watch(
             bad = bad or bool(o.errors)
         if once:
             break
-        time.sleep(interval)
+        pause(interval)
     store.close()
     if once and bad:
         raise typer.Exit(1)

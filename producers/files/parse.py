@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from producers.files.spec import FileSpec
+from producers.files.spec import TICKET_FIELDS, FileSpec
 from producers.pos.common import MappingError, build, merge_payments, method_from_name, minor_units
 from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, TicketLine, signed_by_kind
 
@@ -18,9 +20,19 @@ from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, Ticket
 class LineError:
     line: int
     reason: str
+    ticket: tuple[str, str] | None = field(default=None, compare=False)
+    """(store code, ticket number) of a row that could not be read but still names its ticket."""
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
+
+
+class RowError(MappingError):
+    """A problem on one file line of a ticket (a line element, or a row other than the first)."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
 
 
 @dataclass
@@ -108,6 +120,12 @@ def _code(raw: str | None, table: dict[str, Any], kind: Any, what: str) -> Any:
 # --- records ---------------------------------------------------------------------------------------------------
 
 
+def _key(values: dict[str, str]) -> tuple[str, str] | None:
+    """(store code, ticket number) of a row, or None when it has no ticket number."""
+    number = values.get("ticket", "").strip()
+    return (values.get("store", "").strip(), number) if number else None
+
+
 def _tabular(text: str, spec: FileSpec) -> Iterator[Row | LineError]:
     lines = text.splitlines()
     start = spec.skip_lines
@@ -118,7 +136,9 @@ def _tabular(text: str, spec: FileSpec) -> Iterator[Row | LineError]:
             fixed: dict[str, str] = {}
             short = [k for k, loc in spec.fields.items() if isinstance(loc, list) and len(line) < loc[0] + 1]
             if short:
-                yield LineError(n, f"line is {len(line)} characters, too short for {', '.join(short)}")
+                known = {k: line[loc[0] : loc[1]] for k, loc in spec.fields.items() if isinstance(loc, list)}
+                reason = f"line is {len(line)} characters, too short for {', '.join(short)}"
+                yield LineError(n, reason, _key(known) if "ticket" not in short else None)
                 continue
             for key, loc in spec.fields.items():
                 assert isinstance(loc, list)
@@ -147,16 +167,27 @@ def _tabular(text: str, spec: FileSpec) -> Iterator[Row | LineError]:
                 problem = f"column {loc!r} cannot be found without a header"
                 break
             if idx >= len(cols):
-                problem = f"{len(cols)} columns, {key} is in column {idx + 1}"
-                break
+                problem = problem or f"{len(cols)} columns, {key} is in column {idx + 1}"
+                continue
             values[key] = cols[idx]
-        yield LineError(n, problem) if problem else Row(n, values)
+        yield LineError(n, problem, _key(values)) if problem else Row(n, values)
+
+
+_DECLARED = re.compile(rb"^<\?xml[^>]*\bencoding\s*=", re.ASCII)
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+
+
+def xml_encoding(data: bytes, spec: FileSpec) -> str | None:
+    """The spec's encoding for a file that does not state its own (no BOM, no ``encoding=`` declaration)."""
+    if data.startswith(_BOMS) or _DECLARED.match(data.lstrip()):
+        return None
+    return spec.encoding
 
 
 def _xml(data: bytes, spec: FileSpec) -> Iterator[Row | LineError]:
     from lxml import etree
 
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, encoding=None)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, encoding=xml_encoding(data, spec))
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
@@ -202,6 +233,23 @@ def _line(values: dict[str, str], spec: FileSpec, currency: str) -> TicketLine:
                       category=(values.get("category") or "").strip() or None)  # fmt: skip
 
 
+def _line_at(n: int, values: dict[str, str], spec: FileSpec, currency: str) -> TicketLine:
+    try:
+        return _line(values, spec, currency)
+    except (MappingError, ValueError) as exc:
+        raise RowError(n, str(exc)) from None
+
+
+def _same_ticket_fields(rows: list[Row]) -> None:
+    """Rows of one ticket must agree on its ticket-level fields (an empty cell is no disagreement)."""
+    first = rows[0].values
+    for row in rows[1:]:
+        for key in sorted(TICKET_FIELDS & row.values.keys()):
+            value, expected = row.values[key].strip(), first.get(key, "").strip()
+            if value and expected and value != expected:
+                raise RowError(row.line, f"{key} {value!r} differs from {expected!r} on line {rows[0].line}")
+
+
 def _ticket(rows: list[Row], spec: FileSpec, ingested_at: datetime) -> PosTicket:
     first = rows[0].values
     currency = (first.get("currency") or spec.currency or "").strip().upper()
@@ -217,8 +265,12 @@ def _ticket(rows: list[Row], spec: FileSpec, ingested_at: datetime) -> PosTicket
         store = spec.store or ""
     number = first["ticket"].strip()
     kind = _code(first.get("kind"), spec.kinds, TicketKind, "kind") if first.get("kind") else TicketKind.SALE
-    line_values = [lv for r in rows for _, lv in r.lines] if spec.format == "xml" else [r.values for r in rows]
-    lines = tuple(_line(v, spec, currency) for v in line_values if v.get("sku") or v.get("unit_price"))
+    if spec.format == "xml":
+        line_values = [(n, lv) for r in rows for n, lv in r.lines]
+    else:
+        line_values = [(r.line, r.values) for r in rows]
+        _same_ticket_fields(rows)
+    lines = tuple(_line_at(n, v, spec, currency) for n, v in line_values if v.get("sku") or v.get("unit_price"))
     tax = amount(first["tax_amount"], spec, currency, "tax_amount") if first.get("tax_amount") else 0
     discount = sum(ln.discount_amount for ln in lines)
     if lines:
@@ -287,22 +339,46 @@ def parse_file(data: bytes, spec: FileSpec, ingested_at: datetime) -> ParseResul
 def rows_to_tickets(
     records: list[Row | LineError], spec: FileSpec, ingested_at: datetime
 ) -> tuple[list[PosTicket], list[LineError]]:
-    """Group rows by store and ticket number into tickets; errors name the first line of a bad ticket."""
+    """Group rows by store and ticket number into tickets.
+
+    A ticket with any bad row is not sent at all (never with some of its lines): the bad row's error names its
+    line and reason, and every other row of that ticket is reported as not sent.
+    """
     errors: list[LineError] = []
-    groups: dict[str, list[Row]] = {}
+    groups: dict[tuple[str, str], list[Row]] = {}
+    bad: dict[tuple[str, str], list[LineError]] = {}
     for rec in records:
         if isinstance(rec, LineError):
-            errors.append(rec)
+            if rec.ticket is None:
+                errors.append(rec)
+            else:
+                bad.setdefault(rec.ticket, []).append(rec)
             continue
-        key = (rec.values.get("store", ""), rec.values.get("ticket", "").strip())
-        if not key[1]:
+        key = _key(rec.values)
+        if key is None:
             errors.append(LineError(rec.line, "ticket number is empty"))
             continue
-        groups.setdefault("\0".join(key), []).append(rec)
+        groups.setdefault(key, []).append(rec)
     tickets = []
-    for rows in groups.values():
-        try:
-            tickets.append(_ticket(rows, spec, ingested_at))
-        except (MappingError, ValueError) as exc:
-            errors.append(LineError(rows[0].line, f"ticket {rows[0].values.get('ticket', '').strip()}: {exc}"))
+    for key in dict.fromkeys([*groups, *bad]):
+        rows = groups.get(key, [])
+        problems = [(e.line, e.reason) for e in bad.get(key, [])]
+        if not problems:
+            try:
+                tickets.append(_ticket(rows, spec, ingested_at))
+                continue
+            except RowError as exc:
+                problems = [(exc.line, str(exc))]
+            except (MappingError, ValueError) as exc:
+                problems = [(rows[0].line, str(exc))]
+        errors.extend(_not_sent(key[1], problems, [r.line for r in rows]))
     return tickets, errors
+
+
+def _not_sent(number: str, problems: list[tuple[int, str]], lines: list[int]) -> list[LineError]:
+    """One error per bad line with its reason, and one per other line of the ticket pointing at them."""
+    out = [LineError(n, f"ticket {number} not sent: {reason}") for n, reason in problems]
+    seen = sorted({n for n, _ in problems})
+    where = f"line {seen[0]} is bad" if len(seen) == 1 else f"lines {', '.join(map(str, seen))} are bad"
+    out += [LineError(n, f"ticket {number} not sent: {where}") for n in lines if n not in seen]
+    return out

@@ -3,7 +3,8 @@
 A file is taken once it has not changed for ``settle_seconds`` (and, if the spec says so, once its ready
 marker exists). Tickets are sent in batches; each acknowledged batch is recorded in the checkpoint store, so a
 restart mid-file, or the same file dropped again, publishes no ticket twice. A file with any bad line goes to
-rejected/ beside ``<file>.errors.txt`` (line and reason per problem); its good tickets are published.
+rejected/ beside ``<file>.errors.txt`` (line and reason per problem); its good tickets are published. When
+Kafka or the registry cannot be reached, :class:`KafkaUnavailable` is raised and the file stays in the inbox.
 """
 
 from __future__ import annotations
@@ -17,13 +18,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
 from producers.files.parse import LineError, parse_file
 from producers.files.spec import FileSpec
 from producers.pos.checkpoint import CheckpointStore
 from producers.pos.sink import TicketSink, note_inflight, reconcile_inflight
+from producers.sender import DeliveryError
+from schemas.models import PosTicket
+from schemas.serde import RegistryUnavailable
 
 log = logging.getLogger(__name__)
 BATCH = 500
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka or the schema registry could not take the tickets now; the file stays in the inbox for later."""
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means Kafka or the registry is away (retry later), not a bug or a bad file."""
+    kinds = (DeliveryError, KafkaException, SchemaRegistryError, RegistryUnavailable, ConnectionError, TimeoutError)
+    # The registry client raises httpx's (or httpx2's) transport errors when it cannot connect.
+    return isinstance(exc, kinds) or type(exc).__module__.split(".")[0] in ("httpx", "httpx2")
 
 
 @dataclass
@@ -42,6 +60,12 @@ def _free_name(folder: Path, name: str) -> Path:
         target = folder / f"{name}.{n}"
         n += 1
     return target
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return f"Kafka: {exc.args[0].str()}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class FileWatcher:
@@ -84,16 +108,12 @@ class FileWatcher:
         result = parse_file(path.read_bytes(), self.spec, datetime.now(UTC))
         outcome.tickets = len(result.tickets)
         outcome.errors = result.errors
-        reconcile_inflight(self.store, self.sink, self.spec.name)
-        new = self.store.unpublished(self.spec.name, result.tickets)
-        for i in range(0, len(new), BATCH):
-            batch = new[i : i + BATCH]
-            note_inflight(self.store, self.sink, self.spec.name, batch)
-            for ticket in batch:
-                self.sink.send(ticket)
-            self.sink.flush()
-            self.store.commit(self.spec.name, batch, None)
-            outcome.published += len(batch)
+        try:
+            self._publish(result.tickets, outcome)
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            raise KafkaUnavailable(_describe(exc)) from exc
         folder = self.rejected if result.errors else self.processed
         folder.mkdir(exist_ok=True)
         target = _free_name(folder, path.name)
@@ -112,8 +132,23 @@ class FileWatcher:
         outcome.moved_to = target
         return outcome
 
+    def _publish(self, tickets: list[PosTicket], outcome: FileOutcome) -> None:
+        reconcile_inflight(self.store, self.sink, self.spec.name)
+        new = self.store.unpublished(self.spec.name, tickets)
+        for i in range(0, len(new), BATCH):
+            batch = new[i : i + BATCH]
+            note_inflight(self.store, self.sink, self.spec.name, batch)
+            for ticket in batch:
+                self.sink.send(ticket)
+            self.sink.flush()
+            self.store.commit(self.spec.name, batch, None)
+            outcome.published += len(batch)
+
     def scan(self) -> list[FileOutcome]:
-        """Process every complete file; a file that vanishes or cannot be read is left for the next scan."""
+        """Process every complete file; a file that vanishes or cannot be read is left for the next scan.
+
+        Raises :class:`KafkaUnavailable` at the first file whose tickets cannot be sent (it stays in place).
+        """
         outcomes = []
         for path in self.ready():
             try:

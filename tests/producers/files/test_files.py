@@ -14,9 +14,8 @@ import yaml
 from producers.files import watch as watch_mod
 from producers.files.parse import parse_file
 from producers.files.spec import FileSpec, SpecError, load_spec
-from producers.files.watch import FileWatcher
+from producers.files.watch import FileWatcher, KafkaUnavailable
 from producers.pos.checkpoint import CheckpointStore
-from producers.sender import DeliveryError
 from schemas.models import Payment, PaymentMethod, PosTicket, TicketKind
 from tests.producers.pos.test_poller import ListSink
 
@@ -115,12 +114,59 @@ def test_csv_malformed_lines_are_named() -> None:
     tickets, errors = parse(CSV_SPEC, "\n".join(rows).encode("cp1252"))
     assert [t.ticket_id for t in tickets] == ["caisse-fr:paris-01:1001"]
     assert errors == [
-        "line 3: ticket 1003: time '31/02/2026 10:15' does not match the format '%d/%m/%Y %H:%M'",
-        "line 4: ticket 1004: kind code 'Z' is unknown (known: A, R, V)",
-        "line 5: ticket 1005: unit_price: '2.50' uses '.' but the spec's decimal separator is ','",
-        "line 6: ticket 1006: store code 'LYO02' is not in the spec's stores",
-        "line 7: 3 columns, time is in column 4",
+        "line 3: ticket 1003 not sent: time '31/02/2026 10:15' does not match the format '%d/%m/%Y %H:%M'",
+        "line 4: ticket 1004 not sent: kind code 'Z' is unknown (known: A, R, V)",
+        "line 5: ticket 1005 not sent: unit_price: '2.50' uses '.' but the spec's decimal separator is ','",
+        "line 6: ticket 1006 not sent: store code 'LYO02' is not in the spec's stores",
+        "line 7: ticket 1007 not sent: 3 columns, time is in column 4",
     ]
+
+
+def test_one_bad_row_rejects_its_whole_ticket() -> None:
+    """A multi-line ticket with one unreadable row is not sent with the rest: wrong totals would go out."""
+    truncated = "PAR01;1001;14/03/2026;10:15;C1;V"  # second row of 1001, cut short
+    tickets, errors = parse(CSV_SPEC, "\n".join([CSV_HEADER, CSV_GOOD[0], truncated, CSV_GOOD[2]]).encode("cp1252"))
+    assert [t.ticket_id for t in tickets] == ["caisse-fr:paris-01:1002"]
+    assert errors == [
+        "line 2: ticket 1001 not sent: line 3 is bad",
+        "line 3: ticket 1001 not sent: 6 columns, original_ticket is in column 7",
+    ]
+    # A bad value on the second row names that row, not the ticket's first.
+    bad_qty = CSV_GOOD[1].replace(";1;1,20", ";x;1,20")
+    tickets, errors = parse(CSV_SPEC, "\n".join([CSV_HEADER, CSV_GOOD[0], bad_qty, CSV_GOOD[2]]).encode("cp1252"))
+    assert [t.ticket_id for t in tickets] == ["caisse-fr:paris-01:1002"]
+    assert errors == [
+        "line 2: ticket 1001 not sent: line 3 is bad",
+        "line 3: ticket 1001 not sent: quantity: 'x' is not a number",
+    ]
+    # The bad row first, two more rows after it; a fixed-width line too short still names its ticket.
+    tickets, errors = parse(CSV_SPEC, "\n".join([CSV_HEADER, truncated, *CSV_GOOD]).encode("cp1252"))
+    assert [t.ticket_id for t in tickets] == ["caisse-fr:paris-01:1002"]
+    assert errors == [
+        "line 2: ticket 1001 not sent: 6 columns, original_ticket is in column 7",
+        "line 3: ticket 1001 not sent: line 2 is bad",
+        "line 4: ticket 1001 not sent: line 2 is bad",
+    ]
+
+
+def test_rows_of_a_ticket_must_agree_on_ticket_fields() -> None:
+    """Two rows with one ticket number but another time (numbers reset daily) are not merged into one ticket."""
+    later = CSV_GOOD[1].replace("10:15", "11:15")
+    tickets, errors = parse(CSV_SPEC, "\n".join([CSV_HEADER, CSV_GOOD[0], later]).encode("cp1252"))
+    assert tickets == []
+    assert errors == [
+        "line 2: ticket 1001 not sent: line 3 is bad",
+        "line 3: ticket 1001 not sent: time '11:15' differs from '10:15' on line 2",
+    ]
+    # An empty ticket-level cell on a later row is no disagreement.
+    blank_tax = CSV_GOOD[1].replace(";0,83;", ";;")
+    tickets, errors = parse(CSV_SPEC, "\n".join([CSV_HEADER, CSV_GOOD[0], blank_tax]).encode("cp1252"))
+    assert errors == [] and tickets[0].tax_amount == 83
+
+
+def test_empty_and_header_only_files_have_no_tickets_and_no_errors() -> None:
+    assert parse(CSV_SPEC, b"") == ([], [])
+    assert parse(CSV_SPEC, CSV_HEADER.encode("cp1252")) == ([], [])
 
 
 def test_csv_wrong_encoding_and_missing_column() -> None:
@@ -155,7 +201,28 @@ def test_xml_malformed() -> None:
     no_lines = XML_GOOD.replace('<Line sku="B2" qty="1" price="5.00" discount="0"/>', "")
     tickets, errors = parse(XML_SPEC, no_lines.encode("iso-8859-1"))
     assert [t.ticket_id for t in tickets] == ["kasse-de:berlin-01:T-1"]
-    assert errors == ["line 10: ticket T-2: ticket has neither lines nor a total"]
+    assert errors == ["line 10: ticket T-2 not sent: ticket has neither lines nor a total"]
+    bad_line = XML_GOOD.replace('qty="2"', 'qty="zwei"')
+    tickets, errors = parse(XML_SPEC, bad_line.encode("iso-8859-1"))
+    assert [t.ticket_id for t in tickets] == ["kasse-de:berlin-01:T-2"]
+    assert errors == [  # the <Ticket> element, then its bad <Line>
+        "line 3: ticket T-1 not sent: line 5 is bad",
+        "line 5: ticket T-1 not sent: quantity: 'zwei' is not a number",
+    ]
+
+
+def test_xml_without_declaration_uses_spec_encoding() -> None:
+    body = XML_GOOD.split("\n", 1)[1]  # no <?xml ... encoding=...?> line
+    spec = {**XML_SPEC, "encoding": "cp1252"}
+    for text in (body, '<?xml version="1.0"?>\n' + body):
+        tickets, errors = parse(spec, text.encode("cp1252"))
+        assert errors == [] and tickets[0].lines[0].description == "Schal grün"
+    # Without the spec's encoding the same bytes are not UTF-8: rejected, not misread.
+    tickets, errors = parse(XML_SPEC, body.encode("cp1252"))
+    assert tickets == [] and "not well-formed XML" in errors[0]
+    # A file that declares its encoding is read by its declaration, whatever the spec says.
+    tickets, errors = parse({**XML_SPEC, "encoding": "utf-16"}, XML_GOOD.encode("iso-8859-1"))
+    assert errors == [] and tickets[0].lines[0].description == "Schal grün"
 
 
 def test_txt_tab_separated_minor_units() -> None:
@@ -167,7 +234,7 @@ def test_txt_tab_separated_minor_units() -> None:
     assert t.occurred_at == datetime(2026, 3, 14, 10, 15, tzinfo=UTC)  # GMT in March
     assert (t.net_amount, t.discount_amount, t.gross_amount) == (1399, 50, 1449)  # 3 x 4.50 - 0.50 + 0.99
     assert t.payments == (Payment(method=PaymentMethod.CASH, amount=1399),)
-    assert errors == ["line 3: 5 columns, quantity is in column 6"]
+    assert errors == ["line 3: ticket 5002 not sent: 5 columns, quantity is in column 6"]
 
 
 def test_fixed_width() -> None:
@@ -184,8 +251,8 @@ def test_fixed_width() -> None:
     assert t.occurred_at == datetime(2026, 3, 14, 13, 30, tzinfo=UTC)  # EDT since 8 March
     assert t.net_amount == 2899 and [ln.quantity for ln in t.lines] == [2.0, 1.0]
     assert errors == [
-        "line 4: line is 30 characters, too short for quantity, unit_price, currency",
-        "line 5: ticket 000125: time '20260314 09X500' does not match the format '%Y%m%d %H%M%S'",
+        "line 4: ticket 000124 not sent: line is 30 characters, too short for quantity, unit_price, currency",
+        "line 5: ticket 000125 not sent: time '20260314 09X500' does not match the format '%Y%m%d %H%M%S'",
     ]
 
 
@@ -245,7 +312,7 @@ def test_watcher_rejects_with_report(tmp_path: Path) -> None:
     [o] = watcher.scan()
     assert o.moved_to == inbox / "rejected" / "ventes.csv"
     report = (inbox / "rejected" / "ventes.csv.errors.txt").read_text()
-    assert "ventes.csv: line 3: ticket 1009: time '14/03/2026 xx:yy' does not match" in report
+    assert "ventes.csv: line 3: ticket 1009 not sent: time '14/03/2026 xx:yy' does not match" in report
     assert [t.ticket_id for t in ledger] == ["caisse-fr:paris-01:1001"]  # the good ticket is published
 
 
@@ -271,7 +338,7 @@ def test_watcher_restart_mid_file_publishes_each_ticket_once(tmp_path: Path, mon
     _old(path)
     ledger: list[PosTicket] = []
     store_path = tmp_path / "f.sqlite"
-    with pytest.raises(DeliveryError):
+    with pytest.raises(KafkaUnavailable, match="DeliveryError"):
         FileWatcher(FileSpec(**CSV_SPEC), inbox, ListSink(ledger, fail_at=3), CheckpointStore(store_path)).scan()
     assert len(ledger) == 4 and path.exists()  # two batches acknowledged; the file stays in the inbox
     [o] = FileWatcher(FileSpec(**CSV_SPEC), inbox, ListSink(ledger), CheckpointStore(store_path)).scan()

@@ -110,3 +110,14 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         yield b
     finally:
         b.stop(registry=True)
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of this test's own, for tests that stop and restart it (import this fixture into the module)."""
+    b = Broker(tmp_path / "broker" / "data")
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop(registry=True)
