@@ -30,7 +30,11 @@ class RecordSender:
         auth = settings.registry_basic_auth.get_secret_value() if settings.registry_basic_auth else None
         ca = str(settings.registry_ssl_ca_location) if settings.registry_ssl_ca_location else None
         self.registry = registry_client(ep.registry_url, auth, ca)
-        self.producer = Producer(producer_config(settings, ep.bootstrap, **producer_overrides))
+        conf = producer_config(settings, ep.bootstrap, **producer_overrides)
+        self.producer = Producer(conf)
+        timeout_ms = int(conf.get("message.timeout.ms", conf.get("delivery.timeout.ms", 300_000)))
+        self.delivery_timeout_s: float | None = timeout_ms / 1000 if timeout_ms > 0 else None
+        """After this many seconds a queued record is written or has failed; None: it is retried forever."""
         self._serdes: dict[str, TopicSerde] = {}
         self.sent = 0
         self.acked = 0

@@ -14,6 +14,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from tillflow.kafka import client_config, endpoints
 from tillflow.settings import Settings
 
+CLOCK_MARGIN = 300.0
+"""Seconds scanned past the latest time a record of an interrupted batch could have been written, for clocks
+that differ or jump (see :func:`bounded_ends`)."""
+
 
 def _consumer(settings: Settings, group: str) -> Consumer:
     conf = client_config(settings, endpoints(settings).bootstrap)

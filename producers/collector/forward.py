@@ -22,7 +22,7 @@ from confluent_kafka import KafkaError, Message
 
 from producers.collector.spool import Spool
 from producers.sender import RecordSender
-from producers.tail import end_offsets, header_values_since
+from producers.tail import CLOCK_MARGIN, end_offsets, header_values_since
 from schemas.topics import POS_TICKETS, topic_spec
 from tillflow.retry import backoff
 from tillflow.settings import Settings
@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT = 30.0
 """Seconds between refreshes of the in-flight marker's ``alive`` time while a batch is outstanding."""
-CLOCK_MARGIN = 300.0
-"""Seconds past ``alive`` + ``HEARTBEAT`` still scanned, for clocks that differ or jump."""
 
 
 class Forwarder:

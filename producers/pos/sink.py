@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Protocol
 
 from producers.pos.checkpoint import CheckpointStore, fingerprint
 from producers.sender import RecordSender
-from producers.tail import end_offsets, header_values_since
+from producers.tail import CLOCK_MARGIN, end_offsets, header_values_since
 from schemas.models import _PERSONAL_DATA, PosTicket
 from schemas.topics import POS_TICKETS, deadletter_topic
 from tillflow.settings import Settings
@@ -57,11 +58,14 @@ class KafkaSink:
         """The topic's end offsets now (None without settings)."""
         return end_offsets(self.settings, self.topic) if self.settings else None
 
-    def arrived(self, offsets: dict[int, int], source: str) -> set[tuple[str, str]]:
-        """(ticket_id, fingerprint) of the tickets of ``source`` written after ``offsets``."""
+    def arrived(self, offsets: dict[int, int], source: str, until_ms: int | None = None) -> set[tuple[str, str]]:
+        """(ticket_id, fingerprint) of the tickets of ``source`` written after ``offsets`` (and before the first
+        record stamped ``until_ms`` or later, when given)."""
         if self.settings is None:
             return set()
-        values = header_values_since(self.settings, self.topic, offsets, "ticket", match=("source", source.encode()))
+        values = header_values_since(
+            self.settings, self.topic, offsets, "ticket", match=("source", source.encode()), until_ms=until_ms
+        )
         return {(tid, fp) for tid, _, fp in (v.decode().rpartition("|") for v in values)}
 
     def reject(self, source: str, record_id: str, payload: Any, reason: str) -> None:
@@ -81,7 +85,10 @@ def note_inflight(store: CheckpointStore, sink: TicketSink, source: str, tickets
     offsets = sink.mark()
     if offsets is not None:
         keys = [[t.ticket_id, fingerprint(t)] for t in tickets]
-        store.set_inflight(source, {"offsets": offsets, "keys": keys})
+        marker: dict[str, Any] = {"offsets": offsets, "keys": keys}
+        if sink.sender.delivery_timeout_s is not None:
+            marker["deliver_by"] = time.time() + sink.sender.delivery_timeout_s
+        store.set_inflight(source, marker)
 
 
 def reconcile_inflight(store: CheckpointStore, sink: TicketSink, source: str) -> int:
@@ -91,7 +98,9 @@ def reconcile_inflight(store: CheckpointStore, sink: TicketSink, source: str) ->
         return 0
     offsets = {int(p): int(o) for p, o in marker["offsets"].items()}
     wanted = {(k[0], k[1]) for k in marker["keys"]}
-    found = sink.arrived(offsets, source) & wanted
+    # A record is written within the producer's message.timeout.ms or never: scan no further than that.
+    until_ms = int((marker["deliver_by"] + CLOCK_MARGIN) * 1000) if "deliver_by" in marker else None
+    found = sink.arrived(offsets, source, until_ms) & wanted
     store.commit(source, [], None, keys=sorted(found))
     log.info("%s: reconciled tickets in flight: %d of %d had reached Kafka", source, len(found), len(wanted))
     return len(found)

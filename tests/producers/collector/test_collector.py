@@ -20,14 +20,14 @@ from prometheus_client import REGISTRY
 
 from producers.collector import forward
 from producers.collector.collect import Collector, CollectorSpec, SqlitePoller, SqliteSource, load_collector_spec
-from producers.collector.forward import CLOCK_MARGIN, HEARTBEAT
+from producers.collector.forward import HEARTBEAT
 from producers.collector.metrics import update
 from producers.collector.spool import Spool, SpoolSink
 from producers.files.parse import parse_file
 from producers.files.spec import FileSpec
 from producers.pos.checkpoint import CheckpointStore
 from producers.sender import RecordSender
-from producers.tail import bounded_ends, end_offsets, header_values_since
+from producers.tail import CLOCK_MARGIN, bounded_ends, end_offsets, header_values_since
 from schemas.topics import POS_TICKETS
 from tests.producers.files.test_files import CSV_HEADER, CSV_SPEC
 from tests.producers.pos.broker import Broker, own_broker, read_tickets

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,12 +13,15 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from typer.testing import CliRunner
 
+from producers.pos import sink as pos_sink
 from producers.pos.checkpoint import CheckpointStore
 from producers.pos.http import TokenFile
 from producers.pos.poller import Poller, make_client
 from producers.pos.sink import KafkaSink
 from producers.pos.vendors import adapter_for
 from producers.sender import RecordSender
+from producers.tail import CLOCK_MARGIN, bounded_ends, end_offsets, header_values_since
+from schemas.topics import POS_TICKETS
 from tests.producers.pos.broker import Broker, broker, read_tickets
 from tests.producers.pos.test_poller import add_refund, add_sale, config, sale_id
 from tests.producers.pos.vendor_server import vendor_server
@@ -115,14 +119,34 @@ def test_crash_between_ack_and_checkpoint_does_not_duplicate(
         client = make_client(cfg, adapter_for(cfg), TokenFile(tmp_path / "tokens.json"))
         with pytest.raises(RuntimeError, match="power cut"):
             Poller(cfg, KafkaSink(RecordSender(settings), settings), store, client, now=lambda: NOW).sync()
-        assert store.inflight("square-crash") is not None
+        marker = store.inflight("square-crash")
+        assert marker is not None and abs(marker["deliver_by"] - (time.time() + 300)) < 60  # librdkafka default
         store.close()
+        # The busy topic goes on: records of another source stamped after the page could have been written.
+        until_ms = int((marker["deliver_by"] + CLOCK_MARGIN) * 1000)
+        before = sum(end_offsets(settings, POS_TICKETS).values())
+        other = RecordSender(settings)
+        template = read_tickets(settings)[0]
+        for i in range(40):
+            t = template.model_copy(update={"source": "other", "ticket_id": f"other-{i}"})
+            value = other.serde(POS_TICKETS).encode(t)
+            other.producer.produce(POS_TICKETS, value, t.store_id.encode(), timestamp=until_ms + 3_600_000 + i)
+        other.flush()
+        assert sum(bounded_ends(settings, POS_TICKETS, until_ms).values()) == before  # the scan stops there
+        scans: list[int | None] = []
+
+        def spy(*args: Any, until_ms: int | None = None, **kwargs: Any) -> set[bytes]:
+            scans.append(until_ms)
+            return header_values_since(*args, until_ms=until_ms, **kwargs)
+
+        monkeypatch.setattr(pos_sink, "header_values_since", spy)
 
         store = CheckpointStore(tmp_path / "cp.sqlite")
         client = make_client(cfg, adapter_for(cfg), TokenFile(tmp_path / "tokens.json"))
         poller = Poller(cfg, KafkaSink(RecordSender(settings), settings), store, client, now=lambda: NOW)
         result = poller.sync()
         assert result.published == 3 and store.inflight("square-crash") is None
+        assert scans == [until_ms]
     counts = Counter(t.ticket_id for t in read_tickets(settings) if t.source == "square-crash")
     assert sorted(counts) == sorted(sale_id("square", i) for i in range(9))
     assert set(counts.values()) == {1}
