@@ -66,6 +66,8 @@ def test_tenant_benchmark_ranks_within_mall_and_category(ch: Any) -> None:
             hourly("wg-denim", transactions=20, visitors=100, net_revenue=520_000),  # conv .20, 2000/m2
             hourly("wg-shoes", transactions=10, visitors=100, net_revenue=90_000),  # conv .10, 500/m2
             hourly("wg-volt", transactions=40, visitors=100, net_revenue=650_000, category="electronics"),
+            # No visitors and no sales (cameras down, shop shut): no conversion and no average ticket.
+            hourly("wg-cafe", transactions=0, visitors=0, net_revenue=0, conversion=None, avg_ticket=None),
         ],
     )
     got = {
@@ -79,6 +81,16 @@ def test_tenant_benchmark_ranks_within_mall_and_category(ch: Any) -> None:
     assert got["wg-shoes"][:2] == (4, 0.0)
     assert got["wg-denim"][2] == 1 and got["wg-denim"][5] == pytest.approx(2000.0)
     assert got["wg-fashion"][3:5] == (1, 3) and got["wg-volt"][3:5] == (1, 1)
+    # A store without a value is neither ranked nor given a percentile (it used to get percentile 100), and
+    # the others are ranked among the stores that have one.
+    (cafe,) = ch.query(
+        "SELECT stores_in_mall, conversion, conversion_rank_mall, conversion_pct_mall, avg_ticket_rank_mall, "
+        "avg_ticket_pct_mall, conversion_rank_category, conversion_pct_category, revenue_per_m2_rank_mall "
+        "FROM tenant_benchmark_daily WHERE store_id = 'wg-cafe'"
+    ).result_rows
+    assert cafe == (5, None, None, None, None, None, None, None, 5)  # revenue 0 is a value: last
+    avg = dict(ch.query("SELECT store_id, avg_ticket_pct_mall FROM tenant_benchmark_daily").result_rows)
+    assert sorted(v for k, v in avg.items() if k != "wg-cafe") == [0.0, 33.3, 66.7, 100.0]
 
 
 def test_zone_view_and_report(ch: Any) -> None:
