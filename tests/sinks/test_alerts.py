@@ -86,6 +86,44 @@ def test_routing_rules() -> None:
         parse_routes({"channels": {"h": {"type": "webhook", "url": "http://x"}}}, env={})
 
 
+def test_routing_rejects_unknown_kind_severity_and_state() -> None:
+    env = {"PD_KEY": PD_KEY, "BASE": "http://x"}
+    for key, value, known in (("kind", "SALES_DROPP", "SALES_DROP"), ("severity", "critical", "CRITICAL"),
+                              ("state", "OPEN", "FIRING")):  # fmt: skip
+        routes = [{"match": {}, "channels": ["audit"]}, {"match": {key: [value]}, "channels": ["ops"]}]
+        with pytest.raises(RoutingError, match=rf"routes\.1\.match\.{key}: unknown {key} '{value}'; one of .*{known}"):
+            parse_routes({"channels": ROUTES["channels"], "routes": routes}, Path("r.yaml"), env)
+
+
+def test_routing_warns_about_ids_not_in_the_catalogue() -> None:
+    from schemas.catalogue import load_catalogue
+    from tests.sinks.conftest import CATALOGUE
+
+    config = parse_routes({"channels": ROUTES["channels"], "routes": [
+        {"match": {"mall": ["westgate", "eastgate"]}, "channels": ["ops"]},
+        {"match": {"store": ["wg-volt", "wg-vol"]}, "channels": ["ops"]}]},
+        env={"PD_KEY": PD_KEY, "BASE": "http://x"})  # fmt: skip
+    assert config.warnings(load_catalogue(CATALOGUE)) == [
+        "routes[0].match.mall: 'eastgate' is not in the catalogue; it never matches",
+        "routes[1].match.store: 'wg-vol' is not in the catalogue; it never matches",
+    ]
+    assert config.warnings() == []
+
+
+def test_an_empty_variable_disables_its_channel() -> None:
+    env = {"PD_KEY": "", "BASE": "http://x"}
+    config = parse_routes(ROUTES, env=env)
+    assert set(config.channels) == {"ops", "westgate", "audit"}
+    assert config.disabled == {"pager": "environment variable PD_KEY is empty"}
+    assert route(alert(1), config) == ["ops", "westgate", "audit"]
+    assert config.warnings() == ["channel 'pager' is disabled: environment variable PD_KEY is empty"]
+    # A literal empty value is still an error, and so is an unset variable.
+    with pytest.raises(RoutingError, match="needs routing_key"):
+        parse_routes({"channels": {"p": {"type": "pagerduty", "routing_key": ""}}}, env={})
+    with pytest.raises(RoutingError, match="BASE is not set"):
+        parse_routes(ROUTES, env={"PD_KEY": ""})
+
+
 def test_rate_limiter_allows_a_burst_then_spaces_requests() -> None:
     limiter = RateLimiter({"c": 60.0}, {"c": 2})
     assert limiter.wait("c", 100.0) == 0 and limiter.wait("c", 100.0) == 0

@@ -9,9 +9,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 import yaml
 
+from sinks.alerts.routing import load_routes, route
+from tests.sinks.conftest import alert
 from tillflow.cli import app
 from tillflow.settings import CONFIG_ENV, Settings
 
@@ -116,3 +119,36 @@ def test_dockerfile_copies_what_the_image_needs() -> None:
         assert f"COPY {package} ./{package}" in text
     assert "COPY deploy/clickhouse /etc/tillflow/clickhouse" in text
     assert 'ENTRYPOINT ["tillflow"]' in text
+
+
+def test_shipped_routes_load_with_the_shipped_env_example() -> None:
+    """deploy/alerts/routes.example.yaml as the compose file mounts it, with deploy/.env.example's values: every
+    channel is disabled (the example leaves the webhooks empty), the sink starts and says so."""
+    service = compose()["services"]["sink-alerts"]
+    mounted = next(v.split(":")[0] for v in service["volumes"] if v.endswith(":/etc/tillflow/alert-routes.yaml:ro"))
+    example = dict(
+        line.split("=", 1) for line in (DEPLOY / ".env.example").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )  # fmt: skip
+    env = {}
+    for key, value in service["environment"].items():
+        if isinstance(value, str) and value.startswith("${") and not key.startswith("TILLFLOW_"):
+            name = value[2:].split(":-")[0].rstrip("}")
+            env[key] = example[name]  # KEY: ${NAME:-} takes NAME from .env
+    assert env and all(v == "" for v in env.values())
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        config = load_routes(DEPLOY / mounted)
+    assert config.channels == {} and set(config.disabled) == {"oncall", "retail-ops", "westgate-centre-management",
+                                                               "audit"}  # fmt: skip
+    notes = config.warnings()
+    assert "no alert channel is enabled: alerts are consumed and counted as unrouted, not delivered" in notes
+    assert route(alert(1), config) == []
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x")
+        config = load_routes(DEPLOY / mounted)
+    assert set(config.channels) == {"retail-ops"}
+    assert route(alert(1, kind="FEED_SILENT"), config) == ["retail-ops"]
