@@ -113,6 +113,33 @@ def test_mounted_files_exist_and_prometheus_targets_match() -> None:
                 assert services[host]["environment"]["TILLFLOW_METRICS_HOST"] == "0.0.0.0"
 
 
+def test_prometheus_alerts_reach_alertmanager() -> None:
+    """Prometheus sends to the compose file's Alertmanager; its receivers read the secrets compose mounts.
+    (`amtool check-config deploy/alertmanager/alertmanager.yml` runs where amtool is installed.)"""
+    data = compose()
+    services = data["services"]
+    prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (target,) = prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    assert host in services and f"{port}:{port}" in services[host]["ports"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in services[host]["volumes"] if v.startswith(".")}
+    config_path = next(a.split("=", 1)[1] for a in services[host]["command"] if a.startswith("--config.file="))
+    am = yaml.safe_load((DEPLOY / mounts[config_path]).read_text())
+    receivers = {r["name"]: r for r in am["receivers"]}
+    used = {am["route"]["receiver"]} | {r["receiver"] for r in am["route"].get("routes", [])}
+    assert used <= set(receivers)
+    files = [c[k] for r in receivers.values() for cs in r.values() if isinstance(cs, list) for c in cs
+             for k in c if k.endswith("_file")]  # fmt: skip
+    assert files and all(f.startswith("/run/secrets/") for f in files)
+    for f in files:
+        name = f.removeprefix("/run/secrets/")
+        assert name in services[host]["secrets"], f"Alertmanager reads {f}, which compose does not mount"
+        assert data["secrets"][name]["environment"] in (DEPLOY / ".env.example").read_text()
+    severities = {r["labels"]["severity"] for f in (DEPLOY / "prometheus" / "rules").glob("*.yml")
+                  for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]}  # fmt: skip
+    assert severities <= {"warning", "critical"}  # what the Alertmanager routes match
+
+
 def test_dockerfile_copies_what_the_image_needs() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
     for package in ("tillflow", "schemas", "producers", "streams", "sinks"):

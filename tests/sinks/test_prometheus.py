@@ -80,6 +80,7 @@ def start_prometheus(tmp_path: Path, job_name: str, target: int, component: str,
     """Debian's Prometheus with the shipped job ``job_name`` pointed at 127.0.0.1:``target``; returns (proc, api)."""
     config = yaml.safe_load((PROM / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config.pop("alerting")  # no Alertmanager here
     if rules:
         config["rule_files"] = [str(PROM / "rules" / "*.yml")]
     else:
