@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -12,12 +13,18 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 from faust.streams import _current_event  # the table context Faust sets for single-event iteration
+from prometheus_client import Gauge
 
 from streams.processor import Processor, Raw, Send
 from streams.tables import Tables
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
+CONSUMER_LAG = Gauge(
+    "tillflow_streams_consumer_lag",
+    "Records of an input partition this worker owns that it has not read yet (high watermark - position).",
+    ["topic", "partition"],
+)
 
 
 def _raw(event: Any) -> Raw:
@@ -43,6 +50,7 @@ def define_agents(
     tick_s: float,
     send: Sender = send_all,
     batch_within_s: float = 0.2,
+    lag_interval_s: float = 5.0,
 ) -> dict[str, Any]:
     """Define the agents and the timer on ``app``; returns them by name.
 
@@ -95,4 +103,24 @@ def define_agents(
             except (AssertionError, KafkaError) as exc:  # metadata of a just-created topic not loaded yet
                 log.debug("tick to %s[%d] not sent: %r; next interval retries", topics.names.ticks, partition, exc)
 
-    return {"hours": hours, "peers": peers, "tick": tick}
+    reported: set[tuple[str, str]] = set()
+    lag_topics = {topics.names.tickets, topics.names.counts, topics.names.peers}
+
+    @app.timer(interval=lag_interval_s)
+    async def lag() -> None:
+        """Sample the consumer lag of the partitions this worker owns into ``tillflow_streams_consumer_lag``."""
+        try:
+            lags = await app.consumer.input_lag(lag_topics)
+        except Exception as exc:  # not started, rebalancing, or another transport: the next interval retries
+            log.debug("consumer lag not sampled: %r", exc)
+            return
+        current = {(tp.topic, str(tp.partition)): value for tp, value in lags.items()}
+        for labels in reported - current.keys():
+            with contextlib.suppress(KeyError):  # another app in this process removed it
+                CONSUMER_LAG.remove(*labels)
+        for labels, value in current.items():
+            CONSUMER_LAG.labels(*labels).set(value)
+        reported.clear()
+        reported.update(current)
+
+    return {"hours": hours, "peers": peers, "tick": tick, "lag": lag}

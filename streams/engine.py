@@ -58,6 +58,12 @@ class Output:
     rejects: list[tuple[int, str]] = field(default_factory=list)
     """(index of the event in the batch, reason)."""
     duplicates: int = 0
+    late: int = 0
+    """Events counted into an hour that had already closed (each one makes a corrected final record)."""
+    closed: int = 0
+    """Hours (store and zone) emitted final for the first time."""
+    corrected: int = 0
+    """Final hours emitted again with a higher revision."""
 
     def extend(self, other: Output) -> None:
         self.conversions += other.conversions
@@ -65,6 +71,9 @@ class Output:
         self.peers += other.peers
         self.rejects += other.rejects
         self.duplicates += other.duplicates
+        self.late += other.late
+        self.closed += other.closed
+        self.corrected += other.corrected
 
 
 def peer_group(store: Store) -> str:
@@ -175,6 +184,8 @@ class Engine:
                 out.duplicates += 1
                 continue
             acc["dirty"] = True
+            if acc["closed"]:
+                out.late += 1
             if ts > part["newest"]:
                 part["newest"] = ts
             progress_key = "nt" if kind == TICKET else "nf"
@@ -330,6 +341,9 @@ class Engine:
             if acc["closed"]:
                 if acc.get("final"):
                     acc["rev"] += 1
+                    out.corrected += 1
+                else:
+                    out.closed += 1
                 acc["final"] = True
                 acc["dirty"] = False
                 acc["emitted"] = now_ms

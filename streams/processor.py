@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import fastavro
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from schemas.catalogue import Catalogue
 from schemas.serde import DecodeError, TopicSerde, schema_text
@@ -26,6 +27,17 @@ EVENTS = Counter("tillflow_streams_events_total", "Input records processed.", ["
 DUPLICATES = Counter("tillflow_streams_duplicates_total", "Duplicate tickets and frames counted once.")
 DEAD_LETTERS = Counter("tillflow_streams_dead_letters_total", "Records sent to a dead-letter topic.", ["topic"])
 EMITTED = Counter("tillflow_streams_emitted_total", "Records emitted.", ["topic"])
+BATCH_SECONDS = Histogram(
+    "tillflow_streams_batch_seconds",
+    "Time to process one batch of one input partition (decode, count, close, encode outputs).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+LATE = Counter("tillflow_streams_late_events_total", "Events counted into an hour that had already closed.")
+HOURS_CLOSED = Counter("tillflow_streams_hours_closed_total", "Store and zone hours emitted final.")
+HOURS_CORRECTED = Counter(
+    "tillflow_streams_hours_corrected_total", "Final hours emitted again with a higher revision (late events)."
+)
+ALERTS_FIRED = Counter("tillflow_streams_alerts_total", "Alert records emitted.", ["kind", "state"])
 
 
 def _plain(schema: Any) -> Any:
@@ -121,6 +133,7 @@ class Processor:
 
     def process(self, partition: int, records: Iterable[Raw], now_ms: int) -> list[Send]:
         """Inputs (tickets, counts, ticks) of one partition, in order."""
+        started = time.perf_counter()
         sends: list[Send] = []
         batch: list[tuple[str, dict[str, Any]]] = []
         sources: list[Raw] = []
@@ -143,6 +156,7 @@ class Processor:
         if batch:
             out.extend(self._apply(partition, batch, sources, now_ms, sends))
         self._emit(out, sends)
+        BATCH_SECONDS.observe(time.perf_counter() - started)
         return sends
 
     def _apply(
@@ -178,6 +192,12 @@ class Processor:
         for record in out.conversions:
             sends.append(Send(self.names.conversion, record["store_id"].encode(), conv.encode(record)))
         EMITTED.labels(self.names.conversion).inc(len(out.conversions))
+        if out.late:
+            LATE.inc(out.late)
+        if out.closed:
+            HOURS_CLOSED.inc(out.closed)
+        if out.corrected:
+            HOURS_CORRECTED.inc(out.corrected)
         self._emit_alerts(out.alerts, sends)
         for group, message in out.peers:
             sends.append(Send(self.names.peers, group.encode(), json.dumps(message).encode()))
@@ -186,6 +206,7 @@ class Processor:
         serde = self.serdes[ALERTS]
         for alert in alerts:
             sends.append(Send(self.names.alerts, alert["store_id"].encode(), serde.encode(alert)))
+            ALERTS_FIRED.labels(alert["kind"], alert["state"]).inc()
         EMITTED.labels(self.names.alerts).inc(len(alerts))
 
     def _dead_letter(self, raw: Raw, reason: str) -> Send:

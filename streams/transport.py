@@ -13,7 +13,7 @@ Selected with ``broker_consumer=broker_urls(bootstrap, SCHEME)`` (streams/app.py
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Collection, Coroutine, Generator
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -111,6 +111,25 @@ class Consumer(faust_aiokafka.Consumer):
             raise
         finally:
             unset_flag(CONSUMER_FETCHING)
+
+    async def input_lag(self, topics: Collection[str]) -> dict[Any, int]:
+        """Records not yet handed to the streams, per assigned partition of ``topics``.
+
+        High watermark minus the next offset to hand over (the one after the last handed-over record, or the
+        fetch position before any); partitions whose high watermark is not known yet are left out.
+        """
+        lags: dict[Any, int] = {}
+        for tp in self.assignment():
+            if tp.topic not in topics:
+                continue
+            high = self.highwater(tp)
+            if high is None:
+                continue
+            read = self._read_offset.get(tp)
+            following = read + 1 if read is not None else await self.position(tp)
+            if following is not None:
+                lags[tp] = max(int(high) - int(following), 0)
+        return lags
 
 
 class Transport(faust_aiokafka.Transport):

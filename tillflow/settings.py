@@ -88,6 +88,9 @@ class Settings(BaseSettings):
 
     # ClickHouse. Unset: the embedded chDB engine under the state directory.
     clickhouse_url: str | None = None
+    clickhouse_password: SecretStr | None = Field(
+        None, description="Password of the URL's user, as is (no URL encoding); overrides one in the URL."
+    )
 
     # Observability.
     metrics_port: int | None = Field(

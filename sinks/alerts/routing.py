@@ -11,8 +11,11 @@
       - {match: {}, channels: [audit]}        # an empty match takes every alert
 
 An alert goes to the union of the channels of every route it matches (each channel once). Within a match,
-the listed values of one key are alternatives and different keys must all hold. ``${NAME}`` is replaced by
-the environment variable NAME, so secrets stay out of the file.
+the listed values of one key are alternatives and different keys must all hold; kind, severity and state
+must be values of AlertKind, Severity and AlertState. ``${NAME}`` is replaced by the environment variable
+NAME, so secrets stay out of the file; an unset NAME is an error, while a NAME set to the empty string
+disables the channels using it (with a warning), so one routes file serves deployments that fill in only
+some of the channels.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from schemas.models import Alert
+from schemas.catalogue import Catalogue
+from schemas.models import Alert, AlertKind, AlertState, Severity
 
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -63,12 +67,28 @@ class Channel(_Strict):
         return self.url or PAGERDUTY_URL
 
 
+_ENUMS: dict[str, tuple[str, ...]] = {
+    "kind": tuple(AlertKind),
+    "severity": tuple(Severity),
+    "state": tuple(AlertState),
+}
+
+
 class Match(_Strict):
     kind: list[str] | None = None
     severity: list[str] | None = None
     mall: list[str] | None = None
     store: list[str] | None = None
     state: list[str] | None = None
+
+    @field_validator("kind", "severity", "state")
+    @classmethod
+    def _known(cls, values: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        known = _ENUMS[str(info.field_name)]
+        for value in values or ():
+            if value not in known:
+                raise ValueError(f"unknown {info.field_name} {value!r}; one of {', '.join(known)}")
+        return values
 
     def matches(self, alert: Alert) -> bool:
         checks = (
@@ -89,14 +109,34 @@ class Route(_Strict):
 class RoutingConfig(_Strict):
     channels: dict[str, Channel] = {}
     routes: list[Route] = []
+    disabled: dict[str, str] = {}
+    """Channels switched off by an empty ``${NAME}``: name -> why. Routes to them deliver nothing."""
 
     @model_validator(mode="after")
     def _known_channels(self) -> RoutingConfig:
         for i, route in enumerate(self.routes):
             for name in route.channels:
-                if name not in self.channels:
+                if name not in self.channels and name not in self.disabled:
                     raise ValueError(f"routes[{i}].channels: no channel named {name!r}")
         return self
+
+    def warnings(self, catalogue: Catalogue | None = None) -> list[str]:
+        """Disabled channels, routes left without a channel, and (given the catalogue) unknown mall/store ids."""
+        notes = [f"channel {name!r} is disabled: {why}" for name, why in self.disabled.items()]
+        if self.disabled and not self.channels:
+            notes.append("no alert channel is enabled: alerts are consumed and counted as unrouted, not delivered")
+        malls = {s.mall_id for s in catalogue.stores if s.mall_id} if catalogue else set()
+        stores = {s.id for s in catalogue.stores} if catalogue else set()
+        for i, rule in enumerate(self.routes):
+            if rule.channels and not any(name in self.channels for name in rule.channels):
+                notes.append(f"routes[{i}] delivers nothing: its channels ({', '.join(rule.channels)}) are disabled")
+            if catalogue is None:
+                continue
+            for key, ids, known in (("mall", rule.match.mall, malls), ("store", rule.match.store, stores)):
+                for value in ids or ():
+                    if value not in known:
+                        notes.append(f"routes[{i}].match.{key}: {value!r} is not in the catalogue; it never matches")
+        return notes
 
 
 def expand_env(value: object, env: dict[str, str]) -> object:
@@ -115,11 +155,41 @@ def expand_env(value: object, env: dict[str, str]) -> object:
     return value
 
 
+def _empty_vars(value: object, env: dict[str, str]) -> list[str]:
+    """``${NAME}`` references in ``value`` whose variable is set to the empty string."""
+    if isinstance(value, str):
+        return [name for name in _VAR.findall(value) if env.get(name) == ""]
+    if isinstance(value, dict):
+        return [name for v in value.values() for name in _empty_vars(v, env)]
+    if isinstance(value, list):
+        return [name for v in value for name in _empty_vars(v, env)]
+    return []
+
+
+def _disable_empty(data: dict[object, object], env: dict[str, str]) -> dict[object, object]:
+    """``data`` with the channels that use an empty ``${NAME}`` moved from ``channels`` to ``disabled``."""
+    channels = data.get("channels")
+    if not isinstance(channels, dict):
+        return data
+    kept: dict[object, object] = {}
+    disabled: dict[str, str] = {}
+    for name, spec in channels.items():
+        empty = _empty_vars(spec, env)
+        if empty:
+            disabled[str(name)] = f"environment variable {', '.join(dict.fromkeys(empty))} is empty"
+        else:
+            kept[name] = spec
+    return {**data, "channels": kept, "disabled": disabled} if disabled else data
+
+
 def parse_routes(data: object, path: Path = Path("<routes>"), env: dict[str, str] | None = None) -> RoutingConfig:
     if not isinstance(data, dict):
         raise RoutingError(f"{path}: expected a mapping with 'channels' and 'routes'")
+    if "disabled" in data:
+        raise RoutingError(f"{path}: 'disabled' is not a key of the routing file (empty ${{NAME}} values disable)")
+    environ = dict(os.environ) if env is None else env
     try:
-        return RoutingConfig.model_validate(expand_env(data, dict(os.environ) if env is None else env))
+        return RoutingConfig.model_validate(expand_env(_disable_empty(data, environ), environ))
     except RoutingError as exc:
         raise RoutingError(f"{path}: {exc}") from None
     except ValidationError as exc:
@@ -145,7 +215,7 @@ def route(alert: Alert, config: RoutingConfig) -> list[str]:
     chosen: list[str] = []
     for rule in config.routes:
         if rule.match.matches(alert):
-            chosen.extend(name for name in rule.channels if name not in chosen)
+            chosen.extend(name for name in rule.channels if name not in chosen and name in config.channels)
     return chosen
 
 

@@ -185,7 +185,10 @@ def build_alert_sink(settings: Settings, config: RoutingConfig, topic: str = "al
     from sinks.clickhouse.service import dead_letter_sender, decoders
     from tillflow.kafka import consumer_config
 
-    names = {s.id: s.name for s in load_catalogue(settings.catalogue).stores}
+    catalogue = load_catalogue(settings.catalogue)
+    for note in config.warnings(catalogue):
+        log.warning("alert routes %s: %s", settings.alerts_routes or "<routes>", note)
+    names = {s.id: s.name for s in catalogue.stores}
     return AlertSink(
         Consumer(consumer_config(settings, settings.alerts_group_id)),
         decoders(settings, {topic: "alerts"})[topic],

@@ -1,7 +1,8 @@
 """One way to reach ClickHouse: clickhouse-connect, over HTTP(S) to a server or in-process through chDB.
 
 ``TILLFLOW_CLICKHOUSE_URL`` (``https://user:password@host:8443/database``) selects a server; unset, the
-embedded chDB engine keeps its data under ``<state_dir>/clickhouse`` (one process per data directory).
+embedded chDB engine keeps its data under ``<state_dir>/clickhouse`` (one process per data directory). A
+password in the URL is percent-decoded; ``TILLFLOW_CLICKHOUSE_PASSWORD``, taken as is, overrides it.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def connect(settings: Settings, database: str | None = "", create: bool = False)
     if parts.scheme in ("http", "https"):  # the database is passed on its own, not in the path
         dsn = urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
     kwargs: dict[str, Any] = {"dsn": dsn}
+    if settings.clickhouse_password is not None and parts.scheme in ("http", "https"):
+        kwargs["password"] = settings.clickhouse_password.get_secret_value()
     if db is not None:
         kwargs["database"] = db
     return clickhouse_connect.get_client(**kwargs)

@@ -3,6 +3,8 @@ and the whole sink on the real broker against the stand-in server (tests/sinks/v
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 import time
 from collections.abc import Iterator
@@ -47,6 +49,15 @@ def test_payloads_have_the_documented_shapes() -> None:
 
 
 def test_webhook_signature() -> None:
+    # Known answer: HMAC-SHA256(key "s3cret", message "1700000000." + body), hex, computed here with hashlib.
+    expected = hmac.new(b"s3cret", b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
+    assert expected == "1698a50bc74d1ff1db85c4e0a5297c2ad9fdba245d5737cdb789e4cc6e098940"
+    assert sign("s3cret", 1700000000, b'{"a":1}') == f"sha256={expected}"
+    req = build_request(parse_routes(ROUTES, env={"PD_KEY": PD_KEY, "BASE": "http://x"}).channels["audit"], alert(1),
+                        now=1700000000)  # fmt: skip
+    body_mac = hmac.new(b"s3cret", b"1700000000." + req.body, hashlib.sha256).hexdigest()
+    assert req.headers["X-Tillflow-Timestamp"] == "1700000000"
+    assert req.headers["X-Tillflow-Signature"] == f"sha256={body_mac}"
     sig = sign("s3cret", 1700000000, b'{"a":1}')
     assert verify("s3cret", "1700000000", b'{"a":1}', sig)
     assert not verify("s3cret", "1700000001", b'{"a":1}', sig)
@@ -84,6 +95,44 @@ def test_routing_rules() -> None:
         parse_routes({"channels": {}, "routes": [{"channels": ["nope"]}]}, env={})
     with pytest.raises(RoutingError, match="needs secret"):
         parse_routes({"channels": {"h": {"type": "webhook", "url": "http://x"}}}, env={})
+
+
+def test_routing_rejects_unknown_kind_severity_and_state() -> None:
+    env = {"PD_KEY": PD_KEY, "BASE": "http://x"}
+    for key, value, known in (("kind", "SALES_DROPP", "SALES_DROP"), ("severity", "critical", "CRITICAL"),
+                              ("state", "OPEN", "FIRING")):  # fmt: skip
+        routes = [{"match": {}, "channels": ["audit"]}, {"match": {key: [value]}, "channels": ["ops"]}]
+        with pytest.raises(RoutingError, match=rf"routes\.1\.match\.{key}: unknown {key} '{value}'; one of .*{known}"):
+            parse_routes({"channels": ROUTES["channels"], "routes": routes}, Path("r.yaml"), env)
+
+
+def test_routing_warns_about_ids_not_in_the_catalogue() -> None:
+    from schemas.catalogue import load_catalogue
+    from tests.sinks.conftest import CATALOGUE
+
+    config = parse_routes({"channels": ROUTES["channels"], "routes": [
+        {"match": {"mall": ["westgate", "eastgate"]}, "channels": ["ops"]},
+        {"match": {"store": ["wg-volt", "wg-vol"]}, "channels": ["ops"]}]},
+        env={"PD_KEY": PD_KEY, "BASE": "http://x"})  # fmt: skip
+    assert config.warnings(load_catalogue(CATALOGUE)) == [
+        "routes[0].match.mall: 'eastgate' is not in the catalogue; it never matches",
+        "routes[1].match.store: 'wg-vol' is not in the catalogue; it never matches",
+    ]
+    assert config.warnings() == []
+
+
+def test_an_empty_variable_disables_its_channel() -> None:
+    env = {"PD_KEY": "", "BASE": "http://x"}
+    config = parse_routes(ROUTES, env=env)
+    assert set(config.channels) == {"ops", "westgate", "audit"}
+    assert config.disabled == {"pager": "environment variable PD_KEY is empty"}
+    assert route(alert(1), config) == ["ops", "westgate", "audit"]
+    assert config.warnings() == ["channel 'pager' is disabled: environment variable PD_KEY is empty"]
+    # A literal empty value is still an error, and so is an unset variable.
+    with pytest.raises(RoutingError, match="needs routing_key"):
+        parse_routes({"channels": {"p": {"type": "pagerduty", "routing_key": ""}}}, env={})
+    with pytest.raises(RoutingError, match="BASE is not set"):
+        parse_routes(ROUTES, env={"PD_KEY": ""})
 
 
 def test_rate_limiter_allows_a_burst_then_spaces_requests() -> None:
@@ -145,6 +194,61 @@ def make_sink(settings: Settings, topic: str, outbox: Path, vendors: VendorStand
         max_attempts=10,
         http_timeout=5,
     )
+
+
+def delivery_sink(stack: Settings, tmp_path: Path, vendors: VendorStandIn, channel: dict[str, Any],
+                  max_attempts: int = 10) -> AlertSink:  # fmt: skip
+    """An AlertSink with one channel ``c`` taking every alert; the tests drive ``deliver_due`` with their clock."""
+    config = parse_routes({"channels": {"c": channel}, "routes": [{"match": {}, "channels": ["c"]}]},
+                          env={"BASE": vendors.url})  # fmt: skip
+    return AlertSink(
+        Consumer(consumer_config(stack, "unused")),  # deliver_due does not consume
+        decoders(stack, {ALERTS: ALERTS})[ALERTS],
+        Outbox(tmp_path / "outbox.sqlite"),
+        config,
+        dead_letter_sender(stack, "alerts"),
+        retry_initial=0.1,
+        retry_max=0.5,
+        max_attempts=max_attempts,
+        http_timeout=5,
+    )
+
+
+def test_rate_limit_defers_deliveries_beyond_the_burst(stack: Settings, vendors: VendorStandIn, tmp_path: Path) -> None:
+    slack = {"type": "slack", "url": "${BASE}/slack/T0/B0/x", "rate_limit_per_minute": 60, "burst": 1}
+    sink = delivery_sink(stack, tmp_path, vendors, slack)
+    sink.outbox.enqueue([(alert(n, message=f"alert {n}"), ["c"]) for n in (1, 2, 3)], now=1000.0)
+    assert sink.deliver_due(now=1000.0) == 1  # one token: the others wait a second each, nothing is dropped
+    assert len(vendors.of("/slack/")) == 1 and sink.outbox.counts()["pending"] == 2
+    assert sink.deliver_due(now=1000.5) == 0  # deferred until 1001
+    assert sink.deliver_due(now=1001.0) == 1
+    assert sink.deliver_due(now=1002.0) == 1
+    assert sink.outbox.counts() == {"pending": 0, "delivered": 3, "dead": 0}
+    texts = [r["body"]["text"] for r in vendors.of("/slack/")]
+    assert len(texts) == 3 and len(set(texts)) == 3  # three different alerts, each once
+    sink.consumer.close()
+
+
+def test_delivery_is_parked_after_max_attempts_and_requeued(
+    stack: Settings, vendors: VendorStandIn, tmp_path: Path
+) -> None:
+    sink = delivery_sink(stack, tmp_path, vendors, {"type": "webhook", "url": "${BASE}/hook", "secret": "s3cret"},
+                         max_attempts=2)  # fmt: skip
+    vendors.inject("/hook", (500, {}), (502, {}))
+    sink.outbox.enqueue([(alert(1), ["c"])], now=1000.0)
+    assert sink.deliver_due(now=1000.0) == 0
+    assert sink.outbox.counts() == {"pending": 1, "delivered": 0, "dead": 0}  # attempt 1 failed: retried later
+    assert sink.deliver_due(now=time.time() + 60) == 0
+    assert sink.outbox.counts() == {"pending": 0, "delivered": 0, "dead": 1}  # attempt 2 was the last
+    assert (sink.stats.failed_attempts, sink.stats.dead) == (2, 1)
+    (row,) = sink.outbox.rows()
+    assert row["status"] == "dead" and row["attempts"] == 2 and "502" in row["last_error"]
+    later = time.time() + 3600
+    assert sink.deliver_due(now=later) == 0  # parked: not tried again
+    assert sink.outbox.requeue_dead(later) == 1  # `tillflow sink outbox --requeue-dead`
+    assert sink.deliver_due(now=later + 1) == 1
+    assert len(vendors.of("/hook")) == 1 and sink.outbox.counts()["delivered"] == 1
+    sink.consumer.close()
 
 
 def test_alert_sink_delivers_dedupes_and_retries(

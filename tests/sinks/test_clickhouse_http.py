@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from schemas.topics import CAMERA_COUNTS
 from sinks.clickhouse.connection import connect
@@ -65,3 +66,21 @@ def test_errors_keep_the_server_code(standin: ClickHouseHTTPStandIn, ch_settings
     with pytest.raises(DatabaseError) as wrong_password:
         connect(http_settings(standin, ch_settings, password="nope"))
     assert error_code(wrong_password.value) == 516
+
+
+def test_password_with_url_characters(chdb_dir: Path, ch_settings: Settings, ch: Any) -> None:
+    """TILLFLOW_CLICKHOUSE_PASSWORD is taken as is (the compose file passes it that way); inside the URL the
+    password is percent-decoded."""
+    from urllib.parse import quote
+
+    secret = "p@ss:w/rd#%?&"
+    server = ClickHouseHTTPStandIn(chdb_dir / "clickhouse", user="tillflow", password=secret)
+    server.start()
+    try:
+        base = server.url.replace("http://", "http://tillflow@") + f"/{ch_settings.clickhouse_database}"
+        plain = ch_settings.model_copy(update={"clickhouse_url": base, "clickhouse_password": SecretStr(secret)})
+        assert connect(plain).query("SELECT count() FROM stores FINAL").result_rows == [(9,)]
+        encoded = base.replace("tillflow@", f"tillflow:{quote(secret, safe='')}@")
+        assert connect(ch_settings.model_copy(update={"clickhouse_url": encoded})).command("SELECT 1") == 1
+    finally:
+        server.close()

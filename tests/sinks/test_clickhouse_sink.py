@@ -137,16 +137,18 @@ def test_sink_over_http_survives_an_outage(
 
         http_clickhouse.stop()  # the server goes away
         retries_before = sink.stats.retries
-        # ticket 7 is corrected (a later ingest with another amount): it must land after its first version
-        later = ticket(7, net=7777, ingested_at=T0 + timedelta(hours=2))
-        produce(stack, name, POS_TICKETS, [*(ticket(i, net=1000) for i in range(50, 100)), later])
+        # Ticket 7 is re-polled twice with other amounts but the same ingested_at (the table's version): with
+        # equal versions ReplacingMergeTree keeps the row inserted last, so 7777 wins only if the batch holding
+        # 1111 (written first, after retries) is not overtaken by the later batch holding 7777.
+        produce(stack, name, POS_TICKETS, [ticket(7, net=1111), *(ticket(i, net=1000) for i in range(50, 100)),
+                                           ticket(7, net=7777)])  # fmt: skip
         wait_for(lambda: sink.stats.retries >= retries_before + 3, what="retries while the server is down")
         assert committed(stack, settings.sink_group_id, name) == 50  # nothing committed while it is down
         assert scalar(ch, "SELECT count() FROM tickets FINAL") == 50
 
         http_clickhouse.start()  # back on the same port
         wait_for(lambda: scalar(ch, "SELECT count() FROM tickets FINAL") == 100, what="all tickets after outage")
-        wait_for(lambda: committed(stack, settings.sink_group_id, name) == 101, what="commit after outage")
+        wait_for(lambda: committed(stack, settings.sink_group_id, name) == 102, what="commit after outage")
     finally:
         sink.stop_event.set()
         runner.join(timeout=30)
@@ -155,6 +157,17 @@ def test_sink_over_http_survives_an_outage(
     assert inserts and all(r["encoding"] == "lz4" for r in inserts)
     assert http_clickhouse.lz4_frames_seen >= len(inserts)
     assert sink.stats.dead_lettered == 0
+    assert sink.stats.batches >= 3  # 52 records after the outage at 40 a batch: 1111 and 7777 in different batches
+
+
+def test_batches_are_cut_by_size(stack: Settings, ch_settings: Settings, ch: Any, unique: str) -> None:
+    """With a batch age far beyond the test, only the size closes a batch: 30 records at 10 make 3 batches."""
+    topics = make_topics(stack, unique, [POS_TICKETS])
+    produce(stack, actual(topics, POS_TICKETS), POS_TICKETS, [ticket(i) for i in range(30)])
+    settings = sink_settings(stack, ch_settings, f"size-{unique}", sink_batch_rows=10, sink_batch_seconds=600.0)
+    stats = build_sink(settings, ch, topics).run(list(topics), idle_exit=1.0)
+    assert (stats.batches, stats.written) == (3, 30)
+    assert scalar(ch, "SELECT count() FROM tickets FINAL") == 30
 
 
 def test_two_sinks_share_partitions_through_a_rebalance(

@@ -9,9 +9,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 import yaml
 
+from sinks.alerts.routing import load_routes, route
+from tests.sinks.conftest import alert
 from tillflow.cli import app
 from tillflow.settings import CONFIG_ENV, Settings
 
@@ -99,12 +102,42 @@ def test_mounted_files_exist_and_prometheus_targets_match() -> None:
     for job in prom["scrape_configs"]:
         if not job["job_name"].startswith("tillflow-"):
             continue
-        for static in job["static_configs"]:
+        for sd in job.get("file_sd_configs", []):  # processes outside the stack: their target lists ship empty
+            for listed in sd["files"]:
+                assert yaml.safe_load((DEPLOY / "prometheus" / listed).read_text()) == []
+        for static in job.get("static_configs", []):
             for target in static["targets"]:
                 host, port = target.split(":")
                 assert host in services, f"Prometheus scrapes {host}, which is not a service"
                 assert services[host]["environment"]["TILLFLOW_METRICS_PORT"] == port
                 assert services[host]["environment"]["TILLFLOW_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_prometheus_alerts_reach_alertmanager() -> None:
+    """Prometheus sends to the compose file's Alertmanager; its receivers read the secrets compose mounts.
+    (`amtool check-config deploy/alertmanager/alertmanager.yml` runs where amtool is installed.)"""
+    data = compose()
+    services = data["services"]
+    prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (target,) = prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    assert host in services and f"{port}:{port}" in services[host]["ports"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in services[host]["volumes"] if v.startswith(".")}
+    config_path = next(a.split("=", 1)[1] for a in services[host]["command"] if a.startswith("--config.file="))
+    am = yaml.safe_load((DEPLOY / mounts[config_path]).read_text())
+    receivers = {r["name"]: r for r in am["receivers"]}
+    used = {am["route"]["receiver"]} | {r["receiver"] for r in am["route"].get("routes", [])}
+    assert used <= set(receivers)
+    files = [c[k] for r in receivers.values() for cs in r.values() if isinstance(cs, list) for c in cs
+             for k in c if k.endswith("_file")]  # fmt: skip
+    assert files and all(f.startswith("/run/secrets/") for f in files)
+    for f in files:
+        name = f.removeprefix("/run/secrets/")
+        assert name in services[host]["secrets"], f"Alertmanager reads {f}, which compose does not mount"
+        assert data["secrets"][name]["environment"] in (DEPLOY / ".env.example").read_text()
+    severities = {r["labels"]["severity"] for f in (DEPLOY / "prometheus" / "rules").glob("*.yml")
+                  for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]}  # fmt: skip
+    assert severities <= {"warning", "critical"}  # what the Alertmanager routes match
 
 
 def test_dockerfile_copies_what_the_image_needs() -> None:
@@ -113,3 +146,36 @@ def test_dockerfile_copies_what_the_image_needs() -> None:
         assert f"COPY {package} ./{package}" in text
     assert "COPY deploy/clickhouse /etc/tillflow/clickhouse" in text
     assert 'ENTRYPOINT ["tillflow"]' in text
+
+
+def test_shipped_routes_load_with_the_shipped_env_example() -> None:
+    """deploy/alerts/routes.example.yaml as the compose file mounts it, with deploy/.env.example's values: every
+    channel is disabled (the example leaves the webhooks empty), the sink starts and says so."""
+    service = compose()["services"]["sink-alerts"]
+    mounted = next(v.split(":")[0] for v in service["volumes"] if v.endswith(":/etc/tillflow/alert-routes.yaml:ro"))
+    example = dict(
+        line.split("=", 1) for line in (DEPLOY / ".env.example").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )  # fmt: skip
+    env = {}
+    for key, value in service["environment"].items():
+        if isinstance(value, str) and value.startswith("${") and not key.startswith("TILLFLOW_"):
+            name = value[2:].split(":-")[0].rstrip("}")
+            env[key] = example[name]  # KEY: ${NAME:-} takes NAME from .env
+    assert env and all(v == "" for v in env.values())
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        config = load_routes(DEPLOY / mounted)
+    assert config.channels == {} and set(config.disabled) == {"oncall", "retail-ops", "westgate-centre-management",
+                                                               "audit"}  # fmt: skip
+    notes = config.warnings()
+    assert "no alert channel is enabled: alerts are consumed and counted as unrouted, not delivered" in notes
+    assert route(alert(1), config) == []
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x")
+        config = load_routes(DEPLOY / mounted)
+    assert set(config.channels) == {"retail-ops"}
+    assert route(alert(1, kind="FEED_SILENT"), config) == ["retail-ops"]

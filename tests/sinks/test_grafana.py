@@ -169,6 +169,31 @@ def test_benchmark_panel_ranks_match_the_data(ch: Any) -> None:
     conversions = [r[4] for r in rows]
     assert conversions == sorted(conversions, reverse=True)
     assert rows[0][7] == 1 and rows[0][8] == 100 and rows[-1][8] == 0
+    # The cafe's cameras saw nobody all day (a later revision of each of its hours): no conversion, so no rank
+    # and no percentile, listed last; the other five are ranked among themselves.
+    cafe = catalogue_store("wg-cafe")
+    hours = ch.query(
+        "SELECT hour_start, transactions, net_revenue FROM conversion_hourly FINAL "
+        "WHERE store_id = 'wg-cafe' AND zone_id = ''"
+    ).result_rows
+    assert hours
+    blind = [
+        hourly("wg-cafe", hour=start.replace(tzinfo=UTC), revision=9, mall_id=cafe.mall_id, category=cafe.category,
+               local_hour=start.replace(tzinfo=UTC).astimezone(ZoneInfo(cafe.timezone)).isoformat(), visitors=0,
+               transactions=txns, net_revenue=net, conversion=None)
+        for start, txns, net in hours
+    ]  # fmt: skip
+    tz = timezones_of(load_catalogue(CATALOGUE))
+    ch.insert("conversion_hourly", [rows_for(CONVERSION_HOURLY, h, tz)["conversion_hourly"][0] for h in blind],
+              column_names=COLUMNS["conversion_hourly"])  # fmt: skip
+    rows = ch.query(expand_macros(interpolate(sql, variables), START, END)).result_rows
+    last = rows[-1]
+    assert last[0] == cafe.name and last[2] == 0 and (last[4], last[7], last[8]) == (None, None, None)
+    assert [r[7] for r in rows[:-1]] == [1, 2, 3, 4, 5] and rows[0][8] == 100 and rows[-2][8] == 0
+
+
+def catalogue_store(store_id: str) -> Any:
+    return load_catalogue(CATALOGUE).store(store_id)
 
 
 def test_macro_expansion_matches_the_plugin() -> None:

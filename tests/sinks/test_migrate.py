@@ -48,8 +48,9 @@ def test_migrate_is_idempotent_and_records_versions(ch: Any) -> None:
     rows = ch.query("SELECT version, name FROM schema_migrations FINAL ORDER BY version").result_rows
     assert rows == [(m.version, m.name) for m in discover(DEFAULT_DIR)]
     tables = {r[0] for r in ch.query("SELECT name FROM system.tables WHERE database = currentDatabase()").result_rows}
-    assert {"tickets", "ticket_lines", "camera_frames", "camera_counts_minute", "conversion_hourly", "alerts",
-            "stores", "zones", "tenant_benchmark_daily", "zone_revenue_per_m2"} <= tables  # fmt: skip
+    assert {"tickets", "ticket_lines", "ticket_lines_current", "camera_frames", "camera_counts_minute",
+            "conversion_hourly", "alerts", "stores", "zones", "tenant_benchmark_daily",
+            "zone_revenue_per_m2"} <= tables  # fmt: skip
     assert ch.query("SELECT count() FROM stores FINAL").result_rows[0][0] == 9
 
 
@@ -66,6 +67,8 @@ def test_tenant_benchmark_ranks_within_mall_and_category(ch: Any) -> None:
             hourly("wg-denim", transactions=20, visitors=100, net_revenue=520_000),  # conv .20, 2000/m2
             hourly("wg-shoes", transactions=10, visitors=100, net_revenue=90_000),  # conv .10, 500/m2
             hourly("wg-volt", transactions=40, visitors=100, net_revenue=650_000, category="electronics"),
+            # No visitors and no sales (cameras down, shop shut): no conversion and no average ticket.
+            hourly("wg-cafe", transactions=0, visitors=0, net_revenue=0, conversion=None, avg_ticket=None),
         ],
     )
     got = {
@@ -79,6 +82,16 @@ def test_tenant_benchmark_ranks_within_mall_and_category(ch: Any) -> None:
     assert got["wg-shoes"][:2] == (4, 0.0)
     assert got["wg-denim"][2] == 1 and got["wg-denim"][5] == pytest.approx(2000.0)
     assert got["wg-fashion"][3:5] == (1, 3) and got["wg-volt"][3:5] == (1, 1)
+    # A store without a value is neither ranked nor given a percentile (it used to get percentile 100), and
+    # the others are ranked among the stores that have one.
+    (cafe,) = ch.query(
+        "SELECT stores_in_mall, conversion, conversion_rank_mall, conversion_pct_mall, avg_ticket_rank_mall, "
+        "avg_ticket_pct_mall, conversion_rank_category, conversion_pct_category, revenue_per_m2_rank_mall "
+        "FROM tenant_benchmark_daily WHERE store_id = 'wg-cafe'"
+    ).result_rows
+    assert cafe == (5, None, None, None, None, None, None, None, 5)  # revenue 0 is a value: last
+    avg = dict(ch.query("SELECT store_id, avg_ticket_pct_mall FROM tenant_benchmark_daily").result_rows)
+    assert sorted(v for k, v in avg.items() if k != "wg-cafe") == [0.0, 33.3, 66.7, 100.0]
 
 
 def test_zone_view_and_report(ch: Any) -> None:
@@ -99,3 +112,24 @@ def test_zone_view_and_report(ch: Any) -> None:
     assert rows[0] == ["10:00", "100", "25", "25.0%", "1,000.00", "40.00", "2.40", "final"]
     assert rows[1][3] == "-" and rows[1][5] == "-"
     assert rows[-1] == ["day", "100", "25", "25.0%", "1,000.00", "40.00", "2.40", "2/2 final"]
+
+
+def test_ticket_lines_current_drops_lines_a_repolled_ticket_no_longer_has(ch: Any) -> None:
+    from datetime import timedelta
+
+    from schemas.topics import POS_TICKETS
+    from tests.sinks.conftest import ticket
+
+    tz = {"wg-fashion": "Europe/Berlin"}
+    first = ticket(1)  # two lines
+    line = first.lines[0].model_dump()
+    again = ticket(1, ingested_at=first.ingested_at + timedelta(minutes=5), lines=[line])  # the second was removed
+    other = ticket(2)
+    for t in (first, again, other):
+        for table, rows in rows_for(POS_TICKETS, t, tz).items():
+            ch.insert(table, rows, column_names=COLUMNS[table])
+    stale = ch.query("SELECT ticket_id, line_no FROM ticket_lines FINAL ORDER BY ticket_id, line_no").result_rows
+    assert len(stale) == 4  # T1's second line stays in the table
+    current = ch.query("SELECT ticket_id, line_no, sku FROM ticket_lines_current ORDER BY ticket_id, line_no")
+    assert list(current.column_names) == ["ticket_id", "line_no", "sku"]
+    assert [r[:2] for r in current.result_rows] == [("T1", stale[0][1]), ("T2", stale[2][1]), ("T2", stale[3][1])]

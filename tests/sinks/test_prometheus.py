@@ -39,7 +39,7 @@ def promtool(*args: str) -> str:
 @needs_promtool
 def test_promtool_accepts_config_and_rules() -> None:
     assert "SUCCESS" in promtool("check", "config", str(PROM / "prometheus.yml"))
-    assert "9 rules found" in promtool("check", "rules", *map(str, sorted((PROM / "rules").glob("*.yml"))))
+    assert "14 rules found" in promtool("check", "rules", *map(str, sorted((PROM / "rules").glob("*.yml"))))
 
 
 @needs_promtool
@@ -80,6 +80,7 @@ def start_prometheus(tmp_path: Path, job_name: str, target: int, component: str,
     """Debian's Prometheus with the shipped job ``job_name`` pointed at 127.0.0.1:``target``; returns (proc, api)."""
     config = yaml.safe_load((PROM / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config.pop("alerting")  # no Alertmanager here
     if rules:
         config["rule_files"] = [str(PROM / "rules" / "*.yml")]
     else:
@@ -144,7 +145,7 @@ def test_prometheus_scrapes_a_running_sink(stack: Settings, sink_process: Any, t
         assert up["data"]["result"][0]["value"][1] == "1"
         assert up["data"]["result"][0]["metric"]["component"] == "sink-clickhouse"
         groups = requests.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
-        assert sum(len(g["rules"]) for g in groups) == 9
+        assert sum(len(g["rules"]) for g in groups) == 14
     finally:
         prom.terminate()
         prom.wait(timeout=30)
@@ -154,9 +155,10 @@ def test_prometheus_scrapes_a_running_sink(stack: Settings, sink_process: Any, t
 
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian package prometheus not installed")
 def test_prometheus_scrapes_a_running_worker(stack: Settings, tmp_path: Path, unique: str) -> None:
-    """Debian's Prometheus scrapes `tillflow worker` with the shipped job and reads its event counter back."""
+    """Debian's Prometheus scrapes `tillflow worker` with the shipped job and reads back its event counter, the
+    per-partition consumer lag, the batch latency histogram and the hours it closed."""
     metrics_port = free_port()
-    env = tillflow_env(stack, tmp_path, TILLFLOW_TOPIC_PARTITIONS="3")
+    env = tillflow_env(stack, tmp_path, TILLFLOW_TOPIC_PARTITIONS="3", TILLFLOW_STREAMS_IDLE_CLOSE_S="2")
     worker = subprocess.Popen(
         [sys.executable, "-m", "tillflow", "worker", "--metrics-port", str(metrics_port), "--app-id", f"prom-{unique}"],
         env=env, cwd=ROOT, stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
@@ -173,6 +175,28 @@ def test_prometheus_scrapes_a_running_worker(stack: Settings, tmp_path: Path, un
         assert wait_until(lambda: processed() >= 5, 120, "the worker's event counter in Prometheus", [worker, prom])
         up = requests.get(f"{api}/query", params={"query": 'up{job="tillflow-workers"}'}, timeout=5).json()
         assert up["data"]["result"][0]["value"][1] == "1"
+
+        def series(query: str) -> list[dict[str, Any]]:
+            result: list[dict[str, Any]] = requests.get(f"{api}/query", params={"query": query}, timeout=5).json()[
+                "data"
+            ]["result"]
+            return result
+
+        # The worker owns all three partitions of each input; it has read everything produced, so no lag.
+        lag = wait_until(
+            lambda: series('tillflow_streams_consumer_lag{job="tillflow-workers", topic="pos.tickets"}'),
+            60, "the worker's consumer lag", [worker, prom],
+        )  # fmt: skip
+        assert {s["metric"]["partition"] for s in lag} == {"0", "1", "2"}
+        assert wait_until(
+            lambda: series('sum(tillflow_streams_consumer_lag{topic="pos.tickets"}) == 0'), 60, "lag 0", [worker, prom]
+        )
+        assert series('sum(tillflow_streams_batch_seconds_count{job="tillflow-workers"}) > 0')
+        # The tickets' hour (20 Nov) is long past: the quiet partition closes it after 2 s of idle time.
+        assert wait_until(
+            lambda: series('sum(tillflow_streams_hours_closed_total{job="tillflow-workers"}) >= 1'),
+            60, "an hour closed", [worker, prom],
+        )  # fmt: skip
     finally:
         prom.terminate()
         prom.wait(timeout=30)

@@ -78,8 +78,10 @@ def test_lateness_is_configurable() -> None:
 def test_late_event_for_closed_hour_is_a_correction() -> None:
     e = engine()
     e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T10:05:00+02:00", 1000))], WALL)
-    (first,) = finals(e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T11:30:00+02:00"))], WALL + 5000))
+    closing = e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T11:30:00+02:00"))], WALL + 5000)
+    (first,) = finals(closing)
     assert first["revision"] == 0
+    assert (closing.closed, closing.corrected, closing.late) == (1, 0, 0)
     out = e.apply(
         0,
         [
@@ -90,6 +92,7 @@ def test_late_event_for_closed_hour_is_a_correction() -> None:
     )
     (corr,) = finals(out)
     assert (corr["revision"], corr["net_revenue"], corr["transactions"]) == (1, 1750, 3)
+    assert (out.closed, out.corrected, out.late) == (0, 1, 2)
     (corr2,) = finals(e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T10:01:00+02:00", 1))], WALL + 7000))
     assert corr2["revision"] == 2
 
@@ -97,8 +100,10 @@ def test_late_event_for_closed_hour_is_a_correction() -> None:
 def test_late_event_for_an_hour_never_seen_is_emitted_final() -> None:
     e = engine()
     e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T15:00:00+02:00"))], WALL)
-    (r,) = e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T12:00:00+02:00", 700))], WALL + 1).conversions
+    out = e.apply(0, [(TICKET, ticket("wg-denim", "2026-03-29T12:00:00+02:00", 700))], WALL + 1)
+    (r,) = out.conversions
     assert (r["is_final"], r["revision"], r["net_revenue"]) == (True, 0, 700)
+    assert (out.closed, out.corrected, out.late) == (1, 0, 1)
 
 
 def test_duplicates_are_counted_once_across_batches() -> None:
