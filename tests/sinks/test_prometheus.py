@@ -39,7 +39,7 @@ def promtool(*args: str) -> str:
 @needs_promtool
 def test_promtool_accepts_config_and_rules() -> None:
     assert "SUCCESS" in promtool("check", "config", str(PROM / "prometheus.yml"))
-    assert "14 rules found" in promtool("check", "rules", *map(str, sorted((PROM / "rules").glob("*.yml"))))
+    assert "16 rules found" in promtool("check", "rules", *map(str, sorted((PROM / "rules").glob("*.yml"))))
 
 
 @needs_promtool
@@ -145,7 +145,7 @@ def test_prometheus_scrapes_a_running_sink(stack: Settings, sink_process: Any, t
         assert up["data"]["result"][0]["value"][1] == "1"
         assert up["data"]["result"][0]["metric"]["component"] == "sink-clickhouse"
         groups = requests.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
-        assert sum(len(g["rules"]) for g in groups) == 14
+        assert sum(len(g["rules"]) for g in groups) == 16
     finally:
         prom.terminate()
         prom.wait(timeout=30)
