@@ -79,7 +79,8 @@ def simulate_command(
     Footfall follows weekday and hourly curves in each store's local time within its opening hours;
     conversion, baskets, tender mix, discounts, refunds, voids and employee sales follow the store's category.
     Events go to the topics pos.tickets and camera.counts (the configured cluster or the local stack), or
-    with --out to JSONL files plus incidents.json, the ground truth of what was injected. Events are sent when
+    with --out to JSONL files plus incidents.json, the ground truth of what was injected. With metrics_port
+    set, /metrics counts the events sent per topic and shows the simulated clock. Events are sent when
     their (compressed) delivery time comes; late and duplicated deliveries are injected as incidents.
     """
     from producers.simulator.engine import SimulationConfig, injected, simulate
@@ -145,6 +146,14 @@ def simulate_command(
         hours = f": {len(t.hours)} open store-hour(s)" if t.store_id else ""
         err.print(f"injecting {t.kind} at {where}{hours} from {t.start:%Y-%m-%d %H:%M}Z", highlight=False)
 
+    if settings.metrics_port is not None:
+        from tillflow.metrics import serve_metrics
+
+        serve_metrics(settings.metrics_port, settings.metrics_host)
+    from producers.simulator.metrics import CLOCK, EVENTS
+    from schemas.topics import CAMERA_COUNTS, POS_TICKETS
+
+    sent = {topic: EVENTS.labels(topic) for topic in (POS_TICKETS, CAMERA_COUNTS)}
     total_h = config.days * 24 + 24
     summary = Summary()
     interrupted = False
@@ -155,6 +164,8 @@ def simulate_command(
             for ev in paced(simulate(cat, config), pace):
                 sink.send(ev.topic, ev.record)
                 summary.add(ev)
+                sent[ev.topic].inc()
+                CLOCK.set(ev.emit_at.timestamp())
                 if summary.events % 5000 == 0 and summary.first is not None:
                     bar.update(task, completed=int((ev.emit_at - summary.first).total_seconds() // 3600))
         except KeyboardInterrupt:

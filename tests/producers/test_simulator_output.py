@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+import socket
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from typer.testing import CliRunner
 
@@ -18,6 +20,7 @@ from tests.producers.conftest import small_catalogue
 from tillflow.cli import app
 
 MONDAY = date(2026, 3, 30)
+TOPICS = ("pos.tickets", "camera.counts")
 
 
 def test_simulate_out_writes_valid_jsonl_and_ground_truth(small_catalogue_file: Path, tmp_path: Path) -> None:
@@ -158,3 +161,25 @@ def test_sigterm_stops_a_paced_run_cleanly(small_catalogue_file: Path, tmp_path:
     assert sent is not None
     tickets = (out / "tickets.jsonl").read_text().splitlines()
     assert int(sent.group(1)) == len(lines) + len(tickets) > 0
+
+
+def test_simulate_serves_metrics(small_catalogue_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import REGISTRY
+
+    before = {t: REGISTRY.get_sample_value("tillflow_simulator_events_total", {"topic": t}) or 0 for t in TOPICS}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("TILLFLOW_METRICS_PORT", str(port))
+    args = ["simulate", "--catalogue", str(small_catalogue_file), "--out", str(tmp_path / "run"), "--seed", "3",
+            "--start", "2026-03-30", "--fps", "0.1", "-q"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for topic in TOPICS:
+        line = next(x for x in text.splitlines() if x.startswith(f'tillflow_simulator_events_total{{topic="{topic}"}}'))
+        sent = float(line.split()[-1]) - before[topic]
+        assert sent == summary["per_topic"][topic] + summary["duplicates"].get(topic, 0) > 0
+    clock = next(x for x in text.splitlines() if x.startswith("tillflow_simulator_event_time_seconds "))
+    assert datetime.fromtimestamp(float(clock.split()[-1]), UTC).date() >= MONDAY
