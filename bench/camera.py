@@ -1,8 +1,9 @@
 """Benchmark: people detection and counting on one CPU core, and CameraCount records produced to Kafka.
 
-Run: ``python -m bench.camera [--seconds S] [--records N]``. The process pins itself to one core and sets
-torch and OpenCV to one thread. Input is a rendered 25 fps 640x480 side-view door video with real people
-(ultralytics' bus.jpg and zidane.jpg crops walking normally, 12 px a frame; 3 entries and 1 exit).
+Run: ``python -m bench camera`` (defaults) or ``python -m bench.camera [--records N] [--skip-kafka]``. The
+process pins itself to one core and sets torch and OpenCV to one thread. Input is a rendered 25 fps 640x480
+side-view door video with real people (ultralytics' bus.jpg and zidane.jpg crops walking normally, 12 px a
+frame; 3 entries and 1 exit).
 
 Rates are given per second of this process's CPU time (what one dedicated core does: on a shared machine the
 wall clock mostly measures the neighbours), with the wall-clock rate beside them. Figures:

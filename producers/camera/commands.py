@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -30,15 +29,18 @@ def camera_run(
         typer.Option("--out", help="Append counts to this JSON-lines file instead of sending them to Kafka."),
     ] = None,
     detector: Annotated[str | None, typer.Option(help="yolo, mog2 or auto; overrides the catalogue.")] = None,
-    imgsz: Annotated[int | None, typer.Option(help="YOLO inference size in pixels.")] = None,
+    imgsz: Annotated[int | None, typer.Option(min=32, help="YOLO inference size in pixels.")] = None,
     target_fps: Annotated[
-        float | None, typer.Option(help="Process at most this many frames per second (0: every frame).")
+        float | None, typer.Option(min=0.0, help="Process at most this many frames per second (0: every frame).")
     ] = None,
     start: Annotated[
         datetime | None,
-        typer.Option(help="Wall-clock time of a video file's first frame (ISO 8601 with offset); default: now."),
+        typer.Option(
+            help="Wall-clock time of a video file's first frame (ISO 8601 with offset); default: now. "
+            "Not for live sources, which are timed by the wall clock."
+        ),
     ] = None,
-    max_frames: Annotated[int | None, typer.Option(help="Stop after this many processed frames.")] = None,
+    max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after this many processed frames.")] = None,
 ) -> None:
     """Read a camera, count people and door-line crossings, emit one CameraCount per processed frame.
 
@@ -48,27 +50,29 @@ def camera_run(
 
     A file is read to its end and timed by its own clock from --start.
 
-    A live stream is timed by the wall clock and reopened with backoff whenever it drops, until stopped.
+    A live stream is timed by the wall clock and reopened with backoff whenever it drops, until stopped; when
+    the detector is slower than the camera, only the newest frame is processed and the others count as skipped.
 
     No image ever leaves the process. Serves /metrics when metrics_port is set.
     """
     import signal
+    import time
     from datetime import UTC
 
     from producers.camera.config import CameraConfigError, camera_settings
     from producers.camera.detectors import DetectorError
     from producers.camera.runner import (
-        SKIPPED,
         CountSink,
         FrameCounter,
         HealthFile,
         JsonlSink,
         KafkaSink,
         SeqAllocator,
+        counted_frames,
         run_counts,
         watch_health,
     )
-    from producers.camera.stream import Frame, SourceError, StreamHealth, VideoStream
+    from producers.camera.stream import SourceError, StreamHealth, VideoStream
     from schemas.catalogue import CatalogueError, load_catalogue
     from tillflow.metrics import serve_metrics
     from tillflow.settings import load_settings
@@ -91,7 +95,7 @@ def camera_run(
     state = settings.state_dir / "camera"
     fps = target_fps if target_fps is not None else (cam_settings.target_fps or settings.camera_target_fps)
     health = StreamHealth(down_after=settings.camera_down_after_s)
-    watch_health(health, cam.id, HealthFile(state / f"{cam.id}.health.json", cam.id))
+    health_file = HealthFile(state / f"{cam.id}.health.json", cam.id)
     stream = VideoStream(
         src,
         live=cam_settings.live,
@@ -101,6 +105,8 @@ def camera_run(
         reconnect_initial=settings.camera_reconnect_initial_s,
         reconnect_max=settings.camera_reconnect_max_s,
     )
+    if start is not None and stream.live:
+        fail(f"--start is for video files; {src} is a live source, timed by the wall clock")
     try:
         stream.check()
     except SourceError as exc:
@@ -129,13 +135,7 @@ def camera_run(
         port = serve_metrics(settings.metrics_port, settings.metrics_host)
         err.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
 
-    def frames() -> Iterator[Frame]:
-        seen = 0
-        for frame in stream.frames():
-            SKIPPED.labels(cam.id).inc(stream.skipped - seen)
-            seen = stream.skipped
-            yield frame
-
+    watch_health(health, cam.id, health_file)
     counter = FrameCounter(cam, cam_settings, tracker)
     err.print(f"camera {cam.id}: {src} ({'live' if stream.live else 'file'}), detector {tracker.name}")
 
@@ -143,18 +143,22 @@ def camera_run(
         raise KeyboardInterrupt  # unwinds through the finally below: queued counts are flushed
 
     signal.signal(signal.SIGTERM, terminate)
+    seq = SeqAllocator(state / f"{cam.id}.seq.json")
     try:
-        stats = run_counts(frames(), counter, sink, SeqAllocator(state / f"{cam.id}.seq.json"), max_frames)
+        stats = run_counts(counted_frames(stream, cam.id), counter, sink, seq, max_frames)
     except SourceError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        stream.stop()
+        health_file.stopped(health, time.time())
         raise
     finally:
+        stream.stop()  # ends a live source's reader thread before the interpreter exits
         sink.close()
+    health_file.stopped(health, time.time())
     where = str(out_file) if out_file else "camera.counts"
+    dropped = f", {stream.dropped} of them replaced by newer frames while busy" if stream.dropped else ""
     out.print(
-        f"{cam.id}: {stats.frames} frames ({stream.skipped} skipped) at {stats.fps:.1f} fps, "
+        f"{cam.id}: {stats.frames} frames ({stream.skipped} skipped{dropped}) at {stats.fps:.1f} fps, "
         f"{stats.entries} entries, {stats.exits} exits -> {where}"
     )
 

@@ -131,11 +131,13 @@ class YoloTracker:
         tracker: str = "bytetrack.yaml",
         device: str = "cpu",
     ) -> None:
+        if weights is not None and not weights.is_file():
+            raise DetectorError(
+                f"YOLO weights {weights} do not exist (set by the camera's weights key or camera_weights)"
+            )
         if not ultralytics_available():
             raise DetectorError("the yolo detector needs ultralytics (pip install 'tillflow[camera]')")
         path = weights or default_weights()
-        if not path.exists():
-            raise DetectorError(f"YOLO weights {path} do not exist")
         prepare_ultralytics(config_dir)
         from ultralytics import YOLO
 

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from producers.camera.config import CameraSettings
 from producers.camera.counting import FrameCount, LineCounter
 from producers.camera.detectors import PersonTracker
-from producers.camera.stream import Frame, State, StreamHealth
+from producers.camera.stream import Frame, State, StreamHealth, VideoStream
 from producers.sender import RecordSender
 from schemas.catalogue import Camera
 from schemas.models import CameraCount
@@ -29,7 +29,11 @@ from schemas.topics import CAMERA_COUNTS
 log = logging.getLogger(__name__)
 
 FRAMES = Counter("tillflow_camera_frames_total", "Frames processed (after skipping).", ["camera"])
-SKIPPED = Counter("tillflow_camera_frames_skipped_total", "Frames skipped to meet the target rate.", ["camera"])
+SKIPPED = Counter(
+    "tillflow_camera_frames_skipped_total",
+    "Frames not processed: skipped to meet the target rate, or (live) replaced by a newer one while busy.",
+    ["camera"],
+)
 FPS = Gauge("tillflow_camera_fps", "Frames processed per second over the last few seconds.", ["camera"])
 INFERENCE = Histogram(
     "tillflow_camera_inference_seconds",
@@ -160,18 +164,25 @@ class KafkaSink:
 
 
 class HealthFile:
-    """``<state_dir>/camera/<id>.health.json``: the stream's state for probes and operators, written on change."""
+    """``<state_dir>/camera/<id>.health.json``: the stream's state for probes and operators.
 
-    def __init__(self, path: Path, camera_id: str) -> None:
+    Written on every change and reconnect attempt, and at least every ``every`` seconds while frames arrive,
+    so an ``updated_at`` that stops moving means the producer is gone; ``stopped`` marks a clean exit.
+    """
+
+    def __init__(self, path: Path, camera_id: str, every: float = 10.0) -> None:
         self.path = path
         self.camera_id = camera_id
+        self.every = every
+        self._written_at: float | None = None
 
-    def write(self, health: StreamHealth, now: float) -> None:
+    def write(self, health: StreamHealth, now: float, state: str | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "camera_id": self.camera_id,
-            "state": health.state,
+            "state": state or health.state,
             "updated_at": datetime.fromtimestamp(now, tz=UTC).isoformat(),
+            "refresh_s": self.every,
             "last_frame_at": (
                 datetime.fromtimestamp(health.last_frame_at, tz=UTC).isoformat() if health.last_frame_at else None
             ),
@@ -181,11 +192,22 @@ class HealthFile:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self.path)
+        self._written_at = now
+
+    def beat(self, health: StreamHealth, now: float) -> None:
+        """Rewrite the file if the last write is ``every`` seconds old."""
+        if self._written_at is None or now - self._written_at >= self.every:
+            self.write(health, now)
+
+    def stopped(self, health: StreamHealth, now: float) -> None:
+        """The producer exits cleanly: state ``stopped``."""
+        self.write(health, now, "stopped")
 
 
 def watch_health(health: StreamHealth, camera_id: str, health_file: HealthFile | None) -> None:
-    """Wire a stream's state to the log, the metrics and the health file (rewritten on every change and every
-    reconnect attempt, so ``down_for_s`` stays current while the camera is away)."""
+    """Wire a stream's state to the log, the metrics and the health file (rewritten on every change, every
+    reconnect attempt, so ``down_for_s`` stays current while the camera is away, and every ``every`` seconds
+    while frames arrive)."""
 
     def changed(old: State, new: State) -> None:
         now = time.time()
@@ -202,8 +224,22 @@ def watch_health(health: StreamHealth, camera_id: str, health_file: HealthFile |
         if health_file is not None:
             health_file.write(health, time.time())
 
+    def frame() -> None:
+        if health_file is not None:
+            health_file.beat(health, time.time())
+
     health.on_change = changed
     health.on_reconnect = reconnecting
+    health.on_frame = frame
+
+
+def counted_frames(stream: VideoStream, camera_id: str) -> Iterator[Frame]:
+    """The stream's frames, adding the frames it skipped or dropped on the way to ``SKIPPED``."""
+    seen = 0
+    for frame in stream.frames():
+        SKIPPED.labels(camera_id).inc(stream.skipped - seen)
+        seen = stream.skipped
+        yield frame
 
 
 @dataclass
@@ -225,8 +261,12 @@ def run_counts(
     sink: CountSink,
     seq: SeqAllocator,
     max_frames: int | None = None,
+    fps_window: float = 5.0,
 ) -> RunStats:
-    """Process frames until the source ends (or ``max_frames``): one record per frame to ``sink``."""
+    """Process frames until the source ends (or ``max_frames``): one record per frame to ``sink``.
+
+    ``tillflow_camera_fps`` is set from the frames of each ``fps_window`` seconds.
+    """
     cam = counter.camera.id
     stats = RunStats()
     started = window_start = time.perf_counter()
@@ -251,7 +291,7 @@ def run_counts(
                 EXITS.labels(cam).inc(counted.exits)
             window_frames += 1
             now = time.perf_counter()
-            if now - window_start >= 5.0:
+            if now - window_start >= fps_window:
                 FPS.labels(cam).set(window_frames / (now - window_start))
                 window_start, window_frames = now, 0
             if max_frames is not None and stats.frames >= max_frames:

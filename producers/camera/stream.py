@@ -1,17 +1,21 @@
 """Reading frames: files, devices and live streams with OpenCV, frame skipping, reconnects, health.
 
-A file ends at its last frame and is timed by its own clock (position in the stream, added to a start time);
-a live stream (RTSP/HTTP URL or device) is timed by the wall clock, and when it drops it is reopened with
-exponential backoff. :class:`StreamHealth` turns drops and frames into an up/down state: the stream is
-*down* once no frame arrived for ``down_after`` seconds, which is the signal behind ``CAMERA_SILENT``.
+A file ends at its last frame and is timed by its own clock (position in the stream, added to a start time).
+A live stream (RTSP/HTTP URL or device) is read by a background thread that keeps only the newest frame, is
+timed by the wall clock when that frame was read, and when it drops it is reopened with exponential backoff:
+a detector slower than the camera always gets the latest frame, never a backlog of old ones, and the frames
+replaced before they were processed count as skipped. :class:`StreamHealth` turns drops and frames into an
+up/down state: the stream is *down* once no frame arrived for ``down_after`` seconds, which is the signal
+behind ``CAMERA_SILENT``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,6 +80,7 @@ class StreamHealth:
     reconnects: int = 0
     on_change: Callable[[State, State], None] | None = None
     on_reconnect: Callable[[], None] | None = None
+    on_frame: Callable[[], None] | None = None
     history: list[State] = field(default_factory=list)
 
     def _set(self, state: State) -> None:
@@ -89,6 +94,8 @@ class StreamHealth:
         self.last_frame_at = now
         self.failing_since = None
         self._set("up")
+        if self.on_frame is not None:
+            self.on_frame()
 
     def failed(self, now: float) -> None:
         """A read or an open failed."""
@@ -113,8 +120,71 @@ class StreamHealth:
         return now - self.failing_since if self.failing_since is not None else 0.0
 
 
+class _Latest:
+    """The newest frame of a live capture, read by a background thread that owns (and releases) the capture.
+
+    Only one frame is kept: a frame not taken before the next one arrives is replaced and counted in
+    ``replaced``. ``take`` waits for a frame newer than the last one taken.
+    """
+
+    def __init__(self, cap: Any, clock: Callable[[], float]) -> None:
+        self.cap = cap
+        self.clock = clock
+        self.read = 0
+        self.replaced = 0
+        self.ended = False
+        self._frame: tuple[np.ndarray, float, int] | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="camera-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        index = -1
+        try:
+            while not self._stop.is_set():
+                ok, image = self.cap.read()
+                if not ok or image is None:
+                    return
+                now = self.clock()
+                index += 1
+                with self._cond:
+                    self.read += 1
+                    if self._frame is not None:
+                        self.replaced += 1
+                    self._frame = (image, now, index)
+                    self._cond.notify()
+        finally:
+            self.cap.release()
+            with self._cond:
+                self.ended = True
+                self._cond.notify()
+
+    def take(self, stopped: Callable[[], bool]) -> tuple[tuple[np.ndarray, float, int] | None, int, int]:
+        """The newest unseen frame ``(image, read at, index)`` (None once the source ended or ``stopped()``),
+        with the frames read and replaced so far."""
+        with self._cond:
+            while self._frame is None and not self.ended and not stopped():
+                self._cond.wait(0.5)
+            frame, self._frame = self._frame, None
+            return frame, self.read, self.replaced
+
+    def close(self, timeout: float = 12.0) -> None:
+        """Stop reading and wait for the thread: a read blocked on a silent source ends at its 10 s timeout.
+
+        (A thread still inside OpenCV when the interpreter exits aborts the process.)
+        """
+        self._stop.set()
+        self._thread.join(timeout)
+
+
 class VideoStream:
     """Frames of one source, skipped to ``target_fps``; reconnects live sources until ``stop()``.
+
+    A file is read frame by frame, every frame decoded in order and skipped by its own clock, so runs are
+    deterministic. A live source is read by a background thread that keeps only the newest frame; frames it
+    replaced before they were taken are counted in ``skipped`` (and in ``dropped``), along with the frames
+    skipped to meet ``target_fps``.
 
     ``opener`` builds the capture (``cv2.VideoCapture`` by default); ``clock`` and ``sleep`` are the wall
     clock and the sleep used between reconnect attempts.
@@ -145,12 +215,19 @@ class VideoStream:
         self.sleep = sleep
         self._opener = opener
         self._stopped = False
+        self._latest: _Latest | None = None
         self.read = 0
         self.skipped = 0
+        self.dropped = 0
+        """Live frames replaced by a newer one before they were processed (part of ``skipped``)."""
         self.source_fps = 0.0
 
     def stop(self) -> None:
+        """Stop after the current frame; a live source's reader thread is ended (waited for) here."""
         self._stopped = True
+        latest = self._latest
+        if latest is not None:
+            latest.close()
 
     def _open(self) -> Any:
         if self._opener is not None:
@@ -183,16 +260,19 @@ class VideoStream:
                 delays = delays or backoff_delays(self.reconnect_initial, self.reconnect_max)
                 self._wait(next(delays))
                 continue
+            reading = self._read(cap)
             try:
                 got_any = False
-                for frame in self._read(cap):
+                for frame in reading:
                     got_any = True
                     delays = None
                     yield frame
                     if self._stopped:
                         return
             finally:
-                cap.release()
+                reading.close()  # a live capture is released by its reader thread
+                if not self.live:
+                    cap.release()
             if not self.live:
                 return
             self.health.failed(self.clock())
@@ -204,11 +284,16 @@ class VideoStream:
         self.sleep(delay)
         self.health.reconnecting(self.clock())
 
-    def _read(self, cap: Any) -> Iterator[Frame]:
+    def _read(self, cap: Any) -> Generator[Frame, None, None]:
+        import cv2
+
+        self.source_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        return self._read_live(cap) if self.live else self._read_file(cap)
+
+    def _read_file(self, cap: Any) -> Generator[Frame, None, None]:
         import cv2
 
         skipper = FrameSkipper(self.target_fps)
-        self.source_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         index = -1
         while not self._stopped:
             if not cap.grab():
@@ -216,13 +301,10 @@ class VideoStream:
             index += 1
             self.read += 1
             now = self.clock()
-            if self.live:
-                t = now
-            else:
-                # The stream clock: the grabbed frame's presentation time; frame index / fps where the
-                # backend does not report it.
-                ms = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
-                t = ms / 1000.0 if ms > 0 or index == 0 or self.source_fps <= 0 else index / self.source_fps
+            # The stream clock: the grabbed frame's presentation time; frame index / fps where the backend does
+            # not report it.
+            ms = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+            t = ms / 1000.0 if ms > 0 or index == 0 or self.source_fps <= 0 else index / self.source_fps
             if not skipper.keep(t):
                 self.skipped += 1
                 continue
@@ -230,5 +312,27 @@ class VideoStream:
             if not ok or image is None:
                 return
             self.health.frame(now)
-            ts = datetime.fromtimestamp(t, tz=UTC) if self.live else self.start + timedelta(seconds=t)
-            yield Frame(image, ts, index)
+            yield Frame(image, self.start + timedelta(seconds=t), index)
+
+    def _read_live(self, cap: Any) -> Generator[Frame, None, None]:
+        skipper = FrameSkipper(self.target_fps)
+        latest = self._latest = _Latest(cap, self.clock)
+        read = replaced = 0
+        try:
+            while not self._stopped:
+                got, now_read, now_replaced = latest.take(lambda: self._stopped)
+                self.read += now_read - read
+                self.skipped += now_replaced - replaced
+                self.dropped += now_replaced - replaced
+                read, replaced = now_read, now_replaced
+                if got is None:
+                    return
+                image, t, index = got
+                if not skipper.keep(t):
+                    self.skipped += 1
+                    continue
+                self.health.frame(t)
+                yield Frame(image, datetime.fromtimestamp(t, tz=UTC), index)
+        finally:
+            latest.close()
+            self._latest = None

@@ -1,4 +1,5 @@
-"""Frame skipping, stream health, reconnects against a real HTTP MJPEG stream, frame_seq, settings, /metrics."""
+"""Frame skipping, stream health, reconnects and a slow detector against a real HTTP MJPEG stream, the health
+file, frame_seq, settings, command-line checks, /metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import requests
 import yaml
@@ -17,8 +19,17 @@ from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from producers.camera.config import CameraConfigError, CameraSettings, camera_settings
-from producers.camera.detectors import Mog2Tracker
-from producers.camera.runner import FrameCounter, HealthFile, JsonlSink, SeqAllocator, run_counts, watch_health
+from producers.camera.counting import Track
+from producers.camera.detectors import DetectorError, Mog2Tracker, build_tracker
+from producers.camera.runner import (
+    FrameCounter,
+    HealthFile,
+    JsonlSink,
+    SeqAllocator,
+    counted_frames,
+    run_counts,
+    watch_health,
+)
 from producers.camera.stream import FrameSkipper, StreamHealth, VideoStream, is_live
 from producers.camera.synthetic import Walker, render, walk
 from schemas.catalogue import Camera
@@ -84,6 +95,19 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         next(VideoStream(str(tmp_path / "none.mp4")).frames())
 
 
+def stamp(image: np.ndarray, number: int) -> np.ndarray:
+    """A copy of ``image`` carrying ``number`` (below 2,500) as the grey levels of two 32 px squares."""
+    out = image.copy()
+    out[0:32, 0:32] = (number % 50) * 5
+    out[0:32, 32:64] = (number // 50) * 5
+    return out
+
+
+def stamp_of(image: np.ndarray) -> int:
+    """The number :func:`stamp` put in a frame (JPEG-safe: the squares' inner means)."""
+    return round(float(image[4:28, 36:60].mean()) / 5) * 50 + round(float(image[4:28, 4:28].mean()) / 5)
+
+
 class _Camera(BaseHTTPRequestHandler):
     """An IP camera's MJPEG endpoint: ``frames_per_connection`` JPEG parts, then the connection drops."""
 
@@ -96,12 +120,21 @@ class _Camera(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
         self.end_headers()
+        server = self.server
+        started = time.time()
         try:
-            for i in range(self.server.frames_per_connection):
-                jpeg = self.server.jpegs[i % len(self.server.jpegs)]
+            for i in range(server.frames_per_connection):
+                if server.stamped:
+                    time.sleep(max(0.0, started + i * server.interval - time.time()))
+                    jpeg = cv2.imencode(".jpg", stamp(server.images[0], server.sent_count))[1].tobytes()
+                    server.sent[server.sent_count] = time.time()
+                    server.sent_count += 1
+                else:
+                    jpeg = server.jpegs[i % len(server.jpegs)]
                 self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg))
                 self.wfile.write(jpeg + b"\r\n")
-                time.sleep(0.02)
+                if not server.stamped:
+                    time.sleep(server.interval)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
@@ -117,7 +150,13 @@ class _CameraServer(ThreadingHTTPServer):
         self.available = threading.Event()
         self.available.set()
         self.frames_per_connection = 15
-        self.jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in render([], 160, 120, 5)]
+        self.interval = 0.02
+        self.images = list(render([], 160, 120, 5))
+        self.jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in self.images]
+        self.stamped = False
+        """Number every frame sent (see :func:`stamp`), on a steady 1 / interval clock, and note when it went."""
+        self.sent: dict[int, float] = {}
+        self.sent_count = 0
 
     @property
     def url(self) -> str:
@@ -235,7 +274,7 @@ def test_metrics_are_served(tmp_path: Path) -> None:
     frames = [Frame(img, t0 + timedelta(seconds=i / 25), i) for i, img in enumerate(render([walker], 320, 240, 80))]
     sink = JsonlSink(tmp_path / "c.jsonl")
     counter = FrameCounter(camera, settings, Mog2Tracker(min_area=settings.min_area, relative=True))
-    stats = run_counts(frames, counter, sink, SeqAllocator(tmp_path / "seq.json"))
+    stats = run_counts(frames, counter, sink, SeqAllocator(tmp_path / "seq.json"), fps_window=0.01)
     sink.close()
     assert (stats.frames, stats.entries, stats.exits) == (80, 1, 0)
     rows = [CameraCount.model_validate_json(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
@@ -245,6 +284,10 @@ def test_metrics_are_served(tmp_path: Path) -> None:
     assert 'tillflow_camera_frames_total{camera="cam-metrics"} 80.0' in text
     assert 'tillflow_camera_entries_total{camera="cam-metrics"} 1.0' in text
     assert 'tillflow_camera_inference_seconds_count{camera="cam-metrics"} 80.0' in text
+    fps = [
+        line.split()[-1] for line in text.splitlines() if line.startswith('tillflow_camera_fps{camera="cam-metrics"}')
+    ]
+    assert len(fps) == 1 and float(fps[0]) > 0
 
 
 def test_command_on_a_live_stream_stops_cleanly_on_sigterm(ip_camera: _CameraServer, tmp_path: Path) -> None:
@@ -294,7 +337,7 @@ def test_command_on_a_live_stream_stops_cleanly_on_sigterm(ip_camera: _CameraSer
             time.sleep(0.2)
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        _, stderr = proc.communicate(timeout=30)
     finally:
         proc.kill()
     records = [CameraCount.model_validate_json(line) for line in out.read_text().splitlines()]
@@ -302,6 +345,9 @@ def test_command_on_a_live_stream_stops_cleanly_on_sigterm(ip_camera: _CameraSer
     assert all(r.zone_id == "z1" and r.people_in_frame == 0 for r in records)
     assert started <= records[0].frame_ts.timestamp() <= records[-1].frame_ts.timestamp() <= time.time()
     assert [r.frame_seq for r in records] == list(range(len(records)))
+    # The interrupted exit (130), not a crash of the reader thread at interpreter exit (SIGABRT, "terminate called").
+    assert proc.returncode == 130 and "terminate called" not in stderr, stderr
+    assert '"state": "stopped"' in health.read_text()
 
 
 def _catalogue(tmp_path: Path, camera: Mapping[str, object]) -> Path:
@@ -332,6 +378,7 @@ def test_command_options_override_the_catalogue(tmp_path: Path) -> None:
     assert len(rows) == 60 and rows[0].detector == "mog2"
     assert sum(r.entries for r in rows) == 1
     assert "c1: 60 frames (0 skipped)" in " ".join(done.stdout.split())
+    assert '"state": "stopped"' in (tmp_path / "state" / "camera" / "c1.health.json").read_text()
 
 
 def test_command_errors_name_the_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -354,3 +401,191 @@ def test_command_errors_name_the_problem(tmp_path: Path, monkeypatch: pytest.Mon
     result = CliRunner().invoke(app, ["camera", "run", "--camera", "c1", "--source", str(video)])
     assert result.exit_code == 1 and "no Kafka configured and no local stack" in result.output
     assert not (tmp_path / "state" / "camera" / "ultralytics").exists()  # failed before loading any model
+
+
+class _SlowTracker:
+    """MOG2 behind a detector that takes ``delay`` seconds a frame; notes how old each frame is when it arrives."""
+
+    name = "mog2"
+
+    def __init__(self, camera: _CameraServer, delay: float) -> None:
+        self.camera = camera
+        self.delay = delay
+        self.inner = Mog2Tracker(min_area=0.004, relative=True)
+        self.ages: list[float] = []
+        self.numbers: list[int] = []
+
+    def track(self, frame: np.ndarray) -> list[Track]:
+        number = stamp_of(frame)
+        self.numbers.append(number)
+        self.ages.append(time.time() - self.camera.sent[number])
+        time.sleep(self.delay)
+        return self.inner.track(frame)
+
+
+def test_a_slow_detector_on_a_live_stream_gets_the_newest_frame(ip_camera: _CameraServer, tmp_path: Path) -> None:
+    """A 25 fps camera, a detector at 8 fps, target 12.5 fps: frames stay fresh; the ones passed over count."""
+    ip_camera.frames_per_connection = 100_000
+    ip_camera.interval = 0.04
+    ip_camera.stamped = True
+    camera = Camera(id="cam-slow", store_id="s1", zone_id="z1", role="zone")
+    tracker = _SlowTracker(ip_camera, delay=0.125)
+    stream = VideoStream(ip_camera.url, target_fps=12.5, health=StreamHealth(down_after=60))
+    sink = JsonlSink(tmp_path / "c.jsonl")
+    started = time.time()
+    stats = run_counts(
+        counted_frames(stream, camera.id),
+        FrameCounter(camera, CameraSettings(), tracker),
+        sink,
+        SeqAllocator(tmp_path / "seq.json"),
+        max_frames=32,  # 4 s: reading every buffered frame in order would fall ~3 s behind by the end
+    )
+    stream.stop()
+    sink.close()
+    assert stats.frames == 32
+    assert max(tracker.ages) < 1.0, tracker.ages
+    assert tracker.numbers == sorted(tracker.numbers) and tracker.numbers[-1] >= 0.8 * (time.time() - started) * 25
+    rows = [CameraCount.model_validate_json(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
+    for row, number in zip(rows, tracker.numbers, strict=True):  # frame_ts: when the frame was read, not later
+        assert abs(row.frame_ts.timestamp() - ip_camera.sent[number]) < 0.5
+    # About two of every three frames were replaced while the detector was busy: counted as skipped.
+    assert stream.dropped >= 0.4 * stream.read and stream.skipped >= stream.dropped
+    assert stream.read >= stats.frames + stream.skipped - 1  # at most the newest frame is still waiting
+    assert REGISTRY.get_sample_value("tillflow_camera_frames_skipped_total", {"camera": "cam-slow"}) == stream.skipped
+
+
+def test_health_file_is_rewritten_while_up_and_says_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "cam.health.json"
+    health = StreamHealth(down_after=10.0)
+    health_file = HealthFile(path, "cam-h", every=10.0)
+
+    def written() -> dict[str, object]:
+        import json
+
+        data: dict[str, object] = json.loads(path.read_text())
+        return data
+
+    health.frame(1000.0)
+    health_file.beat(health, 1000.0)
+    assert written()["updated_at"] == "1970-01-01T00:16:40+00:00" and written()["refresh_s"] == 10.0
+    health.frame(1009.0)
+    health_file.beat(health, 1009.0)  # not yet due
+    assert written()["updated_at"] == "1970-01-01T00:16:40+00:00"
+    health.frame(1010.5)
+    health_file.beat(health, 1010.5)
+    assert written()["updated_at"] == "1970-01-01T00:16:50.500000+00:00"
+    assert written()["last_frame_at"] == "1970-01-01T00:16:50.500000+00:00" and written()["state"] == "up"
+    health_file.stopped(health, 1011.0)
+    assert written()["state"] == "stopped"
+
+    # Wired by watch_health: a frame rewrites it when the last write is `every` seconds old.
+    live = StreamHealth(down_after=10.0)
+    watch_health(live, "cam-h", HealthFile(path, "cam-h", every=0.1))
+    stamps = set()
+    started = time.time()
+    while time.time() - started < 0.45:
+        live.frame(time.time())
+        stamps.add(written()["updated_at"])
+        time.sleep(0.01)
+    assert 3 <= len(stamps) <= (time.time() - started) / 0.1 + 1
+
+
+def _door_video(tmp_path: Path) -> Path:
+    from producers.camera.synthetic import write_video
+
+    video = tmp_path / "v.avi"
+    write_video(video, render([Walker(walk(2, [(80, -20), (80, 260)], 4))], 320, 240, 80), 25.0)
+    return video
+
+
+def test_command_rejects_bad_numbers_and_start_on_a_live_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tillflow.cli import app
+
+    monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
+    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]], "detector": "mog2"}
+    monkeypatch.setenv("TILLFLOW_CATALOGUE", str(_catalogue(tmp_path, door)))
+    video = str(_door_video(tmp_path))
+    base = ["camera", "run", "--camera", "c1", "--source", video, "--out", str(tmp_path / "c.jsonl")]
+    for option, value, bound in (
+        ("--max-frames", "0", "greater than or equal to 1"),
+        ("--target-fps", "-1", "greater than or equal to 0"),
+        ("--imgsz", "0", "greater than or equal to 32"),
+    ):
+        result = CliRunner().invoke(app, [*base, option, value])
+        assert result.exit_code == 2, (option, result.output)
+        text = " ".join(result.output.split())
+        assert f"Invalid value for '{option}'" in text and bound in text, text
+    result = CliRunner().invoke(
+        app,
+        [
+            "camera",
+            "run",
+            "--camera",
+            "c1",
+            "--source",
+            "http://127.0.0.1:9/video.mjpg",
+            "--start",
+            "2026-11-23T09:00:00+01:00",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "--start is for video files; http://127.0.0.1:9/video.mjpg is a live source" in " ".join(
+        result.output.split()
+    )
+    assert not (tmp_path / "c.jsonl").exists()
+    # The lower bounds themselves are accepted: one frame, every frame.
+    result = CliRunner().invoke(app, [*base, "--max-frames", "1", "--target-fps", "0"])
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 1
+
+
+def test_auto_detector_falls_back_to_mog2_without_ultralytics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import producers.camera.detectors as detectors
+    from tillflow.cli import app
+
+    monkeypatch.setattr(detectors, "ultralytics_available", lambda: False)
+    tracker = build_tracker(
+        "auto", min_area=0.004, relative=True, weights=None, config_dir=tmp_path, imgsz=320, conf=0.25
+    )
+    assert isinstance(tracker, Mog2Tracker)
+    with pytest.raises(DetectorError, match="the yolo detector needs ultralytics"):
+        build_tracker("yolo", min_area=0.004, relative=True, weights=None, config_dir=tmp_path, imgsz=320, conf=0.25)
+
+    monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
+    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]], "detector": "auto"}
+    monkeypatch.setenv("TILLFLOW_CATALOGUE", str(_catalogue(tmp_path, door)))
+    out = tmp_path / "c.jsonl"
+    result = CliRunner().invoke(
+        app, ["camera", "run", "--camera", "c1", "--source", str(_door_video(tmp_path)), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [CameraCount.model_validate_json(x) for x in out.read_text().splitlines()]
+    assert rows and {r.detector for r in rows} == {"mog2"}
+    assert sum(r.entries for r in rows) == 1
+
+
+def test_missing_weights_are_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tillflow.cli import app
+
+    missing = tmp_path / "models" / "door.pt"
+    with pytest.raises(DetectorError, match=f"YOLO weights {missing} do not exist"):
+        build_tracker("yolo", min_area=0.004, relative=True, weights=missing, config_dir=tmp_path, imgsz=320, conf=0.25)
+    monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
+    door = {
+        "id": "c1",
+        "role": "entrance",
+        "door_line": [[0, 0.5], [1, 0.5]],
+        "detector": "yolo",
+        "weights": str(missing),
+    }
+    monkeypatch.setenv("TILLFLOW_CATALOGUE", str(_catalogue(tmp_path, door)))
+    out = tmp_path / "c.jsonl"
+    result = CliRunner().invoke(
+        app, ["camera", "run", "--camera", "c1", "--source", str(_door_video(tmp_path)), "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"YOLO weights {missing} do not exist (set by the camera's weights key or camera_weights)" in text, text
+    assert not out.read_text()

@@ -115,7 +115,7 @@ def test_command_on_a_25fps_file_with_default_settings(tmp_path: Path) -> None:
     assert not [p for p in written if p.rsplit(".", 1)[-1] in {"jpg", "jpeg", "png", "bmp"}]
     assert not list(work.iterdir())
     health = json.loads((tmp_path / "state" / "camera" / "cam-door.health.json").read_text())
-    assert health["state"] == "up"
+    assert health["state"] == "stopped" and health["last_frame_at"] is not None
 
 
 def test_smoke_on_vtest_pedestrians(tmp_path: Path) -> None:
