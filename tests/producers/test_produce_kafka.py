@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from producers.simulator import SimulationConfig, simulate
 from schemas.models import CameraCount, PosTicket
 from schemas.serde import TopicSerde, registry_client
-from tests.producers.test_jsonl import bad_file
+from tests.producers.test_jsonl import GOOD_TICKET, bad_file
 from tillflow.cli import app
 from tillflow.kafka import consumer_config, endpoints
 from tillflow.settings import Settings
@@ -101,6 +101,47 @@ def test_produce_a_clean_file_exits_zero(stack_env: Settings, tmp_path: Path) ->
     assert not (tmp_path / "ok.rejects.jsonl").exists()
     unknown = CliRunner().invoke(app, ["produce", "-t", "nope", str(path)])
     assert unknown.exit_code == 1 and "unknown topic 'nope'" in unknown.output
+
+
+def test_produce_rejects_what_avro_cannot_hold_and_sends_the_rest(stack_env: Settings, tmp_path: Path) -> None:
+    """Out-of-range numbers, booleans, NaN and strings UTF-8 cannot hold are rejects, not a crash; the good
+    lines around them are delivered. A later clean run of the same file removes the stale rejects file."""
+    line = GOOD_TICKET["lines"][0]  # type: ignore[index]
+    rows = [
+        {**GOOD_TICKET, "ticket_id": "big-1"},
+        {**GOOD_TICKET, "ticket_id": "big-2", "gross_amount": 2**70},
+        {**GOOD_TICKET, "ticket_id": "big-3", "tax_amount": True},
+        {**GOOD_TICKET, "ticket_id": "big-4", "lines": [{**line, "quantity": float("nan")}]},
+        {**GOOD_TICKET, "ticket_id": "big-5", "lines": [{**line, "description": "caf\udc80"}]},
+        {**GOOD_TICKET, "ticket_id": "big-6"},
+    ]
+    path = tmp_path / "edge.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    before = watermarks(stack_env, "pos.tickets")
+    result = CliRunner().invoke(app, ["produce", "-t", "pos.tickets", str(path)])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "2 records sent to pos.tickets" in text and "4 line(s) rejected" in text
+    rejects_path = tmp_path / "edge.rejects.jsonl"
+    rejects = [json.loads(x) for x in rejects_path.read_text().splitlines()]
+    assert [(r["line"], r["original"]) for r in rejects] == [(n, json.dumps(rows[n - 1])) for n in (2, 3, 4, 5)]
+    reasons = [r["reason"] for r in rejects]
+    assert reasons[0] == "gross_amount: Input should be less than or equal to 9223372036854775807"
+    assert reasons[1] == "tax_amount: expected a number, got bool True"
+    assert reasons[2] == "lines.0.quantity: Input should be a finite number"
+    assert reasons[3].startswith("cannot be written as Avro PosTicket: 'utf-8' codec can't encode")
+    messages = read_topic(stack_env, "pos.tickets", before)
+    serde = TopicSerde(registry_client(endpoints(stack_env).registry_url), "pos.tickets")
+    assert sorted(serde.decode_model(v).ticket_id for _, v in messages) == ["big-1", "big-6"]  # type: ignore[attr-defined]
+
+    path.write_text(json.dumps(rows[0]) + "\n")
+    again = CliRunner().invoke(app, ["produce", "-t", "pos.tickets", str(path)])
+    assert again.exit_code == 0, again.output
+    assert not rejects_path.exists() and "removed" in again.output
+    not_rejects = tmp_path / "notes.txt"
+    not_rejects.write_text("my notes\n")  # a --rejects path that is no rejects file is left alone
+    kept = CliRunner().invoke(app, ["produce", "-t", "pos.tickets", "--rejects", str(not_rejects), str(path)])
+    assert kept.exit_code == 0 and not_rejects.read_text() == "my notes\n"
 
 
 def test_simulate_to_kafka_delivers_every_event(stack_env: Settings, small_catalogue_file: Path) -> None:
