@@ -66,6 +66,9 @@ def dev_status() -> None:
         table.add_row("kafka", "-", st["kafka"]["bootstrap"], "healthy" if st["kafka"]["healthy"] else "down")
         table.add_row("registry", "-", st["registry"]["url"], "healthy" if st["registry"]["healthy"] else "down")
     out.print(table)
+    for name in ("kafka", "registry"):
+        if st[name].get("problem"):
+            err.print(f"{name}: {st[name]['problem']}", highlight=False, soft_wrap=True)
     if st.get("topics"):
         topics = Table("topic", "partitions")
         for name, parts in st["topics"].items():
