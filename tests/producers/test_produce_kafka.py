@@ -162,3 +162,48 @@ def test_simulate_to_kafka_delivers_every_event(stack_env: Settings, small_catal
         key = (lambda r: (r.ticket_id, r.ingested_at)) if model is PosTicket else (lambda r: (r.camera_id, r.frame_seq))
         assert sorted(map(key, got)) == sorted(map(key, sent))  # type: ignore[arg-type]
         assert {type(r) for r in got} == {model}
+
+
+def _partitions_by_key(settings: Settings, topic: str, since: dict[int, int]) -> dict[bytes, set[int]]:
+    """Each key of the messages ``topic`` got since offsets ``since``, with the partitions it landed on."""
+    ends = watermarks(settings, topic)
+    consumer = _consumer(settings)
+    try:
+        consumer.assign([TopicPartition(topic, p, since.get(p, 0)) for p in ends])
+        found: dict[bytes, set[int]] = {}
+        left = sum(end - since.get(p, 0) for p, end in ends.items())
+        deadline = time.monotonic() + 30
+        while left > 0 and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            found.setdefault(msg.key(), set()).add(msg.partition())
+            left -= 1
+        assert left == 0, f"timed out reading {topic}"
+        return found
+    finally:
+        consumer.close()
+
+
+def test_a_stores_tickets_and_camera_counts_share_a_partition_number(
+    stack_env: Settings, small_catalogue_file: Path
+) -> None:
+    """`tillflow simulate`'s producer path keys both topics by store and partitions like Java clients
+    (murmur2, as Faust, Debezium and Kafka Connect do): a store's events meet in one stream task."""
+    from aiokafka.partitioner import murmur2
+
+    topics = ("pos.tickets", "camera.counts")
+    before = {t: watermarks(stack_env, t) for t in topics}
+    args = ["simulate", "--catalogue", str(small_catalogue_file), "--start", "2026-03-31", "--seed", "5",
+            "--fps", "0.05", "--fast", "-q"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    tickets, counts = (_partitions_by_key(stack_env, t, before[t]) for t in topics)
+    stores = {s.encode() for s in ("ber-fashion", "kol-food", "ktm-sports", "ber-24h")}
+    assert set(tickets) == set(counts) == stores
+    partitions = len(watermarks(stack_env, "pos.tickets"))
+    assert partitions == len(watermarks(stack_env, "camera.counts")) == 3
+    for store in stores:
+        java = (murmur2(store) & 0x7FFFFFFF) % partitions
+        assert tickets[store] == counts[store] == {java}, store
+    assert len({p for ps in tickets.values() for p in ps}) > 1  # the stores really are spread over partitions
