@@ -209,11 +209,20 @@ def run(
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while stopping: the summary still comes
-            _run(settings, env, logs, board, sizes, day, seed, fps, day_seconds, keep_running, timeout)
+            _run(settings, env, logs, board, sizes, simulate_args(day, seed, fps, day_seconds), keep_running, timeout)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return {"board": board, "sizes": sizes, "incidents": demo_incidents(day), "env": env, "day": day}
+
+
+def simulate_args(day: date, seed: int, fps: float, day_seconds: float) -> list[str]:
+    """`tillflow simulate` arguments for the demo's day, compressed into ``day_seconds``, with its incidents."""
+    args = ["simulate", "--seed", str(seed), "--start", day.isoformat(), "--days", "1", "--fps", str(fps),
+            "--speed", str(86400 / day_seconds), "--quiet"]  # fmt: skip
+    for incident in demo_incidents(day):
+        args += ["--incident", incident]
+    return args
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -226,10 +235,7 @@ def _run(
     logs: Path,
     board: Board,
     sizes: dict[str, int],
-    day: date,
-    seed: int,
-    fps: float,
-    day_seconds: float,
+    sim_args: list[str],
     keep_running: bool,
     timeout: float,
 ) -> None:
@@ -250,10 +256,6 @@ def _run(
         procs.append(worker)
         sink = _spawn("sink", ["sink", "clickhouse"], env, logs)
         procs.append(sink)
-        sim_args = ["simulate", "--seed", str(seed), "--start", day.isoformat(), "--days", "1", "--fps", str(fps),
-                    "--speed", str(86400 / day_seconds), "--quiet"]  # fmt: skip
-        for incident in demo_incidents(day):
-            sim_args += ["--incident", incident]
         simulator = _spawn("simulate", sim_args, env, logs)
         procs.insert(0, simulator)
         reader = OutputReader(settings)
