@@ -32,16 +32,27 @@ $(VENV)/.full: $(VENV)/.core constraints.txt
 venv: $(VENV)/.core
 
 # System packages for the integration tests: PostgreSQL 15 and Java 17 (CDC, embedded Debezium), Firebird 3 (cdc poll),
-# Prometheus (metrics), opencv-doc (vtest.avi). The tests start their own servers: the system services stay off.
+# Prometheus (metrics), opencv-doc (vtest.avi). The tests start their own servers on free ports with their own data
+# directories, so a system service that runs does not disturb them. Installing a server package starts its service:
+# the services this run installed are stopped and disabled again; services that were there before are left alone.
+SERVICES := postgresql prometheus firebird3.0
+SYSTEMD_UNITS ?= /lib/systemd/system
+INIT_D ?= /etc/init.d
 sysdeps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi; \
-	systemctl disable --now postgresql prometheus firebird3.0 >/dev/null 2>&1 || true; \
-	if [ -x /etc/init.d/firebird3.0 ]; then /etc/init.d/firebird3.0 stop >/dev/null 2>&1; update-rc.d firebird3.0 disable >/dev/null 2>&1; fi; \
-	pkill -f '^/usr/bin/prometheus' 2>/dev/null || true
+	[ -z "$$missing" ] && exit 0; \
+	new=""; for s in $(SERVICES); do \
+	  [ -e $(SYSTEMD_UNITS)/$$s.service ] || [ -e $(INIT_D)/$$s ] || new="$$new $$s"; \
+	done; \
+	echo "installing:$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	  || exit 1; \
+	for s in $$new; do \
+	  [ -e $(SYSTEMD_UNITS)/$$s.service ] || [ -e $(INIT_D)/$$s ] || continue; \
+	  echo "stopping and disabling the $$s service that installing it started (the tests run their own)"; \
+	  systemctl disable --now $$s >/dev/null 2>&1 || true; \
+	  if [ -x $(INIT_D)/$$s ]; then $(INIT_D)/$$s stop >/dev/null 2>&1; update-rc.d $$s disable >/dev/null 2>&1; fi; \
+	done; true
 
 demo: $(VENV)/.core
 	$(VENV)/bin/tillflow demo $(DEMO_ARGS)

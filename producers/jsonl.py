@@ -50,17 +50,37 @@ def parse_line(text: str, model: type[Record]) -> Record:
         raise ValueError(str(exc)) from None
 
 
-def read_jsonl(path: Path, model: type[Record]) -> Iterator[Record | Reject]:
-    """Every non-blank line of ``path`` as a record or a :class:`Reject`, in file order."""
+def read_numbered(path: Path, model: type[Record]) -> Iterator[tuple[int, str, Record | Reject]]:
+    """Every non-blank line of ``path`` as (1-based number, text, record or :class:`Reject`), in file order."""
     with path.open(encoding="utf-8", errors="surrogateescape") as f:
         for number, raw in enumerate(f, start=1):
             text = raw.rstrip("\r\n")
             if not text.strip():
                 continue
+            readable = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             try:
-                yield parse_line(text, model)
+                yield number, readable, parse_line(text, model)
             except ValueError as exc:
-                yield Reject(number, str(exc), text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+                yield number, readable, Reject(number, str(exc), readable)
+
+
+def read_jsonl(path: Path, model: type[Record]) -> Iterator[Record | Reject]:
+    """Every non-blank line of ``path`` as a record or a :class:`Reject`, in file order."""
+    for _, _, item in read_numbered(path, model):
+        yield item
+
+
+def is_rejects_file(path: Path) -> bool:
+    """Whether ``path`` holds only rejects (JSON objects with line, reason and original), as produce writes."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            for raw in f:
+                entry = json.loads(raw)
+                if not isinstance(entry, dict) or set(entry) != {"line", "reason", "original"}:
+                    return False
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return True
 
 
 def default_rejects_path(path: Path) -> Path:

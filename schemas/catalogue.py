@@ -6,6 +6,7 @@ key path and the reason.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from datetime import time
 from pathlib import Path
@@ -14,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.models import Currency
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -63,7 +66,8 @@ class Store(_Strict):
     category: str
     mall_id: str | None = None
     tenant_id: str | None = None
-    currency: str = "EUR"
+    currency: Currency = "EUR"
+    """Active ISO 4217 code, upper case: the currency of the store's tickets."""
     opening_hours: dict[str, OpeningHours] | None = None
     """Per weekday (mon..sun); a missing weekday means closed. None: open all day every day."""
     zones: tuple[Zone, ...] = ()
@@ -75,6 +79,16 @@ class Store(_Strict):
             unknown = sorted(set(value) - set(WEEKDAYS))
             if unknown:
                 raise ValueError(f"unknown weekday(s) {unknown}; use {', '.join(WEEKDAYS)}")
+        return value
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_zones(cls, value: tuple[Zone, ...]) -> tuple[Zone, ...]:
+        seen: set[str] = set()
+        for zone in value:
+            if zone.id in seen:
+                raise ValueError(f"duplicate zone id {zone.id!r}")
+            seen.add(zone.id)
         return value
 
     @property
@@ -94,14 +108,42 @@ class Store(_Strict):
         raise KeyError(zone_id)
 
 
+# The per-camera settings a catalogue entry may carry besides its identity; the camera producer checks their
+# values (producers/camera/config.py, CameraSettings, whose fields these must stay: a test compares them).
+CAMERA_SETTING_KEYS = frozenset(
+    {
+        "source", "live", "detector", "weights", "imgsz", "conf", "nms_iou", "target_fps", "coordinates",
+        "door_line", "inside", "region", "anchor", "hysteresis", "min_area",
+    }
+)  # fmt: skip
+
+
 class Camera(_Strict):
+    """A camera: its identity, and camera settings as extra keys (only the names in CAMERA_SETTING_KEYS)."""
+
     model_config = ConfigDict(extra="allow", frozen=True)
-    """Extra keys are camera settings read by the camera producer (source, door line, detector...)."""
 
     id: str = Field(min_length=1)
     store_id: str
     zone_id: str | None = None
     role: Literal["entrance", "zone"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = CAMERA_SETTING_KEYS | set(cls.model_fields)
+            unknown = [key for key in data if key not in known]
+            if unknown:
+                hints = []
+                for key in unknown:
+                    close = difflib.get_close_matches(str(key), sorted(known), n=1)
+                    hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+                raise ValueError(
+                    f"unknown key(s) {', '.join(hints)}; a camera has {', '.join(cls.model_fields)} "
+                    f"and camera settings ({', '.join(sorted(CAMERA_SETTING_KEYS))})"
+                )
+        return data
 
     @model_validator(mode="after")
     def _role_matches_zone(self) -> Camera:

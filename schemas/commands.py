@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tillflow.console import err, fail, out
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 schemas_app = typer.Typer(
     help="The Avro contracts: compatibility with released versions, releasing, registering.", no_args_is_help=True
@@ -74,8 +77,10 @@ def schemas_register(
 ) -> None:
     """Register today's schemas under their subjects (<topic>-value) and print each id and version.
 
-    The registry enforces each subject's compatibility level; a refused schema is printed with the
-    registry's reasons and the command exits 1.
+    First sets each subject's compatibility level to BACKWARD (PUT /config/<subject>) unless it already
+    has BACKWARD or a stricter level that includes it (BACKWARD_TRANSITIVE, FULL, FULL_TRANSITIVE). The
+    registry enforces that level; a refused schema is printed with the registry's reasons and the command
+    exits 1.
     """
     from confluent_kafka.schema_registry import Schema
     from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -99,6 +104,7 @@ def schemas_register(
     for spec in TOPICS.values():
         schema = Schema(schema_text(spec.model.avro_name), "AVRO")
         try:
+            level = ensure_backward(client, spec.subject)
             schema_id = client.register_schema(spec.subject, schema)
             version = client.lookup_schema(spec.subject, schema).version
         except SchemaRegistryError as exc:
@@ -112,9 +118,32 @@ def schemas_register(
             continue
         except Exception as exc:
             fail(f"registry {url} not reachable: {exc}")
-        out.print(f"{spec.subject}: id {schema_id}, version {version}", highlight=False)
+        out.print(
+            f"{spec.subject}: id {schema_id}, version {version}, compatibility {level}", highlight=False, soft_wrap=True
+        )
     if refused:
         fail(f"{refused} schema(s) refused by {url}")
+
+
+# Levels under which every new version can read every older one (what BACKWARD promises, or more).
+BACKWARD_OR_STRICTER = frozenset({"BACKWARD", "BACKWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"})
+
+
+def ensure_backward(client: SchemaRegistryClient, subject: str) -> str:
+    """The subject's compatibility level after making sure it is BACKWARD or stricter; raises
+    SchemaRegistryError when the registry refuses to tell or to change it."""
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    try:
+        level = client.get_compatibility(subject)
+    except SchemaRegistryError as exc:
+        if exc.http_status_code != 404:  # 404: no subject-level setting, the global default applies
+            raise
+        level = None
+    if level in BACKWARD_OR_STRICTER:
+        return str(level)
+    client.set_compatibility(subject, "BACKWARD")
+    return "BACKWARD" + (f" (was {level})" if level else " (was the global default)")
 
 
 def register(app: typer.Typer) -> None:

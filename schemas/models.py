@@ -27,6 +27,13 @@ class PersonalDataError(ValueError):
     """A record carried a field that looks like customer personal data."""
 
 
+def _epoch_millis(millis: int | float) -> datetime:
+    try:
+        return datetime.fromtimestamp(millis / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"epoch milliseconds {millis} are out of range") from None
+
+
 def _to_utc(value: Any) -> Any:
     """Accept epoch milliseconds or ISO 8601 with an offset; refuse naive times.
 
@@ -36,11 +43,13 @@ def _to_utc(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("a timestamp must be epoch milliseconds or ISO 8601 with an offset")
     if isinstance(value, int | float):
-        value = datetime.fromtimestamp(value / 1000, tz=UTC)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"epoch milliseconds must be finite, got {value}")
+        value = _epoch_millis(value)
     elif isinstance(value, str):
         text = value.strip()
         if re.fullmatch(r"-?\d+", text):
-            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+            return _epoch_millis(int(text))
         try:
             value = datetime.fromisoformat(text)
         except ValueError as exc:
@@ -56,13 +65,60 @@ def _to_utc(value: Any) -> Any:
 UtcDatetime = Annotated[datetime, BeforeValidator(_to_utc)]
 
 
+# Active ISO 4217 currency codes (list one, 2025), without the fund, precious-metal, testing and "no currency"
+# codes (BOV, CHE, CHW, CLF, COU, MXV, USN, UYI, UYW, XAG, XAU, XBA-XBD, XDR, XPD, XPT, XSU, XTS, XUA, XXX):
+# no till takes payment in those. ANG and XCG are both listed while the Caribbean guilder replaces the
+# Antillean one.
+ISO_4217_CODES: frozenset[str] = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD
+    CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ
+    GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR
+    LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN
+    PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB
+    TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW
+    ZWG
+    """.split()  # noqa: SIM905
+)
+
+
 def _currency(value: str) -> str:
-    if not re.fullmatch(r"[A-Z]{3}", value):
-        raise ValueError(f"currency must be an ISO 4217 code such as EUR, got {value!r}")
+    if value not in ISO_4217_CODES:
+        hint = f" (codes are upper case: {value.upper()})" if value.upper() in ISO_4217_CODES else ""
+        raise ValueError(f"currency must be an active ISO 4217 code such as EUR, got {value!r}{hint}")
     return value
 
 
 Currency = Annotated[str, AfterValidator(_currency)]
+"""An active ISO 4217 currency code, upper case (EUR, INR, USD)."""
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"must not be empty or blank, got {value!r}")
+    return value
+
+
+Id = Annotated[str, AfterValidator(_not_blank)]
+"""An identifier: a string with at least one non-space character."""
+
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
+def _number_not_bool_or_text(value: Any) -> Any:
+    """Numbers stay numbers: ``true`` is not 1 and ``"5"`` is not 5 in a contract field."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+    return value
+
+
+Long = Annotated[int, BeforeValidator(_number_not_bool_or_text), Field(ge=LONG_MIN, le=LONG_MAX)]
+"""An Avro ``long``: a whole number in the signed 64-bit range."""
+Int = Annotated[int, BeforeValidator(_number_not_bool_or_text), Field(ge=INT_MIN, le=INT_MAX)]
+"""An Avro ``int``: a whole number in the signed 32-bit range."""
+Double = Annotated[float, BeforeValidator(_number_not_bool_or_text), Field(allow_inf_nan=False)]
+"""An Avro ``double`` that JSON can carry: finite, never NaN or infinity."""
 
 
 @cache
@@ -123,16 +179,16 @@ class Channel(StrEnum):
 
 class Payment(Record):
     method: PaymentMethod
-    amount: int
+    amount: Long
 
 
 class TicketLine(Record):
-    sku: str = Field(min_length=1)
+    sku: Id
     description: str | None = None
-    quantity: float
-    unit_price: int
-    discount_amount: int = 0
-    net_amount: int
+    quantity: Double
+    unit_price: Long
+    discount_amount: Long = 0
+    net_amount: Long
     category: str | None = None
 
 
@@ -151,18 +207,18 @@ class PosTicket(Record):
 
     avro_name: ClassVar[str] = "pos_ticket"
 
-    ticket_id: str = Field(min_length=1)
-    source: str = Field(min_length=1)
-    store_id: str = Field(min_length=1)
+    ticket_id: Id
+    source: Id
+    store_id: Id
     tenant_id: str | None = None
     terminal_id: str | None = None
     kind: TicketKind
     occurred_at: UtcDatetime
     currency: Currency
-    gross_amount: int
-    net_amount: int
-    tax_amount: int
-    discount_amount: int
+    gross_amount: Long
+    net_amount: Long
+    tax_amount: Long
+    discount_amount: Long
     payments: tuple[Payment, ...] = ()
     channel: Channel = Channel.IN_STORE
     lines: tuple[TicketLine, ...] = ()
@@ -212,14 +268,14 @@ class CameraCount(Record):
 
     avro_name: ClassVar[str] = "camera_count"
 
-    camera_id: str = Field(min_length=1)
-    store_id: str = Field(min_length=1)
+    camera_id: Id
+    store_id: Id
     zone_id: str | None = None
     frame_ts: UtcDatetime
-    frame_seq: int = Field(ge=0)
-    people_in_frame: int = Field(ge=0)
-    entries: int = Field(ge=0)
-    exits: int = Field(ge=0)
+    frame_seq: Long = Field(ge=0)
+    people_in_frame: Int = Field(ge=0)
+    entries: Int = Field(ge=0)
+    exits: Int = Field(ge=0)
     detector: str
 
 
@@ -236,30 +292,30 @@ class HourlyConversion(Record):
     hour_start: UtcDatetime
     local_hour: str
     timezone: str
-    currency: str | None = None
-    visitors: int
-    exits: int
-    transactions: int
-    net_revenue: int
-    gross_revenue: int = 0
-    discount_amount: int = 0
-    units: float = 0.0
-    refunds: int
-    refund_amount: int = 0
-    voids: int
-    employee_sales: int
-    cash_amount: int = 0
-    conversion: float | None = None
-    avg_ticket: float | None = None
-    units_per_transaction: float | None = None
-    revenue_per_visitor: float | None = None
-    revenue_per_m2: float | None = None
-    void_rate: float | None = None
-    discount_rate: float | None = None
-    cash_share: float | None = None
+    currency: Currency | None = None
+    visitors: Long
+    exits: Long
+    transactions: Long
+    net_revenue: Long
+    gross_revenue: Long = 0
+    discount_amount: Long = 0
+    units: Double = 0.0
+    refunds: Long
+    refund_amount: Long = 0
+    voids: Long
+    employee_sales: Long
+    cash_amount: Long = 0
+    conversion: Double | None = None
+    avg_ticket: Double | None = None
+    units_per_transaction: Double | None = None
+    revenue_per_visitor: Double | None = None
+    revenue_per_m2: Double | None = None
+    void_rate: Double | None = None
+    discount_rate: Double | None = None
+    cash_share: Double | None = None
     quality_flags: tuple[str, ...] = ()
     is_final: bool
-    revision: int = Field(ge=0)
+    revision: Int = Field(ge=0)
     updated_at: UtcDatetime
 
 
@@ -295,8 +351,8 @@ class Alert(Record):
     tenant_id: str | None = None
     mall_id: str | None = None
     hour_start: UtcDatetime
-    observed: float | None = None
-    expected: float | None = None
+    observed: Double | None = None
+    expected: Double | None = None
     message: str
     fired_at: UtcDatetime
     details: dict[str, str] = Field(default_factory=dict)

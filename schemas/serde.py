@@ -30,6 +30,11 @@ class DecodeError(ValueError):
     """Bytes that are not a Confluent-framed Avro record tillflow can read."""
 
 
+class EncodeError(ValueError):
+    """A record that the topic's Avro schema cannot hold (a string that is not valid Unicode, a number out of
+    range in a dict written as it is): the record's fault, not the registry's or the broker's."""
+
+
 class RegistryUnavailable(RuntimeError):
     """The registry could not answer (down, unreachable, 5xx): retry later; the record itself may be fine.
 
@@ -86,11 +91,18 @@ class TopicSerde:
         return self._writer_id
 
     def encode(self, record: Record | dict[str, Any]) -> bytes:
-        """Frame one record; a model is converted with ``to_avro``, a dict is written as it is."""
+        """Frame one record; a model is converted with ``to_avro``, a dict is written as it is.
+
+        Raises :class:`EncodeError` naming the reason when the schema cannot hold the record; registry
+        errors (getting the schema id) pass through as they are.
+        """
         datum = record.to_avro() if isinstance(record, Record) else record
         buf = io.BytesIO()
         buf.write(_HEADER.pack(MAGIC, self.schema_id))
-        fastavro.schemaless_writer(buf, self.reader_schema, datum)
+        try:
+            fastavro.schemaless_writer(buf, self.reader_schema, datum)
+        except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as exc:
+            raise EncodeError(f"cannot be written as Avro {self.spec.model.__name__}: {exc}") from exc
         return buf.getvalue()
 
     def _writer(self, schema_id: int) -> Any:

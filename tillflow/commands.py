@@ -66,6 +66,9 @@ def dev_status() -> None:
         table.add_row("kafka", "-", st["kafka"]["bootstrap"], "healthy" if st["kafka"]["healthy"] else "down")
         table.add_row("registry", "-", st["registry"]["url"], "healthy" if st["registry"]["healthy"] else "down")
     out.print(table)
+    for name in ("kafka", "registry"):
+        if st[name].get("problem"):
+            err.print(f"{name}: {st[name]['problem']}", highlight=False, soft_wrap=True)
     if st.get("topics"):
         topics = Table("topic", "partitions")
         for name, parts in st["topics"].items():
@@ -103,22 +106,28 @@ def demo(
 ) -> None:
     """Run the whole pipeline locally: a simulated estate, live conversion and alerts, then a summary.
 
-    Starts a fresh local stack under <state_dir>/demo, the stream worker and the simulator (one day
-    compressed into --day-seconds, with a sales drop, a silent POS feed, a dead camera, late and duplicated
-    events injected), and shows conversion per store and alerts as they update. Finishes by itself once
-    every hour is final (or after --timeout); --keep-running keeps it up until Ctrl-C.
+    Starts a fresh local stack under <state_dir>/demo, the stream worker, the ClickHouse sink (embedded
+    chDB) and the simulator (one day compressed into --day-seconds, with a sales drop, a silent POS feed, a
+    dead camera, late and duplicated events injected), and shows conversion per store and alerts as they
+    update. Finishes by itself once every hour is final (or after --timeout); --keep-running keeps it up
+    until Ctrl-C, which stops everything in order and prints the summary. Always local: a configured
+    Kafka, registry or ClickHouse (TILLFLOW_KAFKA_BOOTSTRAP, TILLFLOW_REGISTRY_URL, TILLFLOW_CLICKHOUSE_URL
+    and their security settings) is ignored.
     """
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, date, datetime, timedelta
 
     from tillflow import demo as demo_mod
 
-    settings = load_settings()
     if day:
-        when = datetime.fromisoformat(day).date()
+        try:
+            when = date.fromisoformat(day)
+        except ValueError:
+            raise typer.BadParameter(f"{day!r} is not a date: use YYYY-MM-DD", param_hint="'--date'") from None
     else:
         when = datetime.now(UTC).date() - timedelta(days=1)
         while when.weekday() == 6:
             when -= timedelta(days=1)
+    settings = load_settings()
     try:
         result = demo_mod.run(settings, when, seed, fps, day_seconds, keep_running, timeout)
     except RuntimeError as exc:

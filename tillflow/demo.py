@@ -10,26 +10,29 @@ everything up until Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import yaml
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
 
 from schemas.serde import TopicSerde, registry_client
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from tillflow import devstack
 from tillflow.board import Board
 from tillflow.kafka import consumer_config, endpoints
-from tillflow.settings import Settings
+from tillflow.settings import CONFIG_ENV, Settings
 
 
 def demo_incidents(day: date) -> list[str]:
@@ -60,6 +63,8 @@ class DemoProcess:
 
 
 def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> DemoProcess:
+    """Start ``tillflow ARGS`` in a session of its own: Ctrl-C in the terminal reaches the demo only, which
+    then stops the processes in order (simulator, worker, then the sink once it has read everything)."""
     log = logs / f"{name}.log"
     with log.open("ab") as fh:
         proc = subprocess.Popen(
@@ -68,19 +73,71 @@ def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> DemoP
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            start_new_session=True,
         )
     return DemoProcess(name, proc, log)
 
 
+# Settings that point at a real cluster, registry or ClickHouse server, or only make sense there. The demo
+# always runs on its own fresh local stack and embedded chDB: it resets these, for itself and its processes.
+REMOTE_SETTINGS = (
+    "kafka_bootstrap",
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_ca_location",
+    "kafka_ssl_certificate_location",
+    "kafka_ssl_key_location",
+    "kafka_client_config",
+    "topic_replication_factor",
+    "registry_url",
+    "registry_basic_auth",
+    "registry_ssl_ca_location",
+    "clickhouse_url",
+)
+
+
 def fresh_settings(base: Settings) -> Settings:
-    """The demo's own state directory, wiped so each run starts from empty topics."""
+    """The demo's settings: local only (REMOTE_SETTINGS at their defaults), in its own state directory,
+    wiped so each run starts from empty topics."""
     state = base.state_dir / "demo"
-    demo = base.model_copy(update={"state_dir": state})
-    if not base.kafka_bootstrap:
-        devstack.down(demo)
-        shutil.rmtree(state, ignore_errors=True)
+    local = {name: Settings.model_fields[name].get_default(call_default_factory=True) for name in REMOTE_SETTINGS}
+    demo = base.model_copy(update={**local, "state_dir": state})
+    devstack.down(demo)
+    shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True, exist_ok=True)
     return demo
+
+
+def child_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the demo's processes: ``environ`` without the TILLFLOW_* variables of
+    REMOTE_SETTINGS, and TILLFLOW_CONFIG naming a file written from ``settings`` (so what came from the
+    user's config file reaches them too, except the remote settings; secrets are left out)."""
+    remote = {f"TILLFLOW_{name}".upper() for name in REMOTE_SETTINGS}
+    env = {k: v for k, v in environ.items() if k.upper() not in remote}
+    values = {
+        name: value
+        for name, value in settings.model_dump(mode="json", exclude_defaults=True).items()
+        if name not in REMOTE_SETTINGS and not isinstance(getattr(settings, name), SecretStr)
+    }
+    config = settings.state_dir / "demo-settings.yaml"
+    config.write_text(
+        "# Written by `tillflow demo` for its processes: the configuration without remote endpoints.\n"
+        + yaml.safe_dump(values, sort_keys=True)
+    )
+    env.update(
+        {
+            CONFIG_ENV: str(config),
+            "TILLFLOW_STATE_DIR": str(settings.state_dir),
+            "TILLFLOW_CATALOGUE": str(settings.catalogue),
+            "TILLFLOW_STREAMS_IDLE_CLOSE_S": "5",
+            # A simulated hour passes in seconds: wait for both inputs before closing an hour (docs/streams.md).
+            "TILLFLOW_STREAMS_STREAM_SKEW_S": "0",
+            "TILLFLOW_STREAMS_LIVE_THROTTLE_S": "1",
+        }
+    )
+    return env
 
 
 class OutputReader:
@@ -138,61 +195,81 @@ def run(
     keep_running: bool,
     timeout: float,
 ) -> dict[str, Any]:
-    """Run the demo; returns the board and what happened (for the summary and for tests)."""
+    """Run the demo; returns the board and what happened (for the summary and for tests).
+
+    Ctrl-C (SIGINT), SIGTERM and SIGHUP end the run the same way as finishing: processes stopped in order,
+    the stack stopped, the result returned for the summary.
+    """
+    settings = fresh_settings(base)
+    logs = settings.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = child_env(settings, os.environ)
+    board = Board()
+    sizes: dict[str, int] = {}
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while stopping: the summary still comes
+            _run(settings, env, logs, board, sizes, simulate_args(day, seed, fps, day_seconds), keep_running, timeout)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return {"board": board, "sizes": sizes, "incidents": demo_incidents(day), "env": env, "day": day}
+
+
+def simulate_args(day: date, seed: int, fps: float, day_seconds: float) -> list[str]:
+    """`tillflow simulate` arguments for the demo's day, compressed into ``day_seconds``, with its incidents."""
+    args = ["simulate", "--seed", str(seed), "--start", day.isoformat(), "--days", "1", "--fps", str(fps),
+            "--speed", str(86400 / day_seconds), "--quiet"]  # fmt: skip
+    for incident in demo_incidents(day):
+        args += ["--incident", incident]
+    return args
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(
+    settings: Settings,
+    env: dict[str, str],
+    logs: Path,
+    board: Board,
+    sizes: dict[str, int],
+    sim_args: list[str],
+    keep_running: bool,
+    timeout: float,
+) -> None:
+    """Start the stack and the processes, fill ``board`` and ``sizes`` (of the input topics) until done;
+    stop everything on the way out, also when interrupted."""
     from rich.live import Live
     from rich.text import Text
 
     from tillflow.console import err, out
 
-    settings = fresh_settings(base)
-    logs = settings.state_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     err.print(f"starting the local stack under {settings.state_dir} ...")
-    stack = devstack.up(settings, timeout=60)
-    env = dict(os.environ)
-    env.update(
-        {
-            "TILLFLOW_STATE_DIR": str(settings.state_dir),
-            "TILLFLOW_CATALOGUE": str(settings.catalogue),
-            "TILLFLOW_STREAMS_IDLE_CLOSE_S": "5",
-            # A simulated hour passes in seconds: wait for both inputs before closing an hour (docs/streams.md).
-            "TILLFLOW_STREAMS_STREAM_SKEW_S": "0",
-            "TILLFLOW_STREAMS_LIVE_THROTTLE_S": "1",
-        }
-    )
-    worker = _spawn("worker", ["worker"], env, logs)
-    sink = _spawn("sink", ["sink", "clickhouse"], env, logs)
-    sim_args = [
-        "simulate",
-        "--seed",
-        str(seed),
-        "--start",
-        day.isoformat(),
-        "--days",
-        "1",
-        "--fps",
-        str(fps),
-        "--speed",
-        str(86400 / day_seconds),
-        "--quiet",
-    ]
-    for incident in demo_incidents(day):
-        sim_args += ["--incident", incident]
-    simulator = _spawn("simulate", sim_args, env, logs)
-    board = Board()
-    reader = OutputReader(settings)
-    # These read the groups' committed offsets only: they never subscribe, so they never join the groups.
-    bootstrap = endpoints(settings).bootstrap
-    worker_group = Consumer(consumer_config(settings, settings.streams_app_id, bootstrap))
-    sink_group = Consumer(consumer_config(settings, settings.sink_group_id, bootstrap))
-    started = time.monotonic()
-    sizes: dict[str, int] = {}
-    quiet_since: float | None = None
+    procs: list[DemoProcess] = []
+    reader: OutputReader | None = None
+    groups: list[Consumer] = []
     try:
+        devstack.up(settings, timeout=60)
+        worker = _spawn("worker", ["worker"], env, logs)
+        procs.append(worker)
+        sink = _spawn("sink", ["sink", "clickhouse"], env, logs)
+        procs.append(sink)
+        simulator = _spawn("simulate", sim_args, env, logs)
+        procs.insert(0, simulator)
+        reader = OutputReader(settings)
+        # These read the groups' committed offsets only: they never subscribe, so they never join the groups.
+        bootstrap = endpoints(settings).bootstrap
+        worker_group = Consumer(consumer_config(settings, settings.streams_app_id, bootstrap))
+        sink_group = Consumer(consumer_config(settings, settings.sink_group_id, bootstrap))
+        groups += [worker_group, sink_group]
+        started = time.monotonic()
+        quiet_since: float | None = None
         with Live(board.render(), console=out, refresh_per_second=2, transient=False) as live:
             while True:
                 got = reader.poll(board, 0.5)
-                sizes = reader.input_sizes()
+                sizes.update(reader.input_sizes())
                 elapsed = time.monotonic() - started
                 status = (
                     f"{elapsed:5.0f}s  tickets in: {sizes[POS_TICKETS]:,}  camera frames in: "
@@ -218,17 +295,36 @@ def run(
                     err.print(f"stopping after {timeout:.0f}s (--timeout)")
                     break
     except KeyboardInterrupt:
-        pass
+        err.print("interrupted: stopping the simulator, the worker and the sink ...")
     finally:
-        simulator.stop()
-        worker.stop()
-        _drain(sink, lambda: reader.lag(sink_group, (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)))
-        reader.close()
-        worker_group.close()
-        sink_group.close()
-        if not stack.get("external"):
-            devstack.down(settings)
-    return {"board": board, "sizes": sizes, "incidents": demo_incidents(day), "env": env, "day": day}
+        _stop_all(settings, procs, reader, groups)
+
+
+def _stop_all(
+    settings: Settings, procs: list[DemoProcess], reader: OutputReader | None, groups: list[Consumer]
+) -> None:
+    """Stop the simulator and the worker, let the sink read everything there is, close the clients, stop the
+    stack. A second Ctrl-C meanwhile leaves no process behind: each is killed before it propagates."""
+    try:
+        for proc in procs:
+            if proc.name != "sink":
+                proc.stop()
+        sink = next((p for p in procs if p.name == "sink"), None)
+        if sink is not None:
+            if reader is not None and len(groups) == 2:
+                topics = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)
+                _drain(sink, lambda: reader.lag(groups[1], topics))
+            sink.stop()
+    finally:
+        for proc in procs:
+            if proc.proc.poll() is None:
+                proc.proc.kill()
+                proc.proc.wait()
+        if reader is not None:
+            reader.close()
+        for group in groups:
+            group.close()
+        devstack.down(settings)
 
 
 def _drain(sink: DemoProcess, lag: Callable[[], int], timeout: float = 60.0) -> None:

@@ -91,21 +91,45 @@ class Component:
         return _alive(self.pid) and self.marker in _cmdline(self.pid)
 
 
-def kafka_healthy(bootstrap: str, timeout: float = 2.0) -> bool:
+def kafka_problem(bootstrap: str, timeout: float = 2.0, settings: Settings | None = None) -> str | None:
+    """Why the broker does not answer a metadata request (None: it does). With ``settings``, the client
+    carries their security settings (SASL, TLS), as every other client does. librdkafka's own log is off:
+    a probe that is refused while the broker starts is expected, not worth a line on the terminal."""
+    from tillflow.kafka import client_config
+
+    conf: dict[str, Any] = client_config(settings, bootstrap) if settings else {"bootstrap.servers": bootstrap}
+    conf.update({"socket.timeout.ms": int(timeout * 1000), "log_level": 0})
     try:
-        AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)}).list_topics(
-            timeout=timeout
-        )
-        return True
-    except Exception:
-        return False
+        AdminClient(conf).list_topics(timeout=timeout)
+    except Exception as exc:
+        return str(exc)
+    return None
 
 
-def registry_healthy(url: str, timeout: float = 2.0) -> bool:
+def kafka_healthy(bootstrap: str, timeout: float = 2.0, settings: Settings | None = None) -> bool:
+    return kafka_problem(bootstrap, timeout, settings) is None
+
+
+def registry_problem(url: str, timeout: float = 2.0, settings: Settings | None = None) -> str | None:
+    """Why the registry does not list its subjects (None: it does), with the registry's basic auth and CA
+    from ``settings``."""
+    auth: tuple[str, str] | None = None
+    verify: str | bool = True
+    if settings is not None:
+        if settings.registry_basic_auth:
+            user, _, password = settings.registry_basic_auth.get_secret_value().partition(":")
+            auth = (user, password)
+        if settings.registry_ssl_ca_location:
+            verify = str(settings.registry_ssl_ca_location)
     try:
-        return requests.get(f"{url}/subjects", timeout=timeout).status_code == 200
-    except requests.RequestException:
-        return False
+        response = requests.get(f"{url}/subjects", timeout=timeout, auth=auth, verify=verify)
+    except requests.RequestException as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if response.status_code == 200 else f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def registry_healthy(url: str, timeout: float = 2.0, settings: Settings | None = None) -> bool:
+    return registry_problem(url, timeout, settings) is None
 
 
 def _wait(check: Any, what: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
@@ -263,8 +287,10 @@ def status(settings: Settings) -> dict[str, Any]:
                 {"name": c.name, "pid": c.pid, "port": c.port, "running": c.running} for c in components(stack)
             ],
         }
-    result["kafka"] = {"bootstrap": bootstrap, "healthy": kafka_healthy(bootstrap)}
-    result["registry"] = {"url": url, "healthy": bool(url) and registry_healthy(url)}
+    kafka_error = kafka_problem(bootstrap, settings=settings)
+    registry_error = registry_problem(url, settings=settings) if url else "no registry URL configured"
+    result["kafka"] = {"bootstrap": bootstrap, "healthy": kafka_error is None, "problem": kafka_error}
+    result["registry"] = {"url": url, "healthy": registry_error is None, "problem": registry_error}
     result["running"] = result["kafka"]["healthy"] and result["registry"]["healthy"]
     if result["kafka"]["healthy"]:
         from tillflow.kafka import client_config

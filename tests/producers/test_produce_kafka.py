@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from producers.simulator import SimulationConfig, simulate
 from schemas.models import CameraCount, PosTicket
 from schemas.serde import TopicSerde, registry_client
-from tests.producers.test_jsonl import bad_file
+from tests.producers.test_jsonl import GOOD_TICKET, bad_file
 from tillflow.cli import app
 from tillflow.kafka import consumer_config, endpoints
 from tillflow.settings import Settings
@@ -103,6 +103,47 @@ def test_produce_a_clean_file_exits_zero(stack_env: Settings, tmp_path: Path) ->
     assert unknown.exit_code == 1 and "unknown topic 'nope'" in unknown.output
 
 
+def test_produce_rejects_what_avro_cannot_hold_and_sends_the_rest(stack_env: Settings, tmp_path: Path) -> None:
+    """Out-of-range numbers, booleans, NaN and strings UTF-8 cannot hold are rejects, not a crash; the good
+    lines around them are delivered. A later clean run of the same file removes the stale rejects file."""
+    line = GOOD_TICKET["lines"][0]  # type: ignore[index]
+    rows = [
+        {**GOOD_TICKET, "ticket_id": "big-1"},
+        {**GOOD_TICKET, "ticket_id": "big-2", "gross_amount": 2**70},
+        {**GOOD_TICKET, "ticket_id": "big-3", "tax_amount": True},
+        {**GOOD_TICKET, "ticket_id": "big-4", "lines": [{**line, "quantity": float("nan")}]},
+        {**GOOD_TICKET, "ticket_id": "big-5", "lines": [{**line, "description": "caf\udc80"}]},
+        {**GOOD_TICKET, "ticket_id": "big-6"},
+    ]
+    path = tmp_path / "edge.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    before = watermarks(stack_env, "pos.tickets")
+    result = CliRunner().invoke(app, ["produce", "-t", "pos.tickets", str(path)])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "2 records sent to pos.tickets" in text and "4 line(s) rejected" in text
+    rejects_path = tmp_path / "edge.rejects.jsonl"
+    rejects = [json.loads(x) for x in rejects_path.read_text().splitlines()]
+    assert [(r["line"], r["original"]) for r in rejects] == [(n, json.dumps(rows[n - 1])) for n in (2, 3, 4, 5)]
+    reasons = [r["reason"] for r in rejects]
+    assert reasons[0] == "gross_amount: Input should be less than or equal to 9223372036854775807"
+    assert reasons[1] == "tax_amount: expected a number, got bool True"
+    assert reasons[2] == "lines.0.quantity: Input should be a finite number"
+    assert reasons[3].startswith("cannot be written as Avro PosTicket: 'utf-8' codec can't encode")
+    messages = read_topic(stack_env, "pos.tickets", before)
+    serde = TopicSerde(registry_client(endpoints(stack_env).registry_url), "pos.tickets")
+    assert sorted(serde.decode_model(v).ticket_id for _, v in messages) == ["big-1", "big-6"]  # type: ignore[attr-defined]
+
+    path.write_text(json.dumps(rows[0]) + "\n")
+    again = CliRunner().invoke(app, ["produce", "-t", "pos.tickets", str(path)])
+    assert again.exit_code == 0, again.output
+    assert not rejects_path.exists() and "removed" in again.output
+    not_rejects = tmp_path / "notes.txt"
+    not_rejects.write_text("my notes\n")  # a --rejects path that is no rejects file is left alone
+    kept = CliRunner().invoke(app, ["produce", "-t", "pos.tickets", "--rejects", str(not_rejects), str(path)])
+    assert kept.exit_code == 0 and not_rejects.read_text() == "my notes\n"
+
+
 def test_simulate_to_kafka_delivers_every_event(stack_env: Settings, small_catalogue_file: Path) -> None:
     before = {t: watermarks(stack_env, t) for t in ("pos.tickets", "camera.counts")}
     args = ["simulate", "--catalogue", str(small_catalogue_file), "--start", "2026-03-30", "--seed", "4",
@@ -121,3 +162,48 @@ def test_simulate_to_kafka_delivers_every_event(stack_env: Settings, small_catal
         key = (lambda r: (r.ticket_id, r.ingested_at)) if model is PosTicket else (lambda r: (r.camera_id, r.frame_seq))
         assert sorted(map(key, got)) == sorted(map(key, sent))  # type: ignore[arg-type]
         assert {type(r) for r in got} == {model}
+
+
+def _partitions_by_key(settings: Settings, topic: str, since: dict[int, int]) -> dict[bytes, set[int]]:
+    """Each key of the messages ``topic`` got since offsets ``since``, with the partitions it landed on."""
+    ends = watermarks(settings, topic)
+    consumer = _consumer(settings)
+    try:
+        consumer.assign([TopicPartition(topic, p, since.get(p, 0)) for p in ends])
+        found: dict[bytes, set[int]] = {}
+        left = sum(end - since.get(p, 0) for p, end in ends.items())
+        deadline = time.monotonic() + 30
+        while left > 0 and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            found.setdefault(msg.key(), set()).add(msg.partition())
+            left -= 1
+        assert left == 0, f"timed out reading {topic}"
+        return found
+    finally:
+        consumer.close()
+
+
+def test_a_stores_tickets_and_camera_counts_share_a_partition_number(
+    stack_env: Settings, small_catalogue_file: Path
+) -> None:
+    """`tillflow simulate`'s producer path keys both topics by store and partitions like Java clients
+    (murmur2, as Faust, Debezium and Kafka Connect do): a store's events meet in one stream task."""
+    from aiokafka.partitioner import murmur2
+
+    topics = ("pos.tickets", "camera.counts")
+    before = {t: watermarks(stack_env, t) for t in topics}
+    args = ["simulate", "--catalogue", str(small_catalogue_file), "--start", "2026-03-31", "--seed", "5",
+            "--fps", "0.05", "--fast", "-q"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    tickets, counts = (_partitions_by_key(stack_env, t, before[t]) for t in topics)
+    stores = {s.encode() for s in ("ber-fashion", "kol-food", "ktm-sports", "ber-24h")}
+    assert set(tickets) == set(counts) == stores
+    partitions = len(watermarks(stack_env, "pos.tickets"))
+    assert partitions == len(watermarks(stack_env, "camera.counts")) == 3
+    for store in stores:
+        java = (murmur2(store) & 0x7FFFFFFF) % partitions
+        assert tickets[store] == counts[store] == {java}, store
+    assert len({p for ps in tickets.values() for p in ps}) > 1  # the stores really are spread over partitions

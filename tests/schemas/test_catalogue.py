@@ -51,6 +51,17 @@ def test_parses_and_answers_lookups():
         (lambda d: d["cameras"][0].update(store_id="nope"), "cameras[0].store_id: no store 'nope'"),
         (lambda d: d["cameras"][1].update(zone_id="z9"), "cameras[1].zone_id: store 's1' has no zone 'z9'"),
         (lambda d: d["cameras"][0].update(zone_id="z1"), "an entrance camera has zone_id null"),
+        (lambda d: d["stores"][1].update(currency="eur"), "stores[1].currency: currency must be an active ISO 4217"),
+        (lambda d: d["stores"][1].update(currency="ABC"), "got 'ABC'"),
+        (
+            lambda d: d["stores"][0]["zones"].append({"id": "z1", "area_m2": 5}),
+            "stores[0].zones: duplicate zone id 'z1'",
+        ),
+        (
+            lambda d: d["cameras"][0].update(zoneid="z1"),
+            "cameras[0]: unknown key(s) 'zoneid' (did you mean 'zone_id'?)",
+        ),
+        (lambda d: d["cameras"][1].update(sourse="rtsp://x"), "'sourse' (did you mean 'source'?)"),
         (
             lambda d: d["stores"][0]["opening_hours"].update(monday={"open": "09:00", "close": "10:00"}),
             "unknown weekday(s) ['monday']",
@@ -74,6 +85,36 @@ def test_errors_name_file_key_and_reason(tmp_path: Path, mutate, message):
         load_catalogue(path)
     assert str(path) in str(info.value)
     assert message in str(info.value)
+
+
+def test_camera_setting_keys_are_the_camera_producer_settings():
+    """The catalogue lets through exactly the keys the camera producer reads (and checks the values of)."""
+    from producers.camera.config import CameraSettings
+    from schemas.catalogue import CAMERA_SETTING_KEYS
+
+    assert set(CameraSettings.model_fields) == CAMERA_SETTING_KEYS
+
+
+def test_a_currency_the_catalogue_accepts_is_one_tickets_accept():
+    """`catalogue validate` and `simulate` agree: a store's currency passes both or neither."""
+    from pydantic import ValidationError
+
+    from schemas.models import ISO_4217_CODES, PosTicket
+    from tests.producers.test_jsonl import GOOD_TICKET
+
+    for code in [*sorted(ISO_4217_CODES), "eur", "XAU", "EURO", "", "ABC"]:
+        data = {"stores": [{**GOOD["stores"][1], "currency": code}]}
+        try:
+            parse_catalogue(data)
+            in_catalogue = True
+        except CatalogueError:
+            in_catalogue = False
+        try:
+            PosTicket.model_validate({**GOOD_TICKET, "currency": code})
+            on_tickets = True
+        except ValidationError:
+            on_tickets = False
+        assert in_catalogue == on_tickets == (code in ISO_4217_CODES), code
 
 
 def test_toml_and_unreadable_files(tmp_path: Path):

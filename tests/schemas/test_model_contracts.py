@@ -9,8 +9,9 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+import annotated_types
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticUndefined
 
 from schemas.models import Record
@@ -105,6 +106,39 @@ def _check_record(avro: dict[str, Any], model: type[BaseModel], where: str) -> N
             assert model_default is not PydanticUndefined
             assert _as_json(model_default) == spec["default"], f"{where}.{name}: defaults differ"
         _check_type(avro_type, annotation, f"{where}.{name}")
+        _check_range(avro_type, info, f"{where}.{name}")
+
+
+# Values each Avro number type must accept and refuse (JSON gives Python ints of any size, bools and NaN).
+AVRO_RANGES: dict[str, tuple[list[Any], list[Any]]] = {
+    "long": ([-(2**63), 2**63 - 1], [2**63, -(2**63) - 1, 2**70, True, "5", 1.5]),
+    "int": ([2**31 - 1], [2**31, 2**63 - 1, True, "5"]),
+    "double": ([0.5, -1e300], [float("nan"), float("inf"), float("-inf"), True, "0.5"]),
+}
+
+
+def _check_range(avro: Any, info: Any, where: str) -> None:
+    """The model refuses what the Avro type cannot hold (fastavro would fail at encode time)."""
+    if isinstance(avro, dict) and "logicalType" not in avro:
+        avro = avro["type"]
+    if not isinstance(avro, str) or avro not in AVRO_RANGES:
+        return
+    adapter = TypeAdapter(info.rebuild_annotation())
+    good, bad = AVRO_RANGES[avro]
+    lower = next((m.ge for m in info.metadata if isinstance(m, annotated_types.Ge) and m.ge >= 0), None)
+    for value in good:
+        if lower is None or value >= lower:
+            assert _accepts(adapter, value), f"{where}: Avro {avro} field refuses {value!r}"
+    for value in bad:
+        assert not _accepts(adapter, value), f"{where}: Avro {avro} field accepts {value!r}"
+
+
+def _accepts(adapter: TypeAdapter[Any], value: Any) -> bool:
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize("topic", sorted(TOPICS))
@@ -125,6 +159,7 @@ def test_the_check_catches_drift() -> None:
         lambda s: s["fields"][0].update(type=["null", "string"], default=None),
         lambda s: s["fields"][4].update(type="string"),
         lambda s: s["fields"].pop(),
+        lambda s: s["fields"][5].update(type="long"),  # people_in_frame: the model's int range is too narrow
     ]
     for mutate in mutations:
         changed = json.loads(json.dumps(avsc))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from typer.testing import CliRunner
 
 from schemas.serde import schema_text
@@ -24,8 +25,34 @@ def test_register_puts_every_contract_under_its_subject(registry_url: str) -> No
         latest = client.get_latest_version(spec.subject)
         assert json.loads(latest.schema.schema_str) == json.loads(schema_text(spec.model.avro_name))
         assert f"{spec.subject}: id {latest.schema_id}, version {latest.version}" in result.output
+        assert client.get_compatibility(spec.subject) == "BACKWARD"
     again = CliRunner().invoke(app, ["schemas", "register", "--url", registry_url])
-    assert again.exit_code == 0 and again.output == result.output  # idempotent: same ids and versions
+    assert again.exit_code == 0
+    ids = [line.split(", compatibility")[0] for line in result.output.splitlines()]
+    assert [line.split(", compatibility")[0] for line in again.output.splitlines()] == ids  # same ids, versions
+    assert "compatibility BACKWARD\n" in again.output and "(was" not in again.output
+
+
+def test_register_sets_backward_compatibility_unless_stricter(tmp_path: Path) -> None:
+    """A subject left at NONE becomes BACKWARD (and the registry then enforces it); a stricter level stays."""
+    server = RegistryProcess(tmp_path / "registry").start()
+    try:
+        client = SchemaRegistryClient({"url": server.url})
+        client.set_compatibility("camera.counts-value", "NONE")
+        client.set_compatibility("alerts-value", "FULL_TRANSITIVE")
+        result = CliRunner().invoke(app, ["schemas", "register", "--url", server.url])
+        assert result.exit_code == 0, result.output
+        assert "compatibility BACKWARD (was NONE)" in result.output
+        assert "compatibility BACKWARD (was the global default)" in result.output
+        assert client.get_compatibility("camera.counts-value") == "BACKWARD"
+        assert client.get_compatibility("alerts-value") == "FULL_TRANSITIVE"
+        incompatible = json.loads(schema_text("camera_count"))
+        incompatible["fields"].append({"name": "lens", "type": "string"})  # no default: old records unreadable
+        with pytest.raises(SchemaRegistryError) as refused:
+            client.register_schema("camera.counts-value", Schema(json.dumps(incompatible), "AVRO"))
+        assert refused.value.http_status_code == 409
+    finally:
+        server.stop()
 
 
 def test_register_reports_a_refused_schema_and_exits_nonzero(tmp_path: Path) -> None:

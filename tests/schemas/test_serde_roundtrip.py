@@ -29,7 +29,7 @@ from schemas.models import (
     TicketKind,
     TicketLine,
 )
-from schemas.serde import DecodeError, RegistryUnavailable, TopicSerde, schema_text
+from schemas.serde import DecodeError, EncodeError, RegistryUnavailable, TopicSerde, schema_text
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from tillflow.registry.process import RegistryProcess
 
@@ -258,9 +258,40 @@ def test_json_timestamps_accept_iso_with_offset_and_epoch_millis() -> None:
     epoch_text = CameraCount.model_validate({**base, "frame_ts": "1774746000123"})
     assert iso.frame_ts == zulu.frame_ts == epoch.frame_ts == epoch_text.frame_ts == T0
     assert iso.to_json()["frame_ts"].startswith("2026-03-29T01:00:00.123")
-    for bad in ("2026-03-29T03:00:00", "yesterday", True):
-        with pytest.raises(ValidationError):
+    for bad in ("2026-03-29T03:00:00", "yesterday", True, 10**20, "-99999999999999999999", float("nan")):
+        with pytest.raises(ValidationError, match="frame_ts"):
             CameraCount.model_validate({**base, "frame_ts": bad})
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"currency": "eur"}, "codes are upper case: EUR"),
+        ({"currency": "XYZ"}, "active ISO 4217 code"),
+        ({"currency": "XAU"}, "active ISO 4217 code"),  # gold: a code, but no till takes it
+        ({"ticket_id": " "}, "must not be empty or blank"),
+        ({"store_id": ""}, "must not be empty or blank"),
+        ({"gross_amount": 2**70}, "less than or equal to 9223372036854775807"),
+        ({"tax_amount": True}, "expected a number, got bool"),
+        ({"tax_amount": "1234"}, "expected a number, got str"),
+        ({"lines": [{"sku": "A", "quantity": float("nan"), "unit_price": 1, "net_amount": 1}]}, "finite number"),
+        ({"payments": [{"method": "CARD", "amount": -(2**63) - 1}]}, "greater than or equal to"),
+    ],
+)
+def test_tickets_hold_only_what_the_schema_can(change: dict[str, Any], reason: str) -> None:
+    record = {**tickets()[0].to_json(), **change}
+    with pytest.raises(ValidationError, match=reason):
+        PosTicket.model_validate(record)
+
+
+def test_a_record_the_schema_cannot_hold_is_an_encode_error(client: SchemaRegistryClient) -> None:
+    """The model accepts lone surrogates in strings (JSON can spell them); Avro's UTF-8 cannot."""
+    serde = TopicSerde(client, CAMERA_COUNTS)
+    broken = CameraCount.model_validate({**counts()[0].to_json(), "detector": "yolo\udc80"})
+    with pytest.raises(EncodeError, match="cannot be written as Avro CameraCount: 'utf-8' codec"):
+        serde.encode(broken)
+    with pytest.raises(EncodeError, match="too large"):  # a dict is written as it is, unchecked by the model
+        serde.encode({**counts()[0].to_avro(), "frame_seq": 2**70})
 
 
 @pytest.mark.parametrize(

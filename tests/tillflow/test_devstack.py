@@ -110,3 +110,71 @@ def test_joined_topics_with_other_partition_counts_are_refused(stack: Settings, 
     other = Settings(state_dir=tmp_path, kafka_bootstrap=ep.bootstrap, registry_url=ep.registry_url, topic_partitions=5)
     with pytest.raises(RuntimeError, match=r"pos\.tickets has 3 partitions, expected 5"):
         devstack.up(other)
+
+
+class _AuthProxy:
+    """Stand-in for a production registry behind HTTP basic auth: checks the credentials, then forwards the
+    GET to the real local registry."""
+
+    def __init__(self, upstream: str, user: str, password: str) -> None:
+        import base64
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import requests
+
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.headers.get("Authorization") != expected:
+                    body, code = b'{"error_code": 401, "message": "Unauthorized"}', 401
+                else:
+                    answer = requests.get(upstream + self.path, timeout=5)
+                    body, code = answer.content, answer.status_code
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_status_checks_use_the_security_settings(stack: Settings, tmp_path: Path):
+    """`dev status` probes Kafka and the registry the way every other client connects: with the configured
+    security protocol, and with the registry's basic auth."""
+    from pydantic import SecretStr
+
+    from tillflow.kafka import endpoints
+
+    ep = endpoints(stack)
+    proxy = _AuthProxy(ep.registry_url, "svc", "s3cret")
+    try:
+        base = Settings(state_dir=tmp_path, kafka_bootstrap=ep.bootstrap, registry_url=proxy.url)
+        without = devstack.status(base)
+        assert without["kafka"]["healthy"] and not without["registry"]["healthy"]
+        assert without["registry"]["problem"].startswith("HTTP 401")
+        with_auth = devstack.status(base.model_copy(update={"registry_basic_auth": SecretStr("svc:s3cret")}))
+        assert with_auth["running"] and with_auth["registry"]["problem"] is None
+        tls = devstack.status(base.model_copy(update={"kafka_security_protocol": "SSL"}))  # the broker speaks PLAINTEXT
+        assert not tls["kafka"]["healthy"] and tls["kafka"]["problem"]
+    finally:
+        proxy.close()
+
+
+def test_a_refused_probe_writes_no_librdkafka_log_line(capfd: pytest.CaptureFixture[str]):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    capfd.readouterr()
+    assert devstack.kafka_problem(f"127.0.0.1:{port}", timeout=1.0)
+    assert f"127.0.0.1:{port}" not in capfd.readouterr().err  # (clients of earlier tests may still log theirs)
