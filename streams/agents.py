@@ -35,7 +35,8 @@ def _raw(event: Any) -> Raw:
 async def send_all(app: Any, sends: list[Send]) -> None:
     """Hand records to the app's producer; Faust flushes it before committing offsets (at-least-once)."""
     for s in sends:
-        await app.producer.send(s.topic, s.key, s.value, None, None, list(s.headers.items()) or None)
+        headers = [(k, v.encode()) for k, v in s.headers.items()] or None  # Kafka header values are bytes
+        await app.producer.send(s.topic, s.key, s.value, None, None, headers)
 
 
 Sender = Callable[[Any, list[Send]], Awaitable[None]]

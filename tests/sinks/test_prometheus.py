@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,7 @@ def test_prometheus_scrapes_a_running_sink(stack: Settings, sink_process: Any, t
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian package prometheus not installed")
 def test_prometheus_scrapes_a_running_worker(stack: Settings, tmp_path: Path, unique: str) -> None:
     """Debian's Prometheus scrapes `tillflow worker` with the shipped job and reads back its event counter, the
-    per-partition consumer lag, the batch latency histogram and the hours it closed."""
+    per-partition consumer lag, the batch latency histogram, a dead letter and the hours it closed."""
     metrics_port = free_port()
     env = tillflow_env(stack, tmp_path, TILLFLOW_TOPIC_PARTITIONS="3", TILLFLOW_STREAMS_IDLE_CLOSE_S="2")
     worker = subprocess.Popen(
@@ -165,7 +166,11 @@ def test_prometheus_scrapes_a_running_worker(stack: Settings, tmp_path: Path, un
     )  # fmt: skip
     prom, api = start_prometheus(tmp_path, "tillflow-workers", metrics_port, "worker", rules=False)
     try:
-        produce(stack, POS_TICKETS, POS_TICKETS, [ticket(70000 + i, store="wg-grocer") for i in range(5)])
+        # An hour well past (closed by the idle timer below), recent enough for any retention; and one record
+        # that is not Avro, which the worker dead-letters (with bytes headers) and goes on.
+        at = datetime.now(UTC).replace(minute=10, second=0, microsecond=0) - timedelta(hours=3)
+        produce(stack, POS_TICKETS, POS_TICKETS, [ticket(70000 + i, store="wg-grocer", at=at) for i in range(5)])
+        produce(stack, POS_TICKETS, POS_TICKETS, [b"not avro"])
 
         def processed() -> float:
             query = 'sum(tillflow_streams_events_total{job="tillflow-workers", topic="pos.tickets"})'
@@ -192,7 +197,11 @@ def test_prometheus_scrapes_a_running_worker(stack: Settings, tmp_path: Path, un
             lambda: series('sum(tillflow_streams_consumer_lag{topic="pos.tickets"}) == 0'), 60, "lag 0", [worker, prom]
         )
         assert series('sum(tillflow_streams_batch_seconds_count{job="tillflow-workers"}) > 0')
-        # The tickets' hour (20 Nov) is long past: the quiet partition closes it after 2 s of idle time.
+        assert wait_until(
+            lambda: series('sum(tillflow_streams_dead_letters_total{job="tillflow-workers"}) >= 1'),
+            60, "a dead letter", [worker, prom],
+        )  # fmt: skip
+        # The tickets' hour is past: the quiet partition closes it after 2 s of idle time.
         assert wait_until(
             lambda: series('sum(tillflow_streams_hours_closed_total{job="tillflow-workers"}) >= 1'),
             60, "an hour closed", [worker, prom],
