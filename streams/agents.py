@@ -8,7 +8,7 @@ import logging
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -30,6 +30,24 @@ CONSUMER_LAG = Gauge(
 def _raw(event: Any) -> Raw:
     msg = event.message
     return Raw(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+
+
+def _by_partition(events: list[Any]) -> list[list[Any]]:
+    """A batch of events split by input partition, each part in arrival order."""
+    groups: dict[int, list[Any]] = defaultdict(list)
+    for event in events:
+        groups[event.message.partition].append(event)
+    return list(groups.values())
+
+
+@contextlib.contextmanager
+def _table_context(group: list[Any]) -> Iterator[None]:
+    """Table writes go to the changelog partition of the current event: make it the group's last event."""
+    token = _current_event.set(weakref.ref(group[-1]))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 async def send_all(app: Any, sends: list[Send]) -> None:
@@ -63,32 +81,19 @@ def define_agents(
     async def hours(stream: Any) -> None:
         """Count tickets and frames into store-hours; close, emit and alert per partition."""
         async for events in stream.take_events(batch_size, within=batch_within_s):
-            by_partition: dict[int, list[Any]] = defaultdict(list)
-            for event in events:
-                by_partition[event.message.partition].append(event)
             now_ms = int(time.time() * 1000)
-            for group in by_partition.values():
-                # Table writes go to the changelog partition of the current event: that of this batch.
-                token = _current_event.set(weakref.ref(group[-1]))
-                try:
+            for group in _by_partition(events):
+                with _table_context(group):
                     sends = processor.process(group[-1].message.partition, [_raw(e) for e in group], now_ms)
-                finally:
-                    _current_event.reset(token)
                 await send(app, sends)
 
     @app.agent(topics.peers, name="peers")
     async def peers(stream: Any) -> None:
         """Confirm underreporting candidates against peers in the same mall and category."""
         async for events in stream.take_events(batch_size, within=batch_within_s):
-            by_partition: dict[int, list[Any]] = defaultdict(list)
-            for event in events:
-                by_partition[event.message.partition].append(event)
-            for group in by_partition.values():
-                token = _current_event.set(weakref.ref(group[-1]))
-                try:
+            for group in _by_partition(events):
+                with _table_context(group):
                     sends = processor.process_peers([_raw(e) for e in group])
-                finally:
-                    _current_event.reset(token)
                 await send(app, sends)
 
     @app.timer(interval=tick_s)

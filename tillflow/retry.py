@@ -1,10 +1,11 @@
-"""Exponential backoff shared by everything that retries: POS pollers, the collector, camera reconnects,
-the ClickHouse sink and the alert outbox."""
+"""Exponential backoff shared by everything that retries (POS pollers, the collector, camera reconnects, the
+ClickHouse sink, the alert outbox), and the interruptible pause that long-running commands wait with."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from itertools import count
 
 
@@ -23,3 +24,16 @@ def backoff(
 def backoff_delays(initial: float, maximum: float) -> Iterator[float]:
     """The successive waits of :func:`backoff` without jitter: initial, 2*initial, 4*initial ... up to ``maximum``."""
     return (backoff(attempt, initial, maximum) for attempt in count())
+
+
+def pause(
+    seconds: float, stopped: Callable[[], bool], step: float = 0.2, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """Wait ``seconds`` in steps of at most ``step``, ending early once ``stopped()``; True when it was stopped."""
+    deadline = time.monotonic() + seconds
+    while not stopped():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        sleep(min(step, left))
+    return True

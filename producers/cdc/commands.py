@@ -375,12 +375,11 @@ def cdc_poll(
 
     Writes the same raw topics and envelopes as Debezium. What each method can lose: docs/cdc.md.
     """
-    import time
-
     from producers.cdc import metrics
     from producers.cdc.engine import ensure_raw_topics
     from producers.cdc.poller import Poller, PollError
     from producers.sender import RecordSender
+    from tillflow.retry import pause
 
     settings = load_settings()
     source = _source(source_file)
@@ -416,9 +415,7 @@ def cdc_poll(
             metrics.POLL_EVENTS.labels(source.name).inc(len(changes))
             if once:
                 break
-            deadline = time.monotonic() + source.poll.interval_s
-            while time.monotonic() < deadline and not should_stop():
-                time.sleep(0.1)
+            pause(source.poll.interval_s, should_stop, step=0.1)
     finally:
         poller.close()
     out.print(f"{source.name}: {sent} change events published")

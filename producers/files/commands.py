@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -38,7 +37,7 @@ def watch(
     from producers.sender import RecordSender
     from tillflow.kafka import StackNotRunning
     from tillflow.metrics import serve_metrics
-    from tillflow.retry import backoff
+    from tillflow.retry import backoff, pause
     from tillflow.settings import load_settings
 
     try:
@@ -63,11 +62,6 @@ def watch(
         nonlocal stopping
         stopping = True
 
-    def pause(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while not stopping and time.monotonic() < end:
-            time.sleep(min(0.2, seconds))
-
     signal.signal(signal.SIGTERM, _stop)
     bad = False
     failures = 0
@@ -86,7 +80,7 @@ def watch(
             failures += 1
             err.print(f"[red]Kafka unreachable; {waiting} file(s) wait in {folder}, next try in {delay:.1f}s:[/red] "
                       f"{exc}", highlight=False)  # fmt: skip
-            pause(delay)
+            pause(delay, lambda: stopping)
             continue
         if failures:
             out.print("Kafka reachable again")
@@ -101,7 +95,7 @@ def watch(
             bad = bad or bool(o.errors)
         if once:
             break
-        pause(interval)
+        pause(interval, lambda: stopping)
     store.close()
     if once and bad:
         raise typer.Exit(1)

@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from tillflow.retry import backoff
+from tillflow.retry import backoff, pause
 
 log = logging.getLogger(__name__)
 
@@ -176,13 +176,8 @@ class VendorClient:
         if self.stopped is None:
             self.sleep(seconds)
             return
-        deadline = time.monotonic() + seconds
-        while not self.stopped():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self.sleep(min(1.0, left))
-        raise StopRequested("stop requested while waiting to retry")
+        if pause(seconds, self.stopped, step=1.0, sleep=self.sleep):
+            raise StopRequested("stop requested while waiting to retry")
 
     def request(self, method: str, url: str, **kw: Any) -> requests.Response:
         """Send with retries; returns a 2xx response or raises SourceUnavailable / AuthFailed."""

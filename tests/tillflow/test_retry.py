@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+import time
 
-from tillflow.retry import backoff, backoff_delays
+from tillflow.retry import backoff, backoff_delays, pause
 
 
 def test_backoff_doubles_from_the_first_retry_up_to_the_cap() -> None:
@@ -23,3 +24,13 @@ def test_jittered_backoff_stays_under_the_exponential_bound_and_spreads() -> Non
 def test_delays_are_the_unjittered_sequence() -> None:
     delays = backoff_delays(0.5, 4.0)
     assert [next(delays) for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_pause_waits_in_steps_and_ends_early_when_stopped() -> None:
+    slept: list[float] = []
+    assert pause(0.05, lambda: False, step=0.02, sleep=lambda s: (slept.append(s), time.sleep(s))) is False
+    assert slept and max(slept) <= 0.02 and sum(slept) >= 0.04
+    calls = iter([False, False, True])
+    steps: list[float] = []
+    assert pause(60, lambda: next(calls), step=1.0, sleep=steps.append) is True
+    assert steps == [1.0, 1.0]  # stopped after two steps, not after a minute
