@@ -150,12 +150,10 @@ def simulate_command(
         from tillflow.metrics import serve_metrics
 
         serve_metrics(settings.metrics_port, settings.metrics_host)
-    from producers.simulator.metrics import CLOCK, EVENTS
-    from schemas.topics import CAMERA_COUNTS, POS_TICKETS
+    from producers.simulator.metrics import RUN
 
-    sent = {topic: EVENTS.labels(topic) for topic in (POS_TICKETS, CAMERA_COUNTS)}
     total_h = config.days * 24 + 24
-    summary = Summary()
+    summary = RUN.summary = Summary()
     interrupted = False
     _stop_on_sigterm()
     with progress(transient=True) as bar:
@@ -164,8 +162,6 @@ def simulate_command(
             for ev in paced(simulate(cat, config), pace):
                 sink.send(ev.topic, ev.record)
                 summary.add(ev)
-                sent[ev.topic].inc()
-                CLOCK.set(ev.emit_at.timestamp())
                 if summary.events % 5000 == 0 and summary.first is not None:
                     bar.update(task, completed=int((ev.emit_at - summary.first).total_seconds() // 3600))
         except KeyboardInterrupt:
