@@ -64,12 +64,6 @@ def read_numbered(path: Path, model: type[Record]) -> Iterator[tuple[int, str, R
                 yield number, readable, Reject(number, str(exc), readable)
 
 
-def read_jsonl(path: Path, model: type[Record]) -> Iterator[Record | Reject]:
-    """Every non-blank line of ``path`` as a record or a :class:`Reject`, in file order."""
-    for _, _, item in read_numbered(path, model):
-        yield item
-
-
 def is_rejects_file(path: Path) -> bool:
     """Whether ``path`` holds only rejects (JSON objects with line, reason and original), as produce writes."""
     try:

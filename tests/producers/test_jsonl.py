@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from producers.jsonl import Reject, default_rejects_path, read_jsonl
+from producers.jsonl import Reject, default_rejects_path, read_numbered
 from schemas.models import CameraCount, PosTicket
 
 GOOD_TICKET = {
@@ -33,7 +33,8 @@ def bad_file(tmp_path: Path) -> Path:
 
 
 def test_bad_lines_become_rejects_with_number_and_reason(tmp_path: Path) -> None:
-    items = list(read_jsonl(bad_file(tmp_path), PosTicket))
+    numbered = list(read_numbered(bad_file(tmp_path), PosTicket))
+    items = [item for _, _, item in numbered]
     good = [i for i in items if isinstance(i, PosTicket)]
     assert [t.ticket_id for t in good] == ["t-1", "t-4"]
     rejects = [i for i in items if isinstance(i, Reject)]
@@ -45,6 +46,7 @@ def test_bad_lines_become_rejects_with_number_and_reason(tmp_path: Path) -> None
         (8, "currency: Field required"),
     ]
     assert rejects[1].original == bad_file(tmp_path).read_text().splitlines()[2]
+    assert [n for n, _, _ in numbered] == [1, 2, 3, 5, 6, 7, 8]  # line numbers count the blank line 4
 
 
 def test_records_are_read_with_the_topic_model(tmp_path: Path) -> None:
@@ -52,7 +54,7 @@ def test_records_are_read_with_the_topic_model(tmp_path: Path) -> None:
     frame = {"camera_id": "c", "store_id": "s", "frame_ts": 1774872300000, "frame_seq": 1, "people_in_frame": 2,
              "entries": 1, "exits": 0, "detector": "mog2"}  # fmt: skip
     path.write_text(json.dumps(frame) + "\n" + json.dumps(GOOD_TICKET) + "\n")
-    first, second = read_jsonl(path, CameraCount)
+    (_, _, first), (_, _, second) = read_numbered(path, CameraCount)
     assert isinstance(first, CameraCount) and first.entries == 1
     assert isinstance(second, Reject) and second.line == 2 and "camera_id: Field required" in second.reason
 
