@@ -1,4 +1,20 @@
-"""Faust's aiokafka transport with a cheaper hand-off of each fetched record to the streams.
+"""Faust's aiokafka transport: a cheaper hand-off of each fetched record to the streams, and commits that
+never run ahead of processing.
+
+**The rule** (at-least-once): an offset is committed only once its record has been processed *and* every
+effect of that processing (table changelog writes, output records, dead letters) has been handed to the
+broker and acknowledged. Faust 0.15 breaks it in two places, both fixed here; each lost records when a
+busy worker was stopped (issue 12: 2,811 and 567 records after the committed offset never processed):
+
+- ``Stream.take_events`` acknowledges its batch in a ``finally``: when the agent is cancelled at shutdown
+  (or raises) in the middle of a batch, the whole batch is acknowledged and committed by the consumer's
+  last commit although part of it was never processed. :class:`Stream` acknowledges a batch only when the
+  agent asks for the next one, that is once it has finished the batch; an abandoned batch is read again
+  after a restart (its duplicates are absorbed by the dedupe ids kept in the hour state).
+- ``ProducerBuffer.flush`` (what runs before each commit) gives up after 0.1 s without a send, leaving
+  table changelog writes queued behind a full producer while the offsets that produced them are committed.
+  :class:`Producer` flushes until its buffer is empty and nothing is in flight, then flushes aiokafka.
+
 
 Faust's fetcher hands every record over through ``Service.wait_first(callback(message),
 suspend_flow.wait())``, which creates four tasks and an ``asyncio.wait`` per record: about a third of a
@@ -7,18 +23,24 @@ stream's queue has room, flow is not suspended, the producer buffer is not full)
 needed. Only when it suspends does the record take Faust's path, with the callback resumed exactly where
 it stopped, so a rebalance (``suspend_flow``) still cancels a blocked hand-off as before.
 
-Selected with ``broker_consumer=broker_urls(bootstrap, SCHEME)`` (streams/app.py); producing is unchanged.
+Selected with ``broker_consumer`` / ``broker_producer`` = ``broker_urls(bootstrap, SCHEME)`` and
+``Stream=Stream`` (streams/app.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Generator, Sequence
 from typing import Any, cast
 
+import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.producer import ProducerBuffer
+from mode import Seconds, want_seconds
+from mode.utils.aiter import aiter
+from mode.utils.futures import notify
 
 SCHEME = "tillflow+kafka"
 
@@ -112,6 +134,34 @@ class Consumer(faust_aiokafka.Consumer):
         finally:
             unset_flag(CONSUMER_FETCHING)
 
+    async def seek_to_committed(self) -> Any:
+        """Seek every assigned partition to its committed offset; an input partition without one (or at 0)
+        to its beginning.
+
+        aiokafka seeks only to committed offsets above 0 and leaves other partitions where the fetcher is.
+        Records the fetcher read ahead while the flow was stopped (startup, recovery, a rebalance) are
+        dropped by Faust, which then seeks back to the committed offsets: without a commit, nothing moved
+        the position back, and those records were skipped until the next restart (a fresh worker sat idle
+        with nothing committed; issue 12's stalls).
+        """
+        committed = await super().seek_to_committed()
+        changelogs = self.app.tables.changelog_topics
+        fresh = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+        if fresh:
+            await self._thread.call_thread(self._thread._ensure_consumer().seek_to_beginning, *fresh)
+        return committed
+
+    def uncommitted(self, topics: Collection[str]) -> dict[Any, tuple[int, int]]:
+        """Per assigned partition of ``topics`` whose high watermark is known: (committed offset, records
+        after it)."""
+        out: dict[Any, tuple[int, int]] = {}
+        for tp in self.assignment():
+            high = self.highwater(tp) if tp.topic in topics else None
+            if high is not None:
+                committed = int(self._committed_offset.get(tp) or 0)
+                out[tp] = (committed, max(int(high) - committed, 0))
+        return out
+
     async def input_lag(self, topics: Collection[str]) -> dict[Any, int]:
         """Records not yet handed to the streams, per assigned partition of ``topics``.
 
@@ -132,8 +182,112 @@ class Consumer(faust_aiokafka.Consumer):
         return lags
 
 
+class Stream(faust.Stream):  # type: ignore[misc]
+    async def take_events(self, max_: int, within: Seconds) -> AsyncGenerator[Sequence[Any], None]:
+        """Batches of up to ``max_`` events, or what arrived within ``within`` seconds (as Faust's).
+
+        Unlike Faust's, a batch is acknowledged only when the agent comes back for the next one: never when
+        the agent stopped, was cancelled or raised while it held the batch (the module docstring's rule).
+        """
+        events: list[Any] = []
+        buffer_full = asyncio.Event()
+        buffer_consumed = asyncio.Event()
+        timeout = want_seconds(within) if within else None
+        stream_enable_acks: bool = self.enable_acks
+        buffer_consuming: asyncio.Future[Any] | None = None
+        channel_it = aiter(self.channel)
+
+        async def add_to_buffer(value: Any) -> Any:
+            try:
+                nonlocal buffer_consuming
+                if buffer_consuming is not None:
+                    try:
+                        await buffer_consuming
+                    finally:
+                        buffer_consuming = None
+                event = self.current_event
+                if event is None:
+                    raise RuntimeError("Take buffer found current_event is None")
+                events.append(event)
+                if len(events) >= max_:
+                    buffer_full.set()
+                    buffer_consumed.clear()
+                    await self.wait(buffer_consumed)  # type: ignore[arg-type]
+            except asyncio.CancelledError:  # pragma: no cover
+                raise
+            except Exception as exc:
+                self.log.exception("Error adding to take buffer: %r", exc)
+                await self.crash(exc)
+            return value
+
+        self.enable_acks = False  # acknowledged here, after the agent is done with them
+        self.add_processor(add_to_buffer)
+        self._enable_passive(cast(Any, channel_it))
+        try:
+            while not self.should_stop:
+                await self.wait_for_stopped(buffer_full, timeout=timeout)  # type: ignore[arg-type]
+                if not events:
+                    continue
+                buffer_consuming = self.loop.create_future()
+                batch = list(events)
+                events.clear()
+                finished = False
+                try:
+                    yield batch
+                    finished = True  # the agent asked for the next batch: this one is processed
+                finally:
+                    if finished:
+                        for event in batch:
+                            await self.ack(event)
+                    notify(buffer_consuming)
+                    buffer_full.clear()
+                    buffer_consumed.set()
+        finally:
+            self.enable_acks = stream_enable_acks
+            self._processors.remove(add_to_buffer)
+
+
+class _Buffer(ProducerBuffer):  # type: ignore[misc]
+    """Faust's producer buffer, counting the message it is publishing (no longer queued, not yet sent)."""
+
+    in_flight = 0
+
+    async def _send_pending(self, fut: Any) -> None:
+        self.in_flight += 1
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self.in_flight -= 1
+
+
+class Producer(faust_aiokafka.Producer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        buffer = _Buffer(loop=self.loop, beacon=self.beacon)
+        buffer.app = self.app
+        self.buffer = buffer  # before on_start, which starts it
+
+    async def flush(self) -> None:
+        """Every queued record (table changelog writes included) sent and acknowledged; the consumer calls
+        this before each commit. Raises when the producer stopped with records still queued."""
+        buffer = cast(_Buffer, self.buffer)
+        while buffer.size or buffer.in_flight:
+            if buffer.state != "running":
+                raise RuntimeError(f"producer stopped with {buffer.size + buffer.in_flight} records not sent")
+            buffer.message_sent.clear()
+            try:
+                await asyncio.wait_for(buffer.message_sent.wait(), timeout=0.1)
+            except TimeoutError:
+                continue
+        if self._producer is not None:
+            await self._producer.flush()
+        for transaction_producer in self._transaction_producers.values():
+            await transaction_producer.flush()
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+    Producer = Producer
 
 
 TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")
