@@ -44,7 +44,18 @@ class Stall:
         return stalled
 
 
-def task_stacks(limit: int = 12) -> str:
+def _awaiting(coro: Any, limit: int) -> list[Any]:
+    """The frames of a suspended coroutine and of what it awaits, outermost first."""
+    frames: list[Any] = []
+    while coro is not None and len(frames) < limit:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames
+
+
+def task_stacks(limit: int = 16) -> str:
     """Every asyncio task of every event loop in this process (Faust runs the consumer in its own thread),
     with the stack it is suspended in."""
     out = io.StringIO()
@@ -59,8 +70,8 @@ def task_stacks(limit: int = 12) -> str:
             continue
         out.write(f"=== event loop {id(loop):#x}: {len(tasks)} tasks\n")
         for task in sorted(tasks, key=lambda t: t.get_name()):
-            out.write(f"--- {task.get_name()}: {task.get_coro()!r}\n")
-            for frame in task.get_stack(limit=limit):
+            out.write(f"--- {task.get_name()}\n")
+            for frame in _awaiting(task.get_coro(), limit):
                 code = frame.f_code
                 out.write(f"    {code.co_filename}:{frame.f_lineno} {code.co_name}\n")
     return out.getvalue()

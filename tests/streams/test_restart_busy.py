@@ -82,13 +82,13 @@ def test_a_busy_worker_stopped_at_random_moments_loses_nothing(stack: Settings, 
             after = _progress(consumer, names, partitions)
             stopped_at.append((before, after))
             assert worker.returncode == 0, log.read_text()[-3000:]
-        assert not stopped_at or stopped_at[-1][1] < total, f"the worker finished before the last stop: {stopped_at}, {total}"
+        assert not stopped_at or stopped_at[-1][1] < total, f"finished before the last stop: {stopped_at}, {total}"
         worker = start_worker(stack, DEMO, app_id, prefix, log)
         try:
             wait_processed(stack, names, worker, log, time.monotonic() + 120, close_all=True)
         finally:
             stop_worker(worker)
-        dead = sum(_ends(consumer, f"{names.tickets}.dlq", partitions)) + sum(_ends(consumer, f"{names.counts}.dlq", partitions))
+        dead = sum(sum(_ends(consumer, f"{t}.dlq", partitions)) for t in (names.tickets, names.counts))
     finally:
         consumer.close()
 
@@ -99,4 +99,5 @@ def test_a_busy_worker_stopped_at_random_moments_loses_nothing(stack: Settings, 
         [e.record for e in events if e.topic != POS_TICKETS],
     )
     problems = compare(latest_finals(conversions), batch)
-    assert problems == [], f"seed {seed}, {dead} dead letters, committed before/after each stop {stopped_at} of {total}: {problems[:10]}"
+    stops = f"committed before/after each stop {stopped_at} of {total}"
+    assert problems == [], f"seed {seed}, {dead} dead letters, {stops}: {problems[:10]}"
