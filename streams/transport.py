@@ -34,7 +34,7 @@ from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Gen
 from typing import Any, cast
 
 import faust
-from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
@@ -92,31 +92,36 @@ class Consumer(faust_aiokafka.Consumer):
                 set_flag(CONSUMER_FETCHING)
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
+                reseeking: set[Any] = set()
                 if not self.should_stop:
                     async for tp, message in ait:
                         num_since_yield += 1
                         if num_since_yield > yield_every:
                             await asyncio.sleep(0)
                             num_since_yield = 0
+                        if tp in reseeking:
+                            continue  # read again from the start of its gap
                         offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                            coro = callback(message)
-                            try:
-                                first = coro.send(None)
-                            except StopIteration:
-                                pass  # handed over without suspending: the usual case
-                            else:
-                                await self.wait_first(_resume(coro, first), self.suspend_flow.wait())
-                            set_read_offset(tp, offset)
-                        else:
+                        r_offset = get_read_offset(tp)  # the last offset handed over (see perform_seek)
+                        if r_offset is not None and offset <= r_offset:
                             self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+                            continue
+                        if r_offset is not None and offset > r_offset + 1 and acks_enabled_for(message.topic):
+                            if not await self._gap_confirmed(tp, r_offset + 1, offset):
+                                reseeking.add(tp)
+                                continue
+                            await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        coro = callback(message)
+                        try:
+                            first = coro.send(None)
+                        except StopIteration:
+                            pass  # handed over without suspending: the usual case
+                        else:
+                            await self.wait_first(_resume(coro, first), self.suspend_flow.wait())
+                        set_read_offset(tp, offset)
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -133,6 +138,77 @@ class Consumer(faust_aiokafka.Consumer):
             raise
         finally:
             unset_flag(CONSUMER_FETCHING)
+
+    async def getmany(self, timeout: float) -> AsyncGenerator[tuple[Any, Any], None]:
+        """faust.transport.consumer.Consumer.getmany (faust-streaming 0.15), without losing records.
+
+        Faust drops the fetched records of a partition that is not active when they are handed over
+        (paused for recovery, revoked, flow stopped), but the fetcher's position has moved past them: they
+        were never read again (a restarted worker sat with records after its committed offset, issue 12).
+        Here each partition whose records were dropped is sought back to the first of them.
+        """
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        dropped: dict[Any, int] = {}
+        if self.flow_active:
+            records_it = self.scheduler.iterate(records)
+            for tp, record in records_it:
+                if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                    dropped.setdefault(tp, record.offset)
+                    for tp_left, record_left in records_it:
+                        dropped.setdefault(tp_left, record_left.offset)
+                    break
+                if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    yield tp, self._to_message(tp, record)
+                else:
+                    dropped.setdefault(tp, record.offset)
+            for tp, first in dropped.items():
+                if tp in self.assignment():
+                    self.log.info("%s: %d.. fetched while not active; reading them again", tp, first)
+                    await self.seek(tp, first)
+        else:
+            self.log.dev("getmany called while flow not active. Seek back to committed offsets.")
+            try:
+                await self.perform_seek()
+            except Exception as ex:
+                self.log.warning(f"exception performing seek when flow not active {ex}")
+
+    _gaps_seen: dict[Any, tuple[int, int]]
+
+    async def _gap_confirmed(self, tp: Any, first_missing: int, offset: int) -> bool:
+        """Whether offsets ``first_missing``..``offset - 1`` of ``tp`` are really absent from the log.
+
+        Faust marks such a gap as processed, for offsets that compaction removed or that transaction
+        markers hold. But the fetcher also returns records from ahead of a seek (read ahead before a
+        restart's seek to the committed offsets): their gap is records never handed over, and marking it
+        processed committed them unread (issue 12: thousands of records lost after a busy worker's stop).
+        So the first time a gap shows, the partition is read again from its start; a gap seen again at the
+        same place is real.
+        """
+        seen = self.__dict__.setdefault("_gaps_seen", {})
+        if seen.get(tp) == (first_missing, offset):
+            del seen[tp]
+            return True
+        seen[tp] = (first_missing, offset)
+        self.log.info(
+            "%s: offsets %d..%d not handed over; reading again from %d", tp, first_missing, offset - 1, first_missing
+        )
+        await self.seek(tp, first_missing)
+        return False
+
+    async def perform_seek(self) -> None:
+        """Faust's, with the read offset meaning the same after a seek as after a record: the last offset
+        handed over (Faust stores the *next* one after a seek, so a first record one past it went unnoticed)."""
+        await super().perform_seek()
+        for tp, offset in list(self._read_offset.items()):
+            self._read_offset[tp] = offset - 1 if offset else None
+
+    async def seek(self, partition: Any, offset: int) -> None:
+        await super().seek(partition, offset)
+        self._read_offset[ensure_TP(partition)] = offset - 1 if offset else None
 
     async def seek_to_committed(self) -> Any:
         """Seek every assigned partition to its committed offset; an input partition without one (or at 0)
