@@ -145,6 +145,20 @@ def render(
         out.print_json(text)
 
 
+@connectors.command("setup-sql")
+def setup_sql(source_file: SourceArg) -> None:
+    """Print the SQL the DBA runs once on a PostgreSQL POS database: the heartbeat and signal tables, the
+    read-only role's grants on them, and the publication (Debezium never creates or alters it)."""
+    from producers.cdc.connector import ConfigError, postgres_setup_sql
+
+    source = _source(source_file)
+    try:
+        text = postgres_setup_sql(source)
+    except ConfigError as exc:
+        fail(str(exc))
+    out.print(text, end="", highlight=False, markup=False, soft_wrap=True)
+
+
 def _validate_one(source_file: Path, url: str | None) -> None:
     from producers.cdc.connect import validation_errors
 
