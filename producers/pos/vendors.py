@@ -316,8 +316,10 @@ class CloverAdapter(Adapter):
     vendor = "clover"
     # What the mapping reads: unexpanded, Clover leaves collections out and gives objects as {"id"} references
     # (a line's item without its categories, a payment's tender without its labelKey). A dotted path expands each
-    # level on its way. Clover asks for at most three expansions per call; the order needs these seven.
-    EXPAND = "lineItems,lineItems.discounts,lineItems.item.categories,payments,payments.tender,refunds,discounts"
+    # level on its way (lineItems.discounts brings lineItems too). Clover documents at most three expansions per
+    # call, so a page is read twice with the same filter and paging: once per group, merged by order id.
+    EXPAND_GROUPS = ("lineItems.discounts,lineItems.item.categories,payments.tender", "refunds,discounts")
+    MAX_EXPANSIONS = 3
 
     def base_url(self) -> str:
         return (self.cfg.base_url or "https://api.clover.com").rstrip("/")
@@ -352,11 +354,10 @@ class CloverAdapter(Adapter):
         offset = 0
         while True:
             params = [
-                ("filter", f"{field}>={lo}"), ("filter", f"{field}<{hi}"), ("expand", self.EXPAND),
+                ("filter", f"{field}>={lo}"), ("filter", f"{field}<{hi}"),
                 ("orderBy", f"{field} ASC"), ("limit", str(self.cfg.page_size)), ("offset", str(offset)),
             ]  # fmt: skip
-            data = client.request("GET", f"{self.base_url()}/v3/merchants/{scope}/orders", params=params).json()
-            orders = data.get("elements") or []
+            orders = self._expanded_page(client, scope, params)
             last_ms = max((clover.time_of(o, field) for o in orders), default=None)
             last = iso(datetime.fromtimestamp(last_ms / 1000, tz=UTC)) if last_ms is not None else None
             frac = _fraction(parse_time(last, field) if last else None, start, end)
@@ -366,6 +367,37 @@ class CloverAdapter(Adapter):
             ties = sum(1 for o in orders if clover.time_of(o, field) == last_ms)
             offset = offset + ties if last_ms == lo else ties
             lo = last_ms
+
+    def _expanded_page(self, client: VendorClient, scope: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """One page of orders with every expansion the mapping needs, in requests of at most three expansions.
+        An order missing from a later request was modified in between (it left the filter's time range): it is
+        left out of this page and read again, changed, by a later sync."""
+        url = f"{self.base_url()}/v3/merchants/{scope}/orders"
+        merged: dict[str, dict[str, Any]] | None = None
+        order_ids: list[str] = []
+        for group in self.EXPAND_GROUPS:
+            assert len(group.split(",")) <= self.MAX_EXPANSIONS
+            elements = client.request("GET", url, params=[*params, ("expand", group)]).json().get("elements") or []
+            if merged is None:
+                merged = {o["id"]: dict(o) for o in elements}
+                order_ids = [o["id"] for o in elements]
+                continue
+            seen = {o["id"]: o for o in elements}
+            for oid in list(merged):
+                if oid in seen:
+                    merged[oid].update({k: v for k, v in seen[oid].items() if k not in merged[oid]})
+                else:
+                    del merged[oid]
+        return [merged[i] for i in order_ids if merged and i in merged]
+
+    def fetch_order(self, client: VendorClient, merchant: str, order_id: str) -> dict[str, Any]:
+        """One order with the mapping's expansions (``GET /v3/merchants/{mId}/orders/{orderId}``), for webhooks."""
+        url = f"{self.base_url()}/v3/merchants/{merchant}/orders/{order_id}"
+        order: dict[str, Any] = {}
+        for group in self.EXPAND_GROUPS:
+            part = client.request("GET", url, params=[("expand", group)]).json()
+            order.update({k: v for k, v in part.items() if k not in order})
+        return order
 
     def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
         return clover.map_order(record, ctx, scope)

@@ -548,6 +548,30 @@ def test_clover_poll_expands_what_the_mapping_reads(tmp_path: Path) -> None:
         [t] = ledger
         assert [(ln.sku, ln.category) for ln in t.lines] == [("BRG-1", None), ("BEAN-LB", "Coffee")]
         assert [(p.method.value, p.amount) for p in t.payments] == [("CARD", 2624)]
+        # Clover documents at most three expansions per request (the stand-in refuses more with a 400)
+        assert st.expand_refused == 0 and st.expands
+        assert all(len(e.split(",")) <= 3 for e in st.expands)
+
+
+def test_clover_page_drops_an_order_modified_between_its_two_expansion_requests(tmp_path: Path) -> None:
+    """A page is read once per expansion group; an order changed in between leaves the time range of the second
+    request: it is not published half-expanded, and the next sync publishes its new version whole."""
+    with vendor_server() as (base, st):
+        add_sale("clover", st, 1, T0)
+        add_sale("clover", st, 2, T0 + timedelta(minutes=1))
+
+        def touch(method: str, path: str) -> None:
+            if path.endswith("/orders") and len(st.expands) == 1:  # between the two requests of the first page
+                st.clover[MERCHANT]["CLV000001"]["modifiedTime"] = int((NOW + timedelta(minutes=5)).timestamp() * 1000)
+
+        st.on_request = touch
+        ledger: list[PosTicket] = []
+        make_poller(config("clover", base), ListSink(ledger), tmp_path, NOW).sync()
+        assert ids(ledger) == [sale_id("clover", 2)]
+        st.on_request = None
+        make_poller(config("clover", base), ListSink(ledger), tmp_path, NOW + timedelta(minutes=10)).sync()
+        assert ids(ledger) == [sale_id("clover", 1), sale_id("clover", 2)]
+        assert all(t.payments for t in ledger)
 
 
 def test_clover_stand_in_honours_nested_expands() -> None:

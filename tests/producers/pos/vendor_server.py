@@ -54,6 +54,9 @@ class VendorState:
     issued: int = 0
     faults: list[tuple[str, int, dict[str, str]]] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
+    expands: list[str] = field(default_factory=list)
+    """The ``expand`` value of each Clover orders request answered."""
+    expand_refused: int = 0
     retrieved: list[list[str]] = field(default_factory=list)
     """The order_ids of each Square BatchRetrieveOrders request."""
     on_request: Callable[[str, str], None] | None = None
@@ -261,12 +264,19 @@ class _Handler(BaseHTTPRequestHandler):
         if order_by in ("modifiedTime", "createdTime"):
             rows.sort(key=lambda o: (o[order_by], o["id"]))
         expand = {e for e in params.get("expand", "").split(",") if e}
+        if len(expand) > CLOVER_MAX_EXPANSIONS:
+            st.expand_refused += 1
+            return self._send(400, {"message": f"at most {CLOVER_MAX_EXPANSIONS} expansions per request"})
+        st.expands.append(params.get("expand", ""))
         offset, limit = int(params.get("offset", 0)), int(params.get("limit", 100))
         page = [_clover_expanded(o, expand) for o in rows[offset : offset + limit]]
         self._send(200, {"elements": page, "href": f"http://{self.headers.get('Host')}{urlsplit(self.path).path}"})
 
 
 CLOVER_90_DAYS_MS = 90 * 86_400_000
+CLOVER_MAX_EXPANSIONS = 3
+"""Clover: "Limit expansions to a maximum of three fields per API call" (docs.clover.com, expanding fields); the
+stand-in refuses more with a 400 so that a poller asking for more fails its test."""
 
 
 def _clover_expanded(order: dict[str, Any], expand: set[str]) -> dict[str, Any]:
