@@ -135,6 +135,8 @@ def poll(
         )
         for reason in result.errors[:5]:
             err.print(f"  rejected: {reason}", highlight=False)
+        for warning in getattr(poller.adapter, "warnings", ()):
+            err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
         if result.stopped:
             again = " (a backfill: run it again to finish; what was published is not sent twice)" if start else ""
             out.print(f"{cfg.name}: stopped on SIGTERM, checkpoint saved{again}")

@@ -85,6 +85,7 @@ class Poller:
         self.store = store
         self.client = client
         self.adapter = adapter_for(cfg)
+        self.adapter.now = now
         self.now = now
         self.stopped = stopped
 

@@ -94,7 +94,9 @@ class SourceConfig(BaseModel):
     timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request.")
     # vendor specifics
     shop: str | None = Field(None, description="Shopify: the shop's myshopify.com subdomain.")
-    api_version: str = Field("2025-01", description="Shopify Admin API version.")
+    api_version: str = Field(
+        default_factory=lambda: _shopify_api_version(), description="Shopify GraphQL Admin API version (YYYY-MM)."
+    )
     source_names: list[str] = Field(default_factory=lambda: ["pos"], description="Shopify source_name kept.")
     domain_prefix: str | None = Field(None, description="Lightspeed: the retailer's domain prefix.")
 
@@ -109,6 +111,12 @@ class SourceConfig(BaseModel):
         if value is not None and not re.fullmatch(r"[A-Z]{3}", value):
             raise ValueError(f"currency must be an ISO 4217 code such as EUR, got {value!r}")
         return value
+
+
+def _shopify_api_version() -> str:
+    from producers.pos.shopify_api import API_VERSION
+
+    return API_VERSION
 
 
 def load_source(path: Path) -> SourceConfig:
