@@ -44,6 +44,14 @@ def poll(
     every: Annotated[
         str | None, typer.Option(help="Run on a schedule: 15m, 2h, hourly, daily. Without it, sync once and exit.")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Fetch and map, print samples beside their tickets and each field's fill rate; publish nothing.",
+        ),
+    ] = False,
+    sample: Annotated[int, typer.Option(help="Records shown side by side with --dry-run.")] = 3,
 ) -> None:
     """Sync tickets from a POS cloud API (Square, Shopify, Lightspeed X-Series, Clover) into pos.tickets.
 
@@ -78,6 +86,11 @@ def poll(
     end = parse_when(until) if until else None
     if interval and (start or end):
         fail("--every cannot be combined with --since/--until (a backfill runs once)")
+    if dry_run:
+        if interval:
+            fail("--dry-run runs once: leave out --every")
+        _dry_run(cfg, start, end, sample)
+        return
     settings = load_settings()
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
@@ -157,6 +170,40 @@ def poll(
         if previous is not None:  # None: not installed from Python
             signal.signal(signal.SIGTERM, previous)
         store.close()
+
+
+def _dry_run(cfg: Any, start: datetime | None, end: datetime | None, sample: int) -> None:
+    """Fetch [start, end) (default: the last day) from the vendor, map it, print the preview; no Kafka, no
+    checkpoint, no lock (a poller of the same source may run beside it)."""
+    from producers.pos.common import MappingError
+    from producers.pos.http import AuthFailed, SourceUnavailable, TokenFile
+    from producers.pos.poller import FIRST_RUN_LOOKBACK, make_client, map_context
+    from producers.pos.vendors import adapter_for
+    from producers.preview import Sample, render
+    from tillflow.settings import load_settings
+
+    end = end or datetime.now(UTC)
+    start = start or end - FIRST_RUN_LOOKBACK
+    adapter = adapter_for(cfg)
+    client = make_client(cfg, adapter, TokenFile(load_settings().state_dir / "pos" / f"{cfg.name}.tokens.json"))
+    samples: list[Sample] = []
+    try:
+        for scope in adapter.scopes():
+            pages = (adapter.pages(client, scope, start, end, backfill=True) if adapter.time_based
+                     else adapter.pages(client, scope, start, end, after=0))  # fmt: skip
+            for page in pages:
+                for record in page.records:
+                    try:
+                        tickets = adapter.map(record, map_context(cfg, datetime.now(UTC)), scope)
+                        samples.append(Sample(record, tickets))
+                    except MappingError as exc:
+                        samples.append(Sample(record, error=f"{adapter.record_id(record)}: {exc}"))
+    except (SourceUnavailable, AuthFailed) as exc:
+        fail(f"{cfg.name}: {exc}")
+    render(out, f"{cfg.name} ({cfg.vendor}) {start.isoformat()} .. {end.isoformat()}", samples,
+           [t for s in samples for t in s.tickets], sample)  # fmt: skip
+    for warning in getattr(adapter, "warnings", ()):
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 def _expected_from_vendor(path: Path, days: list[date], zone_of: Callable[[str], str]) -> tuple[str, Any, int]:
