@@ -178,3 +178,11 @@ def test_throttle_wait_from_extensions_cost() -> None:
     assert shopify_api.throttle_wait(cost, 120) == pytest.approx(1.0)
     assert shopify_api.throttle_wait(cost, 10) == 0.0
     assert shopify_api.throttle_wait(None, 500) == 0.0
+
+
+def test_a_configured_version_out_of_the_window_is_warned_about(tmp_path: Path) -> None:
+    cfg = config("shopify", "http://127.0.0.1:9", api_version="2025-01")
+    adapter = adapter_for(cfg)
+    assert isinstance(adapter, ShopifyAdapter)
+    assert any("2025-01 is outside its 12-month support window" in w for w in adapter.warnings)
+    assert not ShopifyAdapter(config("shopify", "http://127.0.0.1:9")).warnings
