@@ -44,6 +44,8 @@ EXPECTED: dict[tuple[str, int | str], list[str]] = {
     ("tillflow-alerts", 3): ["open_alerts"],
     ("tillflow-pipeline", 1): ["feed", "last_record", "age_seconds"],
     ("tillflow-pipeline", 2): ["time", "source", "tickets"],
+    ("tillflow-pipeline", 8): ["day", "source", "store_id", "pos_sales", "ingested", "missing", "sync_pct",
+                               "below_target"],
     ("tillflow-store-live", "annotation:Alerts"): ["time", "text", "tags"],
 }  # fmt: skip
 
@@ -94,6 +96,9 @@ def simulate(ch: Any) -> None:
     add(ALERTS, alert(2, store="wg-volt", kind="TRAFFIC_DROP", fired_at=DAY + timedelta(hours=13)))
     for table, table_rows in rows.items():
         ch.insert(table, table_rows, column_names=COLUMNS[table])
+    from producers.pos.synccheck import SyncRow, write_rows  # `tillflow sync-check`'s table
+
+    write_rows(ch, [SyncRow("square-wg", "wg-fashion", DAY.date(), 200, 197, 3, 0, 990_000, 975_000, 0.985)], DAY)
 
 
 def dashboards() -> list[dict[str, Any]]:
