@@ -197,7 +197,8 @@ class Catalogue(_Strict):
         raise KeyError(f"no camera {camera_id!r} in the catalogue")
 
 
-def _format_errors(path: Path, exc: ValidationError) -> str:
+def format_validation_errors(path: Path, exc: ValidationError) -> str:
+    """One line per problem: ``file: key.path[0]: reason`` (shared by every validated input file)."""
     lines = []
     for err in exc.errors():
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
@@ -206,24 +207,28 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def read_document(path: str | Path, error: type[ValueError] = ValueError) -> Any:
+    """The parsed content of a .yaml, .yml or .toml input file; ``error`` names the file and why it cannot be read."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise error(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
+
+
 def parse_catalogue(data: Any, path: Path = Path("<catalogue>")) -> Catalogue:
     if not isinstance(data, dict):
         raise CatalogueError(f"{path}: (top level): expected a mapping with 'stores' and 'cameras'")
     try:
         return Catalogue.model_validate(data)
     except ValidationError as exc:
-        raise CatalogueError(_format_errors(path, exc)) from None
+        raise CatalogueError(format_validation_errors(path, exc)) from None
 
 
 def load_catalogue(path: str | Path) -> Catalogue:
     """Read and validate a catalogue file (.yaml, .yml or .toml)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogueError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise CatalogueError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
-    return parse_catalogue(data, path)
+    return parse_catalogue(read_document(path, CatalogueError), Path(path))

@@ -1,0 +1,78 @@
+"""`tillflow statements`, `tillflow lift` and `tillflow forecast`: malls and chains, from what ClickHouse holds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tillflow.console import err, fail, out
+from tillflow.settings import load_settings
+
+
+def statements(
+    mall: Annotated[str, typer.Option("--mall", "-m", help="Mall id from the catalogue.")],
+    month: Annotated[str, typer.Option("--month", help="Month, YYYY-MM (store-local calendar).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the CSV and PDF.")] = Path("."),
+    record: Annotated[
+        bool, typer.Option(help="Record the issue in ClickHouse (tenant_statements); --no-record for a preview.")
+    ] = True,
+) -> None:
+    """Tenant revenue statements for a mall's month: net sales by channel and kind from POS data, percentage rent
+    owed under each lease (TILLFLOW_LEASES), data completeness, and underreporting evidence.
+
+    Writes statements-MALL-MONTH-issueN.csv and .pdf under --out. Money is exact, in the tenant's currency.
+    A month re-issued after late data gets the next issue number and lists what changed since the previous
+    issue; when nothing changed the issue number stays. Needs the ClickHouse schema (tillflow clickhouse migrate).
+    """
+    from analytics.documents import write_csv, write_pdf
+    from analytics.leases import LeaseError, load_leases
+    from analytics.statements import month_start
+    from analytics.warehouse import issue_statements, mall_statements
+    from schemas.catalogue import CatalogueError, load_catalogue
+    from schemas.models import format_minor
+    from sinks.clickhouse.connection import connect
+
+    try:
+        first = month_start(month)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--month'") from None
+    settings = load_settings()
+    try:
+        catalogue = load_catalogue(settings.catalogue)
+        book = load_leases(settings.leases, catalogue)
+    except (CatalogueError, LeaseError) as exc:
+        fail(str(exc))
+    if not any(s.mall_id == mall for s in catalogue.stores):
+        fail(f"no store of mall {mall!r} in {settings.catalogue}")
+    try:
+        client = connect(settings)
+        issued = issue_statements(client, mall_statements(client, catalogue, book, mall, first),
+                                  datetime.now(UTC), record=record)  # fmt: skip
+    except ValueError as exc:
+        fail(str(exc))
+    except Exception as exc:
+        fail(f"cannot read ClickHouse: {exc}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    issue = max(i.issue for i in issued)
+    stem = out_dir / f"statements-{mall}-{first:%Y-%m}-issue{issue}"
+    write_csv(issued, stem.with_suffix(".csv"))
+    write_pdf(issued, stem.with_suffix(".pdf"), mall_name=mall)
+    for item in issued:
+        st = item.statement
+        c = st.completeness
+        what = f"issue {item.issue}" + (f", {len(item.changes)} figures changed" if item.changes else "")
+        out.print(
+            f"{st.tenant_id}: counted sales {format_minor(st.counted_sales, st.currency)} {st.currency}, "
+            f"percentage rent {format_minor(st.percentage_rent, st.currency)}, rent due "
+            f"{format_minor(st.rent_due, st.currency)}; {len(c.silent_days)} silent-feed days, "
+            f"{c.late_tickets} tickets after month end ({what})",
+            highlight=False,
+        )
+    err.print(f"wrote {stem}.csv and {stem}.pdf" + ("" if record else " (not recorded)"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("statements")(statements)
