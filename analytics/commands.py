@@ -74,5 +74,55 @@ def statements(
     err.print(f"wrote {stem}.csv and {stem}.pdf" + ("" if record else " (not recorded)"))
 
 
+def lift(
+    campaign_id: Annotated[str, typer.Argument(help="Campaign id from the calendar (TILLFLOW_CAMPAIGNS).")],
+) -> None:
+    """Estimate a campaign's effect on visitors, conversion and sales per day, with a 95% interval.
+
+    Difference-in-differences: the campaign's stores (or zone, or category) against themselves over the
+    baseline days before it, and against comparable stores (same mall and category) during it. Says
+    "cannot tell" when there are no comparable stores, too few days, or an interval too wide to decide.
+    Also loads the calendar into ClickHouse, where the campaign_lift view gives the same figures to Grafana.
+    """
+    from rich.table import Table
+
+    from analytics.campaigns import CampaignError, load_calendar
+    from analytics.warehouse import campaign_lift, load_campaigns
+    from schemas.catalogue import CatalogueError, load_catalogue
+    from sinks.clickhouse.connection import connect
+
+    settings = load_settings()
+    try:
+        catalogue = load_catalogue(settings.catalogue)
+        calendar = load_calendar(settings.campaigns, catalogue)
+        campaign = calendar.campaign(campaign_id)
+    except (CatalogueError, CampaignError) as exc:
+        fail(str(exc))
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+    try:
+        client = connect(settings)
+        load_campaigns(client, calendar, catalogue, datetime.now(UTC))
+        found, estimates = campaign_lift(client, campaign, catalogue, calendar)
+    except Exception as exc:
+        fail(f"cannot read ClickHouse: {exc}")
+    where = ", ".join(u.store_id + (f"/{u.zone_id}" if u.zone_id else "") for u in found.treated)
+    title = f"{campaign.id} ({campaign.kind}, {where}, {campaign.start} to {campaign.end})"
+    table = Table("metric", "baseline days", "campaign days", "lift", "95% interval", "per day", "verdict",
+                  title=title, caption=f"compared with {found.comparison}: "
+                  f"{', '.join(u.store_id for u in found.controls) or 'none'}")  # fmt: skip
+    for e in estimates:
+        interval = "-" if e.lift_low is None else f"{e.lift_low:+.1%} to {e.lift_high:+.1%}"
+        per_day = "-"
+        if e.per_day is not None:
+            per_day = f"{e.per_day:+.2%}" if e.metric == "conversion" else f"{e.per_day:+,.0f}"
+            if e.metric == "sales":
+                per_day += " (minor units)"
+        lift_text = "-" if e.lift is None else f"{e.lift:+.1%}"
+        table.add_row(e.metric, str(e.baseline_days), str(e.campaign_days), lift_text, interval, per_day, e.verdict)
+    out.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.command("statements")(statements)
+    app.command("lift")(lift)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from analytics.campaigns import Calendar, Campaign, Units, units
 from analytics.leases import LeaseBook, lease_stores
+from analytics.lift import DailyRow, LiftEstimate, baseline_window, estimate
 from analytics.statements import (
     Change,
     HourRow,
@@ -195,3 +197,57 @@ def issue_statements(client: Any, statements: list[Statement], now: datetime, re
     if rows:
         client.insert("tenant_statements", rows, column_names=STATEMENT_COLUMNS)
     return issued
+
+
+# --- campaigns ------------------------------------------------------------------------------------------------
+
+DAILY = """
+SELECT store_id, zone_id, local_date, sum(visitors) AS v, sum(transactions) AS tx, sum(net_revenue) AS net
+FROM conversion_hourly FINAL
+WHERE store_id IN {stores:Array(String)} AND local_date >= {start:Date} AND local_date <= {end:Date}
+GROUP BY store_id, zone_id, local_date
+ORDER BY local_date, store_id, zone_id
+"""
+
+CAMPAIGN_COLUMNS = [
+    "campaign_id", "name", "kind", "scope", "mall_id", "starts", "ends", "baseline_days", "treated_units",
+    "control_units", "comparison", "loaded_at",
+]  # fmt: skip
+UNIT_COLUMNS = ["campaign_id", "store_id", "zone_id", "role", "loaded_at"]
+
+
+def daily_rows(client: Any, stores: list[str], start: date, end: date) -> list[DailyRow]:
+    params = {"stores": stores, "start": start, "end": end}
+    return [
+        DailyRow(store_id=r["store_id"], zone_id=r["zone_id"], local_date=r["local_date"], visitors=int(r["v"]),
+                 transactions=int(r["tx"]), net_revenue=int(r["net"]))
+        for r in _dicts(client.query(DAILY, parameters=params))
+    ]  # fmt: skip
+
+
+def load_campaigns(client: Any, calendar: Calendar, catalogue: Catalogue, now: datetime) -> int:
+    """Write the calendar and each campaign's treated and control units (for the campaign_lift view)."""
+    rows, unit_rows = [], []
+    for c in calendar.campaigns:
+        found = units(c, catalogue, calendar)
+        mall = c.mall or (catalogue.store(c.store).mall_id if c.store else None) or ""
+        rows.append((c.id, c.name or c.id, c.kind, c.scope, mall, c.start, c.end, c.baseline_days,
+                     len(found.treated), len(found.controls), found.comparison, now))  # fmt: skip
+        unit_rows += [(c.id, u.store_id, u.zone_id, "treated", now) for u in found.treated]
+        unit_rows += [(c.id, u.store_id, u.zone_id, "control", now) for u in found.controls]
+    if rows:
+        client.insert("campaigns", rows, column_names=CAMPAIGN_COLUMNS)
+    if unit_rows:
+        client.insert("campaign_units", unit_rows, column_names=UNIT_COLUMNS)
+    return len(rows)
+
+
+def campaign_lift(
+    client: Any, campaign: Campaign, catalogue: Catalogue, calendar: Calendar | None = None
+) -> tuple[Units, list[LiftEstimate]]:
+    """The campaign's units and its lift per metric, from the daily rows of its baseline and campaign windows."""
+    found = units(campaign, catalogue, calendar)
+    first, _ = baseline_window(campaign)
+    stores = sorted({u.store_id for u in found.treated + found.controls})
+    rows = daily_rows(client, stores, first, campaign.end)
+    return found, estimate(campaign, rows, found.treated, found.controls)
