@@ -123,6 +123,68 @@ def lift(
     out.print(table)
 
 
+def forecast(
+    store: Annotated[
+        list[str] | None, typer.Option("--store", "-s", help="Store id (repeatable); default: every store.")
+    ] = None,
+    now: Annotated[
+        str | None, typer.Option(help="Issue time, ISO 8601 with offset (default: now); for backfills and tests.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the forecasts instead of sending them.")] = False,
+) -> None:
+    """Forecast each store's visitors and net sales per hour for the rest of its local today and tomorrow, and
+    send them to the forecast.hourly topic (landed in ClickHouse by `tillflow sink clickhouse`, drawn beside the
+    actuals in the store dashboard).
+
+    Weekday x hour shape from the last six same weekdays in ClickHouse, scaled by the recent level and by
+    today's complete hours so far. Run it hourly (a systemd timer or cron); each run supersedes the last.
+    """
+    from analytics.warehouse import store_forecasts
+    from schemas.catalogue import CatalogueError, load_catalogue
+    from schemas.models import format_minor
+    from schemas.topics import FORECAST_HOURLY
+    from sinks.clickhouse.connection import connect
+
+    settings = load_settings()
+    try:
+        issued = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    except ValueError:
+        raise typer.BadParameter(f"{now!r} is not an ISO 8601 time", param_hint="'--now'") from None
+    if issued.tzinfo is None:
+        raise typer.BadParameter(f"{now!r} has no UTC offset", param_hint="'--now'")
+    try:
+        catalogue = load_catalogue(settings.catalogue)
+        stores = store or [s.id for s in catalogue.stores]
+        for store_id in stores:
+            catalogue.store(store_id)
+    except CatalogueError as exc:
+        fail(str(exc))
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+    try:
+        found = store_forecasts(connect(settings), catalogue, stores, issued.astimezone(UTC))
+    except Exception as exc:
+        fail(f"cannot read ClickHouse: {exc}")
+    if dry_run:
+        for f in found:
+            out.print(f"{f.store_id} {f.local_hour} +{f.horizon_hours}h visitors {f.visitors:.1f} "
+                      f"sales {format_minor(f.net_revenue, f.currency or 'EUR')}", highlight=False)  # fmt: skip
+        return
+    from producers.sender import DeliveryError, RecordSender
+    from tillflow.kafka import StackNotRunning
+
+    try:
+        sender = RecordSender(settings)
+        sender.send_many(FORECAST_HOURLY, found)
+        sender.flush()
+    except (StackNotRunning, DeliveryError) as exc:
+        fail(str(exc))
+    stores_with = len({f.store_id for f in found})
+    plural = "" if stores_with == 1 else "s"
+    out.print(f"sent {len(found)} hourly forecasts for {stores_with} store{plural} to {FORECAST_HOURLY}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("statements")(statements)
     app.command("lift")(lift)
+    app.command("forecast")(forecast)

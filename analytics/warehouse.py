@@ -4,10 +4,11 @@ computed by the pure modules (statements, lift, forecast)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from analytics.campaigns import Calendar, Campaign, Units, units
+from analytics.forecast import LEVEL_DAYS, WEEKS, Actual, forecast, records
 from analytics.leases import LeaseBook, lease_stores
 from analytics.lift import DailyRow, LiftEstimate, baseline_window, estimate
 from analytics.statements import (
@@ -25,6 +26,7 @@ from analytics.statements import (
     previous_months,
 )
 from schemas.catalogue import Catalogue
+from schemas.models import HourlyForecast
 
 HISTORY_MONTHS = 3
 """Previous months the underreporting evidence compares with."""
@@ -251,3 +253,35 @@ def campaign_lift(
     stores = sorted({u.store_id for u in found.treated + found.controls})
     rows = daily_rows(client, stores, first, campaign.end)
     return found, estimate(campaign, rows, found.treated, found.controls)
+
+
+# --- forecasts ------------------------------------------------------------------------------------------------
+
+HISTORY = """
+SELECT local_date, toUInt8(substring(local_hour, 12, 2)) AS hour, visitors, net_revenue
+FROM conversion_hourly FINAL
+WHERE store_id = {store:String} AND zone_id = '' AND local_date >= {start:Date} AND local_date <= {end:Date}
+"""
+
+HISTORY_DAYS = 7 * WEEKS * 2 + LEVEL_DAYS
+"""Days of hourly history read for one forecast: enough same weekdays for the shape of each recent day."""
+
+
+def store_history(client: Any, store_id: str, today: date) -> dict[tuple[date, int], Actual]:
+    """The store's hourly actuals (local date, local hour) up to ``today`` (its complete hours so far)."""
+    params = {"store": store_id, "start": today - timedelta(days=HISTORY_DAYS), "end": today}
+    result = client.query(HISTORY, parameters=params)
+    return {(d, int(h)): Actual(float(v), float(s)) for d, h, v, s in result.result_rows}
+
+
+def store_forecasts(client: Any, catalogue: Catalogue, store_ids: list[str], now: datetime) -> list[HourlyForecast]:
+    """Forecast records for the rest of each store's local today and its tomorrow, issued at ``now`` (UTC)."""
+    out = []
+    for store_id in store_ids:
+        store = catalogue.store(store_id)
+        local_now = now.astimezone(store.tz)
+        history = store_history(client, store_id, local_now.date())
+        # Only complete hours count for today: the current hour is still filling.
+        history = {k: v for k, v in history.items() if k[0] < local_now.date() or k[1] < local_now.hour}
+        out += records(store, forecast(history, local_now.replace(tzinfo=None)), now)
+    return out

@@ -376,3 +376,22 @@ class Alert(Record):
     message: str
     fired_at: UtcDatetime
     details: dict[str, str] = Field(default_factory=dict)
+
+
+class HourlyForecast(Record):
+    """Expected visitors and net sales of one store-local hour (topic ``forecast.hourly``, key ``store_id``)."""
+
+    avro_name: ClassVar[str] = "forecast_hourly"
+
+    store_id: Id
+    tenant_id: str | None = None
+    mall_id: str | None = None
+    hour_start: UtcDatetime
+    local_hour: str
+    timezone: str
+    currency: Currency | None = None
+    issued_at: UtcDatetime
+    horizon_hours: Int = Field(ge=0)
+    visitors: Double = Field(ge=0)
+    net_revenue: Long
+    method: str

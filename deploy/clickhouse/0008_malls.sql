@@ -163,3 +163,26 @@ LEFT JOIN
     FROM campaign_lift_daily
     GROUP BY campaign_id, metric
 ) AS e ON e.campaign_id = k.campaign_id AND e.metric = k.metric;
+
+-- Hourly forecasts from topic forecast.hourly (tillflow forecast): every issue is kept, so forecast error per
+-- horizon can be measured later; dashboards read the latest issue of each hour (argMax on issued_at).
+CREATE TABLE IF NOT EXISTS forecast_hourly
+(
+    store_id       LowCardinality(String),
+    tenant_id      String,
+    mall_id        String,
+    hour_start     DateTime('UTC'),
+    local_hour     String,
+    local_date     Date,
+    timezone       LowCardinality(String),
+    currency       LowCardinality(String),
+    issued_at      DateTime64(3, 'UTC'),
+    horizon_hours  UInt16,
+    visitors       Float64,
+    net_revenue    Int64,
+    method         LowCardinality(String)
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(hour_start)
+ORDER BY (store_id, hour_start, issued_at)
+TTL toDateTime(hour_start) + INTERVAL 400 DAY;

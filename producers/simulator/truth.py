@@ -37,11 +37,10 @@ def plan_tickets(plan: DayPlan, source: str = "simulator", delay: timedelta = ti
     return [_ticket(draft, source, draft.occurred_ms + int(delay.total_seconds() * 1000)) for draft in plan.tickets]
 
 
-def hourly_truth(plan: DayPlan, tickets: list[PosTicket] | None = None) -> list[HourTruth]:
-    """One row per store-local hour with visitors or tickets, in time order (UTC hour starts; every time zone
-    in use has whole-hour or half/quarter-hour offsets, so hours are aligned on the store's local clock)."""
+def hourly_truth(plan: DayPlan) -> list[HourTruth]:
+    """One row per store-local hour with visitors or delivered tickets, in time order (UTC hour starts of the
+    store's local hours)."""
     tz = plan.store.tz
-    tickets = plan_tickets(plan) if tickets is None else tickets
 
     def hour_of(ms: int) -> datetime:
         local = datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(tz)
@@ -58,23 +57,29 @@ def hourly_truth(plan: DayPlan, tickets: list[PosTicket] | None = None) -> list[
         return rows[start]
 
     if len(plan.entry_ms):
-        starts = [hour_of(int(ms)) for ms in plan.entry_ms]
-        uniq, counts = np.unique(np.array([s.timestamp() for s in starts]), return_counts=True)
-        for ts, n in zip(uniq.tolist(), counts.tolist(), strict=True):
+        # Local hours start at whole UTC quarter-hours in every zone: bucket by the local hour of each entry.
+        hours = np.array([hour_of(int(ms)).timestamp() for ms in np.unique(plan.entry_ms // 900_000) * 900_000])
+        quarter = np.unique(plan.entry_ms // 900_000, return_counts=True)
+        for ts, n in zip(hours.tolist(), quarter[1].tolist(), strict=True):
             row(datetime.fromtimestamp(ts, tz=UTC))["visitors"] += int(n)
-    for t in tickets:
-        if t.channel is not Channel.IN_STORE:
+    for draft in plan.tickets:
+        f = draft.fields
+        if f["channel"] is not Channel.IN_STORE:
             continue
-        r = row(hour_of(int(t.occurred_at.timestamp() * 1000)))
-        if t.kind is TicketKind.SALE or t.kind is TicketKind.VOID:
-            sign = 1 if t.kind is TicketKind.SALE else -1
-            r["transactions"] += sign
-            r["net_revenue"] += t.net_amount
-            r["voids"] += t.kind is TicketKind.VOID
-            r["cash_amount"] += sum(p.amount for p in t.payments if p.method is PaymentMethod.CASH)
-            r["payment_amount"] += sum(p.amount for p in t.payments)
-        elif t.kind is TicketKind.REFUND:
+        r = row(hour_of(draft.occurred_ms))
+        kind = f["kind"]
+        if kind is TicketKind.SALE or kind is TicketKind.VOID:
+            payments = f["payments"]
+            assert isinstance(payments, list | tuple)
+            net = f["net_amount"]
+            assert isinstance(net, int)
+            r["transactions"] += 1 if kind is TicketKind.SALE else -1
+            r["net_revenue"] += net
+            r["voids"] += kind is TicketKind.VOID
+            r["cash_amount"] += sum(p.amount for p in payments if p.method is PaymentMethod.CASH)
+            r["payment_amount"] += sum(p.amount for p in payments)
+        elif kind is TicketKind.REFUND:
             r["refunds"] += 1
-        elif t.kind is TicketKind.EMPLOYEE_SALE:
+        elif kind is TicketKind.EMPLOYEE_SALE:
             r["employee_sales"] += 1
     return [rows[k] for k in sorted(rows)]

@@ -32,7 +32,7 @@ def simulated(
                 continue
             day_tickets = plan_tickets(plan)
             tickets.extend(day_tickets)
-            hours.extend(hourly_truth(plan, day_tickets))
+            hours.extend(hourly_truth(plan))
     return tickets, hours
 
 
