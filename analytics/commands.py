@@ -54,7 +54,7 @@ def statements(
     except ValueError as exc:
         fail(str(exc))
     except Exception as exc:
-        fail(f"cannot read ClickHouse: {exc}")
+        fail(f"cannot read ClickHouse (is the schema migrated? tillflow clickhouse migrate): {exc}")
     out_dir.mkdir(parents=True, exist_ok=True)
     issue = max(i.issue for i in issued)
     stem = out_dir / f"statements-{mall}-{first:%Y-%m}-issue{issue}"
@@ -115,7 +115,7 @@ def lift(
         interval = "-" if e.lift_low is None else f"{e.lift_low:+.1%} to {e.lift_high:+.1%}"
         per_day = "-"
         if e.per_day is not None:
-            per_day = f"{e.per_day:+.2%}" if e.metric == "conversion" else f"{e.per_day:+,.0f}"
+            per_day = f"{100 * e.per_day:+.2f} pts" if e.metric == "conversion" else f"{e.per_day:+,.0f}"
             if e.metric == "sales":
                 per_day += " (minor units)"
         lift_text = "-" if e.lift is None else f"{e.lift:+.1%}"

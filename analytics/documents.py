@@ -108,13 +108,15 @@ def write_pdf(issued: Sequence[Issued], path: Path, mall_name: str | None = None
         cur = st.currency
         pdf.add_page()
         pdf.set_font("Helvetica", "B", 15)
-        pdf.cell(0, 9, f"Revenue statement {st.month:%Y-%m}: tenant {st.tenant_id}", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 9, _latin1(f"Revenue statement {st.month:%Y-%m}: tenant {st.tenant_id}"), new_x="LMARGIN",
+                 new_y="NEXT")  # fmt: skip
         pdf.set_font("Helvetica", "", 9)
         issue = f"Issue {item.issue}" + (f" (replaces issue {item.previous_issue})" if item.changes else "")
-        pdf.cell(0, 5, f"Mall {mall_name or st.mall_id}. Stores: {', '.join(st.stores)}. {issue}.",
+        pdf.cell(0, 5, _latin1(f"Mall {mall_name or st.mall_id}. Stores: {', '.join(st.stores)}. {issue}."),
                  new_x="LMARGIN", new_y="NEXT")  # fmt: skip
-        pdf.multi_cell(0, 5, f"Lease: base rent {format_minor(st.base_rent, cur)} {cur}, {st.lease.percentage}% "
-                       f"above the breakpoint; {st.lease.describe()}.", new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+        terms = (f"Lease: base rent {format_minor(st.base_rent, cur)} {cur}, {st.lease.percentage}% above the "
+                 f"breakpoint; {st.lease.describe()}.")  # fmt: skip
+        pdf.multi_cell(0, 5, _latin1(terms), new_x="LMARGIN", new_y="NEXT")
         pdf.ln(2)
         _heading(pdf, f"Net sales by channel and kind ({cur})")
         table = [("Channel", "Kind", "Tickets", "Net sales", "Counts")]
@@ -147,7 +149,7 @@ def write_pdf(issued: Sequence[Issued], path: Path, mall_name: str | None = None
             + (f" and {len(low) - 20} more" if len(low) > 20 else "") + ".",
         ]  # fmt: skip
         for text in lines:
-            pdf.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(0, 5, _latin1(text), new_x="LMARGIN", new_y="NEXT")
         if item.changes:
             pdf.ln(2)
             _heading(pdf, f"Changed since issue {item.previous_issue}")
@@ -172,9 +174,14 @@ def _fig(item: str, value: int, currency: str) -> str:
     return format_minor(value, currency) if money else str(value)
 
 
+def _latin1(text: str) -> str:
+    """The PDF's core fonts cover Latin-1 only: other characters (a store name in Devanagari) print as '?'."""
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
 def _heading(pdf: object, text: str) -> None:
     pdf.set_font("Helvetica", "B", 11)  # type: ignore[attr-defined]
-    pdf.cell(0, 7, text, new_x="LMARGIN", new_y="NEXT")  # type: ignore[attr-defined]
+    pdf.cell(0, 7, _latin1(text), new_x="LMARGIN", new_y="NEXT")  # type: ignore[attr-defined]
 
 
 def _table(pdf: object, rows: Sequence[Sequence[str]], widths: Sequence[int], header: bool = True,
@@ -183,5 +190,5 @@ def _table(pdf: object, rows: Sequence[Sequence[str]], widths: Sequence[int], he
         pdf.set_font("Helvetica", "B" if header and i == 0 else "", size)  # type: ignore[attr-defined]
         for j, (text, width) in enumerate(zip(row, widths, strict=True)):
             align = "R" if (j > 0 and text[:1].isdigit()) or (text[:1] == "-" and text[1:2].isdigit()) else "L"
-            pdf.cell(width, 5, text, border=1, align=align)  # type: ignore[attr-defined]
+            pdf.cell(width, 5, _latin1(text), border=1, align=align)  # type: ignore[attr-defined]
         pdf.ln(5)  # type: ignore[attr-defined]
