@@ -34,7 +34,11 @@ def statements(
     from schemas.catalogue import CatalogueError, load_catalogue
     from schemas.models import format_minor
     from sinks.clickhouse.connection import connect
+    from tillflow.extras import missing_extra
 
+    problem = missing_extra("the statements PDF", "fpdf")
+    if problem:
+        fail(problem)
     try:
         first = month_start(month)
     except ValueError as exc:
