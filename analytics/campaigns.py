@@ -12,9 +12,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.catalogue import Catalogue, Store, format_validation_errors, read_document
+from schemas.catalogue import Catalogue, Store, read_document, validate_document
 
 
 class CampaignError(ValueError):
@@ -152,12 +152,7 @@ def _check_catalogue(calendar: Calendar, catalogue: Catalogue, path: Path) -> No
 
 
 def parse_calendar(data: Any, catalogue: Catalogue, path: Path = Path("<campaigns>")) -> Calendar:
-    if not isinstance(data, dict):
-        raise CampaignError(f"{path}: (top level): expected a mapping with a 'campaigns' list")
-    try:
-        calendar = Calendar.model_validate(data)
-    except ValidationError as exc:
-        raise CampaignError(format_validation_errors(path, exc)) from None
+    calendar = validate_document(Calendar, data, path, CampaignError, "a 'campaigns' list")
     _check_catalogue(calendar, catalogue, path)
     return calendar
 

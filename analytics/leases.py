@@ -15,9 +15,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from schemas.catalogue import Catalogue, format_validation_errors, read_document
+from schemas.catalogue import Catalogue, read_document, validate_document
 from schemas.models import Channel, Currency, TicketKind
 
 
@@ -157,12 +157,7 @@ def _check_catalogue(book: LeaseBook, catalogue: Catalogue, path: Path) -> None:
 
 
 def parse_leases(data: Any, catalogue: Catalogue, path: Path = Path("<leases>")) -> LeaseBook:
-    if not isinstance(data, dict):
-        raise LeaseError(f"{path}: (top level): expected a mapping with a 'leases' list")
-    try:
-        book = LeaseBook.model_validate(data)
-    except ValidationError as exc:
-        raise LeaseError(format_validation_errors(path, exc)) from None
+    book = validate_document(LeaseBook, data, path, LeaseError, "a 'leases' list")
     _check_catalogue(book, catalogue, path)
     return book
 

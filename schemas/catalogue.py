@@ -10,13 +10,15 @@ import difflib
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.models import Currency
+
+M = TypeVar("M", bound=BaseModel)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -220,13 +222,18 @@ def read_document(path: str | Path, error: type[ValueError] = ValueError) -> Any
         raise error(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
 
 
-def parse_catalogue(data: Any, path: Path = Path("<catalogue>")) -> Catalogue:
+def validate_document(model: type[M], data: Any, path: Path, error: type[ValueError], expected: str) -> M:
+    """``data`` (a parsed input file) as ``model``; ``error`` names the file, each key path and the reason."""
     if not isinstance(data, dict):
-        raise CatalogueError(f"{path}: (top level): expected a mapping with 'stores' and 'cameras'")
+        raise error(f"{path}: (top level): expected a mapping with {expected}")
     try:
-        return Catalogue.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise CatalogueError(format_validation_errors(path, exc)) from None
+        raise error(format_validation_errors(path, exc)) from None
+
+
+def parse_catalogue(data: Any, path: Path = Path("<catalogue>")) -> Catalogue:
+    return validate_document(Catalogue, data, path, CatalogueError, "'stores' and 'cameras'")
 
 
 def load_catalogue(path: str | Path) -> Catalogue:
