@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -134,6 +134,10 @@ def forecast(
     now: Annotated[
         str | None, typer.Option(help="Issue time, ISO 8601 with offset (default: now); for backfills and tests.")
     ] = None,
+    every: Annotated[
+        float | None,
+        typer.Option(help="Issue again every this many seconds (3600: hourly) until SIGTERM; without it, once.", min=1),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the forecasts instead of sending them.")] = False,
 ) -> None:
     """Forecast each store's visitors and net sales per hour for the rest of its local today and tomorrow, and
@@ -141,20 +145,22 @@ def forecast(
     actuals in the store dashboard).
 
     Weekday x hour shape from the last six same weekdays in ClickHouse, scaled by the recent level and by
-    today's complete hours so far. Run it hourly (a systemd timer or cron); each run supersedes the last.
+    today's complete hours so far. Each issue supersedes the last: run it hourly (--every 3600, or a timer).
+    With --every a failed issue (ClickHouse or Kafka away) is reported and the next one is tried on time.
     """
-    from analytics.warehouse import store_forecasts
+    import signal
+
     from schemas.catalogue import CatalogueError, load_catalogue
-    from schemas.models import format_minor
-    from schemas.topics import FORECAST_HOURLY
-    from sinks.clickhouse.connection import connect
+    from tillflow.retry import pause
 
     settings = load_settings()
+    if now and every:
+        raise typer.BadParameter("--now issues once; it cannot be combined with --every", param_hint="'--now'")
     try:
-        issued = datetime.fromisoformat(now) if now else datetime.now(UTC)
+        issued = datetime.fromisoformat(now) if now else None
     except ValueError:
         raise typer.BadParameter(f"{now!r} is not an ISO 8601 time", param_hint="'--now'") from None
-    if issued.tzinfo is None:
+    if issued is not None and issued.tzinfo is None:
         raise typer.BadParameter(f"{now!r} has no UTC offset", param_hint="'--now'")
     try:
         catalogue = load_catalogue(settings.catalogue)
@@ -165,15 +171,50 @@ def forecast(
         fail(str(exc))
     except KeyError as exc:
         fail(str(exc.args[0]))
+    if every is None:
+        problem = _issue_forecasts(settings, catalogue, stores, issued or datetime.now(UTC), dry_run)
+        if problem:
+            fail(problem)
+        return
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping:
+            problem = _issue_forecasts(settings, catalogue, stores, datetime.now(UTC), dry_run)
+            if problem:
+                err.print(f"forecast not issued: {problem}", highlight=False, soft_wrap=True)
+            if pause(every, lambda: stopping):
+                break
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    err.print("stopped on SIGTERM")
+
+
+def _issue_forecasts(settings: Any, catalogue: Any, stores: list[str], issued: datetime, dry_run: bool) -> str | None:
+    """One issue of forecasts for ``stores``, printed or sent; the reason when it could not be made."""
+    from analytics.warehouse import store_forecasts
+    from schemas.models import format_minor
+    from schemas.topics import FORECAST_HOURLY
+    from sinks.clickhouse.connection import connect
+
     try:
         found = store_forecasts(connect(settings), catalogue, stores, issued.astimezone(UTC))
     except Exception as exc:
-        fail(f"cannot read ClickHouse: {exc}")
+        return f"cannot read ClickHouse: {exc}"
+    stores_with = len({f.store_id for f in found})
+    what = f"{len(found)} hourly forecasts for {stores_with} store{'' if stores_with == 1 else 's'}"
     if dry_run:
         for f in found:
             out.print(f"{f.store_id} {f.local_hour} +{f.horizon_hours}h visitors {f.visitors:.1f} "
                       f"sales {format_minor(f.net_revenue, f.currency or 'EUR')}", highlight=False)  # fmt: skip
-        return
+        out.print(f"issued {what} at {issued:%Y-%m-%d %H:%M:%S%z} (dry run, not sent)")
+        return None
     from producers.sender import DeliveryError, RecordSender
     from tillflow.kafka import StackNotRunning
 
@@ -182,10 +223,9 @@ def forecast(
         sender.send_many(FORECAST_HOURLY, found)
         sender.flush()
     except (StackNotRunning, DeliveryError) as exc:
-        fail(str(exc))
-    stores_with = len({f.store_id for f in found})
-    plural = "" if stores_with == 1 else "s"
-    out.print(f"sent {len(found)} hourly forecasts for {stores_with} store{plural} to {FORECAST_HOURLY}")
+        return str(exc)
+    out.print(f"sent {what} to {FORECAST_HOURLY}")
+    return None
 
 
 def register(app: typer.Typer) -> None:

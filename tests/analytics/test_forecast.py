@@ -142,3 +142,36 @@ def test_forecast_command_sends_to_the_topic(ch: Any, ch_settings: Settings, sta
     assert first["horizon_hours"] == 3 and first["net_revenue"] == 13000
     bad = CliRunner().invoke(app, ["forecast", "--store", "nowhere", "--dry-run"], env=env)
     assert bad.exit_code == 1 and "no store 'nowhere'" in bad.output
+
+
+def test_every_issues_on_schedule_until_sigterm(tmp_path: Any) -> None:
+    """`tillflow forecast --every` in its own process (chDB allows one process per data directory): it issues at
+    once and then every interval, keeps going when there is nothing to forecast, and stops cleanly on SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "TILLFLOW_STATE_DIR": str(tmp_path),
+           "TILLFLOW_CATALOGUE": str(DEMO_CATALOGUE), "COLUMNS": "200"}  # fmt: skip
+    cli = [sys.executable, "-m", "tillflow"]
+    migrated = subprocess.run([*cli, "clickhouse", "migrate"], env=env, capture_output=True, text=True, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+    proc = subprocess.Popen([*cli, "forecast", "--store", "wg-fashion", "--every", "1", "--dry-run"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    issued: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        assert proc.stdout is not None
+        while len(issued) < 2 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith("issued"):
+                issued.append(line)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert len(issued) == 2 and all("issued 0 hourly forecasts for 0 stores" in line for line in issued)
+    assert proc.returncode == 0 and "stopped on SIGTERM" in stderr
