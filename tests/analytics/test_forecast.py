@@ -175,3 +175,37 @@ def test_every_issues_on_schedule_until_sigterm(tmp_path: Any) -> None:
         _, stderr = proc.communicate(timeout=30)
     assert len(issued) == 2 and all("issued 0 hourly forecasts for 0 stores" in line for line in issued)
     assert proc.returncode == 0 and "stopped on SIGTERM" in stderr
+
+
+def test_the_sink_lands_forecasts_and_the_panel_takes_the_latest_issue(
+    stack: Settings, ch_settings: Settings, ch: Any, unique: str
+) -> None:
+    """forecast.hourly through the real broker and the ClickHouse sink into forecast_hourly: every issue kept, a
+    replay adds nothing, and the latest issue of each hour is the one read back."""
+    from analytics.forecast import HourForecast
+    from sinks.clickhouse.service import build_sink
+    from tests.sinks.kafka_helpers import make_topics, produce
+
+    store = CATALOGUE.store("wg-fashion")
+    morning = records(store, [HourForecast(TODAY, h, h - 6, 10.0 * h, 900.0 * h) for h in range(9, 20)],
+                      datetime(2026, 11, 19, 5, tzinfo=UTC))  # fmt: skip
+    noon = records(store, [HourForecast(TODAY, h, h - 12, 11.0 * h, 1000.0 * h) for h in range(13, 20)],
+                   datetime(2026, 11, 19, 11, tzinfo=UTC))  # fmt: skip
+    topics = make_topics(stack, unique, [FORECAST_HOURLY])
+    produce(stack, next(iter(topics)), FORECAST_HOURLY, [*morning, *noon])
+    settings = stack.model_copy(update={"clickhouse_database": ch_settings.clickhouse_database,
+                                        "sink_group_id": f"sink-{unique}", "sink_batch_seconds": 0.3})  # fmt: skip
+    stats = build_sink(settings, ch, topics).run(list(topics), idle_exit=2.0)
+    assert stats.written == 18 and stats.dead_lettered == 0
+    replay = stack.model_copy(update={"clickhouse_database": ch_settings.clickhouse_database,
+                                      "sink_group_id": f"replay-{unique}", "sink_batch_seconds": 0.3})  # fmt: skip
+    build_sink(replay, ch, topics).run(list(topics), idle_exit=2.0)
+    ch.command("OPTIMIZE TABLE forecast_hourly FINAL")
+    assert ch.query("SELECT count() FROM forecast_hourly").result_rows == [(18,)]
+    latest = ch.query(
+        "SELECT toHour(hour_start, 'Europe/Berlin') AS h, argMax(visitors, issued_at), argMax(net_revenue, issued_at) "
+        "FROM forecast_hourly WHERE store_id = 'wg-fashion' GROUP BY h ORDER BY h"
+    ).result_rows
+    assert latest[0] == (9, 90.0, 8100) and latest[-1] == (19, 209.0, 19000)
+    row = ch.query("SELECT local_date, timezone, currency, method FROM forecast_hourly LIMIT 1").result_rows[0]
+    assert row[:3] == (TODAY, "Europe/Berlin", "EUR") and row[3].startswith("weekday-hour")
