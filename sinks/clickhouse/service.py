@@ -77,7 +77,7 @@ def decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Callable[[
 
 
 def build_sink(settings: Settings, client: Any, topics: dict[str, str] | None = None) -> ClickHouseSink:
-    """The sink for ``topics`` (consumed name -> tillflow topic; default the four tillflow topics)."""
+    """The sink for ``topics`` (consumed name -> tillflow topic; default every topic the sink lands)."""
     from confluent_kafka import Consumer
 
     from tillflow.kafka import consumer_config
