@@ -28,14 +28,15 @@ def _pct(value: float | None) -> str:
 def _num(value: float | None, metric: str) -> str:
     if value is None:
         return "-"
-    return f"{value:,.0f}" if metric.startswith("visitors") else f"{value:.1%}"
+    return f"{value:,.1f}" if metric.startswith("visitors") else f"{value:.1%}"
 
 
 def evidence_note(row: EvidenceRow) -> str:
     """Plain words for an evidence row: how far the month sits from the tenant's history and its peers."""
     parts = []
     if row.vs_history is not None:
-        parts.append(f"{row.vs_history:.0%} of own median ({row.history_months} months)")
+        months = "month" if row.history_months == 1 else "months"
+        parts.append(f"{row.vs_history:.0%} of own median ({row.history_months} {months})")
     if row.vs_peers is not None:
         parts.append(f"{row.vs_peers:.0%} of peer median ({row.peer_stores} stores)")
     return "; ".join(parts) or "no history or peers to compare"
@@ -81,8 +82,14 @@ def csv_rows(issued: Sequence[Issued]) -> list[dict[str, object]]:
         for ev in st.evidence:
             add("evidence", ev.metric, note=f"{_num(ev.value, ev.metric)}: {evidence_note(ev)}")
         for change in item.changes:
-            note = f"issue {item.previous_issue}: {change['before']}, issue {item.issue}: {change['after']}"
-            add("change", change["item"], change["after"] - change["before"], note=note)
+            before = _fig(change["item"], change["before"], st.currency)
+            after = _fig(change["item"], change["after"], st.currency)
+            note = f"issue {item.previous_issue}: {before}, issue {item.issue}: {after}"
+            delta = change["after"] - change["before"]
+            if _is_money(change["item"]):
+                add("change", change["item"], delta, note=note)
+            else:
+                add("change", change["item"], tickets=delta, note=note)
     return rows
 
 
@@ -145,7 +152,7 @@ def write_pdf(issued: Sequence[Issued], path: Path, mall_name: str | None = None
             f"Tickets received after month end: {c.late_tickets} "
             f"(counted sales {format_minor(c.late_counted_amount, cur)} {cur}).",
             "POS coverage (hours with tickets / hours with visitors) below 100%: "
-            + (", ".join(f"{d.local_date:%d} {_pct(d.pos_coverage)}" for d in low[:20]) or "none")
+            + (", ".join(f"{d.local_date:%d %b} {_pct(d.pos_coverage)}" for d in low[:20]) or "none")
             + (f" and {len(low) - 20} more" if len(low) > 20 else "") + ".",
         ]  # fmt: skip
         for text in lines:
@@ -169,9 +176,12 @@ def write_pdf(issued: Sequence[Issued], path: Path, mall_name: str | None = None
     return path
 
 
+def _is_money(item: str) -> bool:
+    return item.startswith(("sales", "counted", "breakpoint", "percentage", "base", "rent"))
+
+
 def _fig(item: str, value: int, currency: str) -> str:
-    money = item.startswith(("sales", "counted", "breakpoint", "percentage", "base", "rent"))
-    return format_minor(value, currency) if money else str(value)
+    return format_minor(value, currency) if _is_money(item) else str(value)
 
 
 def _latin1(text: str) -> str:

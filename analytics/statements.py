@@ -314,13 +314,16 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
-def _metrics(months: Iterable[MonthTraffic]) -> dict[str, float | None]:
+TRAFFIC = "visitors per 100 m2 per open day"
+
+
+def _metrics(months: Iterable[MonthTraffic], areas: Mapping[str, float]) -> dict[str, float | None]:
     rows = list(months)
     visitors = sum(r["visitors"] for r in rows)
-    days = sum(r["days_with_visitors"] for r in rows)
+    floor_days = sum(r["days_with_visitors"] * areas[r["store_id"]] / 100 for r in rows)
     txns = sum(r["transactions"] for r in rows)
     return {
-        "visitors per open day": _ratio(visitors, days),
+        TRAFFIC: _ratio(visitors, floor_days),
         "conversion": _ratio(txns, visitors),
         "cash share of payments": _ratio(sum(r["cash_amount"] for r in rows), sum(r["payment_amount"] for r in rows)),
     }
@@ -332,19 +335,26 @@ def _median(values: Iterable[float | None]) -> float | None:
 
 
 def evidence(
-    month: date, tenant_stores: Sequence[str], peer_stores: Sequence[str], traffic: Sequence[MonthTraffic]
+    month: date,
+    tenant_stores: Sequence[str],
+    peer_stores: Sequence[str],
+    traffic: Sequence[MonthTraffic],
+    areas: Mapping[str, float],
 ) -> list[EvidenceRow]:
-    """Traffic, conversion and cash share of the tenant's stores this month, against the median of its own
-    previous months (those in ``traffic``) and the median of its peers' stores this month.
+    """Traffic (per floor area, so stores of any size compare), conversion and cash share of the tenant's stores
+    this month, against the median of its own previous months (those in ``traffic``) and the median of its
+    peers' stores this month. ``areas``: floor area in m² per store.
 
     Underreported (unrung, cash) sales show as conversion and cash share below both while traffic holds.
     """
     own = set(tenant_stores)
-    this = _metrics(r for r in traffic if r["store_id"] in own and r["month"] == month)
+    this = _metrics((r for r in traffic if r["store_id"] in own and r["month"] == month), areas)
     history_months = sorted({r["month"] for r in traffic if r["store_id"] in own and r["month"] < month})
-    history = [_metrics(r for r in traffic if r["store_id"] in own and r["month"] == m) for m in history_months]
-    peers = [_metrics(r for r in traffic if r["store_id"] == p and r["month"] == month) for p in peer_stores]
-    peers = [p for p in peers if p["visitors per open day"] is not None]
+    history = [
+        _metrics((r for r in traffic if r["store_id"] in own and r["month"] == m), areas) for m in history_months
+    ]
+    peers = [_metrics((r for r in traffic if r["store_id"] == p and r["month"] == month), areas) for p in peer_stores]
+    peers = [p for p in peers if p[TRAFFIC] is not None]
     return [
         EvidenceRow(
             metric=name,

@@ -154,7 +154,7 @@ def mall_statements(client: Any, catalogue: Catalogue, book: LeaseBook, mall_id:
         out.append(
             build_statement(
                 lease, month, stores, cells, hours, open_days(weekdays, month),
-                evidence(month, stores, peers, traffic),
+                evidence(month, stores, peers, traffic, {s.id: s.area_m2 for s in mall_stores}),
             )
         )  # fmt: skip
     return out

@@ -158,12 +158,14 @@ def test_statements_match_a_hand_computation(loaded: Any, months: Any, tmp_path:
 
     # Evidence: bluerivet's traffic holds while its conversion and cash share fall against October and its peers.
     ev = {row.metric: row for row in denim.evidence}
-    assert 0.85 < ev["visitors per open day"].vs_history < 1.15  # type: ignore[operator]
+    traffic = ev["visitors per 100 m2 per open day"]
+    assert 0.85 < traffic.vs_history < 1.15 and 0.8 < traffic.vs_peers < 1.25  # type: ignore[operator]
     assert ev["conversion"].vs_history < 0.95 and ev["conversion"].vs_peers is not None  # type: ignore[operator]
     assert ev["cash share of payments"].vs_history < 0.85  # type: ignore[operator]
     assert ev["cash share of payments"].history_months == 1 and ev["conversion"].peer_stores == 2
     healthy = {row.metric: row for row in fashion.evidence}
     assert 0.9 < healthy["cash share of payments"].vs_history < 1.1  # type: ignore[operator]
+    assert 0.8 < healthy["visitors per 100 m2 per open day"].vs_peers < 1.25  # type: ignore[operator]
 
 
 def test_reissue_after_late_data_shows_what_changed(loaded: Any, months: Any, tmp_path: Path) -> None:
@@ -222,6 +224,8 @@ def test_reissue_after_late_data_shows_what_changed(loaded: Any, months: Any, tm
         f"westgate,2026-11,nordwind,2,rent,counted sales,,,,,{st.counted_sales},{format_minor(st.counted_sales, 'EUR')}"
         in text.replace('"', "")
     )
+    assert 'nordwind,2,change,tickets after month end,,,,2,,,EUR,"issue 1: 0, issue 2: 2"' in text
+    assert 'nordwind,2,change,counted sales,,,,,10345,103.45,EUR,"issue 1: 374,275.87, issue 2: 374,379.32"' in text
 
 
 def test_statements_command(loaded: Any, ch_settings: Any, tmp_path: Path) -> None:
