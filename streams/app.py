@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from socket import gethostname
 from typing import Any
 
 from schemas.catalogue import Catalogue
@@ -114,6 +115,8 @@ def create_app(
         key_serializer="raw",
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
+        # static membership where configured, and on the local stack (noida-db never evicts a dead member)
+        consumer_group_instance_id=settings.streams_instance_id or (f"{app_id}@{gethostname()}" if ep.local else None),
         # Table changelog values are a few kB each: batch and compress them, or the producer becomes the
         # bottleneck ("producer buffer full") long before the agents do.
         producer_max_batch_size=512 * 1024,

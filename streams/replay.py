@@ -165,6 +165,9 @@ def start_worker(
         TILLFLOW_REGISTRY_URL=ep.registry_url,
         TILLFLOW_TOPIC_PARTITIONS=str(settings.topic_partitions),
         TILLFLOW_STATE_DIR=str(settings.state_dir.resolve()),
+        # One worker per run: static membership lets a worker restarted after a crash take its partitions
+        # back at once (noida-db never evicts a dead member; issue 12 measured a 158 s wait and more).
+        TILLFLOW_STREAMS_INSTANCE_ID=settings.streams_instance_id or f"{app_id}-worker",
     )
     cmd = [sys.executable, "-m", "tillflow", "worker", "--stores", str(catalogue_path), "--app-id", app_id]
     cmd += ["--topic-prefix", prefix]
