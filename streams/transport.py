@@ -167,8 +167,12 @@ class Consumer(faust_aiokafka.Consumer):
                     dropped.setdefault(tp, record.offset)
             for tp, first in dropped.items():
                 if tp in self.assignment():
-                    self.log.info("%s: %d.. fetched while not active; reading them again", tp, first)
-                    await self.seek(tp, first)
+                    # never forward: a rebalance meanwhile may have sought back further (to the committed offset)
+                    last = self._read_offset.get(tp)
+                    start = last + 1 if last is not None else (self._committed_offset.get(tp) or 0)
+                    target = min(first, start)
+                    self.log.info("%s: %d.. fetched while not active; reading again from %d", tp, first, target)
+                    await self.seek(tp, target)
         else:
             self.log.dev("getmany called while flow not active. Seek back to committed offsets.")
             try:
