@@ -70,8 +70,15 @@ class _Resume:
                 return stop.value
 
 
-async def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
-    return await _Resume(coro, first)
+class _HandOver:
+    """A hand-off that suspended; ``done`` once the record reached its streams."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self.coro, self.first, self.done = coro, first, False
+
+    async def run(self) -> None:
+        await _Resume(self.coro, self.first)
+        self.done = True
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -120,7 +127,12 @@ class Consumer(faust_aiokafka.Consumer):
                         except StopIteration:
                             pass  # handed over without suspending: the usual case
                         else:
-                            await self.wait_first(_resume(coro, first), self.suspend_flow.wait())
+                            hand_over = _HandOver(coro, first)
+                            await self.wait_first(hand_over.run(), self.suspend_flow.wait())
+                            if not hand_over.done:  # cancelled by a rebalance or a stop: read it again later
+                                await self.seek(tp, offset)
+                                reseeking.add(tp)
+                                continue
                         set_read_offset(tp, offset)
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
