@@ -278,3 +278,22 @@ def test_clover_notices_keep_orders_only() -> None:
     [n] = notices("clover", {}, body)
     assert (n.scope, n.record_id, n.kind) == (MERCHANT, "CLV000009", "UPDATE")
     assert notices("shopify", {"x-shopify-topic": "products/update"}, b"{}") == []
+
+
+def test_orders_the_source_does_not_take_are_answered_200_and_not_published(broker: Broker, tmp_path: Path) -> None:
+    """As the poller: a Shopify web order (source_names: [pos]), a Square location not in the source's stores,
+    and an order the vendor no longer has (404) are acknowledged without a ticket."""
+    settings = broker.settings(tmp_path / "state")
+    with vendor_server() as (base, st):
+        add_sale("shopify", st, 7, NOW - timedelta(minutes=3))
+        st.shopify[820982911946154507]["sourceName"] = "web"
+        sh, sq = hook_config("shopify", base), hook_config("square", base)
+        eps = {c.name: endpoint(c, settings, tmp_path) for c in (sh, sq)}
+        with serving(make_app(eps, SeenEvents(tmp_path / "seen.sqlite"))) as url:
+            assert post(url, sh.name, notification("shopify", st, 7, NOW)).status_code == 200
+            other = square_order_updated("SQ000008ORDER", "OTHERLOCATION", NOW, "evt-other")
+            assert post(url, sq.name, other).status_code == 200
+            gone = square_order_updated("SQ000009ORDER", "L8RY5ZZ0T8RZM", NOW, "evt-gone")
+            assert post(url, sq.name, gone).status_code == 200
+        assert not [t for t in read_tickets(settings) if t.source in eps]
+        assert [p for _, p in st.log if "batch-retrieve" in p] == ["/v2/orders/batch-retrieve"]  # only the 3rd
