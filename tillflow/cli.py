@@ -19,7 +19,7 @@ from rich.console import Console
 from tillflow import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND_PACKAGES = ("tillflow", "producers", "schemas", "streams", "sinks")
+COMMAND_PACKAGES = ("tillflow", "producers", "schemas", "streams", "sinks", "analytics")
 
 err = Console(stderr=True)
 
@@ -87,6 +87,7 @@ HELP_PANELS = {
     ),
     "Streams": ("worker", "replay", "recompute"),
     "Sinks": ("sink", "clickhouse", "report"),
+    "Malls and chains (from ClickHouse)": ("statements", "lift", "forecast"),
     "Contracts": ("schemas", "registry"),
 }
 
