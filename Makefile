@@ -83,7 +83,7 @@ bench: $(VENV)/.full
 # After changing a dependency in pyproject.toml (or requirements/*.in): regenerate the locks and commit them with
 # it. Keeps every pin that still satisfies pyproject.toml; `make lock UPGRADE=1` moves everything to the newest.
 lock: $(VENV)/.full
-	PIP_COMPILE=$(VENV)/bin/pip-compile UPGRADE=$(UPGRADE) requirements/lock.sh
+	PIP_COMPILE_BIN=$(VENV)/bin/pip-compile UPGRADE=$(UPGRADE) requirements/lock.sh
 
 clean:
 	-$(VENV)/bin/tillflow dev down 2>/dev/null

@@ -75,6 +75,11 @@ def csv_rows(issued: Sequence[Issued]) -> list[dict[str, object]]:
         add("completeness", "days without any data", tickets=len(c.days_without_data),
             note=" ".join(f"{s} {d}" for s, d in c.days_without_data))  # fmt: skip
         add("completeness", "tickets after month end", c.late_counted_amount, tickets=c.late_tickets)
+        add("completeness", "days checked against the POS (sync-check)", tickets=len(c.sync))
+        for sync in c.days_below_sync_target:
+            add("completeness", f"sync rate {sync['local_date']}", tickets=sync["missing_tickets"],
+                note=f"{sync['store_id']} {_pct(sync['sync_rate'])} of {sync['expected_tickets']} POS sales; "
+                f"{sync['missing_tickets']} missing")  # fmt: skip
         for day in c.days:
             if day.pos_coverage is not None and day.pos_coverage < 1:
                 add("completeness", f"POS coverage {day.local_date}", channel="", note=f"{day.store_id} "
@@ -151,6 +156,11 @@ def write_pdf(issued: Sequence[Issued], path: Path, mall_name: str | None = None
             + (f" ({', '.join(f'{s} {d}' for s, d in c.silent_days)})" if c.silent_days else "") + ".",
             f"Tickets received after month end: {c.late_tickets} "
             f"(counted sales {format_minor(c.late_counted_amount, cur)} {cur}).",
+            (f"Sync rate against the POS (tillflow sync-check): {len(c.sync)} days checked, "
+             f"{len(c.days_below_sync_target)} below {c.sync_target:.0%}"
+             + (": " + ", ".join(f"{d['store_id']} {d['local_date']:%d %b} {_pct(d['sync_rate'])}"
+                                 for d in c.days_below_sync_target[:10]) if c.days_below_sync_target else "")
+             + "." if c.sync else "Sync rate against the POS: not checked (tillflow sync-check has not run)."),
             "POS coverage (hours with tickets / hours with visitors) below 100%: "
             + (", ".join(f"{d.local_date:%d %b} {_pct(d.pos_coverage)}" for d in low[:20]) or "none")
             + (f" and {len(low) - 20} more" if len(low) > 20 else "") + ".",

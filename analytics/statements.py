@@ -55,6 +55,16 @@ class HourRow(TypedDict):
     employee_sales: int
 
 
+class SyncDay(TypedDict):
+    """`tillflow sync-check`'s verdict on one store-day (pos_sync_daily; the lowest rate over its POS sources)."""
+
+    store_id: str
+    local_date: date
+    sync_rate: float
+    expected_tickets: int
+    missing_tickets: int
+
+
 class MonthTraffic(TypedDict):
     """One store's month: footfall, sales tickets and payments, for the underreporting evidence."""
 
@@ -103,10 +113,17 @@ class Completeness:
     late_tickets: int
     late_counted_amount: int
     """Counted sales that arrived after month end (corrections and late syncs)."""
+    sync: tuple[SyncDay, ...] = ()
+    """Days whose sync rate was checked against the POS itself (`tillflow sync-check`), where known."""
+    sync_target: float = 0.99
 
     @property
     def silent_days(self) -> list[tuple[str, date]]:
         return [(d.store_id, d.local_date) for d in self.days if d.silent_hours]
+
+    @property
+    def days_below_sync_target(self) -> list[SyncDay]:
+        return [d for d in self.sync if d["sync_rate"] < self.sync_target]
 
 
 @dataclass(frozen=True)
@@ -248,7 +265,11 @@ def _no_pos(h: HourRow) -> bool:
 
 
 def completeness(
-    hours: Sequence[HourRow], expected_days: Sequence[tuple[str, date]], lines: Sequence[StatementLine]
+    hours: Sequence[HourRow],
+    expected_days: Sequence[tuple[str, date]],
+    lines: Sequence[StatementLine],
+    sync: Sequence[SyncDay] = (),
+    sync_target: float = 0.99,
 ) -> Completeness:
     """Per store-day: hours with visitors, hours that also had tickets, and hours in silent stretches."""
     per_day: dict[tuple[str, date], list[int]] = {}
@@ -275,6 +296,8 @@ def completeness(
         days_without_data=missing,
         late_tickets=sum(line.late_tickets for line in lines),
         late_counted_amount=sum(line.late_amount for line in lines if line.counted),
+        sync=tuple(sorted(sync, key=lambda d: (d["local_date"], d["store_id"]))),
+        sync_target=sync_target,
     )
 
 
@@ -286,8 +309,11 @@ def build_statement(
     hours: Sequence[HourRow],
     expected_days: Sequence[tuple[str, date]],
     evidence_rows: Sequence[EvidenceRow] = (),
+    sync: Sequence[SyncDay] = (),
+    sync_target: float = 0.99,
 ) -> Statement:
-    """The tenant's statement for the month from its stores' ticket cells and hourly rows."""
+    """The tenant's statement for the month from its stores' ticket cells, hourly rows and, where known, the
+    sync rate of each day checked against the POS."""
     own = set(stores)
     lines = statement_lines((c for c in cells if c["store_id"] in own), lease)
     counted = sum(line.net_amount for line in lines if line.counted)
@@ -303,7 +329,13 @@ def build_statement(
         counted_sales=counted,
         breakpoint=bp,
         percentage_rent=percentage_rent(counted, bp, lease.percentage),
-        completeness=completeness([h for h in hours if h["store_id"] in own], expected_days, lines),
+        completeness=completeness(
+            [h for h in hours if h["store_id"] in own],
+            expected_days,
+            lines,
+            [d for d in sync if d["store_id"] in own],
+            sync_target,
+        ),
         evidence=tuple(evidence_rows),
     )
 
@@ -380,6 +412,7 @@ def figures(statement: Statement) -> dict[str, int]:
             "rent due": statement.rent_due,
             "tickets after month end": statement.completeness.late_tickets,
             "days with a silent feed": len(statement.completeness.silent_days),
+            "days below the sync target": len(statement.completeness.days_below_sync_target),
         }
     )
     return out

@@ -17,6 +17,7 @@ from analytics.statements import (
     MonthTraffic,
     SalesCell,
     Statement,
+    SyncDay,
     build_statement,
     changes,
     evidence,
@@ -25,6 +26,7 @@ from analytics.statements import (
     open_days,
     previous_months,
 )
+from producers.pos.synccheck import TARGET as SYNC_TARGET
 from schemas.catalogue import Catalogue
 from schemas.models import HourlyForecast
 
@@ -70,6 +72,14 @@ LEFT JOIN
     GROUP BY store_id, month
 ) AS t ON t.store_id = h.store_id AND t.month = h.month
 ORDER BY store_id, month
+"""
+
+SYNC_DAYS = """
+SELECT store_id, local_date, min(sync_rate) AS rate, sum(expected_tickets) AS expected, sum(missing_tickets) AS missing
+FROM pos_sync_daily FINAL
+WHERE store_id IN {stores:Array(String)} AND local_date >= {start:Date} AND local_date < {end:Date}
+GROUP BY store_id, local_date
+ORDER BY local_date, store_id
 """
 
 LATEST_ISSUE = """
@@ -123,6 +133,16 @@ def hour_rows(client: Any, stores: list[str], month: date) -> list[HourRow]:
     ]  # fmt: skip
 
 
+def sync_days(client: Any, stores: list[str], month: date) -> list[SyncDay]:
+    """`tillflow sync-check`'s rate of each checked store-day of the month (none when it never ran)."""
+    params = {"stores": stores, "start": month, "end": next_month(month)}
+    return [
+        SyncDay(store_id=store, local_date=day, sync_rate=float(rate), expected_tickets=int(expected),
+                missing_tickets=int(missing))
+        for store, day, rate, expected, missing in client.query(SYNC_DAYS, parameters=params).result_rows
+    ]  # fmt: skip
+
+
 def month_traffic(client: Any, stores: list[str], first: date, end: date) -> list[MonthTraffic]:
     params = {"stores": stores, "start": first, "end": end}
     return [
@@ -155,6 +175,7 @@ def mall_statements(client: Any, catalogue: Catalogue, book: LeaseBook, mall_id:
             build_statement(
                 lease, month, stores, cells, hours, open_days(weekdays, month),
                 evidence(month, stores, peers, traffic, {s.id: s.area_m2 for s in mall_stores}),
+                sync_days(client, stores, month), SYNC_TARGET,
             )
         )  # fmt: skip
     return out

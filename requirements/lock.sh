@@ -11,7 +11,7 @@
 # never disagree on a version (tests/tillflow/test_lock.py checks that, and that they match pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-compile="${PIP_COMPILE:-.venv/bin/pip-compile}"
+compile="${PIP_COMPILE_BIN:-.venv/bin/pip-compile}"  # not PIP_COMPILE: pip reads PIP_* as its options
 opts=(--quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --newline=lf)
 "$compile" "${opts[@]}" ${UPGRADE:+--upgrade} --extra local --extra dev --extra camera --extra cdc --extra malls \
   -o requirements/test.txt pyproject.toml requirements/build.in requirements/test.in

@@ -116,7 +116,14 @@ def _hand(tickets: list[PosTicket], store: str, counts: Any) -> int:
 
 
 def test_statements_match_a_hand_computation(loaded: Any, months: Any, tmp_path: Path) -> None:
+    from producers.pos.synccheck import SyncRow, write_rows
+
     tickets = months[0]
+    # `tillflow sync-check` ran for wg-shoes on two days: the 12th (silent feed) fell short of the POS's count.
+    checked = datetime(2026, 11, 14, tzinfo=UTC)
+    write_rows(loaded, [SyncRow("sq-shoes", "wg-shoes", date(2026, 11, 11), 80, 80, 0, 0, 1, 1, 1.0),
+                        SyncRow("sq-shoes", "wg-shoes", date(2026, 11, 12), 90, 72, 18, 0, 1, 1, 0.8)],
+               checked)  # fmt: skip
     book = parse_leases(LEASES, CATALOGUE)
     statements = {s.tenant_id: s for s in mall_statements(loaded, CATALOGUE, book, "westgate", NOV)}
     assert set(statements) == {"nordwind", "bluerivet", "step"}
@@ -148,6 +155,14 @@ def test_statements_match_a_hand_computation(loaded: Any, months: Any, tmp_path:
     # Completeness: the catalogue opens Mon-Sat (25 days in November 2026); the silent feed shows on the 12th.
     assert fashion.completeness.open_days == 25 and not fashion.completeness.days_without_data
     assert shoes.completeness.silent_days == [("wg-shoes", date(2026, 11, 12))]
+    assert len(shoes.completeness.sync) == 2 and not fashion.completeness.sync
+    below = shoes.completeness.days_below_sync_target
+    assert [(d["local_date"], d["sync_rate"], d["missing_tickets"]) for d in below] == [(date(2026, 11, 12), 0.8, 18)]
+    from analytics.documents import write_pdf
+
+    issued = issue_statements(loaded, [shoes], checked, record=False)
+    page = " ".join(PdfReader(write_pdf(issued, tmp_path / "shoes.pdf")).pages[0].extract_text().split())
+    assert "Sync rate against the POS (tillflow sync-check): 2 days checked, 1 below 99%: wg-shoes 12 Nov 80.0%" in page
     assert fashion.completeness.silent_days == [] and denim.completeness.silent_days == []
     low = {
         d.local_date: d.pos_coverage
@@ -218,6 +233,7 @@ def test_reissue_after_late_data_shows_what_changed(loaded: Any, months: Any, tm
     assert "Underreporting evidence" in page and "cash share of payments" in page
     shoes_page = next(p for p in pages if "tenant step" in p)
     assert "Days with a silent POS feed: 1 (wg-shoes 2026-11-12)" in shoes_page
+    assert "Sync rate against the POS: not checked" in page
 
     text = write_csv(second, tmp_path / "s.csv").read_text()
     assert (
