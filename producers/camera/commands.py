@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from tillflow.console import err, fail, out
 
@@ -82,9 +83,9 @@ def camera_run(
         cam = load_catalogue(settings.catalogue).camera(camera)
         cam_settings = camera_settings(cam)
     except (CatalogueError, CameraConfigError) as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))
     except KeyError as exc:
-        fail(str(exc.args[0]))
+        fail(escape(str(exc.args[0])))
     src = source or cam_settings.source
     if not src:
         fail(f"camera {camera!r} has no source in the catalogue; give --source")
@@ -203,7 +204,7 @@ def camera_check() -> None:
         try:
             camera_settings(cam)
         except CameraConfigError as exc:
-            err.print(str(exc), highlight=False)
+            err.print(escape(str(exc)), highlight=False)
             problems += 1
     if problems:
         raise typer.Exit(1)

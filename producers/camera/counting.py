@@ -60,16 +60,77 @@ def segments_intersect(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
     )
 
 
+Direction = Literal["left", "right", "up", "down"]
+"""A screen direction (y down): where an entering person walks *towards* as seen in the picture."""
+
+DIRECTIONS: dict[str, Point] = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
+
+MIN_CROSSING_ANGLE = 25.0
+"""An ``entering`` direction must cross every segment of the door line at least this steeply (degrees)."""
+
+
+class AmbiguousDoorError(ValueError):
+    """A door line whose inside side cannot be read one way only; the message says what to write instead."""
+
+
+def _segment_sines(points: Sequence[Point], vec: Point) -> list[float]:
+    """For each segment: sine of the angle from the segment (walked first to last) to ``vec``; positive when
+    ``vec`` points to the segment's screen-right (y down)."""
+    sines = []
+    for a, b in itertools.pairwise(points):
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        sines.append((dx * vec[1] - dy * vec[0]) / math.hypot(dx, dy))
+    return sines
+
+
+def crossing_directions(points: Sequence[Point]) -> list[Direction]:
+    """The screen directions that cross every segment of the line steeply and the same way (usable as
+    ``entering``)."""
+    limit = math.sin(math.radians(MIN_CROSSING_ANGLE))
+    found: list[Direction] = []
+    for name, vec in DIRECTIONS.items():
+        sines = _segment_sines(points, vec)
+        if all(s >= limit for s in sines) or all(s <= -limit for s in sines):
+            found.append(name)  # type: ignore[arg-type]
+    return found
+
+
+def entering_side(points: Sequence[Point], entering: Direction) -> int:
+    """The side (+1 screen-right of the line walked first to last, -1 screen-left) that a person walking
+    towards ``entering`` reaches: raises :class:`AmbiguousDoorError` when the direction runs along the line
+    (or along one of its segments, or crosses segments both ways)."""
+    if entering not in DIRECTIONS:
+        raise AmbiguousDoorError(f"entering must be one of left, right, up, down (got {entering!r})")
+    sines = _segment_sines(points, DIRECTIONS[entering])
+    limit = math.sin(math.radians(MIN_CROSSING_ANGLE))
+    if all(s >= limit for s in sines):
+        return 1
+    if all(s <= -limit for s in sines):
+        return -1
+    usable = crossing_directions(points)
+    hint = (
+        f"write the direction people walk in towards ({' or '.join(usable)})"
+        if usable
+        else "this line bends too much for a direction"
+    )
+    raise AmbiguousDoorError(
+        f"entering: {entering} runs along the door line (within {MIN_CROSSING_ANGLE:g} degrees of a segment, or "
+        f"crossing it both ways), so it does not say which side is inside; {hint}, or give a point that is "
+        "inside: `inside: [x, y]`"
+    )
+
+
 @dataclass(frozen=True)
 class DoorLine:
     """A polyline of at least two points with an inside side.
 
-    ``inside`` is ``"left"`` or ``"right"`` of the line walked from its first to its last point *as seen on
-    the screen* (y down), or a point known to be inside.
+    ``inside_side`` is +1 when the inside is on the screen-right of the line walked from its first to its last
+    point (y down), -1 when on its screen-left. Build one with :meth:`with_inside_point` or
+    :meth:`with_entering`, which say the side in words nobody reads backwards.
     """
 
     points: tuple[Point, ...]
-    inside: Literal["left", "right"] | Point = "right"
+    inside_side: int = 1
 
     def __post_init__(self) -> None:
         if len(self.points) < 2:
@@ -77,8 +138,28 @@ class DoorLine:
         for a, b in zip(self.points, self.points[1:], strict=False):
             if a == b:
                 raise ValueError(f"door line has two equal consecutive points {a}")
-        if not isinstance(self.inside, str) and self._raw_distance(self.inside) == 0:
-            raise ValueError(f"the inside point {self.inside} lies on the door line")
+        if self.inside_side not in (1, -1):
+            raise ValueError("inside_side is +1 or -1")
+
+    @classmethod
+    def with_inside_point(cls, points: Sequence[Point], inside: Point) -> DoorLine:
+        """The side of the line where the point ``inside`` lies is inside."""
+        line = cls(tuple(points))
+        raw = line._raw_distance(inside)
+        if abs(raw) <= 0.01 * line.length():
+            raise AmbiguousDoorError(
+                f"the inside point {list(inside)} lies on the door line (or within 1 % of its length); "
+                "move it into the shop"
+            )
+        return cls(line.points, 1 if raw > 0 else -1)
+
+    @classmethod
+    def with_entering(cls, points: Sequence[Point], entering: Direction) -> DoorLine:
+        """Inside is where a person walking towards the screen direction ``entering`` ends up."""
+        return cls(tuple(points), entering_side(points, entering))
+
+    def length(self) -> float:
+        return sum(math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(self.points))
 
     def _raw_distance(self, p: Point) -> float:
         """Signed distance, positive on the screen-right of the walking direction (y down)."""
@@ -121,12 +202,7 @@ class DoorLine:
 
     def signed_distance(self, p: Point) -> float:
         """Distance from ``p`` to the line, positive inside, negative outside."""
-        raw = self._raw_distance(p)
-        if self.inside == "right":
-            return raw
-        if self.inside == "left":
-            return -raw
-        return raw if self._raw_distance(self.inside) > 0 else -raw
+        return self.inside_side * self._raw_distance(p)
 
     def crossed_by(self, path: Sequence[Point]) -> bool:
         """True when the path (consecutive anchor points) cuts one of the line's segments."""
@@ -138,8 +214,9 @@ class DoorLine:
 
     def scaled(self, sx: float, sy: float) -> DoorLine:
         """The same line with x multiplied by ``sx`` and y by ``sy`` (relative to pixel coordinates)."""
-        inside = self.inside if isinstance(self.inside, str) else (self.inside[0] * sx, self.inside[1] * sy)
-        return DoorLine(tuple((x * sx, y * sy) for x, y in self.points), inside)
+        if sx <= 0 or sy <= 0:
+            raise ValueError("scale factors must be positive")
+        return DoorLine(tuple((x * sx, y * sy) for x, y in self.points), self.inside_side)
 
 
 def point_in_polygon(p: Point, polygon: Sequence[Point]) -> bool:

@@ -16,7 +16,7 @@ from producers.camera.counting import (
 from producers.camera.tracking import IouTracker, iou
 
 # A horizontal door across a 200x200 frame at y=100, walked left to right: screen-right is down (y > 100).
-DOOR = DoorLine(((20.0, 100.0), (180.0, 100.0)), inside="right")
+DOOR = DoorLine.with_entering(((20.0, 100.0), (180.0, 100.0)), "down")
 
 
 def box_at(x: float, y: float, half: float = 5.0) -> tuple[float, float, float, float]:
@@ -35,9 +35,9 @@ def walk(counter: LineCounter, track_id: int, ys: list[float], x: float = 100.0)
 def test_signed_distance_sides_and_inside_options() -> None:
     assert DOOR.signed_distance((100, 130)) == pytest.approx(30)
     assert DOOR.signed_distance((100, 60)) == pytest.approx(-40)
-    left = DoorLine(DOOR.points, inside="left")
-    assert left.signed_distance((100, 130)) == pytest.approx(-30)
-    by_point = DoorLine(DOOR.points, inside=(50.0, 10.0))
+    up = DoorLine.with_entering(DOOR.points, "up")
+    assert up.signed_distance((100, 130)) == pytest.approx(-30)
+    by_point = DoorLine.with_inside_point(DOOR.points, (50.0, 10.0))
     assert by_point.signed_distance((100, 60)) == pytest.approx(40)
     # Beyond the ends the line extends, so the whole frame has a side.
     assert DOOR.signed_distance((0, 110)) == pytest.approx(10)
@@ -46,7 +46,7 @@ def test_signed_distance_sides_and_inside_options() -> None:
 
 def test_polyline_sides_at_a_corner() -> None:
     # East then south (a right turn): the outer corner, up-right of the vertex, is screen-left.
-    bend = DoorLine(((0.0, 50.0), (100.0, 50.0), (100.0, 150.0)), inside="right")
+    bend = DoorLine(((0.0, 50.0), (100.0, 50.0), (100.0, 150.0)), inside_side=1)
     assert bend.signed_distance((130, 20)) < 0
     assert bend.signed_distance((80, 70)) > 0
     assert bend.signed_distance((50, 40)) == pytest.approx(-10)
@@ -60,7 +60,7 @@ def test_door_line_validation() -> None:
     with pytest.raises(ValueError, match="equal consecutive"):
         DoorLine(((0.0, 0.0), (0.0, 0.0)))
     with pytest.raises(ValueError, match="lies on the door line"):
-        DoorLine(((0.0, 0.0), (10.0, 0.0)), inside=(5.0, 0.0))
+        DoorLine.with_inside_point(((0.0, 0.0), (10.0, 0.0)), (5.0, 0.0))
 
 
 def test_segments_intersect() -> None:
