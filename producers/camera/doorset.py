@@ -42,15 +42,16 @@ VIEWS: tuple[View, ...] = ("side", "overhead", "angled")
 FPS = 25.0
 SIZE = (640, 480)
 
-# (asset, x1, y1, x2, y2, body): the people in ultralytics' sample photos (boxes found by YOLO11n-pose, fixed
-# here) and the share of a standing person's height the crop shows (the two men in zidane.jpg: head to hips).
-# The third person in bus.jpg is cut by the photo's edge and GrabCut does not separate him from the bus.
-PEOPLE = (
-    ("bus.jpg", 48, 400, 244, 906, 1.0),
-    ("bus.jpg", 223, 405, 344, 859, 1.0),
-    ("zidane.jpg", 744, 37, 1142, 710, 0.55),
-    ("zidane.jpg", 140, 204, 700, 714, 0.5),
+# (asset, x1, y1, x2, y2): the people in ultralytics' sample photos (boxes found by YOLO11n-pose, fixed here).
+# The two men standing in bus.jpg are whole; the man on the right of zidane.jpg shows head to hips and gets the
+# legs of the second man of bus.jpg. (The third person in bus.jpg is cut by the photo's edge and GrabCut does
+# not separate him from the bus; Zidane leans far forward and is not a walker.)
+CROPS = (
+    ("bus.jpg", 48, 400, 244, 906),
+    ("bus.jpg", 223, 405, 344, 859),
+    ("zidane.jpg", 744, 37, 1142, 710),
 )
+PEOPLE = ("man in a long coat (bus.jpg)", "man in jeans (bus.jpg)", "man in a suit (zidane.jpg, legs from bus.jpg)")
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,37 @@ def _asset(name: str) -> np.ndarray:
 
 @functools.cache
 def cutout(index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Person ``index`` of :data:`PEOPLE` at 300 px high: BGR image and a soft alpha mask (0..1), by GrabCut."""
-    name, x1, y1, x2, y2, _body = PEOPLE[index]
+    """Person ``index`` of :data:`PEOPLE`: BGR image and a soft alpha mask (0..1)."""
+    if index < 2:
+        return _grabcut(index)
+    top, top_alpha = _grabcut(2)
+    legs, legs_alpha = _grabcut(1)
+    cut = round(legs.shape[0] * 0.52)
+    legs, legs_alpha = legs[cut:], legs_alpha[cut:]
+    xs = np.nonzero(top_alpha[-10:] > 0.5)[1]
+    hips = float(xs.max() - xs.min()) if len(xs) else top.shape[1] / 2
+    scale = min(hips * 0.8 / legs.shape[1], 3.0)
+    legs = cv2.resize(legs, None, fx=scale, fy=scale)
+    legs_alpha = cv2.resize(legs_alpha, (legs.shape[1], legs.shape[0]))
+    width, overlap = max(top.shape[1], legs.shape[1]), 8
+    height = top.shape[0] + legs.shape[0] - overlap
+    image = np.zeros((height, width, 3), np.float32)
+    alpha = np.zeros((height, width), np.float32)
+    centre = round((xs.min() + xs.max()) / 2) if len(xs) else width // 2
+    x0, y0 = max(0, min(width - legs.shape[1], centre - legs.shape[1] // 2)), top.shape[0] - overlap
+    image[y0 : y0 + legs.shape[0], x0 : x0 + legs.shape[1]] = legs
+    alpha[y0 : y0 + legs.shape[0], x0 : x0 + legs.shape[1]] = legs_alpha
+    h, w = top.shape[:2]
+    m = top_alpha[..., None]
+    image[:h, :w] = image[:h, :w] * (1 - m) + top * m
+    alpha[:h, :w] = np.maximum(alpha[:h, :w], top_alpha)
+    return image.astype(np.uint8), alpha
+
+
+@functools.cache
+def _grabcut(index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crop ``index`` of :data:`CROPS` at 300 px high, cut out by GrabCut: BGR image and soft alpha (0..1)."""
+    name, x1, y1, x2, y2 = CROPS[index]
     image = _asset(name)
     height, width = image.shape[:2]
     pad = 12
@@ -525,7 +555,7 @@ def _render(video: DoorVideo) -> Iterator[np.ndarray]:
         present = [(w.at(index), w) for w in video.walkers]
         people = sorted(((p, w) for p, w in present if p is not None), key=lambda pw: pw[0][1])  # far first
         for (x, y), walker in people:
-            height = round(person_height(video.view, y) * PEOPLE[walker.look.person][5])
+            height = round(person_height(video.view, y))
             sprite, alpha = _sprite(walker.look, height)
             _paste(canvas, sprite, alpha, x, y)
         for occ in video.occluders:

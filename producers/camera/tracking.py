@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from producers.camera.counting import Box, Track
 
@@ -115,3 +118,126 @@ class IouTracker:
                 seen.append(Track(live.track_id, box))
         self._live = survivors
         return seen
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected person: box in pixels, confidence, and an optional colour histogram of its crop."""
+
+    box: Box
+    conf: float
+    appearance: tuple[float, ...] | None = None
+
+
+class DetectionTracker:
+    """Base of the trackers that turn per-frame :class:`Detection` lists into :class:`Track` lists."""
+
+    name = "tracker"
+
+    def update(self, detections: Sequence[Detection], shape: tuple[int, int]) -> list[Track]:
+        """Tracks seen in this frame (``shape``: frame height, width)."""
+        raise NotImplementedError
+
+
+class IouDetectionTracker(DetectionTracker):
+    """:class:`IouTracker` on detections at or above ``conf``."""
+
+    name = "iou"
+
+    def __init__(self, conf: float = 0.25, **kwargs: float) -> None:
+        self.conf = conf
+        self.tracker = IouTracker(**kwargs)  # type: ignore[arg-type]
+
+    def update(self, detections: Sequence[Detection], shape: tuple[int, int]) -> list[Track]:
+        kept = [d for d in detections if d.conf >= self.conf]
+        by_box = {id(d.box): d for d in kept}
+        tracks = self.tracker.update([d.box for d in kept])
+        return [Track(t.track_id, t.box, _appearance_of(by_box.get(id(t.box)))) for t in tracks]
+
+
+def _appearance_of(detection: Detection | None) -> tuple[float, ...] | None:
+    return detection.appearance if detection is not None else None
+
+
+class UltralyticsTracker(DetectionTracker):
+    """ultralytics' ByteTrack (``bytetrack``) or BoT-SORT without re-identification weights and without camera
+    motion compensation (``botsort``; a door camera does not move), on detections given to it: what
+    ``model.track`` does after its detector, with the frame rate actually processed."""
+
+    def __init__(self, kind: str = "bytetrack", fps: float = 25.0, buffer_s: float | None = None) -> None:
+        from ultralytics.trackers.bot_sort import BOTSORT
+        from ultralytics.trackers.byte_tracker import BYTETracker
+        from ultralytics.utils import IterableSimpleNamespace, YAML
+        from ultralytics.utils.checks import check_yaml
+
+        if kind not in ("bytetrack", "botsort"):
+            raise ValueError(f"unknown ultralytics tracker {kind!r}")
+        cfg = YAML.load(check_yaml(f"{kind}.yaml"))
+        if kind == "botsort":
+            cfg.update(with_reid=False, gmc_method="none")
+        if buffer_s is not None:  # ultralytics keeps a lost track for track_buffer frames (30 by default)
+            cfg["track_buffer"] = max(1, round(buffer_s * fps))
+        args = IterableSimpleNamespace(**cfg)
+        self.name = kind
+        self.tracker: Any = (BOTSORT if kind == "botsort" else BYTETracker)(args)
+
+    def update(self, detections: Sequence[Detection], shape: tuple[int, int]) -> list[Track]:
+        from ultralytics.engine.results import Boxes
+
+        data = np.array([[*d.box, d.conf, 0.0] for d in detections], dtype=np.float32).reshape(-1, 6)
+        rows = self.tracker.update(Boxes(data, shape), None)
+        tracks = []
+        for row in rows:
+            idx = int(row[-1])
+            tracks.append(
+                Track(int(row[4]), (float(row[0]), float(row[1]), float(row[2]), float(row[3])), detections[idx].appearance)
+            )
+        return tracks
+
+
+class NorfairTracker(DetectionTracker):
+    """norfair's tracker with its IoU distance on box corners (no appearance embedding)."""
+
+    name = "norfair"
+
+    def __init__(self, conf: float = 0.25, fps: float = 25.0) -> None:
+        import norfair
+
+        self.conf = conf
+        self._norfair = norfair
+        self.tracker = norfair.Tracker(
+            distance_function="iou", distance_threshold=0.8, hit_counter_max=round(fps), initialization_delay=1
+        )
+
+    def update(self, detections: Sequence[Detection], shape: tuple[int, int]) -> list[Track]:
+        nf = self._norfair
+        dets = [
+            nf.Detection(np.array([[d.box[0], d.box[1]], [d.box[2], d.box[3]]]), scores=np.array([d.conf, d.conf]), data=d)
+            for d in detections
+            if d.conf >= self.conf
+        ]
+        now = {id(d) for d in dets}
+        tracks = []
+        for obj in self.tracker.update(detections=dets):
+            if id(obj.last_detection) not in now:  # only people seen in this frame
+                continue
+            (x1, y1), (x2, y2) = obj.last_detection.points
+            tracks.append(Track(int(obj.id), (float(x1), float(y1), float(x2), float(y2)), obj.last_detection.data.appearance))
+        return tracks
+
+
+TRACKERS = ("bytetrack", "botsort", "norfair", "iou")
+
+
+def build_detection_tracker(
+    name: str, fps: float, conf: float = 0.25, buffer_s: float | None = None
+) -> DetectionTracker:
+    """A tracker by name: ``bytetrack``/``botsort`` (ultralytics), ``norfair``, ``iou`` (no dependency);
+    ``buffer_s``: how long ultralytics' trackers keep a lost track (default: their 30 frames)."""
+    if name in ("bytetrack", "botsort"):
+        return UltralyticsTracker(name, fps, buffer_s)
+    if name == "norfair":
+        return NorfairTracker(conf, fps)
+    if name == "iou":
+        return IouDetectionTracker(conf)
+    raise ValueError(f"unknown tracker {name!r}; use one of {', '.join(TRACKERS)}")
