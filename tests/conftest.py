@@ -12,6 +12,11 @@ import pytest
 from tillflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tests read what commands say, not how a terminal lays it out: a wide terminal for rich (COLUMNS) and typer's
+# error panels (TERMINAL_WIDTH, read when typer is imported), here and in the commands the tests start, so that
+# a renderer's wrapping or cutting of long paths cannot fail a test while the message holds. Compare text with
+# ``tests.support.plain``, which also drops the panels' box drawing.
+os.environ["COLUMNS"] = os.environ["TERMINAL_WIDTH"] = "400"
 DEMO_CATALOGUE = ROOT / "deploy" / "catalogue" / "demo-estate.yaml"
 
 
