@@ -33,17 +33,19 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from bench.camera_doorset import CACHE, CachedVideo, detections
 from producers.camera.audit import Audit, Crossing, audit
-from producers.camera.counting import LineCounter, Stitching, Track
+from producers.camera.counting import LineCounter, Stitching
 from producers.camera.doorset import FPS, SIZE, DoorVideo
 from producers.camera.tracking import Detection, DetectionTracker, build_detection_tracker
 
 Events = list[Crossing]
+STITCH = Stitching()
 
 
 def truth_of(video: DoorVideo) -> Events:
@@ -62,7 +64,10 @@ def _frames(cached: CachedVideo) -> Sequence[tuple[int, list[Detection]]]:
 
 
 def run_tillflow(
-    cached: CachedVideo, tracker: str = "bytetrack", stitching: Stitching | None = Stitching(), buffer_s: float | None = None
+    cached: CachedVideo,
+    tracker: str = "bytetrack",
+    stitching: Stitching | None = STITCH,
+    buffer_s: float | None = None,
 ) -> tuple[Events, float]:
     fps = FPS / cached.stride
     g = cached.video.geometry
@@ -140,8 +145,7 @@ def run_line_zone(cached: CachedVideo) -> tuple[Events, float]:
     cx, cy = g.centre
     for s in (-120.0, 120.0):
         px, py = cx + s * g.inward[0], cy + s * g.inward[1]
-        dets = sv.Detections(xyxy=np.array([[px - 20, py - 40, px + 20, py + 40]]), tracker_id=np.array([1]))
-        probe.trigger(dets)
+        probe.trigger(sv.Detections(xyxy=np.array([[px - 20, py - 40, px + 20, py + 40]]), tracker_id=np.array([1])))
     flip = probe.out_count > probe.in_count
     tracker = _ultralytics_bytetrack()
     events: Events = []
@@ -191,7 +195,7 @@ def detector_cpu_per_frame(videos: list[CachedVideo], imgsz: int, n: int = 100) 
 
     detector = _detector(imgsz)
     cap = cv2.VideoCapture(str(videos[0].path))
-    images = []
+    images: list[np.ndarray] = []
     while len(images) < n + 1:
         ok, image = cap.read()
         if not ok:
@@ -256,9 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     if args.compare_trackers:
         for name in ("bytetrack", "botsort", "norfair", "iou"):
-            runs.append((f"tillflow, {name}, no stitching", lambda v, n=name: run_tillflow(v, n, None)))
+            runs.append((f"tillflow, {name}, no stitching", partial(run_tillflow, tracker=name, stitching=None)))
             if name != "bytetrack":
-                runs.append((f"tillflow, {name} + stitching", lambda v, n=name: run_tillflow(v, n)))
+                runs.append((f"tillflow, {name} + stitching", partial(run_tillflow, tracker=name)))
     for label, run in runs:
         result, per_video = evaluate(label, videos, run)
         print(line(result, detect_s), flush=True)

@@ -9,6 +9,7 @@ again. ``python -m bench.camera_doorset --size full`` fills the cache (progress 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ def detections(size: str, imgsz: int, stride: int, log: bool = True) -> list[Cac
         offsets = data["offsets"].tolist()
         boxes, confs, hists = data["boxes"], data["confs"], data["hists"]
         dets = []
-        for a, b in zip(offsets, offsets[1:], strict=False):
+        for a, b in itertools.pairwise(offsets):
             dets.append(
                 [
                     Detection(

@@ -291,6 +291,9 @@ class Stitching:
     min_similarity: float = 0.55
 
 
+DEFAULT_STITCHING = Stitching()
+
+
 @dataclass(frozen=True)
 class FrameCount:
     """What one frame adds: people seen, and crossings completed in this frame."""
@@ -322,7 +325,7 @@ class LineCounter:
         region: Sequence[Point] | None = None,
         max_age: int = 50,
         max_path: int = 400,
-        stitching: Stitching | None = Stitching(),  # noqa: B008  (frozen)
+        stitching: Stitching | None = Stitching(),
     ) -> None:
         if hysteresis < 0:
             raise ValueError("hysteresis must be >= 0")
@@ -403,7 +406,9 @@ class LineCounter:
     def _stitch(self, fresh: Sequence[Track]) -> list[tuple[Track, _Person]]:
         rules = self.stitching
         assert rules is not None
-        lost = [p for p in self._people.values() if p.seen_at < self.frame and self.frame - p.last_seen <= rules.max_gap]
+        lost = [
+            p for p in self._people.values() if p.seen_at < self.frame and self.frame - p.last_seen <= rules.max_gap
+        ]
         options: list[tuple[float, int, int]] = []
         for ti, track in enumerate(fresh):
             point = anchor_point(track.box, self.anchor)
@@ -452,7 +457,9 @@ class LineCounter:
             if state.appearance is None:
                 state.appearance = track.appearance
             else:  # a slow running mean: a glimpse half hidden by someone else does not replace it
-                state.appearance = tuple(0.8 * a + 0.2 * b for a, b in zip(state.appearance, track.appearance, strict=False))
+                state.appearance = tuple(
+                    0.8 * a + 0.2 * b for a, b in zip(state.appearance, track.appearance, strict=False)
+                )
         state.path.append(point)
         if len(state.path) > self.max_path:
             del state.path[: len(state.path) - self.max_path]

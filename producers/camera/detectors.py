@@ -200,7 +200,9 @@ class YoloTracker:
         device: str = "cpu",
         fps: float = 25.0,
     ) -> None:
-        self.detector = YoloDetector(weights, config_dir, imgsz=imgsz, low_conf=min(0.1, conf), nms_iou=nms_iou, device=device)
+        self.detector = YoloDetector(
+            weights, config_dir, imgsz=imgsz, low_conf=min(0.1, conf), nms_iou=nms_iou, device=device
+        )
         self.weights = self.detector.weights
         self.tracker: DetectionTracker = build_detection_tracker(tracker.removesuffix(".yaml"), fps, conf)
 

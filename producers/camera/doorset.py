@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import functools
 import importlib.util
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -158,7 +159,7 @@ def _grabcut(index: int) -> tuple[np.ndarray, np.ndarray]:
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(index)
     cv2.grabCut(crop, mask, rect, bgd, fgd, 4, cv2.GC_INIT_WITH_RECT)
-    alpha = np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 1.0, 0.0).astype(np.float32)
+    alpha: np.ndarray = np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 1.0, 0.0).astype(np.float32)
     # Keep the largest blob and feather the edge.
     blobs, labels, stats, _ = cv2.connectedComponentsWithStats((alpha > 0).astype(np.uint8))
     if blobs > 1:
@@ -166,7 +167,10 @@ def _grabcut(index: int) -> tuple[np.ndarray, np.ndarray]:
         alpha = (labels == biggest).astype(np.float32)
     alpha = cv2.GaussianBlur(alpha, (5, 5), 0)
     ys, xs = np.nonzero(alpha > 0.05)
-    crop, alpha = crop[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], alpha[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    crop, alpha = (
+        crop[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1],
+        alpha[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1],
+    )
     return crop, alpha
 
 
@@ -337,7 +341,12 @@ class _Script:
         return (cx + s * self.g.inward[0] + t * self.g.along[0], cy + s * self.g.inward[1] + t * self.g.along[1])
 
     def walk(
-        self, start: int, legs: Sequence[tuple[float, float]], speed: float, kind: str, holds: dict[int, int] | None = None
+        self,
+        start: int,
+        legs: Sequence[tuple[float, float]],
+        speed: float,
+        kind: str,
+        holds: dict[int, int] | None = None,
     ) -> Walker:
         """A walker through door coordinates ``legs`` at ``speed`` px/frame with a gait bob; ``holds[i]``
         frames standing (swaying by a pixel or two) at waypoint ``i``."""
@@ -345,7 +354,7 @@ class _Script:
         path: list[Point] = []
         phase = float(self.rng.uniform(0, 2 * math.pi))
         bob = float(self.rng.uniform(1.0, 2.5))
-        for i, ((s0, t0), (s1, t1)) in enumerate(zip(legs, legs[1:], strict=False)):
+        for i, ((s0, t0), (s1, t1)) in enumerate(itertools.pairwise(legs)):
             if i in holds:
                 for k in range(holds[i]):
                     sway = 1.2 * math.sin(k / 7.0 + phase)
@@ -394,12 +403,21 @@ class _Script:
         sign = 1.0 if inward else -1.0
         offset = 0.0
         longest = 0
-        for k in range(n):
-            depth = lane + float(self.rng.uniform(-45, 45)) + (k % 2) * 30.0
+        # Everyone stays at least about half visible: seen from the side a group walks in a loose file (over
+        # half a body apart); seen from above or at an angle, side by side (most of a body apart).
+        side_view = self.view == "side"
+        limit = 260.0 if self.view == "overhead" else 210.0  # keep the whole group within the door's length
+        across = float(self.rng.uniform(-limit, max(-limit, limit - (n - 1) * 120.0)))
+        for _k in range(n):
+            depth = lane + float(self.rng.uniform(-30, 30)) if side_view else across
             legs = [(-sign * (far + offset), depth), (sign * (far + offset), depth)]
             w = self.walk(start, legs, speed, "group")
             longest = max(longest, len(w.path))
-            offset += float(self.rng.uniform(48, 80))  # at least ~half a body apart along the way
+            if side_view:
+                offset += float(self.rng.uniform(60, 90))
+            else:
+                offset = float(self.rng.uniform(0, 35))
+                across += float(self.rng.uniform(85, 120))
         return longest // 3
 
     def crossing_pair(self, start: int) -> int:
@@ -421,7 +439,9 @@ class _Script:
         side = -1.0 if self.rng.integers(2) else 1.0
         stop = side * self.band_stop()
         hold = int(self.rng.integers(0, 12))
-        w = self.walk(start, [(side * far, lane), (stop, lane), (side * far, lane + 20)], self.speed(), "turn-back", {1: hold})
+        w = self.walk(
+            start, [(side * far, lane), (stop, lane), (side * far, lane + 20)], self.speed(), "turn-back", {1: hold}
+        )
         return len(w.path) // 3
 
     def loiterer(self, start: int) -> int:
@@ -480,7 +500,7 @@ def make_video(name: str, view: View, seed: int, seconds: float, occluded: bool,
         else:
             used = script.edge(frame, inward)
         frame += max(12, used + int(rng.integers(0, 20)))
-    frames = max(w.end for w in script.walkers) + 5
+    frames = max(w.end for w in script.walkers) + 40  # the camera keeps running after the last person
     occluders = []
     if occluded:
         cx, cy = GEOMETRY[view].centre

@@ -167,7 +167,7 @@ class UltralyticsTracker(DetectionTracker):
     def __init__(self, kind: str = "bytetrack", fps: float = 25.0, buffer_s: float | None = None) -> None:
         from ultralytics.trackers.bot_sort import BOTSORT
         from ultralytics.trackers.byte_tracker import BYTETracker
-        from ultralytics.utils import IterableSimpleNamespace, YAML
+        from ultralytics.utils import YAML, IterableSimpleNamespace
         from ultralytics.utils.checks import check_yaml
 
         if kind not in ("bytetrack", "botsort"):
@@ -190,7 +190,11 @@ class UltralyticsTracker(DetectionTracker):
         for row in rows:
             idx = int(row[-1])
             tracks.append(
-                Track(int(row[4]), (float(row[0]), float(row[1]), float(row[2]), float(row[3])), detections[idx].appearance)
+                Track(
+                    int(row[4]),
+                    (float(row[0]), float(row[1]), float(row[2]), float(row[3])),
+                    detections[idx].appearance,
+                )
             )
         return tracks
 
@@ -212,17 +216,20 @@ class NorfairTracker(DetectionTracker):
     def update(self, detections: Sequence[Detection], shape: tuple[int, int]) -> list[Track]:
         nf = self._norfair
         dets = [
-            nf.Detection(np.array([[d.box[0], d.box[1]], [d.box[2], d.box[3]]]), scores=np.array([d.conf, d.conf]), data=d)
+            nf.Detection(
+                np.array([[d.box[0], d.box[1]], [d.box[2], d.box[3]]]), scores=np.array([d.conf, d.conf]), data=d
+            )
             for d in detections
             if d.conf >= self.conf
         ]
         now = {id(d) for d in dets}
         tracks = []
         for obj in self.tracker.update(detections=dets):
-            if id(obj.last_detection) not in now:  # only people seen in this frame
+            last: Any = obj.last_detection
+            if id(last) not in now or obj.id is None:  # only people seen in this frame
                 continue
-            (x1, y1), (x2, y2) = obj.last_detection.points
-            tracks.append(Track(int(obj.id), (float(x1), float(y1), float(x2), float(y2)), obj.last_detection.data.appearance))
+            x1, y1, x2, y2 = (float(v) for v in np.asarray(last.points).ravel()[:4])
+            tracks.append(Track(int(obj.id), (x1, y1, x2, y2), last.data.appearance))
         return tracks
 
 

@@ -24,9 +24,7 @@ def box_at(x: float, y: float, half: float = 5.0) -> tuple[float, float, float, 
     return (x - half, y - half, x + half, y + half)
 
 
-def walk(
-    counter: LineCounter, track_id: int, ys: list[float], x: float = 100.0, half: float = 5.0
-) -> tuple[int, int]:
+def walk(counter: LineCounter, track_id: int, ys: list[float], x: float = 100.0, half: float = 5.0) -> tuple[int, int]:
     entries = exits = 0
     for y in ys:
         fc = counter.update([Track(track_id, box_at(x, y, half))])
