@@ -38,10 +38,12 @@ class CachedVideo:
     """CPU seconds the detector took over all processed frames when the cache was made."""
 
 
-def videos(size: str) -> list[tuple[DoorVideo, Path, Path]]:
+def videos(size: str, part: tuple[int, int] = (0, 1)) -> list[tuple[DoorVideo, Path, Path]]:
     folder = CACHE / size
     out = []
-    for video in door_set(size):  # type: ignore[arg-type]
+    for k, video in enumerate(door_set(size)):  # type: ignore[arg-type]
+        if k % part[1] != part[0]:
+            continue
         movie, truth = materialise(video, folder)
         out.append((video, movie, truth))
     return out
@@ -53,11 +55,14 @@ def _detector(imgsz: int):  # type: ignore[no-untyped-def]
     return YoloDetector(None, CACHE / "ultralytics", imgsz=imgsz)
 
 
-def detections(size: str, imgsz: int, stride: int, log: bool = True) -> list[CachedVideo]:
-    """Cached detections of every video of the set (running the detector where the cache lacks them)."""
+def detections(
+    size: str, imgsz: int, stride: int, log: bool = True, part: tuple[int, int] = (0, 1)
+) -> list[CachedVideo]:
+    """Cached detections of every video of the set (running the detector where the cache lacks them);
+    ``part`` ``(i, n)``: only every n-th video from the i-th (to fill the cache in parallel)."""
     detector = None
     out = []
-    for video, movie, truth in videos(size):
+    for video, movie, truth in videos(size, part):
         cache = movie.with_name(f"{video.name}.det-{imgsz}-s{stride}.npz")
         if not cache.exists():
             if detector is None:
@@ -133,12 +138,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", choices=("tiny", "small", "full"), default="small")
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--stride", type=int, default=2, help="process every n-th frame (2: 12.5 of 25 fps)")
+    parser.add_argument("--part", default="0/1", help="i/n: only every n-th video from the i-th (parallel runs)")
     args = parser.parse_args(argv)
+    part = tuple(int(x) for x in args.part.split("/"))
     import torch
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    cached = detections(args.size, args.imgsz, args.stride)
+    cached = detections(args.size, args.imgsz, args.stride, part=(part[0], part[1]))
     total = sum(len(c.video.truth()) for c in cached)
     print(f"{args.size}: {len(cached)} videos, {sum(c.video.frames for c in cached) / FPS:.0f} s, {total} crossings")
 

@@ -158,7 +158,13 @@ def _grabcut(index: int) -> tuple[np.ndarray, np.ndarray]:
     rect = (rect[0], rect[1], min(rect[2], crop.shape[1] - rect[0] - 1), min(rect[3], crop.shape[0] - rect[1] - 1))
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(index)
-    cv2.grabCut(crop, mask, rect, bgd, fgd, 4, cv2.GC_INIT_WITH_RECT)
+    # The rectangle's outside is background; a narrow strip down its middle (head, body, legs) is surely the
+    # person, so legs the colour of the bus behind them are not cut off.
+    rx, ry, rw, rh = rect
+    mask[:] = cv2.GC_BGD
+    mask[ry : ry + rh, rx : rx + rw] = cv2.GC_PR_FGD
+    mask[ry + rh // 10 : ry + rh * 19 // 20, rx + rw * 9 // 20 : rx + rw * 11 // 20] = cv2.GC_FGD
+    cv2.grabCut(crop, mask, None, bgd, fgd, 4, cv2.GC_INIT_WITH_MASK)
     alpha: np.ndarray = np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 1.0, 0.0).astype(np.float32)
     # Keep the largest blob and feather the edge.
     blobs, labels, stats, _ = cv2.connectedComponentsWithStats((alpha > 0).astype(np.uint8))

@@ -58,32 +58,34 @@ class IouTracker:
         self._next_id = 1
         self._live: list[_Live] = []
 
-    def update(self, boxes: Sequence[Box]) -> list[Track]:
-        predicted = [t.predicted() for t in self._live]
+    def _match(
+        self, predicted: list[Box], boxes: Sequence[Box], matched_t: dict[int, int], used_d: set[int], first: int
+    ) -> None:
+        """Greedy matching of unmatched tracks to the boxes from index ``first`` on: by IoU, then (boxes that moved
+        too far to overlap) by centre distance in track diagonals."""
         pairs: list[tuple[float, int, int]] = []
         for ti, pbox in enumerate(predicted):
-            for di, box in enumerate(boxes):
-                overlap = iou(pbox, box)
+            if ti in matched_t:
+                continue
+            for di in range(first, len(boxes)):
+                overlap = iou(pbox, boxes[di])
                 if overlap >= self.iou_threshold:
                     pairs.append((overlap, ti, di))
         pairs.sort(reverse=True)
-        matched_t: dict[int, int] = {}
-        used_d: set[int] = set()
         for _score, ti, di in pairs:
             if ti not in matched_t and di not in used_d:
                 matched_t[ti] = di
                 used_d.add(di)
-        # Second pass: boxes that moved too far to overlap, by centre distance.
         far: list[tuple[float, int, int]] = []
         for ti, pbox in enumerate(predicted):
             if ti in matched_t:
                 continue
             diag = math.hypot(pbox[2] - pbox[0], pbox[3] - pbox[1])
             cx, cy = _centre(pbox)
-            for di, box in enumerate(boxes):
+            for di in range(first, len(boxes)):
                 if di in used_d:
                     continue
-                dx, dy = _centre(box)
+                dx, dy = _centre(boxes[di])
                 dist = math.hypot(dx - cx, dy - cy) / max(diag, 1e-6)
                 if dist <= self.max_distance:
                     far.append((dist, ti, di))
@@ -93,6 +95,18 @@ class IouTracker:
                 matched_t[ti] = di
                 used_d.add(di)
 
+    def update(self, boxes: Sequence[Box], weak: Sequence[Box] = ()) -> list[Track]:
+        """``weak`` boxes (low-confidence detections) only continue tracks the ``boxes`` did not, never start one."""
+        predicted = [t.predicted() for t in self._live]
+        matched_t: dict[int, int] = {}
+        used_d: set[int] = set()
+        self._match(predicted, boxes, matched_t, used_d, 0)
+        everything = list(boxes)
+        if weak:
+            everything += list(weak)
+            self._match(predicted, everything, matched_t, used_d, len(boxes))
+        boxes = everything
+        strong = len(everything) - len(weak)
         seen: list[Track] = []
         survivors: list[_Live] = []
         for ti, live in enumerate(self._live):
@@ -110,7 +124,7 @@ class IouTracker:
             live.hits += 1
             survivors.append(live)
             seen.append(Track(live.track_id, box))
-        for di, box in enumerate(boxes):
+        for di, box in enumerate(boxes[:strong]):
             if di not in used_d:
                 live = _Live(self._next_id, box)
                 self._next_id += 1
@@ -144,14 +158,16 @@ class IouDetectionTracker(DetectionTracker):
 
     name = "iou"
 
-    def __init__(self, conf: float = 0.25, **kwargs: float) -> None:
+    def __init__(self, conf: float = 0.25, weak_conf: float = 0.1, max_age: int = 5) -> None:
         self.conf = conf
-        self.tracker = IouTracker(**kwargs)  # type: ignore[arg-type]
+        self.weak_conf = weak_conf
+        self.tracker = IouTracker(max_age=max_age)
 
     def update(self, detections: Sequence[Detection], shape: tuple[int, int]) -> list[Track]:
-        kept = [d for d in detections if d.conf >= self.conf]
-        by_box = {id(d.box): d for d in kept}
-        tracks = self.tracker.update([d.box for d in kept])
+        strong = [d for d in detections if d.conf >= self.conf]
+        weak = [d for d in detections if self.weak_conf <= d.conf < self.conf]
+        by_box = {id(d.box): d for d in strong + weak}
+        tracks = self.tracker.update([d.box for d in strong], [d.box for d in weak])
         return [Track(t.track_id, t.box, _appearance_of(by_box.get(id(t.box)))) for t in tracks]
 
 

@@ -221,3 +221,13 @@ def test_stitching_needs_the_same_place_size_and_colours() -> None:
         counter.update([])
     counter.update([Track(2, box_at(100, 110, 20), red)])
     assert counter.stitched == 0
+
+
+def test_weak_detections_continue_a_track_but_never_start_one() -> None:
+    tracker = IouTracker()
+    first = tracker.update([(0.0, 0.0, 20.0, 40.0)])
+    # Half hidden: only a weak box where the person went on; and a weak box of nobody elsewhere.
+    second = tracker.update([], weak=[(3.0, 0.0, 23.0, 40.0), (100.0, 0.0, 120.0, 40.0)])
+    assert [t.track_id for t in second] == [first[0].track_id]
+    assert second[0].box == (3.0, 0.0, 23.0, 40.0)
+    assert tracker.update([], weak=[(100.0, 0.0, 120.0, 40.0)]) == []
