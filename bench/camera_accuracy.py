@@ -239,11 +239,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stride", type=int, default=2, help="every n-th frame of the 25 fps videos (2: 12.5 fps)")
     parser.add_argument("--compare-trackers", action="store_true", help="also tillflow with each tracker, no stitching")
     parser.add_argument("--per-video", action="store_true")
+    parser.add_argument("--cached-only", action="store_true", help="only the videos whose detections are cached")
+    parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args(argv if argv is not None else [])
     one_core()
     from producers.camera.detectors import default_weights
 
-    videos = detections(args.size, args.imgsz, args.stride)
+    videos = detections(args.size, args.imgsz, args.stride, cached_only=args.cached_only)
     truth = sum(len(v.video.truth()) for v in videos)
     seconds = sum(v.video.frames for v in videos) / FPS
     detect_s = detector_cpu_per_frame(videos, args.imgsz)
@@ -255,9 +257,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  {'counter':44s} right/true  accuracy   per direction            errors")
     runs: list[tuple[str, Callable[[CachedVideo], tuple[Events, float]]]] = [
         ("tillflow (ByteTrack + stitching)", lambda v: run_tillflow(v)),
-        ("ultralytics solutions.ObjectCounter", lambda v: run_object_counter(v, str(default_weights()))),
-        ("supervision LineZone (ByteTrack tracks)", run_line_zone),
     ]
+    if not args.skip_peers:
+        runs += [
+            ("ultralytics solutions.ObjectCounter", lambda v: run_object_counter(v, str(default_weights()))),
+            ("supervision LineZone (ByteTrack tracks)", run_line_zone),
+        ]
     if args.compare_trackers:
         for name in ("bytetrack", "botsort", "norfair", "iou"):
             runs.append((f"tillflow, {name}, no stitching", partial(run_tillflow, tracker=name, stitching=None)))

@@ -38,11 +38,11 @@ class CachedVideo:
     """CPU seconds the detector took over all processed frames when the cache was made."""
 
 
-def videos(size: str, part: tuple[int, int] = (0, 1)) -> list[tuple[DoorVideo, Path, Path]]:
+def videos(size: str, part: tuple[int, int] = (0, 1), existing: bool = False) -> list[tuple[DoorVideo, Path, Path]]:
     folder = CACHE / size
     out = []
     for k, video in enumerate(door_set(size)):  # type: ignore[arg-type]
-        if k % part[1] != part[0]:
+        if k % part[1] != part[0] or (existing and not (folder / f"{video.name}.avi").exists()):
             continue
         movie, truth = materialise(video, folder)
         out.append((video, movie, truth))
@@ -56,14 +56,16 @@ def _detector(imgsz: int):  # type: ignore[no-untyped-def]
 
 
 def detections(
-    size: str, imgsz: int, stride: int, log: bool = True, part: tuple[int, int] = (0, 1)
+    size: str, imgsz: int, stride: int, log: bool = True, part: tuple[int, int] = (0, 1), cached_only: bool = False
 ) -> list[CachedVideo]:
     """Cached detections of every video of the set (running the detector where the cache lacks them);
     ``part`` ``(i, n)``: only every n-th video from the i-th (to fill the cache in parallel)."""
     detector = None
     out = []
-    for video, movie, truth in videos(size, part):
+    for video, movie, truth in videos(size, part, cached_only):
         cache = movie.with_name(f"{video.name}.det-{imgsz}-s{stride}.npz")
+        if cached_only and not cache.exists():
+            continue
         if not cache.exists():
             if detector is None:
                 detector = _detector(imgsz)

@@ -164,7 +164,7 @@ def _grabcut(index: int) -> tuple[np.ndarray, np.ndarray]:
     mask[:] = cv2.GC_BGD
     mask[ry : ry + rh, rx : rx + rw] = cv2.GC_PR_FGD
     mask[ry + rh // 10 : ry + rh * 19 // 20, rx + rw * 9 // 20 : rx + rw * 11 // 20] = cv2.GC_FGD
-    cv2.grabCut(crop, mask, None, bgd, fgd, 4, cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(crop, mask, rect, bgd, fgd, 4, cv2.GC_INIT_WITH_MASK)  # rect is unused with a mask
     alpha: np.ndarray = np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 1.0, 0.0).astype(np.float32)
     # Keep the largest blob and feather the edge.
     blobs, labels, stats, _ = cv2.connectedComponentsWithStats((alpha > 0).astype(np.uint8))

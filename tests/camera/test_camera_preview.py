@@ -113,7 +113,7 @@ def test_preview_command_writes_the_door_picture_and_annotated_frames(overhead: 
     )
     assert result.exit_code == 0, result.output
     image = cv2.imread(str(png))
-    assert image.shape == (240, 320, 3)
+    assert image is not None and image.shape == (240, 320, 3)
     # Line at y = 120 (red), inside (down) shaded green, outside (up) as the source.
     b, g, r = image[120, 30].tolist()
     assert r > 200 and g < 80 and b < 80
