@@ -9,7 +9,7 @@ lighting changes. ``full``: 12 videos, 9.6 minutes, 325 crossings; the truth is 
 detection runs.
 
 Every counter gets the *same* detections (YOLO11n-pose at ``--imgsz`` on every ``--stride``-th frame,
-cached by bench/camera_doorset.py), so the comparison is of tracking and counting alone:
+cached by bench/_camera_doorset.py), so the comparison is of tracking and counting alone:
 
 - tillflow: ultralytics' ByteTrack on the detections, then :class:`LineCounter` with track stitching;
 - ultralytics ``solutions.ObjectCounter`` with a line region: its own ``process`` logic (history, counting,
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.camera_doorset import CACHE, CachedVideo, detections
+from bench._camera_doorset import CACHE, CachedVideo, detections
 from producers.camera.audit import Audit, Crossing, audit
 from producers.camera.counting import LineCounter, Stitching
 from producers.camera.doorset import FPS, SIZE, DoorVideo
@@ -191,7 +191,7 @@ def evaluate(
 def detector_cpu_per_frame(videos: list[CachedVideo], imgsz: int, n: int = 100) -> float:
     import cv2
 
-    from bench.camera_doorset import _detector
+    from bench._camera_doorset import _detector
 
     detector = _detector(imgsz)
     cap = cv2.VideoCapture(str(videos[0].path))

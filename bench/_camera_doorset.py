@@ -3,7 +3,7 @@
 Videos and truth go to ``.tillflow/bench-camera/<size>/`` (git-ignored); detections (YOLO boxes down to
 confidence 0.1, with their colour histograms) to ``<video>.det-<imgsz>-s<stride>.npz`` beside them, so the
 accuracy bench can compare trackers and counters on exactly the same detections without running the detector
-again. ``python -m bench.camera_doorset --size full`` fills the cache (progress on stderr).
+again. ``python -m bench._camera_doorset --size full`` fills the cache (progress on stderr).
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _fill(detector, movie: Path, cache: Path, stride: int, log: bool) -> None:  
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.camera_doorset")
+    parser = argparse.ArgumentParser(prog="python -m bench._camera_doorset")
     parser.add_argument("--size", choices=("tiny", "small", "full"), default="small")
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--stride", type=int, default=2, help="process every n-th frame (2: 12.5 of 25 fps)")
