@@ -35,6 +35,9 @@ class AlertConfig:
     """...or the SALE count has a Poisson lower tail under this probability."""
     traffic_drop_ratio: float = 0.4
     """TRAFFIC_DROP when visitors are at most this share of the expected visitors."""
+    traffic_min_complete: float = 0.9
+    """TRAFFIC_DROP is judged only on hours where every entrance camera sent frames in at least this share of
+    the open minutes; below it the finding is a symptom of the camera gap and is suppressed (not paged)."""
     min_z: float = 3.5
     """Both drops must also be this many standard deviations below expectation under counting noise."""
     overdispersion: float = 2.0

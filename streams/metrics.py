@@ -185,6 +185,7 @@ def hourly_record(
         "is_final": is_final,
         "revision": acc["rev"],
         "updated_at": updated_at_ms,
+        "complete_share": None,  # store hours: set by the engine (streams.availability)
     }
 
 

@@ -38,6 +38,12 @@ HOURS_CORRECTED = Counter(
     "tillflow_streams_hours_corrected_total", "Final hours emitted again with a higher revision (late events)."
 )
 ALERTS_FIRED = Counter("tillflow_streams_alerts_total", "Alert records emitted.", ["kind", "state"])
+ALERTS_SUPPRESSED = Counter(
+    "tillflow_streams_alerts_suppressed_total",
+    "Findings not paged because a root alert (cause FEED_SILENT, CAMERA_SILENT) or a data gap (DATA_GAP) explains"
+    " them; a root alert lists them in its details as related.",
+    ["kind", "cause"],
+)
 
 
 def _plain(schema: Any) -> Any:
@@ -198,6 +204,8 @@ class Processor:
             HOURS_CLOSED.inc(out.closed)
         if out.corrected:
             HOURS_CORRECTED.inc(out.corrected)
+        for kind, cause in out.suppressed:
+            ALERTS_SUPPRESSED.labels(kind, cause).inc()
         self._emit_alerts(out.alerts, sends)
         for group, message in out.peers:
             sends.append(Send(self.names.peers, group.encode(), json.dumps(message).encode()))
