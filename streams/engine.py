@@ -26,7 +26,8 @@ from streams.alerts import AlertConfig, Finding
 from streams.availability import complete_share, open_minutes
 from streams.baselines import DAY_MS, baseline, history_entry, prune
 from streams.hours import HOUR_MS, hour_start, local_hour_iso, local_weekday_hour
-from streams.metrics import Acc, add_frame, add_ticket, hour_key, hourly_record, new_hour
+from streams.metrics import Acc, add_frame, add_ticket, compact, hour_key, hourly_record, new_hour
+from streams.underreporting import UnderreportingConfig, hour_counts
 
 TICKET = "ticket"
 FRAME = "frame"
@@ -45,11 +46,15 @@ class StreamConfig:
     live_throttle_ms: int = 2_000
     idle_close_ms: int = 30_000
     hour_retention_ms: int = 48 * HOUR_MS
+    """Closed hours are kept in full this long behind the watermark..."""
+    closed_retention_ms: int = 35 * DAY_MS
+    """...then compact (ticket ids hashed) up to this age, so a late record still corrects them."""
     stream_skew_ms: int | None = HOUR_MS
     """How far one input (tickets or counts) may lag the other before the watermark stops waiting for it.
     None: always wait for both (replays, where the topics are read at different speeds)."""
     silence_lookback_ms: int = 3 * HOUR_MS
     alerts: AlertConfig = field(default_factory=AlertConfig)
+    underreporting: UnderreportingConfig = field(default_factory=UnderreportingConfig)
 
 
 @dataclass
@@ -82,9 +87,13 @@ class Output:
         self.corrected += other.corrected
 
 
+UNUSABLE_FLAGS = frozenset({"NO_CAMERA_DATA", "NO_POS_DATA", availability.CAMERA_MISSING})
+"""Hours with these flags are left out of the underreporting stage's daily sums."""
+
+
 def peer_group(store: Store) -> str:
-    """Stores compared with each other for underreporting: same mall and category (alone without a mall)."""
-    return f"{store.mall_id}|{store.category}" if store.mall_id else f"-|{store.id}"
+    """Stores judged together for underreporting: a mall (peers are picked inside it), a street store alone."""
+    return f"{store.mall_id}|" if store.mall_id else f"-|{store.id}"
 
 
 def event_time_ms(kind: str, record: dict[str, Any]) -> int:
@@ -165,7 +174,7 @@ class Engine:
         touched: dict[str, Acc] = {}
         stores: dict[str, dict[str, Any]] = {}
         threshold = max(part["wm"], part["forced"])
-        oldest = part["wm"] - self.cfg.hour_retention_ms
+        oldest = part["wm"] - max(self.cfg.closed_retention_ms, self.cfg.hour_retention_ms)
         for i, (kind, rec) in enumerate(events):
             store = self.by_id.get(rec["store_id"])
             if store is None:
@@ -177,8 +186,8 @@ class Engine:
                 out.rejects.append(
                     (
                         i,
-                        f"event time {ts} is older than the {self.cfg.hour_retention_ms // HOUR_MS} h "
-                        "retention of closed hours; replay it with `tillflow replay`",
+                        f"event time {ts} is older than the {self.cfg.closed_retention_ms / DAY_MS:g}-day "
+                        "retention of closed hours; recompute its hours with `tillflow backfill`",
                     )
                 )
                 continue
@@ -378,9 +387,11 @@ class Engine:
             store = self.by_id[acc["store"]]
             self._final_alerts(acc, store, self._store(stores, store.id, acc["start"]), part, out)
         self._early_sales_drop(part, touched, stores, out)
-        # Retention: forget closed hours (and their dedupe ids) well behind the event-time watermark.
-        # The set of closed hours is only read and written when hours close or an hour of event time passed.
-        horizon = part["wm"] - cfg.hour_retention_ms
+        # Retention: closed hours behind the event-time watermark are made compact after hour_retention_ms
+        # and forgotten after closed_retention_ms. The set of closed hours is only read and written when hours
+        # close or an hour of event time passed.
+        compact_before = part["wm"] - cfg.hour_retention_ms
+        horizon = part["wm"] - max(cfg.closed_retention_ms, cfg.hour_retention_ms)
         due = part["wm"] // HOUR_MS > part.get("pruned", 0) // HOUR_MS
         if part["closed"] or due:
             pk = f"p{partition}"
@@ -395,6 +406,11 @@ class Engine:
                         touched.pop(key, None)
                         if key in self.hours:
                             del self.hours[key]
+                    elif start + HOUR_MS <= compact_before:
+                        acc = touched.get(key) or self.hours.get(key)
+                        if acc is not None and not acc.get("compact"):
+                            compact(acc)
+                            touched[key] = acc
             self.retained[pk] = retained
         for key, acc in touched.items():
             self.hours[key] = acc
@@ -422,6 +438,19 @@ class Engine:
         if acc["zone"] is None:
             availability.apply_to_record(record, acc["mc"], self.entrances[store.id], open_minutes(store, acc["start"]))
         return record
+
+    def _explained(self, st: dict[str, Any], acc: Acc, record: dict[str, Any]) -> bool:
+        """A store-hour whose figures rest on incomplete data: a data flag, an entrance-camera gap, a silence."""
+        if any(flag in UNUSABLE_FLAGS for flag in record["quality_flags"]):
+            return True
+        share = record.get("complete_share")
+        if share is not None and share < self.cfg.alerts.traffic_min_complete:
+            return True
+        end = acc["start"] + HOUR_MS
+        return bool(
+            self._silences(st, rules.FEED_SILENT, acc["start"], end)
+            or self._silences(st, rules.CAMERA_SILENT, acc["start"], end)
+        )
 
     def camera_complete(self, acc: Acc, store: Store) -> float | None:
         """Share of the store-hour's open minutes in which every entrance camera sent a frame."""
@@ -472,19 +501,19 @@ class Engine:
         self.history[store.id] = hist
         conv = [e["conv"] for e in hist if e["conv"] is not None and e["v"] >= 20]
         st["conv_ref"] = median(conv) if len(conv) >= 3 else None
-        # An hour already alerted as a sales or traffic drop is not reported as underreporting as well.
-        # Nor are opening and closing hours (dwell time makes their conversion structurally lower).
-        cands = [] if findings or symptoms or edge else rules.underreporting_candidates(entry, hist, self.cfg.alerts)
+        # The underreporting stage sums usable hours per day: an hour another alert (or a suppressed symptom)
+        # explains, or whose camera or POS data is incomplete, would look like a departure that is not one.
+        usable = not findings and not symptoms and not self._explained(st, acc, record)
         out.peers.append(
             (
                 peer_group(store),
                 {
                     "store_id": store.id,
                     "hour_start": acc["start"],
+                    "day": record["local_hour"][:10],
                     "revision": acc["rev"],
-                    "fired_at": max(part["newest"], acc["start"] + HOUR_MS),
-                    "ratios": rules.own_ratios(entry, hist),
-                    "candidates": [[c.metric, c.direction, c.z, c.value, c.center, c.history] for c in cands],
+                    "usable": usable,
+                    "counts": hour_counts(acc),
                 },
             )
         )

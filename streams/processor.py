@@ -131,7 +131,7 @@ class Processor:
         self.names = names
         self.serdes = serdes
         self.engine = Engine(catalogue, config, hours, stores, partitions, history, retained)
-        self.peers = PeerEngine(catalogue, config.alerts, peer_groups)
+        self.peers = PeerEngine(catalogue, config.underreporting, peer_groups)
         self.partition_count = partition_count
         self.groups = sorted(self.peers.members)
         self._kinds = {names.tickets: (TICKET, POS_TICKETS), names.counts: (FRAME, CAMERA_COUNTS)}
@@ -229,7 +229,7 @@ class Processor:
             group = (raw.key or b"").decode()
             message = json.loads(raw.value or b"{}")
             if "flush_from" in message:
-                state = self.peers.groups.get(group) or {"hours": {}, "alerts": {}, "done": [], "newest": 0}
+                state = self.peers.state(group)
                 flushed = set(state.get("flushed", [])) | {int(message["flush_from"])}
                 state["flushed"] = sorted(flushed)
                 self.peers.groups[group] = state

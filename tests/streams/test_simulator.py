@@ -35,7 +35,7 @@ def test_engine_on_the_simulated_estate() -> None:
     )
     events = list(simulate(catalogue, config))
     engine = Engine(catalogue, StreamConfig(), {}, {}, {})
-    peers = PeerEngine(catalogue, StreamConfig().alerts, {})
+    peers = PeerEngine(catalogue, StreamConfig().underreporting, {})
     alerts: list[dict] = []
     finals: list[dict] = []
 
