@@ -241,18 +241,21 @@ def test_source_minutes_reports_on_time_delayed_and_missing(ch: Any) -> None:
     t0 = DAY + timedelta(hours=8)
     minutes = [*range(0, 10), *range(15, 20), *range(300, 305)]  # down for 5 minutes; closed for 4.7 h
     for seq, m in enumerate(minutes):
-        add(CAMERA_COUNTS, CameraCount(camera_id="cam-wg-denim", store_id="wg-denim", frame_ts=t0 + timedelta(minutes=m),
-                                       frame_seq=seq, people_in_frame=0, entries=0, exits=0, detector="t"))  # fmt: skip
+        at = t0 + timedelta(minutes=m)
+        add(CAMERA_COUNTS, CameraCount(camera_id="cam-wg-denim", store_id="wg-denim", frame_ts=at, frame_seq=seq,
+                                       people_in_frame=0, entries=0, exits=0, detector="t"))  # fmt: skip
     for i, delay in enumerate((5, 1800)):
+        sold = t0 + timedelta(minutes=i)
         add(POS_TICKETS, PosTicket(
-            ticket_id=f"late-{i}", source="lille-cdc", store_id="wg-denim", kind="SALE", occurred_at=t0 + timedelta(minutes=i),
+            ticket_id=f"late-{i}", source="lille-cdc", store_id="wg-denim", kind="SALE", occurred_at=sold,
             currency="EUR", gross_amount=100, net_amount=100, tax_amount=0, discount_amount=0,
-            payments=[{"method": "CARD", "amount": 100}], lines=[], ingested_at=t0 + timedelta(minutes=i, seconds=delay),
+            payments=[{"method": "CARD", "amount": 100}], lines=[], ingested_at=sold + timedelta(seconds=delay),
         ))  # fmt: skip
     for table, table_rows in rows.items():
         ch.insert(table, table_rows, column_names=COLUMNS[table])
     got = ch.query(
-        "SELECT source_kind, status, count(), max(delay_s) FROM source_minutes GROUP BY source_kind, status ORDER BY 1, 2"
+        "SELECT source_kind, status, count(), max(delay_s) FROM source_minutes "
+        "GROUP BY source_kind, status ORDER BY 1, 2"
     ).result_rows
     assert got == [("camera", "missing", 5, 0), ("camera", "on_time", 20, 0), ("pos", "delayed", 1, 1800),
                    ("pos", "on_time", 1, 5)]  # fmt: skip
