@@ -44,6 +44,8 @@ class PeerEngine:
 
     def apply(self, group: str, message: dict[str, Any]) -> list[dict[str, Any]]:
         """Record one store-hour message; returns the alerts to emit."""
+        if "day" not in message or "counts" not in message:
+            return []  # an hourly-candidate message of the release before daily UNDERREPORTING: nothing to judge
         state = self.state(group)
         store_id, day = message["store_id"], message["day"]
         days = state["stores"].setdefault(store_id, {})
