@@ -215,4 +215,31 @@ def compare(stream: Iterable[dict[str, Any]], batch: dict[Cell, dict[str, Any]])
     return problems
 
 
-__all__ = ["COMPARED", "compare", "read_jsonl", "recompute"]
+BACKFILL_REVISION = 1000
+"""Revision of backfilled records: above any the stream gives an hour, so ClickHouse (ReplacingMergeTree on
+revision first) keeps them over the stream's records of the same hour."""
+
+
+def backfill_records(
+    catalogue: Catalogue, cells: dict[Cell, dict[str, Any]], updated_at_ms: int, revision: int = BACKFILL_REVISION
+) -> list[dict[str, Any]]:
+    """Final HourlyConversion records (Avro dicts, times as epoch ms) of recomputed cells, for `tillflow
+    backfill`: hours older than the stream's closed-hour retention, recomputed from every record of them."""
+    out = []
+    for cell in sorted(cells, key=lambda c: (c[0], c[1] or "", c[2])):
+        store = catalogue.store(cell[0])
+        record = dict(cells[cell])
+        record.update(
+            tenant_id=store.tenant_id,
+            mall_id=store.mall_id,
+            category=store.category,
+            timezone=store.timezone,
+            is_final=True,
+            revision=revision,
+            updated_at=updated_at_ms,
+        )
+        out.append(record)
+    return out
+
+
+__all__ = ["BACKFILL_REVISION", "COMPARED", "backfill_records", "compare", "read_jsonl", "recompute"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import zlib
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from schemas.catalogue import Catalogue
@@ -15,8 +16,8 @@ from schemas.topics import POS_TICKETS
 from streams.batch import compare, recompute
 from streams.engine import FRAME, TICKET, Engine, Output, StreamConfig
 from streams.hours import HOUR_MS
-from tests.streams.estate import Ev, estate_day
-from tests.streams.factory import demo
+from tests.streams.estate import Ev, estate_day, write_files
+from tests.streams.factory import DEMO, demo
 
 PARTITIONS = 2
 WALL = 10**13
@@ -99,3 +100,27 @@ def test_beyond_the_closed_hour_retention_a_record_is_dead_lettered_with_the_bac
         _run(engine, day, finals, rejects)
     _run(engine, held, finals, rejects)
     assert len(rejects) == 3 and all("tillflow backfill" in r for r in rejects)
+
+
+def test_backfill_recomputes_the_hours_of_the_files_as_final_records_above_the_stream(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from schemas.models import HourlyConversion
+    from tillflow.cli import app
+
+    catalogue = demo()
+    events = estate_day(catalogue, date(2026, 2, 3), seed=3)
+    tickets, counts = write_files(tmp_path, events)
+    target = tmp_path / "backfill.jsonl"
+    result = CliRunner().invoke(
+        app,
+        ["backfill", "--stores", str(DEMO), "--tickets", str(tickets), "--counts", str(counts), "--out", str(target)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    records = [HourlyConversion.model_validate_json(line).to_avro() for line in target.read_text().splitlines()]
+    assert records and all(r["is_final"] and r["revision"] == 1000 for r in records)
+    assert {r["mall_id"] for r in records if r["store_id"] == "wg-denim"} == {"westgate"}
+    batch = recompute(catalogue, [ev.record for ev in events if ev.topic == POS_TICKETS],
+                      [ev.record for ev in events if ev.topic != POS_TICKETS])  # fmt: skip
+    assert compare(records, batch) == []
