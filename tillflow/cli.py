@@ -75,7 +75,7 @@ def command_modules() -> list[str]:
 HELP_PANELS = {
     "Local pipeline": ("demo", "dev", "simulate", "produce", "catalogue"),
     "Producers (into Kafka)": ("poll", "files", "collect", "connectors", "cdc", "normalize", "camera"),
-    "Streams": ("worker", "replay", "recompute"),
+    "Streams": ("worker", "replay", "recompute", "backfill"),
     "Sinks": ("sink", "clickhouse", "report"),
     "Contracts": ("schemas", "registry"),
 }
