@@ -85,7 +85,7 @@ HELP_PANELS = {
         "normalize",
         "camera",
     ),
-    "Streams": ("worker", "replay", "recompute"),
+    "Streams": ("worker", "replay", "recompute", "backfill"),
     "Sinks": ("sink", "clickhouse", "report"),
     "Malls and chains (from ClickHouse)": ("statements", "lift", "forecast"),
     "Contracts": ("schemas", "registry"),
