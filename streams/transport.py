@@ -1,27 +1,29 @@
 """Faust's aiokafka transport: a cheaper hand-off of each fetched record to the streams, and commits that
 never run ahead of processing.
 
-**The rule** (at-least-once): an offset is committed only once its record has been processed *and* every
-effect of that processing (table changelog writes, output records, dead letters) has been handed to the
-broker and acknowledged. Faust 0.15 breaks it in two places, both fixed here; each lost records when a
-busy worker was stopped (issue 12: 2,811 and 567 records after the committed offset never processed):
+**The rule** (at-least-once): never commit an offset whose record has not been processed and whose effects
+(table changelog writes, output records, dead letters) have not been handed to the broker and acknowledged.
+Faust 0.15 breaks it in several places, each fixed below and each measured losing records when a busy worker
+was stopped (issue 12; tests/streams/test_restart_busy.py):
 
-- ``Stream.take_events`` acknowledges its batch in a ``finally``: when the agent is cancelled at shutdown
-  (or raises) in the middle of a batch, the whole batch is acknowledged and committed by the consumer's
-  last commit although part of it was never processed. :class:`Stream` acknowledges a batch only when the
-  agent asks for the next one, that is once it has finished the batch; an abandoned batch is read again
-  after a restart (its duplicates are absorbed by the dedupe ids kept in the hour state).
-- ``ProducerBuffer.flush`` (what runs before each commit) gives up after 0.1 s without a send, leaving
-  table changelog writes queued behind a full producer while the offsets that produced them are committed.
-  :class:`Producer` flushes until its buffer is empty and nothing is in flight, then flushes aiokafka.
-
+- ``Stream.take_events`` acknowledged its batch in a ``finally``, also when the agent was cancelled or
+  raised in the middle of it: :class:`Stream` acknowledges a batch only when the agent asks for the next.
+- ``ProducerBuffer.flush`` (run before each commit) gave up after 0.1 s, leaving table changelog writes
+  queued behind committed offsets: :class:`Producer` flushes until nothing is queued or in flight.
+- ``getmany`` dropped records fetched for a partition that was not active (paused for recovery) while the
+  fetch position had moved past them: :meth:`Consumer.getmany` seeks back to them (never forward).
+- a gap of offsets not handed over was marked processed: :meth:`Consumer._gap_confirmed` reads the
+  partition again first and accepts only a gap seen twice at the same place (compaction, transaction markers).
+- a hand-off cancelled by a rebalance moved the read offset past its record: it is read again.
+- after a seek the read offset meant the *next* offset, elsewhere the last one handed over (one record
+  could slip); partitions without a committed offset were left where the fetcher had read ahead.
 
 Faust's fetcher hands every record over through ``Service.wait_first(callback(message),
 suspend_flow.wait())``, which creates four tasks and an ``asyncio.wait`` per record: about a third of a
 worker's CPU. Here the callback is first run inline; almost always it finishes without suspending (the
 stream's queue has room, flow is not suspended, the producer buffer is not full) and nothing else is
 needed. Only when it suspends does the record take Faust's path, with the callback resumed exactly where
-it stopped, so a rebalance (``suspend_flow``) still cancels a blocked hand-off as before.
+it stopped, so a rebalance (``suspend_flow``) still cancels a blocked hand-off (which is then read again).
 
 Selected with ``broker_consumer`` / ``broker_producer`` = ``broker_urls(bootstrap, SCHEME)`` and
 ``Stream=Stream`` (streams/app.py).

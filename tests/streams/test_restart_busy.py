@@ -10,7 +10,7 @@ recompute cell by cell: an offset committed for a record that was never processe
 output writes were not flushed) shows as a store-hour with too few visitors or tickets.
 
 On the transport of 2026-12-07 (SIGTERM only) this failed 3 runs of 3 with about a thousand differing cells
-(streams/transport.py lists the four causes).
+(streams/transport.py lists the causes).
 """
 
 from __future__ import annotations
