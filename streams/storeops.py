@@ -424,7 +424,13 @@ class OpsStore(TypedDict):
     alerts: dict[str, str]
     queue: QueueRun
     newest: int
+    """End of the newest hour with a final conversion record: retention counts back from here, so inputs read
+    ahead of the conversion stage (a replay) are kept until their hours are final."""
     newest_q: int
+    shifts_seen: int
+    """Newest ``ingested_at`` of the store's shift records: staffing is known up to here."""
+    pending: list[int]
+    """Final hours waiting for UNDERSTAFFED until ``shifts_seen`` passes their end."""
 
 
 @dataclass
@@ -478,6 +484,8 @@ class OpsEngine:
                     "queue": new_queue_run(),
                     "newest": 0,
                     "newest_q": 0,
+                    "shifts_seen": 0,
+                    "pending": [],
                 }
             cache[store_id] = st
         return st
@@ -538,7 +546,7 @@ class OpsEngine:
                 st["newest_q"] = max(st["newest_q"], ts)
             else:
                 self._conversion(acc, rec)
-            st["newest"] = max(st["newest"], ts)
+                st["newest"] = max(st["newest"], start + HOUR_MS)
             if acc["conv"] is not None:
                 acc["dirty"] = True
         for store_id, st in stores.items():
@@ -548,7 +556,10 @@ class OpsEngine:
             if acc["dirty"] and acc["conv"] is not None:
                 store = self.by_id[acc["store"]]
                 st = self._store(stores, store.id)
-                out.records += self._emit(acc, store, st, now_ms, out)
+                out.records += self._emit(acc, store, st, now_ms)
+        for store_id, st in stores.items():
+            if st["pending"]:
+                out.alerts += self._evaluate(self.by_id[store_id], st, touched)
         for store_id, st in stores.items():
             self._prune(store_id, st, touched)
         for key, acc in touched.items():
@@ -609,6 +620,7 @@ class OpsEngine:
     def _shift(self, store: Store, st: OpsStore, rec: dict[str, Any], touched: dict[str, OpsHour]) -> None:
         sid = rec["shift_id"]
         version = _ms(rec["ingested_at"])
+        st["shifts_seen"] = max(st["shifts_seen"], version)
         old = st["shifts"].get(sid)
         if old is not None and old["version"] > version:
             return  # an older version of the shift arrived after a newer one
@@ -640,17 +652,11 @@ class OpsEngine:
 
     # -- outputs --
 
-    def _emit(self, acc: OpsHour, store: Store, st: OpsStore, now_ms: int, out: OpsOutput) -> list[dict[str, Any]]:
+    def _emit(self, acc: OpsHour, store: Store, st: OpsStore, now_ms: int) -> list[dict[str, Any]]:
         conv = acc["conv"]
         assert conv is not None
         start = acc["start"]
-        mins = staff_minutes(
-            (s for s in st["shifts"].values() if s["end"] != 0 or s["start"] != 0),
-            start,
-            start + HOUR_MS,
-            store.floor_roles,
-            self.cfg.open_shift_max_ms,
-        )
+        mins = self._staff(store, st, start)
         queue = queue_stats(queue_minute_lengths(acc["q"]).values(), store.queue_alert.people)
         acc["rev"] += 1
         acc["dirty"] = False
@@ -666,30 +672,62 @@ class OpsEngine:
             revision=acc["rev"],
             updated_at_ms=now_ms,
         )
-        head = rows[0]
-        hist = [h for h in st["history"] if int(h[0]) < start]
-        finding = understaffed(
-            head["visitors"], head["transactions"], head["staff_on_floor"], [h[1:] for h in hist], self.cfg
-        )
-        out.alerts += rules.reconcile(
-            st["alerts"],
-            store_id=store.id,
-            hour_start_ms=start,
-            evaluated=[UNDERSTAFFED],
-            findings=[finding] if finding else [],
-            fired_at_ms=start + HOUR_MS,
-            tenant_id=store.tenant_id,
-            mall_id=store.mall_id,
-        )
-        st["history"] = [h for h in st["history"] if int(h[0]) != start]
-        if head["visitors_per_staff"] is not None and head["visitors"] >= self.cfg.understaffed_min_visitors:
-            st["history"].append([start, head["visitors_per_staff"], head["conversion"]])
-            st["history"].sort(key=lambda h: h[0])
-        horizon = start - self.cfg.history_days * 24 * HOUR_MS
-        st["history"] = [h for h in st["history"] if h[0] >= horizon]
+        if start not in st["pending"]:
+            st["pending"].append(start)
+            st["pending"].sort()
+        return rows
+
+    def _evaluate(self, store: Store, st: OpsStore, touched: dict[str, OpsHour]) -> list[dict[str, Any]]:
+        """UNDERSTAFFED for the final hours whose staffing is known: the shift feed passed their end.
+
+        Shifts arrive on their own feed (clock-in, clock-out), so an hour closed by the tickets and counts may
+        not have all of its shifts yet; judging it then would page on missing staff. Hours wait in ``pending``
+        until a shift record ingested after the hour's end arrived, and are evaluated oldest first.
+        """
+        emitted: list[dict[str, Any]] = []
+        waiting = []
+        for start in st["pending"]:
+            acc = touched.get(ops_key(store.id, start)) or self.hours.get(ops_key(store.id, start))
+            if acc is None or acc["conv"] is None:
+                continue
+            if st["shifts_seen"] < start + HOUR_MS:
+                waiting.append(start)
+                continue
+            conv = acc["conv"]
+            visitors, tx = int(conv["visitors"]), int(conv["transactions"])
+            on_floor = self._staff(store, st, start) / 60 or None
+            hist = [h[1:] for h in st["history"] if int(h[0]) < start]
+            finding = understaffed(visitors, tx, on_floor, hist, self.cfg)
+            emitted += rules.reconcile(
+                st["alerts"],
+                store_id=store.id,
+                hour_start_ms=start,
+                evaluated=[UNDERSTAFFED],
+                findings=[finding] if finding else [],
+                fired_at_ms=start + HOUR_MS,
+                tenant_id=store.tenant_id,
+                mall_id=store.mall_id,
+            )
+            st["history"] = [h for h in st["history"] if int(h[0]) != start]
+            if on_floor and visitors >= self.cfg.understaffed_min_visitors:
+                st["history"].append([start, visitors / on_floor, tx / visitors])
+                st["history"].sort(key=lambda h: h[0])
+        st["pending"] = waiting
+        if st["history"]:
+            horizon = st["history"][-1][0] - self.cfg.history_days * 24 * HOUR_MS
+            st["history"] = [h for h in st["history"] if h[0] >= horizon]
         while len(st["alerts"]) > 2000:
             del st["alerts"][next(iter(st["alerts"]))]
-        return rows
+        return emitted
+
+    def _staff(self, store: Store, st: OpsStore, start: int) -> float:
+        return staff_minutes(
+            (s for s in st["shifts"].values() if s["end"] != 0 or s["start"] != 0),
+            start,
+            start + HOUR_MS,
+            store.floor_roles,
+            self.cfg.open_shift_max_ms,
+        )
 
     def _queue_alerts(self, store: Store, st: OpsStore, touched: dict[str, OpsHour]) -> list[dict[str, Any]]:
         run = st["queue"]
