@@ -76,7 +76,7 @@ HELP_PANELS = {
     "Local pipeline": ("demo", "dev", "simulate", "produce", "catalogue"),
     "Producers (into Kafka)": ("poll", "files", "collect", "connectors", "cdc", "normalize", "camera"),
     "Streams": ("worker", "replay", "recompute"),
-    "Sinks": ("sink", "clickhouse", "report"),
+    "Sinks": ("sink", "clickhouse", "report", "briefing"),
     "Contracts": ("schemas", "registry"),
 }
 

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
         48.0, gt=0, description="Closed hours (with their dedupe ids) are kept this long for corrections."
     )
     streams_batch_size: int = Field(2000, ge=1, description="Events taken per agent batch.")
+    streams_storeops: bool = Field(
+        True, description="Run the store-operations stage (staffing, queues, zones; storeops.hourly) in the worker."
+    )
     streams_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://.")
     streams_alerts: dict[str, float] = Field(
         default_factory=dict, description="Alert thresholds overriding streams.alerts.AlertConfig defaults."
