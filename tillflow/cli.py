@@ -74,7 +74,7 @@ def command_modules() -> list[str]:
 # `--help` groups the commands along the data flow; a command not listed here lands under "Other".
 HELP_PANELS = {
     "Local pipeline": ("demo", "dev", "simulate", "produce", "catalogue"),
-    "Producers (into Kafka)": ("poll", "files", "collect", "connectors", "cdc", "normalize", "camera"),
+    "Producers (into Kafka)": ("poll", "files", "collect", "connectors", "cdc", "normalize", "camera", "shifts"),
     "Streams": ("worker", "replay", "recompute"),
     "Sinks": ("sink", "clickhouse", "report", "briefing"),
     "Contracts": ("schemas", "registry"),
