@@ -68,7 +68,7 @@ class OpsConfig:
     understaffed_ratio: float = 1.5
     understaffed_conv_drop: float = 0.2
     understaffed_p: float = 0.01
-    understaffed_min_history: int = 12
+    understaffed_min_history: int = 8
     understaffed_min_visitors: int = 20
     critical_ratio: float = 2.5
     """UNDERSTAFFED is CRITICAL when visitors per staff reach this multiple of the store's median."""

@@ -41,6 +41,8 @@ def demo_incidents(day: date) -> list[str]:
         f"sales-drop:store=wg-grocer,at={day.isoformat()}T15,factor=0.15",
         f"silent-feed:store=wg-fashion,at={day.isoformat()}T16,for=2h",
         f"dead-camera:camera=cam-nyc-soho,at={day.isoformat()}T14,for=3h",
+        f"queue-long:store=nyc-soho,at={day.isoformat()}T12:10,for=20m",
+        f"understaffed:store=wg-grocer,at={day.isoformat()}T18",
         "late:fraction=0.02,minutes=15",
         "duplicate:fraction=0.01",
     ]
@@ -348,6 +350,17 @@ def report(result: dict[str, Any], store: str = "wg-grocer") -> str:
     return done.stdout + (done.stderr if done.returncode else "")
 
 
+def briefing(result: dict[str, Any], store: str = "wg-fashion") -> str:
+    """`tillflow briefing` of one store for the simulated day (staffing, queues, zones), with its chart saved."""
+    chart = Path(result["env"]["TILLFLOW_STATE_DIR"]) / f"briefing-{store}.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "tillflow", "briefing", "--store", store, "--date", result["day"].isoformat(),
+         "--plot", str(chart), "--save"],
+        env=result["env"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return done.stdout + (done.stderr if done.returncode else "")
+
+
 def _with_status(board: Board, status: str, text: Any) -> Any:
     from rich.console import Group
 
@@ -384,6 +397,9 @@ def print_summary(result: dict[str, Any]) -> None:
     if "env" in result:
         out.print("\nfrom ClickHouse (tillflow report --store wg-grocer):")
         out.print(report(result), highlight=False, markup=False, end="")
+        for store in ("wg-fashion", "wg-grocer"):
+            out.print(f"\nthe morning briefing (tillflow briefing --store {store}):")
+            out.print(briefing(result, store), highlight=False, markup=False, end="")
         state = result["env"]["TILLFLOW_STATE_DIR"]
         out.print(
             f"the demo's data stays in {state}; e.g. TILLFLOW_STATE_DIR={state} tillflow report --store "

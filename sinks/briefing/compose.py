@@ -87,6 +87,7 @@ def compose(
     alerts: Sequence[Mapping[str, Any]],
     queue_people: float,
     phrase: Callable[[Briefing], str] | None = None,
+    zones: Sequence[Mapping[str, Any]] = (),
 ) -> Briefing:
     """The briefing of ``store_id`` for its local ``day``; ``hours`` ordered by hour_start."""
     visitors = sum(int(h["visitors"]) for h in hours)
@@ -128,6 +129,7 @@ def compose(
             )
         lines += _staffing(hours, ops, currency, figures)
         lines += _queues(hours, ops, queue_people, figures)
+        lines += _zones(zones, currency, figures)
     lines += _alerts(alerts, timezone, figures)
     lines += _gaps(hours, alerts, figures)
     briefing = Briefing(
@@ -186,6 +188,19 @@ def _queues(
         f"Queues: longest {worst_o['queue_max']:.0f} people at {_clock(worst_h['local_hour'])}; "
         f"{over} minutes over {people:g} people."
     ]
+
+
+def _zones(zones: Sequence[Mapping[str, Any]], currency: str, fig: dict[str, Any]) -> list[str]:
+    """Zone sales (lines attributed by category), with the zone camera's conversion where there is one."""
+    if not zones:
+        return []
+    parts = []
+    for z in zones:
+        visitors = z.get("visitors")
+        conv = f", {int(z['transactions']) / int(visitors):.1%} of its visitors bought" if visitors else ""
+        parts.append(f"{z['zone']} {money(int(z['net_revenue']), currency)}{conv}")
+    fig["zones"] = {str(z["zone"]): int(z["net_revenue"]) for z in zones}
+    return ["Zones: " + "; ".join(parts) + "."]
 
 
 def _alerts(alerts: Sequence[Mapping[str, Any]], timezone: str, fig: dict[str, Any]) -> list[str]:

@@ -42,6 +42,14 @@ SELECT hour_start, staff_minutes, staff_on_floor, visitors_per_staff, sales_per_
 FROM storeops_hourly FINAL
 WHERE store_id = {store:String} AND grain = 'STORE' AND local_date = {day:Date}
 """
+ZONES_SQL = """
+SELECT dimension AS zone, sum(net_revenue) AS net_revenue, sum(transactions) AS transactions,
+       sumOrNull(visitors) AS visitors
+FROM storeops_hourly FINAL
+WHERE store_id = {store:String} AND grain = 'ZONE' AND local_date = {day:Date}
+GROUP BY zone
+ORDER BY net_revenue DESC, zone
+"""
 ALERTS_SQL = """
 SELECT alert_id, kind, state, severity, hour_start, message
 FROM alerts FINAL
@@ -84,12 +92,14 @@ def build(
     alerts = _rows(client, ALERTS_SQL, store=store_id, lo=lo, hi=hi)
     for a in alerts:
         a["hour_start"] = _utc(a["hour_start"])
+    zones = _rows(client, ZONES_SQL, store=store_id, day=day)
     weeks = [day - timedelta(days=7 * k) for k in range(1, 5)]
     result = client.query(BASELINE_SQL, parameters={"store": store_id, "days": weeks})
     baseline = [DayTotals(d, int(v), int(t), int(n)) for d, v, t, n in result.result_rows]
     briefing = compose(
         store_id=store_id, store_name=store.name, timezone=store.timezone, currency=store.currency, day=day,
         hours=hours, ops=ops, baseline=baseline, alerts=alerts, queue_people=store.queue_alert.people, phrase=phrase,
+        zones=zones,
     )  # fmt: skip
     png = day_chart(f"{store.name}, {day:%a %d %b %Y}", briefing.hours, briefing.alerts, store.timezone)
     return briefing, png
