@@ -277,3 +277,38 @@ def test_queue_long_fires_in_the_stream_as_in_the_batch() -> None:
         (a["alert_id"], a["state"], a["fired_at"]) for a in expected if a["kind"] == "QUEUE_LONG"
     ]
     assert alerts[0]["fired_at"] == ms("2026-03-30T11:15:00+02:00")
+
+
+def test_alerts_fire_exactly_on_the_simulators_injected_incidents() -> None:
+    """The simulator's understaffed and queue-long incidents, recomputed in batch: those alerts and no others."""
+    import json
+    from datetime import date
+
+    from producers.simulator import SimulationConfig, simulate
+    from producers.simulator.engine import injected
+    from producers.simulator.incidents import expected_alerts
+    from tests.streams.factory import demo
+
+    full = demo()
+    catalogue = full.model_copy(
+        update={
+            "stores": tuple(s for s in full.stores if s.id in ("wg-grocer", "nyc-soho")),
+            "cameras": tuple(c for c in full.cameras if c.store_id in ("wg-grocer", "nyc-soho")),
+        }
+    )
+    config = SimulationConfig(
+        seed=11, start=date(2026, 11, 18), days=2, fps=0.1, staffing=True,
+        incidents=["understaffed:store=wg-grocer,at=2026-11-19T16", "queue-long:store=nyc-soho,at=2026-11-19T13:10"],
+    )  # fmt: skip
+    raw: dict[str, list[dict[str, Any]]] = {"pos.tickets": [], "camera.counts": [], "staff.shifts": []}
+    for ev in simulate(catalogue, config):
+        raw[ev.topic].append(json.loads(ev.record.model_dump_json()))
+    ops = recompute_ops(catalogue, raw["pos.tickets"], raw["camera.counts"], raw["staff.shifts"])
+    fired = {
+        (a["kind"], a["store_id"], a["hour_start"])
+        for a in batch_alerts(catalogue, ops, raw["camera.counts"])
+        if a["state"] == "FIRING"
+    }
+    truth = expected_alerts(injected(catalogue, config))
+    assert fired == {(kind, store, int(hour.timestamp() * 1000)) for kind, store, hour in truth}
+    assert {k for k, _, _ in fired} == {"UNDERSTAFFED", "QUEUE_LONG"}
