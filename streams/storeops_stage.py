@@ -89,6 +89,7 @@ class OpsProcessor:
             t: HotDecoder(serdes[t]) for t in (POS_TICKETS, CAMERA_COUNTS, STAFF_SHIFTS, CONVERSION_HOURLY)
         }
         self._queue_cams = catalogue.queue_cameras()
+        self._queue_stores = {c.store_id.encode() for c in catalogue.cameras if c.id in self._queue_cams}
 
     def process(self, records: Iterable[Raw], now_ms: int) -> list[Send]:
         sends: list[Send] = []
@@ -96,6 +97,8 @@ class OpsProcessor:
         sources: list[Raw] = []
         for raw in records:
             kind, real = self._kinds[raw.topic]
+            if kind == FRAME and raw.key not in self._queue_stores:
+                continue  # only queue cameras matter here: frames of stores without one are not even decoded
             try:
                 record = self._decoders[real].decode(raw.value)
             except DecodeError as exc:

@@ -121,7 +121,7 @@ def watch_rota(
     """
     from producers.pos.checkpoint import CheckpointStore
     from producers.sender import RecordSender
-    from producers.staff.metrics import SHIFTS, SHIFTS_LAST_SUCCESS, SHIFTS_REJECTED
+    from producers.staff.metrics import SHIFTS, SHIFTS_REJECTED
     from producers.staff.poller import KafkaShiftSink
     from producers.staff.rota import RotaSpec, RotaWatcher
     from schemas.catalogue import load_catalogue
@@ -144,7 +144,6 @@ def watch_rota(
         for o in watcher.scan():
             SHIFTS.labels(name).inc(o.published)
             SHIFTS_REJECTED.labels(name).inc(len(o.errors))
-            SHIFTS_LAST_SUCCESS.labels(name).set(time.time())
             where = o.moved_to.parent.name if o.moved_to else "?"
             out.print(f"{o.name}: {o.tickets} shifts, {o.published} published, {len(o.errors)} errors -> {where}/")
             for e in o.errors[:5]:
