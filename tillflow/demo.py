@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
 
 from schemas.serde import TopicSerde, registry_client
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, STAFF_SHIFTS, STOREOPS_HOURLY
 from tillflow import devstack
 from tillflow.board import Board
 from tillflow.kafka import consumer_config, endpoints
@@ -288,7 +288,7 @@ def _run(
                     simulator.proc.poll() == 0
                     and board.hours
                     and all(r["is_final"] for r in board.hours.values())
-                    and reader.lag(worker_group, (POS_TICKETS, CAMERA_COUNTS)) == 0
+                    and reader.lag(worker_group, (POS_TICKETS, CAMERA_COUNTS, STAFF_SHIFTS, CONVERSION_HOURLY)) == 0
                 )
                 quiet_since = (quiet_since or time.monotonic()) if (done and not got) else None
                 if not keep_running and quiet_since and time.monotonic() - quiet_since > 5:
@@ -314,7 +314,7 @@ def _stop_all(
         sink = next((p for p in procs if p.name == "sink"), None)
         if sink is not None:
             if reader is not None and len(groups) == 2:
-                topics = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)
+                topics = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS, STAFF_SHIFTS, STOREOPS_HOURLY)
                 _drain(sink, lambda: reader.lag(groups[1], topics))
             sink.stop()
     finally:
@@ -387,7 +387,8 @@ def print_summary(result: dict[str, Any]) -> None:
             f"{t['net_revenue'] / 100:,.2f} {t['currency'] or ''}",
         )
     out.print(table)
-    firing = [a for a in board.alerts.values() if a["state"] == "FIRING"]
+    # QUEUE_LONG is an incident: it fires and resolves when the queue clears, so its latest state is RESOLVED.
+    firing = [a for a in board.alerts.values() if a["state"] == "FIRING" or a["kind"] == "QUEUE_LONG"]
     out.print(f"alerts fired: {len(firing)}")
     for a in sorted(firing, key=lambda a: a["hour_start"]):
         out.print(f"  {a['kind']:<15} {a['store_id']:<12} {a['hour_start']:%Y-%m-%d %H:%M} UTC  {a['message']}")

@@ -49,7 +49,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "dead-camera": {},
     "late": {"fraction": 0.05, "minutes": 20.0},
     "duplicate": {"fraction": 0.02, "lag_s": 30.0},
-    "understaffed": {"factor": 0.45, "duration_h": 1.0},
+    "understaffed": {"factor": 0.55, "duration_h": 1.0},
     "queue-long": {"factor": 8.0, "duration_h": 0.25},
 }
 
@@ -83,7 +83,7 @@ class Incident(BaseModel):
     - ``duplicate``: ``fraction`` (0.02) of events emitted twice, the copy ``lag`` seconds (30) later; optional
       ``store``, ``topic``, ``at``/``for``.
     - ``understaffed``: ``store``, ``at``, ``for`` (1h): all floor staff but one off the floor, conversion times
-      ``factor`` (0.45).
+      ``factor`` (0.55).
     - ``queue-long``: ``store``, ``at``, ``for`` (15m): ``factor`` (8) more people waiting at the tills.
     """
 

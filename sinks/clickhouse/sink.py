@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from schemas.models import Record
 from schemas.serde import DecodeError
-from sinks.clickhouse.mapping import COLUMNS, MappingError, Row, rows_for
+from sinks.clickhouse.mapping import COLUMNS, TOPIC_TABLES, MappingError, Row, rows_for
 from sinks.dlq import DeadLetter
 from sinks.metrics import BATCH_ROWS, CONSUMER_LAG, ERRORS, FLUSH_SECONDS, LAST_FLUSH, RECORDS
 from tillflow.retry import backoff_delays
@@ -35,7 +35,9 @@ from tillflow.retry import backoff_delays
 log = logging.getLogger(__name__)
 
 SINK = "clickhouse"
-TABLE_ORDER = ("tickets", "ticket_lines", "camera_frames", "conversion_hourly", "alerts")
+TABLE_ORDER = tuple(table for tables in TOPIC_TABLES.values() for table in tables)
+"""Insert order: each topic's tables in mapping.TOPIC_TABLES order (a ticket before its lines); every mapped
+table is listed, so no row a mapping returns is left out."""
 
 # ClickHouse error codes that blame the rows themselves: retrying cannot help, the rows go to the DLQ.
 DATA_ERROR_CODES = frozenset(
