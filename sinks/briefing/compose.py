@@ -192,8 +192,8 @@ def _queues(
 
 def _zones(zones: Sequence[Mapping[str, Any]], currency: str, fig: dict[str, Any]) -> list[str]:
     """Zone sales (lines attributed by category), with the zone camera's conversion where there is one."""
-    if not zones:
-        return []
+    if not zones or all(str(z["zone"]) == "unmapped" for z in zones):
+        return []  # a store without a floor plan: every line is unmapped, nothing to compare
     parts = []
     for z in zones:
         visitors = z.get("visitors")
