@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.models import Alert, CameraCount, HourlyConversion, PosTicket, Record
+from schemas.models import Alert, CameraCount, HourlyConversion, HourlyForecast, PosTicket, Record
 from schemas.storeops import OpsHourly, StaffShift
 
 POS_TICKETS = "pos.tickets"
@@ -13,6 +13,7 @@ CONVERSION_HOURLY = "conversion.hourly"
 ALERTS = "alerts"
 STAFF_SHIFTS = "staff.shifts"
 STOREOPS_HOURLY = "storeops.hourly"
+FORECAST_HOURLY = "forecast.hourly"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(ALERTS, Alert, "store_id", joined=False),
         TopicSpec(STAFF_SHIFTS, StaffShift, "store_id", joined=True),
         TopicSpec(STOREOPS_HOURLY, OpsHourly, "store_id", joined=False),
+        TopicSpec(FORECAST_HOURLY, HourlyForecast, "store_id", joined=False),
     )
 }
 

@@ -13,9 +13,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.catalogue import Catalogue
-from schemas.models import Alert, CameraCount, HourlyConversion, PaymentMethod, PosTicket, Record
+from schemas.models import Alert, CameraCount, HourlyConversion, HourlyForecast, PaymentMethod, PosTicket, Record
 from schemas.storeops import OpsHourly, StaffShift
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, STAFF_SHIFTS, STOREOPS_HOURLY
+from schemas.topics import (
+    ALERTS,
+    CAMERA_COUNTS,
+    CONVERSION_HOURLY,
+    FORECAST_HOURLY,
+    POS_TICKETS,
+    STAFF_SHIFTS,
+    STOREOPS_HOURLY,
+)
 from sinks.clickhouse.storeops_mapping import STOREOPS_COLUMNS, ops_row, shift_row
 
 Row = tuple[Any, ...]
@@ -48,6 +56,10 @@ COLUMNS: dict[str, list[str]] = {
         "alert_id", "kind", "state", "severity", "store_id", "tenant_id", "mall_id", "hour_start", "timezone",
         "observed", "expected", "message", "fired_at", "details",
     ],
+    "forecast_hourly": [
+        "store_id", "tenant_id", "mall_id", "hour_start", "local_hour", "local_date", "timezone", "currency",
+        "issued_at", "horizon_hours", "visitors", "net_revenue", "method",
+    ],
 }  # fmt: skip
 COLUMNS |= STOREOPS_COLUMNS
 
@@ -59,6 +71,7 @@ TOPIC_TABLES: dict[str, tuple[str, ...]] = {
     ALERTS: ("alerts",),
     STAFF_SHIFTS: ("staff_shifts",),
     STOREOPS_HOURLY: ("storeops_hourly",),
+    FORECAST_HOURLY: ("forecast_hourly",),
 }
 
 
@@ -142,6 +155,14 @@ def hourly_row(h: HourlyConversion) -> Row:
     )  # fmt: skip
 
 
+def forecast_row(f: HourlyForecast) -> Row:
+    return (
+        f.store_id, f.tenant_id or "", f.mall_id or "", f.hour_start, f.local_hour,
+        local_date_of(f.local_hour, f.hour_start, f.timezone), f.timezone, f.currency or "", f.issued_at,
+        f.horizon_hours, f.visitors, f.net_revenue, f.method,
+    )  # fmt: skip
+
+
 def alert_row(alert: Alert, timezone: str) -> Row:
     return (
         alert.alert_id, str(alert.kind), str(alert.state), str(alert.severity), alert.store_id,
@@ -160,6 +181,9 @@ def rows_for(topic: str, record: Record, timezones: Mapping[str, str]) -> dict[s
         return {"storeops_hourly": [ops_row(record)]}
     store_id = str(getattr(record, "store_id", ""))
     timezone = timezones.get(store_id)
+    if topic == FORECAST_HOURLY:
+        assert isinstance(record, HourlyForecast)
+        return {"forecast_hourly": [forecast_row(record)]}
     if topic == ALERTS:
         assert isinstance(record, Alert)
         return {"alerts": [alert_row(record, timezone or "UTC")]}

@@ -17,6 +17,7 @@ from schemas.topics import (
     ALERTS,
     CAMERA_COUNTS,
     CONVERSION_HOURLY,
+    FORECAST_HOURLY,
     POS_TICKETS,
     STAFF_SHIFTS,
     STOREOPS_HOURLY,
@@ -31,7 +32,7 @@ from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SINK_TOPICS = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS, STAFF_SHIFTS, STOREOPS_HOURLY)
+SINK_TOPICS = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS, FORECAST_HOURLY, STAFF_SHIFTS, STOREOPS_HOURLY)
 
 
 def connect_with_retry(settings: Settings, stop: threading.Event, create: bool = True) -> Any:
@@ -85,7 +86,7 @@ def decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Callable[[
 
 
 def build_sink(settings: Settings, client: Any, topics: dict[str, str] | None = None) -> ClickHouseSink:
-    """The sink for ``topics`` (consumed name -> tillflow topic; default the four tillflow topics)."""
+    """The sink for ``topics`` (consumed name -> tillflow topic; default every topic the sink lands)."""
     from confluent_kafka import Consumer
 
     from tillflow.kafka import consumer_config

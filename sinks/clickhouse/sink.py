@@ -35,9 +35,8 @@ from tillflow.retry import backoff_delays
 log = logging.getLogger(__name__)
 
 SINK = "clickhouse"
+# Every table a topic maps to, in insert order (a ticket before its lines): a table missing here would be skipped.
 TABLE_ORDER = tuple(table for tables in TOPIC_TABLES.values() for table in tables)
-"""Insert order: each topic's tables in mapping.TOPIC_TABLES order (a ticket before its lines); every mapped
-table is listed, so no row a mapping returns is left out."""
 
 # ClickHouse error codes that blame the rows themselves: retrying cannot help, the rows go to the DLQ.
 DATA_ERROR_CODES = frozenset(

@@ -20,6 +20,7 @@ from schemas.storeops import OpsHourly
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, STAFF_SHIFTS, STOREOPS_HOURLY
 from sinks.clickhouse.mapping import COLUMNS, rows_for, timezones_of
 from streams.batch_ops import recompute_ops
+from tests.analytics.grafana_data import add_malls_data
 from tests.sinks.conftest import CATALOGUE, alert, hourly
 from tests.sinks.grafana_macros import expand_macros, interpolate
 
@@ -46,6 +47,8 @@ EXPECTED: dict[tuple[str, int | str], list[str]] = {
     ("tillflow-alerts", 3): ["open_alerts"],
     ("tillflow-pipeline", 1): ["feed", "last_record", "age_seconds"],
     ("tillflow-pipeline", 2): ["time", "source", "tickets"],
+    ("tillflow-pipeline", 8): ["day", "source", "store_id", "pos_sales", "ingested", "missing", "sync_pct",
+                               "below_target"],
     ("tillflow-store-live", "annotation:Alerts"): ["time", "text", "tags"],
     ("tillflow-store-ops", 1): ["time", "visitors", "staff_on_floor", "visitors_per_staff"],
     ("tillflow-store-ops", 2): ["time", "sales_per_labour_hour", "conversion_pct"],
@@ -56,6 +59,13 @@ EXPECTED: dict[tuple[str, int | str], list[str]] = {
     ("tillflow-store-ops", 6): ["zone", "visitors", "transactions", "conversion_pct", "net_sales", "revenue_per_m2"],
     ("tillflow-store-ops", 7): ["category", "transactions", "conversion_pct", "net_sales"],
     ("tillflow-store-ops", 8): ["local_date", "text", "hours_used", "alerts_cited"],
+    ("tillflow-store-live", 20): ["time", "visitors", "forecast_visitors", "net_sales", "forecast_net_sales"],
+    ("tillflow-malls", 1): ["month", "tenant_id", "issue", "counted_sales", "breakpoint", "percentage_rent", "rent_due",
+                            "silent_days", "late_tickets", "issued_at"],
+    ("tillflow-malls", 2): ["tenant_id", "channel", "kind", "tickets", "net_sales"],
+    ("tillflow-malls", 3): ["campaign_id", "kind", "starts", "ends", "metric", "lift_pct", "lift_low_pct",
+                            "lift_high_pct", "baseline_days", "campaign_days", "verdict", "comparison"],
+    ("tillflow-malls", 4): ["time", "series", "treated_vs_controls_pct"],
 }  # fmt: skip
 
 
@@ -120,6 +130,10 @@ def simulate(ch: Any) -> None:
     add(ALERTS, alert(2, store="wg-volt", kind="TRAFFIC_DROP", fired_at=DAY + timedelta(hours=13)))
     for table, table_rows in rows.items():
         ch.insert(table, table_rows, column_names=COLUMNS[table])
+    from producers.pos.synccheck import SyncRow, write_rows  # `tillflow sync-check`'s table
+
+    write_rows(ch, [SyncRow("square-wg", "wg-fashion", DAY.date(), 200, 197, 3, 0, 990_000, 975_000, 0.985)], DAY)
+    add_malls_data(ch, DAY.date())
     from sinks.briefing.service import build, save
 
     for store_id in ("wg-fashion", "wg-grocer"):
@@ -161,7 +175,8 @@ def test_provisioning_files() -> None:
             for target in p["targets"]:
                 assert target["datasource"]["uid"] in by_uid, (dash["uid"], p["title"])
     assert {d["uid"] for d in dashboards()} == {"tillflow-store-live", "tillflow-mall-benchmark", "tillflow-alerts",
-                                                "tillflow-pipeline", "tillflow-store-ops"}  # fmt: skip
+                                                "tillflow-pipeline", "tillflow-malls",
+                                                "tillflow-store-ops"}  # fmt: skip
     names = {v["name"] for d in dashboards() for v in d["templating"]["list"]}
     assert {"mall", "store", "category"} <= names
 
