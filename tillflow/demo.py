@@ -350,15 +350,17 @@ def report(result: dict[str, Any], store: str = "wg-grocer") -> str:
     return done.stdout + (done.stderr if done.returncode else "")
 
 
-def briefing(result: dict[str, Any], store: str = "wg-fashion") -> str:
-    """`tillflow briefing` of one store for the simulated day (staffing, queues, zones), with its chart saved."""
-    chart = Path(result["env"]["TILLFLOW_STATE_DIR"]) / f"briefing-{store}.png"
-    done = subprocess.run(
-        [sys.executable, "-m", "tillflow", "briefing", "--store", store, "--date", result["day"].isoformat(),
-         "--plot", str(chart), "--save"],
-        env=result["env"], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    return done.stdout + (done.stderr if done.returncode else "")
+def briefings(result: dict[str, Any], stores: tuple[str, ...] = ("wg-fashion", "wg-grocer")) -> dict[str, str]:
+    """`tillflow briefing` of each store for the simulated day (staffing, queues, zones), each with its chart saved
+    beside the demo's data; one after the other (the embedded chDB engine takes one process at a time)."""
+    texts = {}
+    for store in stores:
+        chart = Path(result["env"]["TILLFLOW_STATE_DIR"]) / f"briefing-{store}.png"
+        args = ["briefing", "--store", store, "--date", result["day"].isoformat(), "--plot", str(chart), "--save"]
+        done = subprocess.run([sys.executable, "-m", "tillflow", *args], env=result["env"], capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        texts[store] = done.stdout + (done.stderr if done.returncode else "")
+    return texts
 
 
 def _with_status(board: Board, status: str, text: Any) -> Any:
@@ -398,9 +400,9 @@ def print_summary(result: dict[str, Any]) -> None:
     if "env" in result:
         out.print("\nfrom ClickHouse (tillflow report --store wg-grocer):")
         out.print(report(result), highlight=False, markup=False, end="")
-        for store in ("wg-fashion", "wg-grocer"):
+        for store, text in briefings(result).items():
             out.print(f"\nthe morning briefing (tillflow briefing --store {store}):")
-            out.print(briefing(result, store), highlight=False, markup=False, end="")
+            out.print(text, highlight=False, markup=False, end="")
         state = result["env"]["TILLFLOW_STATE_DIR"]
         out.print(
             f"the demo's data stays in {state}; e.g. TILLFLOW_STATE_DIR={state} tillflow report --store "
