@@ -153,7 +153,8 @@ class Store(_Strict):
 CAMERA_SETTING_KEYS = frozenset(
     {
         "source", "live", "detector", "weights", "imgsz", "conf", "nms_iou", "target_fps", "coordinates",
-        "door_line", "inside", "region", "anchor", "hysteresis", "min_area",
+        "door_line", "entering", "inside", "region", "anchor", "hysteresis", "min_area",
+        "tracker", "stitch_s",
     }
 )  # fmt: skip
 

@@ -337,6 +337,7 @@ class HourlyConversion(Record):
     is_final: bool
     revision: Int = Field(ge=0)
     updated_at: UtcDatetime
+    complete_share: Double | None = None
 
 
 class AlertKind(StrEnum):

@@ -86,7 +86,7 @@ HELP_PANELS = {
         "camera",
         "shifts",
     ),
-    "Streams": ("worker", "replay", "recompute"),
+    "Streams": ("worker", "replay", "recompute", "backfill"),
     "Sinks": ("sink", "clickhouse", "report", "briefing"),
     "Malls and chains (from ClickHouse)": ("statements", "lift", "forecast"),
     "Contracts": ("schemas", "registry"),

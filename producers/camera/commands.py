@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from tillflow.console import err, fail, out
 
 if TYPE_CHECKING:
     from producers.camera.config import CameraSettings
     from producers.camera.detectors import PersonTracker
+    from schemas.catalogue import Camera
     from tillflow.settings import Settings
 
 camera_app = typer.Typer(help="Count people crossing door lines and in zones from camera video.", no_args_is_help=True)
@@ -64,7 +66,6 @@ def camera_run(
     problem = missing_extra("the door counter", "cv2")
     if problem:
         fail(problem)
-    from producers.camera.config import CameraConfigError, camera_settings
     from producers.camera.detectors import DetectorError
     from producers.camera.runner import (
         CountSink,
@@ -78,22 +79,11 @@ def camera_run(
         watch_health,
     )
     from producers.camera.stream import SourceError, StreamHealth, VideoStream
-    from schemas.catalogue import CatalogueError, load_catalogue
     from tillflow.metrics import serve_metrics
     from tillflow.settings import load_settings
 
     settings = load_settings()
-    try:
-        cam = load_catalogue(settings.catalogue).camera(camera)
-        cam_settings = camera_settings(cam)
-    except (CatalogueError, CameraConfigError) as exc:
-        fail(str(exc))
-    except KeyError as exc:
-        fail(str(exc.args[0]))
-    src = source or cam_settings.source
-    if not src:
-        fail(f"camera {camera!r} has no source in the catalogue; give --source")
-    assert src is not None
+    cam, cam_settings, src = _camera(settings, camera, source)
     if start is not None and (start.tzinfo is None or start.utcoffset() is None):
         fail("--start needs a UTC offset, for example 2026-11-23T09:00:00+01:00")
 
@@ -132,7 +122,7 @@ def camera_run(
     cv2.setNumThreads(settings.camera_threads)
     name = detector or cam_settings.detector or settings.camera_detector
     try:
-        tracker = _build(name, cam_settings, settings, state, imgsz)
+        tracker = _build(name, cam_settings, settings, state, imgsz, fps or 25.0)
     except DetectorError as exc:
         fail(str(exc))
 
@@ -141,7 +131,7 @@ def camera_run(
         err.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
 
     watch_health(health, cam.id, health_file)
-    counter = FrameCounter(cam, cam_settings, tracker)
+    counter = FrameCounter(cam, cam_settings, tracker, fps=fps or 25.0)
     err.print(f"camera {cam.id}: {src} ({'live' if stream.live else 'file'}), detector {tracker.name}")
 
     def terminate(signum: int, _frame: object) -> None:
@@ -168,8 +158,27 @@ def camera_run(
     )
 
 
+def _camera(settings: Settings, camera: str, source: str | None) -> tuple[Camera, CameraSettings, str]:
+    """The catalogue entry, its checked settings and the source to read (``--source`` first); fails clearly."""
+    from producers.camera.config import CameraConfigError, camera_settings
+    from schemas.catalogue import CatalogueError, load_catalogue
+
+    try:
+        cam = load_catalogue(settings.catalogue).camera(camera)
+        cam_settings = camera_settings(cam)
+    except (CatalogueError, CameraConfigError) as exc:
+        fail(escape(str(exc)))
+    except KeyError as exc:
+        fail(escape(str(exc.args[0])))
+    src = source or cam_settings.source
+    if not src:
+        fail(f"camera {camera!r} has no source in the catalogue; give --source")
+    assert src is not None
+    return cam, cam_settings, src
+
+
 def _build(
-    name: str, cam_settings: CameraSettings, settings: Settings, state: Path, imgsz: int | None
+    name: str, cam_settings: CameraSettings, settings: Settings, state: Path, imgsz: int | None, fps: float
 ) -> PersonTracker:
     from producers.camera.detectors import build_tracker, ultralytics_available
 
@@ -188,6 +197,8 @@ def _build(
         conf=cam_settings.conf or settings.camera_conf,
         nms_iou=cam_settings.nms_iou,
         device=settings.camera_device,
+        tracker=cam_settings.tracker,
+        fps=fps,
     )
 
 
@@ -208,11 +219,179 @@ def camera_check() -> None:
         try:
             camera_settings(cam)
         except CameraConfigError as exc:
-            err.print(str(exc), highlight=False)
+            err.print(escape(str(exc)), highlight=False)
             problems += 1
     if problems:
         raise typer.Exit(1)
     out.print(f"{settings.catalogue}: {len(cat.cameras)} cameras: valid")
+
+
+def _file_stream(src: str, fps: float | None):  # type: ignore[no-untyped-def]
+    from datetime import UTC
+
+    from producers.camera.stream import SourceError, VideoStream
+
+    stream = VideoStream(src, live=False, target_fps=fps or None, start=datetime(2000, 1, 1, tzinfo=UTC))
+    try:
+        stream.check()
+    except SourceError as exc:
+        fail(str(exc))
+    return stream
+
+
+@camera_app.command("preview")
+def camera_preview(
+    camera: Annotated[str, typer.Option("--camera", help="Camera id in the store catalogue.")],
+    source: Annotated[
+        str | None, typer.Option(help="Video file, stream URL or device; default: the catalogue's.")
+    ] = None,
+    out_file: Annotated[Path, typer.Option("--out", help="PNG to write the door picture to.")] = Path("door.png"),
+    frame_index: Annotated[int, typer.Option("--frame", min=0, help="Which frame of the source to draw on.")] = 0,
+    annotate: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also run the counter over the source and write every processed frame with boxes, person ids, "
+            "trajectories and counted crossings: an .mp4/.avi file, or a folder of PNGs."
+        ),
+    ] = None,
+    max_frames: Annotated[int | None, typer.Option(min=1, help="With --annotate: stop after this many frames.")] = None,
+) -> None:
+    """Draw the door line on a frame of the camera: the inside side shaded green, an arrow for "entry".
+
+    Check a door in a minute: the arrow must point the way people walk in, and the green side must be the
+    shop. With --annotate, the counter runs over the source (the catalogue's detector and settings) and
+    every counted crossing is shown where it happened.
+    """
+    import cv2
+
+    from producers.camera.annotate import Annotator, DoorOverlay, FrameWriter
+    from producers.camera.detectors import DetectorError
+    from producers.camera.runner import FrameCounter
+    from producers.camera.stream import SourceError
+    from tillflow.settings import load_settings
+
+    settings = load_settings()
+    cam, cam_settings, src = _camera(settings, camera, source)
+    fps = cam_settings.target_fps or settings.camera_target_fps
+    stream = _file_stream(src, None)
+    image = None
+    try:
+        for frame in stream.frames():
+            if frame.index >= frame_index:
+                image = frame.image
+                break
+    except SourceError as exc:
+        fail(str(exc))
+    finally:
+        stream.stop()
+    if image is None:
+        fail(f"{src} has no frame {frame_index}")
+    assert image is not None
+    height, width = image.shape[:2]
+    line = cam_settings.door(width, height)
+    if line is None:
+        fail(f"camera {cam.id!r} has no door_line to draw")
+    assert line is not None
+    overlay = DoorOverlay(line, width, height)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out_file), overlay.draw(image)):
+        fail(f"cannot write {out_file}")
+    out.print(f"{cam.id}: door drawn on frame {frame_index} of {src} -> {out_file}")
+    if annotate is None:
+        return
+    state = settings.state_dir / "camera"
+    name = cam_settings.detector or settings.camera_detector
+    try:
+        tracker = _build(name, cam_settings, settings, state, None, fps or 25.0)
+    except DetectorError as exc:
+        fail(str(exc))
+    counter = FrameCounter(cam, cam_settings, tracker, fps=fps or 25.0)
+    annotator = Annotator(overlay)
+    writer = FrameWriter(annotate, fps or 25.0)
+    stream = _file_stream(src, fps)
+    try:
+        for frame in stream.frames():
+            counted = counter.count(frame)
+            lc = counter.counter
+            people = {t.track_id: lc.person_of(t.track_id) or t.track_id for t in counter.tracks} if lc else {}
+            writer.write(annotator.draw(frame.image, counter.tracks, counted, people))
+            if max_frames is not None and writer.count >= max_frames:
+                break
+    finally:
+        stream.stop()
+        writer.close()
+    out.print(
+        f"{cam.id}: {writer.count} annotated frames, {annotator.entries} entries, {annotator.exits} exits -> {annotate}"
+    )
+
+
+@camera_app.command("audit")
+def camera_audit(
+    camera: Annotated[str, typer.Option("--camera", help="Camera id in the store catalogue.")],
+    source: Annotated[str, typer.Option("--source", help="The video file that was tallied.")],
+    truth: Annotated[
+        Path, typer.Option("--truth", help="Hand tally CSV: time_s (or time as HH:MM:SS) and direction (in/out).")
+    ],
+    tolerance: Annotated[
+        float, typer.Option(min=0.0, help="Seconds a counted crossing may be off the tallied one.")
+    ] = 1.5,
+) -> None:
+    """Count a video file and compare with a hand tally, as footfall vendors audit a door.
+
+    Prints, per direction, the crossings counted right, the false counts and the missed ones, with the moment
+    (minutes:seconds into the video) of every mismatch, and the accuracy: 1 - (false + missed) / tallied.
+    Exits with 1 when anything is off.
+    """
+    from producers.camera.audit import Crossing, TallyError, audit, clock, read_tally
+    from producers.camera.detectors import DetectorError
+    from producers.camera.runner import FrameCounter
+    from tillflow.settings import load_settings
+
+    settings = load_settings()
+    cam, cam_settings, src = _camera(settings, camera, source)
+    try:
+        tallied = read_tally(truth)
+    except TallyError as exc:
+        fail(escape(str(exc)))
+    fps = cam_settings.target_fps or settings.camera_target_fps
+    try:
+        tracker = _build(
+            cam_settings.detector or settings.camera_detector,
+            cam_settings,
+            settings,
+            settings.state_dir / "camera",
+            None,
+            fps or 25.0,
+        )
+    except DetectorError as exc:
+        fail(str(exc))
+    counter = FrameCounter(cam, cam_settings, tracker, fps=fps or 25.0)
+    stream = _file_stream(src, fps)
+    counted: list[Crossing] = []
+    try:
+        for frame in stream.frames():
+            got = counter.count(frame)
+            at = (frame.ts - stream.start).total_seconds()
+            counted += [Crossing(at, "in")] * got.entries + [Crossing(at, "out")] * got.exits
+    finally:
+        stream.stop()
+    result = audit(counted, tallied, tolerance)
+    out.print(f"{cam.id}: {src} against {truth} (within {tolerance:g} s)")
+    for name, part in (("entries", result.entries), ("exits", result.exits)):
+        out.print(
+            f"  {name:8s} {len(part.right):4d} of {part.tallied:<4d} right, {len(part.false)} false, "
+            f"{len(part.missed)} missed: accuracy {100 * part.accuracy:.1f} %"
+        )
+        for c in part.false:
+            out.print(f"    {clock(c.seconds)}  counted, not in the tally")
+        for c in part.missed:
+            out.print(f"    {clock(c.seconds)}  in the tally, not counted")
+    out.print(
+        f"  total    {result.right:4d} of {result.tallied:<4d} right, {result.false} false, {result.missed} missed: "
+        f"accuracy {100 * result.accuracy:.1f} %"
+    )
+    if result.false or result.missed:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

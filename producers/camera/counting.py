@@ -26,10 +26,12 @@ Anchor = Literal["center", "bottom"]
 
 @dataclass(frozen=True)
 class Track:
-    """One tracked person in one frame."""
+    """One tracked person in one frame; ``appearance`` is an optional colour histogram of the person's crop
+    (L1-normalised), used to tell whether a new track is a lost one come back."""
 
     track_id: int
     box: Box
+    appearance: tuple[float, ...] | None = field(default=None, compare=False, repr=False)
 
 
 def anchor_point(box: Box, anchor: Anchor = "center") -> Point:
@@ -60,16 +62,77 @@ def segments_intersect(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
     )
 
 
+Direction = Literal["left", "right", "up", "down"]
+"""A screen direction (y down): where an entering person walks *towards* as seen in the picture."""
+
+DIRECTIONS: dict[str, Point] = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
+
+MIN_CROSSING_ANGLE = 25.0
+"""An ``entering`` direction must cross every segment of the door line at least this steeply (degrees)."""
+
+
+class AmbiguousDoorError(ValueError):
+    """A door line whose inside side cannot be read one way only; the message says what to write instead."""
+
+
+def _segment_sines(points: Sequence[Point], vec: Point) -> list[float]:
+    """For each segment: sine of the angle from the segment (walked first to last) to ``vec``; positive when
+    ``vec`` points to the segment's screen-right (y down)."""
+    sines = []
+    for a, b in itertools.pairwise(points):
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        sines.append((dx * vec[1] - dy * vec[0]) / math.hypot(dx, dy))
+    return sines
+
+
+def crossing_directions(points: Sequence[Point]) -> list[Direction]:
+    """The screen directions that cross every segment of the line steeply and the same way (usable as
+    ``entering``)."""
+    limit = math.sin(math.radians(MIN_CROSSING_ANGLE))
+    found: list[Direction] = []
+    for name, vec in DIRECTIONS.items():
+        sines = _segment_sines(points, vec)
+        if all(s >= limit for s in sines) or all(s <= -limit for s in sines):
+            found.append(name)  # type: ignore[arg-type]
+    return found
+
+
+def entering_side(points: Sequence[Point], entering: Direction) -> int:
+    """The side (+1 screen-right of the line walked first to last, -1 screen-left) that a person walking
+    towards ``entering`` reaches: raises :class:`AmbiguousDoorError` when the direction runs along the line
+    (or along one of its segments, or crosses segments both ways)."""
+    if entering not in DIRECTIONS:
+        raise AmbiguousDoorError(f"entering must be one of left, right, up, down (got {entering!r})")
+    sines = _segment_sines(points, DIRECTIONS[entering])
+    limit = math.sin(math.radians(MIN_CROSSING_ANGLE))
+    if all(s >= limit for s in sines):
+        return 1
+    if all(s <= -limit for s in sines):
+        return -1
+    usable = crossing_directions(points)
+    hint = (
+        f"write the direction people walk in towards ({' or '.join(usable)})"
+        if usable
+        else "this line bends too much for a direction"
+    )
+    raise AmbiguousDoorError(
+        f"entering: {entering} runs along the door line (within {MIN_CROSSING_ANGLE:g} degrees of a segment, or "
+        f"crossing it both ways), so it does not say which side is inside; {hint}, or give a point that is "
+        "inside: `inside: [x, y]`"
+    )
+
+
 @dataclass(frozen=True)
 class DoorLine:
     """A polyline of at least two points with an inside side.
 
-    ``inside`` is ``"left"`` or ``"right"`` of the line walked from its first to its last point *as seen on
-    the screen* (y down), or a point known to be inside.
+    ``inside_side`` is +1 when the inside is on the screen-right of the line walked from its first to its last
+    point (y down), -1 when on its screen-left. Build one with :meth:`with_inside_point` or
+    :meth:`with_entering`, which say the side in words nobody reads backwards.
     """
 
     points: tuple[Point, ...]
-    inside: Literal["left", "right"] | Point = "right"
+    inside_side: int = 1
 
     def __post_init__(self) -> None:
         if len(self.points) < 2:
@@ -77,8 +140,28 @@ class DoorLine:
         for a, b in zip(self.points, self.points[1:], strict=False):
             if a == b:
                 raise ValueError(f"door line has two equal consecutive points {a}")
-        if not isinstance(self.inside, str) and self._raw_distance(self.inside) == 0:
-            raise ValueError(f"the inside point {self.inside} lies on the door line")
+        if self.inside_side not in (1, -1):
+            raise ValueError("inside_side is +1 or -1")
+
+    @classmethod
+    def with_inside_point(cls, points: Sequence[Point], inside: Point) -> DoorLine:
+        """The side of the line where the point ``inside`` lies is inside."""
+        line = cls(tuple(points))
+        raw = line._raw_distance(inside)
+        if abs(raw) <= 0.01 * line.length():
+            raise AmbiguousDoorError(
+                f"the inside point {list(inside)} lies on the door line (or within 1 % of its length); "
+                "move it into the shop"
+            )
+        return cls(line.points, 1 if raw > 0 else -1)
+
+    @classmethod
+    def with_entering(cls, points: Sequence[Point], entering: Direction) -> DoorLine:
+        """Inside is where a person walking towards the screen direction ``entering`` ends up."""
+        return cls(tuple(points), entering_side(points, entering))
+
+    def length(self) -> float:
+        return sum(math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(self.points))
 
     def _raw_distance(self, p: Point) -> float:
         """Signed distance, positive on the screen-right of the walking direction (y down)."""
@@ -121,12 +204,7 @@ class DoorLine:
 
     def signed_distance(self, p: Point) -> float:
         """Distance from ``p`` to the line, positive inside, negative outside."""
-        raw = self._raw_distance(p)
-        if self.inside == "right":
-            return raw
-        if self.inside == "left":
-            return -raw
-        return raw if self._raw_distance(self.inside) > 0 else -raw
+        return self.inside_side * self._raw_distance(p)
 
     def crossed_by(self, path: Sequence[Point]) -> bool:
         """True when the path (consecutive anchor points) cuts one of the line's segments."""
@@ -138,8 +216,9 @@ class DoorLine:
 
     def scaled(self, sx: float, sy: float) -> DoorLine:
         """The same line with x multiplied by ``sx`` and y by ``sy`` (relative to pixel coordinates)."""
-        inside = self.inside if isinstance(self.inside, str) else (self.inside[0] * sx, self.inside[1] * sy)
-        return DoorLine(tuple((x * sx, y * sy) for x, y in self.points), inside)
+        if sx <= 0 or sy <= 0:
+            raise ValueError("scale factors must be positive")
+        return DoorLine(tuple((x * sx, y * sy) for x, y in self.points), self.inside_side)
 
 
 def point_in_polygon(p: Point, polygon: Sequence[Point]) -> bool:
@@ -165,14 +244,54 @@ def occupancy(tracks: Iterable[Track], region: Sequence[Point] | None, anchor: A
 
 
 @dataclass
-class _TrackState:
+class _Person:
+    """One person, followed over one or more track fragments."""
+
+    person_id: int
     side: int = 0
     """+1 inside, -1 outside, 0 not yet known (first seen within the hysteresis band)."""
     path: list[Point] = field(default_factory=list)
-    """Anchor points since the track last stood beyond the band on its current side."""
+    """Anchor points since the person last stood beyond the band on their current side."""
     entered: bool = False
     exited: bool = False
     last_seen: int = 0
+    seen_at: int = -1
+    """The frame this person was last updated in (a person is fed by one track per frame)."""
+    box: Box = (0.0, 0.0, 0.0, 0.0)
+    history: list[tuple[int, Point]] = field(default_factory=list)
+    """Recent ``(frame, anchor)`` for the velocity."""
+    appearance: tuple[float, ...] | None = None
+    fragments: int = 1
+
+    def velocity(self) -> Point:
+        if len(self.history) < 2:
+            return (0.0, 0.0)
+        (f0, p0), (f1, p1) = self.history[0], self.history[-1]
+        steps = max(1, f1 - f0)
+        return ((p1[0] - p0[0]) / steps, (p1[1] - p0[1]) / steps)
+
+
+def appearance_similarity(a: Sequence[float], b: Sequence[float]) -> float:
+    """Bhattacharyya coefficient of two L1-normalised histograms: 1 identical, 0 disjoint."""
+    return sum(math.sqrt(max(x, 0.0) * max(y, 0.0)) for x, y in zip(a, b, strict=False))
+
+
+@dataclass(frozen=True)
+class Stitching:
+    """When a new track is the continuation of a person whose track ended (an identity switch, a person lost
+    behind someone else): at most ``max_gap`` frames later, its anchor within ``max_distance`` box heights of
+    where the lost person would be by now (``max_distance_per_frame`` more per frame of gap), its box height
+    within ``size_ratio`` of theirs, and, where both have one, a colour histogram at least ``min_similarity``
+    alike (Bhattacharyya coefficient)."""
+
+    max_gap: int = 25
+    max_distance: float = 0.6
+    max_distance_per_frame: float = 0.04
+    size_ratio: float = 1.5
+    min_similarity: float = 0.55
+
+
+DEFAULT_STITCHING = Stitching()
 
 
 @dataclass(frozen=True)
@@ -187,10 +306,15 @@ class FrameCount:
 
 
 class LineCounter:
-    """Counts entries and exits of tracks over a door line, frame by frame.
+    """Counts entries and exits of people over a door line, frame by frame.
 
-    ``hysteresis`` is in pixels; ``max_age`` is how many frames a track that was not seen is remembered (a
-    tracker may lose a person for a few frames and give the same id back).
+    Tracks are followed as *people*: a track that starts near where another ended a moment before (same size,
+    same colours, where its motion would have taken it; see :class:`Stitching`) continues that person, so an
+    identity switch or a person lost behind another neither loses a crossing nor counts one twice. A crossing
+    is decided on the person's whole trajectory, at most once per person and direction.
+
+    ``hysteresis`` is in pixels; ``max_age`` is how many frames a person who was not seen is remembered.
+    ``stitching=None`` turns the stitching off (one person per track, as trackers give them).
     """
 
     def __init__(
@@ -201,6 +325,7 @@ class LineCounter:
         region: Sequence[Point] | None = None,
         max_age: int = 50,
         max_path: int = 400,
+        stitching: Stitching | None = Stitching(),
     ) -> None:
         if hysteresis < 0:
             raise ValueError("hysteresis must be >= 0")
@@ -208,12 +333,22 @@ class LineCounter:
         self.hysteresis = hysteresis
         self.anchor: Anchor = anchor
         self.region = tuple(region) if region is not None else None
-        self.max_age = max_age
+        self.stitching = stitching
+        self.max_age = max(max_age, stitching.max_gap if stitching else 0)
         self.max_path = max_path
         self.frame = 0
         self.entries = 0
         self.exits = 0
-        self._tracks: dict[int, _TrackState] = {}
+        self.stitched = 0
+        """Track fragments joined to an earlier person so far."""
+        self._people: dict[int, _Person] = {}
+        self._owner: dict[int, int] = {}
+        """Track id -> person id."""
+        self._next_person = 1
+
+    def person_of(self, track_id: int) -> int | None:
+        """The person a track id belongs to now (for drawing)."""
+        return self._owner.get(track_id)
 
     def update(self, tracks: Sequence[Track]) -> FrameCount:
         """Feed the tracks of the next frame; returns the people in it and the crossings it completed."""
@@ -221,8 +356,8 @@ class LineCounter:
         entered: list[int] = []
         exited: list[int] = []
         if self.line is not None:
-            for track in tracks:
-                direction = self._step(track)
+            for track, person in self._assign(tracks):
+                direction = self._step(person, track)
                 if direction > 0:
                     entered.append(track.track_id)
                 elif direction < 0:
@@ -238,13 +373,93 @@ class LineCounter:
             exited_ids=tuple(exited),
         )
 
-    def _step(self, track: Track) -> int:
+    def _assign(self, tracks: Sequence[Track]) -> list[tuple[Track, _Person]]:
+        """Each track's person: its own, a lost person it continues, or a new one."""
+        assigned: list[tuple[Track, _Person]] = []
+        fresh: list[Track] = []
+        for track in tracks:
+            pid = self._owner.get(track.track_id)
+            person = self._people.get(pid) if pid is not None else None
+            if person is None or person.seen_at == self.frame:
+                fresh.append(track)
+            else:
+                person.seen_at = self.frame
+                assigned.append((track, person))
+        if fresh and self.stitching is not None:
+            for track, person in self._stitch(fresh):
+                for tid in [t for t, p in self._owner.items() if p == person.person_id]:
+                    del self._owner[tid]  # an old id that comes back later is a new fragment, not this person
+                self._owner[track.track_id] = person.person_id
+                person.seen_at = self.frame
+                person.fragments += 1
+                self.stitched += 1
+                assigned.append((track, person))
+                fresh.remove(track)
+        for track in fresh:
+            person = _Person(self._next_person, seen_at=self.frame)
+            self._next_person += 1
+            self._people[person.person_id] = person
+            self._owner[track.track_id] = person.person_id
+            assigned.append((track, person))
+        return assigned
+
+    def _stitch(self, fresh: Sequence[Track]) -> list[tuple[Track, _Person]]:
+        rules = self.stitching
+        assert rules is not None
+        lost = [
+            p for p in self._people.values() if p.seen_at < self.frame and self.frame - p.last_seen <= rules.max_gap
+        ]
+        options: list[tuple[float, int, int]] = []
+        for ti, track in enumerate(fresh):
+            point = anchor_point(track.box, self.anchor)
+            height = max(track.box[3] - track.box[1], 1.0)
+            for pi, person in enumerate(lost):
+                if not person.history:
+                    continue
+                gap = self.frame - person.last_seen
+                last_height = max(person.box[3] - person.box[1], 1.0)
+                if not 1 / rules.size_ratio <= height / last_height <= rules.size_ratio:
+                    continue
+                vx, vy = person.velocity()
+                px, py = person.history[-1][1]
+                predicted = (px + vx * gap, py + vy * gap)
+                reach = (rules.max_distance + rules.max_distance_per_frame * gap) * last_height
+                dist = min(math.dist(point, predicted), math.dist(point, (px, py)))
+                if dist > reach:
+                    continue
+                similarity = 1.0
+                if track.appearance is not None and person.appearance is not None:
+                    similarity = appearance_similarity(track.appearance, person.appearance)
+                    if similarity < rules.min_similarity:
+                        continue
+                options.append((dist / reach + (1.0 - similarity), ti, pi))
+        options.sort()
+        used_t: set[int] = set()
+        used_p: set[int] = set()
+        chosen: list[tuple[Track, _Person]] = []
+        for _cost, ti, pi in options:
+            if ti in used_t or pi in used_p:
+                continue
+            used_t.add(ti)
+            used_p.add(pi)
+            chosen.append((fresh[ti], lost[pi]))
+        return chosen
+
+    def _step(self, state: _Person, track: Track) -> int:
         assert self.line is not None
-        state = self._tracks.get(track.track_id)
-        if state is None:
-            state = self._tracks[track.track_id] = _TrackState()
         state.last_seen = self.frame
+        state.box = track.box
         point = anchor_point(track.box, self.anchor)
+        state.history.append((self.frame, point))
+        if len(state.history) > 6:
+            del state.history[0]
+        if track.appearance is not None:
+            if state.appearance is None:
+                state.appearance = track.appearance
+            else:  # a slow running mean: a glimpse half hidden by someone else does not replace it
+                state.appearance = tuple(
+                    0.8 * a + 0.2 * b for a, b in zip(state.appearance, track.appearance, strict=False)
+                )
         state.path.append(point)
         if len(state.path) > self.max_path:
             del state.path[: len(state.path) - self.max_path]
@@ -269,6 +484,10 @@ class LineCounter:
         return 0
 
     def _forget(self) -> None:
-        stale = [tid for tid, st in self._tracks.items() if self.frame - st.last_seen > self.max_age]
-        for tid in stale:
-            del self._tracks[tid]
+        stale = [pid for pid, p in self._people.items() if self.frame - p.last_seen > self.max_age]
+        for pid in stale:
+            del self._people[pid]
+        if stale:
+            gone = set(stale)
+            for tid in [t for t, p in self._owner.items() if p in gone]:
+                del self._owner[tid]

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from producers.camera.counting import Box, Track
-from producers.camera.tracking import IouTracker
+from producers.camera.tracking import Detection, DetectionTracker, IouTracker, build_detection_tracker
 
 DEFAULT_WEIGHTS = "yolo11n-pose.pt"
 PERSON_CLASS = 0
@@ -112,23 +112,37 @@ def prepare_ultralytics(config_dir: Path) -> None:
     config_dir.mkdir(parents=True, exist_ok=True)
 
 
-class YoloTracker:
-    """ultralytics YOLO persons tracked by its ByteTrack; ``imgsz`` is the inference size in pixels.
+def appearance(frame: np.ndarray, box: Box, bins: tuple[int, int] = (12, 4)) -> tuple[float, ...] | None:
+    """Hue-saturation histogram (L1-normalised) of the middle of a person's box: the torso and legs, little
+    background; brightness is left out so a light switching does not change it."""
+    height, width = frame.shape[:2]
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    cx1, cx2 = max(0, round(x1 + 0.2 * w)), min(width, round(x2 - 0.2 * w))
+    cy1, cy2 = max(0, round(y1 + 0.1 * h)), min(height, round(y2 - 0.2 * h))
+    if cx2 - cx1 < 2 or cy2 - cy1 < 2:
+        return None
+    hsv = cv2.cvtColor(frame[cy1:cy2, cx1:cx2], cv2.COLOR_BGR2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], None, list(bins), [0, 180, 0, 256]).ravel()
+    total = float(hist.sum())
+    return tuple((hist / total).tolist()) if total > 0 else None
 
-    ``nms_iou`` is stricter than ultralytics' 0.7: on a half-body view the model can add a second, full-body
-    box for the same person (IoU about 0.6), which would be a second track and a double count.
+
+class YoloDetector:
+    """ultralytics YOLO person boxes (no tracking) with their confidence and colour histogram.
+
+    Boxes down to ``low_conf`` are kept for trackers that use weak detections to keep a track alive
+    (ByteTrack's second stage); ``nms_iou`` is stricter than ultralytics' 0.7: on a half-body view the model can
+    add a second, full-body box for the same person (IoU about 0.6), which would be a second track.
     """
-
-    name = "yolo"
 
     def __init__(
         self,
         weights: Path | None,
         config_dir: Path,
-        imgsz: int = 640,
-        conf: float = 0.25,
+        imgsz: int = 320,
+        low_conf: float = 0.1,
         nms_iou: float = 0.5,
-        tracker: str = "bytetrack.yaml",
         device: str = "cpu",
     ) -> None:
         if weights is not None and not weights.is_file():
@@ -144,30 +158,56 @@ class YoloTracker:
         self.weights = path
         self.model: Any = YOLO(str(path))
         self.imgsz = imgsz
-        self.conf = conf
+        self.low_conf = low_conf
         self.nms_iou = nms_iou
-        self.tracker = tracker
         self.device = device
 
-    def track(self, frame: np.ndarray) -> list[Track]:
-        results = self.model.track(
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        results = self.model.predict(
             frame,
-            persist=True,
             classes=[PERSON_CLASS],
             imgsz=self.imgsz,
-            conf=self.conf,
+            conf=self.low_conf,
             iou=self.nms_iou,
-            tracker=self.tracker,
             device=self.device,
             verbose=False,
             save=False,
         )
         boxes = results[0].boxes
-        if boxes is None or boxes.id is None:
+        if boxes is None or len(boxes) == 0:
             return []
-        ids = boxes.id.int().tolist()
-        xyxy = boxes.xyxy.tolist()
-        return [Track(int(tid), (b[0], b[1], b[2], b[3])) for tid, b in zip(ids, xyxy, strict=True)]
+        found = []
+        for b, c in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), strict=True):
+            box = (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+            found.append(Detection(box, float(c), appearance(frame, box)))
+        return found
+
+
+class YoloTracker:
+    """ultralytics YOLO persons (:class:`YoloDetector`) followed by a tracker of :mod:`tracking` (default:
+    ultralytics' ByteTrack, run on the detections with the frame rate actually processed)."""
+
+    name = "yolo"
+
+    def __init__(
+        self,
+        weights: Path | None,
+        config_dir: Path,
+        imgsz: int = 320,
+        conf: float = 0.25,
+        nms_iou: float = 0.5,
+        tracker: str = "bytetrack",
+        device: str = "cpu",
+        fps: float = 25.0,
+    ) -> None:
+        self.detector = YoloDetector(
+            weights, config_dir, imgsz=imgsz, low_conf=min(0.1, conf), nms_iou=nms_iou, device=device
+        )
+        self.weights = self.detector.weights
+        self.tracker: DetectionTracker = build_detection_tracker(tracker.removesuffix(".yaml"), fps, conf)
+
+    def track(self, frame: np.ndarray) -> list[Track]:
+        return self.tracker.update(self.detector.detect(frame), frame.shape[:2])
 
 
 def build_tracker(
@@ -181,6 +221,8 @@ def build_tracker(
     conf: float,
     nms_iou: float = 0.5,
     device: str = "cpu",
+    tracker: str = "bytetrack",
+    fps: float = 25.0,
 ) -> PersonTracker:
     """The tracker for ``detector`` (``auto``: yolo when ultralytics is installed, else mog2)."""
     if detector == "auto":
@@ -188,5 +230,7 @@ def build_tracker(
     if detector == "mog2":
         return Mog2Tracker(min_area=min_area, relative=relative)
     if detector == "yolo":
-        return YoloTracker(weights, config_dir, imgsz=imgsz, conf=conf, nms_iou=nms_iou, device=device)
+        return YoloTracker(
+            weights, config_dir, imgsz=imgsz, conf=conf, nms_iou=nms_iou, tracker=tracker, device=device, fps=fps
+        )
     raise DetectorError(f"unknown detector {detector!r}; use yolo, mog2 or auto")

@@ -18,7 +18,7 @@ from typing import IO, Protocol
 from prometheus_client import Counter, Gauge, Histogram
 
 from producers.camera.config import CameraSettings
-from producers.camera.counting import FrameCount, LineCounter
+from producers.camera.counting import FrameCount, LineCounter, Stitching, Track
 from producers.camera.detectors import PersonTracker
 from producers.camera.stream import Frame, State, StreamHealth, VideoStream
 from producers.sender import RecordSender
@@ -54,29 +54,41 @@ LAST_FRAME = Gauge(
 class FrameCounter:
     """Tracker plus line counter for one camera; turns frames into :class:`CameraCount` records."""
 
-    def __init__(self, camera: Camera, settings: CameraSettings, tracker: PersonTracker) -> None:
+    def __init__(self, camera: Camera, settings: CameraSettings, tracker: PersonTracker, fps: float = 25.0) -> None:
+        """``fps``: frames processed per second of stream time (the time limits of stitching are in frames)."""
         self.camera = camera
         self.settings = settings
         self.tracker = tracker
+        self.fps = fps
         self._counter: LineCounter | None = None
         self._size: tuple[int, int] | None = None
+        self.tracks: list[Track] = []
+        """The tracks of the last frame counted (for drawing)."""
 
     def _counter_for(self, width: int, height: int) -> LineCounter:
         if self._counter is None or self._size != (width, height):
             s = self.settings
+            gap = max(2, round(s.stitch_s * self.fps)) if s.stitch_s > 0 else 0
             self._counter = LineCounter(
                 s.door(width, height),
                 hysteresis=s.hysteresis_px(height),
                 anchor=s.anchor,
                 region=s.region_px(width, height),
+                max_age=max(gap, round(2 * self.fps)),
+                stitching=Stitching(max_gap=gap) if gap else None,
             )
             self._size = (width, height)
+        return self._counter
+
+    @property
+    def counter(self) -> LineCounter | None:
         return self._counter
 
     def count(self, frame: Frame) -> FrameCount:
         height, width = frame.image.shape[:2]
         counter = self._counter_for(width, height)
-        return counter.update(self.tracker.track(frame.image))
+        self.tracks = self.tracker.track(frame.image)
+        return counter.update(self.tracks)
 
     def record(self, frame: Frame, counted: FrameCount, frame_seq: int) -> CameraCount:
         return CameraCount(

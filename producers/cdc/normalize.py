@@ -21,14 +21,15 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from producers.cdc.source import CdcSource, TableSpec
-from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, minor_digits, reversed_amounts, signed_by_kind
+from schemas import money
+from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, reversed_amounts, signed_by_kind
 
 ROLES = ("tickets", "lines", "payments")
 
@@ -69,24 +70,13 @@ Output = Emit | DeadLetter
 
 
 def minor_units(value: Any, currency: str, already_minor: bool = False) -> int:
-    """A decimal string (Debezium ``decimal.handling.mode=string``) or number to integer minor units.
-
-    Rounds half to even below the minor unit (unit prices with 4 decimals); refuses anything not a number.
-    """
-    if isinstance(value, bool) or value is None:
-        raise MappingError(f"amount {value!r} is not a number")
+    """A decimal string (Debezium ``decimal.handling.mode=string``) or number to integer minor units
+    (schemas.money: rounded half up below the minor unit, e.g. unit prices with 4 decimals); refuses anything
+    not a number with a MappingError."""
     try:
-        amount = Decimal(value if isinstance(value, str) else str(value))
-    except InvalidOperation:
-        raise MappingError(f"amount {value!r} is not a decimal number") from None
-    if not amount.is_finite():
-        raise MappingError(f"amount {value!r} is not finite")
-    if already_minor:
-        if amount != amount.to_integral_value():
-            raise MappingError(f"amount {value!r} should be integer minor units")
-        return int(amount)
-    digits = minor_digits(currency)
-    return int((amount.scaleb(digits)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+        return money.minor_units(value, currency, "amount", already_minor=already_minor)
+    except money.MoneyError as exc:
+        raise MappingError(str(exc)) from None
 
 
 def to_utc(value: Any, zone: ZoneInfo) -> datetime:

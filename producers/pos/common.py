@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from schemas import money
 from schemas.models import Payment, PaymentMethod, PosTicket, TicketKind, minor_digits, reversed_amounts
 
 
@@ -21,31 +20,12 @@ def exponent(currency: str) -> int:
     return minor_digits(currency)
 
 
-_PLAIN = re.compile(r"(-?)(\d+)(?:\.(\d*))?")
-
-
 def minor_units(value: Any, currency: str, what: str = "amount") -> int:
-    """A decimal amount (string, int or float, as vendors send them) in minor units, rounded half up."""
-    if value is None or isinstance(value, bool):
-        raise MappingError(f"{what} is missing")
-    exp = exponent(currency)
-    if isinstance(value, int):
-        return value * 10**exp
-    text = value.strip() if isinstance(value, str) else str(value)
-    plain = _PLAIN.fullmatch(text)
-    if plain:  # the common case, in integers: as ROUND_HALF_UP below, without Decimal's cost
-        sign, whole, frac = plain.group(1), plain.group(2), plain.group(3) or ""
-        units = int(whole + frac[:exp].ljust(exp, "0"))
-        if len(frac) > exp and frac[exp] >= "5":
-            units += 1
-        return -units if sign else units
+    """A decimal amount in minor units (schemas.money: rounded half up), as a MappingError when it is not one."""
     try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise MappingError(f"{what} {value!r} is not a number") from None
-    if not amount.is_finite():
-        raise MappingError(f"{what} {value!r} is not a finite number")
-    return int(amount.scaleb(exp).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        return money.minor_units(value, currency, what)
+    except money.MoneyError as exc:
+        raise MappingError(str(exc)) from None
 
 
 def as_int(value: Any, what: str) -> int:

@@ -31,6 +31,10 @@ class SourceUnavailable(RuntimeError):
     """The vendor API kept failing; nothing after the last acknowledged page was checkpointed."""
 
 
+class RecordNotFound(SourceUnavailable):
+    """The vendor answered 404 for one record (deleted, or another account's)."""
+
+
 class AuthFailed(RuntimeError):
     """The vendor refused the credentials (and a refresh, if OAuth)."""
 
@@ -218,7 +222,8 @@ class VendorClient:
                     self._wait(wait)
                 continue
             if resp.status_code >= 400:
-                raise SourceUnavailable(f"{method} {_safe(url)}: HTTP {resp.status_code}: {resp.text[:300]}")
+                kind = RecordNotFound if resp.status_code == 404 else SourceUnavailable
+                raise kind(f"{method} {_safe(url)}: HTTP {resp.status_code}: {resp.text[:300]}")
             return resp
         raise SourceUnavailable(f"{method} {_safe(url)}: gave up after {self.max_attempts} attempts ({last})")
 

@@ -107,6 +107,10 @@ class Adapter:
     def record_id(self, record: dict[str, Any]) -> str:
         return f"{self.vendor}:{record.get('id')}"
 
+    def keep(self, record: dict[str, Any]) -> bool:
+        """Whether the source takes this record (Shopify: only the configured sales channels)."""
+        return True
+
     def later(self, a: Any, b: Any) -> Any:
         """The later of two positions of one scope."""
         if a is None:
@@ -315,7 +319,7 @@ class ShopifyAdapter(Adapter):
 
     def _page(self, scope: str, orders: list[dict[str, Any]], field: str, start: datetime, end: datetime) -> Page:
         key = "processedAt" if field == "processed_at" else "updatedAt"
-        kept = [o for o in orders if o.get("sourceName") in self.cfg.source_names]
+        kept = [o for o in orders if self.keep(o)]
         last = max((str(o[key]) for o in orders if o.get(key)), default=None)
         return Page(scope, kept, last, _fraction(parse_time(last, key) if last else None, start, end))
 
@@ -371,6 +375,9 @@ class ShopifyAdapter(Adapter):
 
     def record_id(self, record: dict[str, Any]) -> str:
         return shopify.ticket_id(record.get("id"))
+
+    def keep(self, record: dict[str, Any]) -> bool:
+        return record.get("sourceName") in self.cfg.source_names
 
 
 class LightspeedAdapter(Adapter):

@@ -33,7 +33,7 @@ from aiohttp import web
 
 from producers.pos.checkpoint import CheckpointStore
 from producers.pos.common import MappingError
-from producers.pos.http import VendorClient
+from producers.pos.http import RecordNotFound, VendorClient
 from producers.pos.poller import map_context, reject_fingerprint
 from producers.pos.sink import TicketSink
 from producers.pos.source import SourceConfig
@@ -132,8 +132,8 @@ class Endpoint:
         now = self.now()
         todo = []
         for notice in notices(self.cfg.vendor, headers, body):
-            if self.cfg.vendor == "clover" and notice.scope not in self.cfg.stores:
-                continue  # another merchant of the same app: not this source's
+            if self.cfg.vendor in ("clover", "square") and notice.scope and notice.scope not in self.cfg.stores:
+                continue  # another merchant or location of the same account: not this source's (as in polling)
             check_fresh(notice, now, self.tolerance)
             if seen.seen(name, notice.event_id):
                 self.duplicates += 1
@@ -147,9 +147,11 @@ class Endpoint:
             for notice in todo:
                 try:
                     record = fetch_record(self.adapter, self.client, notice)
-                except NotFound as exc:
+                except (NotFound, RecordNotFound) as exc:
                     log.warning("%s: %s named by %s is not there; left to the poller", name, exc, notice.event_id)
                     continue
+                if not self.adapter.keep(record):
+                    continue  # e.g. a Shopify web order when the source takes POS sales only
                 ctx = map_context(self.cfg, now)
                 try:
                     tickets.extend(self.adapter.map(record, ctx, notice.scope or "all"))

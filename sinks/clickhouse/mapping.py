@@ -51,6 +51,7 @@ COLUMNS: dict[str, list[str]] = {
         "discount_amount", "units", "refunds", "refund_amount", "voids", "employee_sales", "cash_amount",
         "conversion", "avg_ticket", "units_per_transaction", "revenue_per_visitor", "revenue_per_m2", "void_rate",
         "discount_rate", "cash_share", "quality_flags", "is_final", "revision", "updated_at", "version",
+        "complete_share",
     ],
     "alerts": [
         "alert_id", "kind", "state", "severity", "store_id", "tenant_id", "mall_id", "hour_start", "timezone",
@@ -151,7 +152,7 @@ def hourly_row(h: HourlyConversion) -> Row:
         h.refund_amount, h.voids, h.employee_sales, h.cash_amount, h.conversion, h.avg_ticket,
         h.units_per_transaction, h.revenue_per_visitor, h.revenue_per_m2, h.void_rate, h.discount_rate,
         h.cash_share, list(h.quality_flags), h.is_final, h.revision, h.updated_at,
-        hourly_version(h.revision, h.is_final, h.updated_at),
+        hourly_version(h.revision, h.is_final, h.updated_at), h.complete_share,
     )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ import pytest
 from producers.camera.counting import (
     DoorLine,
     LineCounter,
+    Stitching,
     Track,
     anchor_point,
     occupancy,
@@ -16,17 +17,17 @@ from producers.camera.counting import (
 from producers.camera.tracking import IouTracker, iou
 
 # A horizontal door across a 200x200 frame at y=100, walked left to right: screen-right is down (y > 100).
-DOOR = DoorLine(((20.0, 100.0), (180.0, 100.0)), inside="right")
+DOOR = DoorLine.with_entering(((20.0, 100.0), (180.0, 100.0)), "down")
 
 
 def box_at(x: float, y: float, half: float = 5.0) -> tuple[float, float, float, float]:
     return (x - half, y - half, x + half, y + half)
 
 
-def walk(counter: LineCounter, track_id: int, ys: list[float], x: float = 100.0) -> tuple[int, int]:
+def walk(counter: LineCounter, track_id: int, ys: list[float], x: float = 100.0, half: float = 5.0) -> tuple[int, int]:
     entries = exits = 0
     for y in ys:
-        fc = counter.update([Track(track_id, box_at(x, y))])
+        fc = counter.update([Track(track_id, box_at(x, y, half))])
         entries += fc.entries
         exits += fc.exits
     return entries, exits
@@ -35,9 +36,9 @@ def walk(counter: LineCounter, track_id: int, ys: list[float], x: float = 100.0)
 def test_signed_distance_sides_and_inside_options() -> None:
     assert DOOR.signed_distance((100, 130)) == pytest.approx(30)
     assert DOOR.signed_distance((100, 60)) == pytest.approx(-40)
-    left = DoorLine(DOOR.points, inside="left")
-    assert left.signed_distance((100, 130)) == pytest.approx(-30)
-    by_point = DoorLine(DOOR.points, inside=(50.0, 10.0))
+    up = DoorLine.with_entering(DOOR.points, "up")
+    assert up.signed_distance((100, 130)) == pytest.approx(-30)
+    by_point = DoorLine.with_inside_point(DOOR.points, (50.0, 10.0))
     assert by_point.signed_distance((100, 60)) == pytest.approx(40)
     # Beyond the ends the line extends, so the whole frame has a side.
     assert DOOR.signed_distance((0, 110)) == pytest.approx(10)
@@ -46,7 +47,7 @@ def test_signed_distance_sides_and_inside_options() -> None:
 
 def test_polyline_sides_at_a_corner() -> None:
     # East then south (a right turn): the outer corner, up-right of the vertex, is screen-left.
-    bend = DoorLine(((0.0, 50.0), (100.0, 50.0), (100.0, 150.0)), inside="right")
+    bend = DoorLine(((0.0, 50.0), (100.0, 50.0), (100.0, 150.0)), inside_side=1)
     assert bend.signed_distance((130, 20)) < 0
     assert bend.signed_distance((80, 70)) > 0
     assert bend.signed_distance((50, 40)) == pytest.approx(-10)
@@ -60,7 +61,7 @@ def test_door_line_validation() -> None:
     with pytest.raises(ValueError, match="equal consecutive"):
         DoorLine(((0.0, 0.0), (0.0, 0.0)))
     with pytest.raises(ValueError, match="lies on the door line"):
-        DoorLine(((0.0, 0.0), (10.0, 0.0)), inside=(5.0, 0.0))
+        DoorLine.with_inside_point(((0.0, 0.0), (10.0, 0.0)), (5.0, 0.0))
 
 
 def test_segments_intersect() -> None:
@@ -72,7 +73,7 @@ def test_segments_intersect() -> None:
 def test_entry_and_exit_once_per_track_and_direction() -> None:
     counter = LineCounter(DOOR, hysteresis=10)
     assert walk(counter, 1, [60, 80, 95, 105, 120, 140]) == (1, 0)
-    assert walk(counter, 2, [150, 120, 100, 80, 60]) == (0, 1)
+    assert walk(counter, 2, [150, 120, 100, 80, 60], x=30) == (0, 1)  # someone else, elsewhere on the door
     # Track 1 leaves, then comes back in: its exit counts, a second entry does not.
     assert walk(counter, 1, [120, 90, 80, 95, 115]) == (0, 1)
     assert (counter.entries, counter.exits) == (1, 2)
@@ -110,7 +111,7 @@ def test_a_crossing_spread_over_frames_lost_in_between_still_counts() -> None:
 
 
 def test_a_forgotten_track_starts_over() -> None:
-    counter = LineCounter(DOOR, hysteresis=10, max_age=2)
+    counter = LineCounter(DOOR, hysteresis=10, max_age=2, stitching=None)
     counter.update([Track(1, box_at(100, 60))])
     for _ in range(3):
         counter.update([])
@@ -177,3 +178,56 @@ def test_iou_tracker_matches_fast_movers_by_distance_and_ends_old_tracks() -> No
     tracker.update([])
     tracker.update([])
     assert [t.track_id for t in tracker.update([box_at(70, 50, 10)])] == [2]
+
+
+def test_a_crossing_split_over_two_track_ids_counts_once() -> None:
+    """An identity switch at the line: track 1 walks up to it and ends, track 2 starts just past it."""
+    for stitching, expected in ((Stitching(), 1), (None, 0)):
+        counter = LineCounter(DOOR, hysteresis=10, stitching=stitching)
+        walk(counter, 1, [40, 55, 70, 85, 95], half=20)
+        counter.update([])
+        assert walk(counter, 2, [115, 130, 150], half=20) == (expected, 0)
+    assert counter.stitched == 0
+
+
+def test_a_person_split_into_fragments_is_counted_once_per_direction() -> None:
+    counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching())
+    assert walk(counter, 1, [60, 80, 100, 120, 135], half=20) == (1, 0)
+    # A second id for the same person, where the first one would be by now, turning round at the door:
+    # an exit, then back in, which is not a second entry.
+    assert walk(counter, 2, [150, 130, 110, 85, 70, 85, 110, 130], half=20) == (0, 1)
+    assert counter.stitched == 1 and (counter.entries, counter.exits) == (1, 1)
+
+
+def test_stitching_needs_the_same_place_size_and_colours() -> None:
+    red, blue = (0.9, 0.1, 0.0), (0.0, 0.1, 0.9)
+
+    def split(second: Track) -> int:
+        counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching())
+        for y in (40, 55, 70, 85, 95):
+            counter.update([Track(1, box_at(100, y, 20), red)])
+        counter.update([second])
+        return counter.stitched
+
+    assert split(Track(2, box_at(100, 110, 20), red)) == 1
+    assert split(Track(2, box_at(100, 110, 20), blue)) == 0  # other clothes
+    assert split(Track(2, box_at(170, 110, 20), red)) == 0  # too far from where the first one went
+    assert split(Track(2, box_at(100, 110, 45), red)) == 0  # twice the size
+    # Too late: more than max_gap frames after the first one was last seen.
+    counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(max_gap=3))
+    for y in (40, 55, 70, 85, 95):
+        counter.update([Track(1, box_at(100, y, 20), red)])
+    for _ in range(4):
+        counter.update([])
+    counter.update([Track(2, box_at(100, 110, 20), red)])
+    assert counter.stitched == 0
+
+
+def test_weak_detections_continue_a_track_but_never_start_one() -> None:
+    tracker = IouTracker()
+    first = tracker.update([(0.0, 0.0, 20.0, 40.0)])
+    # Half hidden: only a weak box where the person went on; and a weak box of nobody elsewhere.
+    second = tracker.update([], weak=[(3.0, 0.0, 23.0, 40.0), (100.0, 0.0, 120.0, 40.0)])
+    assert [t.track_id for t in second] == [first[0].track_id]
+    assert second[0].box == (3.0, 0.0, 23.0, 40.0)
+    assert tracker.update([], weak=[(100.0, 0.0, 120.0, 40.0)]) == []

@@ -43,7 +43,7 @@ def test_counts_reach_kafka_keyed_by_store(stack: Settings, unique: str, tmp_pat
                         "source": str(video),
                         "detector": "mog2",
                         "door_line": [[0.05, 0.5], [0.95, 0.5]],
-                        "inside": "right",
+                        "entering": "down",
                         "target_fps": 5,
                     }
                 ],

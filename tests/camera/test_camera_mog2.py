@@ -29,7 +29,7 @@ W, H = OVERHEAD_VIEW
 FRAMES = OVERHEAD_FRAMES
 EXPECTED = OVERHEAD_EXPECTED
 CAMERA = Camera(id="cam-test", store_id="store-1", role="entrance")
-DOOR = CameraSettings(door_line=OVERHEAD_LINE, inside="right", detector="mog2")
+DOOR = CameraSettings(door_line=OVERHEAD_LINE, entering="down", detector="mog2")
 # Enter, leave, turn back before the line, hover on the line, then two side by side (see overhead_scene).
 SCENE = overhead_scene()
 
@@ -96,7 +96,7 @@ def test_smoke_on_vtest_pedestrians() -> None:
     """All 795 frames of opencv-doc's vtest.avi (no ground truth): blobs found, crossings both ways."""
     if not VTEST.exists():
         pytest.fail(f"{VTEST} is missing: apt-get install opencv-doc")
-    settings = CameraSettings(door_line=((0.5, 0.0), (0.5, 1.0)), inside="left", detector="mog2", min_area=0.002)
+    settings = CameraSettings(door_line=((0.5, 0.0), (0.5, 1.0)), entering="right", detector="mog2", min_area=0.002)
     records = counts_of(VideoStream(str(VTEST)).frames(), settings)
     assert len(records) == 795
     entries, exits = totals(records)

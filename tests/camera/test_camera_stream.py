@@ -249,8 +249,22 @@ def test_camera_check_command_names_each_bad_camera(tmp_path: Path, monkeypatch:
             {
                 "stores": [{"id": "s1", "name": "S", "timezone": "UTC", "area_m2": 10, "category": "x"}],
                 "cameras": [
-                    {"id": "ok", "store_id": "s1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]]},
+                    {
+                        "id": "ok",
+                        "store_id": "s1",
+                        "role": "entrance",
+                        "door_line": [[0, 0.5], [1, 0.5]],
+                        "entering": "up",
+                    },
                     {"id": "bad", "store_id": "s1", "role": "entrance", "imgsz": 8},
+                    # Drawn downwards: "right of the line walked first to last" is the left of the picture.
+                    {
+                        "id": "old",
+                        "store_id": "s1",
+                        "role": "entrance",
+                        "door_line": [[0.5, 0], [0.5, 1]],
+                        "inside": "right",
+                    },
                 ],
             }
         )
@@ -259,12 +273,15 @@ def test_camera_check_command_names_each_bad_camera(tmp_path: Path, monkeypatch:
     result = CliRunner().invoke(app, ["camera", "check"])
     assert result.exit_code == 1
     assert "camera 'bad': imgsz: Input should be greater than or equal to 32" in result.output
+    flat = " ".join(result.output.split())
+    assert "camera 'old': inside: right reads two ways" in flat
+    assert "or `inside: [x, y]`" in flat and "(`entering: left` keeps the side it was read as so far)" in flat
     assert "camera 'ok'" not in result.output
 
 
 def test_metrics_are_served(tmp_path: Path) -> None:
     camera = Camera(id="cam-metrics", store_id="s1", role="entrance")
-    settings = CameraSettings(door_line=((0.05, 0.5), (0.95, 0.5)), detector="mog2")
+    settings = CameraSettings(door_line=((0.05, 0.5), (0.95, 0.5)), entering="down", detector="mog2")
     walker = Walker(walk(3, [(160, -20), (160, 260)], 4))
     from datetime import timedelta
 
@@ -366,7 +383,14 @@ def test_command_options_override_the_catalogue(tmp_path: Path) -> None:
 
     video = tmp_path / "v.avi"
     write_video(video, render([Walker(walk(2, [(80, -20), (80, 260)], 4))], 320, 240, 80), 25.0)
-    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]], "detector": "yolo", "imgsz": 32}
+    door = {
+        "id": "c1",
+        "role": "entrance",
+        "door_line": [[0, 0.5], [1, 0.5]],
+        "entering": "down",
+        "detector": "yolo",
+        "imgsz": 32,
+    }
     env = {**os.environ, "TILLFLOW_CATALOGUE": str(_catalogue(tmp_path, door))}
     env["TILLFLOW_STATE_DIR"] = str(tmp_path / "state")
     out = tmp_path / "c.jsonl"
@@ -388,7 +412,7 @@ def test_command_errors_name_the_problem(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("TILLFLOW_CATALOGUE", str(_catalogue(tmp_path, {"id": "c1", "role": "zone", "zone_id": None})))
     result = CliRunner().invoke(app, ["camera", "run", "--camera", "c1"])
     assert result.exit_code == 1 and "a zone camera needs a zone_id" in result.output
-    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]]}
+    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]], "entering": "down"}
     monkeypatch.setenv("TILLFLOW_CATALOGUE", str(_catalogue(tmp_path, door)))
     result = CliRunner().invoke(app, ["camera", "run", "--camera", "nope"])
     assert result.exit_code == 1 and "no camera 'nope' in the catalogue" in result.output
@@ -504,7 +528,7 @@ def test_command_rejects_bad_numbers_and_start_on_a_live_source(
     from tillflow.cli import app
 
     monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
-    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]], "detector": "mog2"}
+    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]], "entering": "down", "detector": "mog2"}
     monkeypatch.setenv("TILLFLOW_CATALOGUE", str(_catalogue(tmp_path, door)))
     video = str(_door_video(tmp_path))
     base = ["camera", "run", "--camera", "c1", "--source", video, "--out", str(tmp_path / "c.jsonl")]
@@ -554,7 +578,7 @@ def test_auto_detector_falls_back_to_mog2_without_ultralytics(tmp_path: Path, mo
         build_tracker("yolo", min_area=0.004, relative=True, weights=None, config_dir=tmp_path, imgsz=320, conf=0.25)
 
     monkeypatch.setenv("TILLFLOW_STATE_DIR", str(tmp_path / "state"))
-    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]], "detector": "auto"}
+    door = {"id": "c1", "role": "entrance", "door_line": [[0, 0.5], [1, 0.5]], "entering": "down", "detector": "auto"}
     monkeypatch.setenv("TILLFLOW_CATALOGUE", str(_catalogue(tmp_path, door)))
     out = tmp_path / "c.jsonl"
     result = CliRunner().invoke(
@@ -577,6 +601,7 @@ def test_missing_weights_are_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
         "id": "c1",
         "role": "entrance",
         "door_line": [[0, 0.5], [1, 0.5]],
+        "entering": "down",
         "detector": "yolo",
         "weights": str(missing),
     }

@@ -122,7 +122,7 @@ def test_smoke_on_vtest_pedestrians(tmp_path: Path) -> None:
     """Debian's opencv-doc vtest.avi (768x576, 10 fps, 60-90 px pedestrians, no ground truth): 3 s at 960 px."""
     if not VTEST.exists():
         pytest.fail(f"{VTEST} is missing: apt-get install opencv-doc")
-    settings = CameraSettings(door_line=((0.5, 0.0), (0.5, 1.0)), inside="left", detector="yolo")
+    settings = CameraSettings(door_line=((0.5, 0.0), (0.5, 1.0)), entering="right", detector="yolo")
     counter = FrameCounter(CAMERA, settings, YoloTracker(default_weights(), tmp_path / "ultralytics", imgsz=960))
     people = []
     for frame in VideoStream(str(VTEST)).frames():

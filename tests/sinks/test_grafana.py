@@ -49,6 +49,8 @@ EXPECTED: dict[tuple[str, int | str], list[str]] = {
     ("tillflow-pipeline", 2): ["time", "source", "tickets"],
     ("tillflow-pipeline", 8): ["day", "source", "store_id", "pos_sales", "ingested", "missing", "sync_pct",
                                "below_target"],
+    ("tillflow-pipeline", 9): ["store_id", "source_kind", "source_id", "on_time_pct", "delayed_minutes",
+                               "missing_minutes", "max_delay_s"],
     ("tillflow-store-live", "annotation:Alerts"): ["time", "text", "tags"],
     ("tillflow-store-ops", 1): ["time", "visitors", "staff_on_floor", "visitors_per_staff"],
     ("tillflow-store-ops", 2): ["time", "sales_per_labour_hour", "conversion_pct"],
@@ -268,3 +270,38 @@ def test_prometheus_panel_queries_parse(tmp_path: Path) -> None:
     (tmp_path / "panels.yml").write_text(yaml.safe_dump(rules))
     done = subprocess.run(["promtool", "check", "rules", str(tmp_path / "panels.yml")], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_source_minutes_reports_on_time_delayed_and_missing(ch: Any) -> None:
+    """The availability view behind the pipeline panel: a camera gap is missing minutes, a long closure is
+    not; POS tickets ingested late make their minute delayed, with the delay."""
+    from schemas.models import CameraCount, PosTicket
+
+    tz = timezones_of(load_catalogue(CATALOGUE))
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+
+    def add(topic: str, record: Any) -> None:
+        for table, table_rows in rows_for(topic, record, tz).items():
+            rows.setdefault(table, []).extend(table_rows)
+
+    t0 = DAY + timedelta(hours=8)
+    minutes = [*range(0, 10), *range(15, 20), *range(300, 305)]  # down for 5 minutes; closed for 4.7 h
+    for seq, m in enumerate(minutes):
+        at = t0 + timedelta(minutes=m)
+        add(CAMERA_COUNTS, CameraCount(camera_id="cam-wg-denim", store_id="wg-denim", frame_ts=at, frame_seq=seq,
+                                       people_in_frame=0, entries=0, exits=0, detector="t"))  # fmt: skip
+    for i, delay in enumerate((5, 1800)):
+        sold = t0 + timedelta(minutes=i)
+        add(POS_TICKETS, PosTicket(
+            ticket_id=f"late-{i}", source="lille-cdc", store_id="wg-denim", kind="SALE", occurred_at=sold,
+            currency="EUR", gross_amount=100, net_amount=100, tax_amount=0, discount_amount=0,
+            payments=[{"method": "CARD", "amount": 100}], lines=[], ingested_at=sold + timedelta(seconds=delay),
+        ))  # fmt: skip
+    for table, table_rows in rows.items():
+        ch.insert(table, table_rows, column_names=COLUMNS[table])
+    got = ch.query(
+        "SELECT source_kind, status, count(), max(delay_s) FROM source_minutes "
+        "GROUP BY source_kind, status ORDER BY 1, 2"
+    ).result_rows
+    assert got == [("camera", "missing", 5, 0), ("camera", "on_time", 20, 0), ("pos", "delayed", 1, 1800),
+                   ("pos", "on_time", 1, 5)]  # fmt: skip

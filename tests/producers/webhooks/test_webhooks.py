@@ -278,3 +278,76 @@ def test_clover_notices_keep_orders_only() -> None:
     [n] = notices("clover", {}, body)
     assert (n.scope, n.record_id, n.kind) == (MERCHANT, "CLV000009", "UPDATE")
     assert notices("shopify", {"x-shopify-topic": "products/update"}, b"{}") == []
+
+
+def test_orders_the_source_does_not_take_are_answered_200_and_not_published(broker: Broker, tmp_path: Path) -> None:
+    """As the poller: a Shopify web order (source_names: [pos]), a Square location not in the source's stores,
+    and an order the vendor no longer has (404) are acknowledged without a ticket."""
+    settings = broker.settings(tmp_path / "state")
+    with vendor_server() as (base, st):
+        add_sale("shopify", st, 7, NOW - timedelta(minutes=3))
+        st.shopify[820982911946154507]["sourceName"] = "web"
+        sh, sq = hook_config("shopify", base), hook_config("square", base)
+        eps = {c.name: endpoint(c, settings, tmp_path) for c in (sh, sq)}
+        with serving(make_app(eps, SeenEvents(tmp_path / "seen.sqlite"))) as url:
+            assert post(url, sh.name, notification("shopify", st, 7, NOW)).status_code == 200
+            other = square_order_updated("SQ000008ORDER", "OTHERLOCATION", NOW, "evt-other")
+            assert post(url, sq.name, other).status_code == 200
+            gone = square_order_updated("SQ000009ORDER", "L8RY5ZZ0T8RZM", NOW, "evt-gone")
+            assert post(url, sq.name, gone).status_code == 200
+        assert not [t for t in read_tickets(settings) if t.source in eps]
+        assert [p for _, p in st.log if "batch-retrieve" in p] == ["/v2/orders/batch-retrieve"]  # only the 3rd
+
+
+def test_webhooks_serve_command_publishes_and_stops_on_sigterm(broker: Broker, tmp_path: Path) -> None:
+    """The real `tillflow webhooks serve` process: a source file with a webhook: section, a Square notification,
+    the ticket read back from the broker, SIGTERM ends it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tillflow.devstack import free_port
+
+    settings = broker.settings(tmp_path / "state")
+    port = free_port()
+    with vendor_server() as (base, st):
+        add_sale("square", st, 6, NOW - timedelta(minutes=3))
+        source = tmp_path / "square-cli.yaml"
+        source.write_text(
+            f"name: square-cli-{uuid.uuid4().hex[:6]}\nvendor: square\nbase_url: {base}\n"
+            "stores: {L8RY5ZZ0T8RZM: s1}\nauth: {kind: api_key, token: {env: POS_TEST_TOKEN}}\n"
+            f"webhook: {{secret: {{env: HOOK_SECRET}}, notification_url: '{HOOK_URL}'}}\n"
+        )
+        name = yaml_name(source)
+        (tmp_path / "empty.toml").write_text("")
+        env = {**os.environ, "TILLFLOW_CONFIG": str(tmp_path / "empty.toml"), "TILLFLOW_STATE_DIR": str(tmp_path / "s"),
+               "TILLFLOW_KAFKA_BOOTSTRAP": broker.bootstrap, "TILLFLOW_REGISTRY_URL": broker.registry.url}  # fmt: skip
+        proc = subprocess.Popen([sys.executable, "-m", "tillflow", "webhooks", "serve", str(source), "--port",
+                                 str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if requests.get(f"{url}/healthz", timeout=1).ok:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+                time.sleep(0.2)
+            resp = post(url, name, notification("square", st, 6, NOW))
+            assert resp.status_code == 200, resp.text
+            assert requests.get(f"{url}/healthz", timeout=5).json()[name]["published"] == 1
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)
+    assert [t.ticket_id for t in read_tickets(settings) if t.source == name] == [sale_id("square", 6)]
+
+
+def yaml_name(path: Path) -> str:
+    import yaml
+
+    name: str = yaml.safe_load(path.read_text())["name"]
+    return name
