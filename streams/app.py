@@ -154,4 +154,10 @@ def create_app(
     agents = define_agents(
         app, processor, topics, tables, settings.streams_batch_size, settings.streams_tick_s, send or send_all
     )
+    if settings.streams_storeops:
+        from streams.storeops_stage import define_ops_agent
+
+        agents |= define_ops_agent(
+            app, catalogue, names, registry, partitions, settings.streams_batch_size, send or send_all
+        )
     return StreamsApp(app, topics, tables, processor, agents)

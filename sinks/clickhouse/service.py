@@ -13,7 +13,15 @@ from typing import Any
 from schemas.catalogue import load_catalogue
 from schemas.models import Record
 from schemas.serde import TopicSerde
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, FORECAST_HOURLY, POS_TICKETS
+from schemas.topics import (
+    ALERTS,
+    CAMERA_COUNTS,
+    CONVERSION_HOURLY,
+    FORECAST_HOURLY,
+    POS_TICKETS,
+    STAFF_SHIFTS,
+    STOREOPS_HOURLY,
+)
 from sinks.clickhouse.connection import connect, redacted
 from sinks.clickhouse.mapping import timezones_of
 from sinks.clickhouse.migrate import DEFAULT_DIR, load_stores, migrate
@@ -23,7 +31,7 @@ from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SINK_TOPICS = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS, FORECAST_HOURLY)
+SINK_TOPICS = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS, FORECAST_HOURLY, STAFF_SHIFTS, STOREOPS_HOURLY)
 
 
 def connect_with_retry(settings: Settings, stop: threading.Event, create: bool = True) -> Any:
