@@ -8,6 +8,7 @@ An optional phrasing hook may rewrite the text (off by default; the template tex
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -15,7 +16,11 @@ from statistics import mean
 from typing import Any
 
 TEMPLATE = "morning-v1"
-GAP_FLAGS = {"NO_CAMERA_DATA": "no camera data", "NO_POS_DATA": "no POS data"}
+GAP_FLAGS = {
+    "NO_CAMERA_DATA": "no camera data",
+    "CAMERA_MISSING": "an entrance camera sent no frames",
+    "NO_POS_DATA": "no POS data",
+}
 SILENCE_KINDS = ("FEED_SILENT", "CAMERA_SILENT")
 
 
@@ -88,8 +93,15 @@ def compose(
     queue_people: float,
     phrase: Callable[[Briefing], str] | None = None,
     zones: Sequence[Mapping[str, Any]] = (),
+    forecast: Sequence[Mapping[str, Any]] = (),
+    staff_ratio: float | None = None,
 ) -> Briefing:
-    """The briefing of ``store_id`` for its local ``day``; ``hours`` ordered by hour_start."""
+    """The briefing of ``store_id`` for its local ``day``; ``hours`` ordered by hour_start.
+
+    ``forecast``: the hours of the day after (the day the briefing is read), each ``local_hour``, ``visitors`` and
+    ``net_revenue`` as ``tillflow forecast`` last issued them; ``staff_ratio``: the store's usual visitors per
+    staff member (median of its staffed hours), which turns the forecast peak into a staffing figure.
+    """
     visitors = sum(int(h["visitors"]) for h in hours)
     tx = sum(int(h["transactions"]) for h in hours)
     net = sum(int(h["net_revenue"]) for h in hours)
@@ -132,6 +144,7 @@ def compose(
         lines += _zones(zones, currency, figures)
     lines += _alerts(alerts, timezone, figures)
     lines += _gaps(hours, alerts, figures)
+    lines += _today(forecast, staff_ratio, currency, figures)
     briefing = Briefing(
         store_id=store_id,
         local_date=day,
@@ -228,3 +241,26 @@ def _gaps(hours: Sequence[Mapping[str, Any]], alerts: Sequence[Mapping[str, Any]
             gaps.append(f"{n} {kind.lower().replace('_', ' ')} alert(s)")
     fig["data_gaps"] = gaps
     return ["Data gaps: " + ("; ".join(gaps) if gaps else "none") + "."]
+
+
+def _today(
+    forecast: Sequence[Mapping[str, Any]], staff_ratio: float | None, currency: str, fig: dict[str, Any]
+) -> list[str]:
+    """The forecast of the day ahead and, with the store's usual visitors per staff member, the staff its
+    busiest hour needs to stay at that ratio (the figure a manager plans the day's floor cover with)."""
+    if not forecast:
+        return []
+    visitors = sum(float(f["visitors"]) for f in forecast)
+    net = sum(int(f["net_revenue"]) for f in forecast)
+    peak = max(forecast, key=lambda f: (float(f["visitors"]), str(f["local_hour"])))
+    fig |= {"forecast_visitors": round(visitors), "forecast_net_revenue": net, "forecast_peak_hour": peak["local_hour"],
+            "forecast_peak_visitors": round(float(peak["visitors"]))}  # fmt: skip
+    line = (
+        f"Today (forecast): about {visitors:,.0f} visitors and {money(net, currency)} in sales; busiest hour "
+        f"{_clock(str(peak['local_hour']))} with about {float(peak['visitors']):.0f} visitors"
+    )
+    if staff_ratio:
+        needed = max(1, math.ceil(float(peak["visitors"]) / staff_ratio))
+        fig |= {"usual_visitors_per_staff": staff_ratio, "staff_needed_at_peak": needed}
+        line += f", which needs {needed} staff on the floor at the usual {staff_ratio:.1f} visitors per staff member"
+    return [line + "."]

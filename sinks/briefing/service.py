@@ -63,6 +63,22 @@ WHERE store_id = {store:String} AND zone_id = '' AND local_date IN {days:Array(D
 GROUP BY local_date
 ORDER BY local_date
 """
+# The day ahead as `tillflow forecast` last issued it before the briefing (one row per hour); absent table or rows:
+# no forecast line.
+FORECAST_SQL = """
+SELECT local_hour, argMax(visitors, issued_at) AS visitors, argMax(net_revenue, issued_at) AS net_revenue
+FROM forecast_hourly
+WHERE store_id = {store:String} AND local_date = {day:Date} AND issued_at <= {asof:DateTime64(3)}
+GROUP BY local_hour
+ORDER BY local_hour
+"""
+# The store's usual visitors per staff member: the median over its staffed hours of the last four weeks.
+STAFF_RATIO_SQL = """
+SELECT median(visitors_per_staff)
+FROM storeops_hourly FINAL
+WHERE store_id = {store:String} AND grain = 'STORE' AND visitors_per_staff > 0
+  AND local_date > {day:Date} - 28 AND local_date <= {day:Date}
+"""
 
 
 def _rows(client: Any, sql: str, **params: Any) -> list[dict[str, Any]]:
@@ -96,13 +112,28 @@ def build(
     weeks = [day - timedelta(days=7 * k) for k in range(1, 5)]
     result = client.query(BASELINE_SQL, parameters={"store": store_id, "days": weeks})
     baseline = [DayTotals(d, int(v), int(t), int(n)) for d, v, t, n in result.result_rows]
+    forecast, staff_ratio = _day_ahead(client, store_id, day, hi)
     briefing = compose(
         store_id=store_id, store_name=store.name, timezone=store.timezone, currency=store.currency, day=day,
         hours=hours, ops=ops, baseline=baseline, alerts=alerts, queue_people=store.queue_alert.people, phrase=phrase,
-        zones=zones,
+        zones=zones, forecast=forecast, staff_ratio=staff_ratio,
     )  # fmt: skip
     png = day_chart(f"{store.name}, {day:%a %d %b %Y}", briefing.hours, briefing.alerts, store.timezone)
     return briefing, png
+
+
+def _day_ahead(client: Any, store_id: str, day: date, asof: datetime) -> tuple[list[dict[str, Any]], float | None]:
+    """The forecast hours of the day after ``day`` issued up to the briefing time, and the usual staff ratio."""
+    send = asof + timedelta(hours=SEND_AT.hour, minutes=SEND_AT.minute)  # ``asof`` is the next local midnight
+    try:
+        forecast = _rows(client, FORECAST_SQL, store=store_id, day=day + timedelta(days=1), asof=send)
+    except Exception as exc:  # forecast_hourly arrives with migration 0008; a forecast is optional here
+        if "UNKNOWN_TABLE" not in str(exc) and "doesn't exist" not in str(exc):
+            raise
+        forecast = []
+    ratio = client.query(STAFF_RATIO_SQL, parameters={"store": store_id, "day": day}).result_rows
+    value = ratio[0][0] if ratio else None
+    return forecast, (float(value) if value is not None and value == value and value > 0 else None)
 
 
 BRIEFING_COLUMNS = [

@@ -113,3 +113,27 @@ def test_a_briefing_is_due_after_six_local_time_once_per_day() -> None:
     assert not any(store == "nyc-soho" for store, _ in todo)
     assert ("wg-grocer", date(2026, 11, 19)) not in due(catalogue, at, {("wg-grocer", date(2026, 11, 19))})
     assert ("nyc-soho", date(2026, 11, 19)) in due(catalogue, datetime(2026, 11, 20, 11, 1, tzinfo=UTC), set())
+
+
+def test_the_forecast_of_the_day_ahead_turns_into_a_staffing_figure() -> None:
+    ahead = [
+        {"local_hour": "2026-11-21T10:00", "visitors": 60.0, "net_revenue": 30_000},
+        {"local_hour": "2026-11-21T11:00", "visitors": 130.4, "net_revenue": 70_000},
+        {"local_hour": "2026-11-21T12:00", "visitors": 95.0, "net_revenue": 50_000},
+    ]
+    b = brief(forecast=ahead, staff_ratio=40.0)
+    assert (
+        "Today (forecast): about 285 visitors and 1,500.00 EUR in sales; busiest hour 11:00 with about 130 "
+        "visitors, which needs 4 staff on the floor at the usual 40.0 visitors per staff member." in b.text
+    )  # 130.4 / 40 = 3.26 -> 4: never fewer staff than the ratio asks for
+    assert b.figures["staff_needed_at_peak"] == 4 and b.figures["forecast_peak_hour"] == "2026-11-21T11:00"
+    without_ratio = brief(forecast=ahead, staff_ratio=None).text
+    assert "busiest hour 11:00 with about 130 visitors." in without_ratio and "staff on the floor" not in without_ratio
+    assert "Today (forecast)" not in brief().text
+
+
+def test_a_camera_gap_hour_is_named_among_the_data_gaps() -> None:
+    """The stream flags an hour whose entrance cameras sent no frames CAMERA_MISSING (streams/availability.py)."""
+    hours = [hour(10, 100, 30, 60_000), hour(11, 0, 12, 30_000, ("CAMERA_MISSING",))]
+    b = brief(hours=hours, alerts=[], ops={}, zones=[])
+    assert "Data gaps: an entrance camera sent no frames in 1 hour(s) (11:00)." in b.text
