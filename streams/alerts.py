@@ -1,4 +1,5 @@
-"""Alert rules (pure functions): sales and traffic drops, underreporting tenants, silent feeds and cameras.
+"""Alert rules (pure functions): sales and traffic drops, silent feeds and cameras (UNDERREPORTING, judged
+over days, is streams/underreporting.py).
 
 Each rule returns a :class:`Finding` or None; :func:`reconcile` turns findings into Alert records so that an
 alert fires once per store, hour and kind, and a later evaluation that clears it emits RESOLVED. Thresholds
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.baselines import Baseline, robust_center_scale
+from streams.baselines import Baseline
 
 _NAMESPACE = uuid.UUID("6f1c3a52-4d7e-4c1b-9a56-1d2e3f405a61")
 
@@ -35,6 +36,9 @@ class AlertConfig:
     """...or the SALE count has a Poisson lower tail under this probability."""
     traffic_drop_ratio: float = 0.4
     """TRAFFIC_DROP when visitors are at most this share of the expected visitors."""
+    traffic_min_complete: float = 0.9
+    """TRAFFIC_DROP is judged only on hours where every entrance camera sent frames in at least this share of
+    the open minutes; below it the finding is a symptom of the camera gap and is suppressed (not paged)."""
     min_z: float = 3.5
     """Both drops must also be this many standard deviations below expectation under counting noise."""
     overdispersion: float = 2.0
@@ -54,16 +58,6 @@ class AlertConfig:
     camera_silent_minutes: float = 15.0
     camera_silent_min_tickets: int = 5
     """CAMERA_SILENT when a camera sent no frame for the time while the store rang this many tickets."""
-    underreporting_z: float = 3.5
-    """Modified z-score (median/MAD) against the store's own history."""
-    underreporting_peer_gap: float = 0.35
-    """...and the store's ratio to its own median departs this much further than its peers' ratios."""
-    underreporting_p: float = 1e-4
-    """...and the count behind a conversion, void or refund rate must be this improbable (Poisson tail)."""
-    underreporting_min_history: int = 6
-    underreporting_min_visitors: int = 30
-    underreporting_footfall_band: tuple[float, float] = (0.6, 1.6)
-    """Footfall counts as normal when visitors / own median visitors is inside this band."""
 
 
 @dataclass(frozen=True)
@@ -192,67 +186,6 @@ def camera_silent(camera_id: str, silent_ms: int, tickets_since: int, cfg: Alert
     )
 
 
-# Metric, direction that hides sales (-1: low is suspicious, +1: high is), and the count it is a rate of.
-UNDERREPORTING_METRICS: tuple[tuple[str, int], ...] = (("conv", -1), ("vr", 1), ("rr", 1), ("cs", -1))
-
-
-def _noise_floor(p: float, n: float) -> float:
-    """Binomial standard deviation of a rate ``p`` measured over ``n`` trials."""
-    p = min(max(p, 0.01), 0.99)
-    return math.sqrt(p * (1 - p) / max(n, 1.0))
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One metric of a store-hour that departs from the store's own history (before the peer check)."""
-
-    metric: str
-    direction: int
-    z: float
-    value: float
-    center: float
-    history: int
-
-
-def underreporting_candidates(
-    entry: Mapping[str, Any], own_history: Sequence[Mapping[str, Any]], cfg: AlertConfig
-) -> list[Candidate]:
-    """Metrics of a store-hour with normal footfall that depart from the store's own history.
-
-    Modified z-score ``(x - median) / max(1.4826·MAD, binomial noise)`` beyond ``underreporting_z`` in the
-    direction that hides sales (low conversion or cash share, high void or refund rate).
-    """
-    hist = [h for h in own_history if h["s"] < entry["s"] and h["v"] >= cfg.underreporting_min_visitors]
-    if len(hist) < cfg.underreporting_min_history or entry["v"] < cfg.underreporting_min_visitors:
-        return []
-    v_center, _ = robust_center_scale([h["v"] for h in hist])
-    lo, hi = cfg.underreporting_footfall_band
-    if not v_center or not lo <= entry["v"] / v_center <= hi:
-        return []
-    out = []
-    for metric, direction in UNDERREPORTING_METRICS:
-        value = entry.get(metric)
-        values = [h[metric] for h in hist if h.get(metric) is not None]
-        if value is None or len(values) < cfg.underreporting_min_history:
-            continue
-        center, scale = robust_center_scale(values)
-        mean = sum(values) / len(values)
-        trials = entry["v"] if metric == "conv" else max(entry["tx"], 1)
-        scale = max(scale, _noise_floor(max(center, mean), trials))
-        z = (value - center) / scale * direction
-        if z < cfg.underreporting_z:
-            continue
-        if metric != "cs":
-            # Counts behind the rate: improbable under the store's usual rate (Poisson tail).
-            expected = max(center, mean) * trials
-            observed = round(value * trials)
-            tail = poisson_cdf(observed, expected) if direction < 0 else 1.0 - poisson_cdf(observed - 1, expected)
-            if tail > cfg.underreporting_p:
-                continue
-        out.append(Candidate(metric, direction, z, float(value), center, len(values)))
-    return out
-
-
 def poisson_cdf(k: int, lam: float) -> float:
     """P(X <= k) for a Poisson count with mean ``lam``."""
     if k < 0:
@@ -263,71 +196,6 @@ def poisson_cdf(k: int, lam: float) -> float:
         term *= lam / i
         total += term
     return min(total, 1.0)
-
-
-_METRIC_NAMES = {"conv": "conversion", "vr": "void rate", "rr": "refund rate", "cs": "cash share"}
-
-
-def peer_confirm(
-    candidates: Sequence[Candidate], peer_ratios: Mapping[str, Sequence[float]], cfg: AlertConfig
-) -> Finding | None:
-    """The first candidate that peers do not explain, as a finding.
-
-    Peers (same mall and category) are compared on their ratio to their own median: the store's ratio must
-    differ from the median of the peers' ratios by ``underreporting_peer_gap`` in the suspicious direction,
-    so a mall-wide change (a holiday, a sale) does not fire. Without peers the own-history test decides.
-    """
-    for cand in candidates:
-        peers = list(peer_ratios.get(cand.metric, ()))
-        details = {
-            "metric": cand.metric,
-            "z": f"{cand.z:.1f}",
-            "own_median": f"{cand.center:.4f}",
-            "history": str(cand.history),
-        }
-        if peers:
-            if not cand.center:
-                continue
-            ratio = cand.value / cand.center
-            peer_center, _ = robust_center_scale(peers)
-            if (ratio - peer_center) * cand.direction < cfg.underreporting_peer_gap:
-                continue
-            details["peer_ratio_median"] = f"{peer_center:.2f}"
-            details["peers"] = str(len(peers))
-        return Finding(
-            UNDERREPORTING,
-            "WARNING",
-            cand.value,
-            cand.center,
-            f"{_METRIC_NAMES[cand.metric]} {cand.value:.3f} departs from the store's usual {cand.center:.3f} "
-            f"(z {cand.z:.1f}) with normal footfall",
-            details,
-        )
-    return None
-
-
-def underreporting(
-    entry: Mapping[str, Any],
-    own_history: Sequence[Mapping[str, Any]],
-    peer_ratios: Mapping[str, Sequence[float]],
-    cfg: AlertConfig,
-) -> Finding | None:
-    """Own-history candidates confirmed against peers (see the two functions it combines)."""
-    return peer_confirm(underreporting_candidates(entry, own_history, cfg), peer_ratios, cfg)
-
-
-def own_ratios(entry: Mapping[str, Any], own_history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """A store-hour's metrics divided by the store's own historical medians (what peers are compared on)."""
-    out = {}
-    for metric, _ in UNDERREPORTING_METRICS:
-        values = [h[metric] for h in own_history if h["s"] < entry["s"] and h.get(metric) is not None]
-        value = entry.get(metric)
-        if value is None or len(values) < 3:
-            continue
-        center, _ = robust_center_scale(values)
-        if center:
-            out[metric] = value / center
-    return out
 
 
 def reconcile(

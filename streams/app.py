@@ -19,6 +19,7 @@ from streams.engine import StreamConfig
 from streams.processor import Processor
 from streams.tables import Tables, define_tables
 from streams.topics import TopicNames, Topics, define_topics
+from streams.underreporting import UnderreportingConfig
 from tillflow.kafka import endpoints
 from tillflow.settings import Settings
 
@@ -38,13 +39,18 @@ def stream_config(settings: Settings) -> StreamConfig:
     unknown = set(settings.streams_alerts) - set(AlertConfig.__dataclass_fields__)
     if unknown:
         raise ValueError(f"streams_alerts: unknown threshold(s) {', '.join(sorted(unknown))}")
+    unknown = set(settings.streams_underreporting) - set(UnderreportingConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"streams_underreporting: unknown setting(s) {', '.join(sorted(unknown))}")
     return StreamConfig(
         lateness_ms=int(settings.streams_allowed_lateness_s * 1000),
         live_throttle_ms=int(settings.streams_live_throttle_s * 1000),
         idle_close_ms=int(settings.streams_idle_close_s * 1000),
         hour_retention_ms=int(settings.streams_hour_retention_h * 3_600_000),
         stream_skew_ms=int(settings.streams_stream_skew_s * 1000) or None,
+        closed_retention_ms=int(settings.streams_closed_retention_d * 24 * 3_600_000),
         alerts=AlertConfig(**settings.streams_alerts),  # type: ignore[arg-type]
+        underreporting=UnderreportingConfig(**settings.streams_underreporting),  # type: ignore[arg-type]
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from schemas.catalogue import Catalogue
 from schemas.models import CameraCount, PosTicket
+from streams import availability
 
 Cell = tuple[str, str | None, int]
 """(store_id, zone_id, hour_start epoch ms)."""
@@ -51,6 +52,7 @@ def recompute(
     cells: dict[Cell, dict[str, Any]] = defaultdict(lambda: defaultdict(float))
     seen_tickets: set[tuple[Cell, str]] = set()
     seen_frames: set[tuple[Cell, str, int]] = set()
+    camera_minutes: dict[Cell, dict[str, int]] = {}
     for raw in tickets:
         t = PosTicket.model_validate(raw)
         if t.store_id not in stores:
@@ -93,7 +95,18 @@ def recompute(
         c["visitors"] += f.entries
         c["exits"] += f.exits
         c["_frames"] += 1
-    return {cell: _finish(cell, dict(c), catalogue) for cell, c in cells.items()}
+        base = (cell[0], None, cell[2])
+        minute = min(max((_ms(f.frame_ts) - cell[2]) // 60_000, 0), 59)
+        seen_minutes = camera_minutes.setdefault(base, {})
+        seen_minutes[f.camera_id] = seen_minutes.get(f.camera_id, 0) | 1 << minute
+    out = {cell: _finish(cell, dict(c), catalogue) for cell, c in cells.items()}
+    for cell, record in out.items():
+        if cell[1] is None:
+            store = stores[cell[0]]
+            entrances = [c.id for c in catalogue.cameras_of(store.id) if c.zone_id is None]
+            expected = availability.open_minutes(store, cell[2])
+            availability.apply_to_record(record, camera_minutes.get(cell, {}), entrances, expected)
+    return out
 
 
 def _div(a: float, b: float) -> float | None:
@@ -144,6 +157,7 @@ def _finish(cell: Cell, c: dict[str, Any], catalogue: Catalogue) -> dict[str, An
         "discount_rate": _div(get("discount_amount"), get("gross_revenue")),
         "cash_share": _div(get("cash_amount"), get("_paid")),
         "quality_flags": flags,
+        "complete_share": None,  # store hours: set from the camera minutes (streams.availability)
     }
 
 
@@ -171,6 +185,7 @@ COMPARED = (
     "discount_rate",
     "cash_share",
     "quality_flags",
+    "complete_share",
 )
 
 
@@ -200,4 +215,31 @@ def compare(stream: Iterable[dict[str, Any]], batch: dict[Cell, dict[str, Any]])
     return problems
 
 
-__all__ = ["COMPARED", "compare", "read_jsonl", "recompute"]
+BACKFILL_REVISION = 1000
+"""Revision of backfilled records: above any the stream gives an hour, so ClickHouse (ReplacingMergeTree on
+revision first) keeps them over the stream's records of the same hour."""
+
+
+def backfill_records(
+    catalogue: Catalogue, cells: dict[Cell, dict[str, Any]], updated_at_ms: int, revision: int = BACKFILL_REVISION
+) -> list[dict[str, Any]]:
+    """Final HourlyConversion records (Avro dicts, times as epoch ms) of recomputed cells, for `tillflow
+    backfill`: hours older than the stream's closed-hour retention, recomputed from every record of them."""
+    out = []
+    for cell in sorted(cells, key=lambda c: (c[0], c[1] or "", c[2])):
+        store = catalogue.store(cell[0])
+        record = dict(cells[cell])
+        record.update(
+            tenant_id=store.tenant_id,
+            mall_id=store.mall_id,
+            category=store.category,
+            timezone=store.timezone,
+            is_final=True,
+            revision=revision,
+            updated_at=updated_at_ms,
+        )
+        out.append(record)
+    return out
+
+
+__all__ = ["BACKFILL_REVISION", "COMPARED", "backfill_records", "compare", "read_jsonl", "recompute"]

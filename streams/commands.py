@@ -1,4 +1,5 @@
-"""`tillflow worker`, `tillflow replay` and `tillflow recompute`: the stream processor and its batch twins."""
+"""`tillflow worker`, `tillflow replay`, `tillflow recompute` and `tillflow backfill`: the stream processor
+and its batch twins."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
     app.command("replay")(replay)
     app.command("recompute")(recompute)
+    app.command("backfill")(backfill)
 
 
 def _catalogue(path: Path | None):  # type: ignore[no-untyped-def]
@@ -161,3 +163,52 @@ def recompute(
     if problems:
         raise typer.Exit(1)
     out.print(f"{len(cells)} cells equal")
+
+
+def backfill(
+    stores: Annotated[Path, typer.Option(help="Store catalogue (YAML or TOML).")],
+    tickets: Annotated[Path, typer.Option(help="Every PosTicket of the store-days to recompute, one JSON per line.")],
+    counts: Annotated[Path, typer.Option(help="Every CameraCount of those store-days, one JSON per line.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the records to this JSONL file instead of sending them.")
+    ] = None,
+    revision: Annotated[int, typer.Option(help="Revision of the records (above the stream's).")] = 1000,
+) -> None:
+    """Recompute hours older than the stream's closed-hour retention and send them as corrections.
+
+    The stream applies a late record to its closed hour for `streams_closed_retention_d` days (35); an older
+    one goes to the dead-letter topic with a reason that names this command. Give it every record of the
+    affected store-days (the re-sent export or the collector's files, together with the dead-lettered
+    records): the hours in the files are recomputed with the batch recompute (equal to the stream, cell
+    by cell) and sent to conversion.hourly as final records with revision 1000, which ClickHouse keeps
+    over the stream's records of those hours. Duplicates count once, as in the stream.
+    """
+    import json
+    import time
+
+    from schemas.models import HourlyConversion
+    from schemas.topics import CONVERSION_HOURLY
+    from streams.batch import backfill_records, read_jsonl
+    from streams.batch import recompute as compute
+
+    settings, _path, catalogue = _catalogue(stores)
+    try:
+        cells = compute(catalogue, read_jsonl(tickets), read_jsonl(counts))
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    records = [
+        HourlyConversion.model_validate(r)
+        for r in backfill_records(catalogue, cells, int(time.time() * 1000), revision)
+    ]
+    if out_file is not None:
+        with out_file.open("w", encoding="utf-8") as fh:
+            for record in records:
+                fh.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
+        out.print(f"{len(records)} hours recomputed -> {out_file}")
+        return
+    from producers.sender import RecordSender
+
+    with RecordSender(settings) as sender:
+        sent = sender.send_many(CONVERSION_HOURLY, records)
+    out.print(f"{sent} hours recomputed and sent to {CONVERSION_HOURLY} (revision {revision})")

@@ -13,6 +13,7 @@ store-hour needs lives in that partition's state. Wall-clock time (``now_ms``) i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from statistics import median
@@ -20,10 +21,13 @@ from typing import Any
 
 from schemas.catalogue import Catalogue, Store
 from streams import alerts as rules
+from streams import availability
 from streams.alerts import AlertConfig, Finding
+from streams.availability import complete_share, open_minutes
 from streams.baselines import DAY_MS, baseline, history_entry, prune
-from streams.hours import HOUR_MS, hour_start, local_weekday_hour
-from streams.metrics import Acc, add_frame, add_ticket, hour_key, hourly_record, new_hour
+from streams.hours import HOUR_MS, hour_start, local_hour_iso, local_weekday_hour
+from streams.metrics import Acc, add_frame, add_ticket, compact, hour_key, hourly_record, new_hour
+from streams.underreporting import UnderreportingConfig, hour_counts
 
 TICKET = "ticket"
 FRAME = "frame"
@@ -42,11 +46,15 @@ class StreamConfig:
     live_throttle_ms: int = 2_000
     idle_close_ms: int = 30_000
     hour_retention_ms: int = 48 * HOUR_MS
+    """Closed hours are kept in full this long behind the watermark..."""
+    closed_retention_ms: int = 35 * DAY_MS
+    """...then compact (ticket ids hashed) up to this age, so a late record still corrects them."""
     stream_skew_ms: int | None = HOUR_MS
     """How far one input (tickets or counts) may lag the other before the watermark stops waiting for it.
     None: always wait for both (replays, where the topics are read at different speeds)."""
     silence_lookback_ms: int = 3 * HOUR_MS
     alerts: AlertConfig = field(default_factory=AlertConfig)
+    underreporting: UnderreportingConfig = field(default_factory=UnderreportingConfig)
 
 
 @dataclass
@@ -60,6 +68,8 @@ class Output:
     duplicates: int = 0
     late: int = 0
     """Events counted into an hour that had already closed (each one makes a corrected final record)."""
+    suppressed: list[tuple[str, str]] = field(default_factory=list)
+    """(symptom kind, cause) of each finding not paged because a root alert or a data gap explains it."""
     closed: int = 0
     """Hours (store and zone) emitted final for the first time."""
     corrected: int = 0
@@ -70,15 +80,20 @@ class Output:
         self.alerts += other.alerts
         self.peers += other.peers
         self.rejects += other.rejects
+        self.suppressed += other.suppressed
         self.duplicates += other.duplicates
         self.late += other.late
         self.closed += other.closed
         self.corrected += other.corrected
 
 
+UNUSABLE_FLAGS = frozenset({"NO_CAMERA_DATA", "NO_POS_DATA", availability.CAMERA_MISSING})
+"""Hours with these flags are left out of the underreporting stage's daily sums."""
+
+
 def peer_group(store: Store) -> str:
-    """Stores compared with each other for underreporting: same mall and category (alone without a mall)."""
-    return f"{store.mall_id}|{store.category}" if store.mall_id else f"-|{store.id}"
+    """Stores judged together for underreporting: a mall (peers are picked inside it), a street store alone."""
+    return f"{store.mall_id}|" if store.mall_id else f"-|{store.id}"
 
 
 def event_time_ms(kind: str, record: dict[str, Any]) -> int:
@@ -108,6 +123,9 @@ class Engine:
         self.parts = parts
         self.by_id = {s.id: s for s in catalogue.stores}
         self.cameras = {s.id: [c.id for c in catalogue.cameras_of(s.id)] for s in catalogue.stores}
+        self.entrances = {
+            s.id: [c.id for c in catalogue.cameras_of(s.id) if c.zone_id is None] for s in catalogue.stores
+        }
 
     # -- state access (read through a per-batch cache, written back once per batch) --
 
@@ -156,7 +174,7 @@ class Engine:
         touched: dict[str, Acc] = {}
         stores: dict[str, dict[str, Any]] = {}
         threshold = max(part["wm"], part["forced"])
-        oldest = part["wm"] - self.cfg.hour_retention_ms
+        oldest = part["wm"] - max(self.cfg.closed_retention_ms, self.cfg.hour_retention_ms)
         for i, (kind, rec) in enumerate(events):
             store = self.by_id.get(rec["store_id"])
             if store is None:
@@ -168,8 +186,8 @@ class Engine:
                 out.rejects.append(
                     (
                         i,
-                        f"event time {ts} is older than the {self.cfg.hour_retention_ms // HOUR_MS} h "
-                        "retention of closed hours; replay it with `tillflow replay`",
+                        f"event time {ts} is older than the {self.cfg.closed_retention_ms / DAY_MS:g}-day "
+                        "retention of closed hours; recompute its hours with `tillflow backfill`",
                     )
                 )
                 continue
@@ -280,7 +298,7 @@ class Engine:
 
     def _resolve_windows(self, st: dict[str, Any], store: Store, kind: str, cam: str, ts: int, out: Output) -> None:
         """A late record inside a silence the alert was raised for shows the source was not silent."""
-        for aid, (wkind, wcam, since, at, hour) in list(st["windows"].items()):
+        for aid, (wkind, wcam, since, at, hour, *_until) in list(st["windows"].items()):
             if wkind == kind and wcam == cam and since <= ts <= at:
                 del st["windows"][aid]
                 out.alerts += rules.reconcile(
@@ -356,10 +374,8 @@ class Engine:
                 out.conversions.append(self._record(acc, store, False, now_ms))
             else:
                 part["dirty"].append(key)
-        for acc in finals:
-            store = self.by_id[acc["store"]]
-            self._final_alerts(acc, store, self._store(stores, store.id, acc["start"]), part, out)
-        self._early_sales_drop(part, touched, stores, out)
+        # Silences first: a store-hour's sales and traffic findings are judged knowing the silent feeds and
+        # cameras that explain them (one incident, one page).
         safe = self.progress(part)
         if safe // 60_000 > part["scan"] // 60_000:
             part["scan"] = safe
@@ -367,9 +383,15 @@ class Engine:
                 known = self.by_id.get(store_id)
                 if known is not None and (store_id in stores or store_id in self.stores):
                     self._scan_silence(known, self._store(stores, store_id, safe), touched, safe, out)
-        # Retention: forget closed hours (and their dedupe ids) well behind the event-time watermark.
-        # The set of closed hours is only read and written when hours close or an hour of event time passed.
-        horizon = part["wm"] - cfg.hour_retention_ms
+        for acc in finals:
+            store = self.by_id[acc["store"]]
+            self._final_alerts(acc, store, self._store(stores, store.id, acc["start"]), part, out)
+        self._early_sales_drop(part, touched, stores, out)
+        # Retention: closed hours behind the event-time watermark are made compact after hour_retention_ms
+        # and forgotten after closed_retention_ms. The set of closed hours is only read and written when hours
+        # close or an hour of event time passed.
+        compact_before = part["wm"] - cfg.hour_retention_ms
+        horizon = part["wm"] - max(cfg.closed_retention_ms, cfg.hour_retention_ms)
         due = part["wm"] // HOUR_MS > part.get("pruned", 0) // HOUR_MS
         if part["closed"] or due:
             pk = f"p{partition}"
@@ -384,6 +406,11 @@ class Engine:
                         touched.pop(key, None)
                         if key in self.hours:
                             del self.hours[key]
+                    elif start + HOUR_MS <= compact_before:
+                        acc = touched.get(key) or self.hours.get(key)
+                        if acc is not None and not acc.get("compact"):
+                            compact(acc)
+                            touched[key] = acc
             self.retained[pk] = retained
         for key, acc in touched.items():
             self.hours[key] = acc
@@ -398,7 +425,7 @@ class Engine:
                 area = store.zone(acc["zone"]).area_m2
             except KeyError:
                 area = 0.0
-        return hourly_record(
+        record = hourly_record(
             acc,
             area_m2=area,
             mall_id=store.mall_id,
@@ -408,6 +435,26 @@ class Engine:
             is_final=is_final,
             updated_at_ms=now_ms,
         )
+        if acc["zone"] is None:
+            availability.apply_to_record(record, acc["mc"], self.entrances[store.id], open_minutes(store, acc["start"]))
+        return record
+
+    def _explained(self, st: dict[str, Any], acc: Acc, record: dict[str, Any]) -> bool:
+        """A store-hour whose figures rest on incomplete data: a data flag, an entrance-camera gap, a silence."""
+        if any(flag in UNUSABLE_FLAGS for flag in record["quality_flags"]):
+            return True
+        share = record.get("complete_share")
+        if share is not None and share < self.cfg.alerts.traffic_min_complete:
+            return True
+        end = acc["start"] + HOUR_MS
+        return bool(
+            self._silences(st, rules.FEED_SILENT, acc["start"], end)
+            or self._silences(st, rules.CAMERA_SILENT, acc["start"], end)
+        )
+
+    def camera_complete(self, acc: Acc, store: Store) -> float | None:
+        """Share of the store-hour's open minutes in which every entrance camera sent a frame."""
+        return complete_share(acc["mc"], self.entrances[store.id], open_minutes(store, acc["start"]))
 
     def _final_alerts(self, acc: Acc, store: Store, st: dict[str, Any], part: dict[str, Any], out: Output) -> None:
         """Sales and traffic drops of a final (or corrected) hour, then history and the peer message."""
@@ -419,13 +466,23 @@ class Engine:
         if base is not None and edge and base.method != "same_weekday":
             base = None  # opening/closing hours differ from the day's average: only their own history counts
         findings: list[Finding] = []
+        symptoms: list[Finding] = []
+        complete = self.camera_complete(acc, store)
         if base is not None:
             traffic = rules.traffic_drop(acc["v"], base, self.cfg.alerts)
-            if traffic is not None:
+            if traffic is not None and complete is not None and complete < self.cfg.alerts.traffic_min_complete:
+                # No frames is not zero visitors: the camera gap (CAMERA_SILENT, or the hour's data flag) is the
+                # incident, not the footfall.
+                self._suppress(st, store, acc["start"], traffic, rules.CAMERA_SILENT, "", out)
+                symptoms.append(traffic)
+            elif traffic is not None:
                 findings.append(traffic)
             else:
                 sales = rules.sales_drop(acc["net"], acc["v"], base, self.cfg.alerts, transactions=acc["tx"])
-                if sales is not None:
+                if sales is not None and self._silences(st, rules.FEED_SILENT, acc["start"], acc["start"] + HOUR_MS):
+                    self._suppress(st, store, acc["start"], sales, rules.FEED_SILENT, "", out)
+                    symptoms.append(sales)
+                elif sales is not None:
                     findings.append(sales)
         out.alerts += rules.reconcile(
             st["alerts"],
@@ -444,19 +501,19 @@ class Engine:
         self.history[store.id] = hist
         conv = [e["conv"] for e in hist if e["conv"] is not None and e["v"] >= 20]
         st["conv_ref"] = median(conv) if len(conv) >= 3 else None
-        # An hour already alerted as a sales or traffic drop is not reported as underreporting as well.
-        # Nor are opening and closing hours (dwell time makes their conversion structurally lower).
-        cands = [] if findings or edge else rules.underreporting_candidates(entry, hist, self.cfg.alerts)
+        # The underreporting stage sums usable hours per day: an hour another alert (or a suppressed symptom)
+        # explains, or whose camera or POS data is incomplete, would look like a departure that is not one.
+        usable = not findings and not symptoms and not self._explained(st, acc, record)
         out.peers.append(
             (
                 peer_group(store),
                 {
                     "store_id": store.id,
                     "hour_start": acc["start"],
+                    "day": record["local_hour"][:10],
                     "revision": acc["rev"],
-                    "fired_at": max(part["newest"], acc["start"] + HOUR_MS),
-                    "ratios": rules.own_ratios(entry, hist),
-                    "candidates": [[c.metric, c.direction, c.z, c.value, c.center, c.history] for c in cands],
+                    "usable": usable,
+                    "counts": hour_counts(acc),
                 },
             )
         )
@@ -480,6 +537,8 @@ class Engine:
             if base is None or (base.method != "same_weekday" and self._edge_hour(store, weekday, hour)):
                 continue
             finding = rules.sales_drop(acc["net"], acc["v"], base, acfg, fraction, acc["tx"])
+            if finding is not None and self._ticket_gap(st, acc["start"], now):
+                continue  # the till may be silent rather than the sales low: the hour's final evaluation decides
             if finding is not None:
                 out.alerts += rules.reconcile(
                     st["alerts"],
@@ -536,6 +595,8 @@ class Engine:
             feed.append([])
         for at, tickets, entries, _seen in timeline:
             if tickets:
+                if feed[2]:
+                    self._end_silence(st, rules.FEED_SILENT, "", feed[0], at)
                 feed = [at + 60_000, 0, False, []]
                 continue
             feed[3].append(entries)  # entries still shopping (dwell), counted once they could have paid
@@ -552,6 +613,8 @@ class Engine:
             state = cams.get(cam) or [first, 0, False]
             for at, tickets, _entries, seen in timeline:
                 if seen.get(cam):
+                    if state[2]:
+                        self._end_silence(st, rules.CAMERA_SILENT, cam, state[0], at)
                     state = [at + 60_000, 0, False]
                     continue
                 state[1] += tickets
@@ -580,9 +643,68 @@ class Engine:
             mall_id=store.mall_id,
         )
         if emitted:
-            st["windows"][emitted[0]["alert_id"]] = [finding.kind, cam, since, now, hour]
+            st["windows"][emitted[0]["alert_id"]] = [finding.kind, cam, since, now, hour, None]
+            st.setdefault("roots", {})[emitted[0]["alert_id"]] = emitted[0]
             self._trim_alerts(st)
         out.alerts += emitted
+
+    @staticmethod
+    def _end_silence(st: dict[str, Any], kind: str, cam: str, since: int, until: int) -> None:
+        """Remember where a fired silence ended (the first minute its source sent data again)."""
+        for window in st["windows"].values():
+            if window[0] == kind and window[1] == cam and window[2] == since:
+                if len(window) < 6:
+                    window.append(None)
+                window[5] = until
+
+    @staticmethod
+    def _silences(st: dict[str, Any], kind: str, start: int, end: int, cam: str | None = None) -> list[str]:
+        """Ids of the FIRING silence alerts of ``kind`` whose window overlaps ``[start, end)``."""
+        found = []
+        for aid, window in st["windows"].items():
+            until = window[5] if len(window) > 5 and window[5] is not None else FOREVER
+            if window[0] != kind or (cam is not None and window[1] != cam) or st["alerts"].get(aid) != "FIRING":
+                continue
+            if window[2] < end and until > start:
+                found.append(aid)
+        return found
+
+    def _ticket_gap(self, st: dict[str, Any], start: int, now: int) -> bool:
+        """The store's tickets stopped inside ``[start, now)`` for a while, or a FEED_SILENT covers it."""
+        feed = st.get("fs")
+        gap = feed is not None and not feed[2] and now - feed[0] >= self.cfg.alerts.feed_silent_minutes * 30_000
+        return gap or bool(self._silences(st, rules.FEED_SILENT, start, now))
+
+    def _suppress(
+        self, st: dict[str, Any], store: Store, hour: int, symptom: Finding, cause: str, cam: str, out: Output
+    ) -> None:
+        """Page nothing for ``symptom``: attach it as ``related`` to the FIRING root alert(s) that explain it
+        (the root is re-emitted with the list in its details; a re-emitted FIRING alert pages no one again),
+        or, without a root alert (a camera gap too short or too quiet to fire), count it as explained by the
+        hour's data flag. Either way it counts in ``tillflow_streams_alerts_suppressed_total``."""
+        roots = self._silences(st, cause, hour, hour + HOUR_MS, cam or None)
+        out.suppressed.append((symptom.kind, cause if roots else "DATA_GAP"))
+        related_entry = {
+            "kind": symptom.kind,
+            "alert_id": rules.alert_id(symptom.kind, store.id, hour),
+            "hour": local_hour_iso(hour, store.timezone),
+            "observed": symptom.observed,
+            "expected": symptom.expected,
+        }
+        for aid in roots:
+            root = (st.get("roots") or {}).get(aid)
+            if root is None:
+                continue
+            details = dict(root["details"])
+            related = json.loads(details.get("related", "[]"))
+            if any(r["alert_id"] == related_entry["alert_id"] for r in related):
+                continue
+            related.append(related_entry)
+            details["related"] = json.dumps(related, separators=(",", ":"))
+            details["suppressed"] = str(len(related))
+            root = dict(root, details=details)
+            st["roots"][aid] = root
+            out.alerts.append(root)
 
     @staticmethod
     def _edge_hour(store: Store, weekday: int, hour: int) -> bool:
@@ -595,8 +717,8 @@ class Engine:
 
     @staticmethod
     def _trim_alerts(st: dict[str, Any]) -> None:
-        for name in ("alerts", "windows"):
-            states = st[name]
+        for name in ("alerts", "windows", "roots"):
+            states = st.setdefault(name, {})
             while len(states) > MAX_ALERT_STATES:
                 del states[next(iter(states))]
 

@@ -38,6 +38,12 @@ HOURS_CORRECTED = Counter(
     "tillflow_streams_hours_corrected_total", "Final hours emitted again with a higher revision (late events)."
 )
 ALERTS_FIRED = Counter("tillflow_streams_alerts_total", "Alert records emitted.", ["kind", "state"])
+ALERTS_SUPPRESSED = Counter(
+    "tillflow_streams_alerts_suppressed_total",
+    "Findings not paged because a root alert (cause FEED_SILENT, CAMERA_SILENT) or a data gap (DATA_GAP) explains"
+    " them; a root alert lists them in its details as related.",
+    ["kind", "cause"],
+)
 
 
 def _plain(schema: Any) -> Any:
@@ -125,7 +131,7 @@ class Processor:
         self.names = names
         self.serdes = serdes
         self.engine = Engine(catalogue, config, hours, stores, partitions, history, retained)
-        self.peers = PeerEngine(catalogue, config.alerts, peer_groups)
+        self.peers = PeerEngine(catalogue, config.underreporting, peer_groups)
         self.partition_count = partition_count
         self.groups = sorted(self.peers.members)
         self._kinds = {names.tickets: (TICKET, POS_TICKETS), names.counts: (FRAME, CAMERA_COUNTS)}
@@ -198,6 +204,8 @@ class Processor:
             HOURS_CLOSED.inc(out.closed)
         if out.corrected:
             HOURS_CORRECTED.inc(out.corrected)
+        for kind, cause in out.suppressed:
+            ALERTS_SUPPRESSED.labels(kind, cause).inc()
         self._emit_alerts(out.alerts, sends)
         for group, message in out.peers:
             sends.append(Send(self.names.peers, group.encode(), json.dumps(message).encode()))
@@ -221,7 +229,7 @@ class Processor:
             group = (raw.key or b"").decode()
             message = json.loads(raw.value or b"{}")
             if "flush_from" in message:
-                state = self.peers.groups.get(group) or {"hours": {}, "alerts": {}, "done": [], "newest": 0}
+                state = self.peers.state(group)
                 flushed = set(state.get("flushed", [])) | {int(message["flush_from"])}
                 state["flushed"] = sorted(flushed)
                 self.peers.groups[group] = state

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(Path(".tillflow"), description="Local state: broker data, registry, offsets, logs.")
     catalogue: Path = Field(Path("deploy/catalogue/demo-estate.yaml"), description="Store catalogue file.")
+    leases: Path = Field(Path("deploy/catalogue/demo-leases.yaml"), description="Lease terms per tenant (statements).")
+    campaigns: Path = Field(Path("deploy/catalogue/demo-campaigns.yaml"), description="Campaign calendar (lift).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Kafka. Unset bootstrap: use the local stack started by `tillflow dev up`.
@@ -121,12 +123,22 @@ class Settings(BaseSettings):
     )
     streams_tick_s: float = Field(1.0, gt=0, description="How often the worker's timer checks quiet partitions.")
     streams_hour_retention_h: float = Field(
-        48.0, gt=0, description="Closed hours (with their dedupe ids) are kept this long for corrections."
+        48.0, gt=0, description="Closed hours are kept in full (minute counts, ticket ids) this long."
+    )
+    streams_closed_retention_d: float = Field(
+        35.0,
+        gt=0,
+        description="Closed hours are kept compact (counts, hashed ticket ids, frame ranges) this many days, so a"
+        " late record for any of them is applied and emits a correction; older ones go to `tillflow backfill`.",
     )
     streams_batch_size: int = Field(2000, ge=1, description="Events taken per agent batch.")
     streams_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://.")
     streams_alerts: dict[str, float] = Field(
         default_factory=dict, description="Alert thresholds overriding streams.alerts.AlertConfig defaults."
+    )
+    streams_underreporting: dict[str, float] = Field(
+        default_factory=dict,
+        description="UNDERREPORTING settings overriding streams.underreporting.UnderreportingConfig defaults.",
     )
     # --- sinks ---
     clickhouse_database: str = Field(

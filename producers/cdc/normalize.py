@@ -21,22 +21,17 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from producers.cdc.source import CdcSource, TableSpec
+from schemas import money
 from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, reversed_amounts, signed_by_kind
 
 ROLES = ("tickets", "lines", "payments")
-# ISO 4217 currencies whose minor unit is not 1/100.
-_MINOR_DIGITS = {
-    "BHD": 3, "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0, "JOD": 3, "JPY": 0, "KMF": 0,
-    "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "RWF": 0, "TND": 3, "UGX": 0, "UYI": 0, "VND": 0,
-    "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-}  # fmt: skip
 
 
 class MappingError(ValueError):
@@ -75,24 +70,13 @@ Output = Emit | DeadLetter
 
 
 def minor_units(value: Any, currency: str, already_minor: bool = False) -> int:
-    """A decimal string (Debezium ``decimal.handling.mode=string``) or number to integer minor units.
-
-    Rounds half to even below the minor unit (unit prices with 4 decimals); refuses anything not a number.
-    """
-    if isinstance(value, bool) or value is None:
-        raise MappingError(f"amount {value!r} is not a number")
+    """A decimal string (Debezium ``decimal.handling.mode=string``) or number to integer minor units
+    (schemas.money: rounded half up below the minor unit, e.g. unit prices with 4 decimals); refuses anything
+    not a number with a MappingError."""
     try:
-        amount = Decimal(value if isinstance(value, str) else str(value))
-    except InvalidOperation:
-        raise MappingError(f"amount {value!r} is not a decimal number") from None
-    if not amount.is_finite():
-        raise MappingError(f"amount {value!r} is not finite")
-    if already_minor:
-        if amount != amount.to_integral_value():
-            raise MappingError(f"amount {value!r} should be integer minor units")
-        return int(amount)
-    digits = _MINOR_DIGITS.get(currency, 2)
-    return int((amount.scaleb(digits)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+        return money.minor_units(value, currency, "amount", already_minor=already_minor)
+    except money.MoneyError as exc:
+        raise MappingError(str(exc)) from None
 
 
 def to_utc(value: Any, zone: ZoneInfo) -> datetime:

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from schemas.models import Payment, PaymentMethod, PosTicket, TicketKind, reversed_amounts
-
-# ISO 4217 minor-unit exponents that are not 2. Everything else has cents.
-_EXPONENTS = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0, "RWF": 0,
-    "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-}  # fmt: skip
+from schemas import money
+from schemas.models import Payment, PaymentMethod, PosTicket, TicketKind, minor_digits, reversed_amounts
 
 
 class MappingError(ValueError):
@@ -25,34 +17,15 @@ class MappingError(ValueError):
 
 def exponent(currency: str) -> int:
     """Digits after the decimal point of ``currency`` (JPY 0, EUR 2, KWD 3)."""
-    return _EXPONENTS.get(currency.upper(), 2)
-
-
-_PLAIN = re.compile(r"(-?)(\d+)(?:\.(\d*))?")
+    return minor_digits(currency)
 
 
 def minor_units(value: Any, currency: str, what: str = "amount") -> int:
-    """A decimal amount (string, int or float, as vendors send them) in minor units, rounded half up."""
-    if value is None or isinstance(value, bool):
-        raise MappingError(f"{what} is missing")
-    exp = exponent(currency)
-    if isinstance(value, int):
-        return value * 10**exp
-    text = value.strip() if isinstance(value, str) else str(value)
-    plain = _PLAIN.fullmatch(text)
-    if plain:  # the common case, in integers: as ROUND_HALF_UP below, without Decimal's cost
-        sign, whole, frac = plain.group(1), plain.group(2), plain.group(3) or ""
-        units = int(whole + frac[:exp].ljust(exp, "0"))
-        if len(frac) > exp and frac[exp] >= "5":
-            units += 1
-        return -units if sign else units
+    """A decimal amount in minor units (schemas.money: rounded half up), as a MappingError when it is not one."""
     try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise MappingError(f"{what} {value!r} is not a number") from None
-    if not amount.is_finite():
-        raise MappingError(f"{what} {value!r} is not a finite number")
-    return int(amount.scaleb(exp).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        return money.minor_units(value, currency, what)
+    except money.MoneyError as exc:
+        raise MappingError(str(exc)) from None
 
 
 def as_int(value: Any, what: str) -> int:

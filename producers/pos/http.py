@@ -31,6 +31,10 @@ class SourceUnavailable(RuntimeError):
     """The vendor API kept failing; nothing after the last acknowledged page was checkpointed."""
 
 
+class RecordNotFound(SourceUnavailable):
+    """The vendor answered 404 for one record (deleted, or another account's)."""
+
+
 class AuthFailed(RuntimeError):
     """The vendor refused the credentials (and a refresh, if OAuth)."""
 
@@ -170,6 +174,12 @@ class VendorClient:
         token = None if force_refresh else self.oauth.access_token()
         return token or self.oauth.refresh(self.session, self.timeout)
 
+    def wait(self, seconds: float) -> None:
+        """Wait before a request the vendor asked to delay (e.g. Shopify's query cost bucket); a stop request
+        ends the wait (StopRequested)."""
+        if seconds > 0:
+            self._wait(seconds)
+
     def _wait(self, seconds: float) -> None:
         """Sleep before a retry; with ``stopped``, in steps of at most a second, raising StopRequested once set."""
         self.waits.append(seconds)
@@ -212,7 +222,8 @@ class VendorClient:
                     self._wait(wait)
                 continue
             if resp.status_code >= 400:
-                raise SourceUnavailable(f"{method} {_safe(url)}: HTTP {resp.status_code}: {resp.text[:300]}")
+                kind = RecordNotFound if resp.status_code == 404 else SourceUnavailable
+                raise kind(f"{method} {_safe(url)}: HTTP {resp.status_code}: {resp.text[:300]}")
             return resp
         raise SourceUnavailable(f"{method} {_safe(url)}: gave up after {self.max_attempts} attempts ({last})")
 

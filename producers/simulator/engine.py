@@ -128,7 +128,8 @@ class StoreEffects:
 
     sales_drop: list[tuple[Window, float]] = field(default_factory=list)
     traffic_drop: list[tuple[Window, float]] = field(default_factory=list)
-    underreporting: list[tuple[Window, float]] = field(default_factory=list)
+    underreporting: list[tuple[Window, float, str]] = field(default_factory=list)
+    """(window, share, mode: cash | all | void)"""
     silent_feed: list[Window] = field(default_factory=list)
     dead_camera: list[tuple[str, Window]] = field(default_factory=list)
     late: list[tuple[Window, float, float, str | None]] = field(default_factory=list)
@@ -149,7 +150,7 @@ def store_effects(catalogue: Catalogue, config: SimulationConfig) -> dict[str, S
             elif k == "traffic-drop":
                 eff.traffic_drop.append((window, incident.param("factor")))
             elif k == "underreporting":
-                eff.underreporting.append((window, incident.param("share")))
+                eff.underreporting.append((window, incident.param("share"), incident.param("mode")))
             elif k == "silent-feed":
                 eff.silent_feed.append(window)
             elif k == "dead-camera":
@@ -317,15 +318,20 @@ def plan_day(
             )
             fields = _ticket_fields(r, store, p, cur, kind, f"{key}-{i:05d}", terminal, t_ms)
             hidden = any(_window_mask(np.array([t_ms]), w)[0] for w in eff.silent_feed)
-            if kind is TicketKind.SALE and _cash_only(fields):
-                for window, share in eff.underreporting:
-                    if _window_mask(np.array([t_ms]), window)[0] and under_u[i] < share:
+            pocketed = False
+            if kind is TicketKind.SALE:
+                for window, share, mode in eff.underreporting:
+                    if not (_window_mask(np.array([t_ms]), window)[0] and under_u[i] < share):
+                        continue
+                    if mode == "all" or (mode == "cash" and _cash_only(fields)):
                         hidden = True
+                    elif mode == "void":
+                        pocketed = True
             if hidden:
                 dropped += 1
                 continue
             tickets.append(TicketDraft(t_ms, fields, int(kept_index[i])))
-            if kind is TicketKind.SALE and void_u[i] < p.void_rate:
+            if kind is TicketKind.SALE and (pocketed or void_u[i] < p.void_rate):
                 v_ms = t_ms + min(r.randint(20_000, 120_000), (min(int(exit_[i]), closes_ms) - t_ms) // 2)
                 void = dict(
                     reversed_amounts(fields),

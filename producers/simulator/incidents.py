@@ -34,7 +34,7 @@ EXPECTED_ALERT: dict[str, str | None] = {
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "sales-drop": {"factor": 0.2, "duration_h": 1.0},
     "traffic-drop": {"factor": 0.3, "duration_h": 1.0},
-    "underreporting": {"share": 0.5},
+    "underreporting": {"share": 0.5, "mode": "cash"},
     "silent-feed": {"duration_h": 2.0},
     "dead-camera": {},
     "late": {"fraction": 0.05, "minutes": 20.0},
@@ -62,8 +62,10 @@ class Incident(BaseModel):
 
     - ``sales-drop``: ``store``, ``at`` (local hour), ``factor`` (conversion multiplier, 0.2), ``for`` (1h).
     - ``traffic-drop``: ``store``, ``at``, ``factor`` (visitor multiplier, 0.3), ``for`` (1h).
-    - ``underreporting``: ``store`` or ``tenant``, ``at`` (from; default the start), ``share`` of cash sales never
-      recorded (0.5), ``for`` (default: to the end).
+    - ``underreporting``: ``store`` or ``tenant``, ``at`` (from; default the start), ``share`` (0.5), ``for``
+      (default: to the end), ``mode``: ``cash`` (that share of cash-only sales is never recorded), ``all``
+      (that share of every sale is never recorded: the tenant declares 1 - share of its sales) or ``void``
+      (that share of sales is voided after the customer paid: the money is kept, the void rate rises).
     - ``silent-feed``: ``store``, ``at``, ``for`` (2h): no tickets are delivered while cameras count.
     - ``dead-camera``: ``camera`` (or ``store``: all its cameras), ``at``, ``for`` (default: to the end).
     - ``late``: ``fraction`` (0.05) of events delivered ``minutes`` (20) late; optional ``store``, ``topic``,
@@ -87,6 +89,7 @@ class Incident(BaseModel):
     minutes: float | None = Field(None, gt=0)
     lag_s: float | None = Field(None, alias="lag", gt=0)
     topic: Literal["pos.tickets", "camera.counts"] | None = None
+    mode: Literal["cash", "all", "void"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -132,7 +135,7 @@ class Incident(BaseModel):
         for name, key in (
             ("store", "store"), ("tenant", "tenant"), ("camera", "camera"), ("topic", "topic"),
             ("at", "at"), ("duration_h", "for"), ("factor", "factor"), ("share", "share"),
-            ("fraction", "fraction"), ("minutes", "minutes"), ("lag_s", "lag"),
+            ("fraction", "fraction"), ("minutes", "minutes"), ("lag_s", "lag"), ("mode", "mode"),
         ):  # fmt: skip
             value = getattr(self, name)
             if value is not None:
@@ -295,7 +298,7 @@ def ground_truth(incidents: list[Incident], catalogue: Catalogue, days: list[dat
     for incident in incidents:
         params = {
             k: v
-            for k in ("factor", "share", "fraction", "minutes", "lag_s", "topic")
+            for k in ("factor", "share", "fraction", "minutes", "lag_s", "topic", "mode")
             if (v := incident.param(k)) is not None
         }
         scoped = incident.kind not in ("late", "duplicate") or incident.store is not None

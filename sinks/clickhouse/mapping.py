@@ -13,8 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.catalogue import Catalogue
-from schemas.models import Alert, CameraCount, HourlyConversion, PaymentMethod, PosTicket, Record
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
+from schemas.models import Alert, CameraCount, HourlyConversion, HourlyForecast, PaymentMethod, PosTicket, Record
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, FORECAST_HOURLY, POS_TICKETS
 
 Row = tuple[Any, ...]
 
@@ -41,10 +41,15 @@ COLUMNS: dict[str, list[str]] = {
         "discount_amount", "units", "refunds", "refund_amount", "voids", "employee_sales", "cash_amount",
         "conversion", "avg_ticket", "units_per_transaction", "revenue_per_visitor", "revenue_per_m2", "void_rate",
         "discount_rate", "cash_share", "quality_flags", "is_final", "revision", "updated_at", "version",
+        "complete_share",
     ],
     "alerts": [
         "alert_id", "kind", "state", "severity", "store_id", "tenant_id", "mall_id", "hour_start", "timezone",
         "observed", "expected", "message", "fired_at", "details",
+    ],
+    "forecast_hourly": [
+        "store_id", "tenant_id", "mall_id", "hour_start", "local_hour", "local_date", "timezone", "currency",
+        "issued_at", "horizon_hours", "visitors", "net_revenue", "method",
     ],
 }  # fmt: skip
 
@@ -54,6 +59,7 @@ TOPIC_TABLES: dict[str, tuple[str, ...]] = {
     CAMERA_COUNTS: ("camera_frames",),
     CONVERSION_HOURLY: ("conversion_hourly",),
     ALERTS: ("alerts",),
+    FORECAST_HOURLY: ("forecast_hourly",),
 }
 
 
@@ -133,7 +139,15 @@ def hourly_row(h: HourlyConversion) -> Row:
         h.refund_amount, h.voids, h.employee_sales, h.cash_amount, h.conversion, h.avg_ticket,
         h.units_per_transaction, h.revenue_per_visitor, h.revenue_per_m2, h.void_rate, h.discount_rate,
         h.cash_share, list(h.quality_flags), h.is_final, h.revision, h.updated_at,
-        hourly_version(h.revision, h.is_final, h.updated_at),
+        hourly_version(h.revision, h.is_final, h.updated_at), h.complete_share,
+    )  # fmt: skip
+
+
+def forecast_row(f: HourlyForecast) -> Row:
+    return (
+        f.store_id, f.tenant_id or "", f.mall_id or "", f.hour_start, f.local_hour,
+        local_date_of(f.local_hour, f.hour_start, f.timezone), f.timezone, f.currency or "", f.issued_at,
+        f.horizon_hours, f.visitors, f.net_revenue, f.method,
     )  # fmt: skip
 
 
@@ -152,6 +166,9 @@ def rows_for(topic: str, record: Record, timezones: Mapping[str, str]) -> dict[s
         return {"conversion_hourly": [hourly_row(record)]}
     store_id = str(getattr(record, "store_id", ""))
     timezone = timezones.get(store_id)
+    if topic == FORECAST_HOURLY:
+        assert isinstance(record, HourlyForecast)
+        return {"forecast_hourly": [forecast_row(record)]}
     if topic == ALERTS:
         assert isinstance(record, Alert)
         return {"alerts": [alert_row(record, timezone or "UTC")]}

@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from schemas.catalogue import load_catalogue
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from sinks.clickhouse.mapping import COLUMNS, rows_for, timezones_of
+from tests.analytics.grafana_data import add_malls_data
 from tests.sinks.conftest import CATALOGUE, alert, hourly
 from tests.sinks.grafana_macros import expand_macros, interpolate
 
@@ -44,7 +45,18 @@ EXPECTED: dict[tuple[str, int | str], list[str]] = {
     ("tillflow-alerts", 3): ["open_alerts"],
     ("tillflow-pipeline", 1): ["feed", "last_record", "age_seconds"],
     ("tillflow-pipeline", 2): ["time", "source", "tickets"],
+    ("tillflow-pipeline", 8): ["day", "source", "store_id", "pos_sales", "ingested", "missing", "sync_pct",
+                               "below_target"],
+    ("tillflow-pipeline", 9): ["store_id", "source_kind", "source_id", "on_time_pct", "delayed_minutes",
+                               "missing_minutes", "max_delay_s"],
     ("tillflow-store-live", "annotation:Alerts"): ["time", "text", "tags"],
+    ("tillflow-store-live", 20): ["time", "visitors", "forecast_visitors", "net_sales", "forecast_net_sales"],
+    ("tillflow-malls", 1): ["month", "tenant_id", "issue", "counted_sales", "breakpoint", "percentage_rent", "rent_due",
+                            "silent_days", "late_tickets", "issued_at"],
+    ("tillflow-malls", 2): ["tenant_id", "channel", "kind", "tickets", "net_sales"],
+    ("tillflow-malls", 3): ["campaign_id", "kind", "starts", "ends", "metric", "lift_pct", "lift_low_pct",
+                            "lift_high_pct", "baseline_days", "campaign_days", "verdict", "comparison"],
+    ("tillflow-malls", 4): ["time", "series", "treated_vs_controls_pct"],
 }  # fmt: skip
 
 
@@ -94,6 +106,10 @@ def simulate(ch: Any) -> None:
     add(ALERTS, alert(2, store="wg-volt", kind="TRAFFIC_DROP", fired_at=DAY + timedelta(hours=13)))
     for table, table_rows in rows.items():
         ch.insert(table, table_rows, column_names=COLUMNS[table])
+    from producers.pos.synccheck import SyncRow, write_rows  # `tillflow sync-check`'s table
+
+    write_rows(ch, [SyncRow("square-wg", "wg-fashion", DAY.date(), 200, 197, 3, 0, 990_000, 975_000, 0.985)], DAY)
+    add_malls_data(ch, DAY.date())
 
 
 def dashboards() -> list[dict[str, Any]]:
@@ -130,7 +146,7 @@ def test_provisioning_files() -> None:
             for target in p["targets"]:
                 assert target["datasource"]["uid"] in by_uid, (dash["uid"], p["title"])
     assert {d["uid"] for d in dashboards()} == {"tillflow-store-live", "tillflow-mall-benchmark", "tillflow-alerts",
-                                                "tillflow-pipeline"}  # fmt: skip
+                                                "tillflow-pipeline", "tillflow-malls"}  # fmt: skip
     names = {v["name"] for d in dashboards() for v in d["templating"]["list"]}
     assert {"mall", "store", "category"} <= names
 
@@ -222,3 +238,38 @@ def test_prometheus_panel_queries_parse(tmp_path: Path) -> None:
     (tmp_path / "panels.yml").write_text(yaml.safe_dump(rules))
     done = subprocess.run(["promtool", "check", "rules", str(tmp_path / "panels.yml")], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_source_minutes_reports_on_time_delayed_and_missing(ch: Any) -> None:
+    """The availability view behind the pipeline panel: a camera gap is missing minutes, a long closure is
+    not; POS tickets ingested late make their minute delayed, with the delay."""
+    from schemas.models import CameraCount, PosTicket
+
+    tz = timezones_of(load_catalogue(CATALOGUE))
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+
+    def add(topic: str, record: Any) -> None:
+        for table, table_rows in rows_for(topic, record, tz).items():
+            rows.setdefault(table, []).extend(table_rows)
+
+    t0 = DAY + timedelta(hours=8)
+    minutes = [*range(0, 10), *range(15, 20), *range(300, 305)]  # down for 5 minutes; closed for 4.7 h
+    for seq, m in enumerate(minutes):
+        at = t0 + timedelta(minutes=m)
+        add(CAMERA_COUNTS, CameraCount(camera_id="cam-wg-denim", store_id="wg-denim", frame_ts=at, frame_seq=seq,
+                                       people_in_frame=0, entries=0, exits=0, detector="t"))  # fmt: skip
+    for i, delay in enumerate((5, 1800)):
+        sold = t0 + timedelta(minutes=i)
+        add(POS_TICKETS, PosTicket(
+            ticket_id=f"late-{i}", source="lille-cdc", store_id="wg-denim", kind="SALE", occurred_at=sold,
+            currency="EUR", gross_amount=100, net_amount=100, tax_amount=0, discount_amount=0,
+            payments=[{"method": "CARD", "amount": 100}], lines=[], ingested_at=sold + timedelta(seconds=delay),
+        ))  # fmt: skip
+    for table, table_rows in rows.items():
+        ch.insert(table, table_rows, column_names=COLUMNS[table])
+    got = ch.query(
+        "SELECT source_kind, status, count(), max(delay_s) FROM source_minutes "
+        "GROUP BY source_kind, status ORDER BY 1, 2"
+    ).result_rows
+    assert got == [("camera", "missing", 5, 0), ("camera", "on_time", 20, 0), ("pos", "delayed", 1, 1800),
+                   ("pos", "on_time", 1, 5)]  # fmt: skip

@@ -155,7 +155,7 @@ def test_idle_rules_ignore_partitions_without_events_and_close_simulated_future_
 
 
 def test_rejects_unknown_store_and_events_older_than_retention() -> None:
-    e = engine(hour_retention_ms=2 * HOUR_MS)
+    e = engine(hour_retention_ms=HOUR_MS, closed_retention_ms=2 * HOUR_MS)
     out = e.apply(
         0,
         [
