@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from schemas.models import Record
+from schemas.models import Record, redact_personal_data
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,18 @@ def read_numbered(path: Path, model: type[Record]) -> Iterator[tuple[int, str, R
             try:
                 yield number, readable, parse_line(text, model)
             except ValueError as exc:
-                yield number, readable, Reject(number, str(exc), readable)
+                yield number, readable, Reject(number, str(exc), redacted_line(readable))
+
+
+def redacted_line(text: str) -> str:
+    """A refused line as a rejects file may keep it: a JSON object with every personal-data field's value
+    redacted (names kept, schemas.models.redact_personal_data); other text as it is."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    redacted = redact_personal_data(data)
+    return text if redacted == data else json.dumps(redacted, ensure_ascii=False)
 
 
 def is_rejects_file(path: Path) -> bool:

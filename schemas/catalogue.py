@@ -54,10 +54,30 @@ class OpeningHours(_Strict):
         return self
 
 
+UNMAPPED_ZONE = "unmapped"
+"""The zone of ticket lines whose category no zone of the store lists (and of lines without a category)."""
+
+
 class Zone(_Strict):
     id: str = Field(min_length=1)
     name: str | None = None
     area_m2: float = Field(gt=0)
+    categories: tuple[str, ...] = ()
+    """Product categories sold in this zone (the floor plan): ticket lines of these categories count here."""
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == UNMAPPED_ZONE:
+            raise ValueError(f"zone id {UNMAPPED_ZONE!r} is reserved for lines whose category maps to no zone")
+        return value
+
+
+class QueueAlert(_Strict):
+    """QUEUE_LONG: the queue at the tills stays over ``people`` for ``minutes`` consecutive minutes."""
+
+    people: float = Field(5, gt=0)
+    minutes: int = Field(5, ge=1)
 
 
 class Store(_Strict):
@@ -73,6 +93,10 @@ class Store(_Strict):
     opening_hours: dict[str, OpeningHours] | None = None
     """Per weekday (mon..sun); a missing weekday means closed. None: open all day every day."""
     zones: tuple[Zone, ...] = ()
+    queue_alert: QueueAlert = QueueAlert()
+    """Threshold of QUEUE_LONG and of the minutes-over-threshold figure (cameras with role queue)."""
+    floor_roles: tuple[str, ...] | None = None
+    """Shift roles that count as staff on the floor; None: every shift counts."""
 
     @field_validator("opening_hours")
     @classmethod
@@ -91,7 +115,21 @@ class Store(_Strict):
             if zone.id in seen:
                 raise ValueError(f"duplicate zone id {zone.id!r}")
             seen.add(zone.id)
+        owner: dict[str, str] = {}
+        for zone in value:
+            for category in zone.categories:
+                if category in owner:
+                    raise ValueError(f"category {category!r} is in zones {owner[category]!r} and {zone.id!r}")
+                owner[category] = zone.id
         return value
+
+    def zone_of_category(self, category: str | None) -> str:
+        """The zone whose floor area sells ``category``; ``unmapped`` when no zone lists it."""
+        if category:
+            for zone in self.zones:
+                if category in zone.categories:
+                    return zone.id
+        return UNMAPPED_ZONE
 
     @property
     def tz(self) -> ZoneInfo:
@@ -129,7 +167,9 @@ class Camera(_Strict):
     id: str = Field(min_length=1)
     store_id: str
     zone_id: str | None = None
-    role: Literal["entrance", "zone"]
+    role: Literal["entrance", "zone", "queue"]
+    """entrance: counts visitors at a door; zone: counts a zone's visitors; queue: watches the queue at the
+    tills and reports its occupancy (people_in_frame), with no door line (entries and exits stay 0)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -154,6 +194,10 @@ class Camera(_Strict):
             raise ValueError("an entrance camera has zone_id null")
         if self.role == "zone" and self.zone_id is None:
             raise ValueError("a zone camera needs a zone_id")
+        if self.role == "queue" and self.zone_id is not None:
+            raise ValueError("a queue camera has zone_id null (it counts people waiting, not visitors)")
+        if self.role == "queue" and getattr(self, "door_line", None) is not None:
+            raise ValueError("a queue camera has no door_line: it reports occupancy, not entries")
         return self
 
 
@@ -192,6 +236,10 @@ class Catalogue(_Strict):
 
     def cameras_of(self, store_id: str) -> list[Camera]:
         return [cam for cam in self.cameras if cam.store_id == store_id]
+
+    def queue_cameras(self) -> frozenset[str]:
+        """Ids of the cameras with role queue (their frames give queue length, never visitors)."""
+        return frozenset(cam.id for cam in self.cameras if cam.role == "queue")
 
     def camera(self, camera_id: str) -> Camera:
         for cam in self.cameras:

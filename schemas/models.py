@@ -23,6 +23,27 @@ _PERSONAL_DATA = re.compile(
 )
 
 
+def is_personal_field(name: str) -> bool:
+    """Whether a field name looks like it carries a customer's identity (the rule of :class:`Record`)."""
+    return bool(_PERSONAL_DATA.search(name))
+
+
+REDACTED = "<redacted>"
+
+
+def redact_personal_data(value: Any) -> Any:
+    """``value`` (parsed JSON) with the value of every personal-data field, at any depth, replaced by
+    :data:`REDACTED`: what a rejects file or a dead letter may keep of a refused record (field names stay)."""
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and is_personal_field(k) else redact_personal_data(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_personal_data(v) for v in value]
+    return value
+
+
 class PersonalDataError(ValueError):
     """A record carried a field that looks like customer personal data."""
 
@@ -122,6 +143,13 @@ def _not_blank(value: str) -> str:
 Id = Annotated[str, AfterValidator(_not_blank)]
 """An identifier: a string with at least one non-space character."""
 
+# Bounds that keep one record to kilobytes: a 5 MB description was accepted end to end (issue 12).
+MAX_TEXT = 1_000
+MAX_LINES = 1_000
+MAX_PAYMENTS = 100
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+BoundedId = Annotated[str, AfterValidator(_not_blank), Field(max_length=200)]
+
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
@@ -159,7 +187,7 @@ class Record(BaseModel):
         if isinstance(data, dict):
             known = _field_names(cls)
             for key in data:
-                if key not in known and isinstance(key, str) and _PERSONAL_DATA.search(key):
+                if key not in known and isinstance(key, str) and is_personal_field(key):
                     raise PersonalDataError(
                         f"field {key!r} looks like customer personal data; tillflow does not accept it"
                     )
@@ -203,13 +231,13 @@ class Payment(Record):
 
 
 class TicketLine(Record):
-    sku: Id
-    description: str | None = None
+    sku: BoundedId
+    description: Text | None = None
     quantity: Double
     unit_price: Long
     discount_amount: Long = 0
     net_amount: Long
-    category: str | None = None
+    category: Text | None = None
 
 
 # Kinds whose amounts are money back to the customer (or a cancelled sale): their amounts are <= 0.
@@ -239,9 +267,9 @@ class PosTicket(Record):
     net_amount: Long
     tax_amount: Long
     discount_amount: Long
-    payments: tuple[Payment, ...] = ()
+    payments: Annotated[tuple[Payment, ...], Field(max_length=MAX_PAYMENTS)] = ()
     channel: Channel = Channel.IN_STORE
-    lines: tuple[TicketLine, ...] = ()
+    lines: Annotated[tuple[TicketLine, ...], Field(max_length=MAX_LINES)] = ()
     original_ticket_id: str | None = None
     ingested_at: UtcDatetime
 
@@ -346,6 +374,8 @@ class AlertKind(StrEnum):
     UNDERREPORTING = "UNDERREPORTING"
     FEED_SILENT = "FEED_SILENT"
     CAMERA_SILENT = "CAMERA_SILENT"
+    UNDERSTAFFED = "UNDERSTAFFED"
+    QUEUE_LONG = "QUEUE_LONG"
 
 
 class AlertState(StrEnum):

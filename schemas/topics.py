@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.models import Alert, CameraCount, HourlyConversion, HourlyForecast, PosTicket, Record
+from schemas.storeops import OpsHourly, StaffShift
 
 POS_TICKETS = "pos.tickets"
 CAMERA_COUNTS = "camera.counts"
 CONVERSION_HOURLY = "conversion.hourly"
 ALERTS = "alerts"
+STAFF_SHIFTS = "staff.shifts"
+STOREOPS_HOURLY = "storeops.hourly"
 FORECAST_HOURLY = "forecast.hourly"
 
 
@@ -35,6 +38,8 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(CAMERA_COUNTS, CameraCount, "store_id", joined=True),
         TopicSpec(CONVERSION_HOURLY, HourlyConversion, "store_id", joined=False),
         TopicSpec(ALERTS, Alert, "store_id", joined=False),
+        TopicSpec(STAFF_SHIFTS, StaffShift, "store_id", joined=True),
+        TopicSpec(STOREOPS_HOURLY, OpsHourly, "store_id", joined=False),
         TopicSpec(FORECAST_HOURLY, HourlyForecast, "store_id", joined=False),
     )
 }

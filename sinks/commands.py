@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -132,6 +133,12 @@ def sink_outbox(
 def report(
     store: Annotated[str, typer.Option("--store", "-s", help="Store id from the catalogue.")],
     day: Annotated[str, typer.Option("--date", "-d", help="The store's local date, YYYY-MM-DD.")],
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", help="Also draw the day as a PNG: visitors as bars, conversion as a line, alerts marked."
+        ),
+    ] = None,
 ) -> None:
     """Print a store's day from ClickHouse: one row per store-local hour with footfall, sales and conversion."""
     from rich.table import Table
@@ -162,6 +169,14 @@ def report(
     table.add_section()
     table.add_row(*rows[-1], style="bold")
     out.print(table)
+    if plot is not None:
+        from schemas.catalogue import load_catalogue
+        from sinks.briefing.service import build
+
+        catalogue = load_catalogue(settings.catalogue)
+        _, png = build(connect(settings), catalogue, store, local_date)  # the briefing's chart
+        plot.write_bytes(png)
+        out.print(f"chart: {plot}")
 
 
 def register(app: typer.Typer) -> None:

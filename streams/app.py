@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from socket import gethostname
 from typing import Any
 
 from schemas.catalogue import Catalogue
@@ -93,7 +94,7 @@ def create_app(
     """A Faust app for ``catalogue`` on the configured (or local) broker and registry."""
     import faust
 
-    from streams.transport import SCHEME, broker_urls
+    from streams.transport import SCHEME, Stream, broker_urls
 
     ep = endpoints(settings)
     app_id = app_id or settings.streams_app_id
@@ -103,7 +104,10 @@ def create_app(
     app = faust.App(
         app_id,
         broker=broker_urls(ep.bootstrap),
-        broker_consumer=broker_urls(ep.bootstrap, SCHEME),  # streams/transport.py
+        # streams/transport.py: offsets committed only after their records' effects are flushed
+        broker_consumer=broker_urls(ep.bootstrap, SCHEME),
+        broker_producer=broker_urls(ep.bootstrap, SCHEME),
+        Stream=Stream,
         broker_credentials=broker_credentials(settings),
         store=store or settings.streams_store,
         # Faust keeps table metadata (and RocksDB files) in its data dir; default is ./<app id>-data.
@@ -117,6 +121,8 @@ def create_app(
         key_serializer="raw",
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
+        # static membership where configured, and on the local stack (noida-db never evicts a dead member)
+        consumer_group_instance_id=settings.streams_instance_id or (f"{app_id}@{gethostname()}" if ep.local else None),
         # Table changelog values are a few kB each: batch and compress them, or the producer becomes the
         # bottleneck ("producer buffer full") long before the agents do.
         producer_max_batch_size=512 * 1024,
@@ -148,4 +154,10 @@ def create_app(
     agents = define_agents(
         app, processor, topics, tables, settings.streams_batch_size, settings.streams_tick_s, send or send_all
     )
+    if settings.streams_storeops:
+        from streams.storeops_stage import define_ops_agent
+
+        agents |= define_ops_agent(
+            app, catalogue, names, registry, partitions, settings.streams_batch_size, send or send_all
+        )
     return StreamsApp(app, topics, tables, processor, agents)

@@ -22,6 +22,7 @@ from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from streams.engine import FRAME, TICKET, Engine, Output, StreamConfig
 from streams.peers import PeerEngine
 from streams.topics import TopicNames
+from tillflow.dlq import DeadLetter, dead_letter_record
 
 EVENTS = Counter("tillflow_streams_events_total", "Input records processed.", ["topic"])
 DUPLICATES = Counter("tillflow_streams_duplicates_total", "Duplicate tickets and frames counted once.")
@@ -155,7 +156,7 @@ class Processor:
             try:
                 record = self._decoders[real_topic].decode(raw.value)
             except DecodeError as exc:
-                sends.append(self._dead_letter(raw, f"undecodable: {exc}"))
+                sends.append(self._dead_letter(raw, "decode", str(exc)))
                 continue
             batch.append((kind, record))
             sources.append(raw)
@@ -175,7 +176,7 @@ class Processor:
     ) -> Output:
         out = self.engine.apply(partition, batch, now_ms)
         for index, reason in out.rejects:
-            sends.append(self._dead_letter(sources[index], reason))
+            sends.append(self._dead_letter(sources[index], "map", reason))
         out.rejects = []
         EVENTS.labels(self.names.tickets).inc(sum(1 for k, _ in batch if k == TICKET))
         EVENTS.labels(self.names.counts).inc(sum(1 for k, _ in batch if k == FRAME))
@@ -217,10 +218,11 @@ class Processor:
             ALERTS_FIRED.labels(alert["kind"], alert["state"]).inc()
         EMITTED.labels(self.names.alerts).inc(len(alerts))
 
-    def _dead_letter(self, raw: Raw, reason: str) -> Send:
+    def _dead_letter(self, raw: Raw, stage: str, reason: str) -> Send:
         DEAD_LETTERS.labels(raw.topic).inc()
-        headers = {"error": reason, "topic": raw.topic, "partition": str(raw.partition), "offset": str(raw.offset)}
-        return Send(self.names.dlq(raw.topic), raw.key, raw.value or b"", headers)
+        letter = DeadLetter(raw.topic, raw.partition, raw.offset, raw.key, raw.value, stage, reason)
+        record = dead_letter_record(letter, "streams", self.names.dlq(raw.topic))
+        return Send(record.topic, record.key, record.value, record.headers)
 
     def process_peers(self, records: Iterable[Raw]) -> list[Send]:
         """Messages of the peer topic: store-hour summaries and end-of-replay flush markers."""

@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,9 @@ from pydantic import ValidationError
 from schemas.catalogue import Catalogue
 from schemas.models import Alert, CameraCount, HourlyConversion, PosTicket
 from schemas.serde import TopicSerde
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
+from schemas.storeops import OpsHourly, StaffShift
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, STAFF_SHIFTS, STOREOPS_HOURLY
+from streams.storeops_stage import OpsTopicNames
 from streams.topics import TopicNames
 from tillflow.kafka import client_config, consumer_config, endpoints, ensure_topics, producer_config
 from tillflow.settings import Settings
@@ -48,6 +50,8 @@ class ReplayResult:
     produced: int
     rejected: int
     run_id: str
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    """storeops.hourly: the latest revision of every store/zone/category-hour."""
 
 
 def produce_files(
@@ -57,6 +61,7 @@ def produce_files(
     counts: Path | None,
     rejects: Path,
     progress: Callable[[int], None],
+    shifts: Path | None = None,
 ) -> tuple[int, int]:
     """Validate and produce the files (either may be None); invalid lines are appended to ``rejects``."""
     from producers.sender import RecordSender
@@ -66,6 +71,7 @@ def produce_files(
         for path, topic, model, target in (
             (tickets, POS_TICKETS, PosTicket, names.tickets),
             (counts, CAMERA_COUNTS, CameraCount, names.counts),
+            (shifts, STAFF_SHIFTS, StaffShift, OpsTopicNames.of(names).shifts),
         ):
             if path is None:
                 continue
@@ -148,6 +154,8 @@ def run_topics(settings: Settings, names: TopicNames) -> list[str]:
     wanted = {t: partitions for t in (names.tickets, names.counts, names.conversion, names.alerts)}
     wanted |= {f"{t}.dlq": partitions for t in (names.tickets, names.counts)}
     wanted |= {names.ticks: partitions, names.peers: partitions}
+    ops = OpsTopicNames.of(names)
+    wanted |= {ops.shifts: partitions, f"{ops.shifts}.dlq": partitions, ops.storeops: partitions}
     ensure_topics(admin, wanted, settings.topic_replication_factor)
     return list(wanted)
 
@@ -165,6 +173,9 @@ def start_worker(
         TILLFLOW_REGISTRY_URL=ep.registry_url,
         TILLFLOW_TOPIC_PARTITIONS=str(settings.topic_partitions),
         TILLFLOW_STATE_DIR=str(settings.state_dir.resolve()),
+        # One worker per run: static membership lets a worker restarted after a crash take its partitions
+        # back at once (noida-db never evicts a dead member; issue 12 measured a 158 s wait and more).
+        TILLFLOW_STREAMS_INSTANCE_ID=settings.streams_instance_id or f"{app_id}-worker",
     )
     cmd = [sys.executable, "-m", "tillflow", "worker", "--stores", str(catalogue_path), "--app-id", app_id]
     cmd += ["--topic-prefix", prefix]
@@ -185,7 +196,8 @@ def wait_processed(
     partitions = settings.topic_partitions
     consumer = Consumer(consumer_config(settings, names.app_id))
     try:
-        for topic in (names.tickets, names.counts):
+        ops = OpsTopicNames.of(names)
+        for topic in (names.tickets, names.counts, ops.shifts):
             ends = _ends(consumer, topic, partitions)
             _wait(f"processing {topic}", consumer, topic, ends, worker, deadline, log_path)
         if close_all:
@@ -193,6 +205,8 @@ def wait_processed(
             _wait("closing every hour", consumer, names.ticks, [o + 1 for o in offsets], worker, deadline, log_path)
             ends = _ends(consumer, names.peers, partitions)
             _wait("confirming peers", consumer, names.peers, ends, worker, deadline, log_path)
+        ends = _ends(consumer, names.conversion, partitions)
+        _wait("store operations", consumer, names.conversion, ends, worker, deadline, log_path)
     finally:
         consumer.close()
 
@@ -208,6 +222,15 @@ def read_outputs(settings: Settings, names: TopicNames) -> tuple[list[dict[str, 
     return conversions, alerts
 
 
+def read_ops(settings: Settings, names: TopicNames) -> list[dict[str, Any]]:
+    """Every record of a run's storeops.hourly topic, decoded."""
+    from schemas.serde import registry_client
+
+    registry = registry_client(endpoints(settings).registry_url)
+    topic = OpsTopicNames.of(names).storeops
+    return _read_all(settings, topic, settings.topic_partitions, TopicSerde(registry, STOREOPS_HOURLY))
+
+
 def replay(
     settings: Settings,
     catalogue_path: Path,
@@ -219,6 +242,7 @@ def replay(
     timeout: float = 900.0,
     progress: Callable[[int], None] = lambda n: None,
     late: Sequence[tuple[Path | None, Path | None]] = (),
+    shifts: Path | None = None,
 ) -> ReplayResult:
     """Run the pipeline over the files and write the outputs; see the module docstring.
 
@@ -233,7 +257,7 @@ def replay(
     rejects = out_dir / "rejects.jsonl"
     rejects.unlink(missing_ok=True)
     topics = run_topics(settings, names)
-    produced, rejected = produce_files(settings, names, tickets, counts, rejects, progress)
+    produced, rejected = produce_files(settings, names, tickets, counts, rejects, progress, shifts)
     log_path = out_dir / "worker.log"
     worker = start_worker(settings, catalogue_path, app_id, prefix, log_path)
     deadline = time.monotonic() + timeout
@@ -246,16 +270,18 @@ def replay(
     finally:
         stop_worker(worker)
     conversions, alerts = read_outputs(settings, names)
+    ops = latest_ops(read_ops(settings, names))
+    write_jsonl(out_dir / "storeops.jsonl", [OpsHourly.model_validate(r).to_json() for r in ops])
     finals = latest_finals(conversions)
     latest_alerts = {a["alert_id"]: a for a in alerts}
     write_jsonl(out_dir / "conversion.jsonl", [HourlyConversion.model_validate(r).to_json() for r in finals])
     ordered = sorted(latest_alerts.values(), key=lambda a: (a["hour_start"], a["store_id"], a["kind"]))
     write_jsonl(out_dir / "alerts.jsonl", [Alert.model_validate(a).to_json() for a in ordered])
-    tables = ("hours", "stores", "partitions", "history", "retained", "peer_groups")
+    tables = ("hours", "stores", "partitions", "history", "retained", "peer_groups", "ops_hours", "ops_stores")
     AdminClient(client_config(settings)).delete_topics(
         [*topics, *(f"{app_id}-{t}-changelog" for t in tables)], operation_timeout=10
     )
-    return ReplayResult(finals, ordered, produced, rejected, run_id)
+    return ReplayResult(finals, ordered, produced, rejected, run_id, ops)
 
 
 def latest_finals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -267,6 +293,18 @@ def latest_finals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         start = rec["hour_start"]
         start_ms = start if isinstance(start, int) else int(start.timestamp() * 1000)
         key = (rec["store_id"], rec["zone_id"] or "", start_ms)
+        if key not in latest or rec["revision"] >= latest[key]["revision"]:
+            latest[key] = rec
+    return [latest[k] for k in sorted(latest)]
+
+
+def latest_ops(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The latest revision of every (store, grain, dimension, hour) of storeops.hourly."""
+    latest: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    for rec in records:
+        start = rec["hour_start"]
+        start_ms = start if isinstance(start, int) else int(start.timestamp() * 1000)
+        key = (rec["store_id"], str(rec["grain"]), rec["dimension"], start_ms)
         if key not in latest or rec["revision"] >= latest[key]["revision"]:
             latest[key] = rec
     return [latest[k] for k in sorted(latest)]

@@ -1,24 +1,48 @@
-"""Faust's aiokafka transport with a cheaper hand-off of each fetched record to the streams.
+"""Faust's aiokafka transport: a cheaper hand-off of each fetched record to the streams, and commits that
+never run ahead of processing.
+
+**The rule** (at-least-once): never commit an offset whose record has not been processed and whose effects
+(table changelog writes, output records, dead letters) have not been handed to the broker and acknowledged.
+Faust 0.15 breaks it in several places, each fixed below and each measured losing records when a busy worker
+was stopped (issue 12; tests/streams/test_restart_busy.py):
+
+- ``Stream.take_events`` acknowledged its batch in a ``finally``, also when the agent was cancelled or
+  raised in the middle of it: :class:`Stream` acknowledges a batch only when the agent asks for the next.
+- ``ProducerBuffer.flush`` (run before each commit) gave up after 0.1 s, leaving table changelog writes
+  queued behind committed offsets: :class:`Producer` flushes until nothing is queued or in flight.
+- ``getmany`` dropped records fetched for a partition that was not active (paused for recovery) while the
+  fetch position had moved past them: :meth:`Consumer.getmany` seeks back to them (never forward).
+- a gap of offsets not handed over was marked processed: :meth:`Consumer._gap_confirmed` reads the
+  partition again first and accepts only a gap seen twice at the same place (compaction, transaction markers).
+- a hand-off cancelled by a rebalance moved the read offset past its record: it is read again.
+- after a seek the read offset meant the *next* offset, elsewhere the last one handed over (one record
+  could slip); partitions without a committed offset were left where the fetcher had read ahead.
 
 Faust's fetcher hands every record over through ``Service.wait_first(callback(message),
 suspend_flow.wait())``, which creates four tasks and an ``asyncio.wait`` per record: about a third of a
 worker's CPU. Here the callback is first run inline; almost always it finishes without suspending (the
 stream's queue has room, flow is not suspended, the producer buffer is not full) and nothing else is
 needed. Only when it suspends does the record take Faust's path, with the callback resumed exactly where
-it stopped, so a rebalance (``suspend_flow``) still cancels a blocked hand-off as before.
+it stopped, so a rebalance (``suspend_flow``) still cancels a blocked hand-off (which is then read again).
 
-Selected with ``broker_consumer=broker_urls(bootstrap, SCHEME)`` (streams/app.py); producing is unchanged.
+Selected with ``broker_consumer`` / ``broker_producer`` = ``broker_urls(bootstrap, SCHEME)`` and
+``Stream=Stream`` (streams/app.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Generator, Sequence
 from typing import Any, cast
 
-from faust.transport.consumer import CONSUMER_FETCHING
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.producer import ProducerBuffer
+from mode import Seconds, want_seconds
+from mode.utils.aiter import aiter
+from mode.utils.futures import notify
 
 SCHEME = "tillflow+kafka"
 
@@ -48,8 +72,15 @@ class _Resume:
                 return stop.value
 
 
-async def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
-    return await _Resume(coro, first)
+class _HandOver:
+    """A hand-off that suspended; ``done`` once the record reached its streams."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self.coro, self.first, self.done = coro, first, False
+
+    async def run(self) -> None:
+        await _Resume(self.coro, self.first)
+        self.done = True
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -70,31 +101,41 @@ class Consumer(faust_aiokafka.Consumer):
                 set_flag(CONSUMER_FETCHING)
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
+                reseeking: set[Any] = set()
                 if not self.should_stop:
                     async for tp, message in ait:
                         num_since_yield += 1
                         if num_since_yield > yield_every:
                             await asyncio.sleep(0)
                             num_since_yield = 0
+                        if tp in reseeking:
+                            continue  # read again from the start of its gap
                         offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                            coro = callback(message)
-                            try:
-                                first = coro.send(None)
-                            except StopIteration:
-                                pass  # handed over without suspending: the usual case
-                            else:
-                                await self.wait_first(_resume(coro, first), self.suspend_flow.wait())
-                            set_read_offset(tp, offset)
-                        else:
+                        r_offset = get_read_offset(tp)  # the last offset handed over (see perform_seek)
+                        if r_offset is not None and offset <= r_offset:
                             self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+                            continue
+                        if r_offset is not None and offset > r_offset + 1 and acks_enabled_for(message.topic):
+                            if not await self._gap_confirmed(tp, r_offset + 1, offset):
+                                reseeking.add(tp)
+                                continue
+                            await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        coro = callback(message)
+                        try:
+                            first = coro.send(None)
+                        except StopIteration:
+                            pass  # handed over without suspending: the usual case
+                        else:
+                            hand_over = _HandOver(coro, first)
+                            await self.wait_first(hand_over.run(), self.suspend_flow.wait())
+                            if not hand_over.done:  # cancelled by a rebalance or a stop: read it again later
+                                await self.seek(tp, offset)
+                                reseeking.add(tp)
+                                continue
+                        set_read_offset(tp, offset)
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -111,6 +152,109 @@ class Consumer(faust_aiokafka.Consumer):
             raise
         finally:
             unset_flag(CONSUMER_FETCHING)
+
+    async def getmany(self, timeout: float) -> AsyncGenerator[tuple[Any, Any], None]:
+        """faust.transport.consumer.Consumer.getmany (faust-streaming 0.15), without losing records.
+
+        Faust drops the fetched records of a partition that is not active when they are handed over
+        (paused for recovery, revoked, flow stopped), but the fetcher's position has moved past them: they
+        were never read again (a restarted worker sat with records after its committed offset, issue 12).
+        Here each partition whose records were dropped is sought back to the first of them.
+        """
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        dropped: dict[Any, int] = {}
+        if self.flow_active:
+            records_it = self.scheduler.iterate(records)
+            for tp, record in records_it:
+                if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                    dropped.setdefault(tp, record.offset)
+                    for tp_left, record_left in records_it:
+                        dropped.setdefault(tp_left, record_left.offset)
+                    break
+                if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    yield tp, self._to_message(tp, record)
+                else:
+                    dropped.setdefault(tp, record.offset)
+            for tp, first in dropped.items():
+                if tp in self.assignment():
+                    # never forward: a rebalance meanwhile may have sought back further (to the committed offset)
+                    last = self._read_offset.get(tp)
+                    start = last + 1 if last is not None else (self._committed_offset.get(tp) or 0)
+                    target = min(first, start)
+                    self.log.info("%s: %d.. fetched while not active; reading again from %d", tp, first, target)
+                    await self.seek(tp, target)
+        else:
+            self.log.dev("getmany called while flow not active. Seek back to committed offsets.")
+            try:
+                await self.perform_seek()
+            except Exception as ex:
+                self.log.warning(f"exception performing seek when flow not active {ex}")
+
+    _gaps_seen: dict[Any, tuple[int, int]]
+
+    async def _gap_confirmed(self, tp: Any, first_missing: int, offset: int) -> bool:
+        """Whether offsets ``first_missing``..``offset - 1`` of ``tp`` are really absent from the log.
+
+        Faust marks such a gap as processed, for offsets that compaction removed or that transaction
+        markers hold. But the fetcher also returns records from ahead of a seek (read ahead before a
+        restart's seek to the committed offsets): their gap is records never handed over, and marking it
+        processed committed them unread (issue 12: thousands of records lost after a busy worker's stop).
+        So the first time a gap shows, the partition is read again from its start; a gap seen again at the
+        same place is real.
+        """
+        seen = self.__dict__.setdefault("_gaps_seen", {})
+        if seen.get(tp) == (first_missing, offset):
+            del seen[tp]
+            return True
+        seen[tp] = (first_missing, offset)
+        self.log.info(
+            "%s: offsets %d..%d not handed over; reading again from %d", tp, first_missing, offset - 1, first_missing
+        )
+        await self.seek(tp, first_missing)
+        return False
+
+    async def perform_seek(self) -> None:
+        """Faust's, with the read offset meaning the same after a seek as after a record: the last offset
+        handed over (Faust stores the *next* one after a seek, so a first record one past it went unnoticed)."""
+        await super().perform_seek()
+        for tp, offset in list(self._read_offset.items()):
+            self._read_offset[tp] = offset - 1 if offset else None
+
+    async def seek(self, partition: Any, offset: int) -> None:
+        await super().seek(partition, offset)
+        self._read_offset[ensure_TP(partition)] = offset - 1 if offset else None
+
+    async def seek_to_committed(self) -> Any:
+        """Seek every assigned partition to its committed offset; an input partition without one (or at 0)
+        to its beginning.
+
+        aiokafka seeks only to committed offsets above 0 and leaves other partitions where the fetcher is.
+        Records the fetcher read ahead while the flow was stopped (startup, recovery, a rebalance) are
+        dropped by Faust, which then seeks back to the committed offsets: without a commit, nothing moved
+        the position back, and those records were skipped until the next restart (a fresh worker sat idle
+        with nothing committed; issue 12's stalls).
+        """
+        committed = await super().seek_to_committed()
+        changelogs = self.app.tables.changelog_topics
+        fresh = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+        if fresh:
+            await self._thread.call_thread(self._thread._ensure_consumer().seek_to_beginning, *fresh)
+        return committed
+
+    def uncommitted(self, topics: Collection[str]) -> dict[Any, tuple[int, int]]:
+        """Per assigned partition of ``topics`` whose high watermark is known: (committed offset, records
+        after it)."""
+        out: dict[Any, tuple[int, int]] = {}
+        for tp in self.assignment():
+            high = self.highwater(tp) if tp.topic in topics else None
+            if high is not None:
+                committed = int(self._committed_offset.get(tp) or 0)
+                out[tp] = (committed, max(int(high) - committed, 0))
+        return out
 
     async def input_lag(self, topics: Collection[str]) -> dict[Any, int]:
         """Records not yet handed to the streams, per assigned partition of ``topics``.
@@ -132,8 +276,112 @@ class Consumer(faust_aiokafka.Consumer):
         return lags
 
 
+class Stream(faust.Stream):  # type: ignore[misc]
+    async def take_events(self, max_: int, within: Seconds) -> AsyncGenerator[Sequence[Any], None]:
+        """Batches of up to ``max_`` events, or what arrived within ``within`` seconds (as Faust's).
+
+        Unlike Faust's, a batch is acknowledged only when the agent comes back for the next one: never when
+        the agent stopped, was cancelled or raised while it held the batch (the module docstring's rule).
+        """
+        events: list[Any] = []
+        buffer_full = asyncio.Event()
+        buffer_consumed = asyncio.Event()
+        timeout = want_seconds(within) if within else None
+        stream_enable_acks: bool = self.enable_acks
+        buffer_consuming: asyncio.Future[Any] | None = None
+        channel_it = aiter(self.channel)
+
+        async def add_to_buffer(value: Any) -> Any:
+            try:
+                nonlocal buffer_consuming
+                if buffer_consuming is not None:
+                    try:
+                        await buffer_consuming
+                    finally:
+                        buffer_consuming = None
+                event = self.current_event
+                if event is None:
+                    raise RuntimeError("Take buffer found current_event is None")
+                events.append(event)
+                if len(events) >= max_:
+                    buffer_full.set()
+                    buffer_consumed.clear()
+                    await self.wait(buffer_consumed)  # type: ignore[arg-type]
+            except asyncio.CancelledError:  # pragma: no cover
+                raise
+            except Exception as exc:
+                self.log.exception("Error adding to take buffer: %r", exc)
+                await self.crash(exc)
+            return value
+
+        self.enable_acks = False  # acknowledged here, after the agent is done with them
+        self.add_processor(add_to_buffer)
+        self._enable_passive(cast(Any, channel_it))
+        try:
+            while not self.should_stop:
+                await self.wait_for_stopped(buffer_full, timeout=timeout)  # type: ignore[arg-type]
+                if not events:
+                    continue
+                buffer_consuming = self.loop.create_future()
+                batch = list(events)
+                events.clear()
+                finished = False
+                try:
+                    yield batch
+                    finished = True  # the agent asked for the next batch: this one is processed
+                finally:
+                    if finished:
+                        for event in batch:
+                            await self.ack(event)
+                    notify(buffer_consuming)
+                    buffer_full.clear()
+                    buffer_consumed.set()
+        finally:
+            self.enable_acks = stream_enable_acks
+            self._processors.remove(add_to_buffer)
+
+
+class _Buffer(ProducerBuffer):  # type: ignore[misc]
+    """Faust's producer buffer, counting the message it is publishing (no longer queued, not yet sent)."""
+
+    in_flight = 0
+
+    async def _send_pending(self, fut: Any) -> None:
+        self.in_flight += 1
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self.in_flight -= 1
+
+
+class Producer(faust_aiokafka.Producer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        buffer = _Buffer(loop=self.loop, beacon=self.beacon)
+        buffer.app = self.app
+        self.buffer = buffer  # before on_start, which starts it
+
+    async def flush(self) -> None:
+        """Every queued record (table changelog writes included) sent and acknowledged; the consumer calls
+        this before each commit. Raises when the producer stopped with records still queued."""
+        buffer = cast(_Buffer, self.buffer)
+        while buffer.size or buffer.in_flight:
+            if buffer.state != "running":
+                raise RuntimeError(f"producer stopped with {buffer.size + buffer.in_flight} records not sent")
+            buffer.message_sent.clear()
+            try:
+                await asyncio.wait_for(buffer.message_sent.wait(), timeout=0.1)
+            except TimeoutError:
+                continue
+        if self._producer is not None:
+            await self._producer.flush()
+        for transaction_producer in self._transaction_producers.values():
+            await transaction_producer.flush()
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+    Producer = Producer
 
 
 TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")

@@ -84,9 +84,10 @@ HELP_PANELS = {
         "cdc",
         "normalize",
         "camera",
+        "shifts",
     ),
     "Streams": ("worker", "replay", "recompute", "backfill"),
-    "Sinks": ("sink", "clickhouse", "report"),
+    "Sinks": ("sink", "clickhouse", "report", "briefing"),
     "Malls and chains (from ClickHouse)": ("statements", "lift", "forecast"),
     "Contracts": ("schemas", "registry"),
 }

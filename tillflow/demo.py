@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
 
 from schemas.serde import TopicSerde, registry_client
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, STAFF_SHIFTS, STOREOPS_HOURLY
 from tillflow import devstack
 from tillflow.board import Board
 from tillflow.kafka import consumer_config, endpoints
@@ -41,6 +41,8 @@ def demo_incidents(day: date) -> list[str]:
         f"sales-drop:store=wg-grocer,at={day.isoformat()}T15,factor=0.15",
         f"silent-feed:store=wg-fashion,at={day.isoformat()}T16,for=2h",
         f"dead-camera:camera=cam-nyc-soho,at={day.isoformat()}T14,for=3h",
+        f"queue-long:store=nyc-soho,at={day.isoformat()}T12:10,for=20m",
+        f"understaffed:store=wg-grocer,at={day.isoformat()}T18",
         "late:fraction=0.02,minutes=15",
         "duplicate:fraction=0.01",
     ]
@@ -286,7 +288,7 @@ def _run(
                     simulator.proc.poll() == 0
                     and board.hours
                     and all(r["is_final"] for r in board.hours.values())
-                    and reader.lag(worker_group, (POS_TICKETS, CAMERA_COUNTS)) == 0
+                    and reader.lag(worker_group, (POS_TICKETS, CAMERA_COUNTS, STAFF_SHIFTS, CONVERSION_HOURLY)) == 0
                 )
                 quiet_since = (quiet_since or time.monotonic()) if (done and not got) else None
                 if not keep_running and quiet_since and time.monotonic() - quiet_since > 5:
@@ -312,7 +314,7 @@ def _stop_all(
         sink = next((p for p in procs if p.name == "sink"), None)
         if sink is not None:
             if reader is not None and len(groups) == 2:
-                topics = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)
+                topics = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS, STAFF_SHIFTS, STOREOPS_HOURLY)
                 _drain(sink, lambda: reader.lag(groups[1], topics))
             sink.stop()
     finally:
@@ -348,6 +350,19 @@ def report(result: dict[str, Any], store: str = "wg-grocer") -> str:
     return done.stdout + (done.stderr if done.returncode else "")
 
 
+def briefings(result: dict[str, Any], stores: tuple[str, ...] = ("wg-fashion", "wg-grocer")) -> dict[str, str]:
+    """`tillflow briefing` of each store for the simulated day (staffing, queues, zones), each with its chart saved
+    beside the demo's data; one after the other (the embedded chDB engine takes one process at a time)."""
+    texts = {}
+    for store in stores:
+        chart = Path(result["env"]["TILLFLOW_STATE_DIR"]) / f"briefing-{store}.png"
+        args = ["briefing", "--store", store, "--date", result["day"].isoformat(), "--plot", str(chart), "--save"]
+        done = subprocess.run([sys.executable, "-m", "tillflow", *args], env=result["env"], capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        texts[store] = done.stdout + (done.stderr if done.returncode else "")
+    return texts
+
+
 def _with_status(board: Board, status: str, text: Any) -> Any:
     from rich.console import Group
 
@@ -374,7 +389,8 @@ def print_summary(result: dict[str, Any]) -> None:
             f"{t['net_revenue'] / 100:,.2f} {t['currency'] or ''}",
         )
     out.print(table)
-    firing = [a for a in board.alerts.values() if a["state"] == "FIRING"]
+    # QUEUE_LONG is an incident: it fires and resolves when the queue clears, so its latest state is RESOLVED.
+    firing = [a for a in board.alerts.values() if a["state"] == "FIRING" or a["kind"] == "QUEUE_LONG"]
     out.print(f"alerts fired: {len(firing)}")
     for a in sorted(firing, key=lambda a: a["hour_start"]):
         out.print(f"  {a['kind']:<15} {a['store_id']:<12} {a['hour_start']:%Y-%m-%d %H:%M} UTC  {a['message']}")
@@ -384,6 +400,9 @@ def print_summary(result: dict[str, Any]) -> None:
     if "env" in result:
         out.print("\nfrom ClickHouse (tillflow report --store wg-grocer):")
         out.print(report(result), highlight=False, markup=False, end="")
+        for store, text in briefings(result).items():
+            out.print(f"\nthe morning briefing (tillflow briefing --store {store}):")
+            out.print(text, highlight=False, markup=False, end="")
         state = result["env"]["TILLFLOW_STATE_DIR"]
         out.print(
             f"the demo's data stays in {state}; e.g. TILLFLOW_STATE_DIR={state} tillflow report --store "

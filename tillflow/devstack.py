@@ -34,16 +34,27 @@ class StackError(RuntimeError):
     """The local stack could not be started or stopped."""
 
 
-def free_port(preferred: int = 0) -> int:
-    """``preferred`` if it is free (non-zero), else a port the kernel picks."""
-    for port in ([preferred] if preferred else []) + [0]:
-        with socket.socket() as sock:
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise StackError("no free port")
+def free_port(preferred: int = 0, wait_s: float = 0.0) -> int:
+    """``preferred`` if it is free (non-zero; waiting up to ``wait_s`` for it), else a port the kernel picks.
+
+    Probed with SO_REUSEADDR, as servers bind: the connections of a process that just died (TIME_WAIT) do
+    not keep its port from being used again."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        for port in ([preferred] if preferred else []) + [0]:
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((HOST, port))
+                except OSError:
+                    continue
+                bound = int(sock.getsockname()[1])
+            if port or time.monotonic() >= deadline or not preferred:
+                return bound
+            break  # the preferred port is taken: wait for it a little longer
+        else:
+            raise StackError("no free port")
+        time.sleep(0.2)
 
 
 def broker_binary() -> Path:
@@ -188,9 +199,11 @@ def up(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
         if existing and all(c.running for c in components(existing)):
             stack = existing
         else:
-            if existing:
+            ports = (0, 0)
+            if existing:  # a component died: come back on the same ports, so running clients reconnect
+                ports = (int(existing["kafka"]["port"]), int(existing["registry"]["port"]))
                 down(settings)
-            stack = _start(settings, state, timeout)
+            stack = _start(settings, state, timeout, ports)
         bootstrap = stack["kafka"]["bootstrap"]
     from tillflow.kafka import client_config
 
@@ -199,9 +212,11 @@ def up(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
     return stack
 
 
-def _start(settings: Settings, state: Path, timeout: float) -> dict[str, Any]:
+def _start(settings: Settings, state: Path, timeout: float, ports: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    """Start both components; ``ports`` (kafka, registry) of a previous start are preferred over the
+    configured ones when free."""
     logs = state / "logs"
-    kafka_port = free_port(settings.dev_kafka_port)
+    kafka_port = free_port(ports[0] or settings.dev_kafka_port, 10.0 if ports[0] else 0.0)
     kafka_dir = state / "kafka"
     kafka_dir.mkdir(parents=True, exist_ok=True)
     bootstrap = f"{HOST}:{kafka_port}"
@@ -222,7 +237,7 @@ def _start(settings: Settings, state: Path, timeout: float) -> dict[str, Any]:
     )
     try:
         _wait(lambda: kafka_healthy(bootstrap), "kafka broker", kafka, logs / "kafka.log", timeout)
-        registry_port = free_port(settings.dev_registry_port)
+        registry_port = free_port(ports[1] or settings.dev_registry_port, 10.0 if ports[1] else 0.0)
         url = f"http://{HOST}:{registry_port}"
         registry = _spawn(
             [

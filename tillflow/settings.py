@@ -132,7 +132,15 @@ class Settings(BaseSettings):
         " late record for any of them is applied and emits a correction; older ones go to `tillflow backfill`.",
     )
     streams_batch_size: int = Field(2000, ge=1, description="Events taken per agent batch.")
+    streams_storeops: bool = Field(
+        True, description="Run the store-operations stage (staffing, queues, zones; storeops.hourly) in the worker."
+    )
     streams_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://.")
+    streams_instance_id: str | None = Field(
+        None,
+        description="Static group membership (Kafka group.instance.id), one per worker: a worker restarted"
+        " with the same id takes its partitions back at once instead of waiting for its old session to expire.",
+    )
     streams_alerts: dict[str, float] = Field(
         default_factory=dict, description="Alert thresholds overriding streams.alerts.AlertConfig defaults."
     )

@@ -58,7 +58,8 @@ def simulate_command(
             "-i",
             help="Inject an incident, KIND:key=value,... (repeatable), e.g. "
             "sales-drop:store=wg-volt,at=2026-03-30T14,factor=0.2. Kinds: sales-drop, traffic-drop, "
-            "underreporting, silent-feed, dead-camera, late, duplicate (see docs/simulator.md).",
+            "underreporting, silent-feed, dead-camera, late, duplicate, understaffed, queue-long "
+            "(see docs/simulator.md).",
         ),
     ] = None,
     scenario: Annotated[
@@ -73,12 +74,21 @@ def simulate_command(
     ] = None,
     fast: Annotated[bool, typer.Option("--fast", help="As fast as possible (no pacing).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    staffing: Annotated[
+        bool,
+        typer.Option(
+            "--staffing/--no-staffing",
+            help="Also publish each store's staff rota on staff.shifts (shifts.jsonl with --out).",
+        ),
+    ] = True,
 ) -> None:
-    """Simulate a store estate: POS tickets and per-frame camera counts, with optional incidents.
+    """Simulate a store estate: POS tickets, per-frame camera counts and staff shifts, with optional incidents.
 
     Footfall follows weekday and hourly curves in each store's local time within its opening hours;
     conversion, baskets, tender mix, discounts, refunds, voids and employee sales follow the store's category.
-    Events go to the topics pos.tickets and camera.counts (the configured cluster or the local stack), or
+    Queue cameras (role queue) report the people waiting at the tills; ticket lines carry the categories the
+    store's zones list. Events go to the topics pos.tickets, camera.counts and staff.shifts (the configured
+    cluster or the local stack), or
     with --out to JSONL files plus incidents.json, the ground truth of what was injected. With metrics_port
     set, /metrics counts the events sent per topic and shows the simulated clock. Events are sent when
     their (compressed) delivery time comes; late and duplicated deliveries are injected as incidents.
@@ -122,6 +132,7 @@ def simulate_command(
             fps=fps if fps is not None else float(plan.get("fps", settings.simulator_fps)),
             incidents=incidents,
             source=settings.simulator_source,
+            staffing=staffing,
         )
         truth = injected(cat, config)
     except (IncidentError, ValueError) as exc:

@@ -27,6 +27,7 @@ from producers.simulator.incidents import (
     open_interval,
     resolve,
 )
+from producers.simulator.operations import line_category, queue_series, rota
 from producers.simulator.profiles import (
     CASH_HEAVY_CATEGORIES,
     REDUCED_TAX_CATEGORIES,
@@ -47,7 +48,8 @@ from schemas.models import (
     TicketLine,
     reversed_amounts,
 )
-from schemas.topics import CAMERA_COUNTS, POS_TICKETS
+from schemas.storeops import StaffShift
+from schemas.topics import CAMERA_COUNTS, POS_TICKETS, STAFF_SHIFTS
 
 MS_PER_MIN = 60_000
 MS_PER_HOUR = 3_600_000
@@ -72,6 +74,11 @@ class SimulationConfig:
     """...and stop this many minutes after closing (every visitor has left by then)."""
     ticket_latency_s: tuple[float, float] = (0.5, 4.0)
     """POS delivery delay after the sale, uniform in this range."""
+    staffing: bool = False
+    """Publish each store's rota on staff.shifts (producers/simulator/operations.py); `tillflow simulate` turns
+    it on unless ``--no-staffing``."""
+    staff_source: str = "rota"
+    """``source`` of every simulated shift."""
 
     def __post_init__(self) -> None:
         if self.days < 1:
@@ -96,7 +103,7 @@ class SimEvent:
     """One delivery: ``record`` on ``topic`` at ``emit_at`` (UTC). Late and duplicated deliveries are flagged."""
 
     topic: str
-    record: PosTicket | CameraCount
+    record: PosTicket | CameraCount | StaffShift
     emit_at: datetime
     late: bool = False
     duplicate: bool = False
@@ -136,6 +143,10 @@ class StoreEffects:
     """(window, fraction, minutes, topic or None for both)"""
     duplicate: list[tuple[Window, float, float, str | None]] = field(default_factory=list)
     """(window, fraction, lag seconds, topic or None)"""
+    understaffed: list[tuple[Window, float]] = field(default_factory=list)
+    """(window, conversion multiplier): staff off the floor (producers/simulator/operations.py)"""
+    queue_long: list[tuple[Window, float]] = field(default_factory=list)
+    """(window, people added to the queue)"""
 
 
 def store_effects(catalogue: Catalogue, config: SimulationConfig) -> dict[str, StoreEffects]:
@@ -160,6 +171,10 @@ def store_effects(catalogue: Catalogue, config: SimulationConfig) -> dict[str, S
                 eff.late.append((window, incident.param("fraction"), incident.param("minutes"), incident.topic))
             elif k == "duplicate":
                 eff.duplicate.append((window, incident.param("fraction"), incident.param("lag_s"), incident.topic))
+            elif k == "understaffed":
+                eff.understaffed.append((window, incident.param("factor")))
+            elif k == "queue-long":
+                eff.queue_long.append((window, incident.param("factor")))
     return effects
 
 
@@ -203,6 +218,8 @@ class DayPlan:
     tickets: list[TicketDraft]
     dropped_tickets: int = 0
     """Tickets that incidents kept from being delivered (underreporting, silent feed)."""
+    queue_long: list[tuple[Window, float]] = field(default_factory=list)
+    understaffed: list[tuple[Window, float]] = field(default_factory=list)
 
     @property
     def visitors(self) -> int:
@@ -282,7 +299,7 @@ def plan_day(
     # Buyers pay between entering and leaving, before closing.
     pay_ms = entry + (frac * np.maximum(np.minimum(exit_, closes_ms) - entry, 0)).astype(np.int64)
     conv = base_conv = np.clip(p.conversion * conv_day * (1.08 - 0.16 * busy), 0.0, 0.98)
-    for window, factor in eff.sales_drop:
+    for window, factor in [*eff.sales_drop, *eff.understaffed]:
         conv = np.where(_window_mask(pay_ms, window), conv * factor, conv)
     buyer = keep & (buy_u < conv)
     refunder = keep & ~buyer & (refund_u < p.refund_rate * conv / np.maximum(1 - conv, 0.02))
@@ -394,6 +411,8 @@ def plan_day(
         zone_out_ms=zone_out,
         tickets=tickets,
         dropped_tickets=dropped,
+        queue_long=list(eff.queue_long),
+        understaffed=list(eff.understaffed),
     )
 
 
@@ -471,7 +490,7 @@ def _ticket_fields(
                 unit_price=price,
                 discount_amount=disc,
                 net_amount=gross_line - disc,
-                category=store.category,
+                category=line_category(store, sku),
             )
         )
     gross = sum(round(ln.quantity * ln.unit_price) for ln in lines)
@@ -597,6 +616,15 @@ def camera_series(
         crossings = np.sort(np.concatenate([ins, outs]))
         near = np.searchsorted(crossings, ts + 2000, "right") - np.searchsorted(crossings, ts - 2000, "left")
         out[cam.id] = (near, entries, exits)
+    queues = [c for c in cams if c.role == "queue"]
+    if queues:
+        pays = np.array(
+            [d.occurred_ms for d in plan.tickets if d.fields["kind"] is TicketKind.SALE
+             and d.fields["channel"] is Channel.IN_STORE], dtype=np.int64,
+        )  # fmt: skip
+        extra = [(_ms(w.start), _ms(w.end) if w.end else 2**62, people) for w, people in plan.queue_long]
+        for cam_id, people in queue_series(plan.store, queues, ts, pays, extra).items():
+            out[cam_id] = (people, np.zeros(nf, dtype=np.int64), np.zeros(nf, dtype=np.int64))
     for cam in cams:
         if cam.role != "zone" or cam.zone_id not in plan.zone_in_ms:
             continue
@@ -643,6 +671,12 @@ def store_day_events(
 
     pending: list[tuple[int, int, SimEvent]] = []
     counter = 0
+    if config.staffing:
+        windows = [(_ms(w.start), _ms(w.end) if w.end else 2**62) for w, _ in plan.understaffed]
+        for emit_ms, shift in rota(store, plan.opens_ms, plan.closes_ms, config.staff_source, windows):
+            counter += 1
+            emit_ms = max(emit_ms, plan.cam_start_ms)  # a store-day's events start with its cameras
+            heapq.heappush(pending, (emit_ms, counter, SimEvent(STAFF_SHIFTS, shift, _dt(emit_ms))))
 
     def deliver(
         base_ms: int, event_ms: int, topic: str, make: Callable[[int], PosTicket | CameraCount]

@@ -17,7 +17,15 @@ from producers.jsonl import validation_reason
 from schemas.catalogue import Catalogue, Store
 
 IncidentKind = Literal[
-    "sales-drop", "traffic-drop", "underreporting", "silent-feed", "dead-camera", "late", "duplicate"
+    "sales-drop",
+    "traffic-drop",
+    "underreporting",
+    "silent-feed",
+    "dead-camera",
+    "late",
+    "duplicate",
+    "understaffed",
+    "queue-long",
 ]
 
 EXPECTED_ALERT: dict[str, str | None] = {
@@ -28,6 +36,8 @@ EXPECTED_ALERT: dict[str, str | None] = {
     "dead-camera": "CAMERA_SILENT",
     "late": None,
     "duplicate": None,
+    "understaffed": "UNDERSTAFFED",
+    "queue-long": "QUEUE_LONG",
 }
 """The alert kind the streams should raise for each incident (late and duplicated events raise none)."""
 
@@ -39,6 +49,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "dead-camera": {},
     "late": {"fraction": 0.05, "minutes": 20.0},
     "duplicate": {"fraction": 0.02, "lag_s": 30.0},
+    "understaffed": {"factor": 0.55, "duration_h": 1.0},
+    "queue-long": {"factor": 8.0, "duration_h": 0.25},
 }
 
 
@@ -72,6 +84,9 @@ class Incident(BaseModel):
       ``at``/``for`` window.
     - ``duplicate``: ``fraction`` (0.02) of events emitted twice, the copy ``lag`` seconds (30) later; optional
       ``store``, ``topic``, ``at``/``for``.
+    - ``understaffed``: ``store``, ``at``, ``for`` (1h): all floor staff but one off the floor, conversion times
+      ``factor`` (0.55).
+    - ``queue-long``: ``store``, ``at``, ``for`` (15m): ``factor`` (8) more people waiting at the tills.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -116,7 +131,8 @@ class Incident(BaseModel):
 
     @model_validator(mode="after")
     def _needs(self) -> Incident:
-        if self.kind in ("sales-drop", "traffic-drop", "silent-feed") and (self.store is None or self.at is None):
+        needs_store_at = ("sales-drop", "traffic-drop", "silent-feed", "understaffed", "queue-long")
+        if self.kind in needs_store_at and (self.store is None or self.at is None):
             raise ValueError(f"{self.kind} needs store= and at=")
         if self.kind == "underreporting" and self.store is None and self.tenant is None:
             raise ValueError("underreporting needs store= or tenant=")

@@ -14,9 +14,10 @@ from typing import IO, Protocol
 from producers.simulator.engine import SimEvent
 from producers.simulator.incidents import InjectedIncident
 from schemas.models import CameraCount, Channel, Record, TicketKind
-from schemas.topics import CAMERA_COUNTS, POS_TICKETS
+from schemas.storeops import StaffShift
+from schemas.topics import CAMERA_COUNTS, POS_TICKETS, STAFF_SHIFTS
 
-FILES = {POS_TICKETS: "tickets.jsonl", CAMERA_COUNTS: "counts.jsonl"}
+FILES = {POS_TICKETS: "tickets.jsonl", CAMERA_COUNTS: "counts.jsonl", STAFF_SHIFTS: "shifts.jsonl"}
 INCIDENTS_FILE = "incidents.json"
 SUMMARY_FILE = "summary.json"
 
@@ -64,6 +65,8 @@ class Summary:
             self.duplicates[ev.topic] += 1
             return
         rec = ev.record
+        if isinstance(rec, StaffShift):
+            return
         tally = self.stores[rec.store_id]
         if isinstance(rec, CameraCount):
             tally.frames += 1

@@ -106,9 +106,23 @@ class Route(_Strict):
     channels: list[str]
 
 
+class BriefingRoute(_Strict):
+    """Where a store's morning briefing goes (its own routing, apart from alerts): stores whose mall is in
+    ``mall`` and whose id is in ``store`` (a missing key matches every store)."""
+
+    mall: list[str] | None = None
+    store: list[str] | None = None
+    channels: list[str]
+
+    def matches(self, store_id: str, mall_id: str | None) -> bool:
+        return (self.mall is None or (mall_id or "") in self.mall) and (self.store is None or store_id in self.store)
+
+
 class RoutingConfig(_Strict):
     channels: dict[str, Channel] = {}
     routes: list[Route] = []
+    briefings: list[BriefingRoute] = []
+    """Routes of the morning briefing (sinks/briefing): Slack, Teams and webhook channels."""
     disabled: dict[str, str] = {}
     """Channels switched off by an empty ``${NAME}``: name -> why. Routes to them deliver nothing."""
 
@@ -118,6 +132,12 @@ class RoutingConfig(_Strict):
             for name in route.channels:
                 if name not in self.channels and name not in self.disabled:
                     raise ValueError(f"routes[{i}].channels: no channel named {name!r}")
+        for i, brief in enumerate(self.briefings):
+            for name in brief.channels:
+                if name not in self.channels and name not in self.disabled:
+                    raise ValueError(f"briefings[{i}].channels: no channel named {name!r}")
+                if name in self.channels and self.channels[name].type == "pagerduty":
+                    raise ValueError(f"briefings[{i}].channels: {name!r} is PagerDuty, which pages, not briefs")
         return self
 
     def warnings(self, catalogue: Catalogue | None = None) -> list[str]:

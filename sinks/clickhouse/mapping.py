@@ -14,7 +14,17 @@ from zoneinfo import ZoneInfo
 
 from schemas.catalogue import Catalogue
 from schemas.models import Alert, CameraCount, HourlyConversion, HourlyForecast, PaymentMethod, PosTicket, Record
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, FORECAST_HOURLY, POS_TICKETS
+from schemas.storeops import OpsHourly, StaffShift
+from schemas.topics import (
+    ALERTS,
+    CAMERA_COUNTS,
+    CONVERSION_HOURLY,
+    FORECAST_HOURLY,
+    POS_TICKETS,
+    STAFF_SHIFTS,
+    STOREOPS_HOURLY,
+)
+from sinks.clickhouse.storeops_mapping import STOREOPS_COLUMNS, ops_row, shift_row
 
 Row = tuple[Any, ...]
 
@@ -52,6 +62,7 @@ COLUMNS: dict[str, list[str]] = {
         "issued_at", "horizon_hours", "visitors", "net_revenue", "method",
     ],
 }  # fmt: skip
+COLUMNS |= STOREOPS_COLUMNS
 
 # Tables written for each topic, in insert order (a ticket before its lines).
 TOPIC_TABLES: dict[str, tuple[str, ...]] = {
@@ -59,6 +70,8 @@ TOPIC_TABLES: dict[str, tuple[str, ...]] = {
     CAMERA_COUNTS: ("camera_frames",),
     CONVERSION_HOURLY: ("conversion_hourly",),
     ALERTS: ("alerts",),
+    STAFF_SHIFTS: ("staff_shifts",),
+    STOREOPS_HOURLY: ("storeops_hourly",),
     FORECAST_HOURLY: ("forecast_hourly",),
 }
 
@@ -164,6 +177,9 @@ def rows_for(topic: str, record: Record, timezones: Mapping[str, str]) -> dict[s
     if topic == CONVERSION_HOURLY:
         assert isinstance(record, HourlyConversion)
         return {"conversion_hourly": [hourly_row(record)]}
+    if topic == STOREOPS_HOURLY:
+        assert isinstance(record, OpsHourly)
+        return {"storeops_hourly": [ops_row(record)]}
     store_id = str(getattr(record, "store_id", ""))
     timezone = timezones.get(store_id)
     if topic == FORECAST_HOURLY:
@@ -181,6 +197,9 @@ def rows_for(topic: str, record: Record, timezones: Mapping[str, str]) -> dict[s
     if topic == CAMERA_COUNTS:
         assert isinstance(record, CameraCount)
         return {"camera_frames": [camera_row(record, timezone)]}
+    if topic == STAFF_SHIFTS:
+        assert isinstance(record, StaffShift)
+        return {"staff_shifts": [shift_row(record, timezone)]}
     raise MappingError(f"topic {topic!r} has no ClickHouse table")
 
 

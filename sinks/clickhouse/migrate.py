@@ -124,4 +124,9 @@ def load_stores(client: Any, catalogue: Catalogue, now: datetime | None = None) 
     zones = zone_rows(catalogue, loaded_at)
     if zones:
         client.insert("zones", zones, column_names=COLUMNS["zones"])
+    from sinks.clickhouse.storeops_mapping import camera_role_rows
+
+    cameras = camera_role_rows(catalogue, loaded_at)
+    if cameras and client.query("EXISTS TABLE camera_roles").result_rows[0][0]:
+        client.insert("camera_roles", cameras, column_names=COLUMNS["camera_roles"])
     return len(catalogue.stores)

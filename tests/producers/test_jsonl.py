@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from producers.jsonl import Reject, default_rejects_path, read_numbered
-from schemas.models import CameraCount, PosTicket
+from schemas.models import REDACTED, CameraCount, PosTicket
 
 GOOD_TICKET = {
     "ticket_id": "t-1", "source": "file", "store_id": "wg-volt", "kind": "SALE",
@@ -45,7 +45,11 @@ def test_bad_lines_become_rejects_with_number_and_reason(tmp_path: Path) -> None
         (7, "expected a JSON object, got list"),
         (8, "currency: Field required"),
     ]
-    assert rejects[1].original == bad_file(tmp_path).read_text().splitlines()[2]
+    # The rejects file keeps the refused line, but never the value of a personal-data field.
+    refused = json.loads(bad_file(tmp_path).read_text().splitlines()[2])
+    kept = json.loads(rejects[1].original)
+    assert kept == {**refused, "customer_email": REDACTED} and refused["customer_email"] != REDACTED
+    assert rejects[0].original == bad_file(tmp_path).read_text().splitlines()[1]  # not JSON: kept as it was
     assert [n for n, _, _ in numbered] == [1, 2, 3, 5, 6, 7, 8]  # line numbers count the blank line 4
 
 

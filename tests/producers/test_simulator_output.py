@@ -16,6 +16,7 @@ from producers.simulator import SimulationConfig, injected, simulate
 from producers.simulator.output import JsonlSink, Summary, paced, read_incidents, run
 from schemas.catalogue import Catalogue
 from schemas.models import CameraCount, PosTicket
+from schemas.storeops import StaffShift
 from tests.producers.conftest import small_catalogue
 from tillflow.cli import app
 
@@ -32,10 +33,12 @@ def test_simulate_out_writes_valid_jsonl_and_ground_truth(small_catalogue_file: 
     assert result.exit_code == 0, result.output
     tickets = [PosTicket.model_validate(json.loads(line)) for line in (out / "tickets.jsonl").read_text().splitlines()]
     counts = [CameraCount.model_validate(json.loads(line)) for line in (out / "counts.jsonl").read_text().splitlines()]
-    config = SimulationConfig(seed=5, start=MONDAY, fps=0.1, incidents=incidents)
+    config = SimulationConfig(seed=5, start=MONDAY, fps=0.1, incidents=incidents, staffing=True)
     events = list(simulate(small_catalogue(), config))
     assert tickets == [ev.record for ev in events if ev.topic == "pos.tickets"]
     assert counts == [ev.record for ev in events if ev.topic == "camera.counts"]
+    shifts = [StaffShift.model_validate(json.loads(line)) for line in (out / "shifts.jsonl").read_text().splitlines()]
+    assert shifts == [ev.record for ev in events if ev.topic == "staff.shifts"] and shifts
     first = json.loads((out / "tickets.jsonl").read_text().splitlines()[0])
     assert first == tickets[0].to_json()  # each line is the record's JSON form
     assert read_incidents(out / "incidents.json") == injected(small_catalogue(), config)
@@ -160,7 +163,8 @@ def test_sigterm_stops_a_paced_run_cleanly(small_catalogue_file: Path, tmp_path:
     sent = re.search(r"(\d+) events to", stdout)
     assert sent is not None
     tickets = (out / "tickets.jsonl").read_text().splitlines()
-    assert int(sent.group(1)) == len(lines) + len(tickets) > 0
+    shifts = (out / "shifts.jsonl").read_text().splitlines()
+    assert int(sent.group(1)) == len(lines) + len(tickets) + len(shifts) > 0
 
 
 def test_simulate_serves_metrics(small_catalogue_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,8 +16,10 @@ import pytest
 import yaml
 
 from schemas.catalogue import load_catalogue
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
+from schemas.storeops import OpsHourly
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, STAFF_SHIFTS, STOREOPS_HOURLY
 from sinks.clickhouse.mapping import COLUMNS, rows_for, timezones_of
+from streams.batch_ops import recompute_ops
 from tests.analytics.grafana_data import add_malls_data
 from tests.sinks.conftest import CATALOGUE, alert, hourly
 from tests.sinks.grafana_macros import expand_macros, interpolate
@@ -50,6 +52,15 @@ EXPECTED: dict[tuple[str, int | str], list[str]] = {
     ("tillflow-pipeline", 9): ["store_id", "source_kind", "source_id", "on_time_pct", "delayed_minutes",
                                "missing_minutes", "max_delay_s"],
     ("tillflow-store-live", "annotation:Alerts"): ["time", "text", "tags"],
+    ("tillflow-store-ops", 1): ["time", "visitors", "staff_on_floor", "visitors_per_staff"],
+    ("tillflow-store-ops", 2): ["time", "sales_per_labour_hour", "conversion_pct"],
+    ("tillflow-store-ops", 3): ["time", "queue_length"],
+    ("tillflow-store-ops", 4): ["time", "queue_mean", "queue_p90", "queue_minutes_over"],
+    ("tillflow-store-ops", 5): ["queue_band", "hours", "visitors", "conversion_pct", "short_queue_conversion_pct",
+                                "lost_revenue"],
+    ("tillflow-store-ops", 6): ["zone", "visitors", "transactions", "conversion_pct", "net_sales", "revenue_per_m2"],
+    ("tillflow-store-ops", 7): ["category", "transactions", "conversion_pct", "net_sales"],
+    ("tillflow-store-ops", 8): ["local_date", "text", "hours_used", "alerts_cited"],
     ("tillflow-store-live", 20): ["time", "visitors", "forecast_visitors", "net_sales", "forecast_net_sales"],
     ("tillflow-malls", 1): ["month", "tenant_id", "issue", "counted_sales", "breakpoint", "percentage_rent", "rent_due",
                             "silent_days", "late_tickets", "issued_at"],
@@ -80,8 +91,14 @@ def simulate(ch: Any) -> None:
         local = at.astimezone(ZoneInfo(tz[store])).replace(minute=0, second=0, microsecond=0)
         return hours.setdefault((store, zone or "", local), {"visitors": 0, "transactions": 0, "net_revenue": 0})
 
-    for event in simulate(catalogue, SimulationConfig(seed=3, start=DAY.date(), days=1, fps=0.1)):
+    raw: dict[str, list[dict[str, Any]]] = {POS_TICKETS: [], CAMERA_COUNTS: [], STAFF_SHIFTS: []}
+    config = SimulationConfig(seed=3, start=DAY.date(), days=1, fps=0.1, staffing=True)
+    for event in simulate(catalogue, config):
         record = event.record
+        raw[event.topic].append(record.to_json())
+        if event.topic == STAFF_SHIFTS:
+            add(event.topic, record)
+            continue
         identity = getattr(record, "ticket_id", None) or (getattr(record, "camera_id", ""), record.frame_seq)
         if identity in seen:
             continue
@@ -101,6 +118,15 @@ def simulate(ch: Any) -> None:
             local_hour=local.isoformat(), timezone=store.timezone, currency=store.currency, visitors=visitors,
             transactions=txns, net_revenue=int(cell["net_revenue"]), conversion=txns / visitors if visitors else None,
         ))  # fmt: skip
+    for (_store, _grain, _dim, _start), cell in recompute_ops(
+        catalogue, raw[POS_TICKETS], raw[CAMERA_COUNTS], raw[STAFF_SHIFTS]
+    ).items():
+        store = catalogue.store(_store)
+        add(STOREOPS_HOURLY, OpsHourly.model_validate({
+            **cell, "store_id": _store, "grain": _grain, "dimension": _dim, "hour_start": _start,
+            "timezone": store.timezone, "tenant_id": store.tenant_id, "mall_id": store.mall_id, "is_final": True,
+            "revision": 0, "updated_at": _start + 3_600_000,
+        }))  # fmt: skip
     add(ALERTS, alert(1, hour_start=DAY + timedelta(hours=10), fired_at=DAY + timedelta(hours=11)))
     add(ALERTS, alert(1, state="RESOLVED", hour_start=DAY + timedelta(hours=10), fired_at=DAY + timedelta(hours=12)))
     add(ALERTS, alert(2, store="wg-volt", kind="TRAFFIC_DROP", fired_at=DAY + timedelta(hours=13)))
@@ -110,6 +136,11 @@ def simulate(ch: Any) -> None:
 
     write_rows(ch, [SyncRow("square-wg", "wg-fashion", DAY.date(), 200, 197, 3, 0, 990_000, 975_000, 0.985)], DAY)
     add_malls_data(ch, DAY.date())
+    from sinks.briefing.service import build, save
+
+    for store_id in ("wg-fashion", "wg-grocer"):
+        briefing, png = build(ch, catalogue, store_id, DAY.date())
+        save(ch, briefing, png, [], DAY + timedelta(days=1, hours=5))
 
 
 def dashboards() -> list[dict[str, Any]]:
@@ -146,7 +177,8 @@ def test_provisioning_files() -> None:
             for target in p["targets"]:
                 assert target["datasource"]["uid"] in by_uid, (dash["uid"], p["title"])
     assert {d["uid"] for d in dashboards()} == {"tillflow-store-live", "tillflow-mall-benchmark", "tillflow-alerts",
-                                                "tillflow-pipeline", "tillflow-malls"}  # fmt: skip
+                                                "tillflow-pipeline", "tillflow-malls",
+                                                "tillflow-store-ops"}  # fmt: skip
     names = {v["name"] for d in dashboards() for v in d["templating"]["list"]}
     assert {"mall", "store", "category"} <= names
 

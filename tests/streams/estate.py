@@ -61,6 +61,7 @@ def estate_day(
                 entries = rng.choice((0, 0, 1, 1, 2, 3)) if cam.role == "entrance" else rng.choice((0, 1, 2))
                 if cam.role == "entrance":
                     entrances_total += entries
+                queue = cam.role == "queue"  # people waiting at the tills; no door line, so no crossings
                 frame = CameraCount(
                     camera_id=cam.id,
                     store_id=store.id,
@@ -68,8 +69,8 @@ def estate_day(
                     frame_ts=minute,
                     frame_seq=seq[cam.id],
                     people_in_frame=entries,
-                    entries=entries,
-                    exits=rng.choice((0, 1, 2)),
+                    entries=0 if queue else entries,
+                    exits=0 if queue else rng.choice((0, 1, 2)),
                     detector="estate",
                 )
                 events.append(Ev(CAMERA_COUNTS, frame.to_json(), minute + timedelta(seconds=1)))

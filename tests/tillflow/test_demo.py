@@ -35,11 +35,16 @@ def test_demo_runs_the_pipeline_and_alerts_exactly_on_the_injected_incidents(tmp
     assert ("SALES_DROP", "wg-grocer") in kinds
     assert ("FEED_SILENT", "wg-fashion") in kinds
     assert ("CAMERA_SILENT", "nyc-soho") in kinds
+    assert ("UNDERSTAFFED", "wg-grocer") in kinds and ("QUEUE_LONG", "nyc-soho") in kinds  # store operations
     assert {store for _, store in kinds} <= {"wg-grocer", "wg-fashion", "nyc-soho"}  # nowhere else
     for store in ("wg-grocer", "wg-volt", "mum-bandra", "nyc-soho"):  # open on Fridays
         assert f"│ {store}" in summary
     assert "wg-grocer on 2026-11-20 (Europe/Berlin, EUR)" in out  # read back from ClickHouse
     assert "final" in out.split("wg-grocer on 2026-11-20")[1]
+    briefing = out[out.index("the morning briefing (tillflow briefing --store wg-grocer)") :]
+    assert "Staffing:" in briefing and "staff hours on the floor" in briefing and "Queues: longest" in briefing
+    assert "UNDERSTAFFED" in briefing and (tmp_path / "state" / "demo" / "briefing-wg-grocer.png").exists()
+    assert "Zones: womens" in out  # wg-fashion's zones, sales attributed by category
     assert not (tmp_path / "state" / "demo" / "stack.json").exists()  # the stack was stopped
 
 

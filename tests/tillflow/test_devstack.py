@@ -75,6 +75,18 @@ def test_dead_process_is_noticed_and_replaced(tmp_path: Path):
         second = devstack.up(settings)
         assert second["registry"]["pid"] != first["registry"]["pid"]
         assert devstack.status(settings)["running"] is True
+        # Back on the same ports, so clients that were running reconnect by themselves.
+        assert (second["kafka"]["port"], second["registry"]["port"]) == (
+            first["kafka"]["port"],
+            first["registry"]["port"],
+        )
+        os.kill(second["kafka"]["pid"], signal.SIGKILL)
+        time.sleep(0.3)
+        third = devstack.up(settings)
+        assert (
+            third["kafka"]["bootstrap"] == first["kafka"]["bootstrap"]
+            and third["registry"]["url"] == first["registry"]["url"]
+        )
     finally:
         devstack.down(settings)
 

@@ -1,0 +1,175 @@
+"""The store-operations stage of the streams app: Kafka records in, ``storeops.hourly`` and alerts out.
+
+:class:`OpsProcessor` is free of Faust (decode Avro, dead-letter what cannot be used, run the
+:class:`streams.storeops.OpsEngine`, encode outputs); :func:`define_ops_agent` adds one agent to the app
+that reads tickets, camera counts, staff shifts and the app's own ``conversion.hourly`` records. All four
+topics are keyed by store with the same partition count, so partition n of each holds the same stores and
+the stage's tables (``ops_hours``, ``ops_stores``) live in changelog partition n.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter
+
+from schemas.catalogue import Catalogue
+from schemas.serde import DecodeError, TopicSerde
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, STAFF_SHIFTS, STOREOPS_HOURLY
+from streams.processor import HotDecoder, Raw, Send
+from streams.storeops import CONVERSION, FRAME, SHIFT, TICKET, OpsConfig, OpsEngine
+from streams.topics import TopicNames
+
+log = logging.getLogger(__name__)
+OPS_EVENTS = Counter("tillflow_storeops_events_total", "Records read by the store-operations stage.", ["topic"])
+OPS_EMITTED = Counter("tillflow_storeops_emitted_total", "Store-operations records emitted.", ["grain"])
+OPS_ALERTS = Counter("tillflow_storeops_alerts_total", "UNDERSTAFFED and QUEUE_LONG records.", ["kind", "state"])
+OPS_REJECTED = Counter(
+    "tillflow_storeops_skipped_total",
+    "Tickets, counts or conversions the store-operations stage could not place.",
+    ["topic"],
+)
+OPS_DEAD_LETTERS = Counter(
+    "tillflow_storeops_dead_letters_total", "Records the store-operations stage dead-lettered.", ["topic"]
+)
+
+
+@dataclass(frozen=True)
+class OpsTopicNames:
+    tickets: str
+    counts: str
+    shifts: str
+    conversion: str
+    storeops: str
+    alerts: str
+
+    @classmethod
+    def of(cls, names: TopicNames) -> OpsTopicNames:
+        prefix = names.tickets.removesuffix(POS_TICKETS)
+        return cls(
+            tickets=names.tickets,
+            counts=names.counts,
+            shifts=prefix + STAFF_SHIFTS,
+            conversion=names.conversion,
+            storeops=prefix + STOREOPS_HOURLY,
+            alerts=names.alerts,
+        )
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.tickets, self.counts, self.shifts, self.conversion)
+
+
+class OpsProcessor:
+    """Batches of one input partition to records to send; state lives in the two mappings given."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        config: OpsConfig,
+        names: OpsTopicNames,
+        serdes: dict[str, TopicSerde],
+        hours: MutableMapping[str, Any],
+        stores: MutableMapping[str, Any],
+    ) -> None:
+        self.names = names
+        self.serdes = serdes
+        self.engine = OpsEngine(catalogue, config, hours, stores)
+        self._kinds = {
+            names.tickets: (TICKET, POS_TICKETS),
+            names.counts: (FRAME, CAMERA_COUNTS),
+            names.shifts: (SHIFT, STAFF_SHIFTS),
+            names.conversion: (CONVERSION, CONVERSION_HOURLY),
+        }
+        self._decoders = {
+            t: HotDecoder(serdes[t]) for t in (POS_TICKETS, CAMERA_COUNTS, STAFF_SHIFTS, CONVERSION_HOURLY)
+        }
+        self._queue_cams = catalogue.queue_cameras()
+        self._queue_stores = {c.store_id.encode() for c in catalogue.cameras if c.id in self._queue_cams}
+
+    def process(self, records: Iterable[Raw], now_ms: int) -> list[Send]:
+        sends: list[Send] = []
+        batch: list[tuple[str, dict[str, Any]]] = []
+        sources: list[Raw] = []
+        for raw in records:
+            kind, real = self._kinds[raw.topic]
+            if kind == FRAME and raw.key not in self._queue_stores:
+                continue  # only queue cameras matter here: frames of stores without one are not even decoded
+            try:
+                record = self._decoders[real].decode(raw.value)
+            except DecodeError as exc:
+                if kind in (SHIFT,):  # the other inputs are dead-lettered by the hours stage already
+                    sends.append(self._dead_letter(raw, f"undecodable: {exc}"))
+                continue
+            OPS_EVENTS.labels(raw.topic).inc()
+            if kind == FRAME and record["camera_id"] not in self._queue_cams:
+                continue
+            batch.append((kind, record))
+            sources.append(raw)
+        if not batch:
+            return sends
+        out = self.engine.apply(batch, now_ms)
+        for index, reason in out.rejects:
+            if batch[index][0] == SHIFT:
+                sends.append(self._dead_letter(sources[index], reason))
+            else:  # tickets and counts are kept by the hours stage; here the reason is counted and logged
+                OPS_REJECTED.labels(sources[index].topic).inc()
+                log.warning("store operations skipped %s[%d]@%d: %s", sources[index].topic, sources[index].partition,
+                            sources[index].offset, reason)  # fmt: skip
+        ops = self.serdes[STOREOPS_HOURLY]
+        for rec in out.records:
+            sends.append(Send(self.names.storeops, rec["store_id"].encode(), ops.encode(rec)))
+            OPS_EMITTED.labels(rec["grain"]).inc()
+        alerts = self.serdes[ALERTS]
+        for alert in out.alerts:
+            sends.append(Send(self.names.alerts, alert["store_id"].encode(), alerts.encode(alert)))
+            OPS_ALERTS.labels(alert["kind"], alert["state"]).inc()
+        return sends
+
+    def _dead_letter(self, raw: Raw, reason: str) -> Send:
+        OPS_DEAD_LETTERS.labels(raw.topic).inc()
+        headers = {"error": reason, "topic": raw.topic, "partition": str(raw.partition), "offset": str(raw.offset)}
+        return Send(f"{raw.topic}.dlq", raw.key, raw.value or b"", headers)
+
+
+def define_ops_agent(
+    app: Any,
+    catalogue: Catalogue,
+    names: TopicNames,
+    registry: Any,
+    partitions: int,
+    batch_size: int,
+    send: Any,
+    config: OpsConfig | None = None,
+    batch_within_s: float = 0.2,
+) -> dict[str, Any]:
+    """Add the ``storeops`` agent and its tables to ``app``; returns {"storeops": agent, "ops_processor": ...}."""
+    from streams.agents import _by_partition, _raw, _table_context
+
+    ops_names = OpsTopicNames.of(names)
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    app.topic(ops_names.shifts, partitions=partitions, **raw)
+    app.topic(ops_names.storeops, partitions=partitions, **raw)
+    hours = app.Table("ops_hours", partitions=partitions, key_type=str, help="Store-operations hours.")
+    stores = app.Table("ops_stores", partitions=partitions, key_type=str, help="Shifts, queue runs, history.")
+    serdes = {
+        t: TopicSerde(registry, t)
+        for t in (POS_TICKETS, CAMERA_COUNTS, STAFF_SHIFTS, CONVERSION_HOURLY, STOREOPS_HOURLY, ALERTS)
+    }
+    processor = OpsProcessor(catalogue, config or OpsConfig(), ops_names, serdes, hours, stores)
+
+    @app.agent(app.topic(*ops_names.inputs, **raw), name="storeops")
+    async def storeops(stream: Any) -> None:
+        """Zones and categories, staffing and queues per store-hour; UNDERSTAFFED and QUEUE_LONG."""
+        async for events in stream.take_events(batch_size, within=batch_within_s):
+            now_ms = int(time.time() * 1000)
+            for group in _by_partition(events):
+                with _table_context(group):
+                    sends = processor.process([_raw(e) for e in group], now_ms)
+                await send(app, sends)
+
+    return {"storeops": storeops, "ops_processor": processor}
