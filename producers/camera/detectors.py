@@ -204,7 +204,10 @@ class YoloTracker:
             weights, config_dir, imgsz=imgsz, low_conf=min(0.1, conf), nms_iou=nms_iou, device=device
         )
         self.weights = self.detector.weights
-        self.tracker: DetectionTracker = build_detection_tracker(tracker.removesuffix(".yaml"), fps, conf)
+        try:
+            self.tracker: DetectionTracker = build_detection_tracker(tracker.removesuffix(".yaml"), fps, conf)
+        except ValueError as exc:
+            raise DetectorError(str(exc)) from None
 
     def track(self, frame: np.ndarray) -> list[Track]:
         return self.tracker.update(self.detector.detect(frame), frame.shape[:2])

@@ -262,7 +262,10 @@ def build_detection_tracker(
     if name in ("bytetrack", "botsort"):
         return UltralyticsTracker(name, fps, buffer_s)
     if name == "norfair":
-        return NorfairTracker(conf, fps)
+        try:
+            return NorfairTracker(conf, fps)
+        except ImportError:
+            raise ValueError("tracker norfair needs the norfair package (pip install norfair)") from None
     if name == "iou":
         return IouDetectionTracker(conf)
     raise ValueError(f"unknown tracker {name!r}; use one of {', '.join(TRACKERS)}")
