@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
 
     line("mog2 blobs + IoU tracker", median_rate(lambda: tracker_fps(mog2, frames, door)))
     for imgsz in (640, 416, 320):
-        line(f"yolo11n-pose + ByteTrack {imgsz} px", median_rate(partial(tracker_fps, yolo(imgsz), frames, door)))
+        line(f"yolo11n-pose + IoU tracker {imgsz} px", median_rate(partial(tracker_fps, yolo(imgsz), frames, door)))
 
     target = defaults.camera_target_fps or STREAM_FPS
     print(f"\npipelines on the 25 fps file; default: yolo at {defaults.camera_imgsz} px, target {target:g} fps")

@@ -262,6 +262,8 @@ class _Person:
     """Recent ``(frame, anchor)`` for the velocity."""
     appearance: tuple[float, ...] | None = None
     fragments: int = 1
+    odd: int = 0
+    """Frames in a row whose track looked unlike this person (a tracker that swapped two people)."""
 
     def velocity(self) -> Point:
         if len(self.history) < 2:
@@ -289,6 +291,10 @@ class Stitching:
     max_distance_per_frame: float = 0.04
     size_ratio: float = 1.5
     min_similarity: float = 0.55
+    split_similarity: float = 0.8
+    """A track whose colours stay below this likeness to its person's for ``split_after`` frames in a row has
+    been handed to someone else by the tracker (two people passing): it is cut off and stitched anew."""
+    split_after: int = 2
 
 
 DEFAULT_STITCHING = Stitching()
@@ -382,6 +388,9 @@ class LineCounter:
             person = self._people.get(pid) if pid is not None else None
             if person is None or person.seen_at == self.frame:
                 fresh.append(track)
+            elif self._swapped(person, track):
+                del self._owner[track.track_id]  # the person is lost; this track starts a new fragment
+                fresh.append(track)
             else:
                 person.seen_at = self.frame
                 assigned.append((track, person))
@@ -402,6 +411,19 @@ class LineCounter:
             self._owner[track.track_id] = person.person_id
             assigned.append((track, person))
         return assigned
+
+    def _swapped(self, person: _Person, track: Track) -> bool:
+        rules = self.stitching
+        if rules is None or track.appearance is None or person.appearance is None:
+            return False
+        if appearance_similarity(track.appearance, person.appearance) >= rules.split_similarity:
+            person.odd = 0
+            return False
+        person.odd += 1
+        if person.odd < rules.split_after:
+            return False
+        person.odd = 0
+        return True
 
     def _stitch(self, fresh: Sequence[Track]) -> list[tuple[Track, _Person]]:
         rules = self.stitching
@@ -453,7 +475,7 @@ class LineCounter:
         state.history.append((self.frame, point))
         if len(state.history) > 6:
             del state.history[0]
-        if track.appearance is not None:
+        if track.appearance is not None and state.odd == 0:  # not from a frame that looked like someone else
             if state.appearance is None:
                 state.appearance = track.appearance
             else:  # a slow running mean: a glimpse half hidden by someone else does not replace it

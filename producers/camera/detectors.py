@@ -184,8 +184,8 @@ class YoloDetector:
 
 
 class YoloTracker:
-    """ultralytics YOLO persons (:class:`YoloDetector`) followed by a tracker of :mod:`tracking` (default:
-    ultralytics' ByteTrack, run on the detections with the frame rate actually processed)."""
+    """ultralytics YOLO persons (:class:`YoloDetector`) followed by a tracker of :mod:`tracking` (default: the
+    IoU tracker, boxes under ``conf`` only continuing tracks; ``bytetrack``/``botsort``: ultralytics')."""
 
     name = "yolo"
 
@@ -196,7 +196,7 @@ class YoloTracker:
         imgsz: int = 320,
         conf: float = 0.25,
         nms_iou: float = 0.5,
-        tracker: str = "bytetrack",
+        tracker: str = "iou",
         device: str = "cpu",
         fps: float = 25.0,
     ) -> None:
@@ -204,7 +204,10 @@ class YoloTracker:
             weights, config_dir, imgsz=imgsz, low_conf=min(0.1, conf), nms_iou=nms_iou, device=device
         )
         self.weights = self.detector.weights
-        self.tracker: DetectionTracker = build_detection_tracker(tracker.removesuffix(".yaml"), fps, conf)
+        try:
+            self.tracker: DetectionTracker = build_detection_tracker(tracker.removesuffix(".yaml"), fps, conf)
+        except ValueError as exc:
+            raise DetectorError(str(exc)) from None
 
     def track(self, frame: np.ndarray) -> list[Track]:
         return self.tracker.update(self.detector.detect(frame), frame.shape[:2])
@@ -221,7 +224,7 @@ def build_tracker(
     conf: float,
     nms_iou: float = 0.5,
     device: str = "cpu",
-    tracker: str = "bytetrack",
+    tracker: str = "iou",
     fps: float = 25.0,
 ) -> PersonTracker:
     """The tracker for ``detector`` (``auto``: yolo when ultralytics is installed, else mog2)."""

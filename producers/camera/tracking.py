@@ -158,10 +158,12 @@ class IouDetectionTracker(DetectionTracker):
 
     name = "iou"
 
-    def __init__(self, conf: float = 0.25, weak_conf: float = 0.1, max_age: int = 5) -> None:
+    def __init__(self, conf: float = 0.25, weak_conf: float = 0.1, max_age: int = 5, max_distance: float = 0.5) -> None:
         self.conf = conf
         self.weak_conf = weak_conf
-        self.tracker = IouTracker(max_age=max_age)
+        # Half a box diagonal: a lost track must not take over someone else appearing nearby (the line
+        # counter's stitching joins fragments, with appearance and motion checks).
+        self.tracker = IouTracker(max_age=max_age, max_distance=max_distance)
 
     def update(self, detections: Sequence[Detection], shape: tuple[int, int]) -> list[Track]:
         strong = [d for d in detections if d.conf >= self.conf]
@@ -260,7 +262,10 @@ def build_detection_tracker(
     if name in ("bytetrack", "botsort"):
         return UltralyticsTracker(name, fps, buffer_s)
     if name == "norfair":
-        return NorfairTracker(conf, fps)
+        try:
+            return NorfairTracker(conf, fps)
+        except ImportError:
+            raise ValueError("tracker norfair needs the norfair package (pip install norfair)") from None
     if name == "iou":
         return IouDetectionTracker(conf)
     raise ValueError(f"unknown tracker {name!r}; use one of {', '.join(TRACKERS)}")

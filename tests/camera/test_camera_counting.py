@@ -231,3 +231,22 @@ def test_weak_detections_continue_a_track_but_never_start_one() -> None:
     assert [t.track_id for t in second] == [first[0].track_id]
     assert second[0].box == (3.0, 0.0, 23.0, 40.0)
     assert tracker.update([], weak=[(100.0, 0.0, 120.0, 40.0)]) == []
+
+
+def test_a_tracker_swapping_two_people_who_pass_at_the_door_is_undone_by_their_colours() -> None:
+    """Two people pass each other on the line; the tracker hands each one's id to the other from then on."""
+    red, blue = (0.9, 0.1, 0.0), (0.0, 0.1, 0.9)
+    going_in = [40, 55, 70, 85, 97, 110, 125, 140, 155]  # red, walking down (in)
+    going_out = [160, 145, 130, 115, 103, 90, 75, 60, 45]  # blue, walking up (out)
+
+    def run(stitching: Stitching | None) -> tuple[int, int]:
+        counter = LineCounter(DOOR, hysteresis=10, stitching=stitching)
+        for i, (a, b) in enumerate(zip(going_in, going_out, strict=True)):
+            swapped = i >= 5
+            red_track = Track(2 if swapped else 1, box_at(100, a, 20), red)
+            blue_track = Track(1 if swapped else 2, box_at(104, b, 20), blue)
+            counter.update([red_track, blue_track])
+        return counter.entries, counter.exits
+
+    assert run(None) == (0, 0)  # each id walks to the line and back
+    assert run(Stitching()) == (1, 1)

@@ -1,5 +1,5 @@
 """The hard door test set: truth known by construction, real people composited where their paths say, and a
-short video of it counted by YOLO + ByteTrack + the stitching line counter (the bench runs the whole set)."""
+short video of it counted by YOLO + the IoU tracker + the stitching line counter (the bench runs the whole set)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_a_short_door_video_is_counted_and_stitching_never_hurts(tmp_path: Path)
     frames = [(i, detector.detect(image)) for i, image in enumerate(video.render()) if i % 2 == 0]
 
     def count(stitching: Stitching | None) -> float:
-        tracker = build_detection_tracker("bytetrack", FPS / 2)
+        tracker = build_detection_tracker("iou", FPS / 2)
         counter = LineCounter(video.geometry.door(), hysteresis=0.03 * SIZE[1], stitching=stitching, max_age=25)
         events: list[Crossing] = []
         for i, dets in frames:
