@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import os
 import statistics
 import sys
@@ -269,6 +270,9 @@ def main(argv: list[str] | None = None) -> None:
         ]
     if args.compare_trackers:
         for name in ("iou", "bytetrack", "botsort", "norfair"):
+            if name == "norfair" and importlib.util.find_spec("norfair") is None:
+                print("  norfair: not installed (pip install --no-deps norfair filterpy; not in the lock), skipped")
+                continue
             runs.append((f"tillflow, {name}, no stitching", partial(run_tillflow, tracker=name, stitching=None)))
             if name != "iou":
                 runs.append((f"tillflow, {name} + stitching", partial(run_tillflow, tracker=name)))
