@@ -116,7 +116,7 @@ def ops_day(
                     continue
                 n += 1
                 paid = at + timedelta(seconds=10 + rng.randrange(45))
-                lines = []
+                lines: list[dict[str, Any]] = []
                 for i in range(1 + rng.randrange(3)):
                     net = rng.randrange(200, 6000)
                     lines.append(
