@@ -1,11 +1,23 @@
-"""Faust's aiokafka transport with a cheaper hand-off of each fetched record to the streams.
+"""Faust's aiokafka transport, handing each fetched batch of one partition to the agent as one event.
 
-Faust's fetcher hands every record over through ``Service.wait_first(callback(message),
-suspend_flow.wait())``, which creates four tasks and an ``asyncio.wait`` per record: about a third of a
-worker's CPU. Here the callback is first run inline; almost always it finishes without suspending (the
-stream's queue has room, flow is not suspended, the producer buffer is not full) and nothing else is
-needed. Only when it suspends does the record take Faust's path, with the callback resumed exactly where
-it stopped, so a rebalance (``suspend_flow``) still cancels a blocked hand-off as before.
+Follows faust-streaming 0.15.3 (``faust.transport.consumer.Consumer._drain_messages`` and ``ack``; the
+version is pinned in pyproject.toml, and tests/streams/test_transport.py checks the pin).
+
+Stock Faust turns every fetched record into a ``ConsumerMessage``, decodes it into an ``Event``, queues it
+on the stream's channel, acknowledges it on its own and keeps its offset in a list until the next commit:
+about 200 µs of Python per record on this machine, which capped a worker at ~5,000 events/s whatever the
+agent did. For the topics named with :func:`batch_topics`, this consumer instead hands over one
+:class:`BatchMessage` per fetched batch of one partition, carrying a :class:`RecordBatch` (the records'
+offsets, keys and values side by side); the agent gets one event per batch, and acknowledging that event
+acknowledges the whole range of offsets at once. Everything else is Faust's: the conductor, the stream and
+its event (so table writes go to the changelog partition of the batch's partition), the commit (offsets only
+up to the lowest unacknowledged one, after the producer flushed), rebalances and recovery. Changelog topics
+(recovery, standbys) and topics not named keep Faust's per-record path.
+
+The hand-off itself is inline: the conductor's callback is first run in place; almost always it finishes
+without suspending (the stream's queue has room, flow is not suspended, the producer buffer is not full).
+Only when it suspends does it take Faust's path (``wait_first`` with ``suspend_flow``), resumed exactly where
+it stopped, so a rebalance still cancels a blocked hand-off as before.
 
 Selected with ``broker_consumer=broker_urls(bootstrap, SCHEME)`` (streams/app.py); producing is unchanged.
 """
@@ -13,19 +25,105 @@ Selected with ``broker_consumer=broker_urls(bootstrap, SCHEME)`` (streams/app.py
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Coroutine, Generator
+from collections.abc import Callable, Collection, Coroutine, Generator, Iterable
+from itertools import zip_longest
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage, ack_lock
+from mode.utils.futures import notify
+
+from streams.processor import RecordBatch
 
 SCHEME = "tillflow+kafka"
+FAUST_VERSION = "0.15.3"
+"""The faust-streaming release whose consumer internals this module follows."""
+
+_BATCHED = "_tillflow_batched_topics"
 
 
 def broker_urls(bootstrap: str, scheme: str = "kafka") -> str:
     """Faust's broker setting for a ``host:port,host:port`` bootstrap list, with the transport's scheme."""
     return ";".join(f"{scheme}://{host}" for host in bootstrap.split(","))
+
+
+def batch_topics(app: Any, topics: Iterable[str], max_records: int = 2000) -> None:
+    """Have this transport hand the records of ``topics`` (one agent's co-partitioned inputs) to the agent a
+    fetched batch at a time: the records of partition n of all of them, fetched together, make one batch (of
+    at most ``max_records``), interleaved one by one in turn as Faust's scheduler would deliver them."""
+    groups: dict[str, tuple[int, int]] = getattr(app, _BATCHED, {})
+    group = len({g for g, _ in groups.values()})
+    groups.update({topic: (group, max_records) for topic in topics})
+    setattr(app, _BATCHED, groups)
+
+
+def batched_topics(app: Any) -> dict[str, tuple[int, int]]:
+    """Topic -> (group, most records per batch) for the topics named with :func:`batch_topics`."""
+    return dict(getattr(app, _BATCHED, {}))
+
+
+def interleave(parts: list[list[Any]]) -> list[tuple[int, Any]]:
+    """(index of the part, item) taking one item of each part in turn."""
+    if len(parts) == 1:
+        return [(0, item) for item in parts[0]]
+    out: list[tuple[int, Any]] = []
+    for row in zip_longest(*parts, fillvalue=_NONE):
+        out += [(k, item) for k, item in enumerate(row) if item is not _NONE]
+    return out
+
+
+_NONE = object()
+
+
+def record_batches(parts: list[tuple[TP, list[Any]]], max_records: int) -> list[RecordBatch]:
+    """aiokafka records of the same partition number of co-partitioned topics as batches to hand over."""
+    partition = parts[0][0].partition
+    merged = interleave([records for _, records in parts])
+    topics = [tp.topic for tp, _ in parts]
+    out = []
+    for start in range(0, len(merged), max_records):
+        chunk = merged[start : start + max_records]
+        out.append(
+            RecordBatch(
+                partition,
+                [topics[k] for k, _ in chunk],
+                [r.offset for _, r in chunk],
+                [r.key for _, r in chunk],
+                [r.value for _, r in chunk],
+            )
+        )
+    return out
+
+
+class BatchMessage(ConsumerMessage):
+    """One Faust message standing for a :class:`RecordBatch`: its partition (and so its table changelog
+    partition) is the batch's, its topic and offset those of the batch's last record; key and value are None
+    (the conductor decodes nothing); :attr:`spans` holds each topic's range of offsets in the batch."""
+
+    __slots__ = ("batch", "spans")
+
+    def __init__(self, batch: RecordBatch, tps: dict[str, TP], timestamp: float | None, generation_id: int | None):
+        tp = tps[batch.topics[-1]]
+        super().__init__(
+            tp.topic,
+            tp.partition,
+            batch.offsets[-1],
+            cast(float, timestamp),
+            0,
+            None,
+            None,
+            None,
+            None,
+            0,
+            0,
+            tp,
+            generation_id=generation_id,
+        )
+        self.batch = batch
+        self.spans: dict[TP, tuple[int, int]] = {tps[t]: span for t, span in batch.spans().items()}
 
 
 class _Resume:
@@ -52,50 +150,119 @@ async def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
     return await _Resume(coro, first)
 
 
+def acked_range(first: int, last: int, committed: int | None) -> range:
+    """Offsets an acknowledged batch marks as processed in one partition: all it spans from ``first`` to
+    ``last``, from the committed offset on.
+
+    Offsets missing inside the span (compaction, transaction markers) are included: nothing else will
+    ever carry them, and leaving them out would stop every later commit of the partition.
+    """
+    return range(first if committed is None else max(first, committed), last + 1)
+
+
 class Consumer(faust_aiokafka.Consumer):
+    def ack(self, message: Any) -> bool:
+        """Faust's ``Consumer.ack``; a :class:`BatchMessage` acknowledges every offset of its batch."""
+        batch: RecordBatch | None = getattr(message, "batch", None)
+        if batch is None:
+            return bool(super().ack(message))
+        with ack_lock:
+            if message.acked:
+                return False
+            message.acked = True
+            self._unacked_messages.discard(message)
+            try:
+                marked = 0
+                for tp, (first, last) in message.spans.items():
+                    if not self.app.topics.acks_enabled_for(tp.topic):
+                        continue
+                    acked_index = self._acked_index[tp]
+                    offsets = [o for o in acked_range(first, last, self._committed_offset[tp]) if o not in acked_index]
+                    acked_index.update(offsets)
+                    self._acked[tp].extend(offsets)
+                    marked += len(offsets)
+                self._n_acked += marked
+                return marked > 0
+            finally:
+                notify(self._waiting_for_ack)
+
+    async def _hand_over(self, callback: Callable[[Any], Coroutine[Any, Any, Any]], message: Any) -> None:
+        coro = callback(message)
+        try:
+            first = coro.send(None)
+        except StopIteration:
+            return  # handed over without suspending: the usual case
+        await self.wait_first(_resume(coro, first), self.suspend_flow.wait())
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs inside every worker test
-        # faust.transport.consumer.Consumer._drain_messages (faust-streaming 0.15), hand-off changed.
+        # faust.transport.consumer.Consumer._drain_messages and .getmany (faust-streaming 0.15.3), with the
+        # batched hand-off and the inline hand-off.
         callback = cast(Callable[[Any], Coroutine[Any, Any, Any]], self.callback)
-        getmany = self.getmany
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
-        commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
-        yield_every, num_since_yield = 100, 0
+        to_message = self._to_message
+        batched = batched_topics(self.app)
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
-                ait = getmany(timeout=1.0)
+                records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
-                if not self.should_stop:
-                    async for tp, message in ait:
-                        num_since_yield += 1
-                        if num_since_yield > yield_every:
-                            await asyncio.sleep(0)
-                            num_since_yield = 0
-                        offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                            coro = callback(message)
-                            try:
-                                first = coro.send(None)
-                            except StopIteration:
-                                pass  # handed over without suspending: the usual case
-                            else:
-                                await self.wait_first(_resume(coro, first), self.suspend_flow.wait())
-                            set_read_offset(tp, offset)
-                        else:
-                            self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+                if records is None or self.should_stop:
                     unset_flag(CONSUMER_FETCHING)
+                    continue
+                if not self.flow_active:  # as Faust's getmany: flow stopped while fetching, seek back
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        self.log.warning(f"exception performing seek when flow not active {exc}")
+                    unset_flag(CONSUMER_FETCHING)
+                    continue
+                generation_id = self.app.consumer_generation_id
+                groups: dict[tuple[int, int], list[tuple[TP, list[Any]]]] = {}
+                for tp, tp_records in records.items():
+                    if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                        break
+                    if active is not None and tp not in active and tp not in self._buffered_partitions:
+                        continue
+                    r_offset = get_read_offset(tp)
+                    if r_offset is not None and tp_records[0].offset <= r_offset:
+                        tp_records = [r for r in tp_records if r.offset > r_offset]
+                        if not tp_records:
+                            continue
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    if self._commit_every is not None and self._n_acked >= self._commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    batching = batched.get(tp.topic)
+                    if batching is not None:
+                        first = tp_records[0].offset
+                        if r_offset is not None and first - r_offset > 1 and acks_enabled_for(tp.topic):
+                            await self._add_gap(tp, r_offset + 1, first - 1)
+                        groups.setdefault((batching[0], tp.partition), []).append((tp, tp_records))
+                        continue
+                    for record in tp_records:
+                        offset = record.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset > r_offset:
+                            if r_offset is not None and offset - r_offset > 1 and acks_enabled_for(tp.topic):
+                                await self._add_gap(tp, r_offset + 1, offset - 1)
+                            await self._hand_over(callback, to_message(tp, record))
+                            set_read_offset(tp, offset)
+                for parts in groups.values():
+                    if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                        break
+                    tps = {tp.topic: tp for tp, _ in parts}
+                    stamp = max((recs[-1].timestamp or 0) for _, recs in parts) / 1000.0
+                    for batch in record_batches(parts, batched[parts[0][0].topic][1]):
+                        message = BatchMessage(batch, tps, stamp, generation_id)
+                        await self._hand_over(callback, message)
+                        for tp, (_, last) in message.spans.items():
+                            set_read_offset(tp, last)
+                unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
