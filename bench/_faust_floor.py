@@ -1,15 +1,17 @@
 """A Faust worker whose agent does nothing: the floor of Faust's own per-record cost.
 
 Run by ``bench.streams_throughput`` as ``python -m bench._faust_floor BOOTSTRAP APP_ID PREFIX PARTITIONS
-stock|tillflow|batched DATADIR``: the same input topics and at-least-once commits as ``tillflow worker``, but
+stock|tillflow|batched DATADIR TOTAL``: the same input topics and at-least-once commits as ``tillflow worker``, but
 no decoding, no tables and no output. ``stock``: Faust's aiokafka transport as released, the agent taking
 events in batches (``take_events``); ``tillflow``: the same with the inline hand-off of streams/transport.py
-alone; ``batched``: the transport the worker uses, one event per fetched batch of one partition.
+alone; ``batched``: the transport the worker uses, one event per fetched batch of one partition. Once TOTAL
+records went through, it prints ``FLOOR <records/s>`` (from its first record on) to stdout.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from schemas.topics import CAMERA_COUNTS, POS_TICKETS
@@ -45,20 +47,30 @@ def main(argv: list[str]) -> None:
         value_serializer="raw",
     )
 
+    total, seen, started = int(argv[6]), [0], [0.0]
+
+    def count(n: int) -> None:
+        if not seen[0]:
+            started[0] = time.perf_counter()
+        seen[0] += n
+        if seen[0] >= total > seen[0] - n:
+            print(f"FLOOR {seen[0] / (time.perf_counter() - started[0]):.0f}", flush=True)
+
     if mode == "batched":
         batch_topics(app, [prefix + POS_TICKETS, prefix + CAMERA_COUNTS])
 
         @app.agent(inputs, name="noop")
         async def noop_batches(stream: Any) -> None:
             async for event in stream.noack().events():
+                count(len(event.message.batch))
                 await stream.ack(event)
 
     else:
 
         @app.agent(inputs, name="noop")
         async def noop(stream: Any) -> None:
-            async for _events in stream.take_events(2000, within=0.2):
-                pass
+            async for events in stream.take_events(2000, within=0.2):
+                count(len(events))
 
     faust.Worker(app, loglevel="warn").execute_from_commandline()
 

@@ -1,6 +1,6 @@
 """Benchmark: the streams worker on the real local broker, next to a raw consume-and-decode baseline.
 
-Run: ``python -m bench.streams_throughput [--events N] [--rate R] [--seconds S] [--skip-floors]``. Starts a fresh local
+Run: ``python -m bench.streams_throughput [--events N] [--rate R] [--seconds S]``. Starts a fresh local
 stack (noida-db + the local registry) in a temporary directory.
 
 1. Throughput: N mixed events (camera frames and tickets, Avro, keyed by store, co-partitioned) are
@@ -144,11 +144,24 @@ def _worker(settings: Settings, app_id: str, prefix: str, log: Path, **env: str)
     return subprocess.Popen(cmd, env=environ, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
-def _faust_floor(settings: Settings, app_id: str, prefix: str, log: Path, transport: str) -> subprocess.Popen[bytes]:
-    """bench._faust_floor: a Faust worker with a no-op agent on the same topics (``stock`` or ``tillflow``)."""
+def _faust_floor(
+    settings: Settings, app_id: str, prefix: str, log: Path, transport: str, total: int
+) -> subprocess.Popen[bytes]:
+    """bench._faust_floor: a Faust worker with a no-op agent on the same topics (``stock``, ``tillflow`` or
+    ``batched``); it prints its own rate once ``total`` records went through."""
     cmd = [sys.executable, "-m", "bench._faust_floor", endpoints(settings).bootstrap, app_id, prefix]
-    cmd += [str(settings.topic_partitions), transport, str(log.parent / "faust-floor-data")]
+    cmd += [str(settings.topic_partitions), transport, str(log.parent / f"faust-floor-{app_id}"), str(total)]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def _floor_rate(settings: Settings, prefix: str, events: int, tmp: Path, transport: str) -> float:
+    """Records/s the no-op agent reports (from its first record on); its committed offsets tell when it is done."""
+    log = tmp / f"faust-floor-{transport}.log"
+    committed = _committed_rate(
+        settings, prefix, events, lambda a: _faust_floor(settings, a, prefix, log, transport, events)
+    )
+    reported = [line.split()[1] for line in log.read_text(errors="replace").splitlines() if line.startswith("FLOOR ")]
+    return float(reported[-1]) if reported else committed
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -220,10 +233,9 @@ def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
     producer.flush(60)
     baseline = statistics.median(_raw_baseline(settings, prefix, events) for _ in range(3))
     engine = statistics.median(_engine_only(settings, produced) for _ in range(3))
-    log = tmp / "faust-floor.log"
-    floor = _committed_rate(settings, prefix, events, lambda a: _faust_floor(settings, a, prefix, log, "stock"))
-    handoff = _committed_rate(settings, prefix, events, lambda a: _faust_floor(settings, a, prefix, log, "tillflow"))
-    batched = _committed_rate(settings, prefix, events, lambda a: _faust_floor(settings, a, prefix, log, "batched"))
+    floor = _floor_rate(settings, prefix, events, tmp, "stock")
+    handoff = _floor_rate(settings, prefix, events, tmp, "tillflow")
+    batched = _floor_rate(settings, prefix, events, tmp, "batched")
     worker = _committed_rate(
         settings,
         prefix,

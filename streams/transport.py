@@ -228,9 +228,11 @@ class Consumer(faust_aiokafka.Consumer):
                         break
                     if active is not None and tp not in active and tp not in self._buffered_partitions:
                         continue
+                    # Faust's read offset is the last record handed over, or after a seek the position sought
+                    # (the next record to read): as in Faust, a record at that offset is handed over.
                     r_offset = get_read_offset(tp)
-                    if r_offset is not None and tp_records[0].offset <= r_offset:
-                        tp_records = [r for r in tp_records if r.offset > r_offset]
+                    if r_offset is not None and tp_records[0].offset < r_offset:
+                        tp_records = [r for r in tp_records if r.offset >= r_offset]
                         if not tp_records:
                             continue
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
@@ -247,7 +249,7 @@ class Consumer(faust_aiokafka.Consumer):
                     for record in tp_records:
                         offset = record.offset
                         r_offset = get_read_offset(tp)
-                        if r_offset is None or offset > r_offset:
+                        if r_offset is None or offset >= r_offset:
                             if r_offset is not None and offset - r_offset > 1 and acks_enabled_for(tp.topic):
                                 await self._add_gap(tp, r_offset + 1, offset - 1)
                             await self._hand_over(callback, to_message(tp, record))
