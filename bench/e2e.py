@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from bench.streams_throughput import _events_counted, _free_port
 from schemas.models import CameraCount, PosTicket
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from tillflow.settings import Settings
@@ -126,7 +128,12 @@ def main(argv: list[str] | None = None) -> None:
             produce_s = time.perf_counter() - started
 
             log = tmpdir / "worker.log"
-            worker = start_worker(settings, catalogue_path, app_id, prefix, log)
+            port = _free_port()
+            os.environ["TILLFLOW_METRICS_PORT"] = str(port)  # the worker's own event count (start_worker's env)
+            try:
+                worker = start_worker(settings, catalogue_path, app_id, prefix, log)
+            finally:
+                del os.environ["TILLFLOW_METRICS_PORT"]
             watch = Consumer(consumer_config(settings, app_id))
             samples: list[tuple[float, int, float]] = []
             try:
@@ -135,13 +142,15 @@ def main(argv: list[str] | None = None) -> None:
                 while time.monotonic() < deadline and worker.poll() is None:
                     done = sum(_committed(watch, names.tickets, args.partitions))
                     done += sum(_committed(watch, names.counts, args.partitions))
-                    samples.append((time.perf_counter(), done, rss_mb(worker.pid)))
+                    samples.append((time.perf_counter(), _events_counted(port), rss_mb(worker.pid)))
                     if done >= total:
                         break
                     time.sleep(0.2)
-                # From the last sample before any commit (startup excluded) to the one that saw everything.
+                # The worker's own count: from the last sample before it counted anything to the first that
+                # saw every event (startup and the commit interval excluded).
                 first = next((samples[i - 1] for i, s in enumerate(samples) if s[1] > 0 and i > 0), samples[0])
-                worker_eps = (samples[-1][1] - first[1]) / max(samples[-1][0] - first[0], 1e-9)
+                last = next((s for s in samples if s[1] >= total), samples[-1])
+                worker_eps = (last[1] - first[1]) / max(last[0] - first[0], 1e-9)
                 wait_processed(settings, names, worker, log, time.monotonic() + 600, close_all=True)
                 rss_end = rss_mb(worker.pid)
             finally:

@@ -68,12 +68,10 @@ class RecordBatch:
         return Raw(self.topics[index], self.partition, self.offsets[index], self.keys[index], self.values[index])
 
     def spans(self) -> dict[str, tuple[int, int]]:
-        """(first, last) offset of each topic in the batch."""
-        out: dict[str, tuple[int, int]] = {}
-        for topic, offset in zip(self.topics, self.offsets, strict=True):
-            span = out.get(topic)
-            out[topic] = (offset, offset) if span is None else (min(span[0], offset), max(span[1], offset))
-        return out
+        """(first, last) offset of each topic in the batch (a topic's offsets ascend through the batch)."""
+        topics, offsets = self.topics, self.offsets
+        backwards = topics[::-1]
+        return {t: (offsets[topics.index(t)], offsets[-1 - backwards.index(t)]) for t in dict.fromkeys(topics)}
 
 
 def batches_of(records: Iterable[Raw]) -> list[RecordBatch]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Coroutine, Generator, Iterable
-from itertools import zip_longest
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -65,34 +64,43 @@ def batched_topics(app: Any) -> dict[str, tuple[int, int]]:
     return dict(getattr(app, _BATCHED, {}))
 
 
-def interleave(parts: list[list[Any]]) -> list[tuple[int, Any]]:
-    """(index of the part, item) taking one item of each part in turn."""
-    if len(parts) == 1:
-        return [(0, item) for item in parts[0]]
-    out: list[tuple[int, Any]] = []
-    for row in zip_longest(*parts, fillvalue=_NONE):
-        out += [(k, item) for k, item in enumerate(row) if item is not _NONE]
-    return out
-
-
-_NONE = object()
+def interleave(parts: list[list[Any]]) -> tuple[list[int], list[Any]]:
+    """(index of the part, item) of each item, taking one item of each part in turn (slice assignments:
+    no Python loop per item)."""
+    owners: list[int] = []
+    items: list[Any] = []
+    live = [(k, part) for k, part in enumerate(parts) if part]
+    done = 0
+    while live:
+        rows = min(len(part) - done for _, part in live)
+        width = len(live)
+        block: list[Any] = [None] * (rows * width)
+        block_owners: list[int] = [0] * (rows * width)
+        for column, (k, part) in enumerate(live):
+            block[column::width] = part[done : done + rows]
+            block_owners[column::width] = [k] * rows
+        items += block
+        owners += block_owners
+        done += rows
+        live = [(k, part) for k, part in live if len(part) > done]
+    return owners, items
 
 
 def record_batches(parts: list[tuple[TP, list[Any]]], max_records: int) -> list[RecordBatch]:
     """aiokafka records of the same partition number of co-partitioned topics as batches to hand over."""
     partition = parts[0][0].partition
-    merged = interleave([records for _, records in parts])
-    topics = [tp.topic for tp, _ in parts]
+    owners, records = interleave([recs for _, recs in parts])
+    names = [tp.topic for tp, _ in parts]
     out = []
-    for start in range(0, len(merged), max_records):
-        chunk = merged[start : start + max_records]
+    for start in range(0, len(records), max_records):
+        chunk = records[start : start + max_records]
         out.append(
             RecordBatch(
                 partition,
-                [topics[k] for k, _ in chunk],
-                [r.offset for _, r in chunk],
-                [r.key for _, r in chunk],
-                [r.value for _, r in chunk],
+                [names[k] for k in owners[start : start + max_records]],
+                [r.offset for r in chunk],
+                [r.key for r in chunk],
+                [r.value for r in chunk],
             )
         )
     return out

@@ -93,7 +93,8 @@ def test_offsets_missing_inside_a_batch_do_not_stop_the_commits(consumer: Any) -
 
 
 def test_co_partitioned_records_are_interleaved_and_cut_into_batches() -> None:
-    assert interleave([[1, 2, 3], ["a"], [10, 20]]) == [(0, 1), (1, "a"), (2, 10), (0, 2), (2, 20), (0, 3)]
+    assert interleave([[1, 2, 3], ["a"], [10, 20]]) == ([0, 1, 2, 0, 2, 0], [1, "a", 10, 2, 20, 3])
+    assert interleave([[], [7, 8]]) == ([1, 1], [7, 8])
 
     def rec(offset: int) -> Any:
         return SimpleNamespace(offset=offset, key=b"k", value=bytes([offset]))
