@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 del os.environ["TILLFLOW_METRICS_PORT"]
             watch = Consumer(consumer_config(settings, app_id))
-            samples: list[tuple[float, int, float]] = []
+            samples: list[tuple[float, float, float]] = []
             try:
                 deadline = time.monotonic() + 3600
                 total = len(events)
