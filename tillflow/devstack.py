@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from confluent_kafka.admin import AdminClient
 
+from tillflow.extras import missing_extra
 from tillflow.kafka import ensure_topics, stack_file, wanted_topics
 from tillflow.settings import Settings
 
@@ -46,9 +47,12 @@ def free_port(preferred: int = 0) -> int:
 
 
 def broker_binary() -> Path:
+    problem = missing_extra("the local broker", "noida_db")
+    if problem:
+        raise StackError(problem)
     spec = importlib.util.find_spec("noida_db")
     if spec is None or not spec.submodule_search_locations:
-        raise StackError("the noida-db package is not installed (pip install noida-db)")
+        raise StackError("the noida-db package has no binary folder")
     path = Path(next(iter(spec.submodule_search_locations))) / "noida-db"
     if not path.exists():
         raise StackError(f"noida-db binary missing at {path}")

@@ -59,6 +59,11 @@ def camera_run(
     import time
     from datetime import UTC
 
+    from tillflow.extras import missing_extra
+
+    problem = missing_extra("the door counter", "cv2")
+    if problem:
+        fail(problem)
     from producers.camera.config import CameraConfigError, camera_settings
     from producers.camera.detectors import DetectorError
     from producers.camera.runner import (

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from tillflow.extras import missing_extra
 from tillflow.settings import Settings
 
 
@@ -65,6 +66,9 @@ def connect(settings: Settings, database: str | None = "", create: bool = False)
 
     dsn = clickhouse_dsn(settings)
     if dsn.startswith("chdb://"):
+        problem = missing_extra("ClickHouse with no server configured (the embedded chDB)", "chdb")
+        if problem:
+            raise ClickHouseConfigError(problem)
         (settings.state_dir / "clickhouse").mkdir(parents=True, exist_ok=True)
     db = database_name(settings) if database == "" else database
     parts = urlsplit(dsn)

@@ -3,6 +3,7 @@ from typing import Any
 import typer
 from typer.testing import CliRunner
 
+from tests.support import plain
 from tillflow import __version__
 from tillflow.cli import HELP_PANELS, app, command_modules
 
@@ -39,5 +40,7 @@ def test_every_command_has_help_and_a_docstring():
 def test_version_and_missing_config_file(tmp_path):
     runner = CliRunner()
     assert runner.invoke(app, ["--version"]).output.strip() == f"tillflow {__version__}"
-    result = runner.invoke(app, ["--config", str(tmp_path / "nope.toml"), "dev", "status"])
-    assert result.exit_code == 2 and "does not exist" in result.output
+    missing = tmp_path / "a-long-folder-name-that-a-narrow-panel-would-wrap-or-cut" / "nope.toml"
+    result = runner.invoke(app, ["--config", str(missing), "dev", "status"])
+    assert result.exit_code == 2
+    assert f"config file {missing} does not exist" in plain(result.output)
