@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  ClickHouse {name:<13} {got:>10,}  batch recompute {want:>10,}  {'ok' if got == want else 'MISMATCH'}")
     print(json.dumps({"events": total, "produce_eps": total / produce_s, "worker_eps": worker_eps,
                       "sink_rps": sink.stats.consumed / max(sink_s, 1e-9),
-                      "worker_rss_mb": {"first": rss[0], "max": max(rss), "end": rss_end} if rss else None, "checks": checks,
+                      "worker_rss_mb": {"first": rss[0], "max": max(rss), "end": rss_end} if rss else None,
+                      "checks": checks,
                       "peak_rss_bench_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))  # fmt: skip
     if not ok:
         sys.exit(1)
