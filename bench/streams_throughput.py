@@ -429,6 +429,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--latency-only", action="store_true", help="skip the throughput part")
     parser.add_argument("--profile", type=Path, help="run the throughput worker under cProfile, stats to this file")
     args = parser.parse_args(argv)
     from tillflow.devstack import down, up
@@ -437,35 +438,38 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings(state_dir=Path(tmp) / "stack", topic_partitions=args.partitions, catalogue=CATALOGUE)
         up(settings, timeout=60)
         try:
-            t = throughput(settings, args.events, Path(tmp), args.profile)
-            print(f"throughput: {int(t['events'])} events (tickets + frames, Avro), {args.partitions} partitions")
-            print(f"  raw aiokafka consume+decode  {t['raw_eps']:>10,.0f} events/s  (baseline, median of 3)")
-            print(
-                f"  engine only, in-process      {t['engine_eps']:>10,.0f} events/s  "
-                "(decode + state + encode, dict state, no Kafka, median of 3)"
-            )
-            print(
-                f"  Faust no-op agent (1 proc.)  {t['faust_floor_eps']:>10,.0f} events/s  "
-                f"ratio {t['faust_floor_eps'] / t['raw_eps']:.2f}  (Faust's own per-record cost: the ceiling)"
-            )
-            print(
-                f"  same, tillflow hand-off      {t['handoff_floor_eps']:>10,.0f} events/s  "
-                f"ratio {t['handoff_floor_eps'] / t['faust_floor_eps']:.2f} of stock  (streams/transport.py)"
-            )
-            print(
-                f"  same, batches (worker's)     {t['batched_floor_eps']:>10,.0f} events/s  "
-                f"ratio {t['batched_floor_eps'] / t['raw_eps']:.2f}  (one event per fetched batch of a partition)"
-            )
-            print(
-                f"  tillflow worker (1 process)  {t['worker_eps']:>10,.0f} events/s  "
-                f"ratio {t['worker_eps'] / t['raw_eps']:.2f} of raw, {t['worker_eps'] / t['faust_floor_eps']:.1f}x the "
-                "stock no-op agent  (targets >= 20,000/s and >= 0.3 of raw)"
-            )
-            if args.profile and args.profile.exists():
-                import pstats
+            t: dict[str, float] = {}
+            if not args.latency_only:
+                t = throughput(settings, args.events, Path(tmp), args.profile)
+                print(f"throughput: {int(t['events'])} events (tickets + frames, Avro), {args.partitions} partitions")
+                print(f"  raw aiokafka consume+decode  {t['raw_eps']:>10,.0f} events/s  (baseline, median of 3)")
+                print(
+                    f"  engine only, in-process      {t['engine_eps']:>10,.0f} events/s  "
+                    "(decode + state + encode, dict state, no Kafka, median of 3)"
+                )
+                print(
+                    f"  Faust no-op agent (1 proc.)  {t['faust_floor_eps']:>10,.0f} events/s  "
+                    f"ratio {t['faust_floor_eps'] / t['raw_eps']:.2f}  (Faust's own per-record cost: the ceiling)"
+                )
+                print(
+                    f"  same, tillflow hand-off      {t['handoff_floor_eps']:>10,.0f} events/s  "
+                    f"ratio {t['handoff_floor_eps'] / t['faust_floor_eps']:.2f} of stock  (streams/transport.py)"
+                )
+                print(
+                    f"  same, batches (worker's)     {t['batched_floor_eps']:>10,.0f} events/s  "
+                    f"ratio {t['batched_floor_eps'] / t['raw_eps']:.2f}  (one event per fetched batch of a partition)"
+                )
+                print(
+                    f"  tillflow worker (1 process)  {t['worker_eps']:>10,.0f} events/s  "
+                    f"ratio {t['worker_eps'] / t['raw_eps']:.2f} of raw, "
+                    f"{t['worker_eps'] / t['faust_floor_eps']:.1f}x the stock no-op agent  "
+                    "(targets >= 20,000/s and >= 0.3 of raw)"
+                )
+                if args.profile and args.profile.exists():
+                    import pstats
 
-                print(f"cProfile of the throughput worker ({args.profile}), top by own time:")
-                pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(15)
+                    print(f"cProfile of the throughput worker ({args.profile}), top by own time:")
+                    pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(15)
             lat = latency(settings, args.rate, args.seconds, Path(tmp))
             print(
                 f"latency at {lat['rate']:,.0f} events/s for {args.seconds:.0f}s: produce -> conversion update "
