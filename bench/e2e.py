@@ -1,18 +1,19 @@
 """Benchmark: one simulated day of a 200-store estate through produce -> worker -> sink, at full speed.
 
-Run: ``python -m bench.e2e [--stores 200] [--fps 0.02] [--days 1]``. Starts the local stack in a temporary
+Run: ``python -m bench.e2e [--stores 200] [--fps 0.01] [--days 1]``. Starts the local stack in a temporary
 directory; the estate is the demo catalogue's stores cloned to ``--stores`` (same time zones, hours and
 cameras; malls of at most six tenants). The producers' simulator makes the day (``--fps`` frames per second
 per camera), then each stage runs alone, timed, in a fresh process or consumer group:
 
 1. produce: every simulated record, Avro, to the input topics (RecordSender, as the producers do);
-2. worker: one `tillflow worker` process until it committed every input record (events/s from its
-   committed offsets, startup excluded), then the end-of-input ticks close every hour;
+2. worker: one `tillflow worker` process until it committed every input record (events/s from its own
+   count of events processed, startup excluded), then the end-of-input ticks close every hour;
 3. sink: the ClickHouse sink (chDB) over the inputs and the worker's outputs until idle.
 
 Then ClickHouse is checked against the batch recompute (streams/batch.py) of the same records: distinct
-tickets and frames, final store-hours, and the day's visitors and transactions must all match. With
-``--days 7`` and ``--rss`` the worker's resident memory is sampled as it goes (flat memory over a week).
+tickets and frames, final store-hours, and the day's visitors and transactions must all match. The worker's
+resident memory is sampled as it goes (first, max, end); with ``--days 7`` that shows whether it stays flat
+over a week.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def rss_mb(pid: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.e2e")
     parser.add_argument("--stores", type=int, default=200)
-    parser.add_argument("--fps", type=float, default=0.02)
+    parser.add_argument("--fps", type=float, default=0.01)
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args(argv or [])
