@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -12,13 +13,20 @@ from typing import Any, cast
 
 from aiokafka.errors import KafkaError
 from faust.streams import _current_event  # the table context Faust sets for single-event iteration
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from streams.processor import Processor, RecordBatch, Send
 from streams.tables import Tables
 from streams.topics import Topics
+from streams.watchdog import Stall, consumer_state, task_stacks
 
 log = logging.getLogger(__name__)
+STALLED = Gauge(
+    "tillflow_streams_stalled_seconds",
+    "Longest time an input partition of this worker has had records waiting while its committed offset did"
+    " not move (0: every partition makes progress).",
+)
+PROCESSED = Counter("tillflow_streams_records_processed_total", "Input records (all topics) an agent finished.")
 CONSUMER_LAG = Gauge(
     "tillflow_streams_consumer_lag",
     "Records of an input partition this worker owns that it has not read yet (high watermark - position).",
@@ -56,6 +64,15 @@ async def send_all(app: Any, sends: list[Send]) -> None:
 Sender = Callable[[Any, list[Send]], Awaitable[None]]
 
 
+async def _complete(sending: Awaitable[None]) -> None:
+    """Hand a processed group's records to the producer even if the agent is cancelled meanwhile (a stop).
+
+    The group's table writes are already queued; its outputs must follow them, or a restart that reads the
+    (unacknowledged) batch again finds its hours closed and never emits their final records. The batch itself
+    is not acknowledged after a cancellation (the agents acknowledge a batch event only after this)."""
+    await asyncio.shield(asyncio.ensure_future(sending))
+
+
 def define_agents(
     app: Any,
     processor: Processor,
@@ -64,12 +81,16 @@ def define_agents(
     tick_s: float,
     send: Sender = send_all,
     lag_interval_s: float = 5.0,
+    stall_after_s: float = 30.0,
 ) -> dict[str, Any]:
     """Define the agents and the timers on ``app``; returns them by name.
 
     Their input topics are handed over a fetched batch of one partition at a time (streams/transport.py):
     the engine counts a whole batch at once and writes every store-hour it touched to the changelog once.
     """
+
+    progress = Stall(stall_after_s)
+    data_topics = {topics.names.tickets, topics.names.counts, topics.names.peers}
 
     @app.agent(topics.inputs, name="hours")
     async def hours(stream: Any) -> None:
@@ -80,10 +101,12 @@ def define_agents(
         batch acknowledges nothing of it, and its offsets are never committed.
         """
         async for event in stream.noack().events():
+            batch = batch_of(event)
             with _table_context(event):
-                sends = processor.process_batch(batch_of(event), int(time.time() * 1000))
-            await send(app, sends)
+                sends = processor.process_batch(batch, int(time.time() * 1000))
+            await _complete(send(app, sends))
             await stream.ack(event)
+            PROCESSED.inc(len(batch))
 
     @app.agent(topics.peers, name="peers")
     async def peers(stream: Any) -> None:
@@ -92,8 +115,9 @@ def define_agents(
             batch = batch_of(event)
             with _table_context(event):
                 sends = processor.process_peers([batch.raw(i) for i in range(len(batch))])
-            await send(app, sends)
+            await _complete(send(app, sends))
             await stream.ack(event)
+            PROCESSED.inc(len(batch))
 
     @app.timer(interval=tick_s)
     async def tick() -> None:
@@ -127,5 +151,17 @@ def define_agents(
             CONSUMER_LAG.labels(*labels).set(value)
         reported.clear()
         reported.update(current)
+        stalled = progress.observe(time.monotonic(), app.consumer.uncommitted(data_topics))
+        STALLED.set(max(stalled.values(), default=0.0))
+        fresh = set(stalled) - progress.reported
+        if fresh:
+            progress.reported |= fresh
+            log.warning(
+                "stalled: no offset committed for %.0f s on %s although records wait there\n%s\n%s",
+                max(stalled.values()),
+                ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in fresh)),
+                consumer_state(app),
+                task_stacks(),
+            )
 
     return {"hours": hours, "peers": peers, "tick": tick, "lag": lag}

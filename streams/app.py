@@ -87,7 +87,7 @@ def create_app(
     """A Faust app for ``catalogue`` on the configured (or local) broker and registry."""
     import faust
 
-    from streams.transport import SCHEME, batch_topics, broker_urls
+    from streams.transport import SCHEME, Stream, batch_topics, broker_urls
 
     ep = endpoints(settings)
     app_id = app_id or settings.streams_app_id
@@ -97,7 +97,10 @@ def create_app(
     app = faust.App(
         app_id,
         broker=broker_urls(ep.bootstrap),
-        broker_consumer=broker_urls(ep.bootstrap, SCHEME),  # streams/transport.py
+        # streams/transport.py: offsets committed only after their records' effects are flushed
+        broker_consumer=broker_urls(ep.bootstrap, SCHEME),
+        broker_producer=broker_urls(ep.bootstrap, SCHEME),
+        Stream=Stream,
         broker_credentials=broker_credentials(settings),
         store=store or settings.streams_store,
         # Faust keeps table metadata (and RocksDB files) in its data dir; default is ./<app id>-data.

@@ -20,6 +20,7 @@ from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from streams.engine import FRAME, TICKET, Engine, Output, StreamConfig
 from streams.peers import PeerEngine
 from streams.topics import TopicNames
+from tillflow.dlq import DeadLetter, dead_letter_record
 
 EVENTS = Counter("tillflow_streams_events_total", "Input records processed.", ["topic"])
 DUPLICATES = Counter("tillflow_streams_duplicates_total", "Duplicate tickets and frames counted once.")
@@ -153,7 +154,7 @@ class Processor:
             try:
                 events.append((kinds[topic], decoders[topic](value)))
             except DecodeError as exc:
-                sends.append(self._dead_letter(batch.raw(i), f"undecodable: {exc}"))
+                sends.append(self._dead_letter(batch.raw(i), "decode", str(exc)))
                 continue
             index.append(i)
         if events:
@@ -173,7 +174,7 @@ class Processor:
     ) -> Output:
         out = self.engine.apply(partition, events, now_ms)
         for j, reason in out.rejects:
-            sends.append(self._dead_letter(batch.raw(index[j]), reason))
+            sends.append(self._dead_letter(batch.raw(index[j]), "map", reason))
         out.rejects = []
         tickets = sum(1 for kind, _ in events if kind == TICKET)
         if tickets:
@@ -217,10 +218,11 @@ class Processor:
             ALERTS_FIRED.labels(alert["kind"], alert["state"]).inc()
         EMITTED.labels(self.names.alerts).inc(len(alerts))
 
-    def _dead_letter(self, raw: Raw, reason: str) -> Send:
+    def _dead_letter(self, raw: Raw, stage: str, reason: str) -> Send:
         DEAD_LETTERS.labels(raw.topic).inc()
-        headers = {"error": reason, "topic": raw.topic, "partition": str(raw.partition), "offset": str(raw.offset)}
-        return Send(self.names.dlq(raw.topic), raw.key, raw.value or b"", headers)
+        letter = DeadLetter(raw.topic, raw.partition, raw.offset, raw.key, raw.value, stage, reason)
+        record = dead_letter_record(letter, "streams", self.names.dlq(raw.topic))
+        return Send(record.topic, record.key, record.value, record.headers)
 
     def process_peers(self, records: Iterable[Raw]) -> list[Send]:
         """Messages of the peer topic: store-hour summaries and end-of-replay flush markers."""

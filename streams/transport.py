@@ -19,20 +19,43 @@ without suspending (the stream's queue has room, flow is not suspended, the prod
 Only when it suspends does it take Faust's path (``wait_first`` with ``suspend_flow``), resumed exactly where
 it stopped, so a rebalance still cancels a blocked hand-off as before.
 
-Selected with ``broker_consumer=broker_urls(bootstrap, SCHEME)`` (streams/app.py); producing is unchanged.
+Selected with ``broker_consumer`` / ``broker_producer`` = ``broker_urls(bootstrap, SCHEME)`` and
+``Stream=Stream`` (streams/app.py).
+
+**The rule** (at-least-once): an offset is committed only once its record has been processed *and* every
+effect of that processing (table changelog writes, output records, dead letters) has been handed to the
+broker and acknowledged. Faust 0.15 breaks it in two places, both fixed here; each lost records when a
+busy worker was stopped (issue 12: 2,811 and 567 records after the committed offset never processed):
+
+- ``Stream.take_events`` acknowledges its batch in a ``finally``: when the agent is cancelled at shutdown
+  (or raises) in the middle of a batch, the whole batch is acknowledged and committed by the consumer's
+  last commit although part of it was never processed. :class:`Stream` acknowledges a batch only when the
+  agent asks for the next one, that is once it has finished the batch; an abandoned batch is read again
+  after a restart (its duplicates are absorbed by the dedupe ids kept in the hour state). The worker's
+  agents no longer use ``take_events`` (they acknowledge each batch event themselves once its outputs went
+  to the producer); :class:`Stream` keeps the fix for any agent that does.
+- ``ProducerBuffer.flush`` (what runs before each commit) gives up after 0.1 s without a send, leaving
+  table changelog writes queued behind a full producer while the offsets that produced them are committed.
+  :class:`Producer` flushes until its buffer is empty and nothing is in flight, then flushes aiokafka.
+- A partition's records fetched while it was not active, and a gap in offsets first seen after a seek, are
+  read again instead of being skipped or marked processed (:meth:`Consumer._gap_confirmed`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Coroutine, Generator, Iterable
+from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Generator, Iterable, Sequence
 from typing import Any, cast
 
-from faust.transport.consumer import CONSUMER_FETCHING
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage, ack_lock
+from mode import Seconds, want_seconds
+from mode.utils.aiter import aiter
 from mode.utils.futures import notify
 
 from streams.processor import RecordBatch
@@ -204,7 +227,8 @@ class Consumer(faust_aiokafka.Consumer):
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs inside every worker test
         # faust.transport.consumer.Consumer._drain_messages and .getmany (faust-streaming 0.15.3), with the
-        # batched hand-off and the inline hand-off.
+        # batched and the inline hand-off, and records fetched while not active read again (see getmany of
+        # the reliability fix: the fetcher's position has moved past them).
         callback = cast(Callable[[Any], Coroutine[Any, Any, Any]], self.callback)
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
@@ -230,48 +254,62 @@ class Consumer(faust_aiokafka.Consumer):
                     unset_flag(CONSUMER_FETCHING)
                     continue
                 generation_id = self.app.consumer_generation_id
+                dropped: dict[Any, int] = {}
+
+                def stopped(generation_id: int = generation_id) -> bool:
+                    return not self.flow_active or self.app.consumer_generation_id != generation_id
+
                 groups: dict[tuple[int, int], list[tuple[TP, list[Any]]]] = {}
                 for tp, tp_records in records.items():
-                    if not self.flow_active or self.app.consumer_generation_id != generation_id:
-                        break
-                    if active is not None and tp not in active and tp not in self._buffered_partitions:
+                    if stopped() or (active is not None and tp not in active and tp not in self._buffered_partitions):
+                        dropped.setdefault(tp, tp_records[0].offset)
                         continue
-                    # Faust's read offset is the last record handed over, or after a seek the position sought
-                    # (the next record to read): as in Faust, a record at that offset is handed over.
-                    r_offset = get_read_offset(tp)
-                    if r_offset is not None and tp_records[0].offset < r_offset:
-                        tp_records = [r for r in tp_records if r.offset >= r_offset]
+                    r_offset = get_read_offset(tp)  # the last offset handed over (see perform_seek)
+                    if r_offset is not None and tp_records[0].offset <= r_offset:
+                        tp_records = [r for r in tp_records if r.offset > r_offset]
                         if not tp_records:
                             continue
+                    first = tp_records[0].offset
+                    if r_offset is not None and first > r_offset + 1 and acks_enabled_for(tp.topic):
+                        if not await self._gap_confirmed(tp, r_offset + 1, first):
+                            continue  # read again from the start of its gap
+                        await self._add_gap(tp, r_offset + 1, first - 1)
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                     if self._commit_every is not None and self._n_acked >= self._commit_every:
                         self._n_acked = 0
                         await self.commit()
                     batching = batched.get(tp.topic)
                     if batching is not None:
-                        first = tp_records[0].offset
-                        if r_offset is not None and first - r_offset > 1 and acks_enabled_for(tp.topic):
-                            await self._add_gap(tp, r_offset + 1, first - 1)
                         groups.setdefault((batching[0], tp.partition), []).append((tp, tp_records))
                         continue
                     for record in tp_records:
+                        if stopped():
+                            dropped.setdefault(tp, record.offset)
+                            break
                         offset = record.offset
                         r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            if r_offset is not None and offset - r_offset > 1 and acks_enabled_for(tp.topic):
-                                await self._add_gap(tp, r_offset + 1, offset - 1)
-                            await self._hand_over(callback, to_message(tp, record))
-                            set_read_offset(tp, offset)
+                        if r_offset is not None and offset > r_offset + 1 and acks_enabled_for(tp.topic):
+                            if not await self._gap_confirmed(tp, r_offset + 1, offset):
+                                break
+                            await self._add_gap(tp, r_offset + 1, offset - 1)
+                        await self._hand_over(callback, to_message(tp, record))
+                        set_read_offset(tp, offset)
                 for parts in groups.values():
-                    if not self.flow_active or self.app.consumer_generation_id != generation_id:
-                        break
                     tps = {tp.topic: tp for tp, _ in parts}
                     stamp = max((recs[-1].timestamp or 0) for _, recs in parts) / 1000.0
                     for batch in record_batches(parts, batched[parts[0][0].topic][1]):
+                        if stopped():
+                            for topic, (first, _) in batch.spans().items():
+                                dropped.setdefault(tps[topic], first)
+                            continue
                         message = BatchMessage(batch, tps, stamp, generation_id)
                         await self._hand_over(callback, message)
                         for tp, (_, last) in message.spans.items():
                             set_read_offset(tp, last)
+                for tp, first in dropped.items():
+                    if tp in self.assignment():
+                        self.log.info("%s: %d.. fetched while not active; reading them again", tp, first)
+                        await self.seek(tp, first)
                 unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -288,6 +326,68 @@ class Consumer(faust_aiokafka.Consumer):
             raise
         finally:
             unset_flag(CONSUMER_FETCHING)
+
+    _gaps_seen: dict[Any, tuple[int, int]]
+
+    async def _gap_confirmed(self, tp: Any, first_missing: int, offset: int) -> bool:
+        """Whether offsets ``first_missing``..``offset - 1`` of ``tp`` are really absent from the log.
+
+        Faust marks such a gap as processed, for offsets that compaction removed or that transaction
+        markers hold. But the fetcher also returns records from ahead of a seek (read ahead before a
+        restart's seek to the committed offsets): their gap is records never handed over, and marking it
+        processed committed them unread (issue 12: thousands of records lost after a busy worker's stop).
+        So the first time a gap shows, the partition is read again from its start; a gap seen again at the
+        same place is real.
+        """
+        seen = self.__dict__.setdefault("_gaps_seen", {})
+        if seen.get(tp) == (first_missing, offset):
+            del seen[tp]
+            return True
+        seen[tp] = (first_missing, offset)
+        self.log.info(
+            "%s: offsets %d..%d not handed over; reading again from %d", tp, first_missing, offset - 1, first_missing
+        )
+        await self.seek(tp, first_missing)
+        return False
+
+    async def perform_seek(self) -> None:
+        """Faust's, with the read offset meaning the same after a seek as after a record: the last offset
+        handed over (Faust stores the *next* one after a seek, so a first record one past it went unnoticed)."""
+        await super().perform_seek()
+        for tp, offset in list(self._read_offset.items()):
+            self._read_offset[tp] = offset - 1 if offset else None
+
+    async def seek(self, partition: Any, offset: int) -> None:
+        await super().seek(partition, offset)
+        self._read_offset[ensure_TP(partition)] = offset - 1 if offset else None
+
+    async def seek_to_committed(self) -> Any:
+        """Seek every assigned partition to its committed offset; an input partition without one (or at 0)
+        to its beginning.
+
+        aiokafka seeks only to committed offsets above 0 and leaves other partitions where the fetcher is.
+        Records the fetcher read ahead while the flow was stopped (startup, recovery, a rebalance) are
+        dropped by Faust, which then seeks back to the committed offsets: without a commit, nothing moved
+        the position back, and those records were skipped until the next restart (a fresh worker sat idle
+        with nothing committed; issue 12's stalls).
+        """
+        committed = await super().seek_to_committed()
+        changelogs = self.app.tables.changelog_topics
+        fresh = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+        if fresh:
+            await self._thread.call_thread(self._thread._ensure_consumer().seek_to_beginning, *fresh)
+        return committed
+
+    def uncommitted(self, topics: Collection[str]) -> dict[Any, tuple[int, int]]:
+        """Per assigned partition of ``topics`` whose high watermark is known: (committed offset, records
+        after it)."""
+        out: dict[Any, tuple[int, int]] = {}
+        for tp in self.assignment():
+            high = self.highwater(tp) if tp.topic in topics else None
+            if high is not None:
+                committed = int(self._committed_offset.get(tp) or 0)
+                out[tp] = (committed, max(int(high) - committed, 0))
+        return out
 
     async def input_lag(self, topics: Collection[str]) -> dict[Any, int]:
         """Records not yet handed to the streams, per assigned partition of ``topics``.
@@ -309,8 +409,112 @@ class Consumer(faust_aiokafka.Consumer):
         return lags
 
 
+class Stream(faust.Stream):  # type: ignore[misc]
+    async def take_events(self, max_: int, within: Seconds) -> AsyncGenerator[Sequence[Any], None]:
+        """Batches of up to ``max_`` events, or what arrived within ``within`` seconds (as Faust's).
+
+        Unlike Faust's, a batch is acknowledged only when the agent comes back for the next one: never when
+        the agent stopped, was cancelled or raised while it held the batch (the module docstring's rule).
+        """
+        events: list[Any] = []
+        buffer_full = asyncio.Event()
+        buffer_consumed = asyncio.Event()
+        timeout = want_seconds(within) if within else None
+        stream_enable_acks: bool = self.enable_acks
+        buffer_consuming: asyncio.Future[Any] | None = None
+        channel_it = aiter(self.channel)
+
+        async def add_to_buffer(value: Any) -> Any:
+            try:
+                nonlocal buffer_consuming
+                if buffer_consuming is not None:
+                    try:
+                        await buffer_consuming
+                    finally:
+                        buffer_consuming = None
+                event = self.current_event
+                if event is None:
+                    raise RuntimeError("Take buffer found current_event is None")
+                events.append(event)
+                if len(events) >= max_:
+                    buffer_full.set()
+                    buffer_consumed.clear()
+                    await self.wait(buffer_consumed)  # type: ignore[arg-type]
+            except asyncio.CancelledError:  # pragma: no cover
+                raise
+            except Exception as exc:
+                self.log.exception("Error adding to take buffer: %r", exc)
+                await self.crash(exc)
+            return value
+
+        self.enable_acks = False  # acknowledged here, after the agent is done with them
+        self.add_processor(add_to_buffer)
+        self._enable_passive(cast(Any, channel_it))
+        try:
+            while not self.should_stop:
+                await self.wait_for_stopped(buffer_full, timeout=timeout)  # type: ignore[arg-type]
+                if not events:
+                    continue
+                buffer_consuming = self.loop.create_future()
+                batch = list(events)
+                events.clear()
+                finished = False
+                try:
+                    yield batch
+                    finished = True  # the agent asked for the next batch: this one is processed
+                finally:
+                    if finished:
+                        for event in batch:
+                            await self.ack(event)
+                    notify(buffer_consuming)
+                    buffer_full.clear()
+                    buffer_consumed.set()
+        finally:
+            self.enable_acks = stream_enable_acks
+            self._processors.remove(add_to_buffer)
+
+
+class _Buffer(ProducerBuffer):  # type: ignore[misc]
+    """Faust's producer buffer, counting the message it is publishing (no longer queued, not yet sent)."""
+
+    in_flight = 0
+
+    async def _send_pending(self, fut: Any) -> None:
+        self.in_flight += 1
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self.in_flight -= 1
+
+
+class Producer(faust_aiokafka.Producer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        buffer = _Buffer(loop=self.loop, beacon=self.beacon)
+        buffer.app = self.app
+        self.buffer = buffer  # before on_start, which starts it
+
+    async def flush(self) -> None:
+        """Every queued record (table changelog writes included) sent and acknowledged; the consumer calls
+        this before each commit. Raises when the producer stopped with records still queued."""
+        buffer = cast(_Buffer, self.buffer)
+        while buffer.size or buffer.in_flight:
+            if buffer.state != "running":
+                raise RuntimeError(f"producer stopped with {buffer.size + buffer.in_flight} records not sent")
+            buffer.message_sent.clear()
+            try:
+                await asyncio.wait_for(buffer.message_sent.wait(), timeout=0.1)
+            except TimeoutError:
+                continue
+        if self._producer is not None:
+            await self._producer.flush()
+        for transaction_producer in self._transaction_producers.values():
+            await transaction_producer.flush()
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+    Producer = Producer
 
 
 TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")

@@ -23,8 +23,8 @@ from sinks.alerts.delivery import send
 from sinks.alerts.outbox import Outbox
 from sinks.alerts.routing import RateLimiter, RoutingConfig, route
 from sinks.clickhouse.sink import commit_offsets, short_reason
-from sinks.dlq import DeadLetter
 from sinks.metrics import ALERT_DEAD, ALERT_DELIVERIES, ALERT_OUTBOX, RECORDS
+from tillflow.dlq import DeadLetter
 from tillflow.retry import backoff
 from tillflow.settings import Settings
 

@@ -13,12 +13,12 @@ from typing import Any
 from schemas.catalogue import load_catalogue
 from schemas.models import Record
 from schemas.serde import TopicSerde
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, deadletter_topic
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from sinks.clickhouse.connection import connect, redacted
 from sinks.clickhouse.mapping import timezones_of
 from sinks.clickhouse.migrate import DEFAULT_DIR, load_stores, migrate
 from sinks.clickhouse.sink import ClickHouseSink, SinkStats
-from sinks.dlq import DeadLetter
+from tillflow.dlq import DeadLetter, dead_letter_record
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ def dead_letter_sender(settings: Settings, sink: str) -> Callable[[list[DeadLett
 
     def send(letters: list[DeadLetter]) -> None:
         for letter in letters:
-            sender.send_raw(deadletter_topic(letter.topic), letter.key, letter.value or b"", letter.headers(sink))
+            record = dead_letter_record(letter, sink)
+            sender.send_raw(record.topic, record.key, record.value, record.headers)
         sender.flush()
 
     return send

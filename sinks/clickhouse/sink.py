@@ -28,8 +28,8 @@ from pydantic import ValidationError
 
 from schemas.serde import DecodeError
 from sinks.clickhouse.mapping import COLUMNS, LocalClock, Mapped, MappingError, columns_for
-from sinks.dlq import DeadLetter
 from sinks.metrics import BATCH_ROWS, CONSUMER_LAG, ERRORS, FLUSH_SECONDS, LAST_FLUSH, RECORDS
+from tillflow.dlq import DeadLetter
 from tillflow.retry import backoff_delays
 
 log = logging.getLogger(__name__)

@@ -98,8 +98,8 @@ async def _hours_agent(sa: StreamsApp, sent: list[Send]) -> None:
         assert (final["visitors"], final["transactions"], final["net_revenue"]) == (3, 1, 1500)
         assert final["local_hour"] == "2026-03-29T10:00:00+02:00"
         (dlq,) = [s for s in sent if s.topic == f"{names.counts}.dlq"]
-        assert dlq.value == b"\x00garbage" and dlq.headers["error"].startswith("undecodable")
-        assert dlq.headers["partition"] == "1"
+        assert dlq.value == b"\x00garbage" and dlq.headers["tillflow.dlq.stage"] == "decode"
+        assert dlq.headers["tillflow.dlq.partition"] == "1" and dlq.headers["tillflow.dlq.component"] == "streams"
         # State is in the tables, under the partition's key.
         assert sa.tables.partitions["p1"]["newest"] == ms("2026-03-29T11:20:00+02:00")
         # End of a replay: a close_all tick closes the 11:00 hour and flushes the peer stage.
