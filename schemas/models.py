@@ -92,6 +92,26 @@ def _currency(value: str) -> str:
 Currency = Annotated[str, AfterValidator(_currency)]
 """An active ISO 4217 currency code, upper case (EUR, INR, USD)."""
 
+# ISO 4217 minor-unit exponents that are not 2. Everything else has cents.
+MINOR_DIGITS = {
+    "BHD": 3, "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0, "JOD": 3, "JPY": 0, "KMF": 0,
+    "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "RWF": 0, "TND": 3, "UGX": 0, "UYI": 0, "VND": 0,
+    "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+}  # fmt: skip
+
+
+def minor_digits(currency: str) -> int:
+    """Digits after the decimal point of ``currency`` (JPY 0, EUR 2, KWD 3)."""
+    return MINOR_DIGITS.get(currency.upper(), 2)
+
+
+def format_minor(amount: int, currency: str) -> str:
+    """Exact decimal text of an amount in minor units: 123456 EUR -> '1,234.56' (no float on the way)."""
+    digits = minor_digits(currency)
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 10**digits)
+    return f"{sign}{whole:,}" + (f".{frac:0{digits}d}" if digits else "")
+
 
 def _not_blank(value: str) -> str:
     if not value.strip():
@@ -356,3 +376,22 @@ class Alert(Record):
     message: str
     fired_at: UtcDatetime
     details: dict[str, str] = Field(default_factory=dict)
+
+
+class HourlyForecast(Record):
+    """Expected visitors and net sales of one store-local hour (topic ``forecast.hourly``, key ``store_id``)."""
+
+    avro_name: ClassVar[str] = "forecast_hourly"
+
+    store_id: Id
+    tenant_id: str | None = None
+    mall_id: str | None = None
+    hour_start: UtcDatetime
+    local_hour: str
+    timezone: str
+    currency: Currency | None = None
+    issued_at: UtcDatetime
+    horizon_hours: Int = Field(ge=0)
+    visitors: Double = Field(ge=0)
+    net_revenue: Long
+    method: str

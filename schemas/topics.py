@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.models import Alert, CameraCount, HourlyConversion, PosTicket, Record
+from schemas.models import Alert, CameraCount, HourlyConversion, HourlyForecast, PosTicket, Record
 
 POS_TICKETS = "pos.tickets"
 CAMERA_COUNTS = "camera.counts"
 CONVERSION_HOURLY = "conversion.hourly"
 ALERTS = "alerts"
+FORECAST_HOURLY = "forecast.hourly"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(CAMERA_COUNTS, CameraCount, "store_id", joined=True),
         TopicSpec(CONVERSION_HOURLY, HourlyConversion, "store_id", joined=False),
         TopicSpec(ALERTS, Alert, "store_id", joined=False),
+        TopicSpec(FORECAST_HOURLY, HourlyForecast, "store_id", joined=False),
     )
 }
 

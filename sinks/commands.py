@@ -53,7 +53,7 @@ def sink_clickhouse(
         float | None, typer.Option(help="Stop after this many seconds without new records (for backfills).")
     ] = None,
 ) -> None:
-    """Write pos.tickets, camera.counts, conversion.hourly and alerts to ClickHouse.
+    """Write pos.tickets, camera.counts, conversion.hourly, alerts and forecast.hourly to ClickHouse.
 
     Migrates the schema first. Records are batched (TILLFLOW_SINK_BATCH_ROWS, TILLFLOW_SINK_BATCH_SECONDS).
     Offsets are committed only after ClickHouse accepted a batch; replaying a topic leaves the same rows.

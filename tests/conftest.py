@@ -1,4 +1,5 @@
-"""Shared fixtures: a real local stack (noida-db broker + tillflow's registry stand-in) on free ports."""
+"""Shared fixtures: a real local stack (noida-db broker + tillflow's registry stand-in) on free ports, and the
+process's one chDB engine (chDB allows one data directory per process) with a fresh database per test."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +63,30 @@ def demo_catalogue():  # type: ignore[no-untyped-def]
     from schemas.catalogue import load_catalogue
 
     return load_catalogue(DEMO_CATALOGUE)
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one chDB data directory of this test process."""
+    return tmp_path_factory.mktemp("chdb-state")
+
+
+@pytest.fixture
+def ch_settings(chdb_dir: Path) -> Settings:
+    """Settings on the process's chDB engine with a database of this test's own."""
+    return Settings(state_dir=chdb_dir, clickhouse_database=f"t_{uuid.uuid4().hex[:10]}", catalogue=DEMO_CATALOGUE)
+
+
+@pytest.fixture
+def ch(ch_settings: Settings) -> Iterator[Any]:
+    """A migrated database (stores loaded) and a client on it."""
+    from schemas.catalogue import load_catalogue
+    from sinks.clickhouse.connection import connect
+    from sinks.clickhouse.migrate import load_stores, migrate
+
+    client = connect(ch_settings, create=True)
+    migrate(client)
+    load_stores(client, load_catalogue(DEMO_CATALOGUE))
+    yield client
+    client.command(f"DROP DATABASE IF EXISTS `{ch_settings.clickhouse_database}`")
+    client.close()

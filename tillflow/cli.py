@@ -19,7 +19,7 @@ from rich.console import Console
 from tillflow import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND_PACKAGES = ("tillflow", "producers", "schemas", "streams", "sinks")
+COMMAND_PACKAGES = ("tillflow", "producers", "schemas", "streams", "sinks", "analytics")
 
 err = Console(stderr=True)
 
@@ -74,9 +74,20 @@ def command_modules() -> list[str]:
 # `--help` groups the commands along the data flow; a command not listed here lands under "Other".
 HELP_PANELS = {
     "Local pipeline": ("demo", "dev", "simulate", "produce", "catalogue"),
-    "Producers (into Kafka)": ("poll", "files", "collect", "connectors", "cdc", "normalize", "camera"),
+    "Producers (into Kafka)": (
+        "poll",
+        "webhooks",
+        "sync-check",
+        "files",
+        "collect",
+        "connectors",
+        "cdc",
+        "normalize",
+        "camera",
+    ),
     "Streams": ("worker", "replay", "recompute"),
     "Sinks": ("sink", "clickhouse", "report"),
+    "Malls and chains (from ClickHouse)": ("statements", "lift", "forecast"),
     "Contracts": ("schemas", "registry"),
 }
 

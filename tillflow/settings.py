@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(Path(".tillflow"), description="Local state: broker data, registry, offsets, logs.")
     catalogue: Path = Field(Path("deploy/catalogue/demo-estate.yaml"), description="Store catalogue file.")
+    leases: Path = Field(Path("deploy/catalogue/demo-leases.yaml"), description="Lease terms per tenant (statements).")
+    campaigns: Path = Field(Path("deploy/catalogue/demo-campaigns.yaml"), description="Campaign calendar (lift).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Kafka. Unset bootstrap: use the local stack started by `tillflow dev up`.

@@ -145,6 +145,20 @@ def render(
         out.print_json(text)
 
 
+@connectors.command("setup-sql")
+def setup_sql(source_file: SourceArg) -> None:
+    """Print the SQL the DBA runs once on a PostgreSQL POS database: the heartbeat and signal tables, the
+    read-only role's grants on them, and the publication (Debezium never creates or alters it)."""
+    from producers.cdc.connector import ConfigError, postgres_setup_sql
+
+    source = _source(source_file)
+    try:
+        text = postgres_setup_sql(source)
+    except ConfigError as exc:
+        fail(str(exc))
+    out.print(text, end="", highlight=False, markup=False, soft_wrap=True)
+
+
 def _validate_one(source_file: Path, url: str | None) -> None:
     from producers.cdc.connect import validation_errors
 
@@ -364,6 +378,17 @@ def cdc_run(source_file: SourceArg) -> None:
 def cdc_poll(
     source_file: SourceArg,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Read the database and map the tickets as the normalizer would, print samples beside their rows "
+            "and each field's fill rate; publish nothing, keep no state.",
+        ),
+    ] = False,
+    since: Annotated[str | None, typer.Option(help="--dry-run: tickets from this date or time on.")] = None,
+    until: Annotated[str | None, typer.Option(help="--dry-run: tickets before this date or time.")] = None,
+    sample: Annotated[int, typer.Option(help="Tickets shown side by side with --dry-run.")] = 3,
 ) -> None:
     """Capture a SQLite, Firebird or SQL Server (without CDC) POS database by polling: no change log needed.
 
@@ -383,6 +408,9 @@ def cdc_poll(
 
     settings = load_settings()
     source = _source(source_file)
+    if dry_run:
+        _poll_dry_run(source, since, until, sample)
+        return
     try:
         poller = Poller(source, settings.state_dir / "cdc" / source.name / "poller.sqlite")
     except PollError as exc:
@@ -419,6 +447,51 @@ def cdc_poll(
     finally:
         poller.close()
     out.print(f"{source.name}: {sent} change events published")
+
+
+def _poll_dry_run(source: CdcSource, since: str | None, until: str | None, sample: int) -> None:
+    """One full read of the database with a throw-away poller state, assembled and mapped in memory."""
+    import tempfile
+    import time
+    from datetime import UTC, datetime
+
+    from producers.cdc.normalize import DeadLetter, Emit, TicketAssembler
+    from producers.cdc.poller import Poller, PollError
+    from producers.pos.commands import parse_when
+    from producers.preview import Sample, render
+
+    start = parse_when(since) if since else datetime.min.replace(tzinfo=UTC)
+    end = parse_when(until) if until else datetime.max.replace(tzinfo=UTC)
+    roles = {topic: role for role, topic in source.raw_topics().items()}
+    id_col = source.tables.tickets.columns["ticket_id"]
+    with tempfile.TemporaryDirectory(prefix="tillflow-dry-run-") as tmp:
+        try:
+            poller = Poller(source, Path(tmp) / "poller.sqlite")
+            changes = poller.poll()
+            poller.close()
+        except PollError as exc:
+            fail(str(exc))
+            raise
+    assembler = TicketAssembler(source)
+    rows: dict[str, dict[str, object]] = {}
+    outputs = []
+    now = time.time()
+    for change in changes:
+        role = roles[change.topic]
+        image = change.value.get("after") or change.value.get("before") or {}
+        if role == "tickets" and id_col in image:
+            rows[str(image[id_col])] = image
+        outputs.extend(assembler.apply(role, change.value, now, key=change.key))
+    outputs.extend(assembler.tick(now + 3600, flush=True))
+    samples = []
+    for o in outputs:
+        if isinstance(o, Emit) and start <= o.ticket.occurred_at < end:
+            base = o.ticket.ticket_id.split("~", 1)[0]
+            samples.append(Sample(rows.get(base, {}), [o.ticket]))
+        elif isinstance(o, DeadLetter):
+            samples.append(Sample(o.payload, error=f"{o.ticket_id}: {o.reason}"))
+    render(out, f"{source.name} ({source.engine.value}, {source.poll.method})", samples,
+           [t for s in samples for t in s.tickets], sample)  # fmt: skip
 
 
 @cdc.command("setup-sql")

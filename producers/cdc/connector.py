@@ -108,16 +108,29 @@ def capture_config(source: CdcSource, password: str) -> dict[str, str]:
         "tombstones.on.delete": "true",
         **_include_lists(source),
     }
+    if source.signal_table:
+        # Incremental re-snapshots (execute-snapshot signals) inserted by the DBA into this table.
+        conf["signal.data.collection"] = f"{_signal_prefix(source)}.{source.signal_table}"
+        conf["signal.enabled.channels"] = "source"
     if source.engine == Engine.POSTGRES:
         conf.update(
             {
                 "database.dbname": source.database,
                 "plugin.name": "pgoutput",
                 "slot.name": source.slot_name or f"tillflow_{source.name.replace('-', '_')}",
-                "publication.name": source.publication_name or f"tillflow_{source.name.replace('-', '_')}",
-                "publication.autocreate.mode": "filtered",
+                "publication.name": publication_name(source),
+                # The DBA creates the publication (docs/cdc.md): the read-only role never owns the tables, and
+                # Debezium must neither create nor alter it.
+                "publication.autocreate.mode": "disabled",
             }
         )
+        if source.heartbeat_table:
+            # A POS database that is quiet while others on the server write: without a write of its own the
+            # slot's confirmed position never moves and the server keeps WAL until its disk fills.
+            table = f"{source.schema_name}.{source.heartbeat_table}"
+            conf["heartbeat.action.query"] = (
+                f"INSERT INTO {table} (id, ts) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET ts = EXCLUDED.ts"
+            )
     elif source.engine == Engine.MYSQL:
         conf.update(
             {
@@ -127,8 +140,64 @@ def capture_config(source: CdcSource, password: str) -> dict[str, str]:
             }
         )
     else:
-        conf.update({"database.names": source.database, "include.schema.changes": "false"})
+        conf.update(
+            {
+                "database.names": source.database,
+                "include.schema.changes": "false",
+                # The JDBC driver encrypts by default: a store server with a self-signed certificate needs
+                # trust_server_certificate (or encrypt: false on a network the operator trusts).
+                "database.encrypt": str(source.encrypt).lower(),
+                "database.trustServerCertificate": str(source.trust_server_certificate).lower(),
+            }
+        )
     return conf
+
+
+def publication_name(source: CdcSource) -> str:
+    return source.publication_name or f"tillflow_{source.name.replace('-', '_')}"
+
+
+def postgres_setup_sql(source: CdcSource) -> str:
+    """What the DBA runs once on a PostgreSQL POS database (docs/cdc.md): the heartbeat and signal tables, the
+    read-only role's grants on them, and the publication with the captured tables and those two (Debezium runs
+    with ``publication.autocreate.mode=disabled``). The role itself and REPLICA IDENTITY are the DBA's."""
+    if source.engine != Engine.POSTGRES:
+        raise ConfigError(f"source {source.name}: setup SQL is generated for postgres only")
+    schema, user = source.schema_name, source.user
+    t = source.tables
+    tables = [f"{schema}.{x.name}" for x in (t.tickets, t.lines, t.payments)]
+    out = []
+    if source.heartbeat_table:
+        hb = f"{schema}.{source.heartbeat_table}"
+        out += [f"CREATE TABLE IF NOT EXISTS {hb} (id int PRIMARY KEY, ts timestamptz NOT NULL);",
+                f"GRANT SELECT, INSERT, UPDATE ON {hb} TO {user};"]  # fmt: skip
+        tables.append(hb)
+    if source.signal_table:
+        sig = f"{schema}.{source.signal_table}"
+        out += [f"CREATE TABLE IF NOT EXISTS {sig} (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, "
+                "data varchar(2048));",
+                # incremental snapshots write their window marks into the signal table
+                f"GRANT SELECT, INSERT, DELETE ON {sig} TO {user};"]  # fmt: skip
+        tables.append(sig)
+    out.append(f"CREATE PUBLICATION {publication_name(source)} FOR TABLE {', '.join(tables)};")
+    return "\n".join(out) + "\n"
+
+
+def _signal_prefix(source: CdcSource) -> str:
+    """Debezium names the signal table like include lists: schema.table; SQL Server: database.schema.table."""
+    if source.engine == Engine.SQLSERVER:
+        return f"{source.database}.{source.schema_name}"
+    return source.schema_name
+
+
+def topic_creation(source: CdcSource) -> dict[str, str]:
+    """Kafka Connect creates the connector's topics (tables, transaction metadata, heartbeats) itself: the
+    compose broker has auto-creation off, and without these the tasks fail on the first record."""
+    return {
+        "topic.creation.default.partitions": str(source.topic_partitions),
+        "topic.creation.default.replication.factor": str(source.topic_replication_factor),
+        "topic.creation.default.cleanup.policy": "delete",
+    }
 
 
 def needs_schema_history(source: CdcSource) -> bool:
@@ -140,6 +209,7 @@ def connector_config(source: CdcSource, *, bootstrap: str, registry_url: str | N
     """The ``config`` object for ``PUT /connectors/{name}/config`` on a Kafka Connect cluster."""
     conf = {"name": source.name, **capture_config(source, password_reference(source))}
     conf.update(converter_config(source, registry_url))
+    conf.update(topic_creation(source))
     if needs_schema_history(source):
         conf["schema.history.internal.kafka.bootstrap.servers"] = bootstrap
         conf["schema.history.internal.kafka.topic"] = f"{source.raw_prefix}.schema-history"

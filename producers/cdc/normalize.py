@@ -28,15 +28,9 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from producers.cdc.source import CdcSource, TableSpec
-from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, reversed_amounts, signed_by_kind
+from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, minor_digits, reversed_amounts, signed_by_kind
 
 ROLES = ("tickets", "lines", "payments")
-# ISO 4217 currencies whose minor unit is not 1/100.
-_MINOR_DIGITS = {
-    "BHD": 3, "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0, "JOD": 3, "JPY": 0, "KMF": 0,
-    "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "RWF": 0, "TND": 3, "UGX": 0, "UYI": 0, "VND": 0,
-    "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-}  # fmt: skip
 
 
 class MappingError(ValueError):
@@ -91,7 +85,7 @@ def minor_units(value: Any, currency: str, already_minor: bool = False) -> int:
         if amount != amount.to_integral_value():
             raise MappingError(f"amount {value!r} should be integer minor units")
         return int(amount)
-    digits = _MINOR_DIGITS.get(currency, 2)
+    digits = minor_digits(currency)
     return int((amount.scaleb(digits)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 

@@ -179,6 +179,25 @@ class CdcSource(_Strict):
     publication_name: str | None = None
     server_id: int | None = Field(None, ge=1, description="mysql database.server.id; default derived from name.")
     tasks_max: int = 1
+    heartbeat_table: str | None = Field(
+        "tillflow_heartbeat",
+        description="postgres: table (in `schema`, in the publication) that heartbeat.action.query writes, so a "
+        "quiet POS database still moves the slot and WAL is freed; null: no action query.",
+    )
+    signal_table: str | None = Field(
+        "tillflow_signal",
+        description="Debezium signalling table (in `schema`; postgres: in the publication) for incremental "
+        "re-snapshots; null: no signal table.",
+    )
+    encrypt: bool = Field(True, description="sqlserver: TLS to the database (the JDBC driver's default since 2.0).")
+    trust_server_certificate: bool = Field(
+        False,
+        description="sqlserver: accept the server's certificate without checking it (a self-signed store server).",
+    )
+    topic_partitions: int = Field(
+        1, ge=1, description="Partitions of the topics Connect creates (tables, transactions, heartbeats)."
+    )
+    topic_replication_factor: int = Field(-1, description="Replication of those topics; -1: the broker's default.")
 
     poll: PollSpec = Field(default_factory=PollSpec)
 
@@ -199,6 +218,12 @@ class CdcSource(_Strict):
             raise ValueError("poll.method rowversion is for engine sqlserver only")
         if self.converter == "avro" and self.engine not in LOG_BASED:
             raise ValueError("converter applies to Debezium engines only")
+        for key in ("heartbeat_table", "signal_table"):
+            value = getattr(self, key)
+            if value is not None and not _IDENT.fullmatch(value):
+                raise ValueError(f"{key}: {value!r} is not a plain table name")
+        if self.topic_replication_factor == 0 or self.topic_replication_factor < -1:
+            raise ValueError("topic_replication_factor: give a positive number, or -1 for the broker's default")
         return self
 
     @property

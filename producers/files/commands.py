@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,15 @@ def watch(
     spec: Annotated[Path, typer.Option(help="Mapping spec of the files (YAML or TOML).")],
     once: Annotated[bool, typer.Option(help="Take the files that are complete now, then exit.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between folder scans.")] = 2.0,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Parse the complete files now in FOLDER (left where they are), print sample rows beside their "
+            "tickets and each field's fill rate; publish nothing.",
+        ),
+    ] = False,
+    sample: Annotated[int, typer.Option(help="Tickets shown side by side with --dry-run.")] = 3,
 ) -> None:
     """Watch FOLDER, publish each complete file's tickets to pos.tickets, and move it to processed/.
 
@@ -44,6 +53,9 @@ def watch(
         file_spec = load_spec(spec)
     except SpecError as exc:
         fail(str(exc))
+        return
+    if dry_run:
+        _dry_run(folder, file_spec, sample)
         return
     settings = load_settings()
     if settings.metrics_port is not None:
@@ -99,6 +111,34 @@ def watch(
     store.close()
     if once and bad:
         raise typer.Exit(1)
+
+
+def _dry_run(folder: Path, file_spec: Any, sample: int) -> None:
+    """Parse the complete files in ``folder`` without moving them or publishing: each ticket beside its rows."""
+    from datetime import UTC, datetime
+
+    from producers.files.parse import LineError, UndecodableFile, parse_rows, row_ticket_key, rows_to_tickets
+    from producers.files.watch import FileWatcher
+    from producers.preview import Sample, render
+
+    samples: list[Sample] = []
+    tickets = []
+    for path in FileWatcher(file_spec, folder, None, None).ready():  # type: ignore[arg-type]
+        try:
+            records = parse_rows(path.read_bytes(), file_spec)
+        except UndecodableFile as exc:
+            samples.append(Sample({"file": path.name}, error=f"{path.name}: {exc}"))
+            continue
+        found, errors = rows_to_tickets(records, file_spec, datetime.now(UTC))
+        tickets.extend(found)
+        rows = [r for r in records if not isinstance(r, LineError)]
+        for t in found:
+            number = t.ticket_id.rsplit(":", 1)[1]
+            mine = [r for r in rows if row_ticket_key(r) is not None and row_ticket_key(r)[1] == number]  # type: ignore[index]
+            src = {"file": path.name, **{f"line {r.line}": r.values for r in mine[:3]}}
+            samples.append(Sample(src, [t]))
+        samples.extend(Sample({"file": path.name}, error=f"{path.name} {e}") for e in errors)
+    render(out, f"{file_spec.name}: files in {folder}", samples, tickets, sample)
 
 
 def register(app: typer.Typer) -> None:

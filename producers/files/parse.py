@@ -319,18 +319,38 @@ def _method(raw: str, spec: FileSpec) -> PaymentMethod:
         return method_from_name(value)
 
 
+class UndecodableFile(ValueError):
+    """A file that is not in the spec's encoding; ``error`` names the first bad byte's line."""
+
+    def __init__(self, error: LineError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def parse_rows(data: bytes, spec: FileSpec) -> list[Row | LineError]:
+    """One complete file's rows as raw strings (or the error of each line that cannot be read)."""
+    if spec.format == "xml":
+        return list(_xml(data, spec))
+    try:
+        text = data.decode(spec.encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UndecodableFile(LineError(line, f"not valid {spec.encoding}: byte {data[exc.start]:#04x}")) from None
+    return list(_tabular(text.lstrip("\ufeff"), spec))
+
+
+def row_ticket_key(row: Row) -> tuple[str, str] | None:
+    """(store code, ticket number) of a row: the ticket it belongs to."""
+    return _key(row.values)
+
+
 def parse_file(data: bytes, spec: FileSpec, ingested_at: datetime) -> ParseResult:
     """Tickets from one complete file, and an error for every line or ticket that could not be used."""
     errors: list[LineError] = []
-    if spec.format == "xml":
-        records = list(_xml(data, spec))
-    else:
-        try:
-            text = data.decode(spec.encoding)
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            return ParseResult([], [LineError(line, f"not valid {spec.encoding}: byte {data[exc.start]:#04x}")], 0)
-        records = list(_tabular(text.lstrip("\ufeff"), spec))
+    try:
+        records = parse_rows(data, spec)
+    except UndecodableFile as exc:
+        return ParseResult([], [exc.error], 0)
     tickets, more = rows_to_tickets(records, spec, ingested_at)
     errors.extend(more)
     return ParseResult(tickets, sorted(errors, key=lambda e: e.line), len(records))

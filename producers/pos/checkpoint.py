@@ -31,9 +31,10 @@ def fingerprint(ticket: PosTicket) -> str:
 class CheckpointStore:
     """Per-source position and published-ticket fingerprints in one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, shared: bool = False) -> None:
+        """``shared``: used from several threads, one at a time (the caller serialises; the webhook server)."""
         self.path = path
-        self.db = open_durable(path)
+        self.db = open_durable(path, check_same_thread=not shared)
         self.db.executescript(
             """
             CREATE TABLE IF NOT EXISTS checkpoint (source TEXT PRIMARY KEY, position TEXT NOT NULL, saved_at REAL);
@@ -81,8 +82,10 @@ class CheckpointStore:
         acknowledged: Iterable[PosTicket],
         position: str | None,
         keys: Iterable[tuple[str, str]] = (),
+        clear_inflight: bool = True,
     ) -> None:
-        """Record acknowledged tickets (and other keys) and, if given, the new position, atomically."""
+        """Record acknowledged tickets (and other keys) and, if given, the new position, atomically. A writer
+        that never notes pages in flight (the webhook server) leaves the poller's note alone."""
         now = time.time()
         rows = [(source, t.ticket_id, fingerprint(t), now) for t in acknowledged]
         rows += [(source, key, fp, now) for key, fp in keys]
@@ -94,7 +97,8 @@ class CheckpointStore:
                 "published_at = excluded.published_at",
                 rows,
             )
-            self.db.execute("DELETE FROM inflight WHERE source = ?", (source,))
+            if clear_inflight:
+                self.db.execute("DELETE FROM inflight WHERE source = ?", (source,))
             if position is not None:
                 self.db.execute(
                     "INSERT INTO checkpoint (source, position, saved_at) VALUES (?, ?, ?) "

@@ -9,14 +9,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from schemas.models import Payment, PaymentMethod, PosTicket, TicketKind, reversed_amounts
-
-# ISO 4217 minor-unit exponents that are not 2. Everything else has cents.
-_EXPONENTS = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0, "RWF": 0,
-    "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-}  # fmt: skip
+from schemas.models import Payment, PaymentMethod, PosTicket, TicketKind, minor_digits, reversed_amounts
 
 
 class MappingError(ValueError):
@@ -25,7 +18,7 @@ class MappingError(ValueError):
 
 def exponent(currency: str) -> int:
     """Digits after the decimal point of ``currency`` (JPY 0, EUR 2, KWD 3)."""
-    return _EXPONENTS.get(currency.upper(), 2)
+    return minor_digits(currency)
 
 
 _PLAIN = re.compile(r"(-?)(\d+)(?:\.(\d*))?")

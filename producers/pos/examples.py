@@ -90,62 +90,73 @@ def square_return_order(n: int, source_order_id: str, at: datetime, location: st
     }  # fmt: skip
 
 
+def _bag(amount: str, currency: str = "EUR") -> dict[str, Any]:
+    """A Shopify GraphQL ``MoneyBag`` (shop and presentment money in the same currency here)."""
+    money = {"amount": amount, "currencyCode": currency}
+    return {"shopMoney": money, "presentmentMoney": dict(money)}
+
+
+def _gid(kind: str, n: int) -> str:
+    return f"gid://shopify/{kind}/{n}"
+
+
 def shopify_order(n: int, at: datetime, location_id: int = 48752903, source_name: str = "pos") -> dict[str, Any]:
-    """A paid Shopify POS order in EUR, taxes included: 2 mugs (one discounted 5.00) and a tote, card + cash."""
+    """A paid Shopify POS order in EUR, taxes included: 2 mugs (one discounted 5.00) and a tote, card + cash,
+    as the GraphQL Admin ``orders`` query returns the node (fields of vendors.SHOPIFY_ORDER_FIELDS), with its
+    transactions: 40.00 on card, 20.00 cash, 4.00 change."""
     oid = 820982911946154500 + n
-    return {
-        "id": oid, "admin_graphql_api_id": f"gid://shopify/Order/{oid}", "name": f"#{1000 + n}",
-        "order_number": 1000 + n, "email": "bob.norman@mail.example.com",
-        "contact_email": "bob.norman@mail.example.com",
-        "phone": "+33612345678", "browser_ip": "203.0.113.9", "currency": "EUR", "presentment_currency": "EUR",
-        "created_at": (at - timedelta(minutes=2)).isoformat(), "processed_at": (at - timedelta(minutes=2)).isoformat(),
-        "updated_at": at.isoformat(), "cancelled_at": None, "cancel_reason": None, "financial_status": "paid",
-        "source_name": source_name, "location_id": location_id, "taxes_included": True,
-        "total_line_items_price": "61.00", "subtotal_price": "56.00", "total_discounts": "5.00",
-        "total_tax": "9.33", "total_price": "56.00", "total_tip_received": "0.00",
-        "total_shipping_price_set": {"shop_money": {"amount": "0.00", "currency_code": "EUR"}},
-        "line_items": [
-            {"id": 466157049 + n * 10, "variant_id": 39072856, "product_id": 632910392, "sku": "MUG-BLK",
-             "title": "Black mug", "quantity": 2, "price": "18.00", "total_discount": "0.00",
-             "discount_allocations": [{"amount": "5.00", "discount_application_index": 0}],
-             "tax_lines": [{"price": "5.17", "rate": 0.2, "title": "TVA"}]},
-            {"id": 466157050 + n * 10, "variant_id": 49148385, "product_id": 632910393, "sku": "TOTE-01",
-             "title": "Canvas tote", "quantity": 1, "price": "25.00", "total_discount": "0.00",
-             "discount_allocations": [], "tax_lines": [{"price": "4.16", "rate": 0.2, "title": "TVA"}]},
-        ],
-        "customer": {"id": 207119551, "email": "bob.norman@mail.example.com", "first_name": "Bob",
-                     "last_name": "Norman", "phone": "+33612345678"},
-        "billing_address": {"first_name": "Bob", "address1": "Chestnut Street 92", "city": "Louisville"},
-        "shipping_address": None, "shipping_lines": [], "refunds": [],
-        "payment_gateway_names": ["shopify_payments", "cash"],
+    order: dict[str, Any] = {
+        "id": _gid("Order", oid), "legacyResourceId": str(oid), "name": f"#{1000 + n}",
+        "createdAt": _iso(at - timedelta(minutes=2)), "processedAt": _iso(at - timedelta(minutes=2)),
+        "updatedAt": _iso(at), "cancelledAt": None, "currencyCode": "EUR", "sourceName": source_name,
+        "taxesIncluded": True, "retailLocation": {"id": _gid("Location", location_id)} if location_id else None,
+        "totalPriceSet": _bag("56.00"), "totalTaxSet": _bag("9.33"), "totalDiscountsSet": _bag("5.00"),
+        "totalTipReceivedSet": _bag("0.00"), "totalShippingPriceSet": _bag("0.00"),
+        "shippingLines": {"nodes": []},
+        "lineItems": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": [
+            {"id": _gid("LineItem", 466157049 + n * 10), "sku": "MUG-BLK", "title": "Black mug", "name": "Black mug",
+             "quantity": 2, "variant": {"id": _gid("ProductVariant", 39072856)},
+             "product": {"id": _gid("Product", 632910392)}, "originalUnitPriceSet": _bag("18.00"),
+             "totalDiscountSet": _bag("5.00"),
+             "discountAllocations": [{"allocatedAmountSet": _bag("5.00")}],
+             "taxLines": [{"priceSet": _bag("5.17"), "rate": 0.2, "title": "TVA"}]},
+            {"id": _gid("LineItem", 466157050 + n * 10), "sku": "TOTE-01", "title": "Canvas tote",
+             "name": "Canvas tote", "quantity": 1, "variant": {"id": _gid("ProductVariant", 49148385)},
+             "product": {"id": _gid("Product", 632910393)}, "originalUnitPriceSet": _bag("25.00"),
+             "totalDiscountSet": _bag("0.00"), "discountAllocations": [],
+             "taxLines": [{"priceSet": _bag("4.16"), "rate": 0.2, "title": "TVA"}]},
+        ]},
+        "refunds": [],
     }  # fmt: skip
+    order["transactions"] = shopify_transactions(order)
+    return order
 
 
 def shopify_transactions(order: dict[str, Any]) -> list[dict[str, Any]]:
-    """``GET /orders/<id>/transactions.json`` for :func:`shopify_order`: 40.00 on card, 20.00 cash, 4.00 change."""
-    oid = order["id"]
+    """The ``transactions`` of :func:`shopify_order` (GraphQL ``OrderTransaction``: kind and status in capitals)."""
+    oid = int(order["legacyResourceId"])
     return [
-        {"id": oid * 10 + 1, "order_id": oid, "kind": "sale", "gateway": "shopify_payments", "status": "success",
-         "amount": "40.00", "currency": "EUR",
-         "payment_details": {"credit_card_bin": "424242", "credit_card_number": "•••• 4242",
-                             "credit_card_company": "Visa", "credit_card_name": "Bob Norman"}},
-        {"id": oid * 10 + 2, "order_id": oid, "kind": "sale", "gateway": "cash", "status": "success",
-         "amount": "20.00", "currency": "EUR"},
-        {"id": oid * 10 + 3, "order_id": oid, "kind": "change", "gateway": "cash", "status": "success",
-         "amount": "4.00", "currency": "EUR"},
+        {"id": _gid("OrderTransaction", oid * 10 + 1), "kind": "SALE", "status": "SUCCESS",
+         "gateway": "shopify_payments", "amountSet": _bag("40.00")},
+        {"id": _gid("OrderTransaction", oid * 10 + 2), "kind": "SALE", "status": "SUCCESS", "gateway": "cash",
+         "amountSet": _bag("20.00")},
+        {"id": _gid("OrderTransaction", oid * 10 + 3), "kind": "CHANGE", "status": "SUCCESS", "gateway": "cash",
+         "amountSet": _bag("4.00")},
     ]  # fmt: skip
 
 
 def shopify_refund(order: dict[str, Any], refund_id: int, at: datetime) -> dict[str, Any]:
-    """One tote returned and refunded in cash (taxes included: subtotal 25.00 of which 4.16 tax)."""
-    tote = order["line_items"][1]
+    """One tote returned and refunded in cash (taxes included: subtotal 25.00 of which 4.16 tax), as a GraphQL
+    ``Refund`` with its ``refundLineItems`` and ``transactions`` connections."""
+    tote = order["lineItems"]["nodes"][1]
     return {
-        "id": refund_id, "order_id": order["id"], "created_at": at.isoformat(), "processed_at": at.isoformat(),
-        "note": "wrong colour", "restock": True,
-        "refund_line_items": [{"id": refund_id + 1, "line_item_id": tote["id"], "quantity": 1, "restock_type": "return",
-                               "subtotal": 25.00, "total_tax": 4.16, "line_item": copy.deepcopy(tote)}],
-        "transactions": [{"id": refund_id + 2, "order_id": order["id"], "kind": "refund", "gateway": "cash",
-                          "status": "success", "amount": "25.00", "currency": "EUR"}],
+        "id": _gid("Refund", refund_id), "createdAt": _iso(at), "updatedAt": _iso(at), "note": "wrong colour",
+        "refundLineItems": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": [
+            {"id": _gid("RefundLineItem", refund_id + 1), "quantity": 1, "restockType": "RETURN",
+             "subtotalSet": _bag("25.00"), "totalTaxSet": _bag("4.16"), "lineItem": copy.deepcopy(tote)}]},
+        "transactions": {"nodes": [
+            {"id": _gid("OrderTransaction", refund_id + 2), "kind": "REFUND", "status": "SUCCESS", "gateway": "cash",
+             "amountSet": _bag("25.00")}]},
     }  # fmt: skip
 
 

@@ -170,6 +170,12 @@ class VendorClient:
         token = None if force_refresh else self.oauth.access_token()
         return token or self.oauth.refresh(self.session, self.timeout)
 
+    def wait(self, seconds: float) -> None:
+        """Wait before a request the vendor asked to delay (e.g. Shopify's query cost bucket); a stop request
+        ends the wait (StopRequested)."""
+        if seconds > 0:
+            self._wait(seconds)
+
     def _wait(self, seconds: float) -> None:
         """Sleep before a retry; with ``stopped``, in steps of at most a second, raising StopRequested once set."""
         self.waits.append(seconds)

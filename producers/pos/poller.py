@@ -74,6 +74,12 @@ def make_client(cfg: SourceConfig, adapter: Adapter, token_file: TokenFile,
     return VendorClient(adapter.auth_header, oauth=oauth, **kw)
 
 
+def map_context(cfg: SourceConfig, now: datetime) -> MapContext:
+    """What a source's mapping needs beyond the vendor record."""
+    return MapContext(source=cfg.name, stores=cfg.stores, ingested_at=now, tenant_id=cfg.tenant_id,
+                      currency=cfg.currency, categories=cfg.categories, payment_types=cfg.payment_types)  # fmt: skip
+
+
 class Poller:
     """Syncs one source into a sink, keeping its position in a checkpoint store."""
 
@@ -85,13 +91,12 @@ class Poller:
         self.store = store
         self.client = client
         self.adapter = adapter_for(cfg)
+        self.adapter.now = now
         self.now = now
         self.stopped = stopped
 
     def context(self) -> MapContext:
-        c = self.cfg
-        return MapContext(source=c.name, stores=c.stores, ingested_at=self.now(), tenant_id=c.tenant_id,
-                          currency=c.currency, categories=c.categories, payment_types=c.payment_types)  # fmt: skip
+        return map_context(self.cfg, self.now())
 
     def reconcile(self) -> int:
         """After a crash with a page in flight, record as published the tickets of it that reached Kafka."""

@@ -71,6 +71,24 @@ class Auth(BaseModel):
     """oauth2: override the vendor's token endpoint."""
 
 
+class WebhookConfig(BaseModel):
+    """Push notifications for ``tillflow webhooks serve`` (the poller stays the safety net)."""
+
+    model_config = ConfigDict(extra="forbid")
+    secret: Secret
+    """Square: the subscription's signature key; Shopify: the app's client secret; Clover: the Clover Auth Code
+    (X-Clover-Auth); Lightspeed X-Series: the app's client secret."""
+    notification_url: str | None = None
+    """Square: the notification URL exactly as configured in Square (it is part of what Square signs)."""
+    tolerance: timedelta | None = None
+    """How old a notification may be and still be accepted (default: the vendor's retry window)."""
+
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -94,9 +112,12 @@ class SourceConfig(BaseModel):
     timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request.")
     # vendor specifics
     shop: str | None = Field(None, description="Shopify: the shop's myshopify.com subdomain.")
-    api_version: str = Field("2025-01", description="Shopify Admin API version.")
+    api_version: str = Field(
+        default_factory=lambda: _shopify_api_version(), description="Shopify GraphQL Admin API version (YYYY-MM)."
+    )
     source_names: list[str] = Field(default_factory=lambda: ["pos"], description="Shopify source_name kept.")
     domain_prefix: str | None = Field(None, description="Lightspeed: the retailer's domain prefix.")
+    webhook: WebhookConfig | None = Field(None, description="Push notifications (`tillflow webhooks serve`).")
 
     @field_validator("overlap", mode="before")
     @classmethod
@@ -109,6 +130,12 @@ class SourceConfig(BaseModel):
         if value is not None and not re.fullmatch(r"[A-Z]{3}", value):
             raise ValueError(f"currency must be an ISO 4217 code such as EUR, got {value!r}")
         return value
+
+
+def _shopify_api_version() -> str:
+    from producers.pos.shopify_api import API_VERSION
+
+    return API_VERSION
 
 
 def load_source(path: Path) -> SourceConfig:

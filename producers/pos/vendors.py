@@ -10,17 +10,21 @@ moves the position of another.
 from __future__ import annotations
 
 import json
-import re
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from producers.pos import clover, lightspeed, shopify, square
+import requests
+
+from producers.pos import clover, lightspeed, shopify, shopify_api, square
 from producers.pos.common import MapContext, MappingError, parse_time
-from producers.pos.http import TokenRequest, VendorClient
+from producers.pos.http import SourceUnavailable, TokenRequest, VendorClient
 from producers.pos.source import SourceConfig
 from schemas.models import PosTicket
+
+log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CLOVER_MAX_RANGE = timedelta(days=90)
@@ -69,6 +73,7 @@ class Adapter:
 
     def __init__(self, cfg: SourceConfig) -> None:
         self.cfg = cfg
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def base_url(self) -> str:
         raise NotImplementedError
@@ -199,22 +204,28 @@ class SquareAdapter(Adapter):
         return square.map_order(record, ctx)
 
 
-_LINK_NEXT = re.compile(r'<([^>]+)>;\s*rel="?next"?')
-
-
-def next_link(header: str | None) -> str | None:
-    """The ``rel="next"`` URL of a Shopify ``Link`` header."""
-    if not header:
-        return None
-    for part in header.split(","):
-        match = _LINK_NEXT.search(part)
-        if match:
-            return match.group(1)
-    return None
+class QueryTooCostly(SourceUnavailable):
+    """Shopify refused a query whose requested cost exceeds the single-query maximum (MAX_COST_EXCEEDED)."""
 
 
 class ShopifyAdapter(Adapter):
+    """Shopify on the GraphQL Admin API only (REST Admin is legacy): paged ``orders`` queries, bulk operations for
+    long backfills, cost-based throttling (producers/pos/shopify_api.py)."""
+
     vendor = "shopify"
+
+    def __init__(self, cfg: SourceConfig) -> None:
+        super().__init__(cfg)
+        self.last_cost: dict[str, Any] | None = None
+        self.warnings: list[str] = []
+        if not shopify_api.is_supported(cfg.api_version, date.today()):
+            self._warn(f"source {cfg.name}: Shopify API version {cfg.api_version} is outside its 12-month support "
+                       f"window; Shopify answers with the oldest supported version instead (use "
+                       f"{shopify_api.API_VERSION})")  # fmt: skip
+
+    def _warn(self, text: str) -> None:
+        log.warning("%s", text)
+        self.warnings.append(text)
 
     def base_url(self) -> str:
         if self.cfg.base_url:
@@ -231,35 +242,135 @@ class ShopifyAdapter(Adapter):
                 "grant_type": "refresh_token", "refresh_token": refresh_token}  # fmt: skip
         return TokenRequest(self.cfg.auth.token_url or f"{self.base_url()}/admin/oauth/access_token", body, False)
 
+    def graphql(self, client: VendorClient, operation: str, query: str, variables: dict[str, Any],
+                cost: float = 50.0) -> dict[str, Any]:  # fmt: skip
+        """One GraphQL request: waits first if the last answer's bucket cannot hold ``cost``; a THROTTLED answer
+        waits for the bucket and is sent again (up to the source's max_attempts)."""
+        url = f"{self.base_url()}/admin/api/{self.cfg.api_version}/graphql.json"
+        body = {"query": query, "variables": variables, "operationName": operation}
+        for _ in range(self.cfg.max_attempts):
+            client.wait(shopify_api.throttle_wait(self.last_cost, cost))
+            answer: dict[str, Any] = client.request("POST", url, json=body).json()
+            self.last_cost = (answer.get("extensions") or {}).get("cost") or self.last_cost
+            if shopify_api.throttled(answer):
+                requested = float((self.last_cost or {}).get("requestedQueryCost") or cost)
+                cost = max(cost, requested)
+                client.wait(max(shopify_api.throttle_wait(self.last_cost, cost), 0.5))
+                continue
+            if answer.get("errors"):
+                messages = "; ".join(str(e.get("message")) for e in answer["errors"])
+                codes = {(e.get("extensions") or {}).get("code") for e in answer["errors"]}
+                if "MAX_COST_EXCEEDED" in codes:
+                    raise QueryTooCostly(f"Shopify {operation}: {messages}")
+                raise SourceUnavailable(f"Shopify {operation}: {messages}")
+            data: dict[str, Any] = answer.get("data") or {}
+            return data
+        raise SourceUnavailable(f"Shopify {operation}: still throttled after {self.cfg.max_attempts} attempts")
+
+    def check_history_access(self, client: VendorClient, start: datetime, now: datetime) -> None:
+        """Without the read_all_orders scope Shopify shows only the last 60 days of orders: say so when a
+        backfill reaches further back (the older orders would silently be missing)."""
+        if now - start <= timedelta(days=shopify_api.VISIBLE_DAYS_WITHOUT_READ_ALL_ORDERS):
+            return
+        data = self.graphql(client, "AccessScopes", shopify_api.ACCESS_SCOPES_QUERY, {}, cost=2)
+        scopes = {s.get("handle") for s in ((data.get("currentAppInstallation") or {}).get("accessScopes") or ())}
+        if shopify_api.READ_ALL_ORDERS not in scopes:
+            self._warn(f"source {self.cfg.name}: the app lacks the {shopify_api.READ_ALL_ORDERS} scope; Shopify "
+                       f"shows only the last {shopify_api.VISIBLE_DAYS_WITHOUT_READ_ALL_ORDERS} days of orders, so "
+                       f"the backfill from {iso(start)} misses older ones")  # fmt: skip
+
     def pages(self, client: VendorClient, scope: str, start: datetime | None, end: datetime,
               after: Any = None, backfill: bool = False) -> Iterator[Page]:  # fmt: skip
         start = start or EPOCH
-        api = f"{self.base_url()}/admin/api/{self.cfg.api_version}"
-        url: str | None = f"{api}/orders.json"
         # A backfill filters on processed_at (the sale's time, the ticket's occurred_at), not updated_at.
         field = "processed_at" if backfill else "updated_at"
-        params: dict[str, Any] | None = {
-            "status": "any", f"{field}_min": iso(start), f"{field}_max": iso(end),
-            "order": f"{field} asc", "limit": min(self.cfg.page_size, 250),
-        }  # fmt: skip
-        while url:
-            resp = client.request("GET", url, params=params)
-            orders = resp.json().get("orders") or []
-            kept = []
-            for order in orders:
-                if order.get("source_name") not in self.cfg.source_names:
-                    continue
-                if backfill and not _in_window(order.get("processed_at") or order.get("created_at"), start, end,
-                                               "processed_at"):  # fmt: skip
-                    continue  # Shopify's _max is inclusive; the window is not
-                txs = client.request("GET", f"{api}/orders/{order['id']}/transactions.json").json()
-                kept.append({**order, "transactions": txs.get("transactions") or []})
-            last = max((o.get(field) for o in orders if o.get(field)), default=None)
-            yield Page(scope, kept, last, _fraction(parse_time(last, field) if last else None, start, end))
-            url, params = next_link(resp.headers.get("Link")), None  # page_info URLs carry no other filter
+        if backfill:
+            self.check_history_access(client, start, self.now())
+            if end - start > timedelta(days=shopify_api.BULK_AFTER_DAYS):
+                yield from self._bulk(client, scope, field, start, end)
+                return
+        cursor: str | None = None
+        first = min(self.cfg.page_size, shopify_api.ORDERS_PER_PAGE)
+        variables: dict[str, Any] = {"first": first, "query": shopify_api.search(field, iso(start), iso(end)),
+                                     "sortKey": field.upper()}  # fmt: skip
+        cost = 0.0
+        while True:
+            try:
+                data = self.graphql(client, "Orders", shopify_api.ORDERS_QUERY, {**variables, "after": cursor},
+                                    cost=cost or first * 70.0)  # fmt: skip
+            except QueryTooCostly:
+                if variables["first"] == 1:
+                    raise
+                variables["first"] = max(1, variables["first"] // 2)  # fewer orders per query, same cursor
+                cost = 0.0
+                continue
+            cost = float((self.last_cost or {}).get("requestedQueryCost") or first * 70.0)
+            conn = data.get("orders") or {}
+            orders = [self.complete(client, o) for o in shopify.nodes(conn)]
+            yield self._page(scope, orders, field, start, end)
+            info = conn.get("pageInfo") or {}
+            if not info.get("hasNextPage"):
+                return
+            cursor = info.get("endCursor")
+
+    def _page(self, scope: str, orders: list[dict[str, Any]], field: str, start: datetime, end: datetime) -> Page:
+        key = "processedAt" if field == "processed_at" else "updatedAt"
+        kept = [o for o in orders if o.get("sourceName") in self.cfg.source_names]
+        last = max((str(o[key]) for o in orders if o.get(key)), default=None)
+        return Page(scope, kept, last, _fraction(parse_time(last, key) if last else None, start, end))
+
+    def complete(self, client: VendorClient, order: dict[str, Any]) -> dict[str, Any]:
+        """An order whose line items did not fit the page's query, with the rest of them (rare: > 25 lines)."""
+        conn = order.get("lineItems") or {}
+        info = conn.get("pageInfo") or {}
+        while info.get("hasNextPage"):
+            data = self.graphql(client, "OrderLines", shopify_api.ORDER_LINES_QUERY,
+                                {"id": order["id"], "after": info.get("endCursor")}, cost=110)  # fmt: skip
+            more = ((data.get("order") or {}).get("lineItems")) or {}
+            conn = {"nodes": [*shopify.nodes(conn), *shopify.nodes(more)], "pageInfo": more.get("pageInfo") or {}}
+            info = conn["pageInfo"]
+        return {**order, "lineItems": conn} if conn else order
+
+    def fetch_order(self, client: VendorClient, order_id: str) -> dict[str, Any] | None:
+        """One order node by id (numeric or global), for webhooks; None when Shopify does not know it."""
+        gid = order_id if str(order_id).startswith("gid://") else f"gid://shopify/Order/{order_id}"
+        data = self.graphql(client, "Order", shopify_api.ORDER_QUERY, {"id": gid}, cost=110)
+        order = data.get("order")
+        return self.complete(client, order) if order else None
+
+    def _bulk(self, client: VendorClient, scope: str, field: str, start: datetime, end: datetime,
+              poll_s: float = 2.0) -> Iterator[Page]:  # fmt: skip
+        """A long backfill as one bulk operation: start it, poll until it completes, read its JSONL (from a
+        signed storage URL, fetched without the access token), yield pages of ``page_size`` orders."""
+        query = shopify_api.bulk_orders_query(field, iso(start), iso(end))
+        data = self.graphql(client, "BulkRun", shopify_api.BULK_RUN_MUTATION, {"query": query}, cost=10)
+        run = data.get("bulkOperationRunQuery") or {}
+        if run.get("userErrors"):
+            raise SourceUnavailable(f"Shopify bulk operation refused: {run['userErrors']}")
+        op_id = (run.get("bulkOperation") or {}).get("id")
+        while True:
+            op = self.graphql(client, "BulkStatus", shopify_api.BULK_STATUS_QUERY, {"id": op_id}, cost=2)["node"]
+            status = op.get("status")
+            if status == "COMPLETED":
+                break
+            if status in ("FAILED", "CANCELED", "EXPIRED"):
+                raise SourceUnavailable(f"Shopify bulk operation {op_id} {status}: {op.get('errorCode')}")
+            client.wait(poll_s)
+        if not op.get("url"):  # no order in the window
+            return
+        resp = requests.get(op["url"], timeout=self.cfg.timeout, stream=True)
+        if resp.status_code >= 400:
+            raise SourceUnavailable(f"Shopify bulk operation {op_id}: result download HTTP {resp.status_code}")
+        orders = shopify_api.assemble_bulk(resp.iter_lines(decode_unicode=True))
+        size = self.cfg.page_size
+        for i in range(0, len(orders), size):
+            yield self._page(scope, orders[i : i + size], field, start, end)
 
     def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
         return shopify.map_order(record, ctx)
+
+    def record_id(self, record: dict[str, Any]) -> str:
+        return shopify.ticket_id(record.get("id"))
 
 
 class LightspeedAdapter(Adapter):
@@ -316,8 +427,10 @@ class CloverAdapter(Adapter):
     vendor = "clover"
     # What the mapping reads: unexpanded, Clover leaves collections out and gives objects as {"id"} references
     # (a line's item without its categories, a payment's tender without its labelKey). A dotted path expands each
-    # level on its way. Clover asks for at most three expansions per call; the order needs these seven.
-    EXPAND = "lineItems,lineItems.discounts,lineItems.item.categories,payments,payments.tender,refunds,discounts"
+    # level on its way (lineItems.discounts brings lineItems too). Clover documents at most three expansions per
+    # call, so a page is read twice with the same filter and paging: once per group, merged by order id.
+    EXPAND_GROUPS = ("lineItems.discounts,lineItems.item.categories,payments.tender", "refunds,discounts")
+    MAX_EXPANSIONS = 3
 
     def base_url(self) -> str:
         return (self.cfg.base_url or "https://api.clover.com").rstrip("/")
@@ -352,11 +465,10 @@ class CloverAdapter(Adapter):
         offset = 0
         while True:
             params = [
-                ("filter", f"{field}>={lo}"), ("filter", f"{field}<{hi}"), ("expand", self.EXPAND),
+                ("filter", f"{field}>={lo}"), ("filter", f"{field}<{hi}"),
                 ("orderBy", f"{field} ASC"), ("limit", str(self.cfg.page_size)), ("offset", str(offset)),
             ]  # fmt: skip
-            data = client.request("GET", f"{self.base_url()}/v3/merchants/{scope}/orders", params=params).json()
-            orders = data.get("elements") or []
+            orders = self._expanded_page(client, scope, params)
             last_ms = max((clover.time_of(o, field) for o in orders), default=None)
             last = iso(datetime.fromtimestamp(last_ms / 1000, tz=UTC)) if last_ms is not None else None
             frac = _fraction(parse_time(last, field) if last else None, start, end)
@@ -366,6 +478,37 @@ class CloverAdapter(Adapter):
             ties = sum(1 for o in orders if clover.time_of(o, field) == last_ms)
             offset = offset + ties if last_ms == lo else ties
             lo = last_ms
+
+    def _expanded_page(self, client: VendorClient, scope: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """One page of orders with every expansion the mapping needs, in requests of at most three expansions.
+        An order missing from a later request was modified in between (it left the filter's time range): it is
+        left out of this page and read again, changed, by a later sync."""
+        url = f"{self.base_url()}/v3/merchants/{scope}/orders"
+        merged: dict[str, dict[str, Any]] | None = None
+        order_ids: list[str] = []
+        for group in self.EXPAND_GROUPS:
+            assert len(group.split(",")) <= self.MAX_EXPANSIONS
+            elements = client.request("GET", url, params=[*params, ("expand", group)]).json().get("elements") or []
+            if merged is None:
+                merged = {o["id"]: dict(o) for o in elements}
+                order_ids = [o["id"] for o in elements]
+                continue
+            seen = {o["id"]: o for o in elements}
+            for oid in list(merged):
+                if oid in seen:
+                    merged[oid].update({k: v for k, v in seen[oid].items() if k not in merged[oid]})
+                else:
+                    del merged[oid]
+        return [merged[i] for i in order_ids if merged and i in merged]
+
+    def fetch_order(self, client: VendorClient, merchant: str, order_id: str) -> dict[str, Any]:
+        """One order with the mapping's expansions (``GET /v3/merchants/{mId}/orders/{orderId}``), for webhooks."""
+        url = f"{self.base_url()}/v3/merchants/{merchant}/orders/{order_id}"
+        order: dict[str, Any] = {}
+        for group in self.EXPAND_GROUPS:
+            part = client.request("GET", url, params=[("expand", group)]).json()
+            order.update({k: v for k, v in part.items() if k not in order})
+        return order
 
     def map(self, record: dict[str, Any], ctx: MapContext, scope: str) -> list[PosTicket]:
         return clover.map_order(record, ctx, scope)

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from schemas.catalogue import Catalogue
 from schemas.models import ISO_4217_CODES, REVERSING_KINDS, Record
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, FORECAST_HOURLY, POS_TICKETS
 
 Row = tuple[Any, ...]
 Plain = dict[str, Any]
@@ -59,6 +59,10 @@ COLUMNS: dict[str, list[str]] = {
         "alert_id", "kind", "state", "severity", "store_id", "tenant_id", "mall_id", "hour_start", "timezone",
         "observed", "expected", "message", "fired_at", "details",
     ],
+    "forecast_hourly": [
+        "store_id", "tenant_id", "mall_id", "hour_start", "local_hour", "local_date", "timezone", "currency",
+        "issued_at", "horizon_hours", "visitors", "net_revenue", "method",
+    ],
 }  # fmt: skip
 
 # Tables written for each topic, in insert order (a ticket before its lines).
@@ -67,10 +71,13 @@ TOPIC_TABLES: dict[str, tuple[str, ...]] = {
     CAMERA_COUNTS: ("camera_frames",),
     CONVERSION_HOURLY: ("conversion_hourly",),
     ALERTS: ("alerts",),
+    FORECAST_HOURLY: ("forecast_hourly",),
 }
 
 # How time columns are stored (see the module docstring); the other columns are plain values.
-MILLIS_COLUMNS = frozenset({"occurred_at", "ingested_at", "frame_ts", "updated_at", "fired_at", "loaded_at"})
+MILLIS_COLUMNS = frozenset(
+    {"occurred_at", "ingested_at", "frame_ts", "updated_at", "fired_at", "loaded_at", "issued_at"}
+)
 SECONDS_COLUMNS = frozenset({"hour_start"})
 DAYS_COLUMNS = frozenset({"local_date"})
 
@@ -80,6 +87,7 @@ TIME_FIELDS: dict[str, tuple[str, ...]] = {
     CAMERA_COUNTS: ("frame_ts",),
     CONVERSION_HOURLY: ("hour_start", "updated_at"),
     ALERTS: ("hour_start", "fired_at"),
+    FORECAST_HOURLY: ("hour_start", "issued_at"),
 }
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -469,11 +477,44 @@ def alert_columns(records: Sequence[Plain], timezones: Mapping[str, str], clock:
     return out
 
 
+def forecast_columns(records: Sequence[Plain], timezones: Mapping[str, str], clock: LocalClock) -> Mapped:
+    """``forecast_hourly`` columns (the hour's time zone travels in the record)."""
+    out = Mapped()
+    rejects = out.rejects
+    check_ids(rejects, "store_id", [r["store_id"] for r in records])
+    check_currency(rejects, "currency", [r["currency"] for r in records], optional=True)
+    check_not_negative(rejects, "horizon_hours", [r["horizon_hours"] for r in records])
+    visitors = [r["visitors"] for r in records]
+    check_finite(rejects, "visitors", visitors)
+    check_not_negative(rejects, "visitors", [v if math.isfinite(v) else 0 for v in visitors])
+    for name in ("hour_start", "issued_at"):
+        check_time(rejects, name, [r[name] for r in records])
+    index, kept = _kept(records, rejects)
+    out.columns["forecast_hourly"] = [
+        [r["store_id"] for r in kept],
+        [r["tenant_id"] or "" for r in kept],
+        [r["mall_id"] or "" for r in kept],
+        [r["hour_start"] // 1000 for r in kept],
+        [r["local_hour"] for r in kept],
+        [local_date_of(r["local_hour"], r["hour_start"], r["timezone"], clock) for r in kept],
+        [r["timezone"] for r in kept],
+        [r["currency"] or "" for r in kept],
+        [r["issued_at"] for r in kept],
+        [r["horizon_hours"] for r in kept],
+        [r["visitors"] for r in kept],
+        [r["net_revenue"] for r in kept],
+        [r["method"] for r in kept],
+    ]
+    out.owners["forecast_hourly"] = index
+    return out
+
+
 MAPPERS: dict[str, Callable[[Sequence[Plain], Mapping[str, str], LocalClock], Mapped]] = {
     POS_TICKETS: ticket_columns,
     CAMERA_COUNTS: camera_columns,
     CONVERSION_HOURLY: hourly_columns,
     ALERTS: alert_columns,
+    FORECAST_HOURLY: forecast_columns,
 }
 
 

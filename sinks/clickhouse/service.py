@@ -13,7 +13,7 @@ from typing import Any
 from schemas.catalogue import load_catalogue
 from schemas.models import Record
 from schemas.serde import TopicSerde
-from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
+from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, FORECAST_HOURLY, POS_TICKETS
 from sinks.clickhouse.connection import connect, redacted
 from sinks.clickhouse.mapping import timezones_of
 from sinks.clickhouse.migrate import DEFAULT_DIR, load_stores, migrate
@@ -23,7 +23,7 @@ from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SINK_TOPICS = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)
+SINK_TOPICS = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS, FORECAST_HOURLY)
 
 
 def connect_with_retry(settings: Settings, stop: threading.Event, create: bool = True) -> Any:
@@ -93,7 +93,7 @@ def plain_decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Call
 
 
 def build_sink(settings: Settings, client: Any, topics: dict[str, str] | None = None) -> ClickHouseSink:
-    """The sink for ``topics`` (consumed name -> tillflow topic; default the four tillflow topics)."""
+    """The sink for ``topics`` (consumed name -> tillflow topic; default every topic the sink lands)."""
     from confluent_kafka import Consumer
 
     from tillflow.kafka import consumer_config

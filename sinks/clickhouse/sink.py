@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
 from schemas.serde import DecodeError
-from sinks.clickhouse.mapping import COLUMNS, LocalClock, Mapped, MappingError, columns_for
+from sinks.clickhouse.mapping import COLUMNS, TOPIC_TABLES, LocalClock, Mapped, MappingError, columns_for
 from sinks.metrics import BATCH_ROWS, CONSUMER_LAG, ERRORS, FLUSH_SECONDS, LAST_FLUSH, RECORDS
 from tillflow.dlq import DeadLetter
 from tillflow.retry import backoff_delays
@@ -35,7 +35,8 @@ from tillflow.retry import backoff_delays
 log = logging.getLogger(__name__)
 
 SINK = "clickhouse"
-TABLE_ORDER = ("tickets", "ticket_lines", "camera_frames", "conversion_hourly", "alerts")
+# Every table a topic maps to, in insert order (a ticket before its lines): a table missing here would be skipped.
+TABLE_ORDER = tuple(table for tables in TOPIC_TABLES.values() for table in tables)
 
 # ClickHouse error codes that blame the rows themselves: retrying cannot help, the rows go to the DLQ.
 DATA_ERROR_CODES = frozenset(

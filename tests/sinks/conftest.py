@@ -1,48 +1,16 @@
-"""Sink fixtures: one chDB engine per test process (chDB allows one data directory per process), a fresh
-database per test, records built from the demo catalogue."""
+"""Sink fixtures: records built from the demo catalogue (the chDB fixtures `ch` and `ch_settings` live in
+tests/conftest.py, shared with tests/analytics)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from schemas.models import Alert, CameraCount, HourlyConversion, PosTicket
-from tillflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "deploy" / "catalogue" / "demo-estate.yaml"
-
-
-@pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The one chDB data directory of this test process."""
-    return tmp_path_factory.mktemp("chdb-state")
-
-
-@pytest.fixture
-def ch_settings(chdb_dir: Path) -> Settings:
-    """Settings on the process's chDB engine with a database of this test's own."""
-    return Settings(state_dir=chdb_dir, clickhouse_database=f"t_{uuid.uuid4().hex[:10]}", catalogue=CATALOGUE)
-
-
-@pytest.fixture
-def ch(ch_settings: Settings) -> Iterator[Any]:
-    """A migrated database (stores loaded) and a client on it."""
-    from schemas.catalogue import load_catalogue
-    from sinks.clickhouse.connection import connect
-    from sinks.clickhouse.migrate import load_stores, migrate
-
-    client = connect(ch_settings, create=True)
-    migrate(client)
-    load_stores(client, load_catalogue(CATALOGUE))
-    yield client
-    client.command(f"DROP DATABASE IF EXISTS `{ch_settings.clickhouse_database}`")
-    client.close()
 
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -58,7 +58,7 @@ def test_compose_services() -> None:
         assert needed in services
     assert "KRaft" in (DEPLOY / "docker-compose.yml").read_text() or "process_roles" in str(services["kafka"]).lower()
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert "grafana-clickhouse-datasource" in services["grafana"]["environment"]["GF_INSTALL_PLUGINS"]
+    assert services["grafana"]["environment"]["GF_PLUGINS_PREINSTALL_SYNC"].startswith("grafana-clickhouse-datasource@")
     commands = {name: svc["command"] for name, svc in tillflow_services().items()}
     assert sum(1 for c in commands.values() if c == ["worker"]) == 2
     assert ["sink", "clickhouse"] in commands.values() and ["sink", "alerts"] in commands.values()

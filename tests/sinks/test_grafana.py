@@ -18,6 +18,7 @@ import yaml
 from schemas.catalogue import load_catalogue
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY
 from sinks.clickhouse.mapping import COLUMNS, rows_for, timezones_of
+from tests.analytics.grafana_data import add_malls_data
 from tests.sinks.conftest import CATALOGUE, alert, hourly
 from tests.sinks.grafana_macros import expand_macros, interpolate
 
@@ -44,7 +45,16 @@ EXPECTED: dict[tuple[str, int | str], list[str]] = {
     ("tillflow-alerts", 3): ["open_alerts"],
     ("tillflow-pipeline", 1): ["feed", "last_record", "age_seconds"],
     ("tillflow-pipeline", 2): ["time", "source", "tickets"],
+    ("tillflow-pipeline", 8): ["day", "source", "store_id", "pos_sales", "ingested", "missing", "sync_pct",
+                               "below_target"],
     ("tillflow-store-live", "annotation:Alerts"): ["time", "text", "tags"],
+    ("tillflow-store-live", 20): ["time", "visitors", "forecast_visitors", "net_sales", "forecast_net_sales"],
+    ("tillflow-malls", 1): ["month", "tenant_id", "issue", "counted_sales", "breakpoint", "percentage_rent", "rent_due",
+                            "silent_days", "late_tickets", "issued_at"],
+    ("tillflow-malls", 2): ["tenant_id", "channel", "kind", "tickets", "net_sales"],
+    ("tillflow-malls", 3): ["campaign_id", "kind", "starts", "ends", "metric", "lift_pct", "lift_low_pct",
+                            "lift_high_pct", "baseline_days", "campaign_days", "verdict", "comparison"],
+    ("tillflow-malls", 4): ["time", "series", "treated_vs_controls_pct"],
 }  # fmt: skip
 
 
@@ -94,6 +104,10 @@ def simulate(ch: Any) -> None:
     add(ALERTS, alert(2, store="wg-volt", kind="TRAFFIC_DROP", fired_at=DAY + timedelta(hours=13)))
     for table, table_rows in rows.items():
         ch.insert(table, table_rows, column_names=COLUMNS[table])
+    from producers.pos.synccheck import SyncRow, write_rows  # `tillflow sync-check`'s table
+
+    write_rows(ch, [SyncRow("square-wg", "wg-fashion", DAY.date(), 200, 197, 3, 0, 990_000, 975_000, 0.985)], DAY)
+    add_malls_data(ch, DAY.date())
 
 
 def dashboards() -> list[dict[str, Any]]:
@@ -130,7 +144,7 @@ def test_provisioning_files() -> None:
             for target in p["targets"]:
                 assert target["datasource"]["uid"] in by_uid, (dash["uid"], p["title"])
     assert {d["uid"] for d in dashboards()} == {"tillflow-store-live", "tillflow-mall-benchmark", "tillflow-alerts",
-                                                "tillflow-pipeline"}  # fmt: skip
+                                                "tillflow-pipeline", "tillflow-malls"}  # fmt: skip
     names = {v["name"] for d in dashboards() for v in d["templating"]["list"]}
     assert {"mall", "store", "category"} <= names
 

@@ -22,7 +22,7 @@ REQ = ROOT / "requirements"
 LOCKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "core.txt": ((), ("build.in",)),
     "demo.txt": (("local",), ("build.in",)),
-    "test.txt": (("local", "dev", "camera", "cdc"), ("build.in", "test.in")),
+    "test.txt": (("local", "dev", "camera", "cdc", "malls"), ("build.in", "test.in")),
 }
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 

@@ -13,6 +13,7 @@ from producers.cdc.connector import (
     connector_document,
     engine_properties,
     mysql_server_id,
+    postgres_setup_sql,
     redact,
 )
 from producers.cdc.source import CdcSource, SourceError, load_source
@@ -40,7 +41,8 @@ def test_postgres_config_uses_current_debezium_3_property_names() -> None:
     assert conf["topic.prefix"] == "cdc.pos-paris-postgres"
     assert conf["plugin.name"] == "pgoutput"
     assert conf["slot.name"] == "tillflow_pos_paris_postgres"
-    assert conf["publication.autocreate.mode"] == "filtered"
+    # docs/cdc.md has the DBA create the publication: Debezium must neither create nor alter it.
+    assert conf["publication.autocreate.mode"] == "disabled"
     assert conf["decimal.handling.mode"] == "string"
     assert conf["heartbeat.interval.ms"] == "10000"
     assert conf["snapshot.mode"] == "initial"
@@ -177,3 +179,39 @@ def test_sqlite_has_no_connector(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="no log-based capture"):
         connector_config(src, bootstrap="k")
+
+
+def _kept(name: str) -> dict[str, str]:
+    config: dict[str, str] = json.loads((CONNECTORS / name).read_text())["config"]
+    return config
+
+
+def test_sqlserver_json_sets_tls_so_a_self_signed_store_server_can_connect() -> None:
+    """Since Debezium 2.0 the JDBC driver encrypts by default and checks the certificate: the shipped config
+    says both explicitly, and the Lille example trusts its self-signed server."""
+    conf = _kept("pos-lille-sqlserver.json")
+    assert conf["database.encrypt"] == "true"
+    assert conf["database.trustServerCertificate"] == "true"
+    src = load_source(CONNECTORS / "pos-lille-sqlserver.yaml").model_copy(update={"trust_server_certificate": False})
+    assert connector_config(src, bootstrap="k", registry_url="r")["database.trustServerCertificate"] == "false"
+
+
+@pytest.mark.parametrize("name", ["pos-lille-sqlserver.json", "pos-lyon-mysql.json", "pos-paris-postgres.json"])
+def test_generated_json_lets_connect_create_the_topics(name: str) -> None:
+    """The compose broker has auto-creation off: Connect must create table, transaction and heartbeat topics."""
+    conf = _kept(name)
+    assert conf["topic.creation.default.partitions"] == "1"
+    assert conf["topic.creation.default.replication.factor"] == "-1"
+
+
+def test_postgres_json_has_a_heartbeat_query_a_signal_table_and_no_publication_autocreate() -> None:
+    conf = _kept("pos-paris-postgres.json")
+    assert conf["publication.autocreate.mode"] == "disabled"
+    assert conf["heartbeat.action.query"].startswith("INSERT INTO public.tillflow_heartbeat (id, ts)")
+    assert conf["signal.data.collection"] == "public.tillflow_signal"
+    # what docs/cdc.md tells the DBA to run is the generated SQL, with those two tables in the publication
+    sql = postgres_setup_sql(load_source(CONNECTORS / "pos-paris-postgres.yaml"))
+    assert ("CREATE PUBLICATION tillflow_pos_paris_postgres FOR TABLE public.tickets, public.ticket_lines, "
+            "public.payments, public.tillflow_heartbeat, public.tillflow_signal;") in sql  # fmt: skip
+    docs = (ROOT / "docs" / "cdc.md").read_text()
+    assert "publication.autocreate.mode=disabled" in docs and "tillflow connectors setup-sql" in docs

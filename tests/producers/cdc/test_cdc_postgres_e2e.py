@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from producers.cdc.connector import postgres_setup_sql
+from producers.cdc.source import CdcSource
 from tests.producers.cdc.conftest import PgServer, published_tickets
 from tillflow.settings import Settings
 
@@ -61,7 +64,6 @@ ALTER TABLE ticket_lines REPLICA IDENTITY FULL;
 ALTER TABLE payments REPLICA IDENTITY FULL;
 CREATE ROLE tillflow_ro LOGIN REPLICATION PASSWORD 'ro-secret';
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO tillflow_ro;
-CREATE PUBLICATION tillflow_{name} FOR TABLE tickets, ticket_lines, payments;
 """
 
 SOURCE = """
@@ -152,8 +154,13 @@ def pos_db(postgres: PgServer, unique: str) -> Iterator[tuple[str, str]]:
     with psycopg2.connect(postgres.dsn(database)) as conn, conn.cursor() as cur:
         cur.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tillflow_ro') THEN "
                     "CREATE ROLE tillflow_ro LOGIN REPLICATION PASSWORD 'ro-secret'; END IF; END $$")  # fmt: skip
-        cur.execute(SCHEMA.replace("CREATE ROLE tillflow_ro LOGIN REPLICATION PASSWORD 'ro-secret';", "").format(
-            name=name.replace("-", "_")))  # fmt: skip
+        cur.execute(SCHEMA.replace("CREATE ROLE tillflow_ro LOGIN REPLICATION PASSWORD 'ro-secret';", ""))
+        # What docs/cdc.md has the DBA run: heartbeat and signal tables, and the publication (Debezium runs with
+        # publication.autocreate.mode=disabled).
+        source = CdcSource.model_validate(
+            yaml.safe_load(SOURCE.format(name=name, port=postgres.port, database=database))
+        )
+        cur.execute(postgres_setup_sql(source))
     yield name, database
     with admin.cursor() as cur:
         cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = %s",
@@ -267,6 +274,10 @@ def test_postgres_to_pos_tickets_through_a_crash_of_the_engine(
     # Debezium's transaction metadata was used: tickets were published as soon as their transaction was complete
     assert normalizer.assembler.stats["transactions"] > 0, normalizer.assembler.stats
     assert "Alice" not in log.read_text() and "ro-secret" not in log.read_text()
+    # heartbeat.action.query ran as the read-only role against the DBA's heartbeat table
+    with psycopg2.connect(postgres.dsn(database)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM tillflow_heartbeat WHERE ts IS NOT NULL")
+        assert cur.fetchone()[0] == 1
 
 
 def test_engine_that_cannot_start_exits_with_an_error(

@@ -128,7 +128,9 @@ def test_shopify_pos_sale_taxes_included() -> None:
     order = shopify_order(1, AT)
     order["transactions"] = shopify_transactions(order)
     [t] = shopify.map_order(order, ctx())
-    assert t.ticket_id == f"shopify:{order['id']}" and t.store_id == "s2" and t.channel is Channel.IN_STORE
+    assert (
+        t.ticket_id == f"shopify:{order['legacyResourceId']}" and t.store_id == "s2" and t.channel is Channel.IN_STORE
+    )
     assert (t.currency, t.gross_amount, t.net_amount, t.tax_amount, t.discount_amount) == ("EUR", 5167, 4667, 933, 500)
     assert [(p.method, p.amount) for p in t.payments] == [(PaymentMethod.CARD, 4000), (PaymentMethod.CASH, 1600)]
     assert [(ln.sku, ln.quantity, ln.unit_price, ln.discount_amount, ln.net_amount) for ln in t.lines] == [
@@ -142,7 +144,7 @@ def test_shopify_refund_and_web_channel() -> None:
     order["refunds"] = [shopify_refund(order, 509562969, AT)]
     sale, refund = shopify.map_order(order, ctx())
     assert sale.channel is Channel.ONLINE
-    assert refund.ticket_id == f"shopify:{order['id']}:refund:509562969"
+    assert refund.ticket_id == f"shopify:{order['legacyResourceId']}:refund:509562969"
     assert refund.kind is TicketKind.REFUND and refund.original_ticket_id == sale.ticket_id
     assert (refund.net_amount, refund.tax_amount) == (-2084, -416)
     assert refund.payments == (Payment(method=PaymentMethod.CASH, amount=-2500),)
@@ -152,7 +154,7 @@ def test_shopify_refund_and_web_channel() -> None:
 
 def test_shopify_cancelled_without_refund_is_voided() -> None:
     order = shopify_order(3, AT)
-    order["cancelled_at"] = AT.isoformat()
+    order["cancelledAt"] = AT.isoformat()
     sale, void = shopify.map_order(order, ctx())
     assert void.kind is TicketKind.VOID and void.original_ticket_id == sale.ticket_id
     assert void.gross_amount == -sale.gross_amount
@@ -247,8 +249,8 @@ def test_minor_units_fast_path_agrees_with_decimal_half_up() -> None:
 
 
 def test_shopify_line_category_comes_from_the_source_map() -> None:
-    """REST line items carry no product type: categories come from `categories:` by product, variant or SKU."""
+    """The query asks for no product type: categories come from `categories:` by product, variant or SKU (the
+    numeric ids of the product's and variant's global ids)."""
     order = shopify_order(3, AT)
-    order["line_items"][0]["product_type"] = "ignored"  # not a documented line item field
     [t] = shopify.map_order(order, ctx(categories={"632910392": "kitchen", "TOTE-01": "bags"}))
     assert [(ln.sku, ln.category) for ln in t.lines] == [("MUG-BLK", "kitchen"), ("TOTE-01", "bags")]

@@ -1,0 +1,1 @@
+"""POS vendors' push notifications (webhooks) into pos.tickets; the pollers stay the safety net."""
