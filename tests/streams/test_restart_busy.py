@@ -1,25 +1,28 @@
-"""A worker stopped (SIGTERM) at random moments while it is busy loses nothing.
+"""A worker stopped (SIGTERM) or killed (kill -9) at random moments while it is busy loses nothing.
 
 Real local broker. Three days of the demo estate are produced up front; a worker is started, and as soon as
 it has committed some progress it is stopped at a random moment (seeded) while it still has thousands of
-records to go — several times in a row, each new worker resuming from the offsets and tables the last one
+records to go — SIGTERM and kill -9 in turn, several times in a row (a SIGTERM must end the worker cleanly
+within 10 s; a killed worker's successor gets its partitions at once through static membership), each
+new worker resuming from the offsets and tables the last one
 committed. A final worker finishes the input and closes every hour. Its final records must equal the batch
 recompute cell by cell: an offset committed for a record that was never processed (or whose table and
 output writes were not flushed) shows as a store-hour with too few visitors or tickets.
 
-On the transport of 2026-12-07 this lost records in most runs (the batch a stopping agent was working on
-was acknowledged by ``take_events``'s ``finally`` and committed at shutdown).
+On the transport of 2026-12-07 (SIGTERM only) this failed 3 runs of 3 with about a thousand differing cells
+(streams/transport.py lists the causes).
 """
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer
 
 from schemas.topics import POS_TICKETS
@@ -42,24 +45,19 @@ from tillflow.kafka import consumer_config
 from tillflow.settings import Settings
 
 STOPS = int(__import__("os").environ.get("BUSY_STOPS", "4"))
-DAYS = 3
-BATCH = "1"  # records per batch event: with its usual 2,000 a worker is done before any stop finds it busy
 
 
 def _progress(consumer: Consumer, names: TopicNames, partitions: int) -> int:
     return sum(_committed(consumer, names.tickets, partitions)) + sum(_committed(consumer, names.counts, partitions))
 
 
-def test_a_busy_worker_stopped_at_random_moments_loses_nothing(
-    stack: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TILLFLOW_STREAMS_BATCH_SIZE", BATCH)  # the workers' environment (start_worker)
+def test_a_busy_worker_stopped_at_random_moments_loses_nothing(stack: Settings, tmp_path: Path) -> None:
     catalogue = demo()
     rng = random.Random(int(time.time()))
     seed = rng.randrange(1_000_000)
     rng = random.Random(seed)
     events = []
-    for day in range(DAYS):
+    for day in range(3):
         events += estate_day(
             catalogue, date(2026, 4, 6) + timedelta(days=day), seed=seed + day, dup_rate=0.02, late_rate=0
         )
@@ -74,7 +72,8 @@ def test_a_busy_worker_stopped_at_random_moments_loses_nothing(
     log = tmp_path / "worker.log"
     stopped_at: list[tuple[int, int]] = []  # (committed before the stop, committed after it)
     try:
-        for _ in range(STOPS):
+        for stop in range(STOPS):
+            kill = stop % 2 == 1  # SIGTERM, then kill -9, in turn
             before = _progress(consumer, names, partitions)
             worker = start_worker(stack, DEMO, app_id, prefix, log)
             deadline = time.monotonic() + 60
@@ -82,13 +81,21 @@ def test_a_busy_worker_stopped_at_random_moments_loses_nothing(
                 while _progress(consumer, names, partitions) <= before and time.monotonic() < deadline:
                     assert worker.poll() is None, log.read_text()[-3000:]
                     time.sleep(0.1)
-                time.sleep(rng.uniform(0.0, 0.5))  # a random moment while the worker is busy
+                time.sleep(rng.uniform(0.0, 1.5))  # a random moment while the worker is busy
+                if kill:
+                    os.killpg(worker.pid, signal.SIGKILL)
+                    worker.wait()
+                stopping = time.monotonic()
             finally:
                 stop_worker(worker)
+            took = time.monotonic() - stopping
             after = _progress(consumer, names, partitions)
             stopped_at.append((before, after))
-            assert worker.returncode == 0, log.read_text()[-3000:]
-        assert any(after < total for _, after in stopped_at), f"never stopped while busy: {stopped_at}, {total}"
+            assert after > before, f"no progress within 60 s of a start after {stopped_at}"  # resumed in time
+            if not kill:
+                assert worker.returncode == 0, log.read_text()[-3000:]
+                assert took < 10, f"SIGTERM took {took:.1f} s"
+        assert not stopped_at or stopped_at[-1][1] < total, f"finished before the last stop: {stopped_at}, {total}"
         worker = start_worker(stack, DEMO, app_id, prefix, log)
         try:
             wait_processed(stack, names, worker, log, time.monotonic() + 120, close_all=True)
