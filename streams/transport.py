@@ -42,8 +42,11 @@ busy worker was stopped (issue 12: 2,811 and 567 records after the committed off
   have sought back further).
 - A gap of offsets not handed over was marked processed: :meth:`Consumer._gap_confirmed` reads the
   partition again first and accepts only a gap seen twice at the same place (compaction, transaction markers).
-- A hand-off cancelled by a rebalance or a stop moved the read offset past its record (or batch): it is read
-  again (for a batch, every partition of its group from its first record not handed over).
+- A hand-off cancelled by a rebalance or a stop moved the read offset past its record (or batch), and so did
+  one that finished while the consumer generation changed (the stream skips a message of an old generation
+  without acknowledging it); a later fetch from the committed offset then dropped those records as already
+  read, and the partition's commits stopped below them. Both are read again (for a batch, every partition of
+  its group from its first record not handed over).
 - After a seek the read offset meant the *next* offset, elsewhere the last one handed over (one record could
   slip); partitions without a committed offset were left where the fetcher had read ahead
   (:meth:`Consumer.seek_to_committed`).
@@ -312,8 +315,8 @@ class Consumer(faust_aiokafka.Consumer):
                             if not await self._gap_confirmed(tp, r_offset + 1, offset):
                                 break
                             await self._add_gap(tp, r_offset + 1, offset - 1)
-                        if not await self._hand_over(callback, to_message(tp, record)):
-                            await self.seek(tp, offset)  # cancelled by a rebalance or a stop: read it again
+                        if not await self._hand_over(callback, to_message(tp, record)) or stopped():
+                            await self._read_again(tp, offset, "not handed over (a rebalance or a stop)")
                             break
                         set_read_offset(tp, offset)
                 for parts in groups.values():
@@ -325,23 +328,19 @@ class Consumer(faust_aiokafka.Consumer):
                                 dropped.setdefault(tps[topic], first)
                             continue
                         message = BatchMessage(batch, tps, stamp, generation_id)
-                        if not await self._hand_over(callback, message):
-                            # cancelled by a rebalance or a stop: every partition of the group is read again
-                            # from its first record not handed over (later batches of this fetch are skipped)
+                        if not await self._hand_over(callback, message) or stopped():
+                            # cancelled, or queued for a generation that ended meanwhile (the stream skips it):
+                            # every partition of the group is read again from its first record not handed
+                            # over (the later batches of this fetch are not handed over)
                             for tp, recs in parts:
                                 last = get_read_offset(tp)
-                                await self.seek(tp, last + 1 if last is not None else recs[0].offset)
+                                first = last + 1 if last is not None else recs[0].offset
+                                await self._read_again(tp, first, "not handed over (a rebalance or a stop)")
                             break
                         for tp, (_, last) in message.spans.items():
                             set_read_offset(tp, last)
                 for tp, first in dropped.items():
-                    if tp in self.assignment():
-                        # never forward: a rebalance meanwhile may have sought back further (to the committed offset)
-                        last = self._read_offset.get(tp)
-                        start = last + 1 if last is not None else (self._committed_offset.get(tp) or 0)
-                        target = min(first, start)
-                        self.log.info("%s: %d.. fetched while not active; reading again from %d", tp, first, target)
-                        await self.seek(tp, target)
+                    await self._read_again(tp, first, "fetched while not active")
                 unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -358,6 +357,17 @@ class Consumer(faust_aiokafka.Consumer):
             raise
         finally:
             unset_flag(CONSUMER_FETCHING)
+
+    async def _read_again(self, tp: Any, first: int, why: str) -> None:
+        """Seek ``tp`` back to ``first`` so its records are fetched and handed over again; never forward: a
+        rebalance meanwhile may have sought it back further (to the committed offset)."""
+        if tp not in self.assignment():
+            return
+        last = self._read_offset.get(tp)
+        start = last + 1 if last is not None else (self._committed_offset.get(tp) or 0)
+        target = min(first, start)
+        self.log.info("%s: %d.. %s; reading again from %d", tp, first, why, target)
+        await self.seek(tp, target)
 
     _gaps_seen: dict[Any, tuple[int, int]]
 
