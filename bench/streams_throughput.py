@@ -1,6 +1,6 @@
 """Benchmark: the streams worker on the real local broker, next to a raw consume-and-decode baseline.
 
-Run: ``python -m bench.streams_throughput [--events N] [--rate R] [--seconds S]``. Starts a fresh local
+Run: ``python -m bench.streams_throughput [--events N] [--rate R] [--seconds S] [--profile FILE]``. Starts a fresh local
 stack (noida-db + the local registry) in a temporary directory.
 
 1. Throughput: N mixed events (camera frames and tickets, Avro, keyed by store, co-partitioned) are
@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -129,7 +130,9 @@ def _topics(settings: Settings, prefix: str) -> None:
     ensure_topics(admin, {n: p for n in names}, 1)
 
 
-def _worker(settings: Settings, app_id: str, prefix: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+def _worker(
+    settings: Settings, app_id: str, prefix: str, log: Path, profile: Path | None = None, **env: str
+) -> subprocess.Popen[bytes]:
     ep = endpoints(settings)
     environ = dict(
         os.environ,
@@ -139,16 +142,30 @@ def _worker(settings: Settings, app_id: str, prefix: str, log: Path, **env: str)
         TILLFLOW_STATE_DIR=str(log.parent / "worker-state"),
         **env,
     )
-    cmd = [sys.executable, "-m", "tillflow", "worker", "--stores", str(CATALOGUE), "--app-id", app_id]
-    cmd += ["--topic-prefix", prefix]
+    cmd = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else [])]
+    cmd += ["-m", "tillflow", "worker", "--stores", str(CATALOGUE), "--app-id", app_id, "--topic-prefix", prefix]
     return subprocess.Popen(cmd, env=environ, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
-def _faust_floor(settings: Settings, app_id: str, prefix: str, log: Path, transport: str) -> subprocess.Popen[bytes]:
-    """bench._faust_floor: a Faust worker with a no-op agent on the same topics (``stock`` or ``tillflow``)."""
+def _faust_floor(
+    settings: Settings, app_id: str, prefix: str, log: Path, transport: str, total: int
+) -> subprocess.Popen[bytes]:
+    """bench._faust_floor: a Faust worker with a no-op agent on the same topics (``stock``, ``tillflow`` or
+    ``batched``, the last only with the batched transport of branch throughput); it prints its own rate
+    once ``total`` records went through."""
     cmd = [sys.executable, "-m", "bench._faust_floor", endpoints(settings).bootstrap, app_id, prefix]
-    cmd += [str(settings.topic_partitions), transport, str(log.parent / "faust-floor-data")]
+    cmd += [str(settings.topic_partitions), transport, str(log.parent / f"faust-floor-{app_id}"), str(total)]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def _floor_rate(settings: Settings, prefix: str, events: int, tmp: Path, transport: str) -> float:
+    """Records/s the no-op agent reports (from its first record on); its committed offsets tell when it is done."""
+    log = tmp / f"faust-floor-{transport}.log"
+    committed = _committed_rate(
+        settings, prefix, events, lambda a: _faust_floor(settings, a, prefix, log, transport, events)
+    )
+    reported = re.findall(r"FLOOR (\d+)", log.read_text(errors="replace"))
+    return float(reported[-1]) if reported else committed
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -202,7 +219,7 @@ def _committed_total(consumer: Consumer, topics: list[str], partitions: int) -> 
     return sum(max(tp.offset, 0) for tp in tps)
 
 
-def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
+def throughput(settings: Settings, events: int, tmp: Path, profile: Path | None = None) -> dict[str, float]:
     prefix = f"bench.{uuid.uuid4().hex[:6]}."
     _topics(settings, prefix)
     gen = Gen(settings, start_ms=int(time.time() * 1000) - 3 * 24 * 3_600_000)
@@ -220,9 +237,10 @@ def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
     producer.flush(60)
     baseline = statistics.median(_raw_baseline(settings, prefix, events) for _ in range(3))
     engine = statistics.median(_engine_only(settings, produced) for _ in range(3))
-    log = tmp / "faust-floor.log"
-    floor = _committed_rate(settings, prefix, events, lambda a: _faust_floor(settings, a, prefix, log, "stock"))
-    handoff = _committed_rate(settings, prefix, events, lambda a: _faust_floor(settings, a, prefix, log, "tillflow"))
+    floor = _floor_rate(settings, prefix, events, tmp, "stock")
+    handoff = _floor_rate(settings, prefix, events, tmp, "tillflow")
+    port = _free_port()
+    counted: list[tuple[float, float]] = []
     worker = _committed_rate(
         settings,
         prefix,
@@ -232,17 +250,52 @@ def throughput(settings: Settings, events: int, tmp: Path) -> dict[str, float]:
             app_id,
             prefix,
             tmp / "throughput-worker.log",
+            profile,
             TILLFLOW_STREAMS_STREAM_SKEW_S="0",
             TILLFLOW_STREAMS_IDLE_CLOSE_S="1000000",
+            TILLFLOW_METRICS_PORT=str(port),
         ),
+        lambda: counted.append((time.perf_counter(), _events_counted(port))),
     )
+    # The worker's own count of events processed (its /metrics), sampled with the commits: from the last sample
+    # before it counted anything to the first that saw every event. Commits come every few seconds, too coarse
+    # to time a worker that is done within a few commit intervals.
+    begin = next((counted[i - 1] for i, c in enumerate(counted) if c[1] > 0 and i > 0), None)
+    end = next((c for c in counted if c[1] >= events), None)
+    if begin is not None and end is not None and end[0] > begin[0]:
+        worker = (end[1] - begin[1]) / (end[0] - begin[0])
     rates = {"worker_eps": worker, "faust_floor_eps": floor, "handoff_floor_eps": handoff}
     rates |= {"raw_eps": baseline, "engine_eps": engine}
     return {"events": float(events), **rates}
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _events_counted(port: int) -> float:
+    """``tillflow_streams_events_total`` of a worker, summed over topics (0 while its /metrics is not up)."""
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("tillflow_streams_events_total{")
+    )
+
+
 def _committed_rate(
-    settings: Settings, prefix: str, events: int, start: Callable[[str], subprocess.Popen[bytes]]
+    settings: Settings,
+    prefix: str,
+    events: int,
+    start: Callable[[str], subprocess.Popen[bytes]],
+    sample: Callable[[], object] | None = None,
 ) -> float:
     """Events/s of a consumer-group process over the inputs, from its committed offsets (startup excluded)."""
     app_id = f"bench-{uuid.uuid4().hex[:6]}"
@@ -255,6 +308,8 @@ def _committed_rate(
         while time.monotonic() < deadline:
             done = _committed_total(consumer, topics, settings.topic_partitions)
             samples.append((time.perf_counter(), done))
+            if sample is not None:
+                sample()
             if done >= events or proc.poll() is not None:
                 break
             time.sleep(0.2)
@@ -371,9 +426,11 @@ def latency(settings: Settings, rate: int, seconds: float, tmp: Path) -> dict[st
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--rate", type=int, default=5_000)
+    parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--latency-only", action="store_true", help="skip the throughput part")
+    parser.add_argument("--profile", type=Path, help="run the throughput worker under cProfile, stats to this file")
     args = parser.parse_args(argv)
     from tillflow.devstack import down, up
 
@@ -381,26 +438,34 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings(state_dir=Path(tmp) / "stack", topic_partitions=args.partitions, catalogue=CATALOGUE)
         up(settings, timeout=60)
         try:
-            t = throughput(settings, args.events, Path(tmp))
-            print(f"throughput: {int(t['events'])} events (tickets + frames, Avro), {args.partitions} partitions")
-            print(f"  raw aiokafka consume+decode  {t['raw_eps']:>10,.0f} events/s  (baseline, median of 3)")
-            print(
-                f"  engine only, in-process      {t['engine_eps']:>10,.0f} events/s  "
-                "(decode + state + encode, dict state, no Kafka, median of 3)"
-            )
-            print(
-                f"  Faust no-op agent (1 proc.)  {t['faust_floor_eps']:>10,.0f} events/s  "
-                f"ratio {t['faust_floor_eps'] / t['raw_eps']:.2f}  (Faust's own per-record cost: the ceiling)"
-            )
-            print(
-                f"  same, tillflow hand-off      {t['handoff_floor_eps']:>10,.0f} events/s  "
-                f"ratio {t['handoff_floor_eps'] / t['faust_floor_eps']:.2f} of stock  (streams/transport.py)"
-            )
-            print(
-                f"  tillflow worker (1 process)  {t['worker_eps']:>10,.0f} events/s  "
-                f"ratio {t['worker_eps'] / t['raw_eps']:.2f}, {t['worker_eps'] / t['faust_floor_eps']:.2f} of the "
-                "no-op agent  (target >= 20,000/s per core)"
-            )
+            t: dict[str, float] = {}
+            if not args.latency_only:
+                t = throughput(settings, args.events, Path(tmp), args.profile)
+                print(f"throughput: {int(t['events'])} events (tickets + frames, Avro), {args.partitions} partitions")
+                print(f"  raw aiokafka consume+decode  {t['raw_eps']:>10,.0f} events/s  (baseline, median of 3)")
+                print(
+                    f"  engine only, in-process      {t['engine_eps']:>10,.0f} events/s  "
+                    "(decode + state + encode, dict state, no Kafka, median of 3)"
+                )
+                print(
+                    f"  Faust no-op agent (1 proc.)  {t['faust_floor_eps']:>10,.0f} events/s  "
+                    f"ratio {t['faust_floor_eps'] / t['raw_eps']:.2f}  (Faust's own per-record cost: the ceiling)"
+                )
+                print(
+                    f"  same, tillflow hand-off      {t['handoff_floor_eps']:>10,.0f} events/s  "
+                    f"ratio {t['handoff_floor_eps'] / t['faust_floor_eps']:.2f} of stock  (streams/transport.py)"
+                )
+                print(
+                    f"  tillflow worker (1 process)  {t['worker_eps']:>10,.0f} events/s  "
+                    f"ratio {t['worker_eps'] / t['raw_eps']:.2f} of raw, "
+                    f"{t['worker_eps'] / t['faust_floor_eps']:.1f}x the stock no-op agent  "
+                    "(targets >= 20,000/s and >= 0.3 of raw)"
+                )
+                if args.profile and args.profile.exists():
+                    import pstats
+
+                    print(f"cProfile of the throughput worker ({args.profile}), top by own time:")
+                    pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(15)
             lat = latency(settings, args.rate, args.seconds, Path(tmp))
             print(
                 f"latency at {lat['rate']:,.0f} events/s for {args.seconds:.0f}s: produce -> conversion update "

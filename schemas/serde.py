@@ -139,3 +139,50 @@ class TopicSerde:
 
     def decode_model(self, data: bytes | None) -> Record:
         return self.spec.model.model_validate(self.decode(data))
+
+
+def plain_schema(schema: Any) -> Any:
+    """A schema without logical types: timestamps read as epoch-millisecond longs."""
+    if isinstance(schema, dict):
+        return {k: plain_schema(v) for k, v in schema.items() if k != "logicalType"}
+    if isinstance(schema, list):
+        return [plain_schema(v) for v in schema]
+    return schema
+
+
+class PlainDecoder:
+    """Decodes a topic's records into plain values, about twice as fast as ``TopicSerde.decode``.
+
+    The first record of each writer schema goes through ``TopicSerde.decode`` (same errors: DecodeError
+    for a bad record, RegistryUnavailable when the registry is away); after that the body is read with the
+    logical types stripped (timestamps stay epoch milliseconds, no datetime objects) and without schema
+    resolution when the writer schema is today's schema. Used where throughput matters: the streams
+    worker and the ClickHouse sink.
+    """
+
+    def __init__(self, serde: TopicSerde) -> None:
+        self.serde = serde
+        self._plans: dict[int, tuple[Any, Any]] = {}
+        self._reader = plain_schema(json.loads(schema_text(serde.spec.model.avro_name)))
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        if data is None or len(data) < 5 or data[0] != MAGIC:
+            return self.serde.decode(data)  # raises the DecodeError with the reason
+        schema_id = int.from_bytes(data[1:5], "big")
+        plan = self._plans.get(schema_id)
+        if plan is None:
+            self.serde.decode(data)
+            text = self.serde.registry.get_schema(schema_id).schema_str or "{}"
+            writer = plain_schema(json.loads(text))
+            same = json.dumps(writer, sort_keys=True) == json.dumps(self._reader, sort_keys=True)
+            plan = self._plans[schema_id] = (
+                fastavro.parse_schema(writer),
+                None if same else fastavro.parse_schema(self._reader),
+            )
+        try:
+            out = fastavro.schemaless_reader(io.BytesIO(memoryview(data)[5:]), plan[0], plan[1])
+        except Exception as exc:
+            raise DecodeError(f"body does not match schema id {schema_id}: {exc}") from exc
+        if not isinstance(out, dict):
+            raise DecodeError(f"schema id {schema_id} is not a record schema")
+        return out

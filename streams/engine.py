@@ -52,7 +52,6 @@ class StreamConfig:
     stream_skew_ms: int | None = HOUR_MS
     """How far one input (tickets or counts) may lag the other before the watermark stops waiting for it.
     None: always wait for both (replays, where the topics are read at different speeds)."""
-    silence_lookback_ms: int = 3 * HOUR_MS
     alerts: AlertConfig = field(default_factory=AlertConfig)
     underreporting: UnderreportingConfig = field(default_factory=UnderreportingConfig)
 
@@ -589,7 +588,9 @@ class Engine:
         once, at the first minute both of its conditions hold.
         """
         acfg = self.cfg.alerts
-        first = st.get("scan_at") or max(st["first"] // 60_000 * 60_000, until - self.cfg.silence_lookback_ms)
+        # A store's first scan starts at its first event (as far back as hours are kept), however large the
+        # batch that brought it: the outcome must not depend on how the input was cut into batches.
+        first = st.get("scan_at") or max(st["first"] // 60_000 * 60_000, until - self.cfg.hour_retention_ms)
         timeline = self._timeline(store, touched, first, until)
         if not timeline:
             return

@@ -74,15 +74,30 @@ def dead_letter_sender(settings: Settings, sink: str) -> Callable[[list[DeadLett
     return send
 
 
-def decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Callable[[bytes | None], Record]]:
-    """Decoder per consumed topic; ``topics`` maps consumed name to tillflow topic (whose schema applies)."""
+def _registry(settings: Settings) -> Any:
     from schemas.serde import registry_client
     from tillflow.kafka import endpoints
 
     auth = settings.registry_basic_auth.get_secret_value() if settings.registry_basic_auth else None
     ca = str(settings.registry_ssl_ca_location) if settings.registry_ssl_ca_location else None
-    registry = registry_client(endpoints(settings).registry_url, auth, ca)
+    return registry_client(endpoints(settings).registry_url, auth, ca)
+
+
+def decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Callable[[bytes | None], Record]]:
+    """Model decoder per consumed topic; ``topics`` maps consumed name to tillflow topic (whose schema applies)."""
+    registry = _registry(settings)
     return {name: TopicSerde(registry, logical, auto_register=False).decode_model for name, logical in topics.items()}
+
+
+def plain_decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Callable[[bytes | None], dict[str, Any]]]:
+    """Plain-value decoder per consumed topic (what the columnar mapping reads: timestamps as epoch ms)."""
+    from schemas.serde import PlainDecoder
+
+    registry = _registry(settings)
+    return {
+        name: PlainDecoder(TopicSerde(registry, logical, auto_register=False)).decode
+        for name, logical in topics.items()
+    }
 
 
 def build_sink(settings: Settings, client: Any, topics: dict[str, str] | None = None) -> ClickHouseSink:
@@ -96,7 +111,7 @@ def build_sink(settings: Settings, client: Any, topics: dict[str, str] | None = 
     return ClickHouseSink(
         client,
         consumer,
-        decoders(settings, topics),
+        plain_decoders(settings, topics),
         timezones_of(load_catalogue(settings.catalogue)),
         dead_letter_sender(settings, "clickhouse"),
         batch_rows=settings.sink_batch_rows,

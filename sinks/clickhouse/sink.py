@@ -1,7 +1,8 @@
 """`tillflow sink clickhouse`: Kafka topics to ClickHouse tables in batches, at least once, idempotently.
 
-The loop is: consume, decode and map each record to rows (bad records become dead letters), and when the batch
-is big or old enough, write it, send its dead letters, then commit its offsets. Nothing is committed before
+The loop is: consume, and when the batch is big or old enough, decode it a topic at a time into columns
+(sinks/clickhouse/mapping.py: no object per record; bad records become dead letters with their reason), insert
+each table's columns at once, send the dead letters, then commit the batch's offsets. Nothing is committed before
 ClickHouse accepted the rows and the dead-letter topic acknowledged the rejects, so a crash replays the batch;
 the tables are ReplacingMergeTrees keyed by record identity, so a replay leaves the same rows.
 
@@ -19,15 +20,14 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
-from schemas.models import Record
 from schemas.serde import DecodeError
-from sinks.clickhouse.mapping import COLUMNS, TOPIC_TABLES, MappingError, Row, rows_for
+from sinks.clickhouse.mapping import COLUMNS, TOPIC_TABLES, LocalClock, Mapped, MappingError, columns_for
 from sinks.metrics import BATCH_ROWS, CONSUMER_LAG, ERRORS, FLUSH_SECONDS, LAST_FLUSH, RECORDS
 from tillflow.dlq import DeadLetter
 from tillflow.retry import backoff_delays
@@ -100,28 +100,42 @@ def short_reason(exc: BaseException) -> str:
 
 
 @dataclass
-class Pending:
-    """One consumed record: where it came from, and its rows or why it cannot be written."""
+class Batch:
+    """A consumed batch, decoded and mapped: what to insert, what to dead-letter, what to commit."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    rows: dict[str, list[Row]] = field(default_factory=dict)
-    dead: DeadLetter | None = None
-
-    def dead_letter(self, stage: str, reason: str) -> DeadLetter:
-        return DeadLetter(self.topic, self.partition, self.offset, self.key, self.value, stage, reason)
+    messages: list[Message]
+    mapped: Mapped
+    """Columns per table, owners as indices into ``messages``."""
+    dead: list[DeadLetter]
+    """Records refused before ClickHouse saw them (decode, validate, map)."""
+    offsets: list[tuple[str, int, int]]
+    """(topic, partition, next offset) to commit once the batch is written."""
+    per_topic: dict[str, int]
 
 
-def group_rows(items: Sequence[Pending]) -> list[tuple[str, list[Row]]]:
-    """Rows of several records per table, in insert order (tickets before their lines)."""
-    tables: dict[str, list[Row]] = {}
-    for item in items:
-        for table, rows in item.rows.items():
-            tables.setdefault(table, []).extend(rows)
-    return [(t, tables[t]) for t in TABLE_ORDER if tables.get(t)]
+def dead_letter(msg: Message, stage: str, reason: str) -> DeadLetter:
+    return DeadLetter(
+        str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0), msg.key(), msg.value(), stage, reason
+    )
+
+
+def merge(parts: Sequence[Mapped]) -> Mapped:
+    """One :class:`Mapped` from several (different topics of one batch), tables in insert order; the parts'
+    lists are reused, so the parts are not to be used after."""
+    out = Mapped()
+    for table in TABLE_ORDER:
+        for part in parts:
+            cols = part.columns.get(table)
+            if not cols or not part.owners[table]:
+                continue
+            if table not in out.columns:  # the first part's lists are taken over and extended
+                out.columns[table] = cols
+                out.owners[table] = part.owners[table]
+            else:
+                for into, col in zip(out.columns[table], cols, strict=True):
+                    into.extend(col)
+                out.owners[table].extend(part.owners[table])
+    return out
 
 
 class Located(Protocol):
@@ -155,7 +169,7 @@ class ClickHouseSink:
         self,
         client: Any,
         consumer: Consumer,
-        decoders: Mapping[str, Callable[[bytes | None], Record]],
+        decoders: Mapping[str, Callable[[bytes | None], dict[str, Any]]],
         timezones: Mapping[str, str],
         send_dead_letters: Callable[[list[DeadLetter]], None],
         *,
@@ -180,65 +194,103 @@ class ClickHouseSink:
         """Consumed topic name -> tillflow topic (for prefixed or renamed topics); identity by default."""
         self.stats = SinkStats()
         self.stop_event = threading.Event()
-        self._pending: list[Pending] = []
+        self._pending: list[Message] = []
+        self.clock = LocalClock()
         self._held: list[Message] = []
         self._batch_started: float | None = None
         self._last_lag = 0.0
         self.assigned: set[tuple[str, int]] = set()
         """Partitions this instance owns now (kept by the rebalance callbacks; readable from other threads)."""
 
-    # ---- per record ------------------------------------------------------
+    # ---- per batch -----------------------------------------------------
 
-    def accept(self, msg: Message) -> Pending:
-        """Decode, validate and map one message; a failure marks it dead with the stage and reason."""
-        topic = str(msg.topic())
-        item = Pending(topic, int(msg.partition() or 0), int(msg.offset() or 0), msg.key(), msg.value())
-        try:
-            record = self.decoders[topic](item.value)
-        except DecodeError as exc:
-            item.dead = item.dead_letter("decode", str(exc))
-        except (ValidationError, ValueError) as exc:
-            item.dead = item.dead_letter("validate", short_reason(exc))
-        else:
-            try:
-                item.rows = rows_for(self.logical_topics.get(topic, topic), record, self.timezones)
-            except MappingError as exc:
-                item.dead = item.dead_letter("map", str(exc))
-        self._pending.append(item)
-        self.stats.consumed += 1
+    def accept(self, msgs: Sequence[Message]) -> None:
+        """Keep consumed messages for the next batch (decoded and mapped when it is written)."""
+        if not msgs:
+            return
+        self._pending.extend(msgs)
+        self.stats.consumed += len(msgs)
         if self._batch_started is None:
             self._batch_started = time.monotonic()
-        return item
 
     def due(self) -> bool:
         if not self._pending or self._batch_started is None:
             return False
         return len(self._pending) >= self.batch_rows or time.monotonic() - self._batch_started >= self.batch_seconds
 
+    def prepare(self, messages: list[Message]) -> Batch:
+        """Decode each topic's records, map them to columns a topic at a time, and note what is refused."""
+        decoded: dict[str, tuple[list[dict[str, Any]], list[int]]] = {}
+        top: dict[tuple[str, int], int] = {}
+        dead: list[DeadLetter] = []
+        per_topic: dict[str, int] = {}
+        last_topic: str | None = None
+        decode: Callable[[bytes | None], dict[str, Any]] | None = None
+        records: list[dict[str, Any]] = []
+        origin: list[int] = []
+        for i, msg in enumerate(cast(list[Any], messages)):  # confluent-kafka types these as optional
+            topic = msg.topic()
+            if topic != last_topic:  # consumed messages come in runs of one partition
+                last_topic, decode = topic, self.decoders[topic]
+                records, origin = decoded.setdefault(topic, ([], []))
+            key = (topic, msg.partition())
+            offset = msg.offset()
+            if offset > top.get(key, -1):
+                top[key] = offset
+            try:
+                records.append(decode(msg.value()))  # type: ignore[misc]
+            except DecodeError as exc:
+                dead.append(dead_letter(msg, "decode", str(exc)))
+                per_topic[topic] = per_topic.get(topic, 0) + 1
+                continue
+            origin.append(i)
+        parts: list[Mapped] = []
+        for topic, (records, origin) in decoded.items():
+            per_topic[topic] = per_topic.get(topic, 0) + len(records)
+            if not records:
+                continue
+            try:
+                mapped = columns_for(self.logical_topics.get(topic, topic), records, self.timezones, self.clock)
+            except MappingError as exc:
+                dead += [dead_letter(messages[i], "map", str(exc)) for i in origin]
+                continue
+            for j, (stage, reason) in sorted(mapped.rejects.items()):
+                dead.append(dead_letter(messages[origin[j]], stage, reason))
+            for table, owners in mapped.owners.items():
+                mapped.owners[table] = [origin[j] for j in owners]
+            parts.append(mapped)
+        offsets = [(t, p, o + 1) for (t, p), o in sorted(top.items())]
+        return Batch(messages, merge(parts), dead, offsets, per_topic)
+
     # ---- writing ---------------------------------------------------------
 
-    def _insert(self, items: Sequence[Pending]) -> None:
-        for table, rows in group_rows(items):
-            self.client.insert(table, rows, column_names=COLUMNS[table])
+    def _insert(self, mapped: Mapped) -> None:
+        for table in TABLE_ORDER:
+            cols = mapped.columns.get(table)
+            if cols and mapped.owners[table]:
+                self.client.insert(table, cols, column_names=COLUMNS[table], column_oriented=True)
 
-    def write(self, items: Sequence[Pending]) -> list[DeadLetter]:
-        """Write the rows of ``items``; returns dead letters for records ClickHouse refused.
+    def write(self, mapped: Mapped, messages: Sequence[Message]) -> list[DeadLetter]:
+        """Write ``mapped``; returns dead letters for records ClickHouse refused.
 
-        Raises :class:`RetryableWriteError` when the failure is not the rows' fault.
+        A refused batch is split in halves by record until the refused records are alone. Raises
+        :class:`RetryableWriteError` when the failure is not the rows' fault.
         """
-        if not items:
+        owners = sorted(set().union(*mapped.owners.values()))
+        if not owners:
             return []
         try:
-            self._insert(items)
+            self._insert(mapped)
             return []
         except Exception as exc:
             if not is_data_error(exc):
                 raise RetryableWriteError(short_reason(exc)) from exc
-            if len(items) == 1:
+            if len(owners) == 1:
                 ERRORS.labels(SINK, "rejected").inc()
-                return [items[0].dead_letter("clickhouse", short_reason(exc))]
-            mid = len(items) // 2
-            return self.write(items[:mid]) + self.write(items[mid:])
+                return [dead_letter(messages[owners[0]], "clickhouse", short_reason(exc))]
+            mid = len(owners) // 2
+            first, second = mapped.take(set(owners[:mid])), mapped.take(set(owners[mid:]))
+            return self.write(first, messages) + self.write(second, messages)
 
     def _hold(self, seconds: float) -> None:
         """Wait with the partitions paused, still polling so the consumer keeps its group membership."""
@@ -265,43 +317,47 @@ class ClickHouseSink:
 
         With ``retry`` False a failed write raises :class:`RetryableWriteError` and the batch stays pending.
         """
-        batch, self._pending, self._batch_started = self._pending, [], None
-        if not batch:
+        if not self._pending:
             return
         started = time.monotonic()
+        batch = self.prepare(self._pending)
+        pending, self._pending, self._batch_started = self._pending, [], None
         delays = backoff_delays(self.retry_initial, self.retry_max)
         while True:
             try:
-                rejected = self.write([item for item in batch if item.dead is None])
+                rejected = self.write(batch.mapped, batch.messages)
                 break
             except RetryableWriteError as exc:
                 ERRORS.labels(SINK, "retryable").inc()
                 self.stats.retries += 1
                 if not retry:
-                    self._pending = batch + self._pending
+                    self._pending = pending + self._pending
                     raise
                 delay = next(delays)
-                log.warning("ClickHouse refused a batch of %d records (%s); retry in %.1fs", len(batch), exc, delay)
+                log.warning("ClickHouse refused a batch of %d records (%s); retry in %.1fs", len(pending), exc, delay)
                 try:
                     self._hold(delay)
                 except Interrupted:
-                    self._pending = batch  # not committed: the next owner of these partitions replays them
+                    self._pending = pending  # not committed: the next owner of these partitions replays them
                     raise
-        rejected_at = {(d.topic, d.partition, d.offset) for d in rejected}
-        dead = [item.dead for item in batch if item.dead is not None] + rejected
+        dead = batch.dead + rejected
         if dead:
             for letter in dead:
                 log.error("dead letter %s", letter.describe())
             self.send_dead_letters(dead)
-        self.consumer.commit(offsets=[TopicPartition(t, p, o) for t, p, o in commit_offsets(batch)], asynchronous=False)
-        for item in batch:
-            refused = item.dead or (item.topic, item.partition, item.offset) in rejected_at
-            outcome = "dead_lettered" if refused else "written"
-            RECORDS.labels(SINK, item.topic, outcome).inc()
+        self.consumer.commit(offsets=[TopicPartition(t, p, o) for t, p, o in batch.offsets], asynchronous=False)
+        refused: dict[str, int] = {}
+        for letter in dead:
+            refused[letter.topic] = refused.get(letter.topic, 0) + 1
+        for topic, count in batch.per_topic.items():
+            if count - refused.get(topic, 0):
+                RECORDS.labels(SINK, topic, "written").inc(count - refused.get(topic, 0))
+            if refused.get(topic):
+                RECORDS.labels(SINK, topic, "dead_lettered").inc(refused[topic])
         self.stats.dead_lettered += len(dead)
-        self.stats.written += len(batch) - len(dead)
+        self.stats.written += len(pending) - len(dead)
         self.stats.batches += 1
-        BATCH_ROWS.labels(SINK).observe(len(batch))
+        BATCH_ROWS.labels(SINK).observe(len(pending))
         FLUSH_SECONDS.labels(SINK).observe(time.monotonic() - started)
         LAST_FLUSH.labels(SINK).set(time.time())
 
@@ -318,7 +374,7 @@ class ClickHouseSink:
             self.flush(retry=False)  # one attempt: the partitions' next owner replays what is not committed
         except Exception as exc:
             log.warning("could not flush before losing partitions (%s); they will be replayed", exc)
-            self._pending = [i for i in self._pending if (i.topic, i.partition) not in revoked]
+            self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in revoked]
             self._held = [m for m in self._held if (m.topic(), m.partition()) not in revoked]
         for tp in partitions:
             with contextlib.suppress(KeyError):
@@ -345,22 +401,25 @@ class ClickHouseSink:
         msgs: list[Message] = self._held
         self._held = []
         if not msgs:
-            msgs = self.consumer.consume(num_messages=min(1000, self.batch_rows), timeout=timeout)
-        n = 0
-        for msg in msgs:
-            err = msg.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
+            msgs = self.consumer.consume(num_messages=min(5000, self.batch_rows), timeout=timeout)
+        good = [m for m in msgs if m.error() is None]
+        consumed = len(good)
+        if consumed < len(msgs):
+            for msg in msgs:
+                err = msg.error()
+                if err is not None and err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", err)
-                continue
-            self.accept(msg)
-            n += 1
-            if len(self._pending) >= self.batch_rows:
-                self.flush()
+        room = self.batch_rows - len(self._pending)
+        while len(good) >= room:  # a batch is never larger than batch_rows
+            self.accept(good[:room])
+            good = good[room:]
+            self.flush()
+            room = self.batch_rows
+        self.accept(good)
         if self.due():
             self.flush()
         self.update_lag()
-        return n
+        return consumed
 
     def run(self, topics: Sequence[str], idle_exit: float | None = None) -> SinkStats:
         """Consume ``topics`` until :attr:`stop_event` is set (or nothing arrived for ``idle_exit`` seconds)."""

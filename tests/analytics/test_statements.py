@@ -204,7 +204,8 @@ def test_reissue_after_late_data_shows_what_changed(loaded: Any, months: Any, tm
     sale = template.model_copy(update={"ticket_id": "LATE-1", "occurred_at": late_at, "net_amount": 123_45,
                                         "ingested_at": datetime(2026, 12, 3, 10, tzinfo=UTC)})  # fmt: skip
     refund = template.model_copy(update={"ticket_id": "LATE-2", "kind": "REFUND", "occurred_at": late_at,
-                                          "net_amount": -20_00, "ingested_at": sale.ingested_at})  # fmt: skip
+                                          "net_amount": -20_00, "gross_amount": -20_00,
+                                          "ingested_at": sale.ingested_at})  # fmt: skip
     load(loaded, CATALOGUE, [sale, refund], [])
     second = issue_statements(
         loaded, mall_statements(loaded, CATALOGUE, book, "westgate", NOV), datetime(2026, 12, 4, tzinfo=UTC)

@@ -7,8 +7,8 @@ from typing import Any
 
 from schemas.storeops import OpsHourly, StaffShift
 from schemas.topics import STAFF_SHIFTS, STOREOPS_HOURLY
-from sinks.clickhouse.mapping import TOPIC_TABLES, rows_for
-from sinks.clickhouse.sink import TABLE_ORDER, Pending, group_rows
+from sinks.clickhouse.mapping import TOPIC_TABLES, columns_for, plain_record, rows_for
+from sinks.clickhouse.sink import TABLE_ORDER, merge
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -31,11 +31,11 @@ def test_every_mapped_table_is_written() -> None:
     assert {t for tables in TOPIC_TABLES.values() for t in tables} == set(TABLE_ORDER)
     shift = StaffShift(shift_id="rota:1", source="rota", store_id="wg-grocer", staff_ref="rota:ab", role="sales",
                        start_at=T0, end_at=T0 + timedelta(hours=8), ingested_at=T0)  # fmt: skip
-    items = [
-        Pending(STAFF_SHIFTS, 0, 0, None, None, rows_for(STAFF_SHIFTS, shift, {"wg-grocer": "Europe/Berlin"})),
-        Pending(STOREOPS_HOURLY, 0, 0, None, None, rows_for(STOREOPS_HOURLY, ops(0), {})),
+    parts = [
+        columns_for(STOREOPS_HOURLY, [plain_record(STOREOPS_HOURLY, ops(0))], {}),
+        columns_for(STAFF_SHIFTS, [plain_record(STAFF_SHIFTS, shift)], {"wg-grocer": "Europe/Berlin"}),
     ]
-    assert [t for t, _ in group_rows(items)] == ["staff_shifts", "storeops_hourly"]
+    assert list(merge(parts).columns) == ["staff_shifts", "storeops_hourly"]
 
 
 def test_storeops_rows_keep_the_latest_revision_and_feed_the_queue_bands(ch: Any) -> None:
@@ -55,3 +55,41 @@ def test_storeops_rows_keep_the_latest_revision_and_feed_the_queue_bands(ch: Any
     ).result_rows
     # Mean queue 1 (hour 0) is the short-queue band; hours 1-2 (2, 3), 3-5 (4, 5, 6) convert worse and lose sales.
     assert bands == [("0-2", 1, 41, False), ("2-4", 2, 65, True), ("4-7", 3, 60, True)]
+
+
+def test_storeops_batches_insert_as_the_sink_inserts_them(ch: Any) -> None:
+    """The columnar mapping of both topics, inserted column-oriented as the sink does (times as raw ticks)."""
+    from schemas.storeops import ShiftBreak
+    from sinks.clickhouse.mapping import COLUMNS
+
+    shifts = [
+        StaffShift(shift_id="rota:1", source="rota", store_id="wg-grocer", staff_ref="rota:ab", start_at=T0,
+                   end_at=T0 + timedelta(hours=8), ingested_at=T0,
+                   breaks=[ShiftBreak(start_at=T0 + timedelta(hours=4), end_at=T0 + timedelta(hours=4, minutes=30))]),
+        StaffShift(shift_id="rota:2", source="rota", store_id="wg-grocer", staff_ref="rota:cd", role="till",
+                   start_at=T0 - timedelta(hours=9, minutes=30), ingested_at=T0,
+                   breaks=[ShiftBreak(start_at=T0 - timedelta(hours=1))]),  # open shift, open break: 0 minutes
+        StaffShift(shift_id="rota:3", source="rota", store_id="nowhere", staff_ref="rota:ef", start_at=T0,
+                   ingested_at=T0),
+    ]  # fmt: skip
+    mapped = columns_for(STAFF_SHIFTS, [plain_record(STAFF_SHIFTS, s) for s in shifts], {"wg-grocer": "Europe/Berlin"})
+    assert mapped.rejects == {2: ("map", "store 'nowhere' is not in the catalogue, so its local time is unknown")}
+    ops_mapped = columns_for(STOREOPS_HOURLY, [plain_record(STOREOPS_HOURLY, ops(h)) for h in range(2)], {})
+    for part in (mapped, ops_mapped):
+        for table, cols in part.columns.items():
+            ch.insert(table, cols, column_names=COLUMNS[table], column_oriented=True)
+    rows = ch.query(
+        "SELECT shift_id, role, start_at, end_at, break_minutes, local_date FROM staff_shifts ORDER BY shift_id"
+    ).result_rows
+    assert [
+        (r[0], r[1], r[2].replace(tzinfo=UTC), r[3] and r[3].replace(tzinfo=UTC), r[4], str(r[5])) for r in rows
+    ] == [
+        ("rota:1", "", T0, T0 + timedelta(hours=8), 30.0, "2026-11-20"),
+        ("rota:2", "till", T0 - timedelta(hours=9, minutes=30), None, 0.0, "2026-11-20"),  # 00:30 in Berlin
+    ]
+    hours = ch.query("SELECT hour_start, local_date FROM storeops_hourly ORDER BY hour_start").result_rows
+    assert [(h.replace(tzinfo=UTC), str(d)) for h, d in hours] == [
+        (T0, "2026-11-20"),
+        (T0 + timedelta(hours=1), "2026-11-20"),
+    ]
+    assert rows_for(STOREOPS_HOURLY, ops(0), {})["storeops_hourly"][0][5] == T0

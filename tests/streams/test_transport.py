@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from streams.transport import _resume
+from streams.transport import _HandOver
 
 
 async def _callback(gate: asyncio.Future[int], trail: list[str]) -> int:
@@ -26,19 +26,21 @@ async def _callback(gate: asyncio.Future[int], trail: list[str]) -> int:
 
 
 def test_a_suspended_callback_is_resumed_where_it_stopped() -> None:
-    async def run() -> tuple[int, list[str]]:
+    async def run() -> tuple[bool, list[str]]:
         gate: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         trail: list[str] = []
         coro = _callback(gate, trail)
         first = coro.send(None)  # runs inline up to the await, as the drain loop does
         assert first is gate and trail == ["start"]
-        task = asyncio.ensure_future(_resume(coro, first))
+        hand_over = _HandOver(coro, first)
+        task = asyncio.ensure_future(hand_over.run())
         await asyncio.sleep(0)
-        assert not task.done()
+        assert not task.done() and not hand_over.done
         gate.set_result(41)
-        return await task, trail
+        await task
+        return hand_over.done, trail
 
-    assert asyncio.run(run()) == (42, ["start", "delivered"])
+    assert asyncio.run(run()) == (True, ["start", "delivered"])
 
 
 def test_cancelling_a_blocked_hand_off_reaches_the_callback() -> None:
@@ -46,11 +48,13 @@ def test_cancelling_a_blocked_hand_off_reaches_the_callback() -> None:
         gate: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         trail: list[str] = []
         coro = _callback(gate, trail)
-        task = asyncio.ensure_future(_resume(coro, coro.send(None)))
+        hand_over = _HandOver(coro, coro.send(None))
+        task = asyncio.ensure_future(hand_over.run())
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        assert not hand_over.done  # the drain loop reads a hand-off that did not finish again
         return trail
 
     assert asyncio.run(run()) == ["start", "cancelled"]

@@ -19,7 +19,8 @@ from producers.pos.poller import map_context
 from producers.pos.synccheck import DayTally, add, compare
 from producers.pos.vendors import adapter_for
 from schemas.models import PosTicket
-from sinks.clickhouse.mapping import COLUMNS, ticket_rows
+from schemas.topics import POS_TICKETS
+from sinks.clickhouse.mapping import COLUMNS, rows_for
 from tests.producers.cdc.conftest import postgres
 from tests.producers.pos.test_poller import config
 from tests.producers.pos.vendor_server import vendor_server
@@ -37,7 +38,7 @@ BERLIN_MORNING = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
 
 
 def ingest(client: Any, tickets: list[PosTicket]) -> None:
-    rows = [ticket_rows(t, "Europe/Berlin")[0] for t in tickets]
+    rows = [rows_for(POS_TICKETS, t, {t.store_id: "Europe/Berlin"})["tickets"][0] for t in tickets]
     client.insert("tickets", rows, column_names=COLUMNS["tickets"])
 
 
