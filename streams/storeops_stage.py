@@ -18,9 +18,9 @@ from typing import Any
 from prometheus_client import Counter
 
 from schemas.catalogue import Catalogue
-from schemas.serde import DecodeError, TopicSerde
+from schemas.serde import DecodeError, PlainDecoder, TopicSerde
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, STAFF_SHIFTS, STOREOPS_HOURLY
-from streams.processor import HotDecoder, Raw, Send
+from streams.processor import Raw, Send
 from streams.storeops import CONVERSION, FRAME, SHIFT, TICKET, OpsConfig, OpsEngine
 from streams.topics import TopicNames
 
@@ -86,7 +86,7 @@ class OpsProcessor:
             names.conversion: (CONVERSION, CONVERSION_HOURLY),
         }
         self._decoders = {
-            t: HotDecoder(serdes[t]) for t in (POS_TICKETS, CAMERA_COUNTS, STAFF_SHIFTS, CONVERSION_HOURLY)
+            t: PlainDecoder(serdes[t]) for t in (POS_TICKETS, CAMERA_COUNTS, STAFF_SHIFTS, CONVERSION_HOURLY)
         }
         self._queue_cams = catalogue.queue_cameras()
         self._queue_stores = {c.store_id.encode() for c in catalogue.cameras if c.id in self._queue_cams}
