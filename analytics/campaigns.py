@@ -15,9 +15,10 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.catalogue import Catalogue, Store, read_document, validate_document
+from tillflow.errors import ConfigError
 
 
-class CampaignError(ValueError):
+class CampaignError(ConfigError):
     """A campaign file that cannot be used; the message names file, key and reason."""
 
 

@@ -28,10 +28,10 @@ def statements(
     issue; when nothing changed the issue number stays. Needs the ClickHouse schema (tillflow clickhouse migrate).
     """
     from analytics.documents import write_csv, write_pdf
-    from analytics.leases import LeaseError, load_leases
+    from analytics.leases import load_leases
     from analytics.statements import month_start
     from analytics.warehouse import issue_statements, mall_statements
-    from schemas.catalogue import CatalogueError, load_catalogue
+    from schemas.catalogue import load_catalogue
     from schemas.models import format_minor
     from sinks.clickhouse.connection import connect
     from tillflow.extras import missing_extra
@@ -44,11 +44,8 @@ def statements(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="'--month'") from None
     settings = load_settings()
-    try:
-        catalogue = load_catalogue(settings.catalogue)
-        book = load_leases(settings.leases, catalogue)
-    except (CatalogueError, LeaseError) as exc:
-        fail(str(exc))
+    catalogue = load_catalogue(settings.catalogue)
+    book = load_leases(settings.leases, catalogue)
     if not any(s.mall_id == mall for s in catalogue.stores):
         fail(f"no store of mall {mall!r} in {settings.catalogue}")
     try:
@@ -90,9 +87,9 @@ def lift(
     """
     from rich.table import Table
 
-    from analytics.campaigns import CampaignError, load_calendar
+    from analytics.campaigns import load_calendar
     from analytics.warehouse import campaign_lift, load_campaigns
-    from schemas.catalogue import CatalogueError, load_catalogue
+    from schemas.catalogue import load_catalogue
     from sinks.clickhouse.connection import connect
 
     settings = load_settings()
@@ -100,8 +97,6 @@ def lift(
         catalogue = load_catalogue(settings.catalogue)
         calendar = load_calendar(settings.campaigns, catalogue)
         campaign = calendar.campaign(campaign_id)
-    except (CatalogueError, CampaignError) as exc:
-        fail(str(exc))
     except KeyError as exc:
         fail(str(exc.args[0]))
     try:
@@ -150,7 +145,7 @@ def forecast(
     """
     import signal
 
-    from schemas.catalogue import CatalogueError, load_catalogue
+    from schemas.catalogue import load_catalogue
     from tillflow.retry import pause
 
     settings = load_settings()
@@ -167,8 +162,6 @@ def forecast(
         stores = store or [s.id for s in catalogue.stores]
         for store_id in stores:
             catalogue.store(store_id)
-    except CatalogueError as exc:
-        fail(str(exc))
     except KeyError as exc:
         fail(str(exc.args[0]))
     if every is None:

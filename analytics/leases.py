@@ -19,9 +19,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from schemas.catalogue import Catalogue, read_document, validate_document
 from schemas.models import Channel, Currency, TicketKind
+from tillflow.errors import ConfigError
 
 
-class LeaseError(ValueError):
+class LeaseError(ConfigError):
     """A lease file that cannot be used; the message names file, key and reason."""
 
 

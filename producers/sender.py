@@ -14,11 +14,12 @@ from confluent_kafka import KafkaError, Message, Producer
 from schemas.models import Record
 from schemas.serde import TopicSerde, registry_client
 from schemas.topics import topic_spec
+from tillflow.errors import UnavailableError
 from tillflow.kafka import endpoints, producer_config
 from tillflow.settings import Settings
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(UnavailableError):
     """The broker did not acknowledge one or more records."""
 
 

@@ -17,6 +17,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.models import Currency
+from tillflow.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -35,7 +36,7 @@ IanaTimezone = Annotated[str, AfterValidator(_iana_zone)]
 """A time zone name zoneinfo knows, such as Europe/Berlin or Asia/Kolkata."""
 
 
-class CatalogueError(ValueError):
+class CatalogueError(ConfigError):
     """A catalogue file that cannot be used; the message names file, key and reason."""
 
 

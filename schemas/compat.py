@@ -22,6 +22,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tillflow.errors import ContractError
+
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 PROMOTIONS: dict[str, frozenset[str]] = {
     "int": frozenset({"long", "float", "double"}),
@@ -49,7 +51,7 @@ TYPE_MISMATCH = "TYPE_MISMATCH"
 MISSING_UNION_BRANCH = "MISSING_UNION_BRANCH"
 
 
-class SchemaError(ValueError):
+class SchemaError(ContractError):
     """Text or JSON that is not a valid Avro schema."""
 
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from tillflow.errors import ContractError
+
 # Field names that would carry a customer's identity. Matched case-insensitively against every key of a
 # record and of its nested lines and payments; such a record is rejected, never stripped and passed on.
 _PERSONAL_DATA = re.compile(
@@ -44,7 +46,7 @@ def redact_personal_data(value: Any) -> Any:
     return value
 
 
-class PersonalDataError(ValueError):
+class PersonalDataError(ContractError):
     """A record carried a field that looks like customer personal data."""
 
 

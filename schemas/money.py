@@ -13,12 +13,13 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from schemas.models import minor_digits
+from tillflow.errors import ContractError
 
 ROUNDING = ROUND_HALF_UP
 _PLAIN = re.compile(r"(-?)(\d+)(?:\.(\d*))?")
 
 
-class MoneyError(ValueError):
+class MoneyError(ContractError):
     """A value that is not an amount; the message names it (``what``) and the value."""
 
 

@@ -20,22 +20,23 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from schemas.models import Record
 from schemas.topics import topic_spec
+from tillflow.errors import ContractError, UnavailableError
 
 AVRO_DIR = Path(__file__).parent / "avro"
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
 
 
-class DecodeError(ValueError):
+class DecodeError(ContractError):
     """Bytes that are not a Confluent-framed Avro record tillflow can read."""
 
 
-class EncodeError(ValueError):
+class EncodeError(ContractError):
     """A record that the topic's Avro schema cannot hold (a string that is not valid Unicode, a number out of
     range in a dict written as it is): the record's fault, not the registry's or the broker's."""
 
 
-class RegistryUnavailable(RuntimeError):
+class RegistryUnavailable(UnavailableError):
     """The registry could not answer (down, unreachable, 5xx): retry later; the record itself may be fine.
 
     Deliberately not a :class:`DecodeError`, so a consumer does not dead-letter good records while the

@@ -25,9 +25,10 @@ def clickhouse_migrate(
     Editing an applied file is an error: schema changes go in a new file.
     Uses TILLFLOW_CLICKHOUSE_URL, else the embedded chDB engine under the state directory.
     """
-    from schemas.catalogue import CatalogueError, load_catalogue
+    from schemas.catalogue import load_catalogue
     from sinks.clickhouse.connection import clickhouse_dsn, connect, database_name, redacted
-    from sinks.clickhouse.migrate import DEFAULT_DIR, MigrationError, applied_versions, load_stores, migrate
+    from sinks.clickhouse.migrate import DEFAULT_DIR, applied_versions, load_stores, migrate
+    from tillflow.errors import TillflowError
 
     settings = load_settings()
     try:
@@ -36,8 +37,8 @@ def clickhouse_migrate(
         versions = applied_versions(client)
         if stores:
             n = load_stores(client, load_catalogue(settings.catalogue))
-    except (MigrationError, CatalogueError) as exc:
-        fail(str(exc))
+    except TillflowError:
+        raise  # its message is the operator's; the CLI prints it
     except Exception as exc:
         fail(f"ClickHouse at {redacted(clickhouse_dsn(settings))}: {exc}")
     where = f"{redacted(clickhouse_dsn(settings))} database {database_name(settings)}"
@@ -63,12 +64,8 @@ def sink_clickhouse(
     Serves /metrics when TILLFLOW_METRICS_PORT is set. Stops cleanly on SIGTERM.
     """
     from sinks.clickhouse.service import run_sink
-    from tillflow.kafka import StackNotRunning
 
-    try:
-        stats = run_sink(load_settings(), idle_exit=idle_exit)
-    except StackNotRunning as exc:
-        fail(str(exc))
+    stats = run_sink(load_settings(), idle_exit=idle_exit)
     err.print(
         f"consumed {stats.consumed}, written {stats.written}, dead-lettered {stats.dead_lettered} "
         f"in {stats.batches} batches ({stats.retries} retries)"
@@ -87,14 +84,9 @@ def sink_alerts(
     The outbox holds one delivery per alert id, state and channel: a re-emitted alert is not sent twice.
     Failed deliveries are retried with backoff; rate limits defer deliveries instead of dropping them.
     """
-    from sinks.alerts.routing import RoutingError
     from sinks.alerts.service import run_alert_sink
-    from tillflow.kafka import StackNotRunning
 
-    try:
-        stats = run_alert_sink(load_settings(), idle_exit=idle_exit)
-    except (StackNotRunning, RoutingError) as exc:
-        fail(str(exc))
+    stats = run_alert_sink(load_settings(), idle_exit=idle_exit)
     err.print(f"consumed {stats.consumed}, queued {stats.queued}, delivered {stats.delivered}, dead {stats.dead}")
 
 

@@ -19,16 +19,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _catalogue(path: Path | None):  # type: ignore[no-untyped-def]
-    from schemas.catalogue import CatalogueError, load_catalogue
+    from schemas.catalogue import load_catalogue
     from tillflow.settings import load_settings
 
     settings = load_settings()
     path = path or settings.catalogue
-    try:
-        return settings, path, load_catalogue(path)
-    except CatalogueError as exc:
-        fail(str(exc))
-        raise
+    return settings, path, load_catalogue(path)
 
 
 def worker(
@@ -51,15 +47,10 @@ def worker(
     import faust
 
     from streams.app import create_app
-    from tillflow.kafka import StackNotRunning
     from tillflow.metrics import serve_metrics
 
     settings, _path, catalogue = _catalogue(stores)
-    try:
-        sa = create_app(settings, catalogue, app_id=app_id, topic_prefix=topic_prefix, store=store)
-    except StackNotRunning as exc:
-        fail(str(exc))
-        return
+    sa = create_app(settings, catalogue, app_id=app_id, topic_prefix=topic_prefix, store=store)
     from streams.replay import run_topics
 
     # Create the internal ticks and peers topics (and any missing input/output topic) with the input
@@ -94,32 +85,26 @@ def replay(
     --late-tickets/--late-counts are produced once everything else was processed, as an export that
     arrives a day late: their closed hours come out again as corrections (revision + 1).
     """
-    from streams.replay import ReplayError
     from streams.replay import replay as run
-    from tillflow.kafka import StackNotRunning
 
     settings, path, catalogue = _catalogue(stores)
     late = [(late_tickets, late_counts)] if late_tickets or late_counts else []
     for f in (tickets, counts, late_tickets, late_counts):
         if f is not None and not f.exists():
             fail(f"{f} does not exist")
-    try:
-        with progress(transient=True) as bar:
-            task = bar.add_task("producing", total=None)
-            result = run(
-                settings,
-                path,
-                catalogue,
-                tickets,
-                counts,
-                out_dir,
-                timeout=timeout,
-                progress=lambda n: bar.advance(task, n),
-                late=late,
-            )
-    except (ReplayError, StackNotRunning) as exc:
-        fail(str(exc))
-        return
+    with progress(transient=True) as bar:
+        task = bar.add_task("producing", total=None)
+        result = run(
+            settings,
+            path,
+            catalogue,
+            tickets,
+            counts,
+            out_dir,
+            timeout=timeout,
+            progress=lambda n: bar.advance(task, n),
+            late=late,
+        )
     out.print(
         f"replayed {result.produced} records: {len(result.conversions)} final hours, "
         f"{len(result.alerts)} alerts -> {out_dir}"
@@ -152,7 +137,6 @@ def recompute(
         cells = compute(catalogue, read_jsonl(tickets), read_jsonl(counts))
     except ValueError as exc:
         fail(str(exc))
-        return
     if check is None:
         for cell in sorted(cells, key=lambda c: (c[0], c[1] or "", c[2])):
             out.print(json.dumps(cells[cell]), highlight=False, soft_wrap=True)
@@ -196,7 +180,6 @@ def backfill(
         cells = compute(catalogue, read_jsonl(tickets), read_jsonl(counts))
     except ValueError as exc:
         fail(str(exc))
-        return
     records = [
         HourlyConversion.model_validate(r)
         for r in backfill_records(catalogue, cells, int(time.time() * 1000), revision)

@@ -28,6 +28,7 @@ from streams.baselines import DAY_MS, baseline, history_entry, prune
 from streams.hours import HOUR_MS, hour_start, local_hour_iso, local_weekday_hour
 from streams.metrics import Acc, add_frame, add_ticket, compact, hour_key, hourly_record, new_hour
 from streams.underreporting import UnderreportingConfig, hour_counts
+from tillflow.errors import ContractError
 
 TICKET = "ticket"
 FRAME = "frame"
@@ -36,7 +37,7 @@ HISTORY_DAYS = 35
 MAX_ALERT_STATES = 2000
 
 
-class Rejected(ValueError):
+class Rejected(ContractError):
     """An event the engine cannot place (unknown store, older than retention); goes to the dead-letter topic."""
 
 

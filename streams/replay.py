@@ -35,11 +35,12 @@ from schemas.storeops import OpsHourly, StaffShift
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, STAFF_SHIFTS, STOREOPS_HOURLY
 from streams.storeops_stage import OpsTopicNames
 from streams.topics import TopicNames
+from tillflow.errors import TillflowError
 from tillflow.kafka import client_config, consumer_config, endpoints, ensure_topics, producer_config
 from tillflow.settings import Settings
 
 
-class ReplayError(RuntimeError):
+class ReplayError(TillflowError, RuntimeError):
     """The replay could not complete (worker died, timeout, broker refused records)."""
 
 

@@ -7,21 +7,22 @@ command means adding one file. Command modules import heavy libraries (torch, th
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from tillflow import __version__
+from tillflow.console import err, fail
+from tillflow.errors import TillflowError
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND_PACKAGES = ("tillflow", "producers", "schemas", "streams", "sinks", "analytics")
-
-err = Console(stderr=True)
 
 app = typer.Typer(
     name="tillflow",
@@ -100,10 +101,36 @@ def _panel(name: str | None) -> str:
     return "Other"
 
 
+def reporting_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` with every :class:`TillflowError` printed as ``error: <message>`` and exit status 1.
+
+    The one place the CLI turns tillflow's errors into its error format: commands let them propagate.
+    """
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except TillflowError as exc:
+            fail(str(exc))
+
+    return run
+
+
+def _report_errors_of(typer_app: typer.Typer) -> None:
+    for command in typer_app.registered_commands:
+        if command.callback is not None:
+            command.callback = reporting_errors(command.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _report_errors_of(group.typer_instance)
+
+
 def _register_all() -> None:
     for name in command_modules():
         module = importlib.import_module(name)
         module.register(app)
+    _report_errors_of(app)
     for command in app.registered_commands:
         command.rich_help_panel = _panel(command.name or (command.callback.__name__ if command.callback else None))
     for group in app.registered_groups:

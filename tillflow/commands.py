@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tillflow.console import err, fail, out
+from tillflow.console import err, out
 from tillflow.settings import load_settings
 
 dev = typer.Typer(help="Start, stop and inspect the local broker and schema registry.", no_args_is_help=True)
@@ -22,13 +22,9 @@ def dev_up(timeout: Annotated[float, typer.Option(help="Seconds to wait for each
     With TILLFLOW_KAFKA_BOOTSTRAP and TILLFLOW_REGISTRY_URL set, nothing is started: the topics are created
     on that cluster if missing.
     """
-    from tillflow.devstack import StackError, up
+    from tillflow.devstack import up
 
-    settings = load_settings()
-    try:
-        stack = up(settings, timeout=timeout)
-    except (StackError, RuntimeError) as exc:
-        fail(str(exc))
+    stack = up(load_settings(), timeout=timeout)
     if stack.get("external"):
         out.print(f"using configured Kafka {stack['bootstrap']} and registry {stack['url']}; nothing started")
     else:
@@ -81,13 +77,9 @@ def dev_status() -> None:
 @catalogue_app.command("validate")
 def catalogue_validate(path: Annotated[Path, typer.Argument(help="Catalogue file (.yaml or .toml).")]) -> None:
     """Validate a store catalogue; prints each problem as file: key: reason."""
-    from schemas.catalogue import CatalogueError, load_catalogue
+    from schemas.catalogue import load_catalogue
 
-    try:
-        cat = load_catalogue(path)
-    except CatalogueError as exc:
-        err.print(str(exc), highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    cat = load_catalogue(path)
     out.print(f"{path}: {len(cat.stores)} stores, {len(cat.cameras)} cameras: valid")
 
 
@@ -127,11 +119,7 @@ def demo(
         when = datetime.now(UTC).date() - timedelta(days=1)
         while when.weekday() == 6:
             when -= timedelta(days=1)
-    settings = load_settings()
-    try:
-        result = demo_mod.run(settings, when, seed, fps, day_seconds, keep_running, timeout)
-    except RuntimeError as exc:
-        fail(str(exc))
+    result = demo_mod.run(load_settings(), when, seed, fps, day_seconds, keep_running, timeout)
     demo_mod.print_summary(result)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -22,9 +24,14 @@ def progress(transient: bool = False) -> Progress:
     )
 
 
-def fail(message: str, code: int = 1) -> None:
-    """Print an error and exit with ``code``."""
+def error(message: str) -> None:
+    """Print ``error: <message>`` on stderr: the CLI's one error format."""
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: <message>`` and exit with ``code``."""
     import typer
 
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    error(message)
     raise typer.Exit(code)

@@ -31,6 +31,7 @@ from schemas.serde import TopicSerde, registry_client
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, STAFF_SHIFTS, STOREOPS_HOURLY
 from tillflow import devstack
 from tillflow.board import Board
+from tillflow.errors import UnavailableError
 from tillflow.kafka import consumer_config, endpoints
 from tillflow.settings import CONFIG_ENV, Settings
 
@@ -281,9 +282,11 @@ def _run(
                 live.update(_with_status(board, status, Text))
                 for proc in (worker, sink):
                     if proc.proc.poll() is not None:
-                        raise RuntimeError(f"the {proc.name} exited with {proc.proc.returncode}; see {proc.log}")
+                        raise UnavailableError(f"the {proc.name} exited with {proc.proc.returncode}; see {proc.log}")
                 if simulator.proc.poll() not in (None, 0):
-                    raise RuntimeError(f"the simulator exited with {simulator.proc.returncode}; see {simulator.log}")
+                    raise UnavailableError(
+                        f"the simulator exited with {simulator.proc.returncode}; see {simulator.log}"
+                    )
                 done = (
                     simulator.proc.poll() == 0
                     and board.hours

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from confluent_kafka.admin import AdminClient
 
+from tillflow.errors import UnavailableError
 from tillflow.extras import missing_extra
 from tillflow.kafka import ensure_topics, stack_file, wanted_topics
 from tillflow.settings import Settings
@@ -30,7 +31,7 @@ from tillflow.settings import Settings
 HOST = "127.0.0.1"
 
 
-class StackError(RuntimeError):
+class StackError(UnavailableError):
     """The local stack could not be started or stopped."""
 
 

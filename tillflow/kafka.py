@@ -11,6 +11,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.topics import TOPICS, deadletter_topic
+from tillflow.errors import ConfigError, UnavailableError
 from tillflow.settings import Settings
 
 # Java clients (Debezium, Kafka Connect, Faust/aiokafka) partition keys with murmur2; librdkafka defaults to
@@ -18,7 +19,7 @@ from tillflow.settings import Settings
 PARTITIONER = "murmur2_random"
 
 
-class StackNotRunning(RuntimeError):
+class StackNotRunning(UnavailableError):
     """No Kafka is configured and the local stack is not running."""
 
 
@@ -126,7 +127,7 @@ def ensure_topics(admin: AdminClient, wanted: dict[str, int], replication_factor
         if name in existing and name in TOPICS and TOPICS[name].joined and len(existing[name].partitions) != count
     ]
     if mismatched:
-        raise RuntimeError("joined topics must share one partition count: " + "; ".join(mismatched))
+        raise ConfigError("joined topics must share one partition count: " + "; ".join(mismatched))
     missing = [NewTopic(name, count, replication_factor) for name, count in wanted.items() if name not in existing]
     for name in wanted:
         result[name] = "exists"

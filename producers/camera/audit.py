@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tillflow.errors import ConfigError
+
 DirectionName = Literal["in", "out"]
 _NAMES: dict[str, DirectionName] = {
     "in": "in",
@@ -32,7 +34,7 @@ _NAMES: dict[str, DirectionName] = {
 }
 
 
-class TallyError(ValueError):
+class TallyError(ConfigError):
     """A tally file that cannot be read; the message names the file, the row and the reason."""
 
 

@@ -38,11 +38,12 @@ from producers.camera.counting import (
     entering_side,
 )
 from schemas.catalogue import Camera
+from tillflow.errors import ConfigError
 
 DetectorName = Literal["auto", "yolo", "mog2"]
 
 
-class CameraConfigError(ValueError):
+class CameraConfigError(ConfigError):
     """Camera settings that cannot be used; the message names the camera, the key and the reason."""
 
 

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tillflow.errors import ConfigError
+
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]
 """x1, y1, x2, y2 in pixels."""
@@ -71,7 +73,7 @@ MIN_CROSSING_ANGLE = 25.0
 """An ``entering`` direction must cross every segment of the door line at least this steeply (degrees)."""
 
 
-class AmbiguousDoorError(ValueError):
+class AmbiguousDoorError(ConfigError):
     """A door line whose inside side cannot be read one way only; the message says what to write instead."""
 
 

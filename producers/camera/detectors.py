@@ -18,12 +18,13 @@ import numpy as np
 
 from producers.camera.counting import Box, Track
 from producers.camera.tracking import Detection, DetectionTracker, IouTracker, build_detection_tracker
+from tillflow.errors import ConfigError
 
 DEFAULT_WEIGHTS = "yolo11n-pose.pt"
 PERSON_CLASS = 0
 
 
-class DetectorError(RuntimeError):
+class DetectorError(ConfigError, RuntimeError):
     """A detector that cannot be built (missing package or weights)."""
 
 

@@ -23,15 +23,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tillflow.errors import SourceError
 from tillflow.retry import backoff_delays
 
 log = logging.getLogger(__name__)
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-
-
-class SourceError(RuntimeError):
-    """A source that cannot be opened at all (a missing file, an unknown device)."""
 
 
 def is_live(source: str) -> bool:

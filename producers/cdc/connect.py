@@ -16,8 +16,10 @@ from typing import Any
 
 import requests
 
+from tillflow.errors import SourceError
 
-class ConnectError(RuntimeError):
+
+class ConnectError(SourceError):
     """Kafka Connect answered with an error (the message carries its status and message)."""
 
     def __init__(self, status: int, message: str) -> None:

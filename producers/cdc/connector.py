@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from producers.cdc.source import LOG_BASED, CdcSource, Engine
+from tillflow.errors import ConfigError
 
 CONNECTOR_CLASSES = {
     Engine.POSTGRES: "io.debezium.connector.postgresql.PostgresConnector",
@@ -26,10 +27,6 @@ WORKER_CONFIG_PROVIDERS = {
     "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
     "config.providers.dir.class": "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
 }
-
-
-class ConfigError(ValueError):
-    """A source that cannot be turned into a Debezium connector config."""
 
 
 def password_reference(source: CdcSource) -> str:

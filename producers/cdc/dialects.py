@@ -16,9 +16,10 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from producers.cdc.source import CdcSource, Engine, TableSpec
+from tillflow.errors import SourceError
 
 
-class PollError(RuntimeError):
+class PollError(SourceError):
     """The poller cannot read the source (wrong engine, missing driver, column or change table)."""
 
 

@@ -19,6 +19,7 @@ from producers.cdc import metrics
 from producers.cdc.connector import engine_properties
 from producers.cdc.source import CdcSource
 from producers.sender import RecordSender
+from tillflow.errors import SourceError
 from tillflow.kafka import client_config, endpoints, ensure_topics
 from tillflow.settings import Settings
 
@@ -124,7 +125,7 @@ class EngineRunner:
         ended_by_itself = not self.alive and not should_stop()
         self.stop()
         if ended_by_itself:
-            raise RuntimeError(
+            raise SourceError(
                 f"the embedded Debezium engine of {self.source.name} stopped by itself after "
                 f"{self.published} change events; the reason is in Debezium's log above"
             )
@@ -135,4 +136,4 @@ class EngineRunner:
         if self._thread is not None:
             self._thread.join(timeout)
         if self._error is not None:
-            raise RuntimeError(f"embedded Debezium engine failed: {self._error}") from self._error
+            raise SourceError(f"embedded Debezium engine failed: {self._error}") from self._error

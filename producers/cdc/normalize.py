@@ -30,12 +30,9 @@ from pydantic import ValidationError
 from producers.cdc.source import CdcSource, TableSpec
 from schemas import money
 from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, reversed_amounts, signed_by_kind
+from tillflow.errors import MappingError
 
 ROLES = ("tickets", "lines", "payments")
-
-
-class MappingError(ValueError):
-    """A value that cannot be mapped to the standard model; the message names the field and value."""
 
 
 Ref = tuple[str, int, int]

@@ -26,6 +26,7 @@ from producers.cdc.normalize import DeadLetter, Emit, Output, TicketAssembler, T
 from producers.cdc.source import CdcSource
 from producers.sender import RecordSender
 from schemas.topics import POS_TICKETS, deadletter_topic
+from tillflow.errors import UnavailableError
 from tillflow.kafka import consumer_config, endpoints
 from tillflow.settings import Settings
 
@@ -126,7 +127,7 @@ class Normalizer:
         if error is not None:
             if error.code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
                 return []  # end of a partition; a raw topic the capture has not created yet
-            raise RuntimeError(f"consumer error: {error.str()}")
+            raise UnavailableError(f"consumer error: {error.str()}")
         topic, partition, offset = str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0)
         self._consumed[(topic, partition)] = offset + 1
         ref = (topic, partition, offset)

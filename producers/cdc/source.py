@@ -18,10 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from schemas.models import _PERSONAL_DATA, PaymentMethod, TicketKind
-
-
-class SourceError(ValueError):
-    """A source file that cannot be used; the message names the file, the key and the reason."""
+from tillflow.errors import ConfigError
 
 
 class Engine(StrEnum):
@@ -269,13 +266,13 @@ class CdcSource(_Strict):
         if self.password_env:
             value = os.environ.get(self.password_env)
             if value is None:
-                raise SourceError(f"source {self.name}: environment variable {self.password_env} is not set")
+                raise ConfigError(f"source {self.name}: environment variable {self.password_env} is not set")
             return SecretStr(value)
         if self.password_file:
             try:
                 return SecretStr(self.password_file.read_text(encoding="utf-8").rstrip("\r\n"))
             except OSError as exc:
-                raise SourceError(f"source {self.name}: password_file {self.password_file}: {exc.strerror}") from None
+                raise ConfigError(f"source {self.name}: password_file {self.password_file}: {exc.strerror}") from None
         return SecretStr("")
 
 
@@ -287,16 +284,16 @@ def load_source(path: Path) -> CdcSource:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
         data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise SourceError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
+        raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
     if not isinstance(data, dict):
-        raise SourceError(f"{path}: expected a table of keys")
+        raise ConfigError(f"{path}: expected a table of keys")
     for key in data:
         if _SECRET_KEYS.search(str(key)) and key not in ("password_env", "password_file"):
-            raise SourceError(f"{path}: {key}: passwords never go in a source file; use password_env or password_file")
+            raise ConfigError(f"{path}: {key}: passwords never go in a source file; use password_env or password_file")
     if data.get("path") and not Path(data["path"]).is_absolute():
         data["path"] = str((path.parent / data["path"]).resolve())
     try:
@@ -306,4 +303,4 @@ def load_source(path: Path) -> CdcSource:
             f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         )
-        raise SourceError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {problems}") from None

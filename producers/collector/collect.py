@@ -21,12 +21,13 @@ from producers.files.parse import LineError, Row, rows_to_tickets
 from producers.files.spec import FileSpec, load_spec
 from producers.files.watch import FileWatcher
 from producers.pos.checkpoint import CheckpointStore
+from tillflow.errors import ConfigError
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class CollectorSpecError(ValueError):
+class CollectorSpecError(ConfigError):
     """A collector spec that cannot be used."""
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tillflow.console import err, fail, out
+from tillflow.console import err, out
 
 
 def collect(
@@ -25,21 +25,15 @@ def collect(
     neither loses nor duplicates one. Kafka's address, TLS and SASL come from the tillflow settings
     (TILLFLOW_KAFKA_*). With metrics_port set, /metrics reports spool depth, age and Kafka reachability.
     """
-    from producers.collector.collect import Collector, CollectorSpecError, load_collector_spec
+    from producers.collector.collect import Collector, load_collector_spec
     from producers.collector.metrics import update
-    from producers.files.spec import SpecError
-    from producers.pos.lock import AlreadyRunning, exclusive
-    from tillflow.kafka import StackNotRunning
+    from producers.pos.lock import exclusive
     from tillflow.metrics import serve_metrics
     from tillflow.settings import load_settings
 
-    try:
-        cfg = load_collector_spec(spec)
-        settings = load_settings()
-        collector = Collector(cfg, settings)
-    except (CollectorSpecError, SpecError, StackNotRunning) as exc:
-        fail(str(exc))
-        return
+    cfg = load_collector_spec(spec)
+    settings = load_settings()
+    collector = Collector(cfg, settings)
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
     stopping = False
@@ -61,8 +55,6 @@ def collect(
                     break
                 if not sent:
                     time.sleep(0.2)
-    except AlreadyRunning as exc:
-        fail(str(exc))
     finally:
         collector.close()
     if collector.forwarder.last_error and not collector.forwarder.kafka_up:

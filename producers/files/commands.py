@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tillflow.console import err, fail, out
+from tillflow.console import err, out
 
 EXIT_KAFKA_UNREACHABLE = 2
 files_app = typer.Typer(help="Tickets from POS export files (CSV, XML, TXT, fixed-width).", no_args_is_help=True)
@@ -38,22 +38,17 @@ def watch(
     reached, files stay in FOLDER and the watcher retries with a growing pause (up to a minute). Exit code
     with --once: 1 when a file was rejected, 2 when Kafka could not be reached (the files stay in FOLDER).
     """
-    from producers.files.spec import SpecError, load_spec
+    from producers.files.spec import load_spec
     from producers.files.watch import FileWatcher, KafkaUnavailable
     from producers.pos.checkpoint import CheckpointStore
     from producers.pos.metrics import REJECTED, TICKETS
     from producers.pos.sink import KafkaSink
     from producers.sender import RecordSender
-    from tillflow.kafka import StackNotRunning
     from tillflow.metrics import serve_metrics
     from tillflow.retry import backoff, pause
     from tillflow.settings import load_settings
 
-    try:
-        file_spec = load_spec(spec)
-    except SpecError as exc:
-        fail(str(exc))
-        return
+    file_spec = load_spec(spec)
     if dry_run:
         _dry_run(folder, file_spec, sample)
         return
@@ -61,11 +56,7 @@ def watch(
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
 
-    try:
-        sink = KafkaSink(RecordSender(settings), settings)
-    except StackNotRunning as exc:
-        fail(str(exc))
-        return
+    sink = KafkaSink(RecordSender(settings), settings)
     store = CheckpointStore(settings.state_dir / "files" / f"{file_spec.name}.sqlite")
     watcher = FileWatcher(file_spec, folder, sink, store)
     stopping = False

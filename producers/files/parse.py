@@ -14,6 +14,7 @@ from typing import Any
 from producers.files.spec import TICKET_FIELDS, FileSpec
 from producers.pos.common import MappingError, build, merge_payments, method_from_name, minor_units
 from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, TicketLine, signed_by_kind
+from tillflow.errors import ContractError
 
 
 @dataclass(frozen=True)
@@ -319,7 +320,7 @@ def _method(raw: str, spec: FileSpec) -> PaymentMethod:
         return method_from_name(value)
 
 
-class UndecodableFile(ValueError):
+class UndecodableFile(ContractError):
     """A file that is not in the spec's encoding; ``error`` names the first bad byte's line."""
 
     def __init__(self, error: LineError) -> None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from schemas.catalogue import IanaTimezone
 from schemas.models import Channel, PaymentMethod, TicketKind
+from tillflow.errors import ConfigError
 
 TICKET_FIELDS = {
     "ticket", "occurred_at", "date", "time", "store", "terminal", "kind", "original_ticket", "currency",
@@ -30,7 +31,7 @@ PAYMENT_FIELDS = {"method", "amount"}
 Location = str | int | list[int]
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """A spec that cannot be used; the message names the file and the problem."""
 
 

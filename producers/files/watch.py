@@ -28,12 +28,13 @@ from producers.pos.sink import TicketSink, note_inflight, reconcile_inflight
 from producers.sender import DeliveryError
 from schemas.models import PosTicket
 from schemas.serde import RegistryUnavailable
+from tillflow.errors import UnavailableError
 
 log = logging.getLogger(__name__)
 BATCH = 500
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(UnavailableError):
     """Kafka or the schema registry could not take the tickets now; the file stays in the inbox for later."""
 
 

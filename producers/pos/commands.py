@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from tillflow.console import err, fail, out, progress
+from tillflow.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +65,19 @@ def poll(
     """
     from producers.pos.checkpoint import CheckpointStore
     from producers.pos.http import AuthFailed, SourceUnavailable, TokenFile
-    from producers.pos.lock import AlreadyRunning, exclusive
+    from producers.pos.lock import exclusive
     from producers.pos.metrics import LAST_SUCCESS, REJECTED, SYNC_ERRORS, TICKETS
     from producers.pos.poller import Poller, SyncResult, make_client
     from producers.pos.schedule import run_every
     from producers.pos.sink import KafkaSink
-    from producers.pos.source import SourceError, load_source, parse_duration
+    from producers.pos.source import load_source, parse_duration
     from producers.pos.vendors import adapter_for
     from producers.sender import DeliveryError, RecordSender
-    from tillflow.kafka import StackNotRunning
     from tillflow.metrics import serve_metrics
     from tillflow.settings import load_settings
 
-    try:
-        cfg = load_source(source)
-        interval = parse_duration(every) if every else None
-    except (SourceError, ValueError) as exc:
-        fail(str(exc))
-        return
+    cfg = load_source(source)
+    interval = parse_duration(every) if every else None
     start = parse_when(since) if since else None
     end = parse_when(until) if until else None
     if interval and (start or end):
@@ -101,13 +97,9 @@ def poll(
         return stopping
 
     store = CheckpointStore(state / f"{cfg.name}.sqlite")
-    try:
-        adapter = adapter_for(cfg)
-        client = make_client(cfg, adapter, TokenFile(state / f"{cfg.name}.tokens.json"), stopped=stopped)
-        sender = RecordSender(settings)
-    except (SourceError, ValueError, StackNotRunning) as exc:
-        fail(str(exc))
-        return
+    adapter = adapter_for(cfg)
+    client = make_client(cfg, adapter, TokenFile(state / f"{cfg.name}.tokens.json"), stopped=stopped)
+    sender = RecordSender(settings)
     poller = Poller(cfg, KafkaSink(sender, settings), store, client, stopped=stopped)
 
     def _stop(*_: object) -> None:
@@ -164,8 +156,6 @@ def poll(
                     raise typer.Exit(2)
                 return
             run_every(interval.total_seconds(), run_once, stopped)
-    except AlreadyRunning as exc:
-        fail(str(exc))
     finally:
         if previous is not None:  # None: not installed from Python
             signal.signal(signal.SIGTERM, previous)
@@ -259,7 +249,7 @@ def _expected_from_database(path: Path, days: list[date], zone_of: Callable[[str
         conn = sqlite3.connect(f"file:{src.path}?mode=ro", uri=True)
         query = query.replace("%s", "?")
     else:
-        raise ValueError(f"source {src.name}: sync-check reads PostgreSQL and SQLite POS databases")
+        raise ConfigError(f"source {src.name}: sync-check reads PostgreSQL and SQLite POS databases")
     try:
         cur = conn.cursor()
         cur.execute(query, (lo, hi))

@@ -9,10 +9,7 @@ from typing import Any
 
 from schemas import money
 from schemas.models import Payment, PaymentMethod, PosTicket, TicketKind, minor_digits, reversed_amounts
-
-
-class MappingError(ValueError):
-    """A vendor record that cannot become a ticket; the message names the record and the reason."""
+from tillflow.errors import MappingError
 
 
 def exponent(currency: str) -> int:

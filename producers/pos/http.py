@@ -22,12 +22,13 @@ from typing import Any
 
 import requests
 
+from tillflow.errors import SourceError
 from tillflow.retry import backoff, pause
 
 log = logging.getLogger(__name__)
 
 
-class SourceUnavailable(RuntimeError):
+class SourceUnavailable(SourceError):
     """The vendor API kept failing; nothing after the last acknowledged page was checkpointed."""
 
 
@@ -35,7 +36,7 @@ class RecordNotFound(SourceUnavailable):
     """The vendor answered 404 for one record (deleted, or another account's)."""
 
 
-class AuthFailed(RuntimeError):
+class AuthFailed(SourceError):
     """The vendor refused the credentials (and a refresh, if OAuth)."""
 
 

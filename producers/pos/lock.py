@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tillflow.errors import TillflowError
 
-class AlreadyRunning(RuntimeError):
+
+class AlreadyRunning(TillflowError, RuntimeError):
     """Another process holds the lock of this source."""
 
 

@@ -21,6 +21,7 @@ from producers.pos.http import OAuth, StopRequested, TokenFile, VendorClient
 from producers.pos.sink import TicketSink, note_inflight, reconcile_inflight
 from producers.pos.source import SourceConfig
 from producers.pos.vendors import Adapter, adapter_for, load_position, start_time
+from tillflow.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,11 @@ def make_client(cfg: SourceConfig, adapter: Adapter, token_file: TokenFile,
         kw["sleep"] = sleep
     if cfg.auth.kind == "api_key":
         if cfg.auth.token is None:
-            raise MappingError(f"source {cfg.name}: auth.kind api_key needs auth.token (env or file)")
+            raise ConfigError(f"source {cfg.name}: auth.kind api_key needs auth.token (env or file)")
         return VendorClient(adapter.auth_header, api_key=cfg.auth.token.read(f"source {cfg.name} auth.token"), **kw)
     auth = cfg.auth
     if auth.refresh_token is None:
-        raise MappingError(f"source {cfg.name}: auth.kind oauth2 needs auth.refresh_token (env or file)")
+        raise ConfigError(f"source {cfg.name}: auth.kind oauth2 needs auth.refresh_token (env or file)")
     first = auth.refresh_token
     secret = auth.client_secret.read(f"source {cfg.name} auth.client_secret") if auth.client_secret else None
     oauth = OAuth(

@@ -16,11 +16,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tillflow.errors import ConfigError
+
 Vendor = Literal["square", "shopify", "lightspeed", "clover"]
-
-
-class SourceError(ValueError):
-    """A source file that cannot be used; the message names the file and the problem."""
 
 
 def parse_duration(text: str) -> timedelta:
@@ -30,7 +28,7 @@ def parse_duration(text: str) -> timedelta:
         return named[text]
     match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
     if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d, hourly, daily)")
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d, hourly, daily)")
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
     return timedelta(**{unit: int(match.group(1))})
 
@@ -46,14 +44,14 @@ class Secret(BaseModel):
         if self.env:
             value = os.environ.get(self.env)
             if not value:
-                raise SourceError(f"{what}: environment variable {self.env} is not set")
+                raise ConfigError(f"{what}: environment variable {self.env} is not set")
             return value.strip()
         if self.file:
             try:
                 return self.file.read_text().strip()
             except OSError as exc:
-                raise SourceError(f"{what}: cannot read {self.file}: {exc.strerror}") from None
-        raise SourceError(f"{what}: give env or file")
+                raise ConfigError(f"{what}: cannot read {self.file}: {exc.strerror}") from None
+        raise ConfigError(f"{what}: give env or file")
 
 
 class Auth(BaseModel):
@@ -143,15 +141,15 @@ def load_source(path: Path) -> SourceConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SourceError(f"source file {path}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"source file {path}: cannot read: {exc.strerror}") from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise SourceError(f"source file {path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        raise ConfigError(f"source file {path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
     if not isinstance(data, dict):
-        raise SourceError(f"source file {path}: expected a mapping of settings")
+        raise ConfigError(f"source file {path}: expected a mapping of settings")
     try:
         return SourceConfig(**data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise SourceError(f"source file {path}: {problems}") from None
+        raise ConfigError(f"source file {path}: {problems}") from None

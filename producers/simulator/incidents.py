@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from producers.jsonl import validation_reason
 from schemas.catalogue import Catalogue, Store
+from tillflow.errors import ConfigError
 
 IncidentKind = Literal[
     "sales-drop",
@@ -54,7 +55,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-class IncidentError(ValueError):
+class IncidentError(ConfigError):
     """An incident that cannot be parsed or does not fit the catalogue; the message says which and why."""
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tillflow.console import err, fail, out
+from tillflow.console import err, out
 
 log = logging.getLogger(__name__)
 shifts_app = typer.Typer(
@@ -39,21 +39,16 @@ def poll_shifts(
     from producers.pos.http import AuthFailed, SourceUnavailable, TokenFile
     from producers.pos.poller import make_client
     from producers.pos.schedule import run_every
-    from producers.pos.source import SourceError, load_source, parse_duration
+    from producers.pos.source import load_source, parse_duration
     from producers.pos.vendors import adapter_for
     from producers.sender import DeliveryError, RecordSender
     from producers.staff.metrics import SHIFT_SYNC_ERRORS, SHIFTS, SHIFTS_LAST_SUCCESS, SHIFTS_REJECTED
     from producers.staff.poller import KafkaShiftSink, ShiftPoller, labor_auth
-    from tillflow.kafka import StackNotRunning
     from tillflow.metrics import serve_metrics
     from tillflow.settings import load_settings
 
-    try:
-        cfg = load_source(source)
-        interval = parse_duration(every) if every else None
-    except (SourceError, ValueError) as exc:
-        fail(str(exc))
-        return
+    cfg = load_source(source)
+    interval = parse_duration(every) if every else None
     settings = load_settings()
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
@@ -65,13 +60,9 @@ def poll_shifts(
         return stopping
 
     store = CheckpointStore(state / f"{cfg.name}.sqlite")
-    try:
-        client = make_client(cfg, labor_auth(adapter_for(cfg)), TokenFile(state / f"{cfg.name}.tokens.json"),
-                             stopped=stopped)  # fmt: skip
-        poller = ShiftPoller(cfg, KafkaShiftSink(RecordSender(settings)), store, client, stopped=stopped)
-    except (SourceError, ValueError, StackNotRunning) as exc:
-        fail(str(exc))
-        return
+    client = make_client(cfg, labor_auth(adapter_for(cfg)), TokenFile(state / f"{cfg.name}.tokens.json"),
+                         stopped=stopped)  # fmt: skip
+    poller = ShiftPoller(cfg, KafkaShiftSink(RecordSender(settings)), store, client, stopped=stopped)
 
     def _stop(*_: object) -> None:
         nonlocal stopping

@@ -24,11 +24,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.storeops import ShiftBreak, StaffShift
+from tillflow.errors import MappingError
 
 _NAMES = re.compile(r"name|nickname|e_?mail|phone|pin|address|birth", re.IGNORECASE)
 
 
-class ShiftMappingError(ValueError):
+class ShiftMappingError(MappingError):
     """A vendor record or rota row that cannot become a StaffShift; the message says why."""
 
 

@@ -27,6 +27,7 @@ from producers.pos.source import SourceConfig
 from producers.staff.mapping import ShiftMappingError, clover_shift, scrub_staff, square_timecard
 from schemas.storeops import StaffShift
 from schemas.topics import STAFF_SHIFTS, deadletter_topic
+from tillflow.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def labor_adapter(cfg: SourceConfig) -> LaborAdapter:
     try:
         return LABOR_ADAPTERS[cfg.vendor](cfg)
     except KeyError:
-        raise ValueError(
+        raise ConfigError(
             f"source {cfg.name}: vendor {cfg.vendor!r} has no shift API here (square and clover do)"
         ) from None
 

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from tillflow.console import fail, out
+from tillflow.console import out
+from tillflow.errors import ConfigError
 
 webhooks = typer.Typer(help="Receive POS vendors' push notifications (webhooks).", no_args_is_help=True)
 
@@ -38,30 +39,23 @@ def serve(
     from producers.pos.http import TokenFile
     from producers.pos.poller import make_client
     from producers.pos.sink import KafkaSink
-    from producers.pos.source import SourceError, load_source
+    from producers.pos.source import load_source
     from producers.pos.vendors import adapter_for
     from producers.sender import RecordSender
     from producers.webhooks.service import Endpoint, SeenEvents, make_app
-    from tillflow.kafka import StackNotRunning
     from tillflow.settings import load_settings
 
     settings = load_settings()
     state = settings.state_dir / "pos"
-    try:
-        sender = RecordSender(settings)
-    except StackNotRunning as exc:
-        fail(str(exc))
+    sender = RecordSender(settings)
     endpoints = {}
     for path in sources:
-        try:
-            cfg = load_source(path)
-            if cfg.webhook is None:
-                raise SourceError(f"source file {path}: no webhook: section (secret, notification_url...)")
-            adapter = adapter_for(cfg)
-            client = make_client(cfg, adapter, TokenFile(state / f"{cfg.name}.tokens.json"))
-            secret = cfg.webhook.secret.read(f"source {cfg.name} webhook.secret")
-        except (SourceError, ValueError) as exc:
-            fail(str(exc))
+        cfg = load_source(path)
+        if cfg.webhook is None:
+            raise ConfigError(f"source file {path}: no webhook: section (secret, notification_url...)")
+        adapter = adapter_for(cfg)
+        client = make_client(cfg, adapter, TokenFile(state / f"{cfg.name}.tokens.json"))
+        secret = cfg.webhook.secret.read(f"source {cfg.name} webhook.secret")
         endpoints[cfg.name] = Endpoint(cfg, adapter, client, KafkaSink(sender, settings),
                                        CheckpointStore(state / f"{cfg.name}.sqlite", shared=True), secret)  # fmt: skip
         out.print(f"{cfg.name} ({cfg.vendor}): POST http://{host}:{port}/webhooks/{cfg.name}")

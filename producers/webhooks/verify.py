@@ -32,6 +32,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
+from tillflow.errors import ContractError
+
 # How long each vendor keeps retrying a notification that was not answered 2xx: an older one is refused as a
 # replay (a source can set its own `webhook.tolerance`).
 DEFAULT_TOLERANCE = {
@@ -43,7 +45,7 @@ DEFAULT_TOLERANCE = {
 FUTURE_SKEW = timedelta(minutes=5)
 
 
-class Refused(ValueError):
+class Refused(ContractError):
     """A notification that is not answered 2xx: ``status`` is 401 (signature) or 400 (stale, malformed)."""
 
     def __init__(self, status: int, reason: str) -> None:

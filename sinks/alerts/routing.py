@@ -31,12 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from schemas.catalogue import Catalogue
 from schemas.models import Alert, AlertKind, AlertState, Severity
+from tillflow.errors import ConfigError
 
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class RoutingError(ValueError):
+class RoutingError(ConfigError):
     """The routing file cannot be used; the message names the file, key and reason."""
 
 

@@ -56,16 +56,12 @@ def briefing(
     if send:
         import requests
 
-        from sinks.alerts.routing import RoutingError, load_routes
+        from sinks.alerts.routing import load_routes
 
         routes = settings.alerts_routes
         if routes is None:
             fail("no routing file: set TILLFLOW_ALERTS_ROUTES (see docs/sinks.md)")
-            return
-        try:
-            config = load_routes(routes)
-        except RoutingError as exc:
-            fail(str(exc))
+        config = load_routes(routes)
         for name, outcome in deliver(requests.Session(), config, shop, result, png).items():
             if outcome.ok:
                 delivered.append(name)

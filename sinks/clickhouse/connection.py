@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from tillflow.errors import ConfigError
 from tillflow.extras import missing_extra
 from tillflow.settings import Settings
 
 
-class ClickHouseConfigError(ValueError):
+class ClickHouseConfigError(ConfigError):
     """TILLFLOW_CLICKHOUSE_URL cannot be used."""
 
 

@@ -35,6 +35,7 @@ from schemas.topics import (
     STOREOPS_HOURLY,
 )
 from sinks.clickhouse.storeops_mapping import STOREOPS_COLUMNS
+from tillflow.errors import MappingError
 
 Row = tuple[Any, ...]
 Plain = dict[str, Any]
@@ -116,10 +117,6 @@ MIN_MS = int((datetime(1900, 1, 1, tzinfo=UTC) - EPOCH).total_seconds()) * 1000
 MAX_MS = int((datetime(2300, 1, 1, tzinfo=UTC) - EPOCH).total_seconds()) * 1000 - 1
 FUTURE_SLACK_MS = DAY_MS
 """A ticket may not occur more than this after it was ingested (the ``not_from_the_future`` table constraint)."""
-
-
-class MappingError(ValueError):
-    """A valid record that cannot be placed (for example a store missing from the catalogue)."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.catalogue import Catalogue
+from tillflow.errors import SinkError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = ROOT / "deploy" / "clickhouse"
@@ -34,7 +35,7 @@ ORDER BY version
 """
 
 
-class MigrationError(RuntimeError):
+class MigrationError(SinkError):
     """The migration files or the recorded versions are inconsistent."""
 
 

@@ -30,6 +30,7 @@ from schemas.serde import DecodeError
 from sinks.clickhouse.mapping import COLUMNS, TOPIC_TABLES, LocalClock, Mapped, MappingError, columns_for
 from sinks.metrics import BATCH_ROWS, CONSUMER_LAG, ERRORS, FLUSH_SECONDS, LAST_FLUSH, RECORDS
 from tillflow.dlq import DeadLetter
+from tillflow.errors import SinkError
 from tillflow.retry import backoff_delays
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ DATA_ERROR_CODES = frozenset(
 _CODE = re.compile(r"Code:\s*(\d+)")
 
 
-class RetryableWriteError(RuntimeError):
+class RetryableWriteError(SinkError):
     """ClickHouse could not take the batch for a reason that is not the rows' fault (down, overloaded, DDL)."""
 
 

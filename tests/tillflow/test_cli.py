@@ -44,3 +44,23 @@ def test_version_and_missing_config_file(tmp_path):
     result = runner.invoke(app, ["--config", str(missing), "dev", "status"])
     assert result.exit_code == 2
     assert f"config file {missing} does not exist" in plain(result.output)
+
+
+def test_a_tillflow_error_is_printed_once_in_the_one_error_format(tmp_path):
+    """Commands let TillflowError propagate; the CLI prints ``error: <message>`` and exits 1, no traceback."""
+    bad = tmp_path / "estate.yaml"
+    bad.write_text("stores: [unclosed")
+    result = CliRunner().invoke(app, ["catalogue", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert plain(result.output).startswith(f"error: {bad}: not valid YAML")
+    assert "Traceback" not in result.output
+
+
+def test_a_cdc_source_file_error_is_a_config_error_named_by_file(tmp_path):
+    source = tmp_path / "shop.yaml"
+    source.write_text("name: shop\nengine: postgres\npassword: hunter2\n")
+    result = CliRunner().invoke(app, ["connectors", "render", str(source)])
+    assert result.exit_code == 1
+    text = plain(result.output)
+    assert text.startswith(f"error: {source}: password: passwords never go in a source file")
+    assert "hunter2" not in text

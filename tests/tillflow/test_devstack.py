@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from tillflow import devstack
+from tillflow.errors import ConfigError
 from tillflow.settings import Settings
 
 
@@ -120,7 +121,7 @@ def test_joined_topics_with_other_partition_counts_are_refused(stack: Settings, 
 
     ep = endpoints(stack)
     other = Settings(state_dir=tmp_path, kafka_bootstrap=ep.bootstrap, registry_url=ep.registry_url, topic_partitions=5)
-    with pytest.raises(RuntimeError, match=r"pos\.tickets has 3 partitions, expected 5"):
+    with pytest.raises(ConfigError, match=r"pos\.tickets has 3 partitions, expected 5"):
         devstack.up(other)
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from tillflow.devstack import HOST, free_port, registry_healthy
+from tillflow.errors import UnavailableError
 
 
 class RegistryProcess:
@@ -28,12 +29,12 @@ class RegistryProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"registry exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+                raise UnavailableError(f"registry exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
             if registry_healthy(self.url, timeout=1.0):
                 return self
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"registry not healthy within {timeout}s: {self.log.read_text()[-2000:]}")
+        raise UnavailableError(f"registry not healthy within {timeout}s: {self.log.read_text()[-2000:]}")
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM and wait; returns the exit code (None if it was not running)."""

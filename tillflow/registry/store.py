@@ -17,6 +17,7 @@ from typing import Any
 import fastavro
 
 from schemas.compat import LEVELS, SchemaError, check, normalize, parse, schema_key
+from tillflow.errors import TillflowError
 
 STATE_FILE = "registry.json"
 DEFAULT_LEVEL = "BACKWARD"
@@ -39,7 +40,7 @@ INVALID_COMPATIBILITY_LEVEL = 42203
 STORE_ERROR = 50001
 
 
-class RegistryError(Exception):
+class RegistryError(TillflowError):
     """A request the registry refuses: HTTP ``status``, Confluent ``code`` and ``message``."""
 
     def __init__(self, status: int, code: int, message: str) -> None:

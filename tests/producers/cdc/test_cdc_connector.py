@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from producers.cdc.connector import (
-    ConfigError,
     connector_config,
     connector_document,
     engine_properties,
@@ -16,7 +15,8 @@ from producers.cdc.connector import (
     postgres_setup_sql,
     redact,
 )
-from producers.cdc.source import CdcSource, SourceError, load_source
+from producers.cdc.source import CdcSource, load_source
+from tillflow.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
 CONNECTORS = ROOT / "deploy" / "connectors"
@@ -137,13 +137,13 @@ tables:
 
 
 def test_a_password_in_the_file_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="password: passwords never go in a source file"):
+    with pytest.raises(ConfigError, match="password: passwords never go in a source file"):
         load_source(_write(tmp_path, BASE + "password: hunter2\n"))
 
 
 def test_password_comes_from_env_or_file_and_is_never_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = load_source(_write(tmp_path, BASE))
-    with pytest.raises(SourceError, match="SHOP_PW is not set"):
+    with pytest.raises(ConfigError, match="SHOP_PW is not set"):
         src.password()
     monkeypatch.setenv("SHOP_PW", "hunter2")
     secret = src.password()
@@ -158,17 +158,17 @@ def test_personal_data_columns_cannot_be_allowlisted(tmp_path: Path) -> None:
     text = BASE.replace(
         "columns: {ticket_id: id, occurred_at", "extra_columns: [customer_email], columns: {ticket_id: id, occurred_at"
     )
-    with pytest.raises(SourceError, match=r"customer_email.*personal data"):
+    with pytest.raises(ConfigError, match=r"customer_email.*personal data"):
         load_source(_write(tmp_path, text))
 
 
 def test_errors_name_the_file_and_key(tmp_path: Path) -> None:
     path = _write(tmp_path, BASE.replace("sku: sku, ", ""))
-    with pytest.raises(SourceError) as info:
+    with pytest.raises(ConfigError) as info:
         load_source(path)
     assert str(path) in str(info.value)
     assert "tables: tables.lines: mapping lacks required field(s) ['sku']" in str(info.value)
-    with pytest.raises(SourceError, match="engine"):
+    with pytest.raises(ConfigError, match="engine"):
         load_source(_write(tmp_path, BASE.replace("engine: postgres", "engine: oracle")))
 
 
