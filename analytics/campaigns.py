@@ -14,7 +14,8 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.catalogue import Catalogue, Store, read_document, validate_document
+from schemas.catalogue import Catalogue, Store
+from tillflow.documents import read_document, validate_document
 from tillflow.errors import ConfigError
 
 

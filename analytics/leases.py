@@ -17,8 +17,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from schemas.catalogue import Catalogue, read_document, validate_document
+from schemas.catalogue import Catalogue
 from schemas.models import Channel, Currency, TicketKind
+from tillflow.documents import read_document, validate_document
 from tillflow.errors import ConfigError
 
 

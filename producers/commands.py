@@ -11,9 +11,9 @@ import typer
 from tillflow.console import err, fail, out, progress
 
 if TYPE_CHECKING:
-    from producers.jsonl import Reject
     from producers.sender import RecordSender
     from schemas.models import Record
+    from tillflow.jsonl import Reject
 
 
 def produce_command(
@@ -30,8 +30,8 @@ def produce_command(
     status 1 and prints how many were rejected. A clean run removes a rejects file left by an earlier run.
     Blank lines are skipped. Nothing is sent to a topic tillflow does not know.
     """
-    from producers.jsonl import Reject, default_rejects_path, read_numbered
     from schemas.topics import topic_spec
+    from tillflow.jsonl import Reject, default_rejects_path, read_numbered
 
     try:
         spec = topic_spec(topic)
@@ -113,7 +113,7 @@ def _send(sender: RecordSender, topic: str, record: Record) -> _SendProblem | No
 
 def _write_rejects(path: Path, bad: list[Reject]) -> None:
     """Write this run's rejects; with none, remove a rejects file an earlier run left (only if it is one)."""
-    from producers.jsonl import is_rejects_file
+    from tillflow.jsonl import is_rejects_file
 
     if bad:
         with path.open("w", encoding="utf-8") as f:

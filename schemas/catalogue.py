@@ -7,16 +7,15 @@ key path and the reason.
 from __future__ import annotations
 
 import difflib
-import tomllib
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.models import Currency
+from tillflow.documents import read_document, validate_document
 from tillflow.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -247,39 +246,6 @@ class Catalogue(_Strict):
             if cam.id == camera_id:
                 return cam
         raise KeyError(f"no camera {camera_id!r} in the catalogue")
-
-
-def format_validation_errors(path: Path, exc: ValidationError) -> str:
-    """One line per problem: ``file: key.path[0]: reason`` (shared by every validated input file)."""
-    lines = []
-    for err in exc.errors():
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{path}: {loc or '(top level)'}: {msg}")
-    return "\n".join(lines)
-
-
-def read_document(path: str | Path, error: type[ValueError] = ValueError) -> Any:
-    """The parsed content of a .yaml, .yml or .toml input file; ``error`` names the file and why it cannot be read."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise error(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        return tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise error(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
-
-
-def validate_document(model: type[M], data: Any, path: Path, error: type[ValueError], expected: str) -> M:
-    """``data`` (a parsed input file) as ``model``; ``error`` names the file, each key path and the reason."""
-    if not isinstance(data, dict):
-        raise error(f"{path}: (top level): expected a mapping with {expected}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise error(format_validation_errors(path, exc)) from None
 
 
 def parse_catalogue(data: Any, path: Path = Path("<catalogue>")) -> Catalogue:

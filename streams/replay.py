@@ -26,7 +26,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from pydantic import ValidationError
 
 from schemas.catalogue import Catalogue
 from schemas.models import Alert, CameraCount, HourlyConversion, PosTicket
@@ -36,6 +35,7 @@ from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from streams.storeops_stage import OpsTopicNames
 from streams.topics import TopicNames
 from tillflow.errors import TillflowError
+from tillflow.jsonl import Reject, read_numbered
 from tillflow.kafka import client_config, consumer_config, endpoints, ensure_topics, producer_config
 from tillflow.settings import Settings
 
@@ -77,21 +77,15 @@ def produce_files(
             if path is None:
                 continue
             serde = sender.serde(topic)
-            with path.open(encoding="utf-8") as fh:
-                for number, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record = model.model_validate_json(line)
-                    except ValidationError as exc:
-                        reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                        bad.write(json.dumps({"file": str(path), "line": number, "error": reason}) + "\n")
-                        rejected += 1
-                        continue
-                    sender.send_raw(target, record.store_id.encode(), serde.encode(record))  # type: ignore[attr-defined]
-                    sent += 1
-                    if sent % 5000 == 0:
-                        progress(5000)
+            for number, _text, record in read_numbered(path, model):
+                if isinstance(record, Reject):
+                    bad.write(json.dumps({"file": str(path), "line": number, "error": record.reason}) + "\n")
+                    rejected += 1
+                    continue
+                sender.send_raw(target, record.store_id.encode(), serde.encode(record))  # type: ignore[attr-defined]
+                sent += 1
+                if sent % 5000 == 0:
+                    progress(5000)
         progress(sent % 5000)
     return sent, rejected
 

@@ -7,14 +7,15 @@ Keys in the file are the setting names below (``kafka_bootstrap = "..."``).
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tillflow.documents import read_document
+from tillflow.errors import ConfigError
 
 CONFIG_ENV = "TILLFLOW_CONFIG"
 
@@ -38,16 +39,12 @@ class _FileSource(PydanticBaseSettingsSource):
         path = self.config_path()
         if path is None:
             return {}
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"config file {path}: cannot read: {exc.strerror}") from None
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
+        data = read_document(path) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"config file {path}: expected a table of settings")
+            raise ConfigError(f"config file {path}: expected a table of settings")
         unknown = sorted(set(data) - set(self.settings_cls.model_fields))
         if unknown:
-            raise ValueError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+            raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
         return data
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:

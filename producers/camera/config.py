@@ -38,6 +38,7 @@ from producers.camera.counting import (
     entering_side,
 )
 from schemas.catalogue import Camera
+from tillflow.documents import validation_problems
 from tillflow.errors import ConfigError
 
 DetectorName = Literal["auto", "yolo", "mog2"]
@@ -178,12 +179,8 @@ def camera_settings(camera: Camera) -> CameraSettings:
     try:
         settings = CameraSettings.model_validate(extra)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"camera {camera.id!r}: {loc + ': ' if loc else ''}{msg}")
-        raise CameraConfigError("\n".join(problems)) from None
+        problems = validation_problems(exc)
+        raise CameraConfigError("\n".join(f"camera {camera.id!r}: {problem}" for problem in problems)) from None
     if camera.role == "entrance" and settings.door_line is None:
         raise CameraConfigError(f"camera {camera.id!r}: door_line: an entrance camera needs a door line")
     return settings

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from producers.cdc.source import CdcSource, TableSpec
 from schemas import money
 from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind, reversed_amounts, signed_by_kind
+from tillflow.documents import validation_reason
 from tillflow.errors import MappingError
 
 ROLES = ("tickets", "lines", "payments")
@@ -449,7 +450,7 @@ class TicketAssembler:
                 kind = None if deleted else self._kind(status)
                 outputs = self._publish(ticket_id, state, kind, pending.ts_ms)
         except (MappingError, ValidationError) as exc:
-            reason = str(exc) if isinstance(exc, MappingError) else _validation_reason(exc)
+            reason = str(exc) if isinstance(exc, MappingError) else validation_reason(exc)
             self.stats["dead_letters"] += 1
             self._pending.pop(ticket_id)
             self._release(pending.refs)
@@ -598,7 +599,3 @@ class TicketAssembler:
 
 def _natural(key: str) -> tuple[int, Any]:
     return (0, int(key)) if key.lstrip("-").isdigit() else (1, key)
-
-
-def _validation_reason(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from enum import StrEnum
 from pathlib import Path, PureWindowsPath
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from schemas.models import _PERSONAL_DATA, PaymentMethod, TicketKind
+from tillflow.documents import read_document, validate_document
 from tillflow.errors import ConfigError
 
 
@@ -281,14 +280,7 @@ _SECRET_KEYS = re.compile(r"password|secret|passwd|pwd", re.IGNORECASE)
 
 def load_source(path: Path) -> CdcSource:
     """Read and validate a source file; a password in the file is refused."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
+    data = read_document(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a table of keys")
     for key in data:
@@ -296,11 +288,4 @@ def load_source(path: Path) -> CdcSource:
             raise ConfigError(f"{path}: {key}: passwords never go in a source file; use password_env or password_file")
     if data.get("path") and not Path(data["path"]).is_absolute():
         data["path"] = str((path.parent / data["path"]).resolve())
-    try:
-        return CdcSource.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+    return validate_document(CdcSource, data, path)

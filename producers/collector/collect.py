@@ -6,14 +6,12 @@ import logging
 import math
 import sqlite3
 import time
-import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from producers.collector.forward import Forwarder
 from producers.collector.spool import Spool, SpoolSink
@@ -21,6 +19,7 @@ from producers.files.parse import LineError, Row, rows_to_tickets
 from producers.files.spec import FileSpec, load_spec
 from producers.files.watch import FileWatcher
 from producers.pos.checkpoint import CheckpointStore
+from tillflow.documents import read_document, validate_document
 from tillflow.errors import ConfigError
 from tillflow.settings import Settings
 
@@ -60,15 +59,8 @@ class CollectorSpec(BaseModel):
 
 
 def load_collector_spec(path: Path) -> CollectorSpec:
-    try:
-        text = path.read_text(encoding="utf-8")
-        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-        spec = CollectorSpec(**(data or {}))
-    except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError, TypeError) as exc:
-        raise CollectorSpecError(f"collector spec {path}: {exc}") from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise CollectorSpecError(f"collector spec {path}: {problems}") from None
+    data = read_document(path, CollectorSpecError)
+    spec = validate_document(CollectorSpec, data or {}, path, CollectorSpecError, "folder or sqlite")
     if (spec.folder is None) == (spec.sqlite is None):
         raise CollectorSpecError(f"collector spec {path}: give exactly one of folder or sqlite")
     base = path.parent

@@ -9,16 +9,15 @@ same ticket number make one ticket, whose ticket-level fields come from its firs
 from __future__ import annotations
 
 import codecs
-import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.catalogue import IanaTimezone
 from schemas.models import Channel, PaymentMethod, TicketKind
+from tillflow.documents import load_document
 from tillflow.errors import ConfigError
 
 TICKET_FIELDS = {
@@ -106,15 +105,5 @@ class FileSpec(BaseModel):
 
 
 def load_spec(path: Path) -> FileSpec:
-    try:
-        text = path.read_text(encoding="utf-8")
-        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(f"spec {path}: cannot read: {exc}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"spec {path}: expected a mapping")
-    try:
-        return FileSpec(**data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors())
-        raise SpecError(f"spec {path}: {problems}") from None
+    """Read and validate a file mapping spec (YAML or TOML)."""
+    return load_document(path, FileSpec, SpecError, "format and fields")

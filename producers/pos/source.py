@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tillflow.documents import load_document
 from tillflow.errors import ConfigError
 
 Vendor = Literal["square", "shopify", "lightspeed", "clover"]
@@ -138,18 +137,4 @@ def _shopify_api_version() -> str:
 
 def load_source(path: Path) -> SourceConfig:
     """Read and validate a source file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"source file {path}: cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"source file {path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"source file {path}: expected a mapping of settings")
-    try:
-        return SourceConfig(**data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"source file {path}: {problems}") from None
+    return load_document(path, SourceConfig, expected="the source's settings")

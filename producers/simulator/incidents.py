@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from producers.jsonl import validation_reason
 from schemas.catalogue import Catalogue, Store
+from tillflow.documents import validation_reason
 from tillflow.errors import ConfigError
 
 IncidentKind = Literal[

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.storeops import ShiftBreak, StaffShift
+from tillflow.documents import validation_reason
 from tillflow.errors import MappingError
 
 _NAMES = re.compile(r"name|nickname|e_?mail|phone|pin|address|birth", re.IGNORECASE)
@@ -66,8 +67,7 @@ def _build(what: str, **fields: Any) -> StaffShift:
     try:
         return StaffShift(**fields)
     except ValidationError as exc:
-        reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in exc.errors())
-        raise ShiftMappingError(f"{what}: {reason}") from None
+        raise ShiftMappingError(f"{what}: {validation_reason(exc, top=what)}") from None
 
 
 def square_timecard(tc: Mapping[str, Any], source: str, stores: Mapping[str, str], ingested_at: datetime) -> StaffShift:

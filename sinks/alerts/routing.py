@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from schemas.catalogue import Catalogue
 from schemas.models import Alert, AlertKind, AlertState, Severity
+from tillflow.documents import validation_lines
 from tillflow.errors import ConfigError
 
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -214,11 +215,7 @@ def parse_routes(data: object, path: Path = Path("<routes>"), env: dict[str, str
     except RoutingError as exc:
         raise RoutingError(f"{path}: {exc}") from None
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            problems.append(f"{path}: {loc}: {err['msg'].removeprefix('Value error, ')}")
-        raise RoutingError("\n".join(problems)) from None
+        raise RoutingError(validation_lines(path, exc)) from None
 
 
 def load_routes(path: Path) -> RoutingConfig:

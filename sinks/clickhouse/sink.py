@@ -30,6 +30,7 @@ from schemas.serde import DecodeError
 from sinks.clickhouse.mapping import COLUMNS, TOPIC_TABLES, LocalClock, Mapped, MappingError, columns_for
 from sinks.metrics import BATCH_ROWS, CONSUMER_LAG, ERRORS, FLUSH_SECONDS, LAST_FLUSH, RECORDS
 from tillflow.dlq import DeadLetter
+from tillflow.documents import validation_reason
 from tillflow.errors import SinkError
 from tillflow.retry import backoff_delays
 
@@ -91,11 +92,7 @@ def is_data_error(exc: BaseException) -> bool:
 def short_reason(exc: BaseException) -> str:
     """One line naming what was wrong: pydantic errors as ``field: message``, others as their text."""
     if isinstance(exc, ValidationError):
-        parts = []
-        for item in exc.errors():
-            loc = ".".join(str(p) for p in item["loc"]) or "(record)"
-            parts.append(f"{loc}: {item['msg'].removeprefix('Value error, ')}")
-        return f"invalid {exc.title}: " + "; ".join(parts)
+        return f"invalid {exc.title}: {validation_reason(exc, top='(record)')}"
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if not text.startswith(("Code:", type(exc).__name__)) else text
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from producers.simulator import SimulationConfig, simulate
 from schemas.models import CameraCount, PosTicket
 from schemas.serde import TopicSerde, registry_client
-from tests.producers.test_jsonl import GOOD_TICKET, bad_file
+from tests.support.records import GOOD_TICKET, bad_file
 from tillflow.cli import app
 from tillflow.kafka import consumer_config, endpoints
 from tillflow.settings import Settings
@@ -130,11 +130,11 @@ def test_produce_rejects_what_avro_cannot_hold_and_sends_the_rest(stack_env: Set
     reasons = [r["reason"] for r in rejects]
     assert reasons[0] == "gross_amount: Input should be less than or equal to 9223372036854775807"
     assert reasons[1] == "tax_amount: expected a number, got bool True"
-    assert reasons[2] == "lines.0.quantity: Input should be a finite number"
+    assert reasons[2] == "lines[0].quantity: Input should be a finite number"
     # a lone surrogate is refused by the bounded string field itself, which names the field
     assert (
         reasons[3]
-        == "lines.0.description: Input should be a valid string, unable to parse raw data as a unicode string"
+        == "lines[0].description: Input should be a valid string, unable to parse raw data as a unicode string"
     )
     messages = read_topic(stack_env, "pos.tickets", before)
     serde = TopicSerde(registry_client(endpoints(stack_env).registry_url), "pos.tickets")

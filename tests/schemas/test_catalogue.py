@@ -100,7 +100,7 @@ def test_a_currency_the_catalogue_accepts_is_one_tickets_accept():
     from pydantic import ValidationError
 
     from schemas.models import ISO_4217_CODES, PosTicket
-    from tests.producers.test_jsonl import GOOD_TICKET
+    from tests.support.records import GOOD_TICKET
 
     for code in [*sorted(ISO_4217_CODES), "eur", "XAU", "EURO", "", "ABC"]:
         data = {"stores": [{**GOOD["stores"][1], "currency": code}]}

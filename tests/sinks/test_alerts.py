@@ -102,7 +102,8 @@ def test_routing_rejects_unknown_kind_severity_and_state() -> None:
     for key, value, known in (("kind", "SALES_DROPP", "SALES_DROP"), ("severity", "critical", "CRITICAL"),
                               ("state", "OPEN", "FIRING")):  # fmt: skip
         routes = [{"match": {}, "channels": ["audit"]}, {"match": {key: [value]}, "channels": ["ops"]}]
-        with pytest.raises(RoutingError, match=rf"routes\.1\.match\.{key}: unknown {key} '{value}'; one of .*{known}"):
+        expected = rf"routes\[1\]\.match\.{key}: unknown {key} '{value}'; one of .*{known}"
+        with pytest.raises(RoutingError, match=expected):
             parse_routes({"channels": ROUTES["channels"], "routes": routes}, Path("r.yaml"), env)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from schemas.models import Record, redact_personal_data
+from tillflow.documents import validation_reason
 
 
 @dataclass(frozen=True)
@@ -22,16 +23,6 @@ class Reject:
 
     def to_json(self) -> dict[str, object]:
         return {"line": self.line, "reason": self.reason, "original": self.original}
-
-
-def validation_reason(exc: ValidationError) -> str:
-    """A pydantic error as one line: ``loc: message; loc: message``."""
-    problems = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        problems.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(problems)
 
 
 def parse_line(text: str, model: type[Record]) -> Record:
