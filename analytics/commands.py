@@ -208,8 +208,8 @@ def _issue_forecasts(settings: Any, catalogue: Any, stores: list[str], issued: d
                       f"sales {format_minor(f.net_revenue, f.currency or 'EUR')}", highlight=False)  # fmt: skip
         out.print(f"issued {what} at {issued:%Y-%m-%d %H:%M:%S%z} (dry run, not sent)")
         return None
-    from producers.sender import DeliveryError, RecordSender
     from tillflow.kafka import StackNotRunning
+    from tillflow.sender import DeliveryError, RecordSender
 
     try:
         sender = RecordSender(settings)

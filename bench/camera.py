@@ -121,9 +121,9 @@ def pipeline(
 def kafka_rates(records: int) -> tuple[Rate, Rate]:
     from confluent_kafka import Producer
 
-    from producers.sender import RecordSender
     from tillflow.devstack import down, up
     from tillflow.kafka import endpoints, producer_config
+    from tillflow.sender import RecordSender
 
     settings = Settings(state_dir=Path(tempfile.mkdtemp(prefix="bench-camera-")), topic_partitions=3)
     up(settings, timeout=60)

@@ -82,7 +82,6 @@ def main(argv: list[str] | None = None) -> None:
 
     from confluent_kafka import Consumer
 
-    from producers.sender import RecordSender
     from producers.simulator import SimulationConfig, simulate
     from schemas.catalogue import load_catalogue
     from sinks.clickhouse.connection import connect
@@ -93,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     from streams.topics import TopicNames
     from tillflow.devstack import down, up
     from tillflow.kafka import consumer_config
+    from tillflow.sender import RecordSender
 
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)

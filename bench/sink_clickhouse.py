@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv or [])  # `python -m bench` calls main() with no arguments: the defaults
 
-    from producers.sender import RecordSender
     from sinks.clickhouse.connection import connect
     from sinks.clickhouse.migrate import load_stores, migrate
     from tillflow.devstack import down, up
+    from tillflow.sender import RecordSender
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(state_dir=Path(tmp), catalogue=CATALOGUE, topic_partitions=6, sink_batch_rows=5000)

@@ -11,9 +11,9 @@ import typer
 from tillflow.console import err, fail, out, progress
 
 if TYPE_CHECKING:
-    from producers.sender import RecordSender
     from schemas.models import Record
     from tillflow.jsonl import Reject
+    from tillflow.sender import RecordSender
 
 
 def produce_command(
@@ -42,7 +42,7 @@ def produce_command(
     rejects_path = rejects or default_rejects_path(file)
     if rejects_path.resolve() == file.resolve():
         fail(f"--rejects {rejects_path} is the input file")
-    from producers.sender import DeliveryError, RecordSender
+    from tillflow.sender import DeliveryError, RecordSender
     from tillflow.settings import load_settings
 
     bad: list[Reject] = []

@@ -86,9 +86,10 @@ def schemas_register(
     from confluent_kafka.schema_registry.error import SchemaRegistryError
     from rich.markup import escape
 
-    from schemas.serde import registry_client, schema_text
+    from schemas.serde import schema_text
     from schemas.topics import TOPICS
     from tillflow.devstack import read_stack
+    from tillflow.kafka import registry_from_settings
     from tillflow.settings import load_settings
 
     settings = load_settings()
@@ -97,9 +98,7 @@ def schemas_register(
         url = settings.registry_url or (stack or {}).get("registry", {}).get("url")
     if not url:
         fail("no registry: set TILLFLOW_REGISTRY_URL, pass --url, or start the local stack (tillflow dev up)")
-    auth = settings.registry_basic_auth.get_secret_value() if settings.registry_basic_auth else None
-    ca = str(settings.registry_ssl_ca_location) if settings.registry_ssl_ca_location else None
-    client = registry_client(url, auth, ca)  # type: ignore[arg-type]
+    client = registry_from_settings(settings, url)
     refused = 0
     for spec in TOPICS.values():
         schema = Schema(schema_text(spec.model.avro_name), "AVRO")

@@ -190,7 +190,7 @@ def backfill(
                 fh.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
         out.print(f"{len(records)} hours recomputed -> {out_file}")
         return
-    from producers.sender import RecordSender
+    from tillflow.sender import RecordSender
 
     with RecordSender(settings) as sender:
         sent = sender.send_many(CONVERSION_HOURLY, records)

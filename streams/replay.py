@@ -36,7 +36,14 @@ from streams.storeops_stage import OpsTopicNames
 from streams.topics import TopicNames
 from tillflow.errors import TillflowError
 from tillflow.jsonl import Reject, read_numbered
-from tillflow.kafka import client_config, consumer_config, endpoints, ensure_topics, producer_config
+from tillflow.kafka import (
+    client_config,
+    consumer_config,
+    endpoints,
+    ensure_topics,
+    producer_config,
+    registry_from_settings,
+)
 from tillflow.settings import Settings
 
 
@@ -65,7 +72,7 @@ def produce_files(
     shifts: Path | None = None,
 ) -> tuple[int, int]:
     """Validate and produce the files (either may be None); invalid lines are appended to ``rejects``."""
-    from producers.sender import RecordSender
+    from tillflow.sender import RecordSender
 
     sent = rejected = 0
     with RecordSender(settings) as sender, rejects.open("a", encoding="utf-8") as bad:
@@ -208,9 +215,7 @@ def wait_processed(
 
 def read_outputs(settings: Settings, names: TopicNames) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every record of a run's conversion and alerts topics, decoded."""
-    from schemas.serde import registry_client
-
-    registry = registry_client(endpoints(settings).registry_url)
+    registry = registry_from_settings(settings)
     partitions = settings.topic_partitions
     conversions = _read_all(settings, names.conversion, partitions, TopicSerde(registry, CONVERSION_HOURLY))
     alerts = _read_all(settings, names.alerts, partitions, TopicSerde(registry, ALERTS))
@@ -219,9 +224,7 @@ def read_outputs(settings: Settings, names: TopicNames) -> tuple[list[dict[str, 
 
 def read_ops(settings: Settings, names: TopicNames) -> list[dict[str, Any]]:
     """Every record of a run's storeops.hourly topic, decoded."""
-    from schemas.serde import registry_client
-
-    registry = registry_client(endpoints(settings).registry_url)
+    registry = registry_from_settings(settings)
     topic = OpsTopicNames.of(names).storeops
     return _read_all(settings, topic, settings.topic_partitions, TopicSerde(registry, STOREOPS_HOURLY))
 

@@ -9,7 +9,9 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from schemas.serde import registry_client
 from schemas.topics import TOPICS, deadletter_topic
 from tillflow.errors import ConfigError, UnavailableError
 from tillflow.settings import Settings
@@ -49,6 +51,14 @@ def endpoints(settings: Settings) -> Endpoints:
             "or set TILLFLOW_KAFKA_BOOTSTRAP and TILLFLOW_REGISTRY_URL"
         ) from None
     return Endpoints(stack["kafka"]["bootstrap"], settings.registry_url or stack["registry"]["url"], local=True)
+
+
+def registry_from_settings(settings: Settings, url: str | None = None) -> SchemaRegistryClient:
+    """The schema registry client of ``settings``: its URL (``url``, else the configured or local stack's),
+    basic auth and CA. The one place a registry client is built from the settings."""
+    auth = settings.registry_basic_auth.get_secret_value() if settings.registry_basic_auth else None
+    ca = str(settings.registry_ssl_ca_location) if settings.registry_ssl_ca_location else None
+    return registry_client(url or endpoints(settings).registry_url, auth, ca)
 
 
 def client_config(settings: Settings, bootstrap: str | None = None) -> dict[str, Any]:

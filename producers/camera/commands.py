@@ -110,8 +110,8 @@ def camera_run(
     if out_file is not None:
         sink = JsonlSink(out_file)
     else:
-        from producers.sender import RecordSender
         from tillflow.kafka import StackNotRunning
+        from tillflow.sender import RecordSender
 
         try:
             sink = KafkaSink(RecordSender(settings), settings.camera_flush_interval_s)

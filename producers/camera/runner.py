@@ -21,10 +21,10 @@ from producers.camera.config import CameraSettings
 from producers.camera.counting import FrameCount, LineCounter, Stitching, Track
 from producers.camera.detectors import PersonTracker
 from producers.camera.stream import Frame, State, StreamHealth, VideoStream
-from producers.sender import RecordSender
 from schemas.catalogue import Camera
 from schemas.models import CameraCount
 from schemas.topics import CAMERA_COUNTS
+from tillflow.sender import RecordSender
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class JsonlSink:
 
 
 class KafkaSink:
-    """Counts to ``camera.counts`` through :class:`~producers.sender.RecordSender`, flushed every interval."""
+    """Counts to ``camera.counts`` through :class:`~tillflow.sender.RecordSender`, flushed every interval."""
 
     def __init__(self, sender: RecordSender, flush_interval: float = 1.0) -> None:
         self.sender = sender

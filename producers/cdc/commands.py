@@ -375,8 +375,8 @@ def cdc_poll(
     from producers.cdc import metrics
     from producers.cdc.engine import ensure_raw_topics
     from producers.cdc.poller import Poller
-    from producers.sender import RecordSender
     from tillflow.retry import pause
+    from tillflow.sender import RecordSender
 
     settings = load_settings()
     source = _source(source_file)

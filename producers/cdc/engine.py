@@ -18,9 +18,9 @@ from confluent_kafka.admin import AdminClient
 from producers.cdc import metrics
 from producers.cdc.connector import engine_properties
 from producers.cdc.source import CdcSource
-from producers.sender import RecordSender
 from tillflow.errors import SourceError
 from tillflow.kafka import client_config, endpoints, ensure_topics
+from tillflow.sender import RecordSender
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)

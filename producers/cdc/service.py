@@ -24,10 +24,10 @@ from producers.cdc import metrics
 from producers.cdc.engine import ensure_raw_topics
 from producers.cdc.normalize import DeadLetter, Emit, Output, TicketAssembler, TicketState
 from producers.cdc.source import CdcSource
-from producers.sender import RecordSender
 from schemas.topics import POS_TICKETS, deadletter_topic
 from tillflow.errors import UnavailableError
 from tillflow.kafka import consumer_config, endpoints
+from tillflow.sender import RecordSender
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)

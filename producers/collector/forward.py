@@ -21,10 +21,10 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 
 from producers.collector.spool import Spool
-from producers.sender import RecordSender
 from producers.tail import CLOCK_MARGIN, end_offsets, header_values_since
 from schemas.topics import POS_TICKETS, topic_spec
 from tillflow.retry import backoff
+from tillflow.sender import RecordSender
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)

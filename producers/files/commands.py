@@ -43,9 +43,9 @@ def watch(
     from producers.pos.checkpoint import CheckpointStore
     from producers.pos.metrics import REJECTED, TICKETS
     from producers.pos.sink import KafkaSink
-    from producers.sender import RecordSender
     from tillflow.metrics import serve_metrics
     from tillflow.retry import backoff, pause
+    from tillflow.sender import RecordSender
     from tillflow.settings import load_settings
 
     file_spec = load_spec(spec)

@@ -25,10 +25,10 @@ from producers.files.parse import LineError, parse_file
 from producers.files.spec import FileSpec
 from producers.pos.checkpoint import CheckpointStore
 from producers.pos.sink import TicketSink, note_inflight, reconcile_inflight
-from producers.sender import DeliveryError
 from schemas.models import PosTicket
 from schemas.serde import RegistryUnavailable
 from tillflow.errors import UnavailableError
+from tillflow.sender import DeliveryError
 
 log = logging.getLogger(__name__)
 BATCH = 500

@@ -72,8 +72,8 @@ def poll(
     from producers.pos.sink import KafkaSink
     from producers.pos.source import load_source, parse_duration
     from producers.pos.vendors import adapter_for
-    from producers.sender import DeliveryError, RecordSender
     from tillflow.metrics import serve_metrics
+    from tillflow.sender import DeliveryError, RecordSender
     from tillflow.settings import load_settings
 
     cfg = load_source(source)

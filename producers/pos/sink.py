@@ -11,10 +11,10 @@ import time
 from typing import Any, Protocol
 
 from producers.pos.checkpoint import CheckpointStore, fingerprint
-from producers.sender import RecordSender
 from producers.tail import CLOCK_MARGIN, end_offsets, header_values_since
 from schemas.models import _PERSONAL_DATA, PosTicket
 from schemas.topics import POS_TICKETS, deadletter_topic
+from tillflow.sender import RecordSender
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)

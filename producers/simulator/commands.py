@@ -142,7 +142,7 @@ def simulate_command(
         write_incidents(out_dir / INCIDENTS_FILE, truth)
         target = str(out_dir)
     else:
-        from producers.sender import RecordSender
+        from tillflow.sender import RecordSender
 
         try:
             sink = RecordSender(settings)

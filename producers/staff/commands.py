@@ -41,10 +41,10 @@ def poll_shifts(
     from producers.pos.schedule import run_every
     from producers.pos.source import load_source, parse_duration
     from producers.pos.vendors import adapter_for
-    from producers.sender import DeliveryError, RecordSender
     from producers.staff.metrics import SHIFT_SYNC_ERRORS, SHIFTS, SHIFTS_LAST_SUCCESS, SHIFTS_REJECTED
     from producers.staff.poller import KafkaShiftSink, ShiftPoller, labor_auth
     from tillflow.metrics import serve_metrics
+    from tillflow.sender import DeliveryError, RecordSender
     from tillflow.settings import load_settings
 
     cfg = load_source(source)
@@ -111,12 +111,12 @@ def watch_rota(
     a changed row (a clock-out, deleted=1) is published again.
     """
     from producers.pos.checkpoint import CheckpointStore
-    from producers.sender import RecordSender
     from producers.staff.metrics import SHIFTS, SHIFTS_REJECTED
     from producers.staff.poller import KafkaShiftSink
     from producers.staff.rota import RotaSpec, RotaWatcher
     from schemas.catalogue import load_catalogue
     from tillflow.retry import pause
+    from tillflow.sender import RecordSender
     from tillflow.settings import load_settings
 
     settings = load_settings()

@@ -41,8 +41,8 @@ def serve(
     from producers.pos.sink import KafkaSink
     from producers.pos.source import load_source
     from producers.pos.vendors import adapter_for
-    from producers.sender import RecordSender
     from producers.webhooks.service import Endpoint, SeenEvents, make_app
+    from tillflow.sender import RecordSender
     from tillflow.settings import load_settings
 
     settings = load_settings()

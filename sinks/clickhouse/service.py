@@ -27,6 +27,7 @@ from sinks.clickhouse.mapping import timezones_of
 from sinks.clickhouse.migrate import DEFAULT_DIR, load_stores, migrate
 from sinks.clickhouse.sink import ClickHouseSink, SinkStats
 from tillflow.dlq import DeadLetter, dead_letter_record
+from tillflow.kafka import registry_from_settings
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def prepare(settings: Settings, client: Any) -> int:
 
 def dead_letter_sender(settings: Settings, sink: str) -> Callable[[list[DeadLetter]], None]:
     """Sends dead letters to ``<topic>.dlq`` and waits until the broker acknowledged every one."""
-    from producers.sender import RecordSender
+    from tillflow.sender import RecordSender
 
     sender = RecordSender(settings)
 
@@ -74,18 +75,9 @@ def dead_letter_sender(settings: Settings, sink: str) -> Callable[[list[DeadLett
     return send
 
 
-def _registry(settings: Settings) -> Any:
-    from schemas.serde import registry_client
-    from tillflow.kafka import endpoints
-
-    auth = settings.registry_basic_auth.get_secret_value() if settings.registry_basic_auth else None
-    ca = str(settings.registry_ssl_ca_location) if settings.registry_ssl_ca_location else None
-    return registry_client(endpoints(settings).registry_url, auth, ca)
-
-
 def decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Callable[[bytes | None], Record]]:
     """Model decoder per consumed topic; ``topics`` maps consumed name to tillflow topic (whose schema applies)."""
-    registry = _registry(settings)
+    registry = registry_from_settings(settings)
     return {name: TopicSerde(registry, logical, auto_register=False).decode_model for name, logical in topics.items()}
 
 
@@ -93,7 +85,7 @@ def plain_decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Call
     """Plain-value decoder per consumed topic (what the columnar mapping reads: timestamps as epoch ms)."""
     from schemas.serde import PlainDecoder
 
-    registry = _registry(settings)
+    registry = registry_from_settings(settings)
     return {
         name: PlainDecoder(TopicSerde(registry, logical, auto_register=False)).decode
         for name, logical in topics.items()

@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from producers.sender import RecordSender
 from schemas.models import Record
 from schemas.topics import TOPICS, deadletter_topic
 from tillflow.kafka import client_config, consumer_config, ensure_topics
+from tillflow.sender import RecordSender
 from tillflow.settings import Settings
 
 

@@ -19,7 +19,6 @@ from producers.pos.http import TokenFile
 from producers.pos.poller import Poller, make_client
 from producers.pos.sink import KafkaSink
 from producers.pos.vendors import adapter_for
-from producers.sender import RecordSender
 from producers.tail import CLOCK_MARGIN, bounded_ends, end_offsets, header_values_since
 from schemas.topics import POS_TICKETS
 from tests.producers.pos.broker import Broker, broker, read_tickets
@@ -27,6 +26,7 @@ from tests.producers.pos.test_poller import add_refund, add_sale, config, sale_i
 from tests.producers.pos.vendor_server import vendor_server
 from tillflow.cli import app
 from tillflow.kafka import client_config
+from tillflow.sender import RecordSender
 from tillflow.settings import Settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)

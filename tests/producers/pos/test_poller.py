@@ -29,9 +29,9 @@ from producers.pos.poller import Poller, make_client
 from producers.pos.sink import scrub
 from producers.pos.source import Auth, Secret, SourceConfig
 from producers.pos.vendors import adapter_for, load_position
-from producers.sender import DeliveryError
 from schemas.models import PosTicket
 from tests.producers.pos.vendor_server import VendorState, vendor_server
+from tillflow.sender import DeliveryError
 
 T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=3)

@@ -33,12 +33,12 @@ from producers.pos.poller import Poller, make_client
 from producers.pos.sink import KafkaSink
 from producers.pos.source import Secret, SourceConfig, WebhookConfig
 from producers.pos.vendors import adapter_for
-from producers.sender import RecordSender
 from producers.webhooks.service import Endpoint, SeenEvents, make_app
 from producers.webhooks.verify import Refused, notices, verify
 from tests.producers.pos.broker import Broker, broker, read_tickets
 from tests.producers.pos.test_poller import MERCHANT, add_refund, add_sale, config, sale_id
 from tests.producers.pos.vendor_server import VendorState, vendor_server
+from tillflow.sender import RecordSender
 from tillflow.settings import Settings
 
 __all__ = ["broker"]  # the fixture

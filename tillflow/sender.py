@@ -1,7 +1,7 @@
 """Sending validated records to a topic: Avro in Confluent wire format, keyed, idempotent, acknowledged.
 
-Every producer (simulator, file import, pollers, CDC normalizer, camera) uses :class:`RecordSender`, so
-partitioning, framing and delivery checks are the same everywhere.
+Every producer (simulator, file import, pollers, CDC normalizer, camera), the streams replay and the sinks use
+:class:`RecordSender`, so partitioning, framing and delivery checks are the same everywhere.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.models import Record
-from schemas.serde import TopicSerde, registry_client
+from schemas.serde import TopicSerde
 from schemas.topics import topic_spec
 from tillflow.errors import UnavailableError
-from tillflow.kafka import endpoints, producer_config
+from tillflow.kafka import endpoints, producer_config, registry_from_settings
 from tillflow.settings import Settings
 
 
@@ -28,9 +28,7 @@ class RecordSender:
 
     def __init__(self, settings: Settings, **producer_overrides: Any) -> None:
         ep = endpoints(settings)
-        auth = settings.registry_basic_auth.get_secret_value() if settings.registry_basic_auth else None
-        ca = str(settings.registry_ssl_ca_location) if settings.registry_ssl_ca_location else None
-        self.registry = registry_client(ep.registry_url, auth, ca)
+        self.registry = registry_from_settings(settings, ep.registry_url)
         conf = producer_config(settings, ep.bootstrap, **producer_overrides)
         self.producer = Producer(conf)
         timeout_ms = int(conf.get("message.timeout.ms", conf.get("delivery.timeout.ms", 300_000)))
