@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from tillflow.console import err, fail, out
+from tillflow.lifecycle import stop_on_signals
 from tillflow.settings import load_settings
 
 
@@ -33,7 +34,7 @@ def statements(
     from analytics.warehouse import issue_statements, mall_statements
     from schemas.catalogue import load_catalogue
     from schemas.models import format_minor
-    from sinks.clickhouse.connection import connect
+    from tillflow.clickhouse import connect
     from tillflow.extras import missing_extra
 
     problem = missing_extra("the statements PDF", "fpdf")
@@ -90,7 +91,7 @@ def lift(
     from analytics.campaigns import load_calendar
     from analytics.warehouse import campaign_lift, load_campaigns
     from schemas.catalogue import load_catalogue
-    from sinks.clickhouse.connection import connect
+    from tillflow.clickhouse import connect
 
     settings = load_settings()
     try:
@@ -143,7 +144,6 @@ def forecast(
     today's complete hours so far. Each issue supersedes the last: run it hourly (--every 3600, or a timer).
     With --every a failed issue (ClickHouse or Kafka away) is reported and the next one is tried on time.
     """
-    import signal
 
     from schemas.catalogue import load_catalogue
     from tillflow.retry import pause
@@ -169,23 +169,13 @@ def forecast(
         if problem:
             fail(problem)
         return
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        while not stopping:
+    with stop_on_signals() as stop:
+        while not stop.is_set():
             problem = _issue_forecasts(settings, catalogue, stores, datetime.now(UTC), dry_run)
             if problem:
                 err.print(f"forecast not issued: {problem}", highlight=False, soft_wrap=True)
-            if pause(every, lambda: stopping):
+            if pause(every, stop.is_set):
                 break
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     err.print("stopped on SIGTERM")
 
 
@@ -194,7 +184,7 @@ def _issue_forecasts(settings: Any, catalogue: Any, stores: list[str], issued: d
     from analytics.warehouse import store_forecasts
     from schemas.models import format_minor
     from schemas.topics import FORECAST_HOURLY
-    from sinks.clickhouse.connection import connect
+    from tillflow.clickhouse import connect
 
     try:
         found = store_forecasts(connect(settings), catalogue, stores, issued.astimezone(UTC))

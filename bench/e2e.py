@@ -84,12 +84,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from producers.simulator import SimulationConfig, simulate
     from schemas.catalogue import load_catalogue
-    from sinks.clickhouse.connection import connect
     from sinks.clickhouse.migrate import load_stores, migrate
     from sinks.clickhouse.service import build_sink
     from streams.batch import recompute
     from streams.replay import _committed, run_topics, start_worker, stop_worker, wait_processed
     from streams.topics import TopicNames
+    from tillflow.clickhouse import connect
     from tillflow.devstack import down, up
     from tillflow.kafka import consumer_config
     from tillflow.sender import RecordSender

@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv or [])  # `python -m bench` calls main() with no arguments: the defaults
 
-    from sinks.clickhouse.connection import connect
     from sinks.clickhouse.migrate import load_stores, migrate
+    from tillflow.clickhouse import connect
     from tillflow.devstack import down, up
     from tillflow.sender import RecordSender
 

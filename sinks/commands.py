@@ -26,8 +26,8 @@ def clickhouse_migrate(
     Uses TILLFLOW_CLICKHOUSE_URL, else the embedded chDB engine under the state directory.
     """
     from schemas.catalogue import load_catalogue
-    from sinks.clickhouse.connection import clickhouse_dsn, connect, database_name, redacted
     from sinks.clickhouse.migrate import DEFAULT_DIR, applied_versions, load_stores, migrate
+    from tillflow.clickhouse import clickhouse_dsn, connect, database_name, redacted
     from tillflow.errors import TillflowError
 
     settings = load_settings()
@@ -135,8 +135,8 @@ def report(
     """Print a store's day from ClickHouse: one row per store-local hour with footfall, sales and conversion."""
     from rich.table import Table
 
-    from sinks.clickhouse.connection import connect
     from sinks.report import HEADERS, fetch_hours, report_rows
+    from tillflow.clickhouse import connect
 
     try:
         local_date = date.fromisoformat(day)

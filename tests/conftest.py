@@ -81,8 +81,8 @@ def ch_settings(chdb_dir: Path) -> Settings:
 def ch(ch_settings: Settings) -> Iterator[Any]:
     """A migrated database (stores loaded) and a client on it."""
     from schemas.catalogue import load_catalogue
-    from sinks.clickhouse.connection import connect
     from sinks.clickhouse.migrate import load_stores, migrate
+    from tillflow.clickhouse import connect
 
     client = connect(ch_settings, create=True)
     migrate(client)

@@ -22,7 +22,7 @@ from tillflow.console import err, fail
 from tillflow.errors import TillflowError
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND_PACKAGES = ("tillflow", "producers", "schemas", "streams", "sinks", "analytics")
+COMMAND_PACKAGES = ("tillflow", "producers", "streams", "sinks", "analytics")  # schemas/ has none: nothing upward
 
 app = typer.Typer(
     name="tillflow",

@@ -33,6 +33,7 @@ from tillflow import devstack
 from tillflow.board import Board
 from tillflow.errors import UnavailableError
 from tillflow.kafka import consumer_config, endpoints
+from tillflow.lifecycle import raise_keyboard_interrupt, signal_handlers
 from tillflow.settings import CONFIG_ENV, Settings
 
 
@@ -209,13 +210,11 @@ def run(
     env = child_env(settings, os.environ)
     board = Board()
     sizes: dict[str, int] = {}
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while stopping: the summary still comes
-            _run(settings, env, logs, board, sizes, simulate_args(day, seed, fps, day_seconds), keep_running, timeout)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with (
+        signal_handlers(raise_keyboard_interrupt, (signal.SIGTERM, signal.SIGHUP)),
+        contextlib.suppress(KeyboardInterrupt),  # a second Ctrl-C while stopping: the summary still comes
+    ):
+        _run(settings, env, logs, board, sizes, simulate_args(day, seed, fps, day_seconds), keep_running, timeout)
     return {"board": board, "sizes": sizes, "incidents": demo_incidents(day), "env": env, "day": day}
 
 
@@ -226,10 +225,6 @@ def simulate_args(day: date, seed: int, fps: float, day_seconds: float) -> list[
     for incident in demo_incidents(day):
         args += ["--incident", incident]
     return args
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _run(

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from schemas.topics import deadletter_topic
+from tillflow.documents import validation_reason
 
 REASON, STAGE, COMPONENT = "tillflow.dlq.reason", "tillflow.dlq.stage", "tillflow.dlq.component"
 TOPIC, PARTITION, OFFSET = "tillflow.dlq.topic", "tillflow.dlq.partition", "tillflow.dlq.offset"
@@ -64,3 +67,11 @@ def dead_letter_record(letter: DeadLetter, component: str, topic: str | None = N
     return DeadLetterRecord(
         topic or deadletter_topic(letter.topic), letter.key, letter.value or b"", letter.headers(component)
     )
+
+
+def short_reason(exc: BaseException) -> str:
+    """A dead letter's reason on one line: pydantic errors as ``field: message``, others as their text."""
+    if isinstance(exc, ValidationError):
+        return f"invalid {exc.title}: {validation_reason(exc, top='(record)')}"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if not text.startswith(("Code:", type(exc).__name__)) else text

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from schemas.serde import registry_client
+from schemas.models import Record
+from schemas.serde import TopicSerde, registry_client
 from schemas.topics import TOPICS, deadletter_topic
 from tillflow.errors import ConfigError, UnavailableError
 from tillflow.settings import Settings
@@ -150,3 +152,26 @@ def ensure_topics(admin: AdminClient, wanted: dict[str, int], replication_factor
                 if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise
     return result
+
+
+class Located(Protocol):
+    """Where a consumed record was: its topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def commit_offsets(items: Sequence[Located]) -> list[tuple[str, int, int]]:
+    """(topic, partition, next offset) per partition: one past the highest offset consumed."""
+    top: dict[tuple[str, int], int] = {}
+    for item in items:
+        key = (item.topic, item.partition)
+        top[key] = max(top.get(key, -1), item.offset)
+    return [(t, p, o + 1) for (t, p), o in sorted(top.items())]
+
+
+def decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Callable[[bytes | None], Record]]:
+    """Model decoder per consumed topic; ``topics`` maps consumed name to tillflow topic (whose schema applies)."""
+    registry = registry_from_settings(settings)
+    return {name: TopicSerde(registry, logical, auto_register=False).decode_model for name, logical in topics.items()}

@@ -7,12 +7,28 @@ Each area defines its own metric objects next to its code (``prometheus_client.C
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import start_http_server
 
+if TYPE_CHECKING:
+    from tillflow.settings import Settings
+
 log = logging.getLogger(__name__)
 _started: dict[int, Any] = {}
+
+
+def serve_configured_metrics(settings: Settings, announce: Callable[[str], None] | None = None) -> int | None:
+    """Serve ``/metrics`` when the settings name a port (``TILLFLOW_METRICS_PORT``); the bound port, else None.
+
+    ``announce`` (for example a console's print) is told the URL."""
+    if settings.metrics_port is None:
+        return None
+    port = serve_metrics(settings.metrics_port, settings.metrics_host)
+    if announce is not None:
+        announce(f"metrics on http://{settings.metrics_host}:{port}/metrics")
+    return port
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> int:

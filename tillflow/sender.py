@@ -6,7 +6,7 @@ Every producer (simulator, file import, pollers, CDC normalizer, camera), the st
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -14,6 +14,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from schemas.models import Record
 from schemas.serde import TopicSerde
 from schemas.topics import topic_spec
+from tillflow.dlq import DeadLetter, dead_letter_record
 from tillflow.errors import UnavailableError
 from tillflow.kafka import endpoints, producer_config, registry_from_settings
 from tillflow.settings import Settings
@@ -107,3 +108,16 @@ class RecordSender:
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self.flush()
+
+
+def dead_letter_sender(settings: Settings, component: str) -> Callable[[list[DeadLetter]], None]:
+    """Sends dead letters to ``<topic>.dlq`` and waits until the broker acknowledged every one."""
+    sender = RecordSender(settings)
+
+    def send(letters: list[DeadLetter]) -> None:
+        for letter in letters:
+            record = dead_letter_record(letter, component)
+            sender.send_raw(record.topic, record.key, record.value, record.headers)
+        sender.flush()
+
+    return send

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from tillflow.console import err, error, fail, out
 from tillflow.errors import TillflowError
+from tillflow.lifecycle import TERMINATE_OR_INTERRUPT, stop_on_signals
+from tillflow.metrics import serve_configured_metrics
 from tillflow.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -302,25 +304,6 @@ def delete(
     _for_each(source_files, lambda path: _delete_one(path, url, drop_slot))
 
 
-def _serve_metrics(settings: Settings) -> None:
-    if settings.metrics_port is not None:
-        from tillflow.metrics import serve_metrics
-
-        port = serve_metrics(settings.metrics_port, settings.metrics_host)
-        err.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
-
-
-def _stop_on_signals() -> Callable[[], bool]:
-    """A flag set by SIGTERM or SIGINT, for loops that stop cleanly."""
-    import signal
-    import threading
-
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop.is_set
-
-
 @cdc.command("run")
 def cdc_run(source_file: SourceArg) -> None:
     """Capture a PostgreSQL, MySQL or SQL Server database with the embedded Debezium engine.
@@ -340,9 +323,10 @@ def cdc_run(source_file: SourceArg) -> None:
         runner.start()
     except ImportError as exc:
         fail(f"the embedded engine needs the cdc extra (pip install 'tillflow[cdc]') and Java 17: {exc}")
-    _serve_metrics(settings)
+    serve_configured_metrics(settings, err.print)
     err.print(f"{source.name}: embedded Debezium engine started; raw topics {source.raw_prefix}.*")
-    runner.wait(_stop_on_signals())
+    with stop_on_signals(TERMINATE_OR_INTERRUPT) as stop:
+        runner.wait(stop.is_set)
     out.print(f"{source.name}: stopped after {runner.published} change events")
 
 
@@ -372,10 +356,8 @@ def cdc_poll(
 
     Writes the same raw topics and envelopes as Debezium. What each method can lose: docs/cdc.md.
     """
-    from producers.cdc import metrics
     from producers.cdc.engine import ensure_raw_topics
     from producers.cdc.poller import Poller
-    from tillflow.retry import pause
     from tillflow.sender import RecordSender
 
     settings = load_settings()
@@ -386,8 +368,16 @@ def cdc_poll(
     poller = Poller(source, settings.state_dir / "cdc" / source.name / "poller.sqlite")
     ensure_raw_topics(settings, list(source.raw_topics().values()))
     sender = RecordSender(settings)
-    should_stop = _stop_on_signals()
-    _serve_metrics(settings)
+    serve_configured_metrics(settings, err.print)
+    with stop_on_signals(TERMINATE_OR_INTERRUPT) as stop:
+        _poll_loop(source, poller, sender, once, stop.is_set)
+
+
+def _poll_loop(source: CdcSource, poller: Any, sender: Any, once: bool, should_stop: Callable[[], bool]) -> None:
+    """Poll, send, commit after the broker acknowledged, until ``should_stop`` (or once)."""
+    from producers.cdc import metrics
+    from tillflow.retry import pause
+
     sent = 0
     try:
         while not should_stop():
@@ -499,9 +489,10 @@ def normalize(
     for source in sources:
         group_id = group if group and len(sources) == 1 else (f"{group}-{source.name}" if group else None)
         normalizers.append(Normalizer(settings, source, group_id=group_id))
-    _serve_metrics(settings)
+    serve_configured_metrics(settings, err.print)
     try:
-        run_all(normalizers, idle_exit, _stop_on_signals())
+        with stop_on_signals(TERMINATE_OR_INTERRUPT) as stop:
+            run_all(normalizers, idle_exit, stop.is_set)
     finally:
         for normalizer in normalizers:
             normalizer.close()

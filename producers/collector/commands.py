@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 import typer
 
 from tillflow.console import err, out
+from tillflow.lifecycle import stop_on_signals
 
 
 def collect(
@@ -28,25 +28,18 @@ def collect(
     from producers.collector.collect import Collector, load_collector_spec
     from producers.collector.metrics import update
     from producers.pos.lock import exclusive
-    from tillflow.metrics import serve_metrics
+    from tillflow.metrics import serve_configured_metrics
     from tillflow.settings import load_settings
 
     cfg = load_collector_spec(spec)
     settings = load_settings()
     collector = Collector(cfg, settings)
-    if settings.metrics_port is not None:
-        serve_metrics(settings.metrics_port, settings.metrics_host)
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
+    serve_configured_metrics(settings)
     total = 0
     try:
-        with exclusive(settings.state_dir / "collector" / f"{cfg.name}.lock", f"collector {cfg.name}"):
-            while not stopping:
+        lock = exclusive(settings.state_dir / "collector" / f"{cfg.name}.lock", f"collector {cfg.name}")
+        with stop_on_signals() as stop, lock:
+            while not stop.is_set():
                 taken, sent = collector.step()
                 total += sent
                 update(cfg.name, collector)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from tillflow.console import err, out
+from tillflow.lifecycle import stop_on_signals
 
 EXIT_KAFKA_UNREACHABLE = 2
 files_app = typer.Typer(help="Tickets from POS export files (CSV, XML, TXT, fixed-width).", no_args_is_help=True)
@@ -43,7 +43,7 @@ def watch(
     from producers.pos.checkpoint import CheckpointStore
     from producers.pos.metrics import REJECTED, TICKETS
     from producers.pos.sink import KafkaSink
-    from tillflow.metrics import serve_metrics
+    from tillflow.metrics import serve_configured_metrics
     from tillflow.retry import backoff, pause
     from tillflow.sender import RecordSender
     from tillflow.settings import load_settings
@@ -53,52 +53,50 @@ def watch(
         _dry_run(folder, file_spec, sample)
         return
     settings = load_settings()
-    if settings.metrics_port is not None:
-        serve_metrics(settings.metrics_port, settings.metrics_host)
+    serve_configured_metrics(settings)
 
     sink = KafkaSink(RecordSender(settings), settings)
     store = CheckpointStore(settings.state_dir / "files" / f"{file_spec.name}.sqlite")
     watcher = FileWatcher(file_spec, folder, sink, store)
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
     bad = False
     failures = 0
-    while not stopping:
-        try:
-            outcomes = watcher.scan()
-        except KafkaUnavailable as exc:
-            waiting = len(watcher.ready())
+    with stop_on_signals() as stop:
+        while not stop.is_set():
+            try:
+                outcomes = watcher.scan()
+            except KafkaUnavailable as exc:
+                waiting = len(watcher.ready())
+                if once:
+                    err.print(
+                        f"[red]Kafka unreachable; {waiting} file(s) stay in {folder}:[/red] {exc}", highlight=False
+                    )
+                    store.close()
+                    raise typer.Exit(EXIT_KAFKA_UNREACHABLE) from None
+                # What the producer still holds is dropped; the next try reconciles with the topic and resends.
+                sink.sender.reset()
+                delay = backoff(failures, max(interval, 1.0), 60.0, jitter=True)
+                failures += 1
+                err.print(
+                    f"[red]Kafka unreachable; {waiting} file(s) wait in {folder}, next try in {delay:.1f}s:[/red] "
+                    f"{exc}",
+                    highlight=False,
+                )
+                pause(delay, stop.is_set)
+                continue
+            if failures:
+                out.print("Kafka reachable again")
+                failures = 0
+            for o in outcomes:
+                TICKETS.labels(file_spec.name).inc(o.published)
+                REJECTED.labels(file_spec.name).inc(len(o.errors))
+                where = o.moved_to.parent.name if o.moved_to else "?"
+                out.print(f"{o.name}: {o.tickets} tickets, {o.published} published, {len(o.errors)} errors -> {where}/")
+                for e in o.errors[:5]:
+                    err.print(f"  {o.name}: {e}", highlight=False)
+                bad = bad or bool(o.errors)
             if once:
-                err.print(f"[red]Kafka unreachable; {waiting} file(s) stay in {folder}:[/red] {exc}", highlight=False)
-                store.close()
-                raise typer.Exit(EXIT_KAFKA_UNREACHABLE) from None
-            # What the producer still holds is dropped; the next try reconciles with the topic and resends.
-            sink.sender.reset()
-            delay = backoff(failures, max(interval, 1.0), 60.0, jitter=True)
-            failures += 1
-            err.print(f"[red]Kafka unreachable; {waiting} file(s) wait in {folder}, next try in {delay:.1f}s:[/red] "
-                      f"{exc}", highlight=False)  # fmt: skip
-            pause(delay, lambda: stopping)
-            continue
-        if failures:
-            out.print("Kafka reachable again")
-            failures = 0
-        for o in outcomes:
-            TICKETS.labels(file_spec.name).inc(o.published)
-            REJECTED.labels(file_spec.name).inc(len(o.errors))
-            where = o.moved_to.parent.name if o.moved_to else "?"
-            out.print(f"{o.name}: {o.tickets} tickets, {o.published} published, {len(o.errors)} errors -> {where}/")
-            for e in o.errors[:5]:
-                err.print(f"  {o.name}: {e}", highlight=False)
-            bad = bad or bool(o.errors)
-        if once:
-            break
-        pause(interval, lambda: stopping)
+                break
+            pause(interval, stop.is_set)
     store.close()
     if once and bad:
         raise typer.Exit(1)

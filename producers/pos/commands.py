@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import signal
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +15,7 @@ import typer
 
 from tillflow.console import err, fail, out, progress
 from tillflow.errors import ConfigError
+from tillflow.lifecycle import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def poll(
     from producers.pos.sink import KafkaSink
     from producers.pos.source import load_source, parse_duration
     from producers.pos.vendors import adapter_for
-    from tillflow.metrics import serve_metrics
+    from tillflow.metrics import serve_configured_metrics
     from tillflow.sender import DeliveryError, RecordSender
     from tillflow.settings import load_settings
 
@@ -88,25 +89,15 @@ def poll(
         _dry_run(cfg, start, end, sample)
         return
     settings = load_settings()
-    if settings.metrics_port is not None:
-        serve_metrics(settings.metrics_port, settings.metrics_host)
+    serve_configured_metrics(settings)
     state = settings.state_dir / "pos"
-    stopping = False
-
-    def stopped() -> bool:
-        return stopping
-
+    stop = threading.Event()  # set by SIGTERM: the page being handled (or a wait to retry) is the last
+    stopped = stop.is_set
     store = CheckpointStore(state / f"{cfg.name}.sqlite")
     adapter = adapter_for(cfg)
     client = make_client(cfg, adapter, TokenFile(state / f"{cfg.name}.tokens.json"), stopped=stopped)
     sender = RecordSender(settings)
     poller = Poller(cfg, KafkaSink(sender, settings), store, client, stopped=stopped)
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = signal.signal(signal.SIGTERM, _stop)
 
     def run_once() -> SyncResult | None:
         try:
@@ -150,15 +141,13 @@ def poll(
         return result
 
     try:
-        with exclusive(state / f"{cfg.name}.lock", f"a poller of source {cfg.name}"):
+        with stop_on_signals(stop=stop), exclusive(state / f"{cfg.name}.lock", f"a poller of source {cfg.name}"):
             if interval is None:
                 if run_once() is None:
                     raise typer.Exit(2)
                 return
             run_every(interval.total_seconds(), run_once, stopped)
     finally:
-        if previous is not None:  # None: not installed from Python
-            signal.signal(signal.SIGTERM, previous)
         store.close()
 
 
@@ -281,8 +270,8 @@ def sync_check(
     from producers.pos.source import parse_duration
     from producers.pos.synccheck import TARGET, compare, ingested_tallies, write_rows, zone_lookup
     from schemas.catalogue import load_catalogue
-    from sinks.clickhouse.connection import connect
-    from tillflow.metrics import serve_metrics
+    from tillflow.clickhouse import connect
+    from tillflow.metrics import serve_configured_metrics
     from tillflow.settings import load_settings
 
     settings = load_settings()
@@ -292,8 +281,7 @@ def sync_check(
     if settings.catalogue and settings.catalogue.exists():
         timezones = {s.id: s.timezone for s in load_catalogue(settings.catalogue).stores}
     zone_of = zone_lookup(timezones, "UTC")
-    if settings.metrics_port is not None:
-        serve_metrics(settings.metrics_port, settings.metrics_host)
+    serve_configured_metrics(settings)
 
     def run_once() -> bool:
         client = connect(settings)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from tillflow.console import err, fail, out, progress
+from tillflow.lifecycle import raise_keyboard_interrupt, signal_handlers
 
 
 def load_scenario(path: Path) -> dict[str, Any]:
@@ -154,17 +155,16 @@ def simulate_command(
         hours = f": {len(t.hours)} open store-hour(s)" if t.store_id else ""
         err.print(f"injecting {t.kind} at {where}{hours} from {t.start:%Y-%m-%d %H:%M}Z", highlight=False)
 
-    if settings.metrics_port is not None:
-        from tillflow.metrics import serve_metrics
+    from tillflow.metrics import serve_configured_metrics
 
-        serve_metrics(settings.metrics_port, settings.metrics_host)
+    serve_configured_metrics(settings)
     from producers.simulator.metrics import RUN
 
     total_h = config.days * 24 + 24
     summary = RUN.summary = Summary()
     interrupted = False
-    _stop_on_sigterm()
-    with progress(transient=True) as bar:
+    # SIGTERM is taken like Ctrl-C, so a supervisor stopping the simulator still gets what was sent delivered
+    with signal_handlers(raise_keyboard_interrupt), progress(transient=True) as bar:
         task = bar.add_task(f"simulated hours → {target}", total=total_h, visible=not quiet)
         try:
             for ev in paced(simulate(cat, config), pace):
@@ -177,26 +177,14 @@ def simulate_command(
         finally:
             if out_dir is not None:
                 sink.close()
-    if out_dir is None:
-        sink.flush()
+        if out_dir is None:
+            sink.flush()
     if out_dir is not None:
         (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
     _print_summary(summary, target)
     if interrupted:
         err.print("interrupted: the events above were delivered, the rest of the simulation was not")
         raise typer.Exit(130)
-
-
-def _stop_on_sigterm() -> None:
-    """Treat SIGTERM like Ctrl-C, so a supervisor stopping the simulator still gets what was sent delivered."""
-    import signal
-    import threading
-
-    def _interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _print_summary(summary: Any, target: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import signal
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tillflow.console import err, out
+from tillflow.lifecycle import stop_on_signals
 
 log = logging.getLogger(__name__)
 shifts_app = typer.Typer(
@@ -43,32 +44,22 @@ def poll_shifts(
     from producers.pos.vendors import adapter_for
     from producers.staff.metrics import SHIFT_SYNC_ERRORS, SHIFTS, SHIFTS_LAST_SUCCESS, SHIFTS_REJECTED
     from producers.staff.poller import KafkaShiftSink, ShiftPoller, labor_auth
-    from tillflow.metrics import serve_metrics
+    from tillflow.metrics import serve_configured_metrics
     from tillflow.sender import DeliveryError, RecordSender
     from tillflow.settings import load_settings
 
     cfg = load_source(source)
     interval = parse_duration(every) if every else None
     settings = load_settings()
-    if settings.metrics_port is not None:
-        serve_metrics(settings.metrics_port, settings.metrics_host)
+    serve_configured_metrics(settings)
     state = settings.state_dir / "staff"
     state.mkdir(parents=True, exist_ok=True)
-    stopping = False
-
-    def stopped() -> bool:
-        return stopping
-
+    stop = threading.Event()  # set by SIGTERM
+    stopped = stop.is_set
     store = CheckpointStore(state / f"{cfg.name}.sqlite")
     client = make_client(cfg, labor_auth(adapter_for(cfg)), TokenFile(state / f"{cfg.name}.tokens.json"),
                          stopped=stopped)  # fmt: skip
     poller = ShiftPoller(cfg, KafkaShiftSink(RecordSender(settings)), store, client, stopped=stopped)
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
 
     def run_once() -> Any:
         try:
@@ -87,11 +78,12 @@ def poll_shifts(
         return result
 
     try:
-        if interval is None:
-            if run_once() is None:
-                raise typer.Exit(2)
-            return
-        run_every(interval.total_seconds(), run_once, stopped)
+        with stop_on_signals(stop=stop):
+            if interval is None:
+                if run_once() is None:
+                    raise typer.Exit(2)
+                return
+            run_every(interval.total_seconds(), run_once, stopped)
     finally:
         store.close()
 
@@ -123,26 +115,20 @@ def watch_rota(
     catalogue = load_catalogue(settings.catalogue)
     store = CheckpointStore(settings.state_dir / "staff" / f"{name}.sqlite")
     watcher = RotaWatcher(RotaSpec(name=name), folder, KafkaShiftSink(RecordSender(settings)), store, catalogue)
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
     bad = False
-    while not stopping:
-        for o in watcher.scan():
-            SHIFTS.labels(name).inc(o.published)
-            SHIFTS_REJECTED.labels(name).inc(len(o.errors))
-            where = o.moved_to.parent.name if o.moved_to else "?"
-            out.print(f"{o.name}: {o.tickets} shifts, {o.published} published, {len(o.errors)} errors -> {where}/")
-            for e in o.errors[:5]:
-                err.print(f"  {o.name}: {e}", highlight=False)
-            bad = bad or bool(o.errors)
-        if once:
-            break
-        pause(interval, lambda: stopping)
+    with stop_on_signals() as stop:
+        while not stop.is_set():
+            for o in watcher.scan():
+                SHIFTS.labels(name).inc(o.published)
+                SHIFTS_REJECTED.labels(name).inc(len(o.errors))
+                where = o.moved_to.parent.name if o.moved_to else "?"
+                out.print(f"{o.name}: {o.tickets} shifts, {o.published} published, {len(o.errors)} errors -> {where}/")
+                for e in o.errors[:5]:
+                    err.print(f"  {o.name}: {e}", highlight=False)
+                bad = bad or bool(o.errors)
+            if once:
+                break
+            pause(interval, stop.is_set)
     store.close()
     if once and bad:
         raise typer.Exit(1)

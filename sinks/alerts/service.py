@@ -22,9 +22,9 @@ from schemas.serde import DecodeError
 from sinks.alerts.delivery import send
 from sinks.alerts.outbox import Outbox
 from sinks.alerts.routing import RateLimiter, RoutingConfig, route
-from sinks.clickhouse.sink import commit_offsets, short_reason
 from sinks.metrics import ALERT_DEAD, ALERT_DELIVERIES, ALERT_OUTBOX, RECORDS
-from tillflow.dlq import DeadLetter
+from tillflow.dlq import DeadLetter, short_reason
+from tillflow.kafka import commit_offsets
 from tillflow.retry import backoff
 from tillflow.settings import Settings
 
@@ -182,8 +182,8 @@ class AlertSink:
 
 def build_alert_sink(settings: Settings, config: RoutingConfig, topic: str = "alerts") -> AlertSink:
     from schemas.catalogue import load_catalogue
-    from sinks.clickhouse.service import dead_letter_sender, decoders
-    from tillflow.kafka import consumer_config
+    from tillflow.kafka import consumer_config, decoders
+    from tillflow.sender import dead_letter_sender
 
     catalogue = load_catalogue(settings.catalogue)
     for note in config.warnings(catalogue):
@@ -205,14 +205,13 @@ def build_alert_sink(settings: Settings, config: RoutingConfig, topic: str = "al
 
 def run_alert_sink(settings: Settings, idle_exit: float | None = None) -> AlertStats:
     from sinks.alerts.routing import RoutingError, load_routes
-    from sinks.clickhouse.service import stop_on_signals
-    from tillflow.metrics import serve_metrics
+    from tillflow.lifecycle import TERMINATE_OR_INTERRUPT, stop_on_signals
+    from tillflow.metrics import serve_configured_metrics
 
     if settings.alerts_routes is None:
         raise RoutingError("no routing file: set TILLFLOW_ALERTS_ROUTES (see docs/sinks.md)")
     config = load_routes(settings.alerts_routes)
-    if settings.metrics_port is not None:
-        serve_metrics(settings.metrics_port, settings.metrics_host)
+    serve_configured_metrics(settings)
     sink = build_alert_sink(settings, config)
-    with stop_on_signals(sink.stop_event):
+    with stop_on_signals(TERMINATE_OR_INTERRUPT, sink.stop_event):
         return sink.run(["alerts"], idle_exit=idle_exit)

@@ -31,7 +31,7 @@ def briefing(
     from schemas.catalogue import load_catalogue
     from sinks.briefing.service import build, deliver
     from sinks.briefing.service import save as save_briefing
-    from sinks.clickhouse.connection import connect
+    from tillflow.clickhouse import connect
 
     try:
         local_date = date.fromisoformat(day)
@@ -88,7 +88,7 @@ def sink_briefings(
     from schemas.catalogue import load_catalogue
     from sinks.alerts.routing import RoutingConfig, load_routes
     from sinks.briefing.service import build, deliver, done_briefings, due, save
-    from sinks.clickhouse.connection import connect
+    from tillflow.clickhouse import connect
 
     settings = load_settings()
     catalogue = load_catalogue(settings.catalogue)

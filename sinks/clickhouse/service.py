@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from schemas.catalogue import load_catalogue
-from schemas.models import Record
 from schemas.serde import TopicSerde
 from schemas.topics import (
     ALERTS,
@@ -22,12 +19,14 @@ from schemas.topics import (
     STAFF_SHIFTS,
     STOREOPS_HOURLY,
 )
-from sinks.clickhouse.connection import connect, redacted
 from sinks.clickhouse.mapping import timezones_of
 from sinks.clickhouse.migrate import DEFAULT_DIR, load_stores, migrate
 from sinks.clickhouse.sink import ClickHouseSink, SinkStats
-from tillflow.dlq import DeadLetter, dead_letter_record
+from tillflow.clickhouse import connect, redacted
 from tillflow.kafka import registry_from_settings
+from tillflow.lifecycle import TERMINATE_OR_INTERRUPT, stop_on_signals
+from tillflow.retry import backoff_delays
+from tillflow.sender import dead_letter_sender
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,10 +38,9 @@ def connect_with_retry(settings: Settings, stop: threading.Event, create: bool =
     """A client on tillflow's database, retrying with doubling waits while the server is unreachable."""
     from clickhouse_connect.driver.exceptions import OperationalError
 
-    from sinks.clickhouse.connection import clickhouse_dsn
+    from tillflow.clickhouse import clickhouse_dsn
 
-    delay = settings.sink_retry_initial_seconds
-    while True:
+    for delay in backoff_delays(settings.sink_retry_initial_seconds, settings.sink_retry_max_seconds):
         try:
             return connect(settings, create=create)
         except OperationalError as exc:
@@ -50,7 +48,7 @@ def connect_with_retry(settings: Settings, stop: threading.Event, create: bool =
             log.warning("ClickHouse at %s unreachable (%s); retry in %.1fs", where, exc, delay)
             if stop.wait(delay):
                 raise
-            delay = min(delay * 2, settings.sink_retry_max_seconds)
+    raise AssertionError("backoff_delays is endless")
 
 
 def prepare(settings: Settings, client: Any) -> int:
@@ -58,27 +56,6 @@ def prepare(settings: Settings, client: Any) -> int:
     applied = migrate(client, settings.clickhouse_migrations_dir or DEFAULT_DIR)
     load_stores(client, load_catalogue(settings.catalogue))
     return len(applied)
-
-
-def dead_letter_sender(settings: Settings, sink: str) -> Callable[[list[DeadLetter]], None]:
-    """Sends dead letters to ``<topic>.dlq`` and waits until the broker acknowledged every one."""
-    from tillflow.sender import RecordSender
-
-    sender = RecordSender(settings)
-
-    def send(letters: list[DeadLetter]) -> None:
-        for letter in letters:
-            record = dead_letter_record(letter, sink)
-            sender.send_raw(record.topic, record.key, record.value, record.headers)
-        sender.flush()
-
-    return send
-
-
-def decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Callable[[bytes | None], Record]]:
-    """Model decoder per consumed topic; ``topics`` maps consumed name to tillflow topic (whose schema applies)."""
-    registry = registry_from_settings(settings)
-    return {name: TopicSerde(registry, logical, auto_register=False).decode_model for name, logical in topics.items()}
 
 
 def plain_decoders(settings: Settings, topics: dict[str, str]) -> dict[str, Callable[[bytes | None], dict[str, Any]]]:
@@ -116,13 +93,10 @@ def build_sink(settings: Settings, client: Any, topics: dict[str, str] | None = 
 
 def run_sink(settings: Settings, idle_exit: float | None = None, topics: dict[str, str] | None = None) -> SinkStats:
     """Migrate, then run the sink until SIGTERM/SIGINT (or ``idle_exit`` seconds without records)."""
-    from tillflow.metrics import serve_metrics
+    from tillflow.metrics import serve_configured_metrics
 
-    stop = threading.Event()
-    with stop_on_signals(stop):
-        if settings.metrics_port is not None:
-            port = serve_metrics(settings.metrics_port, settings.metrics_host)
-            log.info("metrics on http://%s:%d/metrics", settings.metrics_host, port)
+    with stop_on_signals(TERMINATE_OR_INTERRUPT) as stop:
+        serve_configured_metrics(settings, log.info)
         client = connect_with_retry(settings, stop)
         prepare(settings, client)
         sink = build_sink(settings, client, topics)
@@ -131,17 +105,3 @@ def run_sink(settings: Settings, idle_exit: float | None = None, topics: dict[st
         stats = sink.run(list(sink.logical_topics), idle_exit=idle_exit)
     log.info("sink stopped after %.1fs: %s", time.monotonic() - started, stats)
     return stats
-
-
-@contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT set ``stop`` (a clean stop: flush, commit, close) while inside; handlers restored after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

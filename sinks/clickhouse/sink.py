@@ -21,16 +21,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from pydantic import ValidationError
 
 from schemas.serde import DecodeError
 from sinks.clickhouse.mapping import COLUMNS, TOPIC_TABLES, LocalClock, Mapped, MappingError, columns_for
 from sinks.metrics import BATCH_ROWS, CONSUMER_LAG, ERRORS, FLUSH_SECONDS, LAST_FLUSH, RECORDS
-from tillflow.dlq import DeadLetter
-from tillflow.documents import validation_reason
+from tillflow.dlq import DeadLetter, short_reason
 from tillflow.errors import SinkError
 from tillflow.retry import backoff_delays
 
@@ -89,14 +87,6 @@ def is_data_error(exc: BaseException) -> bool:
     return error_code(exc) in DATA_ERROR_CODES
 
 
-def short_reason(exc: BaseException) -> str:
-    """One line naming what was wrong: pydantic errors as ``field: message``, others as their text."""
-    if isinstance(exc, ValidationError):
-        return f"invalid {exc.title}: {validation_reason(exc, top='(record)')}"
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if not text.startswith(("Code:", type(exc).__name__)) else text
-
-
 @dataclass
 class Batch:
     """A consumed batch, decoded and mapped: what to insert, what to dead-letter, what to commit."""
@@ -134,21 +124,6 @@ def merge(parts: Sequence[Mapped]) -> Mapped:
                     into.extend(col)
                 out.owners[table].extend(part.owners[table])
     return out
-
-
-class Located(Protocol):
-    topic: str
-    partition: int
-    offset: int
-
-
-def commit_offsets(items: Sequence[Located]) -> list[tuple[str, int, int]]:
-    """(topic, partition, next offset) per partition: one past the highest offset consumed."""
-    top: dict[tuple[str, int], int] = {}
-    for item in items:
-        key = (item.topic, item.partition)
-        top[key] = max(top.get(key, -1), item.offset)
-    return [(t, p, o + 1) for (t, p), o in sorted(top.items())]
 
 
 @dataclass

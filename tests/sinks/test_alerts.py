@@ -20,11 +20,11 @@ from sinks.alerts.outbox import Outbox
 from sinks.alerts.payloads import pagerduty_event, sign, slack_message, teams_message, verify
 from sinks.alerts.routing import RateLimiter, RoutingError, parse_routes, route
 from sinks.alerts.service import AlertSink
-from sinks.clickhouse.service import dead_letter_sender, decoders
 from tests.sinks.conftest import alert
 from tests.sinks.kafka_helpers import make_topics, produce, read_all
 from tests.sinks.vendor_standins import VendorStandIn, pagerduty_problems, slack_problems, teams_problems
-from tillflow.kafka import consumer_config
+from tillflow.kafka import consumer_config, decoders
+from tillflow.sender import dead_letter_sender
 from tillflow.settings import Settings
 
 PD_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"

@@ -119,7 +119,7 @@ def http_clickhouse(chdb_dir: Any) -> Any:
 def test_sink_over_http_survives_an_outage(
     stack: Settings, ch_settings: Settings, ch: Any, http_clickhouse: Any, unique: str
 ) -> None:
-    from sinks.clickhouse.connection import connect
+    from tillflow.clickhouse import connect
 
     topics = make_topics(stack, unique, [POS_TICKETS])
     name = actual(topics, POS_TICKETS)

@@ -46,7 +46,7 @@ def test_migrate_and_report(chdb_dir: Path) -> None:
     latest = f"schema version {max(m.version for m in migrations)}"
     assert again.exit_code == 0 and "up to date" in again.output and latest in again.output
 
-    from sinks.clickhouse.connection import connect
+    from tillflow.clickhouse import connect
 
     client = connect(Settings(state_dir=chdb_dir, clickhouse_database=db))
     records = [hourly(hour=T0 + timedelta(hours=h), transactions=10 + h, final=h < 2) for h in range(3)]

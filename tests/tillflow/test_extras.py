@@ -20,7 +20,7 @@ def test_missing_extra_names_the_extra_and_the_install_command() -> None:
 
 
 def test_embedded_clickhouse_without_chdb_says_which_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from sinks.clickhouse import connection
+    from tillflow import clickhouse as connection
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

@@ -1,0 +1,57 @@
+"""Signal handling for a scope (tillflow/lifecycle.py): the stop is requested, the previous handler comes back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from tillflow.lifecycle import TERMINATE_OR_INTERRUPT, raise_keyboard_interrupt, signal_handlers, stop_on_signals
+
+
+def test_sigterm_sets_the_stop_and_the_previous_handler_is_restored() -> None:
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: seen.append(signum))
+    try:
+        with stop_on_signals() as stop:
+            assert not stop.is_set()
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.wait(5)
+        assert seen == []  # the scope's handler took it
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM]  # the caller's handler is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_given_event_is_the_one_set_and_sigint_can_stop_too() -> None:
+    stop = threading.Event()
+    before = signal.getsignal(signal.SIGINT)
+    with stop_on_signals(TERMINATE_OR_INTERRUPT, stop) as got:
+        assert got is stop
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.wait(5)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_signal_can_be_turned_into_ctrl_c() -> None:
+    with pytest.raises(KeyboardInterrupt), signal_handlers(raise_keyboard_interrupt):
+        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Event().wait(5)
+
+
+def test_outside_the_main_thread_nothing_is_installed() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    inside: list[object] = []
+
+    def run() -> None:
+        with stop_on_signals() as stop:
+            inside.append(signal.getsignal(signal.SIGTERM))
+            inside.append(stop.is_set())
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert inside == [before, False]

@@ -1,0 +1,55 @@
+"""How a long-running tillflow process stops: signal handlers installed for a scope, the previous ones restored.
+
+The one home of signal handling for commands and services: a loop asks ``stop.is_set()`` (or passes
+``stop.is_set`` as its ``should_stop``) and finishes what it holds (flush, commit, close) before returning.
+Handlers are installed only in the main thread (Python cannot install them elsewhere; a command run in a
+worker thread, as some tests do, simply gets no handler) and the previous ones come back when the scope ends,
+so an in-process caller (a test's CliRunner, the demo) keeps its own handling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+__all__ = ["TERMINATE", "TERMINATE_OR_INTERRUPT", "raise_keyboard_interrupt", "signal_handlers", "stop_on_signals"]
+
+TERMINATE = (signal.SIGTERM,)
+"""A supervisor's stop (systemd, Kubernetes, `kill`); Ctrl-C keeps raising KeyboardInterrupt."""
+TERMINATE_OR_INTERRUPT = (signal.SIGTERM, signal.SIGINT)
+"""SIGTERM and Ctrl-C alike: both ask for the same clean stop."""
+
+Handler = Callable[[int, Any], Any]
+
+
+@contextlib.contextmanager
+def signal_handlers(handler: Handler, signals: Iterable[signal.Signals] = TERMINATE) -> Iterator[None]:
+    """``handler`` for ``signals`` while inside; each previous handler is restored on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            # None: the previous handler was not installed from Python; the default is the closest we can restore
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    signals: Iterable[signal.Signals] = TERMINATE, stop: threading.Event | None = None
+) -> Iterator[threading.Event]:
+    """An event that ``signals`` set while inside (``stop`` if given, e.g. one a client was built with)."""
+    event = stop if stop is not None else threading.Event()
+    with signal_handlers(lambda *_: event.set(), signals):
+        yield event
+
+
+def raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    """A handler that turns a signal into Ctrl-C (for work that already stops cleanly on KeyboardInterrupt)."""
+    raise KeyboardInterrupt
