@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tillflow.console import err, out
 from tillflow.lifecycle import stop_on_signals
+
+if TYPE_CHECKING:
+    from producers.files.watch import FileOutcome
 
 EXIT_KAFKA_UNREACHABLE = 2
 files_app = typer.Typer(help="Tickets from POS export files (CSV, XML, TXT, fixed-width).", no_args_is_help=True)
@@ -86,20 +90,29 @@ def watch(
             if failures:
                 out.print("Kafka reachable again")
                 failures = 0
-            for o in outcomes:
-                TICKETS.labels(file_spec.name).inc(o.published)
-                REJECTED.labels(file_spec.name).inc(len(o.errors))
-                where = o.moved_to.parent.name if o.moved_to else "?"
-                out.print(f"{o.name}: {o.tickets} tickets, {o.published} published, {len(o.errors)} errors -> {where}/")
-                for e in o.errors[:5]:
-                    err.print(f"  {o.name}: {e}", highlight=False)
-                bad = bad or bool(o.errors)
+            published, rejected = TICKETS.labels(file_spec.name), REJECTED.labels(file_spec.name)
+            bad = report_outcomes(outcomes, "tickets", published, rejected) or bad
             if once:
                 break
             pause(interval, stop.is_set)
     store.close()
     if once and bad:
         raise typer.Exit(1)
+
+
+def report_outcomes(outcomes: Iterable[FileOutcome], noun: str, published: Any, rejected: Any) -> bool:
+    """Print each handled file (records, published, errors and where it went), count it on the ``published``
+    and ``rejected`` metric children; True when a file had errors. Shared by `files watch` and `shifts watch`."""
+    bad = False
+    for o in outcomes:
+        published.inc(o.published)
+        rejected.inc(len(o.errors))
+        where = o.moved_to.parent.name if o.moved_to else "?"
+        out.print(f"{o.name}: {o.tickets} {noun}, {o.published} published, {len(o.errors)} errors -> {where}/")
+        for e in o.errors[:5]:
+            err.print(f"  {o.name}: {e}", highlight=False)
+        bad = bad or bool(o.errors)
+    return bad
 
 
 def _dry_run(folder: Path, file_spec: Any, sample: int) -> None:

@@ -69,7 +69,7 @@ def poll(
     from producers.pos.lock import exclusive
     from producers.pos.metrics import LAST_SUCCESS, REJECTED, SYNC_ERRORS, TICKETS
     from producers.pos.poller import Poller, SyncResult, make_client
-    from producers.pos.schedule import run_every
+    from producers.pos.schedule import run_once_or_every
     from producers.pos.sink import KafkaSink
     from producers.pos.source import load_source, parse_duration
     from producers.pos.vendors import adapter_for
@@ -142,11 +142,8 @@ def poll(
 
     try:
         with stop_on_signals(stop=stop), exclusive(state / f"{cfg.name}.lock", f"a poller of source {cfg.name}"):
-            if interval is None:
-                if run_once() is None:
-                    raise typer.Exit(2)
-                return
-            run_every(interval.total_seconds(), run_once, stopped)
+            if not run_once_or_every(interval.total_seconds() if interval else None, run_once, stopped):
+                raise typer.Exit(2)
     finally:
         store.close()
 

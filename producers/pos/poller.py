@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from producers.pos.checkpoint import CheckpointStore
 from producers.pos.common import MapContext, MappingError
@@ -26,6 +26,7 @@ from tillflow.errors import ConfigError
 log = logging.getLogger(__name__)
 
 FIRST_RUN_LOOKBACK = timedelta(days=1)
+SinkT = TypeVar("SinkT")
 
 
 def reject_fingerprint(record: dict[str, Any], reason: str) -> str:
@@ -81,20 +82,39 @@ def map_context(cfg: SourceConfig, now: datetime) -> MapContext:
                       currency=cfg.currency, categories=cfg.categories, payment_types=cfg.payment_types)  # fmt: skip
 
 
-class Poller:
-    """Syncs one source into a sink, keeping its position in a checkpoint store."""
+class VendorPoller(Generic[SinkT]):
+    """What every poller of a vendor API holds (the ticket poller here, the shift poller of producers/staff): its
+    source, a sink, the checkpoint store of its position, the HTTP client, a clock and the stop flag."""
 
-    def __init__(self, cfg: SourceConfig, sink: TicketSink, store: CheckpointStore, client: VendorClient,
+    def __init__(self, cfg: SourceConfig, sink: SinkT, store: CheckpointStore, client: VendorClient,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  stopped: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
         self.cfg = cfg
         self.sink = sink
         self.store = store
         self.client = client
-        self.adapter = adapter_for(cfg)
-        self.adapter.now = now
         self.now = now
         self.stopped = stopped
+
+    def _until_stopped(self, run: Callable[[SyncResult], None]) -> SyncResult:
+        """``run`` on a fresh result; a stop asked for (StopRequested from the client) ends it with ``stopped``."""
+        result = SyncResult()
+        try:
+            run(result)
+        except StopRequested:
+            result.stopped = True
+        return result
+
+
+class Poller(VendorPoller[TicketSink]):
+    """Syncs one source's tickets into a sink, keeping its position in a checkpoint store."""
+
+    def __init__(self, cfg: SourceConfig, sink: TicketSink, store: CheckpointStore, client: VendorClient,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 stopped: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
+        super().__init__(cfg, sink, store, client, now, stopped)
+        self.adapter = adapter_for(cfg)
+        self.adapter.now = now
 
     def context(self) -> MapContext:
         return map_context(self.cfg, self.now())
@@ -108,11 +128,7 @@ class Poller:
         """One incremental sync (or a backfill of [since, until)). Raises when the vendor or broker fails;
         everything acknowledged before that is checkpointed. When ``stopped()`` turns True it ends after the
         page being handled (or during a wait to retry), with ``result.stopped`` set."""
-        result = SyncResult()
-        try:
-            self._sync(since, until, on_progress, result)
-        except StopRequested:
-            result.stopped = True
+        result = self._until_stopped(lambda r: self._sync(since, until, on_progress, r))
         if result.stopped:
             log.info("%s: stopped on request after %d pages; checkpoint saved", self.cfg.name, result.pages)
         return result

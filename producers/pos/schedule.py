@@ -26,3 +26,11 @@ def run_every(
             continue
         sleep(min(1.0, next_start - now))
     return runs
+
+
+def run_once_or_every(interval: float | None, job: Callable[[], object], stopped: Callable[[], bool]) -> bool:
+    """``job`` once (``interval`` None), else :func:`run_every`; False when the single run failed (returned None)."""
+    if interval is None:
+        return job() is not None
+    run_every(interval, job, stopped)
+    return True

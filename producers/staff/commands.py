@@ -39,7 +39,7 @@ def poll_shifts(
     from producers.pos.checkpoint import CheckpointStore
     from producers.pos.http import AuthFailed, SourceUnavailable, TokenFile
     from producers.pos.poller import make_client
-    from producers.pos.schedule import run_every
+    from producers.pos.schedule import run_once_or_every
     from producers.pos.source import load_source, parse_duration
     from producers.pos.vendors import adapter_for
     from producers.staff.metrics import SHIFT_SYNC_ERRORS, SHIFTS, SHIFTS_LAST_SUCCESS, SHIFTS_REJECTED
@@ -79,11 +79,8 @@ def poll_shifts(
 
     try:
         with stop_on_signals(stop=stop):
-            if interval is None:
-                if run_once() is None:
-                    raise typer.Exit(2)
-                return
-            run_every(interval.total_seconds(), run_once, stopped)
+            if not run_once_or_every(interval.total_seconds() if interval else None, run_once, stopped):
+                raise typer.Exit(2)
     finally:
         store.close()
 
@@ -102,6 +99,7 @@ def watch_rota(
     <file>.errors.txt naming each bad line. A restart or the same file dropped again publishes nothing twice;
     a changed row (a clock-out, deleted=1) is published again.
     """
+    from producers.files.commands import report_outcomes
     from producers.pos.checkpoint import CheckpointStore
     from producers.staff.metrics import SHIFTS, SHIFTS_REJECTED
     from producers.staff.poller import KafkaShiftSink
@@ -118,14 +116,8 @@ def watch_rota(
     bad = False
     with stop_on_signals() as stop:
         while not stop.is_set():
-            for o in watcher.scan():
-                SHIFTS.labels(name).inc(o.published)
-                SHIFTS_REJECTED.labels(name).inc(len(o.errors))
-                where = o.moved_to.parent.name if o.moved_to else "?"
-                out.print(f"{o.name}: {o.tickets} shifts, {o.published} published, {len(o.errors)} errors -> {where}/")
-                for e in o.errors[:5]:
-                    err.print(f"  {o.name}: {e}", highlight=False)
-                bad = bad or bool(o.errors)
+            outcomes = watcher.scan()
+            bad = report_outcomes(outcomes, "shifts", SHIFTS.labels(name), SHIFTS_REJECTED.labels(name)) or bad
             if once:
                 break
             pause(interval, stop.is_set)

@@ -17,12 +17,12 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from producers.pos.checkpoint import CheckpointStore
-from producers.pos.http import StopRequested, VendorClient
+from producers.pos.http import VendorClient
+from producers.pos.poller import SyncResult, VendorPoller
 from producers.pos.source import SourceConfig
 from producers.staff.mapping import ShiftMappingError, clover_shift, scrub_staff, square_timecard
 from schemas.storeops import StaffShift
@@ -150,42 +150,20 @@ def labor_adapter(cfg: SourceConfig) -> LaborAdapter:
         ) from None
 
 
-@dataclass
-class ShiftSyncResult:
-    pages: int = 0
-    records: int = 0
-    published: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    position: dict[str, str] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    stopped: bool = False
-
-
-class ShiftPoller:
+class ShiftPoller(VendorPoller[ShiftSink]):
     """Syncs one labour source's shifts into a sink; the position per scope lives in the checkpoint store."""
 
     def __init__(self, cfg: SourceConfig, sink: ShiftSink, store: CheckpointStore, client: VendorClient,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  stopped: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
-        self.cfg = cfg
-        self.sink = sink
-        self.store = store
-        self.client = client
+        super().__init__(cfg, sink, store, client, now, stopped)
         self.adapter = labor_adapter(cfg)
-        self.now = now
-        self.stopped = stopped
         self.overlap = max(cfg.overlap, MIN_OVERLAP)
 
-    def sync(self) -> ShiftSyncResult:
-        result = ShiftSyncResult()
-        try:
-            self._sync(result)
-        except StopRequested:
-            result.stopped = True
-        return result
+    def sync(self) -> SyncResult:
+        return self._until_stopped(self._sync)
 
-    def _sync(self, result: ShiftSyncResult) -> None:
+    def _sync(self, result: SyncResult) -> None:
         name = self.cfg.name
         position: dict[str, str] = json.loads(self.store.position(name) or "{}")
         end = self.now()
