@@ -15,9 +15,9 @@ from typing import Any
 from schemas.catalogue import Catalogue
 from schemas.serde import TopicSerde, registry_client
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
-from streams.alerts import AlertConfig
 from streams.engine import StreamConfig
 from streams.processor import Processor
+from streams.rules import AlertConfig
 from streams.tables import Tables, define_tables
 from streams.topics import TopicNames, Topics, define_topics
 from streams.underreporting import UnderreportingConfig

@@ -1,6 +1,6 @@
 """Batch recompute of the final hourly metrics straight from raw event files (plain Python).
 
-An independent implementation of the metric definitions in streams.metrics (grouping with datetime
+An independent implementation of the metric definitions in streams.accumulators (grouping with datetime
 arithmetic instead of the engine's incremental state), used to check the stream's final records cell by cell
 and for quick what-if numbers without a broker. Input: JSONL files of PosTicket and CameraCount in their
 JSON form; duplicates (same ticket_id, same camera_id + frame_seq within a store-hour) count once.

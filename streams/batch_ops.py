@@ -18,7 +18,7 @@ from typing import Any
 from schemas.catalogue import UNMAPPED_ZONE, Catalogue
 from schemas.models import CameraCount, PosTicket
 from schemas.storeops import StaffShift
-from streams import alerts as rules
+from streams import rules
 from streams.batch import Cell, recompute
 from streams.storeops import UNCATEGORISED, UNDERSTAFFED, OpsConfig, new_queue_run, queue_step, understaffed
 

@@ -3,7 +3,7 @@
 :class:`Engine` works on three mappings that the Faust app backs with tables (plain dicts in tests and in
 the batch tools):
 
-- ``hours``: ``store|zone|hour_start`` -> accumulator (streams.metrics), with its dedupe ids;
+- ``hours``: ``store|zone|hour_start`` -> accumulator (streams.accumulators), with its dedupe ids;
 - ``stores``: ``store_id`` -> silence trackers, fired alerts and a compact history of final hours;
 - ``parts``: ``p<partition>`` -> the partition's newest event time, watermark, open and closed hours.
 
@@ -20,13 +20,12 @@ from statistics import median
 from typing import Any
 
 from schemas.catalogue import Catalogue, Store
-from streams import alerts as rules
-from streams import availability
-from streams.alerts import AlertConfig, Finding
+from streams import availability, rules
+from streams.accumulators import Acc, add_frame, add_ticket, compact, hour_key, hourly_record, new_hour
 from streams.availability import complete_share, open_minutes
 from streams.baselines import DAY_MS, baseline, history_entry, prune
 from streams.hours import HOUR_MS, hour_start, local_hour_iso, local_weekday_hour
-from streams.metrics import Acc, add_frame, add_ticket, compact, hour_key, hourly_record, new_hour
+from streams.rules import AlertConfig, Finding
 from streams.underreporting import UnderreportingConfig, hour_counts
 from tillflow.errors import ContractError
 

@@ -16,10 +16,10 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, cast
 
 from schemas.catalogue import Catalogue
-from streams import alerts as rules
-from streams.alerts import Finding
+from streams import rules
 from streams.engine import peer_group
 from streams.hours import local_day_hours
+from streams.rules import Finding
 from streams.underreporting import Episode, UnderreportingConfig, describe, evaluate, series
 
 

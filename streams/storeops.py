@@ -38,10 +38,10 @@ from statistics import median
 from typing import Any, TypedDict
 
 from schemas.catalogue import UNMAPPED_ZONE, Catalogue, Store
-from streams import alerts as rules
-from streams.alerts import Finding, poisson_cdf
+from streams import rules
 from streams.dedupe import interval_add
 from streams.hours import HOUR_MS, hour_start, local_hour_iso
+from streams.rules import Finding, poisson_cdf
 
 MINUTE_MS = 60_000
 UNDERSTAFFED = "UNDERSTAFFED"

@@ -1,6 +1,6 @@
 """Plain (not windowed) Faust tables holding the engine's state; changelog-backed, memory or RocksDB store.
 
-- ``hours``: ``store|zone|hour_start`` -> hour accumulator with dedupe ids (streams.metrics)
+- ``hours``: ``store|zone|hour_start`` -> hour accumulator with dedupe ids (streams.accumulators)
 - ``stores``: ``store_id`` -> silence trackers, alert states, history of final hours (baselines)
 - ``partitions``: ``p<n>`` -> per-input progress, watermark and open hours of input partition n
 - ``history``: ``store_id`` -> compact final hours of the last 35 days (baselines), written at hour close

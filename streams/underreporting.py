@@ -167,7 +167,7 @@ class _Track:
 
 
 def hour_counts(acc: Mapping[str, Any]) -> DayCounts:
-    """The counts of a store-hour accumulator (streams.metrics) that the daily sums are made of."""
+    """The counts of a store-hour accumulator (streams.accumulators) that the daily sums are made of."""
     return {
         "v": int(acc["v"]),
         "tx": int(acc["tx"]),

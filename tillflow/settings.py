@@ -139,7 +139,7 @@ class Settings(BaseSettings):
         " with the same id takes its partitions back at once instead of waiting for its old session to expire.",
     )
     streams_alerts: dict[str, float] = Field(
-        default_factory=dict, description="Alert thresholds overriding streams.alerts.AlertConfig defaults."
+        default_factory=dict, description="Alert thresholds overriding streams.rules.AlertConfig defaults."
     )
     streams_underreporting: dict[str, float] = Field(
         default_factory=dict,

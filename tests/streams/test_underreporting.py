@@ -16,9 +16,9 @@ import pytest
 
 from producers.simulator.engine import SimulationConfig, plans
 from schemas.catalogue import Catalogue, Store
+from streams.accumulators import add_ticket, new_hour
 from streams.engine import peer_group
 from streams.hours import hour_start, local_hour_iso
-from streams.metrics import add_ticket, new_hour
 from streams.peers import PeerEngine
 from streams.underreporting import UnderreportingConfig, evaluate, hour_counts, peers_of
 from tests.streams.factory import demo
@@ -105,7 +105,7 @@ def _acc_of(hours: dict[tuple[str, int], dict[str, Any]], store: Store, ms: int)
 
 def _messages(catalogue: Catalogue, config: SimulationConfig) -> list[tuple[str, dict[str, Any]]]:
     """(group, message) per store-hour of the simulation, as the engine sends them, in hour order: the
-    simulator's visitors and tickets counted with the engine's own counting (streams.metrics), without
+    simulator's visitors and tickets counted with the engine's own counting (streams.accumulators), without
     generating camera frames (weeks of frames would make the test slow)."""
     by_id = {s.id: s for s in catalogue.stores}
     hours: dict[tuple[str, int], dict[str, Any]] = {}

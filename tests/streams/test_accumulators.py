@@ -1,6 +1,6 @@
 import pytest
 
-from streams.metrics import add_frame, add_ticket, hourly_record, new_hour
+from streams.accumulators import add_frame, add_ticket, hourly_record, new_hour
 from tests.streams.factory import frame, ms, ticket
 
 START = ms("2026-03-29T10:00:00+02:00")

@@ -5,10 +5,10 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from streams import alerts as rules
-from streams.alerts import AlertConfig, alert_id
+from streams import rules
 from streams.baselines import DAY_MS, Baseline, baseline
 from streams.engine import FRAME, TICKET, Engine, StreamConfig
+from streams.rules import AlertConfig, alert_id
 from tests.streams.factory import demo, frame, ms, ticket
 
 CFG = AlertConfig()
