@@ -23,7 +23,7 @@ from pathlib import Path
 
 from analytics.forecast import Actual, forecast, naive
 from producers.simulator import SimulationConfig
-from producers.simulator.engine import plan_day, store_effects
+from producers.simulator.simulation import plan_day, store_effects
 from producers.simulator.truth import hourly_truth
 from schemas.catalogue import load_catalogue
 

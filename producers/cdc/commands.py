@@ -264,13 +264,13 @@ _simple("restart", "Restart the connector and its tasks (POST /connectors/{name}
 
 
 def _delete_one(source_file: Path, url: str | None, drop_slot: bool) -> None:
-    from producers.cdc.source import Engine
+    from producers.cdc.source import DatabaseKind
 
     settings = load_settings()
     source = _source(source_file)
     _client(settings, url).delete(source.name)
     out.print(f"{source.name}: deleted")
-    if source.engine != Engine.POSTGRES:
+    if source.engine != DatabaseKind.POSTGRES:
         return
     from producers.cdc.connector import capture_config
 
@@ -314,12 +314,12 @@ def cdc_run(source_file: SourceArg) -> None:
 
     Needs the cdc extra (pydbzengine) and Java 17. Stops cleanly on SIGTERM or Ctrl-C.
     """
-    from producers.cdc.engine import EngineRunner
+    from producers.cdc.embedded import EmbeddedDebezium
 
     settings = load_settings()
     source = _source(source_file)
     try:
-        runner = EngineRunner(settings, source)
+        runner = EmbeddedDebezium(settings, source)
         runner.start()
     except ImportError as exc:
         fail(f"the embedded engine needs the cdc extra (pip install 'tillflow[cdc]') and Java 17: {exc}")
@@ -356,7 +356,7 @@ def cdc_poll(
 
     Writes the same raw topics and envelopes as Debezium. What each method can lose: docs/cdc.md.
     """
-    from producers.cdc.engine import ensure_raw_topics
+    from producers.cdc.embedded import ensure_raw_topics
     from producers.cdc.poller import Poller
     from tillflow.sender import RecordSender
 

@@ -11,13 +11,13 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from producers.cdc.source import LOG_BASED, CdcSource, Engine
+from producers.cdc.source import LOG_BASED, CdcSource, DatabaseKind
 from tillflow.errors import ConfigError
 
 CONNECTOR_CLASSES = {
-    Engine.POSTGRES: "io.debezium.connector.postgresql.PostgresConnector",
-    Engine.MYSQL: "io.debezium.connector.mysql.MySqlConnector",
-    Engine.SQLSERVER: "io.debezium.connector.sqlserver.SqlServerConnector",
+    DatabaseKind.POSTGRES: "io.debezium.connector.postgresql.PostgresConnector",
+    DatabaseKind.MYSQL: "io.debezium.connector.mysql.MySqlConnector",
+    DatabaseKind.SQLSERVER: "io.debezium.connector.sqlserver.SqlServerConnector",
 }
 JSON_CONVERTER = "org.apache.kafka.connect.json.JsonConverter"
 AVRO_CONVERTER = "io.confluent.connect.avro.AvroConverter"
@@ -109,7 +109,7 @@ def capture_config(source: CdcSource, password: str) -> dict[str, str]:
         # Incremental re-snapshots (execute-snapshot signals) inserted by the DBA into this table.
         conf["signal.data.collection"] = f"{_signal_prefix(source)}.{source.signal_table}"
         conf["signal.enabled.channels"] = "source"
-    if source.engine == Engine.POSTGRES:
+    if source.engine == DatabaseKind.POSTGRES:
         conf.update(
             {
                 "database.dbname": source.database,
@@ -128,7 +128,7 @@ def capture_config(source: CdcSource, password: str) -> dict[str, str]:
             conf["heartbeat.action.query"] = (
                 f"INSERT INTO {table} (id, ts) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET ts = EXCLUDED.ts"
             )
-    elif source.engine == Engine.MYSQL:
+    elif source.engine == DatabaseKind.MYSQL:
         conf.update(
             {
                 "database.server.id": str(source.server_id or mysql_server_id(source.name)),
@@ -158,7 +158,7 @@ def postgres_setup_sql(source: CdcSource) -> str:
     """What the DBA runs once on a PostgreSQL POS database (docs/cdc.md): the heartbeat and signal tables, the
     read-only role's grants on them, and the publication with the captured tables and those two (Debezium runs
     with ``publication.autocreate.mode=disabled``). The role itself and REPLICA IDENTITY are the DBA's."""
-    if source.engine != Engine.POSTGRES:
+    if source.engine != DatabaseKind.POSTGRES:
         raise ConfigError(f"source {source.name}: setup SQL is generated for postgres only")
     schema, user = source.schema_name, source.user
     t = source.tables
@@ -182,7 +182,7 @@ def postgres_setup_sql(source: CdcSource) -> str:
 
 def _signal_prefix(source: CdcSource) -> str:
     """Debezium names the signal table like include lists: schema.table; SQL Server: database.schema.table."""
-    if source.engine == Engine.SQLSERVER:
+    if source.engine == DatabaseKind.SQLSERVER:
         return f"{source.database}.{source.schema_name}"
     return source.schema_name
 
@@ -199,7 +199,7 @@ def topic_creation(source: CdcSource) -> dict[str, str]:
 
 def needs_schema_history(source: CdcSource) -> bool:
     """MySQL and SQL Server keep a schema history; PostgreSQL does not."""
-    return source.engine in (Engine.MYSQL, Engine.SQLSERVER)
+    return source.engine in (DatabaseKind.MYSQL, DatabaseKind.SQLSERVER)
 
 
 def connector_config(source: CdcSource, *, bootstrap: str, registry_url: str | None = None) -> dict[str, str]:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from types import ModuleType
 from typing import Any, ClassVar
 
-from producers.cdc.source import CdcSource, Engine, TableSpec
+from producers.cdc.source import CdcSource, DatabaseKind, TableSpec
 from tillflow.errors import SourceError
 
 
@@ -66,7 +66,7 @@ def _iso_param(value: Any) -> Any:
 class Dialect:
     """The engine-specific part of the poller. Subclasses set the class attributes and override what differs."""
 
-    engine: ClassVar[Engine]
+    engine: ClassVar[DatabaseKind]
     placeholder: ClassVar[str] = "?"
     change_overlap: ClassVar[bool] = False
     """True where a change row can become visible after rows with a higher sequence (sequence values are taken
@@ -151,7 +151,7 @@ class Dialect:
 
 
 class SqliteDialect(Dialect):
-    engine = Engine.SQLITE
+    engine = DatabaseKind.SQLITE
 
     def connect(self) -> sqlite3.Connection:
         self.errors = (sqlite3.Error,)
@@ -191,7 +191,7 @@ class FirebirdDialect(Dialect):
     when the trigger runs, not at commit, so the change table is re-read ``overlap_s`` back.
     """
 
-    engine = Engine.FIREBIRD
+    engine = DatabaseKind.FIREBIRD
     change_overlap = True
 
     def __init__(self, source: CdcSource) -> None:
@@ -315,7 +315,7 @@ class SqlServerDialect(Dialect):
     so no overlap is needed. The change table is read the same way.
     """
 
-    engine = Engine.SQLSERVER
+    engine = DatabaseKind.SQLSERVER
     placeholder = "%s"
     change_columns: ClassVar[dict[str, str]] = {
         "pos": "rv",
@@ -417,10 +417,10 @@ class SqlServerDialect(Dialect):
         return head + "\n".join(s + "\nGO\n" for s in self.setup_statements())
 
 
-DIALECTS: dict[Engine, type[Dialect]] = {
-    Engine.SQLITE: SqliteDialect,
-    Engine.FIREBIRD: FirebirdDialect,
-    Engine.SQLSERVER: SqlServerDialect,
+DIALECTS: dict[DatabaseKind, type[Dialect]] = {
+    DatabaseKind.SQLITE: SqliteDialect,
+    DatabaseKind.FIREBIRD: FirebirdDialect,
+    DatabaseKind.SQLSERVER: SqlServerDialect,
 }
 
 

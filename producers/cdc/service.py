@@ -21,7 +21,7 @@ import fastavro
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from producers.cdc import metrics
-from producers.cdc.engine import ensure_raw_topics
+from producers.cdc.embedded import ensure_raw_topics
 from producers.cdc.normalize import DeadLetter, Emit, Output, TicketAssembler, TicketState
 from producers.cdc.source import CdcSource
 from schemas.topics import POS_TICKETS, deadletter_topic

@@ -20,7 +20,9 @@ from tillflow.documents import read_document, validate_document
 from tillflow.errors import ConfigError
 
 
-class Engine(StrEnum):
+class DatabaseKind(StrEnum):
+    """Which database a source is (the source file's ``engine`` key)."""
+
     POSTGRES = "postgres"
     MYSQL = "mysql"
     SQLSERVER = "sqlserver"
@@ -30,10 +32,15 @@ class Engine(StrEnum):
     """Polled only (``tillflow cdc poll``): Debezium has no Firebird connector."""
 
 
-LOG_BASED = (Engine.POSTGRES, Engine.MYSQL, Engine.SQLSERVER)
-POLLED = (Engine.SQLITE, Engine.FIREBIRD, Engine.SQLSERVER)
+LOG_BASED = (DatabaseKind.POSTGRES, DatabaseKind.MYSQL, DatabaseKind.SQLSERVER)
+POLLED = (DatabaseKind.SQLITE, DatabaseKind.FIREBIRD, DatabaseKind.SQLSERVER)
 """Engines `tillflow cdc poll` reads (SQL Server: without CDC enabled)."""
-DEFAULT_PORTS = {Engine.POSTGRES: 5432, Engine.MYSQL: 3306, Engine.SQLSERVER: 1433, Engine.FIREBIRD: 3050}
+DEFAULT_PORTS = {
+    DatabaseKind.POSTGRES: 5432,
+    DatabaseKind.MYSQL: 3306,
+    DatabaseKind.SQLSERVER: 1433,
+    DatabaseKind.FIREBIRD: 3050,
+}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 # Standard fields each table maps; the value in the source file is the column that holds it.
@@ -139,7 +146,7 @@ class CdcSource(_Strict):
     """One POS database captured into tillflow."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Source name: connector name, PosTicket.source.")
-    engine: Engine
+    engine: DatabaseKind
     host: str = "localhost"
     port: int | None = None
     database: str = Field(description="Database name; firebird: the database path or alias on the server.")
@@ -201,7 +208,7 @@ class CdcSource(_Strict):
 
     @model_validator(mode="after")
     def _engine_fields(self) -> CdcSource:
-        if self.engine == Engine.SQLITE:
+        if self.engine == DatabaseKind.SQLITE:
             if self.path is None:
                 raise ValueError("engine sqlite needs path")
         elif self.user is None:
@@ -210,7 +217,7 @@ class CdcSource(_Strict):
             raise ValueError("give password_env or password_file, not both")
         if "store_id" not in self.tables.tickets.columns and not self.store_id:
             raise ValueError("give store_id, or map tables.tickets.columns.store_id")
-        if self.poll.method == "rowversion" and self.engine != Engine.SQLSERVER:
+        if self.poll.method == "rowversion" and self.engine != DatabaseKind.SQLSERVER:
             raise ValueError("poll.method rowversion is for engine sqlserver only")
         if self.converter == "avro" and self.engine not in LOG_BASED:
             raise ValueError("converter applies to Debezium engines only")
@@ -225,9 +232,11 @@ class CdcSource(_Strict):
     @property
     def schema_name(self) -> str:
         """The schema part of raw topic names. Firebird has none: the database file's stem (C:\\POS\\SHOP.FDB: shop)."""
-        if self.engine == Engine.FIREBIRD and not self.db_schema:
+        if self.engine == DatabaseKind.FIREBIRD and not self.db_schema:
             return PureWindowsPath(self.database).stem.lower()
-        return self.db_schema or {Engine.POSTGRES: "public", Engine.SQLSERVER: "dbo"}.get(self.engine, self.database)
+        return self.db_schema or {DatabaseKind.POSTGRES: "public", DatabaseKind.SQLSERVER: "dbo"}.get(
+            self.engine, self.database
+        )
 
     @property
     def raw_prefix(self) -> str:
@@ -243,7 +252,7 @@ class CdcSource(_Strict):
 
     def raw_topic(self, table: TableSpec) -> str:
         """The raw change topic Debezium writes for ``table`` (default topic naming)."""
-        if self.engine == Engine.SQLSERVER:
+        if self.engine == DatabaseKind.SQLSERVER:
             return f"{self.raw_prefix}.{self.database}.{self.schema_name}.{table.name}"
         return f"{self.raw_prefix}.{self.schema_name}.{table.name}"
 

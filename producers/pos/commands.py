@@ -215,7 +215,7 @@ def _expected_from_vendor(path: Path, days: list[date], zone_of: Callable[[str],
 
 def _expected_from_database(path: Path, days: list[date], zone_of: Callable[[str], str]) -> tuple[str, Any, int]:
     """(source name, tallies, 0) of a CDC source, from a SELECT on the POS database (PostgreSQL or SQLite)."""
-    from producers.cdc.source import Engine, load_source
+    from producers.cdc.source import DatabaseKind, load_source
     from producers.pos.synccheck import database_query, local_window, tally_database_rows
 
     src = load_source(path)
@@ -224,12 +224,12 @@ def _expected_from_database(path: Path, days: list[date], zone_of: Callable[[str
     zone = ZoneInfo(src.timezone)
     lo, hi = (t.astimezone(zone).replace(tzinfo=None) for t in (start, end))  # wall clock, as the POS writes it
     query = database_query(src)
-    if src.engine == Engine.POSTGRES:
+    if src.engine == DatabaseKind.POSTGRES:
         import psycopg2
 
         conn = psycopg2.connect(host=src.host, port=src.db_port, dbname=src.database, user=src.user,
                                 password=src.password().get_secret_value())  # fmt: skip
-    elif src.engine == Engine.SQLITE:
+    elif src.engine == DatabaseKind.SQLITE:
         import sqlite3
 
         conn = sqlite3.connect(f"file:{src.path}?mode=ro", uri=True)

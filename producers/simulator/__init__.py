@@ -10,7 +10,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from producers.simulator.engine import DayPlan, SimEvent, SimulationConfig, injected, plan_day, plans, simulate
     from producers.simulator.incidents import (
         Incident,
         IncidentError,
@@ -18,15 +17,16 @@ if TYPE_CHECKING:
         expected_alerts,
         parse_incident,
     )
+    from producers.simulator.simulation import DayPlan, SimEvent, SimulationConfig, injected, plan_day, plans, simulate
 
 _WHERE = {
-    "DayPlan": "engine",
-    "SimEvent": "engine",
-    "SimulationConfig": "engine",
-    "injected": "engine",
-    "plan_day": "engine",
-    "plans": "engine",
-    "simulate": "engine",
+    "DayPlan": "simulation",
+    "SimEvent": "simulation",
+    "SimulationConfig": "simulation",
+    "injected": "simulation",
+    "plan_day": "simulation",
+    "plans": "simulation",
+    "simulate": "simulation",
     "Incident": "incidents",
     "IncidentError": "incidents",
     "InjectedIncident": "incidents",

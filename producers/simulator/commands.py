@@ -94,9 +94,9 @@ def simulate_command(
     set, /metrics counts the events sent per topic and shows the simulated clock. Events are sent when
     their (compressed) delivery time comes; late and duplicated deliveries are injected as incidents.
     """
-    from producers.simulator.engine import SimulationConfig, injected, simulate
     from producers.simulator.incidents import incident_from
     from producers.simulator.output import INCIDENTS_FILE, SUMMARY_FILE, JsonlSink, Summary, paced, write_incidents
+    from producers.simulator.simulation import SimulationConfig, injected, simulate
     from schemas.catalogue import load_catalogue
     from tillflow.settings import load_settings
 

@@ -11,8 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Protocol
 
-from producers.simulator.engine import SimEvent
 from producers.simulator.incidents import InjectedIncident
+from producers.simulator.simulation import SimEvent
 from schemas.models import CameraCount, Channel, Record, TicketKind
 from schemas.storeops import StaffShift
 from schemas.topics import CAMERA_COUNTS, POS_TICKETS, STAFF_SHIFTS

@@ -1,6 +1,6 @@
 """What a planned store-day really was, hour by hour: the ground truth that analytics are measured against.
 
-Pure functions of a :class:`~producers.simulator.engine.DayPlan` (no camera frames are generated): visitors per
+Pure functions of a :class:`~producers.simulator.simulation.DayPlan` (no camera frames are generated): visitors per
 store-local hour from the planned entries, and the delivered tickets with the hourly sales they make, counted
 the way the streams count them (SALE tickets in store, less VOIDs; cash share over the sales' payments).
 """
@@ -12,7 +12,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from producers.simulator.engine import DayPlan, _ticket
+from producers.simulator.simulation import DayPlan, _ticket
 from schemas.models import Channel, PaymentMethod, PosTicket, TicketKind
 
 MS_PER_HOUR = 3_600_000

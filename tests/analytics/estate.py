@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from producers.simulator import SimulationConfig
-from producers.simulator.engine import plan_day, store_effects
+from producers.simulator.simulation import plan_day, store_effects
 from producers.simulator.truth import HourTruth, hourly_truth, plan_tickets
 from schemas.catalogue import Catalogue
 from schemas.models import HourlyConversion, PosTicket

@@ -285,8 +285,8 @@ def test_alerts_fire_exactly_on_the_simulators_injected_incidents() -> None:
     from datetime import date
 
     from producers.simulator import SimulationConfig, simulate
-    from producers.simulator.engine import injected
     from producers.simulator.incidents import expected_alerts
+    from producers.simulator.simulation import injected
     from tests.streams.factory import demo
 
     full = demo()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from producers.simulator.engine import SimulationConfig, plans
+from producers.simulator.simulation import SimulationConfig, plans
 from schemas.catalogue import Catalogue, Store
 from streams.accumulators import add_ticket, new_hour
 from streams.engine import peer_group

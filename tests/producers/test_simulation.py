@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from producers.simulator import SimEvent, SimulationConfig, plans, simulate
-from producers.simulator.engine import camera_series, plan_day, store_effects
 from producers.simulator.incidents import local_day_hours, open_interval
+from producers.simulator.simulation import camera_series, plan_day, store_effects
 from schemas.catalogue import Catalogue
 from schemas.models import REVERSING_KINDS, CameraCount, Channel, PaymentMethod, PosTicket, TicketKind
 
@@ -263,7 +263,7 @@ def test_store_days_do_not_depend_on_the_length_of_the_run(small: Catalogue) -> 
 def test_lazy_merge_equals_merging_every_store_day_at_once(small: Catalogue) -> None:
     import heapq
 
-    from producers.simulator.engine import store_day_events, store_effects
+    from producers.simulator.simulation import store_day_events, store_effects
 
     config = SimulationConfig(seed=5, start=MONDAY, days=2, fps=0.02, incidents=["late:fraction=0.05,minutes=30"])
     effects = store_effects(small, config)

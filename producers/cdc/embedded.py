@@ -47,7 +47,7 @@ def ensure_raw_topics(settings: Settings, topics: list[str]) -> None:
     ensure_topics(admin, {t: settings.topic_partitions for t in topics}, settings.topic_replication_factor)
 
 
-class EngineRunner:
+class EmbeddedDebezium:
     """Runs the embedded engine in a thread until :meth:`stop`; counts what it published."""
 
     def __init__(self, settings: Settings, source: CdcSource) -> None:
