@@ -97,7 +97,7 @@ class Spool:
 
 
 class SpoolSink:
-    """A TicketSink for the local sources: ``flush`` makes the buffered tickets durable in the spool."""
+    """A TicketPublisher for the local sources: ``flush`` makes the buffered tickets durable in the spool."""
 
     def __init__(self, spool: Spool) -> None:
         self.spool = spool

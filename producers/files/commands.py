@@ -46,7 +46,7 @@ def watch(
     from producers.files.watch import FileWatcher, KafkaUnavailable
     from producers.pos.checkpoint import CheckpointStore
     from producers.pos.metrics import REJECTED, TICKETS
-    from producers.pos.sink import KafkaSink
+    from producers.pos.publish import KafkaTicketPublisher
     from tillflow.metrics import serve_configured_metrics
     from tillflow.retry import backoff, pause
     from tillflow.sender import RecordSender
@@ -59,7 +59,7 @@ def watch(
     settings = load_settings()
     serve_configured_metrics(settings)
 
-    sink = KafkaSink(RecordSender(settings), settings)
+    sink = KafkaTicketPublisher(RecordSender(settings), settings)
     store = CheckpointStore(settings.state_dir / "files" / f"{file_spec.name}.sqlite")
     watcher = FileWatcher(file_spec, folder, sink, store)
     bad = False

@@ -24,7 +24,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from producers.files.parse import LineError, parse_file
 from producers.files.spec import FileSpec
 from producers.pos.checkpoint import CheckpointStore
-from producers.pos.sink import TicketSink, note_inflight, reconcile_inflight
+from producers.pos.publish import TicketPublisher, note_inflight, reconcile_inflight
 from schemas.models import PosTicket
 from schemas.serde import RegistryUnavailable
 from tillflow.errors import UnavailableError
@@ -70,7 +70,7 @@ def _describe(exc: BaseException) -> str:
 
 
 class FileWatcher:
-    def __init__(self, spec: FileSpec, inbox: Path, sink: TicketSink, store: CheckpointStore,
+    def __init__(self, spec: FileSpec, inbox: Path, sink: TicketPublisher, store: CheckpointStore,
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.spec = spec
         self.inbox = inbox

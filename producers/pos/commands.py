@@ -69,8 +69,8 @@ def poll(
     from producers.pos.lock import exclusive
     from producers.pos.metrics import LAST_SUCCESS, REJECTED, SYNC_ERRORS, TICKETS
     from producers.pos.poller import Poller, SyncResult, make_client
+    from producers.pos.publish import KafkaTicketPublisher
     from producers.pos.schedule import run_once_or_every
-    from producers.pos.sink import KafkaSink
     from producers.pos.source import load_source, parse_duration
     from producers.pos.vendors import adapter_for
     from tillflow.metrics import serve_configured_metrics
@@ -97,7 +97,7 @@ def poll(
     adapter = adapter_for(cfg)
     client = make_client(cfg, adapter, TokenFile(state / f"{cfg.name}.tokens.json"), stopped=stopped)
     sender = RecordSender(settings)
-    poller = Poller(cfg, KafkaSink(sender, settings), store, client, stopped=stopped)
+    poller = Poller(cfg, KafkaTicketPublisher(sender, settings), store, client, stopped=stopped)
 
     def run_once() -> SyncResult | None:
         try:

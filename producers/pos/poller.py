@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 from producers.pos.checkpoint import CheckpointStore
 from producers.pos.common import MapContext, MappingError
 from producers.pos.http import OAuth, StopRequested, TokenFile, VendorClient
-from producers.pos.sink import TicketSink, note_inflight, reconcile_inflight
+from producers.pos.publish import TicketPublisher, note_inflight, reconcile_inflight
 from producers.pos.source import SourceConfig
 from producers.pos.vendors import Adapter, adapter_for, load_position, start_time
 from tillflow.errors import ConfigError
@@ -106,10 +106,10 @@ class VendorPoller(Generic[SinkT]):
         return result
 
 
-class Poller(VendorPoller[TicketSink]):
+class Poller(VendorPoller[TicketPublisher]):
     """Syncs one source's tickets into a sink, keeping its position in a checkpoint store."""
 
-    def __init__(self, cfg: SourceConfig, sink: TicketSink, store: CheckpointStore, client: VendorClient,
+    def __init__(self, cfg: SourceConfig, sink: TicketPublisher, store: CheckpointStore, client: VendorClient,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  stopped: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
         super().__init__(cfg, sink, store, client, now, stopped)

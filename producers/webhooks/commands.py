@@ -38,7 +38,7 @@ def serve(
     from producers.pos.checkpoint import CheckpointStore
     from producers.pos.http import TokenFile
     from producers.pos.poller import make_client
-    from producers.pos.sink import KafkaSink
+    from producers.pos.publish import KafkaTicketPublisher
     from producers.pos.source import load_source
     from producers.pos.vendors import adapter_for
     from producers.webhooks.service import Endpoint, SeenEvents, make_app
@@ -56,7 +56,7 @@ def serve(
         adapter = adapter_for(cfg)
         client = make_client(cfg, adapter, TokenFile(state / f"{cfg.name}.tokens.json"))
         secret = cfg.webhook.secret.read(f"source {cfg.name} webhook.secret")
-        endpoints[cfg.name] = Endpoint(cfg, adapter, client, KafkaSink(sender, settings),
+        endpoints[cfg.name] = Endpoint(cfg, adapter, client, KafkaTicketPublisher(sender, settings),
                                        CheckpointStore(state / f"{cfg.name}.sqlite", shared=True), secret)  # fmt: skip
         out.print(f"{cfg.name} ({cfg.vendor}): POST http://{host}:{port}/webhooks/{cfg.name}")
     app = make_app(endpoints, SeenEvents(state / "webhooks.sqlite"))

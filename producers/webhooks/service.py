@@ -35,7 +35,7 @@ from producers.pos.checkpoint import CheckpointStore
 from producers.pos.common import MappingError
 from producers.pos.http import RecordNotFound, VendorClient
 from producers.pos.poller import map_context, reject_fingerprint
-from producers.pos.sink import TicketSink
+from producers.pos.publish import TicketPublisher
 from producers.pos.source import SourceConfig
 from producers.pos.vendors import Adapter, CloverAdapter, ShopifyAdapter, SquareAdapter
 from producers.webhooks.verify import DEFAULT_TOLERANCE, Notice, Refused, check_fresh, notices, verify
@@ -107,7 +107,7 @@ class Endpoint:
     cfg: SourceConfig
     adapter: Adapter
     client: VendorClient
-    sink: TicketSink
+    sink: TicketPublisher
     store: CheckpointStore
     secret: str
     now: Callable[[], datetime] = lambda: datetime.now(UTC)

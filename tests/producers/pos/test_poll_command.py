@@ -17,7 +17,7 @@ from producers.pos import sink as pos_sink
 from producers.pos.checkpoint import CheckpointStore
 from producers.pos.http import TokenFile
 from producers.pos.poller import Poller, make_client
-from producers.pos.sink import KafkaSink
+from producers.pos.publish import KafkaTicketPublisher
 from producers.pos.vendors import adapter_for
 from producers.tail import CLOCK_MARGIN, bounded_ends, end_offsets, header_values_since
 from schemas.topics import POS_TICKETS
@@ -118,7 +118,7 @@ def test_crash_between_ack_and_checkpoint_does_not_duplicate(
         monkeypatch.setattr(store, "commit", commit_then_die)
         client = make_client(cfg, adapter_for(cfg), TokenFile(tmp_path / "tokens.json"))
         with pytest.raises(RuntimeError, match="power cut"):
-            Poller(cfg, KafkaSink(RecordSender(settings), settings), store, client, now=lambda: NOW).sync()
+            Poller(cfg, KafkaTicketPublisher(RecordSender(settings), settings), store, client, now=lambda: NOW).sync()
         marker = store.inflight("square-crash")
         assert marker is not None and abs(marker["deliver_by"] - (time.time() + 300)) < 60  # librdkafka default
         store.close()
@@ -143,7 +143,7 @@ def test_crash_between_ack_and_checkpoint_does_not_duplicate(
 
         store = CheckpointStore(tmp_path / "cp.sqlite")
         client = make_client(cfg, adapter_for(cfg), TokenFile(tmp_path / "tokens.json"))
-        poller = Poller(cfg, KafkaSink(RecordSender(settings), settings), store, client, now=lambda: NOW)
+        poller = Poller(cfg, KafkaTicketPublisher(RecordSender(settings), settings), store, client, now=lambda: NOW)
         result = poller.sync()
         assert result.published == 3 and store.inflight("square-crash") is None
         assert scans == [until_ms]

@@ -26,7 +26,7 @@ from producers.pos.examples import (
 )
 from producers.pos.http import AuthFailed, SourceUnavailable, TokenFile, retry_after
 from producers.pos.poller import Poller, make_client
-from producers.pos.sink import scrub
+from producers.pos.publish import scrub
 from producers.pos.source import Auth, Secret, SourceConfig
 from producers.pos.vendors import adapter_for, load_position
 from schemas.models import PosTicket

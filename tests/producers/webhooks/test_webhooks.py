@@ -30,7 +30,7 @@ from aiohttp import web
 from producers.pos.checkpoint import CheckpointStore
 from producers.pos.http import TokenFile
 from producers.pos.poller import Poller, make_client
-from producers.pos.sink import KafkaSink
+from producers.pos.publish import KafkaTicketPublisher
 from producers.pos.source import Secret, SourceConfig, WebhookConfig
 from producers.pos.vendors import adapter_for
 from producers.webhooks.service import Endpoint, SeenEvents, make_app
@@ -84,7 +84,7 @@ def hook_config(vendor: str, base: str) -> SourceConfig:
 def endpoint(cfg: SourceConfig, settings: Settings, tmp: Path, sender: RecordSender | None = None) -> Endpoint:
     adapter = adapter_for(cfg)
     client = make_client(cfg, adapter, TokenFile(tmp / f"{cfg.name}.tokens.json"), sleep=lambda s: None)
-    sink = KafkaSink(sender or RecordSender(settings), settings)
+    sink = KafkaTicketPublisher(sender or RecordSender(settings), settings)
     return Endpoint(cfg, adapter, client, sink, CheckpointStore(tmp / f"{cfg.name}.sqlite", shared=True), SECRET)
 
 
@@ -226,7 +226,7 @@ def test_stale_notification_is_refused_as_a_replay_and_poller_does_not_resend(br
         sender = RecordSender(settings)
         client = make_client(cfg, adapter_for(cfg), TokenFile(tmp_path / "t.json"))
         store = CheckpointStore(tmp_path / f"{cfg.name}.sqlite")
-        poller = Poller(cfg, KafkaSink(sender, settings), store, client, now=lambda: NOW)
+        poller = Poller(cfg, KafkaTicketPublisher(sender, settings), store, client, now=lambda: NOW)
         result = poller.sync(since=NOW - timedelta(days=4))
         assert result.published == 1 and result.unchanged == 1
         mine = sorted(t.ticket_id for t in read_tickets(settings) if t.source == cfg.name)

@@ -1,6 +1,7 @@
-"""Where tickets go: ``pos.tickets`` through RecordSender, rejected records to ``pos.tickets.dlq``.
+"""Publishing tickets: ``pos.tickets`` through RecordSender, rejected records to ``pos.tickets.dlq``.
 
-A sink's ``flush`` returns only when the broker acknowledged everything sent, so callers checkpoint after it.
+(Not a sink of sinks/: this is the producers' side of Kafka.) A publisher's ``flush`` returns only when the
+broker acknowledged everything sent, so callers checkpoint after it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def scrub(value: Any) -> Any:
     return value
 
 
-class TicketSink(Protocol):
+class TicketPublisher(Protocol):
     def send(self, ticket: PosTicket) -> None: ...
 
     def reject(self, source: str, record_id: str, payload: Any, reason: str) -> None: ...
@@ -38,7 +39,7 @@ class TicketSink(Protocol):
         """Block until everything sent is acknowledged; raise if anything was not."""
 
 
-class KafkaSink:
+class KafkaTicketPublisher:
     """Tickets to ``pos.tickets`` (keyed by store), rejects to ``pos.tickets.dlq`` with the reason.
 
     Each ticket carries the header ``ticket`` = ``<ticket_id>|<fingerprint>``; with ``settings`` given, the sink
@@ -78,9 +79,9 @@ class KafkaSink:
         self.sender.flush()
 
 
-def note_inflight(store: CheckpointStore, sink: TicketSink, source: str, tickets: list[PosTicket]) -> None:
+def note_inflight(store: CheckpointStore, sink: TicketPublisher, source: str, tickets: list[PosTicket]) -> None:
     """Before sending ``tickets`` through a Kafka sink, note them with the topic's end offsets."""
-    if not tickets or not isinstance(sink, KafkaSink):
+    if not tickets or not isinstance(sink, KafkaTicketPublisher):
         return
     offsets = sink.mark()
     if offsets is not None:
@@ -91,10 +92,10 @@ def note_inflight(store: CheckpointStore, sink: TicketSink, source: str, tickets
         store.set_inflight(source, marker)
 
 
-def reconcile_inflight(store: CheckpointStore, sink: TicketSink, source: str) -> int:
+def reconcile_inflight(store: CheckpointStore, sink: TicketPublisher, source: str) -> int:
     """After a crash with tickets in flight, record as published those that reached Kafka; returns how many."""
     marker = store.inflight(source)
-    if marker is None or not isinstance(sink, KafkaSink):
+    if marker is None or not isinstance(sink, KafkaTicketPublisher):
         return 0
     offsets = {int(p): int(o) for p, o in marker["offsets"].items()}
     wanted = {(k[0], k[1]) for k in marker["keys"]}
