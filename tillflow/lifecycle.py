@@ -13,7 +13,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = ["TERMINATE", "TERMINATE_OR_INTERRUPT", "raise_keyboard_interrupt", "signal_handlers", "stop_on_signals"]
 
@@ -23,6 +23,12 @@ TERMINATE_OR_INTERRUPT = (signal.SIGTERM, signal.SIGINT)
 """SIGTERM and Ctrl-C alike: both ask for the same clean stop."""
 
 Handler = Callable[[int, Any], Any]
+
+
+class Deadline(Protocol):
+    """What a stop request starts: a countdown after which the process gives up waiting and exits."""
+
+    def arm(self) -> None: ...
 
 
 @contextlib.contextmanager
@@ -42,11 +48,18 @@ def signal_handlers(handler: Handler, signals: Iterable[signal.Signals] = TERMIN
 
 @contextlib.contextmanager
 def stop_on_signals(
-    signals: Iterable[signal.Signals] = TERMINATE, stop: threading.Event | None = None
+    signals: Iterable[signal.Signals] = TERMINATE, stop: threading.Event | None = None, deadline: Deadline | None = None
 ) -> Iterator[threading.Event]:
-    """An event that ``signals`` set while inside (``stop`` if given, e.g. one a client was built with)."""
+    """An event that ``signals`` set while inside (``stop`` if given, e.g. one a client was built with); a
+    signal also arms ``deadline`` (a bound on how long the clean stop may take)."""
     event = stop if stop is not None else threading.Event()
-    with signal_handlers(lambda *_: event.set(), signals):
+
+    def request_stop(signum: int, frame: Any) -> None:
+        event.set()
+        if deadline is not None:
+            deadline.arm()
+
+    with signal_handlers(request_stop, signals):
         yield event
 
 

@@ -55,3 +55,17 @@ def test_outside_the_main_thread_nothing_is_installed() -> None:
     worker.start()
     worker.join()
     assert inside == [before, False]
+
+
+def test_a_stop_signal_arms_the_deadline() -> None:
+    class Countdown:
+        armed = 0
+
+        def arm(self) -> None:
+            self.armed += 1
+
+    countdown = Countdown()
+    with stop_on_signals(deadline=countdown) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5)
+    assert countdown.armed == 1
