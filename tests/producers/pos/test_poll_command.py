@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from typer.testing import CliRunner
 
-from producers.pos import sink as pos_sink
+from producers.pos import publish as pos_publish
 from producers.pos.checkpoint import CheckpointStore
 from producers.pos.http import TokenFile
 from producers.pos.poller import Poller, make_client
@@ -139,7 +139,7 @@ def test_crash_between_ack_and_checkpoint_does_not_duplicate(
             scans.append(until_ms)
             return header_values_since(*args, until_ms=until_ms, **kwargs)
 
-        monkeypatch.setattr(pos_sink, "header_values_since", spy)
+        monkeypatch.setattr(pos_publish, "header_values_since", spy)
 
         store = CheckpointStore(tmp_path / "cp.sqlite")
         client = make_client(cfg, adapter_for(cfg), TokenFile(tmp_path / "tokens.json"))
