@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from producers.preview import Sample, fill_rates, source_fields
 from schemas.models import PosTicket
-from tests.producers.cdc.test_cdc_poller import make_db, sale
-from tests.producers.files.test_files import CSV_GOOD, CSV_HEADER, CSV_SPEC
-from tests.producers.pos.test_poller import add_sale
 from tests.producers.pos.vendor_server import vendor_server
+from tests.support.cdc import make_db, sale
+from tests.support.files import CSV_GOOD, CSV_HEADER, CSV_SPEC
+from tests.support.pos import add_sale
 from tillflow.cli import app
 
 T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)

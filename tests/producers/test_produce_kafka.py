@@ -8,33 +8,17 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from typer.testing import CliRunner
 
 from producers.simulator import SimulationConfig, simulate
 from schemas.models import CameraCount, PosTicket
 from schemas.serde import TopicSerde, registry_client
+from tests.support.kafka import _consumer, watermarks
 from tests.support.records import GOOD_TICKET, bad_file
 from tillflow.cli import app
-from tillflow.kafka import consumer_config, endpoints
+from tillflow.kafka import endpoints
 from tillflow.settings import Settings
-
-
-def _consumer(settings: Settings) -> Consumer:
-    return Consumer(consumer_config(settings, f"test-{time.time_ns()}", **{"enable.auto.commit": False}))
-
-
-def watermarks(settings: Settings, topic: str) -> dict[int, int]:
-    """The high watermark of each partition of ``topic``."""
-    consumer = _consumer(settings)
-    try:
-        meta = consumer.list_topics(topic, timeout=10)
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in meta.topics[topic].partitions
-        }
-    finally:
-        consumer.close()
 
 
 def read_topic(

@@ -20,9 +20,9 @@ from sinks.alerts.outbox import Outbox
 from sinks.alerts.payloads import pagerduty_event, sign, slack_message, teams_message, verify
 from sinks.alerts.routing import RateLimiter, RoutingError, parse_routes, route
 from sinks.alerts.service import AlertSink
-from tests.sinks.conftest import alert
 from tests.sinks.kafka_helpers import make_topics, produce, read_all
 from tests.sinks.vendor_standins import VendorStandIn, pagerduty_problems, slack_problems, teams_problems
+from tests.support.records import alert
 from tillflow.kafka import consumer_config, decoders
 from tillflow.sender import dead_letter_sender
 from tillflow.settings import Settings
@@ -109,7 +109,7 @@ def test_routing_rejects_unknown_kind_severity_and_state() -> None:
 
 def test_routing_warns_about_ids_not_in_the_catalogue() -> None:
     from schemas.catalogue import load_catalogue
-    from tests.sinks.conftest import CATALOGUE
+    from tests.support.records import CATALOGUE
 
     config = parse_routes({"channels": ROUTES["channels"], "routes": [
         {"match": {"mall": ["westgate", "eastgate"]}, "channels": ["ops"]},

@@ -14,7 +14,7 @@ from schemas.topics import CAMERA_COUNTS
 from sinks.clickhouse.mapping import COLUMNS, rows_for
 from sinks.clickhouse.migrate import migrate
 from tests.sinks.clickhouse_http import ClickHouseHTTPStandIn
-from tests.sinks.conftest import frame
+from tests.support.records import frame
 from tillflow.clickhouse import connect
 from tillflow.settings import Settings
 

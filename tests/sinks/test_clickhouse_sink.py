@@ -13,8 +13,8 @@ import pytest
 
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from sinks.clickhouse.service import build_sink, prepare
-from tests.sinks.conftest import T0, alert, frame, hourly, ticket
 from tests.sinks.kafka_helpers import committed, end_offsets, make_topics, produce, read_all
+from tests.support.records import T0, alert, frame, hourly, ticket
 from tillflow.settings import Settings
 
 

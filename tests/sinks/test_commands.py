@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from schemas.topics import ALERTS, CONVERSION_HOURLY
 from sinks.clickhouse.mapping import COLUMNS, rows_for
-from tests.sinks.conftest import CATALOGUE, T0, alert, hourly
 from tests.sinks.kafka_helpers import produce
 from tests.sinks.vendor_standins import VendorStandIn
+from tests.support.records import CATALOGUE, T0, alert, hourly
 from tillflow.cli import app
 from tillflow.kafka import endpoints
 from tillflow.settings import Settings

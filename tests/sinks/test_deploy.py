@@ -14,7 +14,7 @@ import typer
 import yaml
 
 from sinks.alerts.routing import load_routes, route
-from tests.sinks.conftest import alert
+from tests.support.records import alert
 from tillflow.cli import app
 from tillflow.settings import CONFIG_ENV, Settings
 

@@ -21,8 +21,8 @@ from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from sinks.clickhouse.mapping import COLUMNS, rows_for, timezones_of
 from streams.batch_ops import recompute_ops
 from tests.analytics.grafana_data import add_malls_data
-from tests.sinks.conftest import CATALOGUE, alert, hourly
 from tests.sinks.grafana_macros import expand_macros, interpolate
+from tests.support.records import CATALOGUE, alert, hourly
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"

@@ -20,7 +20,7 @@ from sinks.clickhouse.mapping import (
     rows_for,
 )
 from sinks.clickhouse.sink import is_data_error, merge
-from tests.sinks.conftest import T0, alert, frame, hourly, ticket
+from tests.support.records import T0, alert, frame, hourly, ticket
 from tillflow.kafka import commit_offsets
 
 TZ = {"wg-fashion": "Europe/Berlin", "mum-bandra": "Asia/Kolkata", "nyc-soho": "America/New_York"}

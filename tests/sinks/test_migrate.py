@@ -19,7 +19,7 @@ from sinks.clickhouse.migrate import (
     split_statements,
 )
 from sinks.report import fetch_hours, report_rows
-from tests.sinks.conftest import T0, hourly
+from tests.support.records import T0, hourly
 
 TZ: dict[str, str] = {}
 
@@ -118,7 +118,7 @@ def test_ticket_lines_current_drops_lines_a_repolled_ticket_no_longer_has(ch: An
     from datetime import timedelta
 
     from schemas.topics import POS_TICKETS
-    from tests.sinks.conftest import ticket
+    from tests.support.records import ticket
 
     tz = {"wg-fashion": "Europe/Berlin"}
     first = ticket(1)  # two lines

@@ -20,8 +20,8 @@ import requests
 import yaml
 
 from schemas.topics import POS_TICKETS
-from tests.sinks.conftest import CATALOGUE, ticket
 from tests.sinks.kafka_helpers import produce
+from tests.support.records import CATALOGUE, ticket
 from tillflow.devstack import free_port
 from tillflow.kafka import endpoints
 from tillflow.settings import Settings

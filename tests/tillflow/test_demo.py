@@ -117,7 +117,7 @@ def test_ctrl_c_stops_a_keep_running_demo_in_order_with_a_summary(tmp_path: Path
     """Ctrl-C goes to the terminal's whole foreground process group: only the demo may get it. It stops its
     processes itself, prints the summary and exits 0. The demo also ignores the configured cluster (the
     session's stack stands in for production): nothing is sent there."""
-    from tests.producers.test_produce_kafka import watermarks
+    from tests.support.kafka import watermarks
     from tillflow.kafka import endpoints
     from tillflow.settings import Settings
 

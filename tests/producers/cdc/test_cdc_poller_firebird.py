@@ -17,7 +17,7 @@ from producers.cdc.normalize import TicketAssembler
 from producers.cdc.poller import Poller
 from producers.cdc.source import CdcSource, load_source
 from tests.producers.cdc.conftest import FbServer
-from tests.producers.cdc.test_cdc_poller import SOURCE, normalize
+from tests.support.cdc import SOURCE, normalize
 
 pytestmark = pytest.mark.cdc
 

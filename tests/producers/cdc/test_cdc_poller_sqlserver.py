@@ -19,7 +19,7 @@ from producers.cdc.normalize import TicketAssembler
 from producers.cdc.poller import Poller
 from producers.cdc.source import CdcSource, load_source
 from tests.producers.cdc.mssql_standin import Server
-from tests.producers.cdc.test_cdc_poller import SOURCE, normalize
+from tests.support.cdc import SOURCE, normalize
 
 SCHEMA = [
     "CREATE TABLE dbo.tickets (id INTEGER PRIMARY KEY, till TEXT, status TEXT NOT NULL, closed_at DATETIME2,"

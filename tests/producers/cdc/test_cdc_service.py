@@ -11,7 +11,7 @@ import fastavro
 
 from producers.cdc.normalize import TicketAssembler
 from producers.cdc.service import RawDecoder, SqliteStore
-from tests.producers.cdc.test_cdc_normalize import SOURCE, Db, header
+from tests.support.cdc_events import SOURCE, Db, header
 
 # The value schema the AvroConverter registers for the tickets table (nullable row structs, the envelope).
 ROW = {"type": "record", "name": "Value", "namespace": "cdc.pos_paris_postgres.public.tickets", "fields": [

@@ -28,8 +28,8 @@ from producers.files.spec import FileSpec
 from producers.pos.checkpoint import CheckpointStore
 from producers.tail import CLOCK_MARGIN, bounded_ends, end_offsets, header_values_since
 from schemas.topics import POS_TICKETS
-from tests.producers.files.test_files import CSV_HEADER, CSV_SPEC
 from tests.producers.pos.broker import Broker, own_broker, read_tickets
+from tests.support.files import CSV_HEADER, CSV_SPEC
 from tillflow.sender import RecordSender
 from tillflow.settings import Settings
 

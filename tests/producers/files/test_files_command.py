@@ -14,8 +14,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.producers.files.test_files import CSV_GOOD, CSV_HEADER, CSV_SPEC, XML_GOOD, XML_SPEC
 from tests.producers.pos.broker import Broker, broker, own_broker, read_tickets
+from tests.support.files import CSV_GOOD, CSV_HEADER, CSV_SPEC, XML_GOOD, XML_SPEC
 from tillflow.cli import app
 
 __all__ = ["broker", "own_broker"]  # the fixtures

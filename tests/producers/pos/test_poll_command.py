@@ -22,8 +22,8 @@ from producers.pos.vendors import adapter_for
 from producers.tail import CLOCK_MARGIN, bounded_ends, end_offsets, header_values_since
 from schemas.topics import POS_TICKETS
 from tests.producers.pos.broker import Broker, broker, read_tickets
-from tests.producers.pos.test_poller import add_refund, add_sale, config, sale_id
 from tests.producers.pos.vendor_server import vendor_server
+from tests.support.pos import add_refund, add_sale, config, sale_id
 from tillflow.cli import app
 from tillflow.kafka import client_config
 from tillflow.sender import RecordSender

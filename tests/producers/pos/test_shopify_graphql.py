@@ -18,8 +18,8 @@ from producers.pos.poller import Poller, make_client
 from producers.pos.source import SourceConfig
 from producers.pos.vendors import ShopifyAdapter, adapter_for
 from schemas.models import PosTicket
-from tests.producers.pos.test_poller import ListSink, config
 from tests.producers.pos.vendor_server import VendorState, vendor_server
+from tests.support.pos import ListSink, config
 
 T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=3)

@@ -3,7 +3,6 @@ real PostgreSQL 15, tillflow's side from ClickHouse (chDB, the shipped migration
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
 from datetime import UTC, date, datetime, timedelta
@@ -22,12 +21,9 @@ from schemas.models import PosTicket
 from schemas.topics import POS_TICKETS
 from sinks.clickhouse.mapping import COLUMNS, rows_for
 from tests.producers.cdc.conftest import postgres
-from tests.producers.pos.test_poller import config
 from tests.producers.pos.vendor_server import vendor_server
-from tests.sinks.conftest import CATALOGUE
-
-with contextlib.suppress(ImportError):  # the chDB fixtures; once they live in tests/conftest.py, every test has them
-    from tests.sinks.conftest import ch, ch_settings, chdb_dir  # type: ignore[attr-defined,unused-ignore]  # noqa: F401
+from tests.support.pos import config
+from tests.support.records import CATALOGUE
 from tillflow.cli import app
 from tillflow.settings import Settings
 

@@ -36,8 +36,8 @@ from producers.pos.vendors import adapter_for
 from producers.webhooks.service import Endpoint, SeenEvents, make_app
 from producers.webhooks.verify import Refused, notices, verify
 from tests.producers.pos.broker import Broker, broker, read_tickets
-from tests.producers.pos.test_poller import MERCHANT, add_refund, add_sale, config, sale_id
 from tests.producers.pos.vendor_server import VendorState, vendor_server
+from tests.support.pos import MERCHANT, add_refund, add_sale, config, sale_id
 from tillflow.sender import RecordSender
 from tillflow.settings import Settings
 

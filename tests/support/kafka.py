@@ -1,0 +1,27 @@
+"""Reading a topic's state in tests: high watermarks per partition."""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import Consumer, TopicPartition
+
+from tillflow.kafka import consumer_config
+from tillflow.settings import Settings
+
+
+def _consumer(settings: Settings) -> Consumer:
+    return Consumer(consumer_config(settings, f"test-{time.time_ns()}", **{"enable.auto.commit": False}))
+
+
+def watermarks(settings: Settings, topic: str) -> dict[int, int]:
+    """The high watermark of each partition of ``topic``."""
+    consumer = _consumer(settings)
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in meta.topics[topic].partitions
+        }
+    finally:
+        consumer.close()
