@@ -26,6 +26,7 @@ from streams.availability import complete_share, open_minutes
 from streams.baselines import DAY_MS, baseline, history_entry, prune
 from streams.hours import HOUR_MS, hour_start, local_hour_iso, local_weekday_hour
 from streams.rules import AlertConfig, Finding
+from streams.state import PartitionState, StoreState
 from streams.underreporting import UnderreportingConfig, hour_counts
 from tillflow.errors import ContractError
 
@@ -108,8 +109,8 @@ class Engine:
         catalogue: Catalogue,
         config: StreamConfig,
         hours: MutableMapping[str, Acc],
-        stores: MutableMapping[str, dict[str, Any]],
-        parts: MutableMapping[str, dict[str, Any]],
+        stores: MutableMapping[str, StoreState],
+        parts: MutableMapping[str, PartitionState],
         history: MutableMapping[str, list[dict[str, Any]]] | None = None,
         retained: MutableMapping[str, dict[str, int]] | None = None,
     ) -> None:
@@ -128,7 +129,7 @@ class Engine:
 
     # -- state access (read through a per-batch cache, written back once per batch) --
 
-    def _part(self, partition: int) -> dict[str, Any]:
+    def _part(self, partition: int) -> PartitionState:
         part = self.parts.get(f"p{partition}")
         if part is None:
             part = {
@@ -147,7 +148,7 @@ class Engine:
             }
         return part
 
-    def _store(self, cache: dict[str, dict[str, Any]], store_id: str, ts: int) -> dict[str, Any]:
+    def _store(self, cache: dict[str, StoreState], store_id: str, ts: int) -> StoreState:
         st = cache.get(store_id)
         if st is None:
             st = self.stores.get(store_id)
@@ -171,7 +172,7 @@ class Engine:
         out = Output()
         part = self._part(partition)
         touched: dict[str, Acc] = {}
-        stores: dict[str, dict[str, Any]] = {}
+        stores: dict[str, StoreState] = {}
         threshold = max(part["wm"], part["forced"])
         oldest = part["wm"] - max(self.cfg.closed_retention_ms, self.cfg.hour_retention_ms)
         for i, (kind, rec) in enumerate(events):
@@ -209,9 +210,10 @@ class Engine:
                 out.late += 1
             if ts > part["newest"]:
                 part["newest"] = ts
-            progress_key = "nt" if kind == TICKET else "nf"
-            if ts > part[progress_key]:
-                part[progress_key] = ts
+            if kind == TICKET:
+                part["nt"] = max(part["nt"], ts)
+            else:
+                part["nf"] = max(part["nf"], ts)
             if kind == FRAME:
                 base_key = hour_key(store.id, None, start)
                 base = touched.get(base_key) if zone is not None else acc
@@ -232,7 +234,7 @@ class Engine:
 
     @staticmethod
     def _new_hour(
-        part: dict[str, Any], key: str, store: Store, start: int, threshold: int, zone: str | None = None
+        part: PartitionState, key: str, store: Store, start: int, threshold: int, zone: str | None = None
     ) -> Acc:
         acc = new_hour(store.id, zone, start, store.timezone)
         if start + HOUR_MS <= threshold:
@@ -242,7 +244,7 @@ class Engine:
             part["open"][key] = start
         return acc
 
-    def progress(self, part: dict[str, Any]) -> int:
+    def progress(self, part: PartitionState) -> int:
         """Event time up to which both inputs of a partition are complete (apart from late events).
 
         The slower of tickets and counts, unless it lags the faster by more than ``stream_skew_ms`` (a feed
@@ -279,7 +281,7 @@ class Engine:
 
     # -- internals --
 
-    def _track_ticket(self, st: dict[str, Any], store: Store, ts: int, out: Output) -> None:
+    def _track_ticket(self, st: StoreState, store: Store, ts: int, out: Output) -> None:
         last = st["last_ticket"]
         if last is None or ts >= last:
             st["last_ticket"] = ts
@@ -289,7 +291,7 @@ class Engine:
                 st["t_since"][cam] = st["t_since"].get(cam, 0) + 1
         self._resolve_windows(st, store, rules.FEED_SILENT, "", ts, out)
 
-    def _track_frame(self, st: dict[str, Any], store: Store, rec: dict[str, Any], ts: int, out: Output) -> None:
+    def _track_frame(self, st: StoreState, store: Store, rec: dict[str, Any], ts: int, out: Output) -> None:
         cam = rec["camera_id"]
         if ts >= st["last_frame"].get(cam, 0):
             st["last_frame"][cam] = ts
@@ -299,7 +301,7 @@ class Engine:
             st["v_since"] += rec["entries"]
         self._resolve_windows(st, store, rules.CAMERA_SILENT, cam, ts, out)
 
-    def _resolve_windows(self, st: dict[str, Any], store: Store, kind: str, cam: str, ts: int, out: Output) -> None:
+    def _resolve_windows(self, st: StoreState, store: Store, kind: str, cam: str, ts: int, out: Output) -> None:
         """A late record inside a silence the alert was raised for shows the source was not silent."""
         for aid, (wkind, wcam, since, at, hour, *_until) in list(st["windows"].items()):
             if wkind == kind and wcam == cam and since <= ts <= at:
@@ -318,19 +320,32 @@ class Engine:
     def _finish(
         self,
         partition: int,
-        part: dict[str, Any],
+        part: PartitionState,
         touched: dict[str, Acc],
-        stores: dict[str, dict[str, Any]],
+        stores: dict[str, StoreState],
         now_ms: int,
         out: Output,
     ) -> None:
-        cfg = self.cfg
-        part["wm"] = max(part["wm"], self.progress(part) - cfg.lateness_ms)
-        threshold = max(part["wm"], part["forced"])
+        """After a batch or a timer tick: move the watermark, close the hours it passed, emit final and due
+        live records, judge alerts, apply retention, then write the batch's state back once."""
+        part["wm"] = max(part["wm"], self.progress(part) - self.cfg.lateness_ms)
         for store_id in stores:
             if store_id not in part["stores"]:
                 part["stores"].append(store_id)
-        # Close every open hour the watermark has passed, oldest first (baselines see earlier hours).
+        self._close_passed_hours(part, touched)
+        self._take_due_live_updates(part, touched, now_ms)
+        finals = self._emit(part, touched, now_ms, out)
+        self._judge_alerts(part, touched, stores, finals, out)
+        self._retain(partition, part, touched)
+        for key, acc in touched.items():
+            self.hours[key] = acc
+        for store_id, st in stores.items():
+            self.stores[store_id] = st
+        self.parts[f"p{partition}"] = part
+
+    def _close_passed_hours(self, part: PartitionState, touched: dict[str, Acc]) -> None:
+        """Close every open hour the watermark has passed, oldest first (baselines see earlier hours)."""
+        threshold = max(part["wm"], part["forced"])
         for key, start in sorted(part["open"].items(), key=lambda kv: kv[1]):
             if start + HOUR_MS <= threshold:
                 acc = touched.get(key) or self.hours.get(key)
@@ -342,18 +357,23 @@ class Engine:
                 acc["dirty"] = True
                 del part["open"][key]
                 part["closed"][key] = start
-        # Live updates throttled by wall clock; dirty ones left behind are flushed by the timer.
+
+    def _take_due_live_updates(self, part: PartitionState, touched: dict[str, Acc], now_ms: int) -> None:
+        """Live updates are throttled by wall clock: the held-back ones that are due join this batch's hours."""
         waiting: list[str] = []
         for key in part["dirty"]:
             if key not in touched:
                 acc = self.hours.get(key)
                 if acc is None or not acc["dirty"]:
                     continue
-                if acc["closed"] or now_ms - acc.get("emitted", 0) >= cfg.live_throttle_ms:
+                if acc["closed"] or now_ms - acc.get("emitted", 0) >= self.cfg.live_throttle_ms:
                     touched[key] = acc
                 else:
                     waiting.append(key)
         part["dirty"] = waiting
+
+    def _emit(self, part: PartitionState, touched: dict[str, Acc], now_ms: int, out: Output) -> list[Acc]:
+        """The conversion records of the changed hours (final, corrected or live); the store hours made final."""
         finals: list[Acc] = []
         for key, acc in sorted(touched.items(), key=lambda kv: kv[1]["start"]):
             if not acc["dirty"]:
@@ -371,12 +391,23 @@ class Engine:
                 out.conversions.append(self._record(acc, store, True, now_ms))
                 if acc["zone"] is None:
                     finals.append(acc)
-            elif now_ms - acc.get("emitted", 0) >= cfg.live_throttle_ms:
+            elif now_ms - acc.get("emitted", 0) >= self.cfg.live_throttle_ms:
                 acc["dirty"] = False
                 acc["emitted"] = now_ms
                 out.conversions.append(self._record(acc, store, False, now_ms))
             else:
                 part["dirty"].append(key)
+        return finals
+
+    def _judge_alerts(
+        self,
+        part: PartitionState,
+        touched: dict[str, Acc],
+        stores: dict[str, StoreState],
+        finals: list[Acc],
+        out: Output,
+    ) -> None:
+        """Silences first, then each final store-hour's alerts, then the early (in-hour) sales drops."""
         # Silences first: a store-hour's sales and traffic findings are judged knowing the silent feeds and
         # cameras that explain them (one incident, one page).
         safe = self.progress(part)
@@ -390,6 +421,10 @@ class Engine:
             store = self.by_id[acc["store"]]
             self._final_alerts(acc, store, self._store(stores, store.id, acc["start"]), part, out)
         self._early_sales_drop(part, touched, stores, out)
+
+    def _retain(self, partition: int, part: PartitionState, touched: dict[str, Acc]) -> None:
+        """Retention of the partition's closed hours (the ``retained`` table)."""
+        cfg = self.cfg
         # Retention: closed hours behind the event-time watermark are made compact after hour_retention_ms
         # and forgotten after closed_retention_ms. The set of closed hours is only read and written when hours
         # close or an hour of event time passed.
@@ -415,11 +450,6 @@ class Engine:
                             compact(acc)
                             touched[key] = acc
             self.retained[pk] = retained
-        for key, acc in touched.items():
-            self.hours[key] = acc
-        for store_id, st in stores.items():
-            self.stores[store_id] = st
-        self.parts[f"p{partition}"] = part
 
     def _record(self, acc: Acc, store: Store, is_final: bool, now_ms: int) -> dict[str, Any]:
         area = store.area_m2
@@ -442,7 +472,7 @@ class Engine:
             availability.apply_to_record(record, acc["mc"], self.entrances[store.id], open_minutes(store, acc["start"]))
         return record
 
-    def _explained(self, st: dict[str, Any], acc: Acc, record: dict[str, Any]) -> bool:
+    def _explained(self, st: StoreState, acc: Acc, record: dict[str, Any]) -> bool:
         """A store-hour whose figures rest on incomplete data: a data flag, an entrance-camera gap, a silence."""
         if any(flag in UNUSABLE_FLAGS for flag in record["quality_flags"]):
             return True
@@ -459,7 +489,7 @@ class Engine:
         """Share of the store-hour's open minutes in which every entrance camera sent a frame."""
         return complete_share(acc["mc"], self.entrances[store.id], open_minutes(store, acc["start"]))
 
-    def _final_alerts(self, acc: Acc, store: Store, st: dict[str, Any], part: dict[str, Any], out: Output) -> None:
+    def _final_alerts(self, acc: Acc, store: Store, st: StoreState, part: PartitionState, out: Output) -> None:
         """Sales and traffic drops of a final (or corrected) hour, then history and the peer message."""
         record = self._record(acc, store, True, 0)
         weekday, hour = local_weekday_hour(acc["start"], store.timezone)
@@ -523,7 +553,7 @@ class Engine:
         self._trim_alerts(st)
 
     def _early_sales_drop(
-        self, part: dict[str, Any], touched: dict[str, Acc], stores: dict[str, dict[str, Any]], out: Output
+        self, part: PartitionState, touched: dict[str, Acc], stores: dict[str, StoreState], out: Output
     ) -> None:
         now = self.progress(part)
         acfg = self.cfg.alerts
@@ -579,7 +609,7 @@ class Engine:
                     minutes.append((at, acc["mt"][m], acc["mv"][m], seen))
         return minutes
 
-    def _scan_silence(self, store: Store, st: dict[str, Any], touched: dict[str, Acc], until: int, out: Output) -> None:
+    def _scan_silence(self, store: Store, st: StoreState, touched: dict[str, Acc], until: int, out: Output) -> None:
         """FEED_SILENT and CAMERA_SILENT over the minutes completed since the last scan, in event time.
 
         Evaluated on per-minute counts kept in the hour state, so the outcome does not depend on how the
@@ -633,7 +663,7 @@ class Engine:
         st["scan_at"] = timeline[-1][0] + 60_000
 
     def _fire_silence(
-        self, store: Store, st: dict[str, Any], finding: Finding, since: int, cam: str, now: int, out: Output
+        self, store: Store, st: StoreState, finding: Finding, since: int, cam: str, now: int, out: Output
     ) -> None:
         """Fire a FEED_SILENT / CAMERA_SILENT finding for the hour of ``now``, remembering its window."""
         hour = hour_start(now, store.timezone)
@@ -654,7 +684,7 @@ class Engine:
         out.alerts += emitted
 
     @staticmethod
-    def _end_silence(st: dict[str, Any], kind: str, cam: str, since: int, until: int) -> None:
+    def _end_silence(st: StoreState, kind: str, cam: str, since: int, until: int) -> None:
         """Remember where a fired silence ended (the first minute its source sent data again)."""
         for window in st["windows"].values():
             if window[0] == kind and window[1] == cam and window[2] == since:
@@ -663,7 +693,7 @@ class Engine:
                 window[5] = until
 
     @staticmethod
-    def _silences(st: dict[str, Any], kind: str, start: int, end: int, cam: str | None = None) -> list[str]:
+    def _silences(st: StoreState, kind: str, start: int, end: int, cam: str | None = None) -> list[str]:
         """Ids of the FIRING silence alerts of ``kind`` whose window overlaps ``[start, end)``."""
         found = []
         for aid, window in st["windows"].items():
@@ -674,14 +704,14 @@ class Engine:
                 found.append(aid)
         return found
 
-    def _ticket_gap(self, st: dict[str, Any], start: int, now: int) -> bool:
+    def _ticket_gap(self, st: StoreState, start: int, now: int) -> bool:
         """The store's tickets stopped inside ``[start, now)`` for a while, or a FEED_SILENT covers it."""
         feed = st.get("fs")
         gap = feed is not None and not feed[2] and now - feed[0] >= self.cfg.alerts.feed_silent_minutes * 30_000
         return gap or bool(self._silences(st, rules.FEED_SILENT, start, now))
 
     def _suppress(
-        self, st: dict[str, Any], store: Store, hour: int, symptom: Finding, cause: str, cam: str, out: Output
+        self, st: StoreState, store: Store, hour: int, symptom: Finding, cause: str, cam: str, out: Output
     ) -> None:
         """Page nothing for ``symptom``: attach it as ``related`` to the FIRING root alert(s) that explain it
         (the root is re-emitted with the list in its details; a re-emitted FIRING alert pages no one again),
@@ -721,9 +751,9 @@ class Engine:
         return hour in (hours.open.hour, last)
 
     @staticmethod
-    def _trim_alerts(st: dict[str, Any]) -> None:
-        for name in ("alerts", "windows", "roots"):
-            states = st.setdefault(name, {})
+    def _trim_alerts(st: StoreState) -> None:
+        states: dict[str, Any]
+        for states in (st["alerts"], st["windows"], st.setdefault("roots", {})):
             while len(states) > MAX_ALERT_STATES:
                 del states[next(iter(states))]
 
