@@ -64,17 +64,14 @@ def poll(
     live under <state_dir>/pos/. Exit code 2 when the vendor API or Kafka kept failing (checkpoint kept).
     SIGTERM stops after the page being handled (or a wait to retry), with the checkpoint saved, exit code 0.
     """
-    from producers.pos.checkpoint import CheckpointStore
-    from producers.pos.http import AuthFailed, SourceUnavailable, TokenFile
+    from producers.pos.http import AuthFailed, SourceUnavailable
     from producers.pos.lock import exclusive
-    from producers.pos.metrics import LAST_SUCCESS, REJECTED, SYNC_ERRORS, TICKETS
-    from producers.pos.poller import Poller, SyncResult, make_client
-    from producers.pos.publish import KafkaTicketPublisher
+    from producers.pos.poller import SyncResult
     from producers.pos.schedule import run_once_or_every
+    from producers.pos.service import build_poller, counted_sync
     from producers.pos.source import load_source, parse_duration
-    from producers.pos.vendors import adapter_for
     from tillflow.metrics import serve_configured_metrics
-    from tillflow.sender import DeliveryError, RecordSender
+    from tillflow.sender import DeliveryError
     from tillflow.settings import load_settings
 
     cfg = load_source(source)
@@ -90,14 +87,9 @@ def poll(
         return
     settings = load_settings()
     serve_configured_metrics(settings)
-    state = settings.state_dir / "pos"
     stop = threading.Event()  # set by SIGTERM: the page being handled (or a wait to retry) is the last
     stopped = stop.is_set
-    store = CheckpointStore(state / f"{cfg.name}.sqlite")
-    adapter = adapter_for(cfg)
-    client = make_client(cfg, adapter, TokenFile(state / f"{cfg.name}.tokens.json"), stopped=stopped)
-    sender = RecordSender(settings)
-    poller = Poller(cfg, KafkaTicketPublisher(sender, settings), store, client, stopped=stopped)
+    poller = build_poller(settings, cfg, stopped)
 
     def run_once() -> SyncResult | None:
         try:
@@ -109,24 +101,19 @@ def poll(
                         bar.update(task, completed=int((fraction or 0) * 1000),
                                    description=f"{cfg.name} {r.published} published")  # fmt: skip
 
-                    result = poller.sync(since=start, until=end, on_progress=on_progress)
+                    result = counted_sync(poller, start, end, on_progress)
                     bar.update(task, completed=1000)
             else:
-                result = poller.sync(until=end)
+                result = counted_sync(poller, None, end)
         except (SourceUnavailable, AuthFailed, DeliveryError) as exc:
-            SYNC_ERRORS.labels(cfg.name, type(exc).__name__).inc()
             err.print(f"[red]{cfg.name}: sync stopped, checkpoint kept:[/red] {exc}", highlight=False)
             return None
         except Exception as exc:  # e.g. the schema registry unreachable: same outcome, the checkpoint is kept
-            SYNC_ERRORS.labels(cfg.name, type(exc).__name__).inc()
             log.debug("sync failed", exc_info=True)
             err.print(
                 f"[red]{cfg.name}: sync stopped, checkpoint kept:[/red] {type(exc).__name__}: {exc}", highlight=False
             )
             return None
-        TICKETS.labels(cfg.name).inc(result.published)
-        REJECTED.labels(cfg.name).inc(result.rejected)
-        LAST_SUCCESS.labels(cfg.name).set(time.time())
         out.print(
             f"{cfg.name}: {result.records} records in {result.pages} pages, {result.published} tickets published, "
             f"{result.unchanged} unchanged, {result.rejected} rejected"
@@ -140,12 +127,13 @@ def poll(
             out.print(f"{cfg.name}: stopped on SIGTERM, checkpoint saved{again}")
         return result
 
+    lock = exclusive(settings.state_dir / "pos" / f"{cfg.name}.lock", f"a poller of source {cfg.name}")
     try:
-        with stop_on_signals(stop=stop), exclusive(state / f"{cfg.name}.lock", f"a poller of source {cfg.name}"):
+        with stop_on_signals(stop=stop), lock:
             if not run_once_or_every(interval.total_seconds() if interval else None, run_once, stopped):
                 raise typer.Exit(2)
     finally:
-        store.close()
+        poller.store.close()
 
 
 def _dry_run(cfg: Any, start: datetime | None, end: datetime | None, sample: int) -> None:

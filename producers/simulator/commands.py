@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,27 +10,6 @@ import typer
 
 from tillflow.console import err, fail, out, progress
 from tillflow.lifecycle import raise_keyboard_interrupt, signal_handlers
-
-
-def load_scenario(path: Path) -> dict[str, Any]:
-    """A YAML scenario: optional ``seed``, ``start``, ``days``, ``fps``, ``catalogue`` and ``incidents``
-    (each a CLI string or a mapping with ``kind`` and the incident's keys)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of seed, start, days, fps, catalogue, incidents")
-    unknown = sorted(set(data) - {"seed", "start", "days", "fps", "catalogue", "incidents"})
-    if unknown:
-        raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}")
-    if not isinstance(data.get("incidents", []), list):
-        raise ValueError(f"{path}: incidents: expected a list")
-    return data
 
 
 def simulate_command(
@@ -94,47 +72,17 @@ def simulate_command(
     set, /metrics counts the events sent per topic and shows the simulated clock. Events are sent when
     their (compressed) delivery time comes; late and duplicated deliveries are injected as incidents.
     """
-    from producers.simulator.incidents import incident_from
-    from producers.simulator.output import INCIDENTS_FILE, SUMMARY_FILE, JsonlSink, Summary, paced, write_incidents
-    from producers.simulator.simulation import SimulationConfig, injected, simulate
+    from producers.simulator.output import INCIDENTS_FILE, SUMMARY_FILE, JsonlSink, Summary, write_incidents
+    from producers.simulator.service import load_scenario, plan_run, run
     from schemas.catalogue import load_catalogue
     from tillflow.settings import load_settings
 
     settings = load_settings()
-    plan: dict[str, Any] = {}
-    if scenario is not None:
-        try:
-            plan = load_scenario(scenario)
-        except ValueError as exc:
-            fail(str(exc))
-    cat_path = catalogue or (Path(plan["catalogue"]) if "catalogue" in plan else settings.catalogue)
-    cat = load_catalogue(cat_path)
-    start_value = start if start is not None else plan.get("start")
-    try:
-        start_date = (
-            datetime.now(UTC).date()
-            if start_value is None
-            else start_value
-            if isinstance(start_value, date)
-            else date.fromisoformat(str(start_value))
-        )
-    except ValueError:
-        fail(f"--start {start_value!r}: expected a date YYYY-MM-DD")
-    try:
-        incidents = [incident_from(i) for i in plan.get("incidents", [])]
-        incidents += [incident_from(i) for i in incident or []]
-        config = SimulationConfig(
-            seed=seed if seed is not None else int(plan.get("seed", 0)),
-            start=start_date,
-            days=days if days is not None else int(plan.get("days", 1)),
-            fps=fps if fps is not None else float(plan.get("fps", settings.simulator_fps)),
-            incidents=incidents,
-            source=settings.simulator_source,
-            staffing=staffing,
-        )
-        truth = injected(cat, config)
-    except ValueError as exc:  # an IncidentError or a plan value of the wrong type
-        fail(str(exc))
+    plan = load_scenario(scenario) if scenario is not None else {}
+    cat = load_catalogue(catalogue or (Path(plan["catalogue"]) if "catalogue" in plan else settings.catalogue))
+    config, truth = plan_run(
+        settings, cat, plan, seed=seed, start=start, days=days, fps=fps, incidents=incident, staffing=staffing
+    )
     pace = None if fast else speed if speed is not None else (None if out_dir is not None else settings.simulator_speed)
 
     sink: Any
@@ -160,20 +108,12 @@ def simulate_command(
     serve_configured_metrics(settings)
     from producers.simulator.metrics import RUN
 
-    total_h = config.days * 24 + 24
     summary = RUN.summary = Summary()
-    interrupted = False
     # SIGTERM is taken like Ctrl-C, so a supervisor stopping the simulator still gets what was sent delivered
     with signal_handlers(raise_keyboard_interrupt), progress(transient=True) as bar:
-        task = bar.add_task(f"simulated hours → {target}", total=total_h, visible=not quiet)
+        task = bar.add_task(f"simulated hours → {target}", total=config.days * 24 + 24, visible=not quiet)
         try:
-            for ev in paced(simulate(cat, config), pace):
-                sink.send(ev.topic, ev.record)
-                summary.add(ev)
-                if summary.events % 5000 == 0 and summary.first is not None:
-                    bar.update(task, completed=int((ev.emit_at - summary.first).total_seconds() // 3600))
-        except KeyboardInterrupt:
-            interrupted = True  # deliver what was sent so far, then stop
+            interrupted = not run(cat, config, sink, pace, summary, lambda h: bar.update(task, completed=h))
         finally:
             if out_dir is not None:
                 sink.close()
