@@ -56,17 +56,7 @@ class RecordSender:
         """Queue one record, keyed by its topic's key field."""
         spec = topic_spec(topic)
         key = str(getattr(record, spec.key_field)).encode()
-        value = self.serde(topic).encode(record)
-        while True:
-            try:
-                self.producer.produce(
-                    topic, value=value, key=key, headers=list((headers or {}).items()), on_delivery=self._on_delivery
-                )
-                break
-            except BufferError:
-                self.producer.poll(0.1)
-        self.sent += 1
-        self.producer.poll(0)
+        self.send_raw(topic, key, self.serde(topic).encode(record), headers)
 
     def send_many(self, topic: str, records: Iterable[Record]) -> int:
         n = 0

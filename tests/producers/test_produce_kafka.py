@@ -36,9 +36,10 @@ def read_topic(
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
-            got.append((msg.key(), msg.value()))
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                done.add(msg.partition())
+            got.append((bytes(msg.key() or b""), bytes(msg.value() or b"")))
+            partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
+            if offset + 1 >= ends[partition]:
+                done.add(partition)
         assert len(done) == len(ends), f"timed out reading {topic}"
         return got
     finally:
@@ -167,7 +168,7 @@ def _partitions_by_key(settings: Settings, topic: str, since: dict[int, int]) ->
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
-            found.setdefault(msg.key(), set()).add(msg.partition())
+            found.setdefault(bytes(msg.key() or b""), set()).add(int(msg.partition() or 0))
             left -= 1
         assert left == 0, f"timed out reading {topic}"
         return found

@@ -1,10 +1,11 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from schemas.catalogue import CatalogueError, load_catalogue, parse_catalogue
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "stores": [
         {
             "id": "s1",

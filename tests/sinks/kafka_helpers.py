@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.models import Record
 from schemas.topics import TOPICS, deadletter_topic
+from tests.support.kafka import headers_of
 from tillflow.kafka import client_config, consumer_config, ensure_topics
 from tillflow.sender import RecordSender
 from tillflow.settings import Settings
@@ -32,7 +33,7 @@ def produce(settings: Settings, topic: str, logical: str, records: Iterable[Reco
             if isinstance(record, bytes):
                 sender.send_raw(topic, b"wg-fashion", record)
             else:
-                sender.send_raw(topic, str(record.store_id).encode(), serde.encode(record))
+                sender.send_raw(topic, str(getattr(record, "store_id", "")).encode(), serde.encode(record))
             n += 1
     return n
 
@@ -50,7 +51,7 @@ def read_all(
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
-            headers = {k: (v or b"").decode() for k, v in (msg.headers() or [])}
+            headers = {k: v.decode() for k, v in headers_of(msg).items()}
             out.append((msg.value(), headers))
     finally:
         consumer.close()

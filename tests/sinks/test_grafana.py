@@ -94,7 +94,7 @@ def simulate(ch: Any) -> None:
     raw: dict[str, list[dict[str, Any]]] = {POS_TICKETS: [], CAMERA_COUNTS: [], STAFF_SHIFTS: []}
     config = SimulationConfig(seed=3, start=DAY.date(), days=1, fps=0.1, staffing=True)
     for event in simulate(catalogue, config):
-        record = event.record
+        record: Any = event.record
         raw[event.topic].append(record.to_json())
         if event.topic == STAFF_SHIFTS:
             add(event.topic, record)

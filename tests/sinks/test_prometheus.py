@@ -56,7 +56,7 @@ def wait_until(check: Any, timeout: float, what: str, procs: list[subprocess.Pop
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for proc in procs:
-            assert proc.poll() is None, f"{proc.args[0]} exited with {proc.returncode} while waiting for {what}"
+            assert proc.poll() is None, f"{proc.args!r} exited with {proc.returncode} while waiting for {what}"
         try:
             value = check()
         except requests.RequestException:

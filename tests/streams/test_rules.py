@@ -123,7 +123,7 @@ def _day(e: Engine, day: datetime, hour_tx: int, visitors: int, seq: list[int], 
         events.append((FRAME, frame("cam-wg-volt", "wg-volt", start + m * 60_000 + 30_000, seq[0])))
     for i in range(hour_tx):
         events.append((TICKET, ticket("wg-volt", start + i * 3_600_000 // max(hour_tx, 1) + 1, net)))
-    events.sort(key=lambda ev: ev[1].get("occurred_at", ev[1].get("frame_ts")))
+    events.sort(key=lambda ev: ev[1].get("occurred_at") or ev[1]["frame_ts"])
     out = e.apply(0, events, WALL)
     out.extend(e.tick(0, WALL, close_all=True))
     e.parts["p0"]["forced"] = 0  # a new day continues in event time
@@ -209,7 +209,7 @@ def test_no_frames_is_not_a_traffic_drop() -> None:
     # The camera works for 10 minutes, then sends nothing while the till rings 40 sales.
     frames = [(FRAME, frame("cam-wg-volt", "wg-volt", start + i * 20_000, 20_000 + i, entries=1)) for i in range(30)]
     sales = [(TICKET, ticket("wg-volt", start + i * 90_000 + 1, 2500)) for i in range(40)]
-    evs = sorted([*frames, *sales], key=lambda ev: ev[1].get("occurred_at", ev[1].get("frame_ts")))
+    evs = sorted([*frames, *sales], key=lambda ev: ev[1].get("occurred_at") or ev[1]["frame_ts"])
     out = e.apply(0, evs, WALL)
     out.extend(e.apply(0, [(FRAME, frame("cam-wg-denim", "wg-denim", start + 75 * 60_000, 1))], WALL))
     out.extend(e.tick(0, WALL, close_all=True))

@@ -220,7 +220,7 @@ def test_clean_estate_raises_nothing() -> None:
     config = SimulationConfig(seed=11, start=date(2026, 1, 5), days=35)
     alerts, peers = _run(_estate(), config)
     assert [a["message"] for a in alerts] == []
-    judged = defaultdict(int)
+    judged: defaultdict[str, int] = defaultdict(int)
     for group in peers.groups.values():
         for store_id, days in group["stores"].items():
             judged[store_id] += len(days)

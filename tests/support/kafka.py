@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -11,7 +12,9 @@ from tillflow.settings import Settings
 
 
 def _consumer(settings: Settings) -> Consumer:
-    return Consumer(consumer_config(settings, f"test-{time.time_ns()}", **{"enable.auto.commit": False}))
+    config = consumer_config(settings, f"test-{time.time_ns()}")
+    config["enable.auto.commit"] = False
+    return Consumer(config)
 
 
 def watermarks(settings: Settings, topic: str) -> dict[int, int]:
@@ -25,3 +28,11 @@ def watermarks(settings: Settings, topic: str) -> dict[int, int]:
         }
     finally:
         consumer.close()
+
+
+def headers_of(msg: Any) -> dict[str, bytes]:
+    """A consumed message's headers by name (values as bytes; a missing value as b'')."""
+    out: dict[str, bytes] = {}
+    for name, value in msg.headers() or []:
+        out[str(name)] = value.encode() if isinstance(value, str) else bytes(value or b"")
+    return out

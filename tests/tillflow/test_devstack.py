@@ -25,7 +25,7 @@ def _consume_all(bootstrap: str, topic: str, expect: int, timeout: float = 20.0)
     while len(got) < expect and time.monotonic() < deadline:
         msg = c.poll(0.5)
         if msg is not None and not msg.error():
-            got.append(msg.value())
+            got.append(bytes(msg.value() or b""))
     c.close()
     return got
 

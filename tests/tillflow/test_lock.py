@@ -66,7 +66,7 @@ def disagreements(requirements: list[Requirement], pins: dict[str, str]) -> list
     env = default_environment()
     problems = []
     for req in requirements:
-        if req.marker is not None and not req.marker.evaluate(env):
+        if req.marker is not None and not req.marker.evaluate(env):  # type: ignore[arg-type]
             continue
         name = canonicalize_name(req.name)
         if name not in pins:

@@ -28,7 +28,12 @@ def test_delays_are_the_unjittered_sequence() -> None:
 
 def test_pause_waits_in_steps_and_ends_early_when_stopped() -> None:
     slept: list[float] = []
-    assert pause(0.05, lambda: False, step=0.02, sleep=lambda s: (slept.append(s), time.sleep(s))) is False
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    assert pause(0.05, lambda: False, step=0.02, sleep=sleep) is False
     assert slept and max(slept) <= 0.02 and sum(slept) >= 0.04
     calls = iter([False, False, True])
     steps: list[float] = []

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.kafka import headers_of
 from tillflow.settings import Settings
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -31,7 +32,9 @@ def published_tickets(settings: Settings, source_name: str, group: str) -> list[
     serde = TopicSerde(registry_client(ep.registry_url), "pos.tickets")
     consumer = Consumer(consumer_config(settings, group, ep.bootstrap, **{"enable.partition.eof": True}))
     consumer.subscribe(["pos.tickets"])
-    tickets, eof, deadline = [], set(), time.monotonic() + 30
+    tickets: list[Any] = []
+    eof: set[int | None] = set()
+    deadline = time.monotonic() + 30
     try:
         while time.monotonic() < deadline:
             msg = consumer.poll(0.5)
@@ -66,8 +69,8 @@ def dead_letters(settings: Settings, source_name: str, group: str) -> list[dict[
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
-            body = json.loads(msg.value())
-            headers = dict(msg.headers() or [])
+            body = json.loads(msg.value() or b"")
+            headers = headers_of(msg)
             if body.get("source") == source_name:
                 assert headers["reason"].decode() == body["reason"]
                 found.append(body)

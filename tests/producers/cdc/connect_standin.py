@@ -162,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
         name, sub = m.group(1), m.group(2) or ""
         if (method, sub) == ("PUT", "/config"):
             created = name not in c.connectors
-            c.connectors[name] = dict(body)
+            c.connectors[name] = dict(body or {})
             c.states.setdefault(name, "RUNNING")
             tasks = [{"connector": name, "task": 0}]
             return self._send(201 if created else 200, {"name": name, "config": body, "tasks": tasks, "type": "source"})

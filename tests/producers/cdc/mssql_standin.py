@@ -113,8 +113,8 @@ class Cursor:
             cur = self.conn.db.execute(sql, params)
         except sqlite3.Error as exc:
             raise Error(str(exc)) from None
-        self.description = cur.description
-        self._rows = cur.fetchall()
+        self.description = cur.description  # type: ignore[assignment]
+        self._rows = list(cur.fetchall())
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self._rows

@@ -142,7 +142,7 @@ def test_crash_with_a_batch_in_flight_is_reconciled(
 
     def spy(*args: Any, until_ms: int | None = None, **kwargs: Any) -> set[bytes]:
         scans.append(until_ms)
-        return header_values_since(*args, until_ms=until_ms, **kwargs)
+        return header_values_since(*args, until_ms=until_ms, **kwargs)  # type: ignore[misc]
 
     monkeypatch.setattr(forward, "header_values_since", spy)
     second = make(tmp_path, settings, batch=120)

@@ -95,8 +95,9 @@ def read_tickets(settings: Settings, topic: str = POS_TICKETS, timeout: float = 
         if msg is None or msg.error():
             continue
         out.append(serde.decode_model(msg.value()))  # type: ignore[arg-type]
-        if msg.offset() + 1 >= ends[msg.partition()]:
-            remaining.discard(msg.partition())
+        partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
+        if offset + 1 >= ends[partition]:
+            remaining.discard(partition)
     consumer.close()
     return out
 

@@ -137,7 +137,7 @@ def test_crash_between_ack_and_checkpoint_does_not_duplicate(
 
         def spy(*args: Any, until_ms: int | None = None, **kwargs: Any) -> set[bytes]:
             scans.append(until_ms)
-            return header_values_since(*args, until_ms=until_ms, **kwargs)
+            return header_values_since(*args, until_ms=until_ms, **kwargs)  # type: ignore[misc]
 
         monkeypatch.setattr(pos_publish, "header_values_since", spy)
 

@@ -388,8 +388,8 @@ def test_retry_after_longer_than_backoff_max_is_honoured_up_to_its_own_cap(
 ) -> None:
     with vendor_server() as (base, st):
         add_sale("square", st, 1, T0)
-        st.fault("/v2/orders/search", 429, **{"Retry-After": "120"})
-        st.fault("/v2/orders/search", 429, **{"Retry-After": "4000"})
+        st.fault("/v2/orders/search", 429, 1, **{"Retry-After": "120"})
+        st.fault("/v2/orders/search", 429, 1, **{"Retry-After": "4000"})
         sleeps: list[float] = []
         cfg = config("square", base, backoff_max=5, retry_after_max=600)
         with caplog.at_level(logging.WARNING, logger="producers.pos.http"):
@@ -422,7 +422,7 @@ def test_stop_request_ends_the_sync_after_the_page_with_the_checkpoint_saved(ven
 def test_stop_request_interrupts_a_long_retry_after_wait(tmp_path: Path) -> None:
     with vendor_server() as (base, st):
         add_sale("square", st, 1, T0)
-        st.fault("/v2/orders/search", 429, **{"Retry-After": "600"})
+        st.fault("/v2/orders/search", 429, 1, **{"Retry-After": "600"})
         cfg = config("square", base)
         flag = {"stop": False}
         sleeps: list[float] = []

@@ -185,6 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
         if len(dt) > 1:
             return self._send(400, {"errors": [{"code": "BAD_REQUEST", "detail": "one time range at a time"}]})
         field, rng = next(iter(dt.items()), ("updated_at", {}))
+        rng = dict(rng)
         if len(req.get("location_ids") or []) > 10:
             return self._send(400, {"errors": [{"code": "INVALID_ARRAY_LENGTH", "field": "location_ids"}]})
         sort_field = query.get("sort", {}).get("sort_field", "CREATED_AT")
