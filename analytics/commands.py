@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from tillflow.console import err, fail, out
-from tillflow.lifecycle import stop_on_signals
+from tillflow.lifecycle import TERMINATE, stop_on_signals
 from tillflow.settings import load_settings
 
 
@@ -169,7 +169,7 @@ def forecast(
         if problem:
             fail(problem)
         return
-    with stop_on_signals() as stop:
+    with stop_on_signals(signals=TERMINATE) as stop:
         while not stop.is_set():
             problem = _issue_forecasts(settings, catalogue, stores, datetime.now(UTC), dry_run)
             if problem:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
@@ -26,7 +27,8 @@ Handler = Callable[[int, Any], Any]
 
 
 class Deadline(Protocol):
-    """What a stop request starts: a countdown after which the process gives up waiting and exits."""
+    """What a stop request starts: a countdown after which the process gives up waiting and exits (one with
+    a ``cancel`` method is cancelled when the scope ends)."""
 
     def arm(self) -> None: ...
 
@@ -48,19 +50,54 @@ def signal_handlers(handler: Handler, signals: Iterable[signal.Signals] = TERMIN
 
 @contextlib.contextmanager
 def stop_on_signals(
-    signals: Iterable[signal.Signals] = TERMINATE, stop: threading.Event | None = None, deadline: Deadline | None = None
+    stop: threading.Event | None = None,
+    deadline: Deadline | None = None,
+    signals: Iterable[signal.Signals] = TERMINATE_OR_INTERRUPT,
 ) -> Iterator[threading.Event]:
     """An event that ``signals`` set while inside (``stop`` if given, e.g. one a client was built with); a
-    signal also arms ``deadline`` (a bound on how long the clean stop may take)."""
+    signal also arms ``deadline`` (a bound on how long the clean stop may take), which is cancelled when the
+    scope ends.
+
+    A Python signal handler runs only when the main thread runs Python code: a main thread blocked in a C
+    call (a synchronous commit or flush in librdkafka while the broker is gone) would not see the signal.
+    So the signal also reaches a watcher thread through the interpreter's wakeup fd (written by the C-level
+    handler at once), which sets the event and arms the deadline whatever the main thread is doing.
+    """
     event = stop if stop is not None else threading.Event()
+    wanted = tuple(signals)
 
     def request_stop(signum: int, frame: Any) -> None:
         event.set()
         if deadline is not None:
             deadline.arm()
 
-    with signal_handlers(request_stop, signals):
+    if threading.current_thread() is not threading.main_thread():
         yield event
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    with signal_handlers(request_stop, wanted):
+        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+        def watch() -> None:
+            while data := reader.recv(64):
+                if any(int(sig) in data for sig in wanted):
+                    request_stop(0, None)
+
+        watcher = threading.Thread(target=watch, name="stop-signals", daemon=True)
+        watcher.start()
+        try:
+            yield event
+        finally:
+            cancel = getattr(deadline, "cancel", None)
+            if cancel is not None:
+                cancel()
+            signal.set_wakeup_fd(previous_fd)
+            with contextlib.suppress(OSError):
+                reader.shutdown(socket.SHUT_RDWR)
+            watcher.join(1.0)
+            reader.close()
+            writer.close()
 
 
 def raise_keyboard_interrupt(signum: int, frame: Any) -> None:

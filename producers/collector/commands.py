@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tillflow.console import err, out
-from tillflow.lifecycle import stop_on_signals
+from tillflow.lifecycle import TERMINATE, stop_on_signals
 
 
 def collect(
@@ -38,7 +38,7 @@ def collect(
     total = 0
     try:
         lock = exclusive(settings.state_dir / "collector" / f"{cfg.name}.lock", f"collector {cfg.name}")
-        with stop_on_signals() as stop, lock:
+        with stop_on_signals(signals=TERMINATE) as stop, lock:
             while not stop.is_set():
                 taken, sent = collector.step()
                 total += sent

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tillflow.console import err, out
-from tillflow.lifecycle import stop_on_signals
+from tillflow.lifecycle import TERMINATE, stop_on_signals
 
 if TYPE_CHECKING:
     from producers.files.watch import FileOutcome
@@ -64,7 +64,7 @@ def watch(
     watcher = FileWatcher(file_spec, folder, sink, store)
     bad = False
     failures = 0
-    with stop_on_signals() as stop:
+    with stop_on_signals(signals=TERMINATE) as stop:
         while not stop.is_set():
             try:
                 outcomes = watcher.scan()

@@ -15,7 +15,7 @@ import typer
 
 from tillflow.console import err, fail, out, progress
 from tillflow.errors import ConfigError
-from tillflow.lifecycle import stop_on_signals
+from tillflow.lifecycle import TERMINATE, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def poll(
 
     lock = exclusive(settings.state_dir / "pos" / f"{cfg.name}.lock", f"a poller of source {cfg.name}")
     try:
-        with stop_on_signals(stop=stop), lock:
+        with stop_on_signals(stop, signals=TERMINATE), lock:
             if not run_once_or_every(interval.total_seconds() if interval else None, run_once, stopped):
                 raise typer.Exit(2)
     finally:

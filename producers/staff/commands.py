@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tillflow.console import err, out
-from tillflow.lifecycle import stop_on_signals
+from tillflow.lifecycle import TERMINATE, stop_on_signals
 
 log = logging.getLogger(__name__)
 shifts_app = typer.Typer(
@@ -78,7 +78,7 @@ def poll_shifts(
         return result
 
     try:
-        with stop_on_signals(stop=stop):
+        with stop_on_signals(stop, signals=TERMINATE):
             if not run_once_or_every(interval.total_seconds() if interval else None, run_once, stopped):
                 raise typer.Exit(2)
     finally:
@@ -114,7 +114,7 @@ def watch_rota(
     store = CheckpointStore(settings.state_dir / "staff" / f"{name}.sqlite")
     watcher = RotaWatcher(RotaSpec(name=name), folder, KafkaShiftSink(RecordSender(settings)), store, catalogue)
     bad = False
-    with stop_on_signals() as stop:
+    with stop_on_signals(signals=TERMINATE) as stop:
         while not stop.is_set():
             outcomes = watcher.scan()
             bad = report_outcomes(outcomes, "shifts", SHIFTS.labels(name), SHIFTS_REJECTED.labels(name)) or bad

@@ -205,7 +205,7 @@ def build_alert_sink(settings: Settings, config: RoutingConfig, topic: str = "al
 
 def run_alert_sink(settings: Settings, idle_exit: float | None = None) -> AlertStats:
     from sinks.alerts.routing import RoutingError, load_routes
-    from tillflow.lifecycle import TERMINATE_OR_INTERRUPT, stop_on_signals
+    from tillflow.lifecycle import stop_on_signals
     from tillflow.metrics import serve_configured_metrics
 
     if settings.alerts_routes is None:
@@ -213,5 +213,5 @@ def run_alert_sink(settings: Settings, idle_exit: float | None = None) -> AlertS
     config = load_routes(settings.alerts_routes)
     serve_configured_metrics(settings)
     sink = build_alert_sink(settings, config)
-    with stop_on_signals(TERMINATE_OR_INTERRUPT, sink.stop_event):
+    with stop_on_signals(sink.stop_event):
         return sink.run(["alerts"], idle_exit=idle_exit)

@@ -24,7 +24,7 @@ from sinks.clickhouse.migrate import DEFAULT_DIR, load_stores, migrate
 from sinks.clickhouse.sink import ClickHouseSink, SinkStats
 from tillflow.clickhouse import connect, redacted
 from tillflow.kafka import registry_from_settings
-from tillflow.lifecycle import TERMINATE_OR_INTERRUPT, stop_on_signals
+from tillflow.lifecycle import stop_on_signals
 from tillflow.retry import backoff_delays
 from tillflow.sender import dead_letter_sender
 from tillflow.settings import Settings
@@ -95,7 +95,7 @@ def run_sink(settings: Settings, idle_exit: float | None = None, topics: dict[st
     """Migrate, then run the sink until SIGTERM/SIGINT (or ``idle_exit`` seconds without records)."""
     from tillflow.metrics import serve_configured_metrics
 
-    with stop_on_signals(TERMINATE_OR_INTERRUPT) as stop:
+    with stop_on_signals() as stop:
         serve_configured_metrics(settings, log.info)
         client = connect_with_retry(settings, stop)
         prepare(settings, client)
