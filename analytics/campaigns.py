@@ -15,7 +15,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.catalogue import Catalogue, Store
-from tillflow.documents import read_document, validate_document
+from tillflow.documents import read_document, validate_checked
 from tillflow.errors import ConfigError
 
 
@@ -130,7 +130,7 @@ def units(campaign: Campaign, catalogue: Catalogue, calendar: Calendar | None = 
     )
 
 
-def _check_catalogue(calendar: Calendar, catalogue: Catalogue, path: Path) -> None:
+def _catalogue_problems(calendar: Calendar, catalogue: Catalogue, path: Path) -> list[str]:
     problems = []
     ids: set[str] = set()
     stores = {s.id: s for s in catalogue.stores}
@@ -149,14 +149,18 @@ def _check_catalogue(calendar: Calendar, catalogue: Catalogue, path: Path) -> No
             s.category == c.category and (c.mall is None or s.mall_id == c.mall) for s in catalogue.stores
         ):
             problems.append(f"{where}.category: no {c.category!r} store" + (f" in mall {c.mall!r}" if c.mall else ""))
-    if problems:
-        raise CampaignError("\n".join(problems))
+    return problems
 
 
 def parse_calendar(data: Any, catalogue: Catalogue, path: Path = Path("<campaigns>")) -> Calendar:
-    calendar = validate_document(Calendar, data, path, CampaignError, "a 'campaigns' list")
-    _check_catalogue(calendar, catalogue, path)
-    return calendar
+    return validate_checked(
+        Calendar,
+        data,
+        path,
+        CampaignError,
+        "a 'campaigns' list",
+        lambda calendar: _catalogue_problems(calendar, catalogue, path),
+    )
 
 
 def load_calendar(path: str | Path, catalogue: Catalogue) -> Calendar:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from schemas.catalogue import Catalogue
 from schemas.models import Channel, Currency, TicketKind
-from tillflow.documents import read_document, validate_document
+from tillflow.documents import read_document, validate_checked
 from tillflow.errors import ConfigError
 
 
@@ -130,7 +130,7 @@ def lease_stores(lease: Lease, catalogue: Catalogue) -> list[str]:
     return [s.id for s in catalogue.stores if s.tenant_id == lease.tenant_id and s.mall_id == lease.mall_id]
 
 
-def _check_catalogue(book: LeaseBook, catalogue: Catalogue, path: Path) -> None:
+def _catalogue_problems(book: LeaseBook, catalogue: Catalogue, path: Path) -> list[str]:
     problems = []
     by_id = {s.id: s for s in catalogue.stores}
     for i, lease in enumerate(book.leases):
@@ -154,14 +154,13 @@ def _check_catalogue(book: LeaseBook, catalogue: Catalogue, path: Path) -> None:
                 problems.append(
                     f"{where}.currency: lease in {lease.currency} but store {store.id!r} trades in {store.currency}"
                 )
-    if problems:
-        raise LeaseError("\n".join(problems))
+    return problems
 
 
 def parse_leases(data: Any, catalogue: Catalogue, path: Path = Path("<leases>")) -> LeaseBook:
-    book = validate_document(LeaseBook, data, path, LeaseError, "a 'leases' list")
-    _check_catalogue(book, catalogue, path)
-    return book
+    return validate_checked(
+        LeaseBook, data, path, LeaseError, "a 'leases' list", lambda book: _catalogue_problems(book, catalogue, path)
+    )
 
 
 def load_leases(path: str | Path, catalogue: Catalogue) -> LeaseBook:

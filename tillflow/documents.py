@@ -16,7 +16,7 @@ Like ``tillflow/errors.py`` it imports nothing else of tillflow's, so ``schemas/
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ __all__ = [
     "error_location",
     "load_document",
     "read_document",
+    "validate_checked",
     "validate_document",
     "validation_lines",
     "validation_problems",
@@ -86,6 +87,23 @@ def validate_document(
         return model.model_validate(data)
     except ValidationError as exc:
         raise error(validation_lines(path, exc)) from None
+
+
+def validate_checked(
+    model: type[M],
+    data: Any,
+    path: Path | str,
+    error: type[ValueError],
+    expected: str,
+    problems: Callable[[M], list[str]],
+) -> M:
+    """:func:`validate_document`, then ``problems`` (rules across records, such as references to the store
+    catalogue): any it finds, one per line, raise ``error``."""
+    document = validate_document(model, data, path, error, expected)
+    found = problems(document)
+    if found:
+        raise error("\n".join(found))
+    return document
 
 
 def load_document(path: str | Path, model: type[M], error: type[ValueError] = ConfigError, expected: str = "keys") -> M:
