@@ -142,7 +142,7 @@ def _dry_run(cfg: Any, start: datetime | None, end: datetime | None, sample: int
     from producers.pos.common import MappingError
     from producers.pos.http import AuthFailed, SourceUnavailable, TokenFile
     from producers.pos.poller import FIRST_RUN_LOOKBACK, make_client, map_context
-    from producers.pos.vendors import adapter_for
+    from producers.pos.vendors import adapter_for, window_records
     from producers.preview import Sample, render
     from tillflow.settings import load_settings
 
@@ -152,16 +152,12 @@ def _dry_run(cfg: Any, start: datetime | None, end: datetime | None, sample: int
     client = make_client(cfg, adapter, TokenFile(load_settings().state_dir / "pos" / f"{cfg.name}.tokens.json"))
     samples: list[Sample] = []
     try:
-        for scope in adapter.scopes():
-            pages = (adapter.pages(client, scope, start, end, backfill=True) if adapter.time_based
-                     else adapter.pages(client, scope, start, end, after=0))  # fmt: skip
-            for page in pages:
-                for record in page.records:
-                    try:
-                        tickets = adapter.map(record, map_context(cfg, datetime.now(UTC)), scope)
-                        samples.append(Sample(record, tickets))
-                    except MappingError as exc:
-                        samples.append(Sample(record, error=f"{adapter.record_id(record)}: {exc}"))
+        for scope, record in window_records(adapter, client, start, end):
+            try:
+                tickets = adapter.map(record, map_context(cfg, datetime.now(UTC)), scope)
+                samples.append(Sample(record, tickets))
+            except MappingError as exc:
+                samples.append(Sample(record, error=f"{adapter.record_id(record)}: {exc}"))
     except (SourceUnavailable, AuthFailed) as exc:
         fail(f"{cfg.name}: {exc}")
     render(out, f"{cfg.name} ({cfg.vendor}) {start.isoformat()} .. {end.isoformat()}", samples,
@@ -178,7 +174,7 @@ def _expected_from_vendor(path: Path, days: list[date], zone_of: Callable[[str],
     from producers.pos.poller import make_client, map_context
     from producers.pos.source import load_source
     from producers.pos.synccheck import local_window, tally_tickets
-    from producers.pos.vendors import adapter_for
+    from producers.pos.vendors import adapter_for, window_records
     from tillflow.settings import load_settings
 
     cfg = load_source(path)
@@ -189,15 +185,11 @@ def _expected_from_vendor(path: Path, days: list[date], zone_of: Callable[[str],
     tickets = []
     unmapped = 0
     now = datetime.now(UTC)
-    for scope in adapter.scopes():
-        pages = (adapter.pages(client, scope, start, end, backfill=True) if adapter.time_based
-                 else adapter.pages(client, scope, start, end, after=0))  # fmt: skip
-        for page in pages:
-            for record in page.records:
-                try:
-                    tickets.extend(adapter.map(record, map_context(cfg, now), scope))
-                except MappingError:
-                    unmapped += 1
+    for scope, record in window_records(adapter, client, start, end):
+        try:
+            tickets.extend(adapter.map(record, map_context(cfg, now), scope))
+        except MappingError:
+            unmapped += 1
     return cfg.name, tally_tickets(tickets, zone_of), unmapped
 
 

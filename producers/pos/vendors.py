@@ -529,6 +529,19 @@ ADAPTERS: dict[str, Callable[[SourceConfig], Adapter]] = {
 }
 
 
+def window_records(
+    adapter: Adapter, client: VendorClient, start: datetime, end: datetime
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(scope, record) of every record of [start, end) by the poller's backfill query (sales made in the window):
+    what a dry run previews and what sync-check expects."""
+    for scope in adapter.scopes():
+        pages = (adapter.pages(client, scope, start, end, backfill=True) if adapter.time_based
+                 else adapter.pages(client, scope, start, end, after=0))  # fmt: skip
+        for page in pages:
+            for record in page.records:
+                yield scope, record
+
+
 def adapter_for(cfg: SourceConfig) -> Adapter:
     return ADAPTERS[cfg.vendor](cfg)
 
