@@ -26,9 +26,10 @@ from confluent_kafka import Consumer
 from bench.serde_registry import tickets
 from schemas.catalogue import load_catalogue
 from schemas.models import CameraCount
-from schemas.serde import TopicSerde, registry_client
+from schemas.serde import TopicSerde
 from schemas.topics import CAMERA_COUNTS, POS_TICKETS
 from sinks.clickhouse.mapping import COLUMNS, rows_for, timezones_of
+from tillflow.kafka import registry_from_settings
 from tillflow.settings import Settings
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "deploy" / "catalogue" / "demo-estate.yaml"
@@ -45,9 +46,9 @@ def frames(n: int) -> list[CameraCount]:
 
 
 def consume_decode(settings: Settings, topics: list[str], total: int) -> float:
-    from tillflow.kafka import consumer_config, endpoints
+    from tillflow.kafka import consumer_config
 
-    registry = registry_client(endpoints(settings).registry_url)
+    registry = registry_from_settings(settings)
     serdes = {t: TopicSerde(registry, t, auto_register=False) for t in topics}
     consumer = Consumer(consumer_config(settings, f"bench-raw-{uuid.uuid4().hex[:6]}"))
     consumer.subscribe(topics)

@@ -37,9 +37,16 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from schemas.catalogue import load_catalogue
-from schemas.serde import TopicSerde, registry_client
+from schemas.serde import TopicSerde
 from schemas.topics import CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
-from tillflow.kafka import client_config, consumer_config, endpoints, ensure_topics, producer_config
+from tillflow.kafka import (
+    client_config,
+    consumer_config,
+    endpoints,
+    ensure_topics,
+    producer_config,
+    registry_from_settings,
+)
 from tillflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +59,7 @@ class Gen:
 
     def __init__(self, settings: Settings, start_ms: int, skip: str | None = None) -> None:
         catalogue = load_catalogue(CATALOGUE)
-        registry = registry_client(endpoints(settings).registry_url)
+        registry = registry_from_settings(settings)
         self.tickets = TopicSerde(registry, POS_TICKETS)
         self.counts = TopicSerde(registry, CAMERA_COUNTS)
         self.cams = [c for c in catalogue.cameras if c.store_id != skip]
@@ -180,7 +187,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def _raw_baseline(settings: Settings, prefix: str, total: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    registry = registry_client(endpoints(settings).registry_url)
+    registry = registry_from_settings(settings)
     serdes = {
         prefix + POS_TICKETS: TopicSerde(registry, POS_TICKETS),
         prefix + CAMERA_COUNTS: TopicSerde(registry, CAMERA_COUNTS),
@@ -326,12 +333,13 @@ def _engine_only(settings: Settings, produced: list[tuple[str, bytes, bytes]]) -
     """The processor (decode, engine, encode) in-process on the same records, state in dicts: no Kafka, no Faust."""
     from streams.engine import StreamConfig
     from streams.processor import Processor, Raw
+    from streams.tables import Tables
     from streams.topics import TopicNames
 
-    registry = registry_client(endpoints(settings).registry_url)
+    registry = registry_from_settings(settings)
     serdes = {t: TopicSerde(registry, t) for t in (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, "alerts")}
     names = TopicNames.build("engine-only")
-    proc = Processor(load_catalogue(CATALOGUE), StreamConfig(stream_skew_ms=None), names, serdes, {}, {}, {}, {}, 1)
+    proc = Processor(load_catalogue(CATALOGUE), StreamConfig(stream_skew_ms=None), names, serdes, Tables.in_memory(), 1)
     raws = [
         Raw(names.tickets if t == POS_TICKETS else names.counts, 0, i, k, v) for i, (t, k, v) in enumerate(produced)
     ]
@@ -347,7 +355,7 @@ def latency(settings: Settings, rate: int, seconds: float, tmp: Path) -> dict[st
     prefix, app_id = f"bench.{run}.", f"bench-{run}"
     _topics(settings, prefix)
     worker = _worker(settings, app_id, prefix, tmp / "latency-worker.log", TILLFLOW_STREAMS_LIVE_THROTTLE_S="0")
-    registry = registry_client(endpoints(settings).registry_url)
+    registry = registry_from_settings(settings)
     conversion = TopicSerde(registry, CONVERSION_HOURLY)
     seen: list[tuple[float, int]] = []
     stop = threading.Event()

@@ -13,7 +13,7 @@ from socket import gethostname
 from typing import Any
 
 from schemas.catalogue import Catalogue
-from schemas.serde import TopicSerde, registry_client
+from schemas.serde import TopicSerde
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from streams.engine import StreamConfig
 from streams.processor import Processor
@@ -21,7 +21,7 @@ from streams.rules import AlertConfig
 from streams.tables import Tables, define_tables
 from streams.topics import TopicNames, Topics, define_topics
 from streams.underreporting import UnderreportingConfig
-from tillflow.kafka import endpoints
+from tillflow.kafka import endpoints, registry_from_settings
 from tillflow.settings import Settings
 
 
@@ -132,22 +132,15 @@ def create_app(
     names = TopicNames.build(app_id, topic_prefix)
     topics = define_topics(app, names, partitions)
     tables = define_tables(app, partitions)
-    auth = settings.registry_basic_auth.get_secret_value() if settings.registry_basic_auth else None
-    ca = str(settings.registry_ssl_ca_location) if settings.registry_ssl_ca_location else None
-    registry = registry_client(ep.registry_url, auth, ca)
+    registry = registry_from_settings(settings, ep.registry_url)
     serdes = {t: TopicSerde(registry, t) for t in (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)}
     processor = Processor(
         catalogue,
         stream_config(settings),
         names,
         serdes,
-        tables.hours,
-        tables.stores,
-        tables.partitions,
-        tables.peer_groups,
+        tables,
         partitions,
-        tables.history,
-        tables.retained,
     )
     from streams.agents import define_agents, send_all
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from schemas.serde import DecodeError, PlainDecoder, TopicSerde
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from streams.engine import FRAME, TICKET, Engine, Output, StreamConfig
 from streams.peers import PeerEngine
+from streams.tables import Tables
 from streams.topics import TopicNames
 from tillflow.dlq import DeadLetter, dead_letter_record
 
@@ -73,18 +74,14 @@ class Processor:
         config: StreamConfig,
         names: TopicNames,
         serdes: dict[str, TopicSerde],
-        hours: MutableMapping[str, Any],
-        stores: MutableMapping[str, Any],
-        partitions: MutableMapping[str, Any],
-        peer_groups: MutableMapping[str, Any],
+        tables: Tables,
         partition_count: int,
-        history: MutableMapping[str, Any] | None = None,
-        retained: MutableMapping[str, Any] | None = None,
     ) -> None:
         self.names = names
         self.serdes = serdes
-        self.engine = Engine(catalogue, config, hours, stores, partitions, history, retained)
-        self.peers = PeerEngine(catalogue, config.underreporting, peer_groups)
+        t = tables
+        self.engine = Engine(catalogue, config, t.hours, t.stores, t.partitions, t.history, t.retained)
+        self.peers = PeerEngine(catalogue, config.underreporting, t.peer_groups)
         self.partition_count = partition_count
         self.groups = sorted(self.peers.members)
         self._kinds = {names.tickets: (TICKET, POS_TICKETS), names.counts: (FRAME, CAMERA_COUNTS)}

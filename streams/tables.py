@@ -18,12 +18,19 @@ from typing import Any
 
 @dataclass
 class Tables:
+    """The stream processor's state, one mapping per table (Faust tables in the app, dicts elsewhere)."""
+
     hours: Any
     stores: Any
     partitions: Any
     history: Any
     retained: Any
     peer_groups: Any
+
+    @classmethod
+    def in_memory(cls) -> Tables:
+        """Plain dicts: the state of a processor in tests, benches and batch tools."""
+        return cls(hours={}, stores={}, partitions={}, history={}, retained={}, peer_groups={})
 
 
 def define_tables(app: Any, partitions: int) -> Tables:
