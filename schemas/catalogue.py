@@ -154,7 +154,7 @@ CAMERA_SETTING_KEYS = frozenset(
     {
         "source", "live", "detector", "weights", "imgsz", "conf", "nms_iou", "target_fps", "coordinates",
         "door_line", "entering", "inside", "region", "anchor", "hysteresis", "min_area",
-        "tracker", "stitch_s",
+        "tracker", "stitch_s", "detect_band",
     }
 )  # fmt: skip
 

@@ -199,6 +199,7 @@ def _build(
         device=settings.camera_device,
         tracker=cam_settings.tracker,
         fps=fps,
+        roi_for=cam_settings.detect_roi,
     )
 
 

@@ -75,6 +75,13 @@ class CameraSettings(BaseModel):
     tracker: Literal["iou", "bytetrack", "botsort", "norfair"] = Field(
         "iou", description="YOLO: tracker run on the detections (iou: tillflow's, the best in the accuracy bench)."
     )
+    detect_band: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="YOLO: look for people only within this fraction of the frame height each side of the door "
+        "line (a crop at imgsz); unset: the whole frame.",
+    )
     stitch_s: float = Field(
         1.0, ge=0, description="Join a new track to a person lost at most this long ago nearby (0: off)."
     )
@@ -123,6 +130,16 @@ class CameraSettings(BaseModel):
         if self.coordinates == "pixels":
             return self.region
         return tuple((x * width, y * height) for x, y in self.region)
+
+    def detect_roi(self, width: int, height: int) -> tuple[int, int, int, int] | None:
+        """The rectangle of a ``width`` x ``height`` frame the detector looks in (``detect_band`` round the door
+        line), or None for the whole frame."""
+        door = self.door(width, height)
+        if self.detect_band is None or door is None:
+            return None
+        from producers.camera.detectors import door_roi
+
+        return door_roi(door.points, width, height, self.detect_band)
 
     def hysteresis_px(self, height: int) -> float:
         return self.hysteresis * height if self.coordinates == "relative" else self.hysteresis
