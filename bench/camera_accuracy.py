@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -82,13 +82,16 @@ def run_tillflow(
     stitching: Stitching | None = STITCH,
     buffer_s: float | None = None,
     conf: float = 0.25,
+    repeat: Literal["alternate", "once"] = "alternate",
 ) -> tuple[Events, float]:
     fps = FPS / cached.stride
     g = cached.video.geometry
     track: DetectionTracker = build_detection_tracker(tracker, fps, conf, buffer_s=buffer_s)
     gap = max(2, round((stitching.max_gap if stitching else 25) * fps / 25.0))
     rules = dataclasses.replace(stitching, max_gap=gap) if stitching is not None else None
-    counter = LineCounter(g.door(), hysteresis=HYSTERESIS, stitching=rules, max_age=max(gap, round(2 * fps)))
+    counter = LineCounter(
+        g.door(), hysteresis=HYSTERESIS, stitching=rules, max_age=max(gap, round(2 * fps)), repeat=repeat
+    )
     events: Events = []
     cpu = time.process_time()
     for index, dets in _frames(cached):
@@ -293,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
             ("supervision LineZone (ByteTrack tracks)", run_line_zone),
         ]
     if args.variants:
+        runs.append(("tillflow, once per person and direction", partial(run_tillflow, repeat="once")))
         for conf in (0.15, 0.1):
             runs.append((f"tillflow, conf {conf:g}", partial(run_tillflow, conf=conf)))
         for gap_s in (2.0,):

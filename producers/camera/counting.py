@@ -254,6 +254,8 @@ class _Person:
     """Anchor points since the person last stood beyond the band on their current side."""
     entered: bool = False
     exited: bool = False
+    last_counted: int = 0
+    """+1 when the last crossing counted for this person was an entry, -1 an exit, 0 none yet."""
     last_seen: int = 0
     seen_at: int = -1
     """The frame this person was last updated in (a person is fed by one track per frame)."""
@@ -317,7 +319,12 @@ class LineCounter:
     Tracks are followed as *people*: a track that starts near where another ended a moment before (same size,
     same colours, where its motion would have taken it; see :class:`Stitching`) continues that person, so an
     identity switch or a person lost behind another neither loses a crossing nor counts one twice. A crossing
-    is decided on the person's whole trajectory, at most once per person and direction.
+    is decided on the person's whole trajectory.
+
+    ``repeat``: ``"alternate"`` (default) lets a person's counted crossings alternate, in, out, in, ...: the
+    same direction is never counted twice in a row, but someone who went in, out and in again is two entries
+    (and a track a tracker hands from a person who left to one coming in still counts them);
+    ``"once"``: at most one entry and one exit per person, ever.
 
     ``hysteresis`` is in pixels; ``max_age`` is how many frames a person who was not seen is remembered.
     ``stitching=None`` turns the stitching off (one person per track, as trackers give them).
@@ -332,9 +339,11 @@ class LineCounter:
         max_age: int = 50,
         max_path: int = 400,
         stitching: Stitching | None = Stitching(),
+        repeat: Literal["alternate", "once"] = "alternate",
     ) -> None:
         if hysteresis < 0:
             raise ValueError("hysteresis must be >= 0")
+        self.repeat = repeat
         self.line = line
         self.hysteresis = hysteresis
         self.anchor: Anchor = anchor
@@ -497,13 +506,17 @@ class LineCounter:
         state.path = [point]
         if not crossed:
             return 0
-        if side > 0 and not state.entered:
+        if self.repeat == "alternate":
+            if state.last_counted == side:
+                return 0
+        elif state.entered if side > 0 else state.exited:
+            return 0
+        state.last_counted = side
+        if side > 0:
             state.entered = True
             return 1
-        if side < 0 and not state.exited:
-            state.exited = True
-            return -1
-        return 0
+        state.exited = True
+        return -1
 
     def _forget(self) -> None:
         stale = [pid for pid, p in self._people.items() if self.frame - p.last_seen > self.max_age]
