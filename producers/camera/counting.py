@@ -262,6 +262,9 @@ class _Person:
     box: Box = (0.0, 0.0, 0.0, 0.0)
     history: list[tuple[int, Point]] = field(default_factory=list)
     """Recent ``(frame, anchor)`` for the velocity."""
+    heights: list[float] = field(default_factory=list)
+    """Box heights of the same recent frames: a person's last box may be a part of them (half hidden by someone
+    else as they were lost), so a new track is compared with all of them."""
     appearance: tuple[float, ...] | None = None
     fragments: int = 1
     odd: int = 0
@@ -448,9 +451,10 @@ class LineCounter:
                 if not person.history:
                     continue
                 gap = self.frame - person.last_seen
-                last_height = max(person.box[3] - person.box[1], 1.0)
-                if not 1 / rules.size_ratio <= height / last_height <= rules.size_ratio:
+                heights = person.heights or [max(person.box[3] - person.box[1], 1.0)]
+                if not any(1 / rules.size_ratio <= height / h <= rules.size_ratio for h in heights):
                     continue
+                last_height = max(heights)
                 vx, vy = person.velocity()
                 px, py = person.history[-1][1]
                 predicted = (px + vx * gap, py + vy * gap)
@@ -482,8 +486,10 @@ class LineCounter:
         state.box = track.box
         point = anchor_point(track.box, self.anchor)
         state.history.append((self.frame, point))
+        state.heights.append(max(track.box[3] - track.box[1], 1.0))
         if len(state.history) > 6:
             del state.history[0]
+            del state.heights[0]
         if track.appearance is not None and state.odd == 0:  # not from a frame that looked like someone else
             if state.appearance is None:
                 state.appearance = track.appearance
