@@ -193,7 +193,7 @@ def _build(
         relative=cam_settings.coordinates == "relative",
         weights=weights,
         config_dir=state / "ultralytics",
-        imgsz=imgsz or cam_settings.imgsz or settings.camera_imgsz,
+        imgsz=imgsz or cam_settings.imgsz or cam_settings.default_imgsz(settings.camera_imgsz),
         conf=cam_settings.conf or settings.camera_conf,
         nms_iou=cam_settings.nms_iou,
         device=settings.camera_device,

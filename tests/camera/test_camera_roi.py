@@ -60,9 +60,19 @@ def test_camera_setting_detect_band_gives_the_rectangle_in_the_frames_pixels() -
     from producers.camera.config import CameraSettings
 
     door = {"door_line": ((0.5, 0.05), (0.5, 0.95)), "entering": "right"}
-    assert CameraSettings(**door, detect_band=0.3).detect_roi(640, 480) == (176, 0, 464, 480)
+    assert CameraSettings(**door).detect_roi(640, 480) == (176, 0, 464, 480)  # the default band, 0.3
     assert CameraSettings(**door, detect_band=0.3).detect_roi(1280, 960) == (352, 0, 928, 960)
-    assert CameraSettings(**door).detect_roi(640, 480) is None  # unset: the whole frame
+    assert CameraSettings(**door, detect_band=0.1).detect_roi(640, 480) == (272, 0, 368, 480)
+    assert CameraSettings(**door, detect_band=0).detect_roi(640, 480) is None  # 0: the whole frame
     assert CameraSettings(detect_band=0.3).detect_roi(640, 480) is None  # no door line: nothing to crop round
     with pytest.raises(ValidationError, match="detect_band"):
-        CameraSettings(**door, detect_band=0)
+        CameraSettings(**door, detect_band=-0.1)
+
+
+def test_the_band_is_detected_at_480_px_and_the_whole_frame_at_camera_imgsz() -> None:
+    from producers.camera.config import CameraSettings
+
+    door = {"door_line": ((0.5, 0.05), (0.5, 0.95)), "entering": "right"}
+    assert CameraSettings(**door).default_imgsz(320) == 480
+    assert CameraSettings(**door, detect_band=0).default_imgsz(320) == 320
+    assert CameraSettings().default_imgsz(320) == 320  # a zone camera: the whole frame
