@@ -4,9 +4,10 @@ The door set's truth is geometric, so every walker's box is known in every frame
 pasted cut-out's rectangle, with the share of it left visible by the people drawn in front and the pillar).
 That gives two things the accuracy bench prints with ``--explain``:
 
-- an *oracle* run: the counters fed the true boxes of everyone at least ``ORACLE_VISIBLE`` visible, instead
-  of the detector's, so what is left wrong is the tracker's and the counting's fault (and crossings nobody
-  could see);
+- an *oracle* run (``--oracle``): the counters fed the true boxes of everyone at least ``ORACLE_VISIBLE``
+  visible, instead of the detector's. The visible share is of rectangles, which overstates what people in front
+  hide (a cut-out's rectangle is partly transparent), so the oracle drops boxes the detector does see: read it
+  as a rough check, not as the best counting could do;
 - for each crossing a counter missed, whether the detector saw that walker on both sides of the door
   (beyond the hysteresis band, within a second of the crossing, without a gap longer than a second in
   between): if not, it is a *detector* miss, otherwise a *tracking/counting* one.
