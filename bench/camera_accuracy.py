@@ -1,6 +1,7 @@
 """Benchmark: door-count accuracy on the hard door test set, tillflow against its peers in the same run.
 
-Run: ``python -m bench.camera_accuracy [--size tiny|small|full] [--compare-trackers] [--settings]``.
+Run: ``python -m bench.camera_accuracy [--size tiny|small|full] [--compare-trackers] [--variants] [--explain]
+[--per-video] [--videos side-0,...] [--roi 0.3] [--imgsz 480] [--cached-only]``.
 
 The set (producers/camera/doorset.py): real people cut out of ultralytics' sample photos, composited walking
 through doors in side, overhead and angled views: groups of 2-4, people crossing each other at the line,
