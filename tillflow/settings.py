@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     kafka_client_config: dict[str, str] = Field(
         default_factory=dict, description="Extra librdkafka properties passed to every client."
     )
+    kafka_group_instance_id: str | None = Field(
+        None,
+        description="Static group membership (Kafka group.instance.id) of the sinks' and the normalizer's"
+        " consumers, one per process: restarted after a crash with the same id, it takes its partitions back at"
+        " once. Unset: `<group>@<host>` on the local stack (its broker never evicts a dead member), none on a"
+        " configured Kafka (a dead member is evicted after session.timeout.ms). Workers: streams_instance_id.",
+    )
     topic_partitions: int = Field(6, ge=1, description="Partitions of the joined input topics.")
     topic_replication_factor: int = Field(1, ge=1)
 

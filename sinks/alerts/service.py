@@ -183,14 +183,14 @@ class AlertSink:
 def build_alert_sink(settings: Settings, config: RoutingConfig, topic: str = "alerts") -> AlertSink:
     from schemas.catalogue import load_catalogue
     from sinks.clickhouse.service import dead_letter_sender, decoders
-    from tillflow.kafka import consumer_config
+    from tillflow.kafka import group_member_config
 
     catalogue = load_catalogue(settings.catalogue)
     for note in config.warnings(catalogue):
         log.warning("alert routes %s: %s", settings.alerts_routes or "<routes>", note)
     names = {s.id: s.name for s in catalogue.stores}
     return AlertSink(
-        Consumer(consumer_config(settings, settings.alerts_group_id)),
+        Consumer(group_member_config(settings, settings.alerts_group_id)),
         decoders(settings, {topic: "alerts"})[topic],
         Outbox(settings.state_dir / "alerts" / "outbox.sqlite"),
         config,

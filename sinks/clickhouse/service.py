@@ -104,10 +104,10 @@ def build_sink(settings: Settings, client: Any, topics: dict[str, str] | None = 
     """The sink for ``topics`` (consumed name -> tillflow topic; default every topic the sink lands)."""
     from confluent_kafka import Consumer
 
-    from tillflow.kafka import consumer_config
+    from tillflow.kafka import group_member_config
 
     topics = topics or {t: t for t in SINK_TOPICS}
-    consumer = Consumer(consumer_config(settings, settings.sink_group_id))
+    consumer = Consumer(group_member_config(settings, settings.sink_group_id))
     return ClickHouseSink(
         client,
         consumer,

@@ -184,8 +184,9 @@ def test_two_sinks_share_partitions_through_a_rebalance(
     try:
         produce(stack, name, POS_TICKETS, [ticket(i, store=stores[i % 8]) for i in range(200)])
         wait_for(lambda: scalar(ch, "SELECT count() FROM tickets FINAL") == 200, what="first sink")
-        # a second instance joins: the first loses partitions (flushing what it holds), the second takes them
-        second = build_sink(settings, ch, topics)
+        # a second instance joins: the first loses partitions (flushing what it holds), the second takes them;
+        # on one host it needs an instance id of its own (the local stack's default is `<group>@<host>`)
+        second = build_sink(settings.model_copy(update={"kafka_group_instance_id": f"second-{unique}"}), ch, topics)
         runner_b = threading.Thread(target=second.run, args=(list(topics),), daemon=True)
         runner_b.start()
         wait_for(lambda: bool(second.assigned), what="the second sink's partitions")
