@@ -106,6 +106,13 @@ class Settings(BaseSettings):
         None, description="Serve Prometheus /metrics on this port (0: any free port); unset: not served."
     )
     metrics_host: str = "127.0.0.1"
+    stop_timeout_s: float = Field(
+        8.0,
+        gt=0,
+        description="Longest a long-running command takes to stop on SIGTERM: a clean stop (flush, commit,"
+        " close) that cannot finish by then (the broker is gone) exits with code 3; what was not committed is"
+        " read again at the next start.",
+    )
 
     # Local stack ports (0: pick a free one).
     dev_kafka_port: int = 0
