@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tillflow.console import err, fail, out
+from tillflow.shutdown import StopDeadline
 
 log = logging.getLogger(__name__)
 shifts_app = typer.Typer(
@@ -73,9 +74,15 @@ def poll_shifts(
         fail(str(exc))
         return
 
+    deadline = StopDeadline(settings.stop_timeout_s, "the shift poller")
+
+    deadline = StopDeadline(settings.stop_timeout_s, "the rota watcher")
+
     def _stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        deadline.arm()
+        deadline.arm()
 
     signal.signal(signal.SIGTERM, _stop)
 
