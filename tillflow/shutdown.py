@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -65,7 +66,13 @@ class StopDeadline:
 @contextlib.contextmanager
 def stop_on_signals(stop: threading.Event, deadline: StopDeadline | None = None) -> Iterator[None]:
     """SIGTERM and SIGINT set ``stop`` (a clean stop: flush, commit, close) while inside, and arm ``deadline``;
-    the previous handlers are restored after. Outside the main thread (tests) it does nothing."""
+    the previous handlers are restored after. Outside the main thread (tests) it does nothing.
+
+    A Python signal handler runs only when the main thread runs Python code: a main thread blocked in a C
+    call (a synchronous commit or flush in librdkafka while the broker is gone) would never see the signal.
+    So the signal also reaches a watcher thread through the interpreter's wakeup fd (written by the C-level
+    handler at once), which sets ``stop`` and arms the deadline whatever the main thread is doing.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -76,8 +83,25 @@ def stop_on_signals(stop: threading.Event, deadline: StopDeadline | None = None)
             deadline.arm()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while data := reader.recv(64):
+            if signal.SIGTERM in data or signal.SIGINT in data:
+                handler(0, None)
+
+    watcher = threading.Thread(target=watch, name="stop-signals", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
+        signal.set_wakeup_fd(previous_fd)
         for sig, old in previous.items():
             signal.signal(sig, old)
+        with contextlib.suppress(OSError):
+            reader.shutdown(socket.SHUT_RDWR)
+        watcher.join(1.0)
+        reader.close()
+        writer.close()
