@@ -5,15 +5,15 @@ reach the broker's disk (noida-db rewrites its state about once a second, never 
 it acknowledged since; docs/operations.md). Then, while a worker (`tillflow worker`) and the sink (`tillflow
 sink clickhouse`, embedded chDB) work through it:
 
-1. the sink is killed (kill -9) once it committed a first batch, and started again: with static membership
-   (the local stack's default, `<group>@<host>`) it must commit again within 60 s — without it the broker
-   never evicts the dead member and the new sink gets nothing;
-2. the worker is stopped (SIGTERM; it must exit cleanly within 10 s) and started again, then killed (kill -9)
-   and started again, each time while it is busy;
-3. the broker is killed (kill -9); with the broker gone the worker and the sink get SIGTERM and must both exit
-   within 10 s (the stop deadline, tillflow/shutdown.py); `tillflow dev up` brings the broker back on the
-   same port; both are started again (after a broker crash clients restart: the broker came back as it was
-   at its last rewrite);
+1. the worker is stopped (SIGTERM; it must exit cleanly within 10 s) and started again, then killed (kill -9)
+   and started again, each time once it is busy; each new worker must make progress within 60 s;
+2. the sink is started, killed (kill -9) once it committed a first batch, and started again: with static
+   membership (the local stack's default, `<group>@<host>`) it must commit again within 60 s — without it
+   the broker never evicts the dead member and the new sink gets nothing;
+3. a second day is produced and, once it reached the broker's disk and the worker is busy with it, the broker
+   is killed (kill -9); with it gone the worker and the sink get SIGTERM and must both exit within 10 s (the
+   stop deadline, tillflow/shutdown.py); `tillflow dev up` brings the broker back on the same port; both are
+   started again (after a broker crash clients restart: the broker came back as it was at its last rewrite);
 4. a last worker closes every hour and the sink lands everything.
 
 Then ClickHouse must equal the batch recompute cell by cell (`conversion_hourly FINAL`), hold every distinct
@@ -200,18 +200,9 @@ def test_worker_sink_and_broker_killed_during_a_replay_lose_nothing(own_stack: S
     produced = ends(worker_group, inputs)
     port = read_stack(settings)["kafka"]["port"]  # type: ignore[index]
     worker = start_worker(settings, DEMO_CATALOGUE, app_id, "", logs / "worker.log")
-    sink = start_sink(settings, logs / "sink.log")
+    sink = worker  # started below, once the worker was stopped twice: then it has a day to land
     try:
-        # 1. the sink, killed once it committed a batch, resumes within 60 s
-        wait_for("first sink commit", lambda: committed(sink_group, inputs) > 0, 60, {"sink": sink}, logs)
-        kill9(sink)
-        before = committed(sink_group, inputs)
-        figures["sink killed with records left (of the inputs)"] = produced - before
-        sink = start_sink(settings, logs / "sink.log")
-        progress = grew(sink_group, inputs, before, produced)
-        figures["sink resumed after kill -9 (s)"] = wait_for("sink progress", progress, RESUME_LIMIT_S, {}, logs)
-
-        # 2. the worker: SIGTERM while busy, then kill -9 while busy
+        # 1. the worker: SIGTERM while busy, then kill -9 while busy
         for how in ("SIGTERM", "kill -9"):
             busy = grew(worker_group, inputs, committed(worker_group, inputs), produced)
             wait_for(f"worker progress before {how}", busy, 60, {"worker": worker}, logs)
@@ -228,6 +219,16 @@ def test_worker_sink_and_broker_killed_during_a_replay_lose_nothing(own_stack: S
             figures[f"worker resumed after {how} (s)"] = wait_for(
                 "worker progress after a restart", done, RESUME_LIMIT_S, {"worker": worker}, logs
             )
+
+        # 2. the sink, killed once it committed a batch, resumes within 60 s
+        sink = start_sink(settings, logs / "sink.log")
+        wait_for("first sink commit", lambda: committed(sink_group, inputs) > 0, 60, {"sink": sink}, logs)
+        kill9(sink)
+        before = committed(sink_group, inputs)
+        figures["sink killed with records left (of the inputs)"] = produced - before
+        sink = start_sink(settings, logs / "sink.log")
+        progress = grew(sink_group, inputs, before, produced)
+        figures["sink resumed after kill -9 (s)"] = wait_for("sink progress", progress, RESUME_LIMIT_S, {}, logs)
 
         # 3. the second day arrives; once it is on the broker's disk and the worker is busy with it, the broker
         # is killed (kill -9); worker and sink honour SIGTERM with it gone; `dev up` on the same port
