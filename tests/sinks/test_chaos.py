@@ -5,15 +5,17 @@ reach the broker's disk (noida-db rewrites its state about once a second, never 
 it acknowledged since; docs/operations.md). Then, while a worker (`tillflow worker`) and the sink (`tillflow
 sink clickhouse`, embedded chDB) work through it:
 
-1. the worker is stopped (SIGTERM; it must exit cleanly within 10 s) and started again, then killed (kill -9)
-   and started again, each time once it is busy; each new worker must make progress within 60 s;
+1. the worker is stopped (SIGTERM; it must exit cleanly within 10 s) and started again, then, busy with the
+   first half of a second day, killed (kill -9) and started again; each new worker must make progress within
+   60 s;
 2. the sink is started, killed (kill -9) once it committed a first batch, and started again: with static
    membership (the local stack's default, `<group>@<host>`) it must commit again within 60 s — without it
    the broker never evicts the dead member and the new sink gets nothing;
-3. a second day is produced and, once it reached the broker's disk and the worker is busy with it, the broker
-   is killed (kill -9); with it gone the worker and the sink get SIGTERM and must both exit within 10 s (the
-   stop deadline, tillflow/shutdown.py); `tillflow dev up` brings the broker back on the same port; both are
-   started again (after a broker crash clients restart: the broker came back as it was at its last rewrite);
+3. the second half of the second day is produced and, once it reached the broker's disk and the worker is
+   busy with it, the broker is killed (kill -9); with it gone the worker and the sink get SIGTERM and must
+   both exit within 10 s (the stop deadline, tillflow/shutdown.py); `tillflow dev up` brings the broker back
+   on the same port; both are started again (after a broker crash clients restart: the broker came back as
+   it was at its last rewrite);
 4. a last worker closes every hour and the sink lands everything.
 
 Then ClickHouse must equal the batch recompute cell by cell (`conversion_hourly FINAL`), hold every distinct
@@ -186,6 +188,7 @@ def test_worker_sink_and_broker_killed_during_a_replay_lose_nothing(own_stack: S
     catalogue = demo()
     days = [estate_day(catalogue, date(2026, 4, 6 + d), seed=12 + d, dup_rate=0.02, late_rate=0) for d in (0, 1)]
     events = days[0] + days[1]
+    halves = days[1][: len(days[1]) // 2], days[1][len(days[1]) // 2 :]
     app_id = f"tillflow-chaos-{uuid.uuid4().hex[:8]}"
     names = TopicNames.build(app_id, "")  # the standard topic names: the sink reads those
     run_topics(settings, names)
@@ -204,6 +207,10 @@ def test_worker_sink_and_broker_killed_during_a_replay_lose_nothing(own_stack: S
     try:
         # 1. the worker: SIGTERM while busy, then kill -9 while busy
         for how in ("SIGTERM", "kill -9"):
+            if how == "kill -9":  # the second day's first half arrives: the worker is busy with it
+                produce_files(settings, names, *write_files(tmp_path / "day2a", halves[0]), rejects, lambda n: None)
+                time.sleep(2.5)
+                produced = ends(worker_group, inputs)
             busy = grew(worker_group, inputs, committed(worker_group, inputs), produced)
             wait_for(f"worker progress before {how}", busy, 60, {"worker": worker}, logs)
             if how == "SIGTERM":
@@ -230,9 +237,9 @@ def test_worker_sink_and_broker_killed_during_a_replay_lose_nothing(own_stack: S
         progress = grew(sink_group, inputs, before, produced)
         figures["sink resumed after kill -9 (s)"] = wait_for("sink progress", progress, RESUME_LIMIT_S, {}, logs)
 
-        # 3. the second day arrives; once it is on the broker's disk and the worker is busy with it, the broker
-        # is killed (kill -9); worker and sink honour SIGTERM with it gone; `dev up` on the same port
-        produce_files(settings, names, *write_files(tmp_path / "day2", days[1]), rejects, lambda n: None)
+        # 3. the second day's second half arrives; once it is on the broker's disk and the worker is busy with
+        # it, the broker is killed (kill -9); worker and sink honour SIGTERM with it gone; `dev up`, same port
+        produce_files(settings, names, *write_files(tmp_path / "day2b", halves[1]), rejects, lambda n: None)
         time.sleep(2.5)
         produced = ends(worker_group, inputs)
         busy = grew(worker_group, inputs, committed(worker_group, inputs), produced)
