@@ -34,6 +34,8 @@ class StopDeadline:
         self.what = what
         self._exit = exit
         self._armed = threading.Event()
+        self._finished = threading.Event()
+        self._handler: object = None
         self.expired = threading.Event()
 
     @property
@@ -45,11 +47,19 @@ class StopDeadline:
         if self._armed.is_set():
             return
         self._armed.set()
+        self._handler = signal.getsignal(signal.SIGTERM)
         threading.Thread(target=self._countdown, name="stop-deadline", daemon=True).start()
 
+    def cancel(self) -> None:
+        """The clean stop finished (or the command returned): never exit. Commands call it when they return,
+        so that one run in a process that goes on (a test invoking the command) cannot end that process."""
+        self._finished.set()
+
     def _countdown(self) -> None:
-        if self.expired.wait(self.seconds):  # only set here: this just sleeps, unless a test short-circuits it
+        if self._finished.wait(self.seconds):
             return
+        if signal.getsignal(signal.SIGTERM) is not self._handler:
+            return  # the command returned and its handler is gone: the process goes on (a test invoking it)
         self.expired.set()
         message = (
             f"{self.what} could not stop cleanly within {self.seconds:g} s (broker or server unreachable?): "
@@ -97,6 +107,8 @@ def stop_on_signals(stop: threading.Event, deadline: StopDeadline | None = None)
     try:
         yield
     finally:
+        if deadline is not None:
+            deadline.cancel()
         signal.set_wakeup_fd(previous_fd)
         for sig, old in previous.items():
             signal.signal(sig, old)

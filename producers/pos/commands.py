@@ -171,6 +171,7 @@ def poll(
     except AlreadyRunning as exc:
         fail(str(exc))
     finally:
+        deadline.cancel()
         if previous is not None:  # None: not installed from Python
             signal.signal(signal.SIGTERM, previous)
         store.close()

@@ -76,12 +76,9 @@ def poll_shifts(
 
     deadline = StopDeadline(settings.stop_timeout_s, "the shift poller")
 
-    deadline = StopDeadline(settings.stop_timeout_s, "the rota watcher")
-
     def _stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
-        deadline.arm()
         deadline.arm()
 
     signal.signal(signal.SIGTERM, _stop)
@@ -140,10 +137,12 @@ def watch_rota(
     store = CheckpointStore(settings.state_dir / "staff" / f"{name}.sqlite")
     watcher = RotaWatcher(RotaSpec(name=name), folder, KafkaShiftSink(RecordSender(settings)), store, catalogue)
     stopping = False
+    deadline = StopDeadline(settings.stop_timeout_s, "the rota watcher")
 
     def _stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        deadline.arm()
 
     signal.signal(signal.SIGTERM, _stop)
     bad = False

@@ -12,17 +12,20 @@ sink clickhouse`, embedded chDB) work through it:
    membership (the local stack's default, `<group>@<host>`) it must commit again within 60 s — without it
    the broker never evicts the dead member and the new sink gets nothing;
 3. the second half of the second day is produced and, once it reached the broker's disk and the worker is
-   busy with it, the broker is killed (kill -9); with it gone the worker and the sink get SIGTERM and must
-   both exit within 10 s (the stop deadline, tillflow/shutdown.py); `tillflow dev up` brings the broker back
-   on the same port; both are started again (after a broker crash clients restart: the broker came back as
-   it was at its last rewrite);
+   busy with it, the broker is stopped (`CHAOS_BROKER_SIGNAL`, default SIGTERM: see below); with it gone the
+   worker and the sink get SIGTERM and must both exit within 10 s (the stop deadline, tillflow/shutdown.py);
+   `tillflow dev up` brings the broker back on the same port; both are started again;
 4. a last worker closes every hour and the sink lands everything.
 
 Then ClickHouse must equal the batch recompute cell by cell (`conversion_hourly FINAL`), hold every distinct
-input ticket, and the input topics must still hold every record they acknowledged before the chaos. What the
-broker acknowledged in its last second before the kill -9 may be lost: this test asserts only what the local
-broker guarantees (records acknowledged before its last rewrite), as a real Kafka with replication would do
-for every acknowledged record.
+input ticket, and the input topics must still hold every record they acknowledged.
+
+The broker is stopped gracefully: that is what the local broker guarantees to survive. It is not durable
+against a kill -9 (docs/operations.md): it comes back as it was at its last state rewrite, up to a second
+earlier, and it does not come back as a consistent cut of one worker's writes — with `CHAOS_BROKER_SIGNAL=KILL`
+one run in four ended with four store-hours that never got a final record (the table changelog that marks
+them closed survived, the final records emitted with it did not). A real Kafka keeps every acknowledged
+write, which is what the worker's at-least-once commits rely on.
 """
 
 from __future__ import annotations
@@ -57,13 +60,15 @@ from streams.topics import TopicNames
 from tests.conftest import DEMO_CATALOGUE
 from tests.streams.estate import estate_day, write_files
 from tests.streams.factory import demo
-from tillflow.devstack import down, read_stack, up
+from tillflow.devstack import _alive, down, read_stack, up
 from tillflow.kafka import consumer_config
 from tillflow.settings import Settings
 
 PARTITIONS = 3
 SINK_TOPICS = (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)
 STOP_LIMIT_S = 10.0
+BROKER_SIGNAL = getattr(signal, f"SIG{os.environ.get('CHAOS_BROKER_SIGNAL', 'TERM')}")
+"""How the broker is stopped in step 3: SIGTERM (what the local broker survives); KILL shows what it does not."""
 RESUME_LIMIT_S = 60.0
 
 READ_CLICKHOUSE = """
@@ -238,14 +243,17 @@ def test_worker_sink_and_broker_killed_during_a_replay_lose_nothing(own_stack: S
         figures["sink resumed after kill -9 (s)"] = wait_for("sink progress", progress, RESUME_LIMIT_S, {}, logs)
 
         # 3. the second day's second half arrives; once it is on the broker's disk and the worker is busy with
-        # it, the broker is killed (kill -9); worker and sink honour SIGTERM with it gone; `dev up`, same port
+        # it, the broker is stopped; worker and sink honour SIGTERM with it gone; `dev up`, same port
         produce_files(settings, names, *write_files(tmp_path / "day2b", halves[1]), rejects, lambda n: None)
         time.sleep(2.5)
         produced = ends(worker_group, inputs)
         busy = grew(worker_group, inputs, committed(worker_group, inputs), produced)
         wait_for("worker progress on the second day", busy, 60, {"worker": worker}, logs)
-        figures["broker killed with records left (of the inputs)"] = produced - committed(worker_group, inputs)
-        os.kill(read_stack(settings)["kafka"]["pid"], signal.SIGKILL)  # type: ignore[index]
+        figures["broker stopped with records left (of the inputs)"] = produced - committed(worker_group, inputs)
+        broker = read_stack(settings)["kafka"]["pid"]  # type: ignore[index]
+        os.kill(broker, BROKER_SIGNAL)
+        while _alive(broker):  # a graceful stop writes the broker's state first
+            time.sleep(0.05)
         time.sleep(1.0)
         for name, proc in (("worker", worker), ("sink", sink)):
             took = sigterm(proc)

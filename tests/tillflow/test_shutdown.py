@@ -44,3 +44,20 @@ def test_sigterm_inside_stop_on_signals_sets_the_stop_and_arms_the_deadline() ->
         time.sleep(0.05)  # the handler runs between bytecodes of the main thread
         assert stop.is_set() and deadline.armed
     assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_a_cancelled_deadline_or_one_whose_handler_is_gone_never_exits() -> None:
+    """A command that returned cancels its deadline (or restored the previous SIGTERM handler): a process that
+    goes on after it, such as a test invoking the command, is not ended."""
+    exits: list[int] = []
+    cancelled = StopDeadline(0.1, "cancelled", exit=exits.append)
+    cancelled.arm()
+    cancelled.cancel()
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        replaced = StopDeadline(0.1, "replaced", exit=exits.append)
+        replaced.arm()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    time.sleep(0.4)
+    assert exits == []
