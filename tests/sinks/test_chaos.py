@@ -264,7 +264,7 @@ def test_worker_sink_and_broker_killed_during_a_replay_lose_nothing(own_stack: S
 
         # 4. the worker closes every hour; the sink lands everything
         try:
-            wait_processed(settings, names, worker, logs / "worker.log", time.monotonic() + 120, close_all=True)
+            wait_processed(settings, names, worker, logs / "worker.log", time.monotonic() + 90, close_all=True)
         except ReplayError:
             check_stall(logs, "the end of the input")
             raise
