@@ -11,21 +11,21 @@ sink clickhouse`, embedded chDB) work through it:
 2. the sink is started, killed (kill -9) once it committed a first batch, and started again: with static
    membership (the local stack's default, `<group>@<host>`) it must commit again within 60 s — without it
    the broker never evicts the dead member and the new sink gets nothing;
-3. the second half of the second day is produced and, once it reached the broker's disk and the worker is
-   busy with it, the broker is stopped (`CHAOS_BROKER_SIGNAL`, default SIGTERM: see below); with it gone the
-   worker and the sink get SIGTERM and must both exit within 10 s (the stop deadline, tillflow/shutdown.py);
-   `tillflow dev up` brings the broker back on the same port; both are started again;
-4. a last worker closes every hour and the sink lands everything.
+3. the second half of the second day is produced and, while the worker takes it, the broker is stopped
+   (`CHAOS_BROKER_SIGNAL`, default SIGTERM: see below) and `tillflow dev up` brings it back on the same port:
+   the running worker and sink carry on by themselves;
+4. the worker closes every hour and the sink lands everything;
+5. the broker is killed (kill -9) and, with it gone, the worker and the sink get SIGTERM: both must exit within
+   10 s (the stop deadline, tillflow/shutdown.py).
 
 Then ClickHouse must equal the batch recompute cell by cell (`conversion_hourly FINAL`), hold every distinct
 input ticket, and the input topics must still hold every record they acknowledged.
 
-The broker is stopped gracefully: that is what the local broker guarantees to survive. It is not durable
-against a kill -9 (docs/operations.md): it comes back as it was at its last state rewrite, up to a second
-earlier, and it does not come back as a consistent cut of one worker's writes — with `CHAOS_BROKER_SIGNAL=KILL`
-one run in four ended with four store-hours that never got a final record (most likely the table changelog
-that marks them closed survived and the final records emitted with it did not). A real Kafka keeps every
-acknowledged write, which is what the worker's at-least-once commits rely on.
+Step 3 stops the broker gracefully: that is what the local broker survives. It is not durable against a kill
+-9 (docs/operations.md): it comes back as it was at its last state rewrite, up to a second earlier — with
+`CHAOS_BROKER_SIGNAL=KILL` (and clients restarted after it) one run in four ended with four store-hours that
+never got a final record. A real Kafka keeps every acknowledged write, which the worker's at-least-once
+commits rely on. The kill -9 of step 5 comes after everything landed, so it only tests the stop.
 """
 
 from __future__ import annotations
