@@ -123,6 +123,13 @@ class Store(_Strict):
                 owner[category] = zone.id
         return value
 
+    def currency_problem(self, currency: str | None) -> str | None:
+        """Why a ticket in ``currency`` cannot be counted at this store, or None: a store's figures are in its
+        own currency, and a ticket in another one is refused (never summed into it, never converted)."""
+        if currency != self.currency:
+            return f"currency {currency!r} is not store {self.id!r}'s ({self.currency})"
+        return None
+
     def zone_of_category(self, category: str | None) -> str:
         """The zone whose floor area sells ``category``; ``unmapped`` when no zone lists it."""
         if category:
