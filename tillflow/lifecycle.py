@@ -16,7 +16,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-__all__ = ["TERMINATE", "TERMINATE_OR_INTERRUPT", "raise_keyboard_interrupt", "signal_handlers", "stop_on_signals"]
+__all__ = [
+    "TERMINATE",
+    "TERMINATE_OR_INTERRUPT",
+    "interrupt_on_signals",
+    "raise_keyboard_interrupt",
+    "signal_handlers",
+    "stop_on_signals",
+]
 
 TERMINATE = (signal.SIGTERM,)
 """A supervisor's stop (systemd, Kubernetes, `kill`); Ctrl-C keeps raising KeyboardInterrupt."""
@@ -98,6 +105,27 @@ def stop_on_signals(
             watcher.join(1.0)
             reader.close()
             writer.close()
+
+
+@contextlib.contextmanager
+def interrupt_on_signals(
+    deadline: Deadline | None = None, signals: Iterable[signal.Signals] = TERMINATE
+) -> Iterator[None]:
+    """``signals`` raise KeyboardInterrupt while inside (for work that already stops cleanly on Ctrl-C), arming
+    ``deadline`` first; the deadline is cancelled when the scope ends."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if deadline is not None:
+            deadline.arm()
+        raise KeyboardInterrupt
+
+    try:
+        with signal_handlers(interrupt, signals):
+            yield
+    finally:
+        cancel = getattr(deadline, "cancel", None)
+        if cancel is not None:
+            cancel()
 
 
 def raise_keyboard_interrupt(signum: int, frame: Any) -> None:

@@ -15,6 +15,7 @@ from tillflow.errors import TillflowError
 from tillflow.lifecycle import stop_on_signals
 from tillflow.metrics import serve_configured_metrics
 from tillflow.settings import Settings, load_settings
+from tillflow.shutdown import StopDeadline
 
 if TYPE_CHECKING:
     from producers.cdc.connect import ConnectClient
@@ -325,7 +326,7 @@ def cdc_run(source_file: SourceArg) -> None:
         fail(f"the embedded engine needs the cdc extra (pip install 'tillflow[cdc]') and Java 17: {exc}")
     serve_configured_metrics(settings, err.print)
     err.print(f"{source.name}: embedded Debezium engine started; raw topics {source.raw_prefix}.*")
-    with stop_on_signals() as stop:
+    with stop_on_signals(deadline=StopDeadline(settings.stop_timeout_s, "the CDC process")) as stop:
         runner.wait(stop.is_set)
     out.print(f"{source.name}: stopped after {runner.published} change events")
 
@@ -369,7 +370,7 @@ def cdc_poll(
     ensure_raw_topics(settings, list(source.raw_topics().values()))
     sender = RecordSender(settings)
     serve_configured_metrics(settings, err.print)
-    with stop_on_signals() as stop:
+    with stop_on_signals(deadline=StopDeadline(settings.stop_timeout_s, "the CDC process")) as stop:
         _poll_loop(source, poller, sender, once, stop.is_set)
 
 
@@ -491,7 +492,7 @@ def normalize(
         normalizers.append(Normalizer(settings, source, group_id=group_id))
     serve_configured_metrics(settings, err.print)
     try:
-        with stop_on_signals() as stop:
+        with stop_on_signals(deadline=StopDeadline(settings.stop_timeout_s, "the CDC process")) as stop:
             run_all(normalizers, idle_exit, stop.is_set)
     finally:
         for normalizer in normalizers:

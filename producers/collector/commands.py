@@ -30,6 +30,7 @@ def collect(
     from producers.pos.lock import exclusive
     from tillflow.metrics import serve_configured_metrics
     from tillflow.settings import load_settings
+    from tillflow.shutdown import StopDeadline
 
     cfg = load_collector_spec(spec)
     settings = load_settings()
@@ -38,7 +39,8 @@ def collect(
     total = 0
     try:
         lock = exclusive(settings.state_dir / "collector" / f"{cfg.name}.lock", f"collector {cfg.name}")
-        with stop_on_signals(signals=TERMINATE) as stop, lock:
+        deadline = StopDeadline(settings.stop_timeout_s, "the collector")
+        with stop_on_signals(deadline=deadline, signals=TERMINATE) as stop, lock:
             while not stop.is_set():
                 taken, sent = collector.step()
                 total += sent

@@ -10,6 +10,7 @@ import typer
 
 from tillflow.console import err, out
 from tillflow.lifecycle import TERMINATE, stop_on_signals
+from tillflow.shutdown import StopDeadline
 
 if TYPE_CHECKING:
     from producers.files.watch import FileOutcome
@@ -64,7 +65,8 @@ def watch(
     watcher = FileWatcher(file_spec, folder, sink, store)
     bad = False
     failures = 0
-    with stop_on_signals(signals=TERMINATE) as stop:
+    deadline = StopDeadline(settings.stop_timeout_s, "the file watcher")
+    with stop_on_signals(deadline=deadline, signals=TERMINATE) as stop:
         while not stop.is_set():
             try:
                 outcomes = watcher.scan()

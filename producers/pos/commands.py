@@ -16,6 +16,7 @@ import typer
 from tillflow.console import err, fail, out, progress
 from tillflow.errors import ConfigError
 from tillflow.lifecycle import TERMINATE, stop_on_signals
+from tillflow.shutdown import StopDeadline
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,9 @@ def poll(
         return result
 
     lock = exclusive(settings.state_dir / "pos" / f"{cfg.name}.lock", f"a poller of source {cfg.name}")
+    deadline = StopDeadline(settings.stop_timeout_s, "the POS poller")
     try:
-        with stop_on_signals(stop, signals=TERMINATE), lock:
+        with stop_on_signals(stop, deadline, signals=TERMINATE), lock:
             if not run_once_or_every(interval.total_seconds() if interval else None, run_once, stopped):
                 raise typer.Exit(2)
     finally:

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from tillflow.console import err, fail, out, progress
-from tillflow.lifecycle import raise_keyboard_interrupt, signal_handlers
+from tillflow.lifecycle import interrupt_on_signals
+from tillflow.shutdown import StopDeadline
 
 
 def simulate_command(
@@ -110,7 +111,8 @@ def simulate_command(
 
     summary = RUN.summary = Summary()
     # SIGTERM is taken like Ctrl-C, so a supervisor stopping the simulator still gets what was sent delivered
-    with signal_handlers(raise_keyboard_interrupt), progress(transient=True) as bar:
+    deadline = StopDeadline(settings.stop_timeout_s, "the simulator")
+    with interrupt_on_signals(deadline), progress(transient=True) as bar:
         task = bar.add_task(f"simulated hours → {target}", total=config.days * 24 + 24, visible=not quiet)
         try:
             interrupted = not run(cat, config, sink, pace, summary, lambda h: bar.update(task, completed=h))

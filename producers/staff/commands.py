@@ -12,6 +12,7 @@ import typer
 
 from tillflow.console import err, out
 from tillflow.lifecycle import TERMINATE, stop_on_signals
+from tillflow.shutdown import StopDeadline
 
 log = logging.getLogger(__name__)
 shifts_app = typer.Typer(
@@ -60,6 +61,7 @@ def poll_shifts(
     client = make_client(cfg, labor_auth(adapter_for(cfg)), TokenFile(state / f"{cfg.name}.tokens.json"),
                          stopped=stopped)  # fmt: skip
     poller = ShiftPoller(cfg, KafkaShiftSink(RecordSender(settings)), store, client, stopped=stopped)
+    deadline = StopDeadline(settings.stop_timeout_s, "the shift poller")
 
     def run_once() -> Any:
         try:
@@ -78,7 +80,7 @@ def poll_shifts(
         return result
 
     try:
-        with stop_on_signals(stop, signals=TERMINATE):
+        with stop_on_signals(stop, deadline, signals=TERMINATE):
             if not run_once_or_every(interval.total_seconds() if interval else None, run_once, stopped):
                 raise typer.Exit(2)
     finally:
@@ -113,8 +115,9 @@ def watch_rota(
     catalogue = load_catalogue(settings.catalogue)
     store = CheckpointStore(settings.state_dir / "staff" / f"{name}.sqlite")
     watcher = RotaWatcher(RotaSpec(name=name), folder, KafkaShiftSink(RecordSender(settings)), store, catalogue)
+    deadline = StopDeadline(settings.stop_timeout_s, "the rota watcher")
     bad = False
-    with stop_on_signals(signals=TERMINATE) as stop:
+    with stop_on_signals(deadline=deadline, signals=TERMINATE) as stop:
         while not stop.is_set():
             outcomes = watcher.scan()
             bad = report_outcomes(outcomes, "shifts", SHIFTS.labels(name), SHIFTS_REJECTED.labels(name)) or bad

@@ -182,7 +182,7 @@ class AlertSink:
 
 def build_alert_sink(settings: Settings, config: RoutingConfig, topic: str = "alerts") -> AlertSink:
     from schemas.catalogue import load_catalogue
-    from tillflow.kafka import consumer_config, decoders
+    from tillflow.kafka import decoders, group_member_config
     from tillflow.sender import dead_letter_sender
 
     catalogue = load_catalogue(settings.catalogue)
@@ -190,7 +190,7 @@ def build_alert_sink(settings: Settings, config: RoutingConfig, topic: str = "al
         log.warning("alert routes %s: %s", settings.alerts_routes or "<routes>", note)
     names = {s.id: s.name for s in catalogue.stores}
     return AlertSink(
-        Consumer(consumer_config(settings, settings.alerts_group_id)),
+        Consumer(group_member_config(settings, settings.alerts_group_id)),
         decoders(settings, {topic: "alerts"})[topic],
         Outbox(settings.state_dir / "alerts" / "outbox.sqlite"),
         config,
@@ -207,11 +207,12 @@ def run_alert_sink(settings: Settings, idle_exit: float | None = None) -> AlertS
     from sinks.alerts.routing import RoutingError, load_routes
     from tillflow.lifecycle import stop_on_signals
     from tillflow.metrics import serve_configured_metrics
+    from tillflow.shutdown import StopDeadline
 
     if settings.alerts_routes is None:
         raise RoutingError("no routing file: set TILLFLOW_ALERTS_ROUTES (see docs/sinks.md)")
     config = load_routes(settings.alerts_routes)
     serve_configured_metrics(settings)
     sink = build_alert_sink(settings, config)
-    with stop_on_signals(sink.stop_event):
+    with stop_on_signals(sink.stop_event, StopDeadline(settings.stop_timeout_s, "the alert sink")):
         return sink.run(["alerts"], idle_exit=idle_exit)

@@ -28,6 +28,7 @@ from tillflow.lifecycle import stop_on_signals
 from tillflow.retry import backoff_delays
 from tillflow.sender import dead_letter_sender
 from tillflow.settings import Settings
+from tillflow.shutdown import StopDeadline
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,10 @@ def build_sink(settings: Settings, client: Any, topics: dict[str, str] | None = 
     """The sink for ``topics`` (consumed name -> tillflow topic; default every topic the sink lands)."""
     from confluent_kafka import Consumer
 
-    from tillflow.kafka import consumer_config
+    from tillflow.kafka import group_member_config
 
     topics = topics or {t: t for t in SINK_TOPICS}
-    consumer = Consumer(consumer_config(settings, settings.sink_group_id))
+    consumer = Consumer(group_member_config(settings, settings.sink_group_id))
     return ClickHouseSink(
         client,
         consumer,
@@ -95,7 +96,7 @@ def run_sink(settings: Settings, idle_exit: float | None = None, topics: dict[st
     """Migrate, then run the sink until SIGTERM/SIGINT (or ``idle_exit`` seconds without records)."""
     from tillflow.metrics import serve_configured_metrics
 
-    with stop_on_signals() as stop:
+    with stop_on_signals(deadline=StopDeadline(settings.stop_timeout_s, "the ClickHouse sink")) as stop:
         serve_configured_metrics(settings, log.info)
         client = connect_with_retry(settings, stop)
         prepare(settings, client)
