@@ -47,7 +47,7 @@ def worker(
     import faust
 
     from streams.app import create_app
-    from tillflow.metrics import serve_metrics
+    from tillflow.metrics import serve_configured_metrics
     from tillflow.shutdown import StopDeadline
 
     settings, _path, catalogue = _catalogue(stores)
@@ -57,10 +57,7 @@ def worker(
     # Create the internal ticks and peers topics (and any missing input/output topic) with the input
     # partition count before Faust starts: a broker that auto-creates topics would give them 1 partition.
     run_topics(settings, sa.topics.names)
-    port = metrics_port if metrics_port is not None else settings.metrics_port
-    if port is not None:
-        bound = serve_metrics(port, settings.metrics_host)
-        err.print(f"metrics on http://{settings.metrics_host}:{bound}/metrics")
+    serve_configured_metrics(settings, err.print, port=metrics_port)
     deadline = StopDeadline(settings.stop_timeout_s, "the stream worker")
 
     class Worker(faust.Worker):  # type: ignore[misc]

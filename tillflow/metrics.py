@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 _started: dict[int, Any] = {}
 
 
-def serve_configured_metrics(settings: Settings, announce: Callable[[str], None] | None = None) -> int | None:
-    """Serve ``/metrics`` when the settings name a port (``TILLFLOW_METRICS_PORT``); the bound port, else None.
-
-    ``announce`` (for example a console's print) is told the URL."""
-    if settings.metrics_port is None:
+def serve_configured_metrics(
+    settings: Settings, announce: Callable[[str], None] | None = None, port: int | None = None
+) -> int | None:
+    """Serve ``/metrics`` when a port is named (``port``, a command's option, else ``TILLFLOW_METRICS_PORT``);
+    the bound port, else None. ``announce`` (for example a console's print) is told the URL."""
+    wanted = port if port is not None else settings.metrics_port
+    if wanted is None:
         return None
-    port = serve_metrics(settings.metrics_port, settings.metrics_host)
+    port = serve_metrics(wanted, settings.metrics_host)
     if announce is not None:
         announce(f"metrics on http://{settings.metrics_host}:{port}/metrics")
     return port
