@@ -14,7 +14,7 @@ from sinks.alerts.routing import RoutingError, parse_routes
 from sinks.briefing.chart import day_chart
 from sinks.briefing.compose import DayTotals, compose
 from sinks.briefing.service import channels_for, due, payload
-from tests.streams.factory import demo
+from tests.support.events import demo
 
 DAY = date(2026, 11, 20)  # a Friday
 

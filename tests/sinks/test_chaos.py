@@ -59,7 +59,7 @@ from streams.replay import (
 from streams.topics import TopicNames
 from tests.conftest import DEMO_CATALOGUE
 from tests.streams.estate import estate_day, write_files
-from tests.streams.factory import demo
+from tests.support.events import demo
 from tillflow.devstack import _alive, down, read_stack, up
 from tillflow.kafka import consumer_config
 from tillflow.settings import Settings

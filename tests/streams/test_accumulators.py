@@ -1,7 +1,7 @@
 import pytest
 
 from streams.accumulators import add_frame, add_ticket, hourly_record, new_hour
-from tests.streams.factory import frame, ms, ticket
+from tests.support.events import frame, ms, ticket
 
 START = ms("2026-03-29T10:00:00+02:00")
 

@@ -19,7 +19,7 @@ from schemas.serde import TopicSerde
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from streams.app import StreamsApp, create_app
 from streams.processor import Send
-from tests.streams.factory import demo, frame, ms, ticket
+from tests.support.events import demo, frame, ms, ticket
 from tillflow.settings import Settings
 
 

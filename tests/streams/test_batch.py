@@ -10,7 +10,7 @@ from schemas.topics import POS_TICKETS
 from streams.batch import compare, recompute
 from streams.engine import FRAME, TICKET, Engine, StreamConfig
 from tests.streams.estate import estate_day
-from tests.streams.factory import demo
+from tests.support.events import demo
 
 PARTITIONS = 3
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from streams.engine import FRAME, TICKET, Engine, Output, StreamConfig
 from streams.hours import HOUR_MS
-from tests.streams.factory import demo, frame, ms, ticket
+from tests.support.events import demo, frame, ms, ticket
 
 WALL = 10**13  # wall clock far after the event times
 

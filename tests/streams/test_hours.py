@@ -1,7 +1,7 @@
 import itertools
 
 from streams.hours import HOUR_MS, hour_start, local_day_hours, local_hour_iso, local_weekday_hour
-from tests.streams.factory import ms
+from tests.support.events import ms
 
 
 def test_berlin_spring_forward_day_has_23_hours_and_no_0200() -> None:

@@ -23,7 +23,7 @@ from schemas.topics import POS_TICKETS
 from streams.batch import compare, recompute
 from streams.replay import replay
 from tests.streams.estate import Ev, estate_day, write_files
-from tests.streams.factory import DEMO, demo
+from tests.support.events import DEMO, demo
 from tillflow.settings import Settings
 
 

@@ -17,7 +17,7 @@ from streams.batch import compare, recompute
 from streams.engine import FRAME, TICKET, Engine, Output, StreamConfig
 from streams.hours import HOUR_MS
 from tests.streams.estate import Ev, estate_day, write_files
-from tests.streams.factory import DEMO, demo
+from tests.support.events import DEMO, demo
 
 PARTITIONS = 2
 WALL = 10**13

@@ -30,7 +30,7 @@ from streams.replay import (
 )
 from streams.topics import TopicNames
 from tests.streams.estate import estate_day, write_files
-from tests.streams.factory import DEMO, demo
+from tests.support.events import DEMO, demo
 from tillflow.settings import Settings
 
 

@@ -42,7 +42,7 @@ from streams.replay import (
 )
 from streams.topics import TopicNames
 from tests.streams.estate import estate_day, write_files
-from tests.streams.factory import DEMO, demo
+from tests.support.events import DEMO, demo
 from tillflow.kafka import consumer_config
 from tillflow.settings import Settings
 

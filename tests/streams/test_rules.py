@@ -9,7 +9,7 @@ from streams import rules
 from streams.baselines import DAY_MS, Baseline, baseline
 from streams.engine import FRAME, TICKET, Engine, StreamConfig
 from streams.rules import AlertConfig, alert_id
-from tests.streams.factory import demo, frame, ms, ticket
+from tests.support.events import demo, frame, ms, ticket
 
 CFG = AlertConfig()
 WALL = 10**13

@@ -14,7 +14,7 @@ from streams.batch import compare, recompute
 from streams.engine import FRAME, TICKET, Engine, Output, StreamConfig
 from streams.hours import from_ms
 from streams.peers import PeerEngine
-from tests.streams.factory import demo
+from tests.support.events import demo
 
 PARTITIONS = 3
 

@@ -10,7 +10,7 @@ from typing import Any, get_type_hints
 
 from streams.engine import FRAME, TICKET, Engine, StreamConfig
 from streams.state import PartitionState, StoreState
-from tests.streams.factory import demo, frame, ticket
+from tests.support.events import demo, frame, ticket
 
 WALL = 10**13
 

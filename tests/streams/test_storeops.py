@@ -26,7 +26,7 @@ from streams.storeops import (
     understaffed,
 )
 from streams.storeops import new_queue_run as fresh_run
-from tests.streams.factory import frame, ms, ticket
+from tests.support.events import frame, ms, ticket
 
 H = "2026-03-30T{}:00+02:00"  # Berlin, CEST
 
@@ -287,7 +287,7 @@ def test_alerts_fire_exactly_on_the_simulators_injected_incidents() -> None:
     from producers.simulator import SimulationConfig, simulate
     from producers.simulator.incidents import expected_alerts
     from producers.simulator.simulation import injected
-    from tests.streams.factory import demo
+    from tests.support.events import demo
 
     full = demo()
     catalogue = full.model_copy(

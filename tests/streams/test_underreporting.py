@@ -21,7 +21,7 @@ from streams.engine import peer_group
 from streams.hours import hour_start, local_hour_iso
 from streams.peers import PeerEngine
 from streams.underreporting import UnderreportingConfig, evaluate, hour_counts, peers_of
-from tests.streams.factory import demo
+from tests.support.events import demo
 
 CFG = UnderreportingConfig()
 

@@ -19,7 +19,7 @@ from producers.staff.poller import ShiftPoller, labor_auth
 from producers.staff.rota import RotaSpec, RotaWatcher
 from schemas.storeops import StaffShift
 from tests.producers.staff.labor_server import LaborState, labor_server
-from tests.streams.factory import demo
+from tests.support.events import demo
 
 NOW = datetime(2026, 3, 30, 18, 0, tzinfo=UTC)
 MERCHANT = "MJ3ZB0FP6X2P1"

@@ -1,4 +1,5 @@
-"""Decoded event dicts (as the Avro reader returns them) with explicit times, for the streams tests."""
+"""Decoded event dicts (as the streams' Avro reader returns them: times in epoch ms) with explicit times, for the
+engine, batch and store-operations tests. The contract records themselves (pydantic models) are in records.py."""
 
 from __future__ import annotations
 
