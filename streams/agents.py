@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 STALLED = Gauge(
     "tillflow_streams_stalled_seconds",
     "Longest time an input partition of this worker has had records waiting while its committed offset did"
-    " not move (0: every partition makes progress).",
+    " not move, or the worker has been rebalancing or recovering its tables (0: every partition makes progress).",
 )
 PROCESSED = Counter("tillflow_streams_records_processed_total", "Input records (all topics) an agent finished.")
 CONSUMER_LAG = Gauge(
@@ -33,6 +33,10 @@ CONSUMER_LAG = Gauge(
     "Records of an input partition this worker owns that it has not read yet (high watermark - position).",
     ["topic", "partition"],
 )
+
+
+REBALANCING = "every input (the worker is rebalancing or recovering its tables)"
+"""What the stall warning names while the worker is in a rebalance or its tables' recovery."""
 
 
 def _raw(event: Any) -> Raw:
@@ -151,7 +155,10 @@ def define_agents(
             CONSUMER_LAG.labels(*labels).set(value)
         reported.clear()
         reported.update(current)
-        stalled = progress.observe(time.monotonic(), app.consumer.uncommitted(data_topics))
+        watched: dict[Any, tuple[int, int]] = dict(app.consumer.uncommitted(data_topics))
+        if app.rebalancing or app.in_recovery:  # no input is processed meanwhile: a phase that never ends stalls
+            watched[REBALANCING] = (0, 1)
+        stalled = progress.observe(time.monotonic(), watched)
         STALLED.set(max(stalled.values(), default=0.0))
         fresh = set(stalled) - progress.reported
         if fresh:
@@ -159,7 +166,7 @@ def define_agents(
             log.warning(
                 "stalled: no offset committed for %.0f s on %s although records wait there\n%s\n%s",
                 max(stalled.values()),
-                ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in fresh)),
+                ", ".join(sorted(tp if isinstance(tp, str) else f"{tp.topic}[{tp.partition}]" for tp in fresh)),
                 consumer_state(app),
                 task_stacks(),
             )

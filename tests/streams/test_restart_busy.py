@@ -10,7 +10,10 @@ recompute cell by cell: an offset committed for a record that was never processe
 output writes were not flushed) shows as a store-hour with too few visitors or tickets.
 
 On the transport of 2026-12-07 (SIGTERM only) this failed 3 runs of 3 with about a thousand differing cells
-(streams/transport.py lists the causes).
+(streams/transport.py lists the causes). With those fixed, it still failed about one run in five (a wrong cell,
+or a worker that committed nothing within 60 s) until messages that Faust's stream skips during a rebalance were
+no longer acknowledged (test_transport.py pins that part directly). The first two stops (a SIGTERM and a
+kill -9) must find the worker with input left.
 """
 
 from __future__ import annotations
@@ -23,13 +26,11 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer
 
 from schemas.topics import POS_TICKETS
 from streams.batch import compare, recompute
 from streams.replay import (
-    ReplayError,
     _committed,
     _ends,
     latest_finals,
@@ -53,12 +54,6 @@ def _progress(consumer: Consumer, names: TopicNames, partitions: int) -> int:
     return sum(_committed(consumer, names.tickets, partitions)) + sum(_committed(consumer, names.counts, partitions))
 
 
-@pytest.mark.xfail(
-    reason="issue 12, open: a restarted worker can stall (offsets handed over but never acknowledged; the watchdog "
-    "logs it), which times this test out; loss or a wrong cell after it completes still fail it (xfail is not strict)",
-    raises=ReplayError,
-    strict=False,
-)
 def test_a_busy_worker_stopped_at_random_moments_loses_nothing(stack: Settings, tmp_path: Path) -> None:
     catalogue = demo()
     rng = random.Random(int(time.time()))
@@ -83,6 +78,8 @@ def test_a_busy_worker_stopped_at_random_moments_loses_nothing(stack: Settings, 
         for stop in range(STOPS):
             kill = stop % 2 == 1  # SIGTERM, then kill -9, in turn
             before = _progress(consumer, names, partitions)
+            if before >= total:
+                break  # the input is done: a further stop would not find the worker busy
             worker = start_worker(stack, DEMO, app_id, prefix, log)
             deadline = time.monotonic() + 60
             try:
@@ -103,7 +100,8 @@ def test_a_busy_worker_stopped_at_random_moments_loses_nothing(stack: Settings, 
             if not kill:
                 assert worker.returncode == 0, log.read_text()[-3000:]
                 assert took < 10, f"SIGTERM took {took:.1f} s"
-        assert not stopped_at or stopped_at[-1][1] < total, f"finished before the last stop: {stopped_at}, {total}"
+        busy = [after < total for _, after in stopped_at]
+        assert busy[:2] == [True, True], f"a SIGTERM and a kill -9 must find the worker busy: {stopped_at}, {total}"
         worker = start_worker(stack, DEMO, app_id, prefix, log)
         try:
             wait_processed(stack, names, worker, log, time.monotonic() + 120, close_all=True)
