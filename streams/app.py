@@ -18,7 +18,7 @@ from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from streams.alerts import AlertConfig
 from streams.engine import StreamConfig
 from streams.processor import Processor
-from streams.tables import Tables, define_tables
+from streams.tables import Staged, Tables, define_tables
 from streams.topics import TopicNames, Topics, define_topics
 from streams.underreporting import UnderreportingConfig
 from tillflow.kafka import endpoints
@@ -94,7 +94,7 @@ def create_app(
     """A Faust app for ``catalogue`` on the configured (or local) broker and registry."""
     import faust
 
-    from streams.transport import SCHEME, Stream, broker_urls
+    from streams.transport import SCHEME, Stream, batch_topics, broker_urls
 
     ep = endpoints(settings)
     app_id = app_id or settings.streams_app_id
@@ -136,28 +136,27 @@ def create_app(
     ca = str(settings.registry_ssl_ca_location) if settings.registry_ssl_ca_location else None
     registry = registry_client(ep.registry_url, auth, ca)
     serdes = {t: TopicSerde(registry, t) for t in (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)}
+    # the engines write through Staged views: a batch's state reaches the tables once its outputs were delivered
     processor = Processor(
         catalogue,
         stream_config(settings),
         names,
         serdes,
-        tables.hours,
-        tables.stores,
-        tables.partitions,
-        tables.peer_groups,
+        Staged(tables.hours),
+        Staged(tables.stores),
+        Staged(tables.partitions),
+        Staged(tables.peer_groups),
         partitions,
-        tables.history,
-        tables.retained,
+        Staged(tables.history),
+        Staged(tables.retained),
     )
     from streams.agents import define_agents, send_all
 
-    agents = define_agents(
-        app, processor, topics, tables, settings.streams_batch_size, settings.streams_tick_s, send or send_all
-    )
+    batch_topics(app, [names.tickets, names.counts, names.ticks], settings.streams_batch_size)
+    batch_topics(app, [names.peers], settings.streams_batch_size)
+    agents = define_agents(app, processor, topics, tables, settings.streams_tick_s, send or send_all)
     if settings.streams_storeops:
         from streams.storeops_stage import define_ops_agent
 
-        agents |= define_ops_agent(
-            app, catalogue, names, registry, partitions, settings.streams_batch_size, send or send_all
-        )
+        agents |= define_ops_agent(app, catalogue, names, registry, partitions, send or send_all)
     return StreamsApp(app, topics, tables, processor, agents)

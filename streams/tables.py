@@ -8,12 +8,87 @@
 - ``peer_groups``: peer group -> recent store-hour messages and UNDERREPORTING states (second stage)
 
 All but ``peer_groups`` are written while processing partition n of the inputs and live in changelog partition n.
+
+The agents hand the engines :class:`Staged` views of the tables: a batch's writes reach the tables (and their
+changelogs) only once the batch's output records were delivered (streams/agents.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+
+_DELETED = object()
+
+
+class Staged(MutableMapping[str, Any]):
+    """A table whose writes are held back until :meth:`apply`; reads see them at once.
+
+    Why: a table write queues its changelog record at once, while the batch's outputs (final hours, alerts)
+    are sent after it. A worker killed between the two kept the state (read back from the changelog on
+    restart) without the outputs: the batch, read again, found its hours already closed and never emitted
+    their finals (issue 12: store-hours missing from the stream after kill -9). Writing the state only after
+    the outputs were delivered turns that into the harmless case: outputs sent twice, state once.
+    """
+
+    def __init__(self, table: MutableMapping[str, Any]) -> None:
+        self.table = table
+        self.pending: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.pending.get(key, self)
+        if value is self:
+            return self.table[key]
+        if value is _DELETED:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.pending.get(key, self)
+        if value is self:
+            return self.table.get(key, default)
+        return default if value is _DELETED else value
+
+    def __contains__(self, key: object) -> bool:
+        value = self.pending.get(key, self)  # type: ignore[call-overload]
+        if value is self:
+            return key in self.table
+        return value is not _DELETED
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.pending[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self.pending[key] = _DELETED
+
+    def __iter__(self) -> Iterator[str]:
+        pending = self.pending
+        yield from (k for k in self.table if k not in pending)
+        yield from (k for k, v in pending.items() if v is not _DELETED)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def apply(self) -> None:
+        """Write the held-back writes to the table (queueing their changelog records)."""
+        table = self.table
+        for key, value in self.pending.items():
+            if value is _DELETED:
+                if key in table:
+                    del table[key]
+            else:
+                table[key] = value
+        self.pending.clear()
+
+
+def apply_all(staged: Iterable[MutableMapping[str, Any]]) -> None:
+    """Apply the held-back writes of every :class:`Staged` table of ``staged`` (plain mappings: nothing to do)."""
+    for table in staged:
+        if isinstance(table, Staged):
+            table.apply()
 
 
 @dataclass
