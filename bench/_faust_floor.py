@@ -1,17 +1,14 @@
 """A Faust worker whose agent does nothing: the floor of Faust's own per-record cost.
 
 Run by ``bench.streams_throughput`` as ``python -m bench._faust_floor BOOTSTRAP APP_ID PREFIX PARTITIONS
-stock|tillflow|batched DATADIR TOTAL``: the same input topics and at-least-once commits as ``tillflow worker``, but
-no decoding, no tables and no output. ``stock``: Faust's aiokafka transport as released, the agent taking
-events in batches (``take_events``); ``tillflow``: the same with the inline hand-off of streams/transport.py
-alone; ``batched``: the transport the worker uses, one event per fetched batch of one partition. Once TOTAL
-records went through, it prints ``FLOOR <records/s>`` (from its first record on) to stdout.
+stock|tillflow DATADIR``: the same input topics, the same batching (``take_events``) and at-least-once commits
+as ``tillflow worker``, but no decoding, no tables and no output. ``stock`` uses Faust's aiokafka transport
+as released; ``tillflow`` the consumer of streams/transport.py that the worker uses.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 from schemas.topics import CAMERA_COUNTS, POS_TICKETS
@@ -20,11 +17,10 @@ from schemas.topics import CAMERA_COUNTS, POS_TICKETS
 def main(argv: list[str]) -> None:
     import faust
 
-    from streams.transport import SCHEME, batch_topics, broker_urls
+    from streams.transport import SCHEME, broker_urls
 
     bootstrap, app_id, prefix, partitions = argv[0], argv[1], argv[2], int(argv[3])
-    mode = argv[4]
-    scheme = "kafka" if mode == "stock" else SCHEME
+    scheme = SCHEME if argv[4] == "tillflow" else "kafka"
     app = faust.App(
         app_id,
         broker=broker_urls(bootstrap),
@@ -47,30 +43,10 @@ def main(argv: list[str]) -> None:
         value_serializer="raw",
     )
 
-    total, seen, started = int(argv[6]), [0], [0.0]
-
-    def count(n: int) -> None:
-        if not seen[0]:
-            started[0] = time.perf_counter()
-        seen[0] += n
-        if seen[0] >= total > seen[0] - n:
-            print(f"FLOOR {seen[0] / (time.perf_counter() - started[0]):.0f}", flush=True)
-
-    if mode == "batched":
-        batch_topics(app, [prefix + POS_TICKETS, prefix + CAMERA_COUNTS])
-
-        @app.agent(inputs, name="noop")
-        async def noop_batches(stream: Any) -> None:
-            async for event in stream.noack().events():
-                count(len(event.message.batch))
-                await stream.ack(event)
-
-    else:
-
-        @app.agent(inputs, name="noop")
-        async def noop(stream: Any) -> None:
-            async for events in stream.take_events(2000, within=0.2):
-                count(len(events))
+    @app.agent(inputs, name="noop")
+    async def noop(stream: Any) -> None:
+        async for _events in stream.take_events(2000, within=0.2):
+            pass
 
     faust.Worker(app, loglevel="warn").execute_from_commandline()
 

@@ -151,7 +151,8 @@ def _faust_floor(
     settings: Settings, app_id: str, prefix: str, log: Path, transport: str, total: int
 ) -> subprocess.Popen[bytes]:
     """bench._faust_floor: a Faust worker with a no-op agent on the same topics (``stock``, ``tillflow`` or
-    ``batched``); it prints its own rate once ``total`` records went through."""
+    ``batched``, the last only with the batched transport of branch throughput); it prints its own rate
+    once ``total`` records went through."""
     cmd = [sys.executable, "-m", "bench._faust_floor", endpoints(settings).bootstrap, app_id, prefix]
     cmd += [str(settings.topic_partitions), transport, str(log.parent / f"faust-floor-{app_id}"), str(total)]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
@@ -238,7 +239,6 @@ def throughput(settings: Settings, events: int, tmp: Path, profile: Path | None 
     engine = statistics.median(_engine_only(settings, produced) for _ in range(3))
     floor = _floor_rate(settings, prefix, events, tmp, "stock")
     handoff = _floor_rate(settings, prefix, events, tmp, "tillflow")
-    batched = _floor_rate(settings, prefix, events, tmp, "batched")
     port = _free_port()
     counted: list[tuple[float, float]] = []
     worker = _committed_rate(
@@ -264,7 +264,7 @@ def throughput(settings: Settings, events: int, tmp: Path, profile: Path | None 
     end = next((c for c in counted if c[1] >= events), None)
     if begin is not None and end is not None and end[0] > begin[0]:
         worker = (end[1] - begin[1]) / (end[0] - begin[0])
-    rates = {"worker_eps": worker, "faust_floor_eps": floor, "handoff_floor_eps": handoff, "batched_floor_eps": batched}
+    rates = {"worker_eps": worker, "faust_floor_eps": floor, "handoff_floor_eps": handoff}
     rates |= {"raw_eps": baseline, "engine_eps": engine}
     return {"events": float(events), **rates}
 
@@ -454,10 +454,6 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"  same, tillflow hand-off      {t['handoff_floor_eps']:>10,.0f} events/s  "
                     f"ratio {t['handoff_floor_eps'] / t['faust_floor_eps']:.2f} of stock  (streams/transport.py)"
-                )
-                print(
-                    f"  same, batches (worker's)     {t['batched_floor_eps']:>10,.0f} events/s  "
-                    f"ratio {t['batched_floor_eps'] / t['raw_eps']:.2f}  (one event per fetched batch of a partition)"
                 )
                 print(
                     f"  tillflow worker (1 process)  {t['worker_eps']:>10,.0f} events/s  "

@@ -8,14 +8,15 @@ import json
 import logging
 import time
 import weakref
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, cast
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from faust.streams import _current_event  # the table context Faust sets for single-event iteration
 from prometheus_client import Counter, Gauge
 
-from streams.processor import Processor, RecordBatch, Send
+from streams.processor import Processor, Raw, Send
 from streams.tables import Tables
 from streams.topics import Topics
 from streams.watchdog import Stall, consumer_state, task_stacks
@@ -38,20 +39,23 @@ REBALANCING = "every input (the worker is rebalancing or recovering its tables)"
 """What the stall warning names while the worker is in a rebalance or its tables' recovery."""
 
 
-def batch_of(event: Any) -> RecordBatch:
-    """The records an event stands for: the batch of a :class:`streams.transport.BatchMessage`, or the one
-    record of a message from any other transport (Faust's own, ``test_context``)."""
+def _raw(event: Any) -> Raw:
     msg = event.message
-    batch = getattr(msg, "batch", None)
-    if batch is not None:
-        return cast(RecordBatch, batch)
-    return RecordBatch(msg.partition, [msg.topic], [msg.offset], [msg.key], [msg.value])
+    return Raw(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+
+
+def _by_partition(events: list[Any]) -> list[list[Any]]:
+    """A batch of events split by input partition, each part in arrival order."""
+    groups: dict[int, list[Any]] = defaultdict(list)
+    for event in events:
+        groups[event.message.partition].append(event)
+    return list(groups.values())
 
 
 @contextlib.contextmanager
-def _table_context(event: Any) -> Iterator[None]:
-    """Table writes go to the changelog partition of the current event: make it the batch's event."""
-    token = _current_event.set(weakref.ref(event))
+def _table_context(group: list[Any]) -> Iterator[None]:
+    """Table writes go to the changelog partition of the current event: make it the group's last event."""
+    token = _current_event.set(weakref.ref(group[-1]))
     try:
         yield
     finally:
@@ -73,10 +77,11 @@ Sender = Callable[[Any, list[Send]], Awaitable[None]]
 
 
 async def _complete(sending: Awaitable[None]) -> None:
-    """Send a processed batch's records even if the agent is cancelled meanwhile (a stop).
+    """Send a processed group's records even if the agent is cancelled meanwhile (a stop).
 
-    The batch's table writes wait for this (streams.tables.Staged) and are dropped after a cancellation, as is
-    its acknowledgement: a restart reads the batch again from the old state and sends its records again."""
+    The group's table writes wait for this (streams.tables.Staged) and are dropped after a cancellation, as is
+    the batch's acknowledgement (streams/transport.py: Stream.take_events): a restart reads the batch again
+    from the old state and sends its records again."""
     await asyncio.shield(asyncio.ensure_future(sending))
 
 
@@ -85,15 +90,17 @@ def define_agents(
     processor: Processor,
     topics: Topics,
     tables: Tables,
+    batch_size: int,
     tick_s: float,
     send: Sender = send_all,
+    batch_within_s: float = 0.2,
     lag_interval_s: float = 5.0,
     stall_after_s: float = 30.0,
 ) -> dict[str, Any]:
-    """Define the agents and the timers on ``app``; returns them by name.
+    """Define the agents and the timer on ``app``; returns them by name.
 
-    Their input topics are handed over a fetched batch of one partition at a time (streams/transport.py):
-    the engine counts a whole batch at once and writes every store-hour it touched to the changelog once.
+    Agents take up to ``batch_size`` events or what arrived within ``batch_within_s``: each batch writes
+    every store-hour it touched to the changelog once, so larger batches cost less per event.
     """
 
     progress = Stall(stall_after_s)
@@ -101,34 +108,28 @@ def define_agents(
 
     @app.agent(topics.inputs, name="hours")
     async def hours(stream: Any) -> None:
-        """Count tickets and frames into store-hours; close, emit and alert per partition.
-
-        One event is one fetched batch of one partition (streams/transport.py). It is acknowledged only
-        after its outputs were handed to the producer, so an agent stopped or cancelled in the middle of a
-        batch acknowledges nothing of it, and its offsets are never committed.
-        """
-        async for event in stream.noack().events():
-            batch = batch_of(event)
-            with _table_context(event):
-                sends = processor.process_batch(batch, int(time.time() * 1000))
-            await _complete(send(app, sends))
-            with _table_context(event):
-                processor.apply_state()  # only now: outputs delivered (a crash before: both are redone)
-            await stream.ack(event)
-            PROCESSED.inc(len(batch))
+        """Count tickets and frames into store-hours; close, emit and alert per partition."""
+        async for events in stream.take_events(batch_size, within=batch_within_s):
+            now_ms = int(time.time() * 1000)
+            for group in _by_partition(events):
+                with _table_context(group):
+                    sends = processor.process(group[-1].message.partition, [_raw(e) for e in group], now_ms)
+                await _complete(send(app, sends))
+                with _table_context(group):
+                    processor.apply_state()  # only now: outputs delivered (a crash before: both are redone)
+            PROCESSED.inc(len(events))
 
     @app.agent(topics.peers, name="peers")
     async def peers(stream: Any) -> None:
         """Confirm underreporting candidates against peers in the same mall and category."""
-        async for event in stream.noack().events():
-            batch = batch_of(event)
-            with _table_context(event):
-                sends = processor.process_peers([batch.raw(i) for i in range(len(batch))])
-            await _complete(send(app, sends))
-            with _table_context(event):
-                processor.apply_peers_state()
-            await stream.ack(event)
-            PROCESSED.inc(len(batch))
+        async for events in stream.take_events(batch_size, within=batch_within_s):
+            for group in _by_partition(events):
+                with _table_context(group):
+                    sends = processor.process_peers([_raw(e) for e in group])
+                await _complete(send(app, sends))
+                with _table_context(group):
+                    processor.apply_peers_state()
+            PROCESSED.inc(len(events))
 
     @app.timer(interval=tick_s)
     async def tick() -> None:

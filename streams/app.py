@@ -94,7 +94,7 @@ def create_app(
     """A Faust app for ``catalogue`` on the configured (or local) broker and registry."""
     import faust
 
-    from streams.transport import SCHEME, Stream, batch_topics, broker_urls
+    from streams.transport import SCHEME, Stream, broker_urls
 
     ep = endpoints(settings)
     app_id = app_id or settings.streams_app_id
@@ -152,11 +152,13 @@ def create_app(
     )
     from streams.agents import define_agents, send_all
 
-    batch_topics(app, [names.tickets, names.counts, names.ticks], settings.streams_batch_size)
-    batch_topics(app, [names.peers], settings.streams_batch_size)
-    agents = define_agents(app, processor, topics, tables, settings.streams_tick_s, send or send_all)
+    agents = define_agents(
+        app, processor, topics, tables, settings.streams_batch_size, settings.streams_tick_s, send or send_all
+    )
     if settings.streams_storeops:
         from streams.storeops_stage import define_ops_agent
 
-        agents |= define_ops_agent(app, catalogue, names, registry, partitions, send or send_all)
+        agents |= define_ops_agent(
+            app, catalogue, names, registry, partitions, settings.streams_batch_size, send or send_all
+        )
     return StreamsApp(app, topics, tables, processor, agents)

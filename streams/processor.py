@@ -57,46 +57,6 @@ class Raw:
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class RecordBatch:
-    """Records of one partition number, side by side, in the order to process them; co-partitioned topics
-    may be interleaved (each record's topic is in :attr:`topics`). What the worker's transport hands to an
-    agent as one event (streams/transport.py)."""
-
-    partition: int
-    topics: list[str]
-    offsets: list[int]
-    keys: list[bytes | None]
-    values: list[bytes | None]
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def raw(self, index: int) -> Raw:
-        return Raw(self.topics[index], self.partition, self.offsets[index], self.keys[index], self.values[index])
-
-    def spans(self) -> dict[str, tuple[int, int]]:
-        """(first, last) offset of each topic in the batch (a topic's offsets ascend through the batch)."""
-        topics, offsets = self.topics, self.offsets
-        backwards = topics[::-1]
-        return {t: (offsets[topics.index(t)], offsets[-1 - backwards.index(t)]) for t in dict.fromkeys(topics)}
-
-
-def batches_of(records: Iterable[Raw]) -> list[RecordBatch]:
-    """Records as batches, one per run of consecutive records of one partition."""
-    out: list[RecordBatch] = []
-    for raw in records:
-        last = out[-1] if out else None
-        if last is None or last.partition != raw.partition:
-            last = RecordBatch(raw.partition, [], [], [], [])
-            out.append(last)
-        last.topics.append(raw.topic)
-        last.offsets.append(raw.offset)
-        last.keys.append(raw.key)
-        last.values.append(raw.value)
-    return out
-
-
 @dataclass(frozen=True)
 class Send:
     topic: str
@@ -128,11 +88,8 @@ class Processor:
         self.peers = PeerEngine(catalogue, config.underreporting, peer_groups)
         self.partition_count = partition_count
         self.groups = sorted(self.peers.members)
-        self._kinds = {names.tickets: TICKET, names.counts: FRAME}
-        self._hot_decoders = {
-            names.tickets: PlainDecoder(serdes[POS_TICKETS]).decode,
-            names.counts: PlainDecoder(serdes[CAMERA_COUNTS]).decode,
-        }
+        self._kinds = {names.tickets: (TICKET, POS_TICKETS), names.counts: (FRAME, CAMERA_COUNTS)}
+        self._decoders = {t: PlainDecoder(serdes[t]) for t in (POS_TICKETS, CAMERA_COUNTS)}
 
     def apply_state(self) -> None:
         """Write the state the last input batches held back (streams.tables.Staged) to the tables."""
@@ -145,36 +102,28 @@ class Processor:
 
     def process(self, partition: int, records: Iterable[Raw], now_ms: int) -> list[Send]:
         """Inputs (tickets, counts, ticks) of one partition, in order."""
-        sends: list[Send] = []
-        for batch in batches_of(records):
-            sends += self.process_batch(batch, now_ms, partition)
-        return sends
-
-    def process_batch(self, batch: RecordBatch, now_ms: int, partition: int | None = None) -> list[Send]:
-        """One batch of the inputs (tickets, counts, ticks) of one partition, in order; ``partition``
-        defaults to the batch's. Tickets and counts between two ticks are counted in one engine call."""
         started = time.perf_counter()
-        part = batch.partition if partition is None else partition
         sends: list[Send] = []
+        batch: list[tuple[str, dict[str, Any]]] = []
+        sources: list[Raw] = []
         out = Output()
-        events: list[tuple[str, dict[str, Any]]] = []
-        index: list[int] = []
-        kinds, decoders, ticks = self._kinds, self._hot_decoders, self.names.ticks
-        for i, (topic, value) in enumerate(zip(batch.topics, batch.values, strict=True)):
-            if topic == ticks:
-                if events:
-                    out.extend(self._apply(part, events, batch, index, now_ms, sends))
-                    events, index = [], []
-                out.extend(self._tick(part, batch.raw(i), now_ms, sends))
+        for raw in records:
+            if raw.topic == self.names.ticks:
+                if batch:
+                    out.extend(self._apply(partition, batch, sources, now_ms, sends))
+                    batch, sources = [], []
+                out.extend(self._tick(partition, raw, now_ms, sends))
                 continue
+            kind, real_topic = self._kinds[raw.topic]
             try:
-                events.append((kinds[topic], decoders[topic](value)))
+                record = self._decoders[real_topic].decode(raw.value)
             except DecodeError as exc:
-                sends.append(self._dead_letter(batch.raw(i), "decode", str(exc)))
+                sends.append(self._dead_letter(raw, "decode", str(exc)))
                 continue
-            index.append(i)
-        if events:
-            out.extend(self._apply(part, events, batch, index, now_ms, sends))
+            batch.append((kind, record))
+            sources.append(raw)
+        if batch:
+            out.extend(self._apply(partition, batch, sources, now_ms, sends))
         self._emit(out, sends)
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return sends
@@ -182,23 +131,18 @@ class Processor:
     def _apply(
         self,
         partition: int,
-        events: list[tuple[str, dict[str, Any]]],
-        batch: RecordBatch,
-        index: list[int],
+        batch: list[tuple[str, dict[str, Any]]],
+        sources: list[Raw],
         now_ms: int,
         sends: list[Send],
     ) -> Output:
-        out = self.engine.apply(partition, events, now_ms)
-        for j, reason in out.rejects:
-            sends.append(self._dead_letter(batch.raw(index[j]), "map", reason))
+        out = self.engine.apply(partition, batch, now_ms)
+        for index, reason in out.rejects:
+            sends.append(self._dead_letter(sources[index], "map", reason))
         out.rejects = []
-        tickets = sum(1 for kind, _ in events if kind == TICKET)
-        if tickets:
-            EVENTS.labels(self.names.tickets).inc(tickets)
-        if len(events) - tickets:
-            EVENTS.labels(self.names.counts).inc(len(events) - tickets)
-        if out.duplicates:
-            DUPLICATES.inc(out.duplicates)
+        EVENTS.labels(self.names.tickets).inc(sum(1 for k, _ in batch if k == TICKET))
+        EVENTS.labels(self.names.counts).inc(sum(1 for k, _ in batch if k == FRAME))
+        DUPLICATES.inc(out.duplicates)
         return out
 
     def _tick(self, partition: int, raw: Raw, now_ms: int, sends: list[Send]) -> Output:

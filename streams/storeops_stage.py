@@ -5,11 +5,6 @@
 that reads tickets, camera counts, staff shifts and the app's own ``conversion.hourly`` records. All four
 topics are keyed by store with the same partition count, so partition n of each holds the same stores and
 the stage's tables (``ops_hours``, ``ops_stores``) live in changelog partition n.
-
-Tickets and counts reach it as the hours agent's batches (streams/transport.py: one event per fetched batch
-of partition n of tickets, counts and ticks); the agent subscribes to the ticks topic as well, because Faust
-routes a batch by the topic of its last record, and skips the ticks themselves. Staff shifts and
-conversion records (low volume) come one record per event.
 """
 
 from __future__ import annotations
@@ -101,10 +96,7 @@ class OpsProcessor:
         batch: list[tuple[str, dict[str, Any]]] = []
         sources: list[Raw] = []
         for raw in records:
-            known = self._kinds.get(raw.topic)
-            if known is None:
-                continue  # a tick of the hours agent's batches
-            kind, real = known
+            kind, real = self._kinds[raw.topic]
             if kind == FRAME and raw.key not in self._queue_stores:
                 continue  # only queue cameras matter here: frames of stores without one are not even decoded
             try:
@@ -150,11 +142,13 @@ def define_ops_agent(
     names: TopicNames,
     registry: Any,
     partitions: int,
+    batch_size: int,
     send: Any,
     config: OpsConfig | None = None,
+    batch_within_s: float = 0.2,
 ) -> dict[str, Any]:
     """Add the ``storeops`` agent and its tables to ``app``; returns {"storeops": agent, "ops_processor": ...}."""
-    from streams.agents import _complete, _table_context, batch_of
+    from streams.agents import _by_partition, _complete, _raw, _table_context
     from streams.tables import Staged, apply_all
 
     ops_names = OpsTopicNames.of(names)
@@ -170,19 +164,16 @@ def define_ops_agent(
     held = [Staged(hours), Staged(stores)]  # written once the batch's outputs were delivered (streams.tables)
     processor = OpsProcessor(catalogue, config or OpsConfig(), ops_names, serdes, *held)
 
-    @app.agent(app.topic(*ops_names.inputs, names.ticks, **raw), name="storeops")
+    @app.agent(app.topic(*ops_names.inputs, **raw), name="storeops")
     async def storeops(stream: Any) -> None:
-        """Zones and categories, staffing and queues per store-hour; UNDERSTAFFED and QUEUE_LONG.
-
-        One event is a batch of one partition (or one shift or conversion record); it is acknowledged only
-        after its outputs were handed to the producer, as the hours agent's batches are."""
-        async for event in stream.noack().events():
-            batch = batch_of(event)
-            with _table_context(event):
-                sends = processor.process([batch.raw(i) for i in range(len(batch))], int(time.time() * 1000))
-            await _complete(send(app, sends))
-            with _table_context(event):
-                apply_all(held)
-            await stream.ack(event)
+        """Zones and categories, staffing and queues per store-hour; UNDERSTAFFED and QUEUE_LONG."""
+        async for events in stream.take_events(batch_size, within=batch_within_s):
+            now_ms = int(time.time() * 1000)
+            for group in _by_partition(events):
+                with _table_context(group):
+                    sends = processor.process([_raw(e) for e in group], now_ms)
+                await _complete(send(app, sends))
+                with _table_context(group):
+                    apply_all(held)
 
     return {"storeops": storeops, "ops_processor": processor}

@@ -1,67 +1,44 @@
-"""Faust's aiokafka transport, handing each fetched batch of one partition to the agent as one event.
+"""Faust's aiokafka transport: a cheaper hand-off of each fetched record to the streams, and commits that
+never run ahead of processing.
 
-Follows faust-streaming 0.15.3 (``faust.transport.consumer.Consumer._drain_messages`` and ``ack``; the
-version is pinned in pyproject.toml, and tests/streams/test_transport.py checks the pin).
+**The rule** (at-least-once): never commit an offset whose record has not been processed and whose effects
+(table changelog writes, output records, dead letters) have not been handed to the broker and acknowledged.
+Faust 0.15 breaks it in several places, each fixed below and each measured losing records when a busy worker
+was stopped (issue 12; tests/streams/test_restart_busy.py):
 
-Stock Faust turns every fetched record into a ``ConsumerMessage``, decodes it into an ``Event``, queues it
-on the stream's channel, acknowledges it on its own and keeps its offset in a list until the next commit:
-about 200 µs of Python per record on this machine, which capped a worker at ~5,000 events/s whatever the
-agent did. For the topics named with :func:`batch_topics`, this consumer instead hands over one
-:class:`BatchMessage` per fetched batch of one partition, carrying a :class:`RecordBatch` (the records'
-offsets, keys and values side by side); the agent gets one event per batch, and acknowledging that event
-acknowledges the whole range of offsets at once. Everything else is Faust's: the conductor, the stream and
-its event (so table writes go to the changelog partition of the batch's partition), the commit (offsets only
-up to the lowest unacknowledged one, after the producer flushed), rebalances and recovery. Changelog topics
-(recovery, standbys) and topics not named keep Faust's per-record path.
+- ``Stream.take_events`` acknowledged its batch in a ``finally``, also when the agent was cancelled or
+  raised in the middle of it: :class:`Stream` acknowledges a batch only when the agent asks for the next.
+- ``ProducerBuffer.flush`` (run before each commit) gave up after 0.1 s, leaving table changelog writes
+  queued behind committed offsets: :class:`Producer` flushes until nothing is queued or in flight.
+- ``getmany`` dropped records fetched for a partition that was not active (paused for recovery) while the
+  fetch position had moved past them: :meth:`Consumer.getmany` seeks back to them (never forward).
+- a gap of offsets not handed over was marked processed: :meth:`Consumer._gap_confirmed` reads the
+  partition again first and accepts only a gap seen twice at the same place (compaction, transaction markers).
+- a hand-off cancelled by a rebalance moved the read offset past its record: it is read again; so is one that
+  finished while a rebalance began (:meth:`Consumer._stale`).
+- the stream *skips* a message of an ended generation, or one it takes while a rebalance stopped the flow, and
+  then acknowledges it all the same: the skipped copy's mark let a commit pass the copy read again after the
+  rebalance before it was processed, and a stop then lost it. :meth:`Consumer.ack` refuses such a message.
+- ``_new_offset`` committed past one missing offset right after the committed one (it took Kafka's committed
+  offset, the next to process, for the last processed): :meth:`Consumer._new_offset` does not.
+- after a seek the read offset meant the *next* offset, elsewhere the last one handed over (one record
+  could slip); partitions without a committed offset were left where the fetcher had read ahead.
 
-The hand-off itself is inline: the conductor's callback is first run in place; almost always it finishes
-without suspending (the stream's queue has room, flow is not suspended, the producer buffer is not full).
-Only when it suspends does it take Faust's path (``wait_first`` with ``suspend_flow``), resumed exactly where
-it stopped, so a rebalance still cancels a blocked hand-off as before.
+Faust's fetcher hands every record over through ``Service.wait_first(callback(message),
+suspend_flow.wait())``, which creates four tasks and an ``asyncio.wait`` per record: about a third of a
+worker's CPU. Here the callback is first run inline; almost always it finishes without suspending (the
+stream's queue has room, flow is not suspended, the producer buffer is not full) and nothing else is
+needed. Only when it suspends does the record take Faust's path, with the callback resumed exactly where
+it stopped, so a rebalance (``suspend_flow``) still cancels a blocked hand-off (which is then read again).
 
 Selected with ``broker_consumer`` / ``broker_producer`` = ``broker_urls(bootstrap, SCHEME)`` and
 ``Stream=Stream`` (streams/app.py).
-
-**The rule** (at-least-once): an offset is committed only once its record has been processed *and* every
-effect of that processing (table changelog writes, output records, dead letters) has been handed to the
-broker and acknowledged. Faust 0.15 breaks it in several places, each fixed here; each lost records when a
-busy worker was stopped (issue 12: 2,811 and 567 records after the committed offset never processed):
-
-- ``Stream.take_events`` acknowledges its batch in a ``finally``: when the agent is cancelled at shutdown
-  (or raises) in the middle of a batch, the whole batch is acknowledged and committed by the consumer's
-  last commit although part of it was never processed. :class:`Stream` acknowledges a batch only when the
-  agent asks for the next one, that is once it has finished the batch; an abandoned batch is read again
-  after a restart (its duplicates are absorbed by the dedupe ids kept in the hour state). The worker's
-  agents no longer use ``take_events`` (they acknowledge each batch event themselves once its outputs went
-  to the producer); :class:`Stream` keeps the fix for any agent that does.
-- ``ProducerBuffer.flush`` (what runs before each commit) gives up after 0.1 s without a send, leaving
-  table changelog writes queued behind a full producer while the offsets that produced them are committed.
-  :class:`Producer` flushes until its buffer is empty and nothing is in flight, then flushes aiokafka.
-- Records fetched for a partition that was not active (paused for recovery) were dropped while the fetch
-  position had moved past them: they are read again (sought back, never forward: a rebalance meanwhile may
-  have sought back further).
-- A gap of offsets not handed over was marked processed: :meth:`Consumer._gap_confirmed` reads the
-  partition again first and accepts only a gap seen twice at the same place (compaction, transaction markers).
-- A hand-off cancelled by a rebalance or a stop moved the read offset past its record (or batch), and so did
-  one that finished while the consumer generation changed (the stream skips a message of an old generation
-  without acknowledging it); a later fetch from the committed offset then dropped those records as already
-  read, and the partition's commits stopped below them. Both are read again (for a batch, every partition of
-  its group from its first record not handed over).
-- Faust's stream *skips* a message of an ended generation, or one it takes while a rebalance stopped the flow,
-  and then acknowledges it all the same: the skipped copy's mark let a commit pass the copy read again after
-  the rebalance before it was processed, and a stop then lost it. :meth:`Consumer.ack` refuses such a message
-  (a batch: its whole range); the drain loop reads it again.
-- ``_new_offset`` committed past one missing offset right after the committed one (it took Kafka's committed
-  offset, the next to process, for the last processed): :meth:`Consumer._new_offset` does not.
-- After a seek the read offset meant the *next* offset, elsewhere the last one handed over (one record could
-  slip); partitions without a committed offset were left where the fetcher had read ahead
-  (:meth:`Consumer.seek_to_committed`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Generator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Generator, Sequence
 from typing import Any, cast
 
 import faust
@@ -69,110 +46,18 @@ from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
-from faust.types import TP
-from faust.types.tuples import ConsumerMessage, ack_lock
+from faust.types.tuples import ack_lock
 from faust.utils.functional import consecutive_numbers
 from mode import Seconds, want_seconds
 from mode.utils.aiter import aiter
 from mode.utils.futures import notify
 
-from streams.processor import RecordBatch
-
 SCHEME = "tillflow+kafka"
-FAUST_VERSION = "0.15.3"
-"""The faust-streaming release whose consumer internals this module follows."""
-
-_BATCHED = "_tillflow_batched_topics"
 
 
 def broker_urls(bootstrap: str, scheme: str = "kafka") -> str:
     """Faust's broker setting for a ``host:port,host:port`` bootstrap list, with the transport's scheme."""
     return ";".join(f"{scheme}://{host}" for host in bootstrap.split(","))
-
-
-def batch_topics(app: Any, topics: Iterable[str], max_records: int = 2000) -> None:
-    """Have this transport hand the records of ``topics`` (one agent's co-partitioned inputs) to the agent a
-    fetched batch at a time: the records of partition n of all of them, fetched together, make one batch (of
-    at most ``max_records``), interleaved one by one in turn as Faust's scheduler would deliver them."""
-    groups: dict[str, tuple[int, int]] = getattr(app, _BATCHED, {})
-    group = len({g for g, _ in groups.values()})
-    groups.update({topic: (group, max_records) for topic in topics})
-    setattr(app, _BATCHED, groups)
-
-
-def batched_topics(app: Any) -> dict[str, tuple[int, int]]:
-    """Topic -> (group, most records per batch) for the topics named with :func:`batch_topics`."""
-    return dict(getattr(app, _BATCHED, {}))
-
-
-def interleave(parts: list[list[Any]]) -> tuple[list[int], list[Any]]:
-    """(index of the part, item) of each item, taking one item of each part in turn (slice assignments:
-    no Python loop per item)."""
-    owners: list[int] = []
-    items: list[Any] = []
-    live = [(k, part) for k, part in enumerate(parts) if part]
-    done = 0
-    while live:
-        rows = min(len(part) - done for _, part in live)
-        width = len(live)
-        block: list[Any] = [None] * (rows * width)
-        block_owners: list[int] = [0] * (rows * width)
-        for column, (k, part) in enumerate(live):
-            block[column::width] = part[done : done + rows]
-            block_owners[column::width] = [k] * rows
-        items += block
-        owners += block_owners
-        done += rows
-        live = [(k, part) for k, part in live if len(part) > done]
-    return owners, items
-
-
-def record_batches(parts: list[tuple[TP, list[Any]]], max_records: int) -> list[RecordBatch]:
-    """aiokafka records of the same partition number of co-partitioned topics as batches to hand over."""
-    partition = parts[0][0].partition
-    owners, records = interleave([recs for _, recs in parts])
-    names = [tp.topic for tp, _ in parts]
-    out = []
-    for start in range(0, len(records), max_records):
-        chunk = records[start : start + max_records]
-        out.append(
-            RecordBatch(
-                partition,
-                [names[k] for k in owners[start : start + max_records]],
-                [r.offset for r in chunk],
-                [r.key for r in chunk],
-                [r.value for r in chunk],
-            )
-        )
-    return out
-
-
-class BatchMessage(ConsumerMessage):
-    """One Faust message standing for a :class:`RecordBatch`: its partition (and so its table changelog
-    partition) is the batch's, its topic and offset those of the batch's last record; key and value are None
-    (the conductor decodes nothing); :attr:`spans` holds each topic's range of offsets in the batch."""
-
-    __slots__ = ("batch", "spans")
-
-    def __init__(self, batch: RecordBatch, tps: dict[str, TP], timestamp: float | None, generation_id: int | None):
-        tp = tps[batch.topics[-1]]
-        super().__init__(
-            tp.topic,
-            tp.partition,
-            batch.offsets[-1],
-            cast(float, timestamp),
-            0,
-            None,
-            None,
-            None,
-            None,
-            0,
-            0,
-            tp,
-            generation_id=generation_id,
-        )
-        self.batch = batch
-        self.spans: dict[TP, tuple[int, int]] = {tps[t]: span for t, span in batch.spans().items()}
 
 
 class _Resume:
@@ -196,7 +81,7 @@ class _Resume:
 
 
 class _HandOver:
-    """A hand-off that suspended; ``done`` once the message reached its streams."""
+    """A hand-off that suspended; ``done`` once the record reached its streams."""
 
     def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
         self.coro, self.first, self.done = coro, first, False
@@ -206,175 +91,65 @@ class _HandOver:
         self.done = True
 
 
-def acked_range(first: int, last: int, committed: int | None) -> range:
-    """Offsets an acknowledged batch marks as processed in one partition: all it spans from ``first`` to
-    ``last``, from the committed offset on.
-
-    Offsets missing inside the span (compaction, transaction markers) are included: nothing else will
-    ever carry them, and leaving them out would stop every later commit of the partition.
-    """
-    return range(first if committed is None else max(first, committed), last + 1)
-
-
 class Consumer(faust_aiokafka.Consumer):
-    def _stale(self, message: Any) -> bool:
-        """Whether ``message`` belongs to a consumer generation that ended, or arrives while a rebalance
-        stopped the flow: Faust's stream skips such a message without processing it."""
-        app = self.app
-        return (
-            message.generation_id != app.consumer_generation_id
-            or not self.flow_active
-            or not app.flow_control.is_active()
-        )
-
-    def ack(self, message: Any) -> bool:
-        """Faust's ``Consumer.ack``; a :class:`BatchMessage` acknowledges every offset of its batch.
-
-        A message of an ended generation, or one acknowledged while a rebalance stopped the flow, is refused:
-        Faust's stream *skips* such a message (it never reaches the agent) and then acknowledges it all the
-        same. The partition is read again from its committed offset after the rebalance, and the skipped
-        copy's mark let the next commit pass the copy read again before it was processed: a stop at that
-        moment lost it (issue 12). A refused message is always read again: every rebalance ends with a seek
-        to the committed offsets, and a hand-off that straddled one is read again by the drain loop.
-        """
-        if self._stale(message):
-            with ack_lock:
-                self._unacked_messages.discard(message)
-            return False
-        batch: RecordBatch | None = getattr(message, "batch", None)
-        if batch is None:
-            return bool(super().ack(message))
-        with ack_lock:
-            if message.acked:
-                return False
-            message.acked = True
-            self._unacked_messages.discard(message)
-            try:
-                marked = 0
-                for tp, (first, last) in message.spans.items():
-                    if not self.app.topics.acks_enabled_for(tp.topic):
-                        continue
-                    acked_index = self._acked_index[tp]
-                    offsets = [o for o in acked_range(first, last, self._committed_offset[tp]) if o not in acked_index]
-                    acked_index.update(offsets)
-                    self._acked[tp].extend(offsets)
-                    marked += len(offsets)
-                self._n_acked += marked
-                return marked > 0
-            finally:
-                notify(self._waiting_for_ack)
-
-    async def _hand_over(self, callback: Callable[[Any], Coroutine[Any, Any, Any]], message: Any) -> bool:
-        """Whether ``message`` reached its streams: False when a rebalance or a stop cancelled the hand-off
-        (the caller reads it again; Faust would move the read offset past it, and the partition's commits
-        would stop at the record that was never acknowledged)."""
-        coro = callback(message)
-        try:
-            first = coro.send(None)
-        except StopIteration:
-            return True  # handed over without suspending: the usual case
-        hand_over = _HandOver(coro, first)
-        await self.wait_first(hand_over.run(), self.suspend_flow.wait())
-        return hand_over.done
-
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs inside every worker test
-        # faust.transport.consumer.Consumer._drain_messages and .getmany (faust-streaming 0.15.3), with the
-        # batched and the inline hand-off, and records fetched while not active read again (see getmany of
-        # the reliability fix: the fetcher's position has moved past them).
+        # faust.transport.consumer.Consumer._drain_messages (faust-streaming 0.15), hand-off changed.
         callback = cast(Callable[[Any], Coroutine[Any, Any, Any]], self.callback)
+        getmany = self.getmany
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
+        commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
-        to_message = self._to_message
-        batched = batched_topics(self.app)
+        yield_every, num_since_yield = 100, 0
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
-                records, active = await self._wait_next_records(1.0)
+                ait = getmany(timeout=1.0)
                 await self.sleep(0)
-                if records is None or self.should_stop:
-                    unset_flag(CONSUMER_FETCHING)
-                    continue
-                if not self.flow_active:  # as Faust's getmany: flow stopped while fetching, seek back
-                    try:
-                        await self.perform_seek()
-                    except Exception as exc:
-                        self.log.warning(f"exception performing seek when flow not active {exc}")
-                    unset_flag(CONSUMER_FETCHING)
-                    continue
-                generation_id = self.app.consumer_generation_id
-                dropped: dict[Any, int] = {}
-
-                def stopped(generation_id: int = generation_id) -> bool:
-                    return (
-                        not self.flow_active
-                        or not self.app.flow_control.is_active()
-                        or self.app.consumer_generation_id != generation_id
-                    )
-
-                groups: dict[tuple[int, int], list[tuple[TP, list[Any]]]] = {}
-                for tp, tp_records in records.items():
-                    if stopped() or (active is not None and tp not in active and tp not in self._buffered_partitions):
-                        dropped.setdefault(tp, tp_records[0].offset)
-                        continue
-                    r_offset = get_read_offset(tp)  # the last offset handed over (see perform_seek)
-                    if r_offset is not None and tp_records[0].offset <= r_offset:
-                        tp_records = [r for r in tp_records if r.offset > r_offset]
-                        if not tp_records:
-                            continue
-                    first = tp_records[0].offset
-                    if r_offset is not None and first > r_offset + 1 and acks_enabled_for(tp.topic):
-                        if not await self._gap_confirmed(tp, r_offset + 1, first):
+                reseeking: set[Any] = set()
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await asyncio.sleep(0)
+                            num_since_yield = 0
+                        if tp in reseeking:
                             continue  # read again from the start of its gap
-                        await self._add_gap(tp, r_offset + 1, first - 1)
-                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    if self._commit_every is not None and self._n_acked >= self._commit_every:
-                        self._n_acked = 0
-                        await self.commit()
-                    batching = batched.get(tp.topic)
-                    if batching is not None:
-                        groups.setdefault((batching[0], tp.partition), []).append((tp, tp_records))
-                        continue
-                    for record in tp_records:
-                        if stopped():
-                            dropped.setdefault(tp, record.offset)
-                            break
-                        offset = record.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is not None and offset > r_offset + 1 and acks_enabled_for(tp.topic):
-                            if not await self._gap_confirmed(tp, r_offset + 1, offset):
-                                break
-                            await self._add_gap(tp, r_offset + 1, offset - 1)
-                        if not await self._hand_over(callback, to_message(tp, record)) or stopped():
-                            await self._read_again(tp, offset, "not handed over (a rebalance or a stop)")
-                            break
-                        set_read_offset(tp, offset)
-                for parts in groups.values():
-                    tps = {tp.topic: tp for tp, _ in parts}
-                    stamp = max((recs[-1].timestamp or 0) for _, recs in parts) / 1000.0
-                    for batch in record_batches(parts, batched[parts[0][0].topic][1]):
-                        if stopped():
-                            for topic, (first, _) in batch.spans().items():
-                                dropped.setdefault(tps[topic], first)
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)  # the last offset handed over (see perform_seek)
+                        if r_offset is not None and offset <= r_offset:
+                            self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
                             continue
-                        message = BatchMessage(batch, tps, stamp, generation_id)
-                        if not await self._hand_over(callback, message) or stopped():
-                            # cancelled, or queued for a generation that ended meanwhile (the stream skips it):
-                            # every partition of the group is read again from its first record not handed
-                            # over (the later batches of this fetch are not handed over)
-                            for tp, recs in parts:
-                                last = get_read_offset(tp)
-                                first = last + 1 if last is not None else recs[0].offset
-                                await self._read_again(tp, first, "not handed over (a rebalance or a stop)")
-                            break
-                        for tp, (_, last) in message.spans.items():
-                            set_read_offset(tp, last)
-                for tp, first in dropped.items():
-                    await self._read_again(tp, first, "fetched while not active")
-                unset_flag(CONSUMER_FETCHING)
+                        if r_offset is not None and offset > r_offset + 1 and acks_enabled_for(message.topic):
+                            if not await self._gap_confirmed(tp, r_offset + 1, offset):
+                                reseeking.add(tp)
+                                continue
+                            await self._add_gap(tp, r_offset + 1, offset - 1)  # Faust's marked ``offset`` too
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        coro = callback(message)
+                        try:
+                            first = coro.send(None)
+                        except StopIteration:
+                            pass  # handed over without suspending: the usual case
+                        else:
+                            hand_over = _HandOver(coro, first)
+                            await self.wait_first(hand_over.run(), self.suspend_flow.wait())
+                            if not hand_over.done:  # cancelled by a rebalance or a stop: read it again later
+                                await self._read_again(tp, offset, "not handed over (a rebalance or a stop)")
+                                reseeking.add(tp)
+                                continue
+                        if self._stale(message):
+                            # queued while a rebalance began: the stream skips it and its ack is refused
+                            await self._read_again(tp, offset, "handed over while a rebalance began")
+                            reseeking.add(tp)
+                            continue
+                        set_read_offset(tp, offset)
+                    unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
@@ -391,6 +166,41 @@ class Consumer(faust_aiokafka.Consumer):
         finally:
             unset_flag(CONSUMER_FETCHING)
 
+    async def getmany(self, timeout: float) -> AsyncGenerator[tuple[Any, Any], None]:
+        """faust.transport.consumer.Consumer.getmany (faust-streaming 0.15), without losing records.
+
+        Faust drops the fetched records of a partition that is not active when they are handed over
+        (paused for recovery, revoked, flow stopped), but the fetcher's position has moved past them: they
+        were never read again (a restarted worker sat with records after its committed offset, issue 12).
+        Here each partition whose records were dropped is sought back to the first of them.
+        """
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        dropped: dict[Any, int] = {}
+        if self.flow_active:
+            records_it = self.scheduler.iterate(records)
+            for tp, record in records_it:
+                if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                    dropped.setdefault(tp, record.offset)
+                    for tp_left, record_left in records_it:
+                        dropped.setdefault(tp_left, record_left.offset)
+                    break
+                if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    yield tp, self._to_message(tp, record)
+                else:
+                    dropped.setdefault(tp, record.offset)
+            for tp, first in dropped.items():
+                await self._read_again(tp, first, "fetched while not active")
+        else:
+            self.log.dev("getmany called while flow not active. Seek back to committed offsets.")
+            try:
+                await self.perform_seek()
+            except Exception as ex:
+                self.log.warning(f"exception performing seek when flow not active {ex}")
+
     async def _read_again(self, tp: Any, first: int, why: str) -> None:
         """Seek ``tp`` back to ``first`` so its records are fetched and handed over again; never forward: a
         rebalance meanwhile may have sought it back further (to the committed offset)."""
@@ -401,6 +211,33 @@ class Consumer(faust_aiokafka.Consumer):
         target = min(first, start)
         self.log.info("%s: %d.. %s; reading again from %d", tp, first, why, target)
         await self.seek(tp, target)
+
+    def _stale(self, message: Any) -> bool:
+        """Whether ``message`` belongs to a consumer generation that ended, or arrives while a rebalance
+        stopped the flow: Faust's stream skips such a message without processing it."""
+        app = self.app
+        return (
+            message.generation_id != app.consumer_generation_id
+            or not self.flow_active
+            or not app.flow_control.is_active()
+        )
+
+    def ack(self, message: Any) -> bool:
+        """Faust's ``Consumer.ack``, refusing a message of an ended generation or one acknowledged while a
+        rebalance stopped the flow.
+
+        Faust's stream *skips* such a message (it is never given to the agent) and then acknowledges it all
+        the same, so its offset was marked processed. The partition is read again from its committed offset
+        after the rebalance, and the skipped copy's mark let the next commit pass the copy read again before
+        it was processed: a stop at that moment lost it (issue 12). A refused message is always read again:
+        every rebalance ends with a seek to the committed offsets, and a hand-off that straddled one is read
+        again by the drain loop.
+        """
+        if self._stale(message) and self.app.topics.acks_enabled_for(message.topic):
+            with ack_lock:
+                self._unacked_messages.discard(message)
+            return False
+        return bool(super().ack(message))
 
     def _new_offset(self, tp: Any) -> int | None:
         """Faust's ``Consumer._new_offset`` (faust-streaming 0.15.3): the offset to commit for ``tp``, from
