@@ -9,7 +9,8 @@ import logging
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from functools import partial
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -17,7 +18,7 @@ from faust.streams import _current_event  # the table context Faust sets for sin
 from prometheus_client import Counter, Gauge
 
 from streams.processor import Processor, Raw, Send
-from streams.tables import Tables
+from streams.tables import Tables, apply_held, detach_all
 from streams.topics import Topics
 from streams.watchdog import Stall, consumer_state, task_stacks
 
@@ -85,6 +86,38 @@ async def _complete(sending: Awaitable[None]) -> None:
     await asyncio.shield(asyncio.ensure_future(sending))
 
 
+def _count(processor: Processor, now_ms: int, group: list[Any]) -> list[Send]:
+    return processor.process(group[-1].message.partition, [_raw(e) for e in group], now_ms)
+
+
+def _peers(processor: Processor, group: list[Any]) -> list[Send]:
+    return processor.process_peers([_raw(e) for e in group])
+
+
+async def process_parts(
+    app: Any,
+    events: list[Any],
+    process: Callable[[list[Any]], list[Send]],
+    state: Sequence[MutableMapping[str, Any]],
+    send: Sender,
+) -> None:
+    """A batch of events, one input partition's part at a time through ``process`` (its table writes go to that
+    partition's changelog); then every output sent and acknowledged by the broker, once for the batch; only then
+    the parts' table writes that ``state`` (streams.tables.Staged) held back. A crash before that sends the
+    outputs again from the old state; never the state without its outputs. The parts' keys are disjoint (keyed
+    by store, store-hour or partition), so a part never reads another's held-back writes."""
+    held = []
+    sends: list[Send] = []
+    for group in _by_partition(events):
+        with _table_context(group):
+            sends += process(group)
+        held.append((group, detach_all(state)))
+    await _complete(send(app, sends))
+    for group, writes in held:
+        with _table_context(group):
+            apply_held(writes)
+
+
 def define_agents(
     app: Any,
     processor: Processor,
@@ -110,25 +143,14 @@ def define_agents(
     async def hours(stream: Any) -> None:
         """Count tickets and frames into store-hours; close, emit and alert per partition."""
         async for events in stream.take_events(batch_size, within=batch_within_s):
-            now_ms = int(time.time() * 1000)
-            for group in _by_partition(events):
-                with _table_context(group):
-                    sends = processor.process(group[-1].message.partition, [_raw(e) for e in group], now_ms)
-                await _complete(send(app, sends))
-                with _table_context(group):
-                    processor.apply_state()  # only now: outputs delivered (a crash before: both are redone)
+            await process_parts(app, events, partial(_count, processor, int(time.time() * 1000)), processor.state, send)
             PROCESSED.inc(len(events))
 
     @app.agent(topics.peers, name="peers")
     async def peers(stream: Any) -> None:
         """Confirm underreporting candidates against peers in the same mall and category."""
         async for events in stream.take_events(batch_size, within=batch_within_s):
-            for group in _by_partition(events):
-                with _table_context(group):
-                    sends = processor.process_peers([_raw(e) for e in group])
-                await _complete(send(app, sends))
-                with _table_context(group):
-                    processor.apply_peers_state()
+            await process_parts(app, events, partial(_peers, processor), processor.peers_state, send)
             PROCESSED.inc(len(events))
 
     @app.timer(interval=tick_s)

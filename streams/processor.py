@@ -19,7 +19,6 @@ from schemas.serde import DecodeError, PlainDecoder, TopicSerde
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from streams.engine import FRAME, TICKET, Engine, Output, StreamConfig
 from streams.peers import PeerEngine
-from streams.tables import apply_all
 from streams.topics import TopicNames
 from tillflow.dlq import DeadLetter, dead_letter_record
 
@@ -91,14 +90,16 @@ class Processor:
         self._kinds = {names.tickets: (TICKET, POS_TICKETS), names.counts: (FRAME, CAMERA_COUNTS)}
         self._decoders = {t: PlainDecoder(serdes[t]) for t in (POS_TICKETS, CAMERA_COUNTS)}
 
-    def apply_state(self) -> None:
-        """Write the state the last input batches held back (streams.tables.Staged) to the tables."""
+    @property
+    def state(self) -> tuple[MutableMapping[str, Any], ...]:
+        """The tables the input batches write (streams.tables.Staged where the agents hold writes back)."""
         engine = self.engine
-        apply_all((engine.hours, engine.stores, engine.parts, engine.history, engine.retained))
+        return (engine.hours, engine.stores, engine.parts, engine.history, engine.retained)
 
-    def apply_peers_state(self) -> None:
-        """Write the state the last peer messages held back to the peer groups table."""
-        apply_all((self.peers.groups,))
+    @property
+    def peers_state(self) -> tuple[MutableMapping[str, Any], ...]:
+        """The table the peer messages write."""
+        return (self.peers.groups,)
 
     def process(self, partition: int, records: Iterable[Raw], now_ms: int) -> list[Send]:
         """Inputs (tickets, counts, ticks) of one partition, in order."""

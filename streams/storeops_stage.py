@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from prometheus_client import Counter
@@ -136,6 +137,12 @@ class OpsProcessor:
         return Send(f"{raw.topic}.dlq", raw.key, raw.value or b"", headers)
 
 
+def _ops(processor: OpsProcessor, now_ms: int, group: list[Any]) -> list[Send]:
+    from streams.agents import _raw
+
+    return processor.process([_raw(e) for e in group], now_ms)
+
+
 def define_ops_agent(
     app: Any,
     catalogue: Catalogue,
@@ -148,8 +155,8 @@ def define_ops_agent(
     batch_within_s: float = 0.2,
 ) -> dict[str, Any]:
     """Add the ``storeops`` agent and its tables to ``app``; returns {"storeops": agent, "ops_processor": ...}."""
-    from streams.agents import _by_partition, _complete, _raw, _table_context
-    from streams.tables import Staged, apply_all
+    from streams.agents import process_parts
+    from streams.tables import Staged
 
     ops_names = OpsTopicNames.of(names)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -168,12 +175,6 @@ def define_ops_agent(
     async def storeops(stream: Any) -> None:
         """Zones and categories, staffing and queues per store-hour; UNDERSTAFFED and QUEUE_LONG."""
         async for events in stream.take_events(batch_size, within=batch_within_s):
-            now_ms = int(time.time() * 1000)
-            for group in _by_partition(events):
-                with _table_context(group):
-                    sends = processor.process([_raw(e) for e in group], now_ms)
-                await _complete(send(app, sends))
-                with _table_context(group):
-                    apply_all(held)
+            await process_parts(app, events, partial(_ops, processor, int(time.time() * 1000)), held, send)
 
     return {"storeops": storeops, "ops_processor": processor}

@@ -72,23 +72,33 @@ class Staged(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def apply(self) -> None:
-        """Write the held-back writes to the table (queueing their changelog records)."""
+    def detach(self) -> dict[str, Any]:
+        """The held-back writes, no longer held here (to :meth:`apply` later)."""
+        pending, self.pending = self.pending, {}
+        return pending
+
+    def apply(self, writes: dict[str, Any] | None = None) -> None:
+        """Write ``writes`` (default: the held-back writes) to the table, queueing their changelog records."""
         table = self.table
-        for key, value in self.pending.items():
+        for key, value in (self.detach() if writes is None else writes).items():
             if value is _DELETED:
                 if key in table:
                     del table[key]
             else:
                 table[key] = value
-        self.pending.clear()
 
 
-def apply_all(staged: Iterable[MutableMapping[str, Any]]) -> None:
-    """Apply the held-back writes of every :class:`Staged` table of ``staged`` (plain mappings: nothing to do)."""
-    for table in staged:
-        if isinstance(table, Staged):
-            table.apply()
+Held = list[tuple[Staged, dict[str, Any]]]
+
+
+def detach_all(tables: Iterable[MutableMapping[str, Any]]) -> Held:
+    """The held-back writes of every :class:`Staged` table of ``tables`` (plain mappings hold nothing back)."""
+    return [(table, table.detach()) for table in tables if isinstance(table, Staged)]
+
+
+def apply_held(held: Held) -> None:
+    for table, writes in held:
+        table.apply(writes)
 
 
 @dataclass
