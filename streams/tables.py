@@ -16,6 +16,7 @@ changelogs) only once the batch's output records were delivered (streams/agents.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,10 @@ class Staged(MutableMapping[str, Any]):
     restart) without the outputs: the batch, read again, found its hours already closed and never emitted
     their finals (issue 12: store-hours missing from the stream after kill -9). Writing the state only after
     the outputs were delivered turns that into the harmless case: outputs sent twice, state once.
+
+    A value read from the table is a copy: Faust's memory store hands out the object it holds, and a changelog
+    record queued for it is encoded only when sent, so a later batch changing that object in place (closing
+    the hour) leaked into the earlier batch's changelog record ahead of its own outputs, with the same loss.
     """
 
     def __init__(self, table: MutableMapping[str, Any]) -> None:
@@ -39,7 +44,7 @@ class Staged(MutableMapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         value = self.pending.get(key, self)
         if value is self:
-            return self.table[key]
+            return deepcopy(self.table[key])
         if value is _DELETED:
             raise KeyError(key)
         return value
@@ -47,7 +52,7 @@ class Staged(MutableMapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         value = self.pending.get(key, self)
         if value is self:
-            return self.table.get(key, default)
+            return deepcopy(self.table.get(key, default))
         return default if value is _DELETED else value
 
     def __contains__(self, key: object) -> bool:

@@ -33,3 +33,17 @@ def test_deleting_a_key_written_in_the_same_batch_and_a_missing_key() -> None:
         del staged["y"]
     staged.apply()
     assert table == {}
+
+
+def test_a_value_read_from_the_table_is_a_copy() -> None:
+    # Faust's memory store hands out the object it holds, and a queued changelog record is encoded when sent:
+    # changing a read value in place must not reach the table (or that record) before apply.
+    table = {"h": {"closed": False, "ids": [1]}}
+    staged = Staged(table)
+    acc = staged["h"]
+    acc["closed"] = True
+    acc["ids"].append(2)
+    assert table["h"] == {"closed": False, "ids": [1]}
+    staged["h"] = acc
+    staged.apply()
+    assert table["h"] == {"closed": True, "ids": [1, 2]}
