@@ -21,6 +21,9 @@ was stopped (issue 12; tests/streams/test_restart_busy.py):
   rebalance before it was processed, and a stop then lost it. :meth:`Consumer.ack` refuses such a message.
 - ``_new_offset`` committed past one missing offset right after the committed one (it took Kafka's committed
   offset, the next to process, for the last processed): :meth:`Consumer._new_offset` does not.
+- seeks ran in the agents' thread while aiokafka runs in its own: a fetch response handled at the same moment
+  moved the position past the seek, and the partition stalled; :meth:`Consumer._seek` seeks in the consumer's
+  thread.
 - after a seek the read offset meant the *next* offset, elsewhere the last one handed over (one record
   could slip); partitions without a committed offset were left where the fetcher had read ahead.
 
@@ -58,6 +61,15 @@ SCHEME = "tillflow+kafka"
 def broker_urls(bootstrap: str, scheme: str = "kafka") -> str:
     """Faust's broker setting for a ``host:port,host:port`` bootstrap list, with the transport's scheme."""
     return ";".join(f"{scheme}://{host}" for host in bootstrap.split(","))
+
+
+def _in_thread(fun: Callable[..., None]) -> Callable[..., Coroutine[Any, Any, None]]:
+    """``fun`` as a coroutine function, for mode's ``call_thread``."""
+
+    async def call(*args: Any) -> None:
+        fun(*args)
+
+    return call
 
 
 class _Resume:
@@ -304,6 +316,22 @@ class Consumer(faust_aiokafka.Consumer):
     async def seek(self, partition: Any, offset: int) -> None:
         await super().seek(partition, offset)
         self._read_offset[ensure_TP(partition)] = offset - 1 if offset else None
+
+    async def _seek(self, partition: Any, offset: int) -> None:
+        """aiokafka's ``seek``, run in the consumer's own thread.
+
+        Faust calls it from the agents' thread while aiokafka processes fetch responses in its own event loop:
+        a fetch response handled at the same moment moved the position on past the seek (to the partition's
+        end), so the records from the seek on were never fetched again while the read offset said they would
+        be: the partition's commits stopped for good (a stall seen in test_restart_busy: read offset 336,
+        committed 341, aiokafka's position at the end, 682). If the thread does not answer (stopping), the seek
+        is made as Faust made it.
+        """
+        thread = self._thread
+        try:
+            await asyncio.wait_for(thread.call_thread(_in_thread(thread.seek), partition, offset), timeout=10.0)
+        except TimeoutError:
+            thread.seek(partition, offset)
 
     async def seek_to_committed(self) -> Any:
         """Seek every assigned partition to its committed offset; an input partition without one (or at 0)

@@ -10,10 +10,11 @@ never processed (or whose table and output writes were not flushed) shows as a s
 visitors or tickets, and state kept without its outputs (a kill -9 between the two) as a store-hour missing.
 
 On the transport of 2026-12-07 (SIGTERM only) this failed 3 runs of 3 with about a thousand differing cells
-(streams/transport.py lists the causes). With those fixed, it still failed about one run in five (a wrong cell,
-or a worker that committed nothing within 60 s) until messages that Faust's stream skips during a rebalance were
-no longer acknowledged (test_transport.py pins that part directly). The first two stops (a SIGTERM and a
-kill -9) must find the worker with input left.
+(streams/transport.py lists the causes). With those fixed it still failed about one run in five (store-hours
+without a final record, a wrong cell, or a worker that committed nothing within 60 s): Faust's stream
+acknowledged messages it skipped during a rebalance (test_transport.py pins that part directly), and a batch's
+table state could reach the changelog ahead of its outputs (streams.tables.Staged; test_staged.py). The first
+two stops (a SIGTERM and a kill -9) must find the worker with input left.
 """
 
 from __future__ import annotations
