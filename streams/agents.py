@@ -200,5 +200,11 @@ def define_agents(
                 consumer_state(app),
                 task_stacks(),
             )
+        now = time.monotonic()
+        for tp in stalled:  # the safety net: read a stalled partition again, at most once per stall_after_s
+            if not isinstance(tp, str) and now - rewound.get(tp, -stall_after_s) >= stall_after_s:
+                rewound[tp] = now
+                await app.consumer.rewind(tp)
 
+    rewound: dict[Any, float] = {}
     return {"hours": hours, "peers": peers, "tick": tick, "lag": lag}
