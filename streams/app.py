@@ -134,12 +134,13 @@ def create_app(
     tables = define_tables(app, partitions)
     registry = registry_from_settings(settings, ep.registry_url)
     serdes = {t: TopicSerde(registry, t) for t in (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)}
+    # the engines write through Staged views: a batch's state reaches the tables once its outputs were delivered
     processor = Processor(
         catalogue,
         stream_config(settings),
         names,
         serdes,
-        tables,
+        tables.staged(),
         partitions,
     )
     from streams.agents import define_agents, send_all
