@@ -482,12 +482,19 @@ class Engine:
                 findings.append(traffic)
             else:
                 sales = rules.sales_drop(acc["net"], acc["v"], base, self.cfg.alerts, transactions=acc["tx"])
-                if sales is not None and self._silences(st, rules.FEED_SILENT, acc["start"], acc["start"] + HOUR_MS):
+                # A silence overlapping the hour, or starting in the next one (a failing till's onset), explains it.
+                if sales is not None and self._silences(
+                    st, rules.FEED_SILENT, acc["start"], acc["start"] + 2 * HOUR_MS
+                ):
                     self._suppress(st, store, acc["start"], sales, rules.FEED_SILENT, "", out)
                     symptoms.append(sales)
                 elif sales is not None:
                     findings.append(sales)
-        out.alerts += rules.reconcile(
+        for finding in list(findings):
+            if self._continues(st, store, acc["start"], finding, out):
+                findings.remove(finding)
+                symptoms.append(finding)
+        emitted = rules.reconcile(
             st["alerts"],
             store_id=store.id,
             hour_start_ms=acc["start"],
@@ -497,6 +504,8 @@ class Engine:
             tenant_id=store.tenant_id,
             mall_id=store.mall_id,
         )
+        self._remember_drops(st, emitted)
+        out.alerts += emitted
         entry = history_entry(record, weekday, hour)
         hist.append(entry)
         hist.sort(key=lambda e: e["s"])
@@ -537,13 +546,15 @@ class Engine:
             st = self._store(stores, store.id, now)
             weekday, hour = local_weekday_hour(acc["start"], store.timezone)
             base = baseline(self.history.get(store.id) or [], acc["start"], weekday, hour, acc["v"])
-            if base is None or (base.method != "same_weekday" and self._edge_hour(store, weekday, hour)):
+            if base is None or self._edge_hour(store, weekday, hour):
+                # In the opening and last hours sales do not spread evenly over the hour (people who just came
+                # in have not paid yet): a projection from part of the hour is biased; the close decides.
                 continue
             finding = rules.sales_drop(acc["net"], acc["v"], base, acfg, fraction, acc["tx"])
             if finding is not None and self._ticket_gap(st, acc["start"], now):
                 continue  # the till may be silent rather than the sales low: the hour's final evaluation decides
-            if finding is not None:
-                out.alerts += rules.reconcile(
+            if finding is not None and not self._continues(st, store, acc["start"], finding, out):
+                emitted = rules.reconcile(
                     st["alerts"],
                     store_id=store.id,
                     hour_start_ms=acc["start"],
@@ -553,6 +564,8 @@ class Engine:
                     tenant_id=store.tenant_id,
                     mall_id=store.mall_id,
                 )
+                self._remember_drops(st, emitted)
+                out.alerts += emitted
 
     def _timeline(
         self, store: Store, touched: dict[str, Acc], first: int, until: int
@@ -635,8 +648,22 @@ class Engine:
     def _fire_silence(
         self, store: Store, st: dict[str, Any], finding: Finding, since: int, cam: str, now: int, out: Output
     ) -> None:
-        """Fire a FEED_SILENT / CAMERA_SILENT finding for the hour of ``now``, remembering its window."""
+        """Fire a FEED_SILENT / CAMERA_SILENT finding for the hour of ``now``, remembering its window.
+
+        A till that goes quiet during (or right after) an hour with a FIRING SALES_DROP is that incident
+        going on (a till ringing a fifth of its sales has long gaps): it is attached to the sales drop."""
         hour = hour_start(now, store.timezone)
+        if finding.kind == rules.FEED_SILENT:
+            episode = (st.get("episodes") or {}).get(rules.SALES_DROP)
+            began = hour_start(since, store.timezone)
+            if (
+                episode is not None
+                and st["alerts"].get(episode[0]) == "FIRING"
+                and episode[1] <= began
+                and began in (episode[2], hour_start(episode[2] + HOUR_MS, store.timezone))
+            ):
+                self._suppress(st, store, hour, finding, rules.SALES_DROP, "", out, roots=[episode[0]])
+                return
         emitted = rules.reconcile(
             st["alerts"],
             store_id=store.id,
@@ -680,14 +707,50 @@ class Engine:
         gap = feed is not None and not feed[2] and now - feed[0] >= self.cfg.alerts.feed_silent_minutes * 30_000
         return gap or bool(self._silences(st, rules.FEED_SILENT, start, now))
 
+    def _continues(self, st: dict[str, Any], store: Store, hour: int, finding: Finding, out: Output) -> bool:
+        """A SALES_DROP or TRAFFIC_DROP in the hour right after an hour of the same FIRING drop (or of its
+        continuation) is the same incident going on: attached to the first hour's alert, not paged again."""
+        episode = (st.get("episodes") or {}).get(finding.kind)
+        if episode is None or st["alerts"].get(episode[0]) != "FIRING":
+            return False
+        root_hour, last = episode[1], episode[2]
+        if root_hour < hour <= last:
+            return True  # already attached (the early evaluation, then the final one)
+        if hour <= root_hour or hour_start(hour - 1, store.timezone) != last:
+            return False
+        episode[2] = hour
+        self._suppress(st, store, hour, finding, finding.kind, "", out, roots=[episode[0]])
+        return True
+
+    @staticmethod
+    def _remember_drops(st: dict[str, Any], emitted: list[dict[str, Any]]) -> None:
+        """Keep fired SALES_DROP / TRAFFIC_DROP alerts as roots that the next hours' drops attach to."""
+        for record in emitted:
+            if record["state"] == "FIRING" and record["kind"] in (rules.SALES_DROP, rules.TRAFFIC_DROP):
+                st.setdefault("roots", {})[record["alert_id"]] = record
+                st.setdefault("episodes", {})[record["kind"]] = [
+                    record["alert_id"],
+                    record["hour_start"],
+                    record["hour_start"],
+                ]
+
     def _suppress(
-        self, st: dict[str, Any], store: Store, hour: int, symptom: Finding, cause: str, cam: str, out: Output
+        self,
+        st: dict[str, Any],
+        store: Store,
+        hour: int,
+        symptom: Finding,
+        cause: str,
+        cam: str,
+        out: Output,
+        roots: list[str] | None = None,
     ) -> None:
         """Page nothing for ``symptom``: attach it as ``related`` to the FIRING root alert(s) that explain it
         (the root is re-emitted with the list in its details; a re-emitted FIRING alert pages no one again),
         or, without a root alert (a camera gap too short or too quiet to fire), count it as explained by the
         hour's data flag. Either way it counts in ``tillflow_streams_alerts_suppressed_total``."""
-        roots = self._silences(st, cause, hour, hour + HOUR_MS, cam or None)
+        if roots is None:
+            roots = self._silences(st, cause, hour, hour + HOUR_MS, cam or None)
         out.suppressed.append((symptom.kind, cause if roots else "DATA_GAP"))
         related_entry = {
             "kind": symptom.kind,
