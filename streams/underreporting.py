@@ -23,8 +23,9 @@ For each store, day ``d`` and metric ``m`` (a ratio of daily sums, :data:`METRIC
   rates; the discount rate is the share of sales with a discount, a count).
 - **CUSUM** ``S(d) = max(0, S(d−1) + min(z(d), z_cap) − k)``; the metric **alarms** when ``S ≥ h`` and the mean
   departure over the run (the days since ``S`` last was 0) is at least ``min_departure`` (15 %). The run's
-  first day is the *since* of the alert. An alarmed metric **resolves** after ``resolve_days`` (3)
-  consecutive days with ``z < 1``; its CUSUM restarts at 0.
+  first day is the *since* of the alert. An alarmed metric **resolves** after ``resolve_days`` (3) days
+  whose mean score (each day counted at least -1) is under 1; its CUSUM restarts at 0. While a metric is
+  alarmed, its reference stays the clean days before its run.
 
 A store's **episode** runs from the first day a metric alarms to the day its last alarmed metric resolves;
 it is one alert (one page) listing every metric that departed, by how much, since when, against which
@@ -162,6 +163,8 @@ class _Track:
     run: list[DayFigure] = field(default_factory=list)
     alarm: Departure | None = None
     calm: int = 0
+    recent: list[float] = field(default_factory=list)
+    """Scores of the last days while alarmed (each at least -1)."""
     clean: list[tuple[str, float, float]] = field(default_factory=list)
     """(day, raw log value, peer-normalised log value) of clean days, oldest first."""
 
@@ -246,7 +249,8 @@ def evaluate(
                 counts = days[s].get(day)
                 rate = _rate(counts, metric) if counts is not None and _usable(counts, cfg) else None
                 track = tracks[(s, metric.name)]
-                track.clean = [c for c in track.clean if c[0] >= cutoff]
+                if track.alarm is None:  # an alarmed metric keeps the reference of the days before its run
+                    track.clean = [c for c in track.clean if c[0] >= cutoff]
                 if rate is not None:
                     today[s] = (math.log(rate[0]), rate[1])
                 if len(track.clean) >= cfg.min_ref_days:
@@ -302,12 +306,16 @@ def _step(
     """Advance one store-metric by one day."""
     if track.alarm is not None:
         track.alarm.days.append(figure)
-        track.calm = track.calm + 1 if figure.z < 1.0 else 0
-        if track.calm >= cfg.resolve_days:
+        # Calm: the mean score of the last ``resolve_days`` days (each counted at least -1, so one very low
+        # day does not outweigh the others) is under 1. Day by day, a busy tenant's ordinary swing exceeds
+        # its sampling noise now and then: requiring every day under 1 kept episodes open for weeks.
+        track.recent = [*track.recent, max(figure.z, -1.0)][-cfg.resolve_days :]
+        track.calm = len(track.recent)
+        if track.calm >= cfg.resolve_days and sum(track.recent) / len(track.recent) < 1.0:
             track.alarm.resolved = day
             del track.alarm.days[-cfg.resolve_days :]  # the calm days are not part of the departure
             track.alarm = None
-            track.cusum, track.run_start, track.run, track.calm = 0.0, None, [], 0
+            track.cusum, track.run_start, track.run, track.calm, track.recent = 0.0, None, [], 0, []
         return
     track.cusum = max(0.0, track.cusum + min(figure.z, cfg.z_cap) - cfg.k)
     figure.cusum = track.cusum
@@ -326,7 +334,7 @@ def _step(
             run_days = {f.day for f in track.run}
             track.clean = [c for c in track.clean if c[0] not in run_days]
             track.alarm = departure
-            track.calm = 0
+            track.calm, track.recent = 0, []
 
 
 def _shift(day: str, days: int) -> str:
