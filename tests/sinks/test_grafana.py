@@ -51,6 +51,7 @@ EXPECTED: dict[tuple[str, int | str], list[str]] = {
                                "below_target"],
     ("tillflow-pipeline", 9): ["store_id", "source_kind", "source_id", "on_time_pct", "delayed_minutes",
                                "missing_minutes", "max_delay_s"],
+    ("tillflow-pipeline", 10): ["time", "series", "minutes"],
     ("tillflow-store-live", "annotation:Alerts"): ["time", "text", "tags"],
     ("tillflow-store-ops", 1): ["time", "visitors", "staff_on_floor", "visitors_per_staff"],
     ("tillflow-store-ops", 2): ["time", "sales_per_labour_hour", "conversion_pct"],
