@@ -546,9 +546,10 @@ class Engine:
             st = self._store(stores, store.id, now)
             weekday, hour = local_weekday_hour(acc["start"], store.timezone)
             base = baseline(self.history.get(store.id) or [], acc["start"], weekday, hour, acc["v"])
-            if base is None or self._edge_hour(store, weekday, hour):
-                # In the opening and last hours sales do not spread evenly over the hour (people who just came
-                # in have not paid yet): a projection from part of the hour is biased; the close decides.
+            if base is None or base.method != "same_weekday" or self._edge_hour(store, weekday, hour):
+                # Revenue per visitor so far is biased low (people who just came in have not paid yet), and in
+                # the opening and last hours sales do not spread evenly over the hour: a projection from part
+                # of the hour is only made on the same hour of past weeks; otherwise the close decides.
                 continue
             finding = rules.sales_drop(acc["net"], acc["v"], base, acfg, fraction, acc["tx"])
             if finding is not None and self._ticket_gap(st, acc["start"], now):
