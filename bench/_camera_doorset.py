@@ -12,13 +12,15 @@ import argparse
 import itertools
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from producers.camera.doorset import FPS, DoorVideo, door_set, materialise
+from producers.camera.detectors import door_roi
+from producers.camera.doorset import FPS, SIZE, DoorVideo, door_set, materialise
 from producers.camera.tracking import Detection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,11 +40,15 @@ class CachedVideo:
     """CPU seconds the detector took over all processed frames when the cache was made."""
 
 
-def videos(size: str, part: tuple[int, int] = (0, 1), existing: bool = False) -> list[tuple[DoorVideo, Path, Path]]:
+def videos(
+    size: str, part: tuple[int, int] = (0, 1), existing: bool = False, names: Sequence[str] = ()
+) -> list[tuple[DoorVideo, Path, Path]]:
     folder = CACHE / size
     out = []
     for k, video in enumerate(door_set(size)):  # type: ignore[arg-type]
         if k % part[1] != part[0] or (existing and not (folder / f"{video.name}.avi").exists()):
+            continue
+        if names and video.name not in names:
             continue
         movie, truth = materialise(video, folder)
         out.append((video, movie, truth))
@@ -56,19 +62,30 @@ def _detector(imgsz: int):  # type: ignore[no-untyped-def]
 
 
 def detections(
-    size: str, imgsz: int, stride: int, log: bool = True, part: tuple[int, int] = (0, 1), cached_only: bool = False
+    size: str,
+    imgsz: int,
+    stride: int,
+    log: bool = True,
+    part: tuple[int, int] = (0, 1),
+    cached_only: bool = False,
+    roi: float = 0.0,
+    names: Sequence[str] = (),
 ) -> list[CachedVideo]:
     """Cached detections of every video of the set (running the detector where the cache lacks them);
-    ``part`` ``(i, n)``: only every n-th video from the i-th (to fill the cache in parallel)."""
+    ``part`` ``(i, n)``: only every n-th video from the i-th (to fill the cache in parallel); ``roi``: detect
+    only in the rectangle round the door line with this margin (fraction of the frame height; 0: the whole
+    frame); ``names``: only these videos."""
     detector = None
     out = []
-    for video, movie, truth in videos(size, part, cached_only):
-        cache = movie.with_name(f"{video.name}.det-{imgsz}-s{stride}.npz")
+    for video, movie, truth in videos(size, part, cached_only, names):
+        tag = f"-roi{roi:g}" if roi else ""
+        cache = movie.with_name(f"{video.name}.det-{imgsz}-s{stride}{tag}.npz")
         if cached_only and not cache.exists():
             continue
         if not cache.exists():
             if detector is None:
                 detector = _detector(imgsz)
+            detector.roi = door_roi(video.geometry.door().points, SIZE[0], SIZE[1], roi) if roi else None
             _fill(detector, movie, cache, stride, log)
         data = np.load(cache)
         frames = data["frames"].tolist()
@@ -141,13 +158,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--stride", type=int, default=2, help="process every n-th frame (2: 12.5 of 25 fps)")
     parser.add_argument("--part", default="0/1", help="i/n: only every n-th video from the i-th (parallel runs)")
+    parser.add_argument("--roi", type=float, default=0.0, help="detect round the door line only (margin, of height)")
+    parser.add_argument("--videos", default="", help="comma-separated video names (default: all)")
     args = parser.parse_args(argv)
     part = tuple(int(x) for x in args.part.split("/"))
     import torch
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    cached = detections(args.size, args.imgsz, args.stride, part=(part[0], part[1]))
+    names = tuple(n for n in args.videos.split(",") if n)
+    cached = detections(args.size, args.imgsz, args.stride, part=(part[0], part[1]), roi=args.roi, names=names)
     total = sum(len(c.video.truth()) for c in cached)
     print(f"{args.size}: {len(cached)} videos, {sum(c.video.frames for c in cached) / FPS:.0f} s, {total} crossings")
 

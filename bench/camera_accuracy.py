@@ -1,15 +1,18 @@
 """Benchmark: door-count accuracy on the hard door test set, tillflow against its peers in the same run.
 
-Run: ``python -m bench.camera_accuracy [--size tiny|small|full] [--compare-trackers] [--settings]``.
+Run: ``python -m bench.camera_accuracy [--size tiny|small|full] [--compare-trackers] [--variants] [--explain]
+[--per-video] [--videos side-0,...] [--roi 0.3] [--imgsz 480] [--cached-only]``.
 
 The set (producers/camera/doorset.py): real people cut out of ultralytics' sample photos, composited walking
 through doors in side, overhead and angled views: groups of 2-4, people crossing each other at the line,
 loiterers, turn-backs inside the band, runners, people coming in at the picture's edge, a pillar in front,
-lighting changes. ``full``: 12 videos, 9.6 minutes, 325 crossings; the truth is geometric, known before any
+lighting changes. ``full``: 12 videos, 9.6 minutes, 337 crossings; the truth is geometric, known before any
 detection runs.
 
-Every counter gets the *same* detections (YOLO11n-pose at ``--imgsz`` on every ``--stride``-th frame,
-cached by bench/_camera_doorset.py), so the comparison is of tracking and counting alone:
+Every counter gets the *same* detections (YOLO11n-pose on every ``--stride``-th frame, by default the
+product's: in the band ``--roi`` 0.3 of the frame height each side of the door line, at ``--imgsz`` 480 for
+the crop; ``--roi 0 --imgsz 320``: the whole frame at 320 px; cached by bench/_camera_doorset.py), so the
+comparison is of tracking and counting alone:
 
 - tillflow with its defaults: its IoU tracker on the detections (weak ones only continue tracks), then
   :class:`LineCounter` with track stitching (``--compare-trackers``: ByteTrack, BoT-SORT, norfair, with and
@@ -38,18 +41,27 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from bench._camera_doorset import CACHE, CachedVideo, detections
+from bench._camera_errors import describe, explain, merge, oracle_detections
 from producers.camera.audit import Audit, Crossing, audit
-from producers.camera.counting import LineCounter, Stitching
+from producers.camera.counting import LineCounter, Stitching, Track
 from producers.camera.doorset import FPS, SIZE, DoorVideo
 from producers.camera.tracking import Detection, DetectionTracker, build_detection_tracker
 
 Events = list[Crossing]
 STITCH = Stitching()
+
+
+HYSTERESIS = 0.03 * SIZE[1]
+
+
+def oracle(cached: CachedVideo) -> CachedVideo:
+    """The same video with the true boxes of everyone visible enough in place of the detector's."""
+    return dataclasses.replace(cached, detections=oracle_detections(cached.video, cached.frames))
 
 
 def truth_of(video: DoorVideo) -> Events:
@@ -72,19 +84,50 @@ def run_tillflow(
     tracker: str = "iou",
     stitching: Stitching | None = STITCH,
     buffer_s: float | None = None,
+    conf: float = 0.25,
+    repeat: Literal["alternate", "once"] = "alternate",
 ) -> tuple[Events, float]:
     fps = FPS / cached.stride
     g = cached.video.geometry
-    track: DetectionTracker = build_detection_tracker(tracker, fps, buffer_s=buffer_s)
+    track: DetectionTracker = (
+        BoxmotTracker(tracker.removeprefix("boxmot-"))
+        if tracker.startswith("boxmot-")
+        else build_detection_tracker(tracker, fps, conf, buffer_s=buffer_s)
+    )
     gap = max(2, round((stitching.max_gap if stitching else 25) * fps / 25.0))
     rules = dataclasses.replace(stitching, max_gap=gap) if stitching is not None else None
-    counter = LineCounter(g.door(), hysteresis=0.03 * SIZE[1], stitching=rules, max_age=max(gap, round(2 * fps)))
+    counter = LineCounter(
+        g.door(), hysteresis=HYSTERESIS, stitching=rules, max_age=max(gap, round(2 * fps)), repeat=repeat
+    )
     events: Events = []
     cpu = time.process_time()
     for index, dets in _frames(cached):
         counted = counter.update(track.update(dets, (SIZE[1], SIZE[0])))
         events += [Crossing(index / FPS, "in")] * counted.entries + [Crossing(index / FPS, "out")] * counted.exits
     return events, time.process_time() - cpu
+
+
+class BoxmotTracker(DetectionTracker):
+    """BoxMOT's OC-SORT or ByteTrack (default settings, no re-identification weights) on the detections. BoxMOT
+    is not a tillflow dependency (its wheel wants opencv-python<5 and rich>=15): install it apart, e.g.
+    ``pip install --no-deps --target DIR boxmot`` and put DIR on PYTHONPATH."""
+
+    def __init__(self, kind: str) -> None:
+        import boxmot
+
+        self.name = f"boxmot-{kind}"
+        self.tracker: Any = {"ocsort": boxmot.OcSort, "bytetrack": boxmot.ByteTrack}[kind]()
+        self._image = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+
+    def update(self, detections: Sequence[Detection], shape: tuple[int, int]) -> list[Track]:
+        data = np.array([[*d.box, d.conf, 0.0] for d in detections], dtype=np.float32).reshape(-1, 6)
+        rows = self.tracker.update(data, self._image)
+        out = []
+        for row in np.asarray(rows).reshape(-1, 8):
+            idx = int(row[7])
+            appearance = detections[idx].appearance if 0 <= idx < len(detections) else None
+            out.append(Track(int(row[4]), (float(row[0]), float(row[1]), float(row[2]), float(row[3])), appearance))
+        return out
 
 
 def _boxes(dets: list[Detection]) -> Any:
@@ -192,12 +235,15 @@ def evaluate(
     return Result(label, audit(total_counted, total_truth), cpu / max(frames, 1)), per_video
 
 
-def detector_cpu_per_frame(videos: list[CachedVideo], imgsz: int, n: int = 60) -> float:
+def detector_cpu_per_frame(videos: list[CachedVideo], imgsz: int, n: int = 60, roi: float = 0.0) -> float:
     import cv2
 
     from bench._camera_doorset import _detector
+    from producers.camera.detectors import door_roi
 
     detector = _detector(imgsz)
+    if roi:
+        detector.roi = door_roi(videos[0].video.geometry.door().points, SIZE[0], SIZE[1], roi)
     cap = cv2.VideoCapture(str(videos[0].path))
     images: list[np.ndarray] = []
     while len(images) < n + 1:
@@ -239,25 +285,38 @@ def one_core() -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.camera_accuracy")
     parser.add_argument("--size", choices=("tiny", "small", "full"), default="full")
-    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--imgsz", type=int, default=480, help="YOLO size (of the band's crop with --roi)")
     parser.add_argument("--stride", type=int, default=2, help="every n-th frame of the 25 fps videos (2: 12.5 fps)")
     parser.add_argument("--compare-trackers", action="store_true", help="also tillflow with each tracker, no stitching")
     parser.add_argument("--per-video", action="store_true")
     parser.add_argument("--cached-only", action="store_true", help="only the videos whose detections are cached")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--detector-frames", type=int, default=60, help="frames timed for the detector's rate")
+    parser.add_argument(
+        "--roi", type=float, default=0.3, help="detect_band: round the door line only (of the height; 0: whole frame)"
+    )
+    parser.add_argument("--videos", default="", help="comma-separated video names (default: all of the set)")
+    parser.add_argument(
+        "--explain", action="store_true", help="put each miss down to the detector or to tracking/counting"
+    )
+    parser.add_argument("--oracle", action="store_true", help="also the counters on the true boxes (no detector)")
+    parser.add_argument(
+        "--variants", action="store_true", help="also tillflow with a lower confidence and longer stitching"
+    )
     args = parser.parse_args(argv if argv is not None else [])
     one_core()
     from producers.camera.detectors import default_weights
 
-    videos = detections(args.size, args.imgsz, args.stride, cached_only=args.cached_only)
+    names = tuple(n for n in args.videos.split(",") if n)
+    videos = detections(args.size, args.imgsz, args.stride, cached_only=args.cached_only, roi=args.roi, names=names)
     truth = sum(len(v.video.truth()) for v in videos)
     seconds = sum(v.video.frames for v in videos) / FPS
-    detect_s = detector_cpu_per_frame(videos, args.imgsz, args.detector_frames)
+    detect_s = detector_cpu_per_frame(videos, args.imgsz, args.detector_frames, args.roi)
+    where = f", only within {args.roi:g} of the height round the door line" if args.roi else ""
     print(
         f"door set {args.size!r}: {len(videos)} videos, {seconds:.0f} s at 25 fps, {truth} true crossings; "
-        f"YOLO11n-pose {args.imgsz} px on every {args.stride}. frame ({FPS / args.stride:g} fps processed), "
-        f"detector {1 / detect_s:.1f} frames per CPU s (cache: {CACHE})"
+        f"YOLO11n-pose {args.imgsz} px{where} on every {args.stride}. frame ({FPS / args.stride:g} fps "
+        f"processed), detector {1 / detect_s:.1f} frames per CPU s (cache: {CACHE})"
     )
     print(f"  {'counter':44s} right/true  accuracy   per direction            errors")
     runs: list[tuple[str, Callable[[CachedVideo], tuple[Events, float]]]] = [
@@ -268,20 +327,48 @@ def main(argv: list[str] | None = None) -> None:
             ("ultralytics solutions.ObjectCounter", lambda v: run_object_counter(v, str(default_weights()))),
             ("supervision LineZone (ByteTrack tracks)", run_line_zone),
         ]
+    if args.variants:
+        runs.append(("tillflow, once per person and direction", partial(run_tillflow, repeat="once")))
+        for conf in (0.15, 0.1):
+            runs.append((f"tillflow, conf {conf:g}", partial(run_tillflow, conf=conf)))
+        for gap_s in (2.0,):
+            rules = dataclasses.replace(STITCH, max_gap=round(gap_s * FPS))
+            runs.append((f"tillflow, stitch_s {gap_s:g}", partial(run_tillflow, stitching=rules)))
+            runs.append((f"tillflow, conf 0.15, stitch_s {gap_s:g}", partial(run_tillflow, stitching=rules, conf=0.15)))
     if args.compare_trackers:
-        for name in ("iou", "bytetrack", "botsort", "norfair"):
+        for name in ("iou", "bytetrack", "botsort", "norfair", "boxmot-ocsort", "boxmot-bytetrack"):
             if name == "norfair" and importlib.util.find_spec("norfair") is None:
                 print("  norfair: not installed (pip install --no-deps norfair filterpy; not in the lock), skipped")
+                continue
+            if name.startswith("boxmot") and importlib.util.find_spec("boxmot") is None:
+                print(f"  {name}: boxmot not installed (pip install --no-deps --target DIR boxmot), skipped")
                 continue
             runs.append((f"tillflow, {name}, no stitching", partial(run_tillflow, tracker=name, stitching=None)))
             if name != "iou":
                 runs.append((f"tillflow, {name} + stitching", partial(run_tillflow, tracker=name)))
-    for label, run in runs:
-        result, per_video = evaluate(label, videos, run)
-        print(line(result, detect_s), flush=True)
-        if args.per_video:
-            for name, a in per_video:
-                print(f"      {name:14s} {a.right}/{a.tallied} false {a.false} missed {a.missed}")
+    sets = [("", videos)]
+    if args.oracle:
+        sets.append(("[true boxes] ", [oracle(v) for v in videos]))
+    for prefix, chosen in sets:
+        for label, run in runs:
+            result, per_video = evaluate(prefix + label, chosen, run)
+            print(line(result, detect_s), flush=True)
+            if args.per_video:
+                for name, a in per_video:
+                    print(f"      {name:14s} {a.right}/{a.tallied} false {a.false} missed {a.missed}")
+            if args.explain and not prefix:
+                why = [
+                    explain(
+                        c.video,
+                        c.frames,
+                        c.detections,
+                        a.entries.missed + a.exits.missed,
+                        a.entries.false + a.exits.false,
+                        HYSTERESIS,
+                    )
+                    for c, (_name, a) in zip(chosen, per_video, strict=True)
+                ]
+                print("      " + describe(merge(why)), flush=True)
     tillflow_first = "tillflow must be ahead of both peers"
     print(f"\n  ({tillflow_first}; target >= 99 % on the full set; 25 fps stream = real time)")
 

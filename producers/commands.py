@@ -13,7 +13,9 @@ from tillflow.console import err, fail, out, progress
 if TYPE_CHECKING:
     from producers.jsonl import Reject
     from producers.sender import RecordSender
+    from schemas.catalogue import Store
     from schemas.models import Record
+    from tillflow.settings import Settings
 
 
 def produce_command(
@@ -30,7 +32,7 @@ def produce_command(
     status 1 and prints how many were rejected. A clean run removes a rejects file left by an earlier run.
     Blank lines are skipped. Nothing is sent to a topic tillflow does not know.
     """
-    from producers.jsonl import Reject, default_rejects_path, read_numbered
+    from producers.jsonl import Reject, default_rejects_path, read_numbered, redacted_line
     from schemas.topics import topic_spec
 
     try:
@@ -46,10 +48,12 @@ def produce_command(
     from tillflow.settings import load_settings
 
     bad: list[Reject] = []
+    settings = load_settings()
     try:
-        sender = RecordSender(load_settings())
+        sender = RecordSender(settings)
     except Exception as exc:
         fail(f"cannot reach Kafka / the schema registry: {exc} (is the local stack up? tillflow dev up)")
+    stores = _stores(settings)
     sent = 0
     stopped: str | None = None
     try:
@@ -59,6 +63,10 @@ def produce_command(
                 bar.advance(task)
                 if isinstance(item, Reject):
                     bad.append(item)
+                    continue
+                refused = _store_problem(item, stores)
+                if refused is not None:
+                    bad.append(Reject(number, refused, redacted_line(text)))
                     continue
                 problem = _send(sender, topic, item)
                 if problem is None:
@@ -83,6 +91,26 @@ def produce_command(
         fail(stopped)
     if bad:
         raise typer.Exit(1)
+
+
+def _stores(settings: Settings) -> dict[str, Store]:
+    """The catalogue's stores by id (what the stream workers count tickets against); none without a catalogue."""
+    from schemas.catalogue import load_catalogue
+
+    if not settings.catalogue.is_file():
+        err.print(f"no store catalogue at {settings.catalogue}: ticket currencies are not checked", highlight=False)
+        return {}
+    return {store.id: store for store in load_catalogue(settings.catalogue).stores}
+
+
+def _store_problem(record: Record, stores: dict[str, Store]) -> str | None:
+    """Why the stream workers would refuse a ticket for its store (a currency that is not the store's)."""
+    from schemas.models import PosTicket
+
+    if not isinstance(record, PosTicket) or record.store_id not in stores:
+        return None
+    problem = stores[record.store_id].currency_problem(record.currency)
+    return f"ticket {record.ticket_id}: {problem}" if problem else None
 
 
 class _SendProblem(NamedTuple):

@@ -123,6 +123,13 @@ class Store(_Strict):
                 owner[category] = zone.id
         return value
 
+    def currency_problem(self, currency: str | None) -> str | None:
+        """Why a ticket in ``currency`` cannot be counted at this store, or None: a store's figures are in its
+        own currency, and a ticket in another one is refused (never summed into it, never converted)."""
+        if currency != self.currency:
+            return f"currency {currency!r} is not store {self.id!r}'s ({self.currency})"
+        return None
+
     def zone_of_category(self, category: str | None) -> str:
         """The zone whose floor area sells ``category``; ``unmapped`` when no zone lists it."""
         if category:
@@ -154,7 +161,7 @@ CAMERA_SETTING_KEYS = frozenset(
     {
         "source", "live", "detector", "weights", "imgsz", "conf", "nms_iou", "target_fps", "coordinates",
         "door_line", "entering", "inside", "region", "anchor", "hysteresis", "min_area",
-        "tracker", "stitch_s",
+        "tracker", "stitch_s", "detect_band",
     }
 )  # fmt: skip
 

@@ -275,13 +275,18 @@ class PosTicket(Record):
 
     @model_validator(mode="after")
     def _signs(self) -> PosTicket:
+        """The ticket's amounts, and each line's quantity and net amount, carry the kind's sign: >= 0 for a
+        sale, <= 0 for a REFUND or VOID (the lines of a reversing ticket are its sale's lines negated,
+        ``reversed_amounts``). A line against its ticket's sign (a SALE line of quantity -1) is refused."""
         reversing = self.kind in REVERSING_KINDS
-        for name in ("gross_amount", "net_amount"):
-            value = getattr(self, name)
-            if reversing and value > 0:
-                raise ValueError(f"{self.kind} ticket {self.ticket_id}: {name} {value} must be <= 0 (signed amounts)")
-            if not reversing and value < 0:
-                raise ValueError(f"{self.kind} ticket {self.ticket_id}: {name} {value} must be >= 0 (signed amounts)")
+        sign = "<= 0" if reversing else ">= 0"
+        figures: list[tuple[str, float]] = [(n, getattr(self, n)) for n in ("gross_amount", "net_amount")]
+        for number, line in enumerate(self.lines, start=1):
+            figures += [(f"line {number} (sku {line.sku}) {n}", getattr(line, n)) for n in ("quantity", "net_amount")]
+        for name, value in figures:
+            if (value > 0) if reversing else (value < 0):
+                shown = f"{value:g}" if isinstance(value, float) else value
+                raise ValueError(f"{self.kind} ticket {self.ticket_id}: {name} {shown} must be {sign} (signed amounts)")
         return self
 
 

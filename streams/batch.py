@@ -55,7 +55,7 @@ def recompute(
     camera_minutes: dict[Cell, dict[str, int]] = {}
     for raw in tickets:
         t = PosTicket.model_validate(raw)
-        if t.store_id not in stores or t.currency != stores[t.store_id].currency:
+        if t.store_id not in stores or stores[t.store_id].currency_problem(t.currency) is not None:
             continue  # dead-lettered by the stream (never summed into the store's currency)
         cell: Cell = (t.store_id, None, _ms(_local_hour_start(t.occurred_at, stores[t.store_id].timezone)))
         if (cell, t.ticket_id) in seen_tickets:

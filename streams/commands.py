@@ -4,7 +4,7 @@ and its batch twins."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,6 +53,7 @@ def worker(
     from streams.app import create_app
     from tillflow.kafka import StackNotRunning
     from tillflow.metrics import serve_metrics
+    from tillflow.shutdown import StopDeadline
 
     settings, _path, catalogue = _catalogue(stores)
     try:
@@ -69,7 +70,16 @@ def worker(
     if port is not None:
         bound = serve_metrics(port, settings.metrics_host)
         err.print(f"metrics on http://{settings.metrics_host}:{bound}/metrics")
-    faust.Worker(sa.app, loglevel=settings.log_level.lower(), override_logging=False).execute_from_commandline()
+    deadline = StopDeadline(settings.stop_timeout_s, "the stream worker")
+
+    class Worker(faust.Worker):  # type: ignore[misc]
+        """Faust's worker, with a bounded stop: SIGTERM or Ctrl-C also arms the stop deadline."""
+
+        def _schedule_shutdown(self, signal: Any) -> None:
+            deadline.arm()
+            super()._schedule_shutdown(signal)
+
+    Worker(sa.app, loglevel=settings.log_level.lower(), override_logging=False).execute_from_commandline()
 
 
 def replay(

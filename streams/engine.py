@@ -179,8 +179,8 @@ class Engine:
             if store is None:
                 out.rejects.append((i, f"store {rec['store_id']!r} is not in the catalogue"))
                 continue
-            if kind == TICKET and rec.get("currency") != store.currency:
-                reason = f"currency {rec.get('currency')!r} is not store {store.id!r}'s ({store.currency})"
+            reason = store.currency_problem(rec.get("currency")) if kind == TICKET else None
+            if reason is not None:
                 out.rejects.append((i, reason))
                 continue
             ts = event_time_ms(kind, rec)

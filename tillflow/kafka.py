@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,26 @@ def consumer_config(settings: Settings, group_id: str, bootstrap: str | None = N
         }
     )
     conf.update(extra)
+    return conf
+
+
+def group_member_config(
+    settings: Settings, group_id: str, bootstrap: str | None = None, **extra: Any
+) -> dict[str, Any]:  # fmt: skip
+    """:func:`consumer_config` for a long-running member of ``group_id`` (a sink, the normalizer).
+
+    Static membership (``group.instance.id``) where configured (``kafka_group_instance_id``) and on the local
+    stack: its broker (noida-db) never evicts a dead member, so a member killed with kill -9 and restarted with
+    a new member id waits for its predecessor forever; with the same instance id it replaces it at once. A
+    static member does not leave the group when it closes either: on a configured Kafka the setting is opt-in,
+    since a stopped static member keeps its partitions until ``session.timeout.ms``.
+    """
+    conf = consumer_config(settings, group_id, bootstrap, **extra)
+    instance = settings.kafka_group_instance_id
+    if not instance and not settings.kafka_bootstrap:
+        instance = f"{group_id}@{socket.gethostname()}"
+    if instance:
+        conf["group.instance.id"] = instance
     return conf
 
 

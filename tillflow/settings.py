@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     kafka_client_config: dict[str, str] = Field(
         default_factory=dict, description="Extra librdkafka properties passed to every client."
     )
+    kafka_group_instance_id: str | None = Field(
+        None,
+        description="Static group membership (Kafka group.instance.id) of the sinks' and the normalizer's"
+        " consumers, one per process: restarted after a crash with the same id, it takes its partitions back at"
+        " once. Unset: `<group>@<host>` on the local stack (its broker never evicts a dead member), none on a"
+        " configured Kafka (a dead member is evicted after session.timeout.ms). Workers: streams_instance_id.",
+    )
     topic_partitions: int = Field(6, ge=1, description="Partitions of the joined input topics.")
     topic_replication_factor: int = Field(1, ge=1)
 
@@ -99,6 +106,13 @@ class Settings(BaseSettings):
         None, description="Serve Prometheus /metrics on this port (0: any free port); unset: not served."
     )
     metrics_host: str = "127.0.0.1"
+    stop_timeout_s: float = Field(
+        8.0,
+        gt=0,
+        description="Longest a long-running command takes to stop on SIGTERM: a clean stop (flush, commit,"
+        " close) that cannot finish by then (the broker is gone) exits with code 3; what was not committed is"
+        " read again at the next start.",
+    )
 
     # Local stack ports (0: pick a free one).
     dev_kafka_port: int = 0

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from tillflow.console import err, fail, out
+from tillflow.shutdown import StopDeadline
 
 if TYPE_CHECKING:
     from producers.camera.config import CameraSettings
@@ -134,7 +135,10 @@ def camera_run(
     counter = FrameCounter(cam, cam_settings, tracker, fps=fps or 25.0)
     err.print(f"camera {cam.id}: {src} ({'live' if stream.live else 'file'}), detector {tracker.name}")
 
+    deadline = StopDeadline(settings.stop_timeout_s, f"camera {cam.id}")
+
     def terminate(signum: int, _frame: object) -> None:
+        deadline.arm()
         raise KeyboardInterrupt  # unwinds through the finally below: queued counts are flushed
 
     signal.signal(signal.SIGTERM, terminate)
@@ -193,12 +197,13 @@ def _build(
         relative=cam_settings.coordinates == "relative",
         weights=weights,
         config_dir=state / "ultralytics",
-        imgsz=imgsz or cam_settings.imgsz or settings.camera_imgsz,
+        imgsz=imgsz or cam_settings.imgsz or cam_settings.default_imgsz(settings.camera_imgsz),
         conf=cam_settings.conf or settings.camera_conf,
         nms_iou=cam_settings.nms_iou,
         device=settings.camera_device,
         tracker=cam_settings.tracker,
         fps=fps,
+        roi_for=cam_settings.detect_roi,
     )
 
 

@@ -46,6 +46,13 @@ class CameraConfigError(ValueError):
     """Camera settings that cannot be used; the message names the camera, the key and the reason."""
 
 
+DEFAULT_DETECT_BAND = 0.3
+"""Door cameras look for people within 0.3 of the frame height each side of the door line (the accuracy
+bench: more accurate than the whole frame at the same cost, see docs/camera.md)."""
+BAND_IMGSZ = 480
+"""Inference size of the band round the door line (a 640x480 side view's band at its own resolution)."""
+
+
 class CameraSettings(BaseModel):
     """Per-camera settings read from the catalogue (all optional; unset falls back to tillflow settings)."""
 
@@ -74,6 +81,13 @@ class CameraSettings(BaseModel):
     )
     tracker: Literal["iou", "bytetrack", "botsort", "norfair"] = Field(
         "iou", description="YOLO: tracker run on the detections (iou: tillflow's, the best in the accuracy bench)."
+    )
+    detect_band: float = Field(
+        DEFAULT_DETECT_BAND,
+        ge=0,
+        le=1,
+        description="YOLO with a door line: look for people only within this fraction of the frame height each "
+        "side of it (a crop, at imgsz, default 480); 0: the whole frame.",
     )
     stitch_s: float = Field(
         1.0, ge=0, description="Join a new track to a person lost at most this long ago nearby (0: off)."
@@ -123,6 +137,21 @@ class CameraSettings(BaseModel):
         if self.coordinates == "pixels":
             return self.region
         return tuple((x * width, y * height) for x, y in self.region)
+
+    def detect_roi(self, width: int, height: int) -> tuple[int, int, int, int] | None:
+        """The rectangle of a ``width`` x ``height`` frame the detector looks in (``detect_band`` round the door
+        line), or None for the whole frame."""
+        door = self.door(width, height)
+        if not self.detect_band or door is None:
+            return None
+        from producers.camera.detectors import door_roi
+
+        return door_roi(door.points, width, height, self.detect_band)
+
+    def default_imgsz(self, whole_frame: int) -> int:
+        """The YOLO inference size when neither the camera nor the command gives one: :data:`BAND_IMGSZ` for the
+        band round a door line, ``whole_frame`` (``camera_imgsz``) otherwise."""
+        return BAND_IMGSZ if self.detect_band and self.door_line is not None else whole_frame
 
     def hysteresis_px(self, height: int) -> float:
         return self.hysteresis * height if self.coordinates == "relative" else self.hysteresis

@@ -254,12 +254,17 @@ class _Person:
     """Anchor points since the person last stood beyond the band on their current side."""
     entered: bool = False
     exited: bool = False
+    last_counted: int = 0
+    """+1 when the last crossing counted for this person was an entry, -1 an exit, 0 none yet."""
     last_seen: int = 0
     seen_at: int = -1
     """The frame this person was last updated in (a person is fed by one track per frame)."""
     box: Box = (0.0, 0.0, 0.0, 0.0)
     history: list[tuple[int, Point]] = field(default_factory=list)
     """Recent ``(frame, anchor)`` for the velocity."""
+    heights: list[float] = field(default_factory=list)
+    """Box heights of the same recent frames: a person's last box may be a part of them (half hidden by someone
+    else as they were lost), so a new track is compared with all of them."""
     appearance: tuple[float, ...] | None = None
     fragments: int = 1
     odd: int = 0
@@ -317,7 +322,12 @@ class LineCounter:
     Tracks are followed as *people*: a track that starts near where another ended a moment before (same size,
     same colours, where its motion would have taken it; see :class:`Stitching`) continues that person, so an
     identity switch or a person lost behind another neither loses a crossing nor counts one twice. A crossing
-    is decided on the person's whole trajectory, at most once per person and direction.
+    is decided on the person's whole trajectory.
+
+    ``repeat``: ``"alternate"`` (default) lets a person's counted crossings alternate, in, out, in, ...: the
+    same direction is never counted twice in a row, but someone who went in, out and in again is two entries
+    (and a track a tracker hands from a person who left to one coming in still counts them);
+    ``"once"``: at most one entry and one exit per person, ever.
 
     ``hysteresis`` is in pixels; ``max_age`` is how many frames a person who was not seen is remembered.
     ``stitching=None`` turns the stitching off (one person per track, as trackers give them).
@@ -332,9 +342,11 @@ class LineCounter:
         max_age: int = 50,
         max_path: int = 400,
         stitching: Stitching | None = Stitching(),
+        repeat: Literal["alternate", "once"] = "alternate",
     ) -> None:
         if hysteresis < 0:
             raise ValueError("hysteresis must be >= 0")
+        self.repeat = repeat
         self.line = line
         self.hysteresis = hysteresis
         self.anchor: Anchor = anchor
@@ -439,9 +451,10 @@ class LineCounter:
                 if not person.history:
                     continue
                 gap = self.frame - person.last_seen
-                last_height = max(person.box[3] - person.box[1], 1.0)
-                if not 1 / rules.size_ratio <= height / last_height <= rules.size_ratio:
+                heights = person.heights or [max(person.box[3] - person.box[1], 1.0)]
+                if not any(1 / rules.size_ratio <= height / h <= rules.size_ratio for h in heights):
                     continue
+                last_height = max(heights)
                 vx, vy = person.velocity()
                 px, py = person.history[-1][1]
                 predicted = (px + vx * gap, py + vy * gap)
@@ -473,8 +486,10 @@ class LineCounter:
         state.box = track.box
         point = anchor_point(track.box, self.anchor)
         state.history.append((self.frame, point))
+        state.heights.append(max(track.box[3] - track.box[1], 1.0))
         if len(state.history) > 6:
             del state.history[0]
+            del state.heights[0]
         if track.appearance is not None and state.odd == 0:  # not from a frame that looked like someone else
             if state.appearance is None:
                 state.appearance = track.appearance
@@ -497,13 +512,17 @@ class LineCounter:
         state.path = [point]
         if not crossed:
             return 0
-        if side > 0 and not state.entered:
+        if self.repeat == "alternate":
+            if state.last_counted == side:
+                return 0
+        elif state.entered if side > 0 else state.exited:
+            return 0
+        state.last_counted = side
+        if side > 0:
             state.entered = True
             return 1
-        if side < 0 and not state.exited:
-            state.exited = True
-            return -1
-        return 0
+        state.exited = True
+        return -1
 
     def _forget(self) -> None:
         stale = [pid for pid, p in self._people.items() if self.frame - p.last_seen > self.max_age]

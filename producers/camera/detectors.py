@@ -9,14 +9,16 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from producers.camera.counting import Box, Track
+from producers.camera.counting import Box, Point, Track
 from producers.camera.tracking import Detection, DetectionTracker, IouTracker, build_detection_tracker
 
 DEFAULT_WEIGHTS = "yolo11n-pose.pt"
@@ -128,12 +130,29 @@ def appearance(frame: np.ndarray, box: Box, bins: tuple[int, int] = (12, 4)) -> 
     return tuple((hist / total).tolist()) if total > 0 else None
 
 
+def door_roi(points: Sequence[Point], width: int, height: int, margin: float) -> tuple[int, int, int, int]:
+    """The rectangle of a ``width`` x ``height`` frame round a door line (pixels) and ``margin`` (a fraction of
+    the frame height) each side of it, rounded out to whole pixels and clipped to the frame."""
+    pad = margin * height
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    x1, y1 = max(0, math.floor(min(xs) - pad)), max(0, math.floor(min(ys) - pad))
+    x2, y2 = min(width, math.ceil(max(xs) + pad)), min(height, math.ceil(max(ys) + pad))
+    if x2 <= x1 or y2 <= y1:
+        raise ValueError(f"the door line {list(points)} lies outside the {width}x{height} frame")
+    return (x1, y1, x2, y2)
+
+
 class YoloDetector:
     """ultralytics YOLO person boxes (no tracking) with their confidence and colour histogram.
 
     Boxes down to ``low_conf`` are kept for trackers that use weak detections to keep a track alive
     (ByteTrack's second stage); ``nms_iou`` is stricter than ultralytics' 0.7: on a half-body view the model can
     add a second, full-body box for the same person (IoU about 0.6), which would be a second track.
+
+    ``roi``: detect only in this rectangle of the frame (see :func:`door_roi`), at ``imgsz`` for its longest
+    side: the same time buys more pixels per person where the counting happens. Boxes come back in the
+    frame's pixels.
     """
 
     def __init__(
@@ -144,6 +163,7 @@ class YoloDetector:
         low_conf: float = 0.1,
         nms_iou: float = 0.5,
         device: str = "cpu",
+        roi: tuple[int, int, int, int] | None = None,
     ) -> None:
         if weights is not None and not weights.is_file():
             raise DetectorError(
@@ -161,10 +181,17 @@ class YoloDetector:
         self.low_conf = low_conf
         self.nms_iou = nms_iou
         self.device = device
+        self.roi = roi
+        """Pixels ``(x1, y1, x2, y2)`` of the frame to look in (the band round the door line); None: all of it."""
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
+        x0, y0 = 0, 0
+        image = frame
+        if self.roi is not None:
+            x0, y0, x1, y1 = self.roi
+            image = frame[y0:y1, x0:x1]
         results = self.model.predict(
-            frame,
+            image,
             classes=[PERSON_CLASS],
             imgsz=self.imgsz,
             conf=self.low_conf,
@@ -178,7 +205,7 @@ class YoloDetector:
             return []
         found = []
         for b, c in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), strict=True):
-            box = (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+            box = (float(b[0]) + x0, float(b[1]) + y0, float(b[2]) + x0, float(b[3]) + y0)
             found.append(Detection(box, float(c), appearance(frame, box)))
         return found
 
@@ -199,7 +226,11 @@ class YoloTracker:
         tracker: str = "iou",
         device: str = "cpu",
         fps: float = 25.0,
+        roi_for: Callable[[int, int], tuple[int, int, int, int] | None] | None = None,
     ) -> None:
+        self.roi_for = roi_for
+        """Frame width, height -> the rectangle to detect in (None: the whole frame)."""
+        self._roi_size: tuple[int, int] | None = None
         self.detector = YoloDetector(
             weights, config_dir, imgsz=imgsz, low_conf=min(0.1, conf), nms_iou=nms_iou, device=device
         )
@@ -210,6 +241,11 @@ class YoloTracker:
             raise DetectorError(str(exc)) from None
 
     def track(self, frame: np.ndarray) -> list[Track]:
+        if self.roi_for is not None:
+            height, width = frame.shape[:2]
+            if self._roi_size != (width, height):
+                self.detector.roi = self.roi_for(width, height)
+                self._roi_size = (width, height)
         return self.tracker.update(self.detector.detect(frame), frame.shape[:2])
 
 
@@ -226,6 +262,7 @@ def build_tracker(
     device: str = "cpu",
     tracker: str = "iou",
     fps: float = 25.0,
+    roi_for: Callable[[int, int], tuple[int, int, int, int] | None] | None = None,
 ) -> PersonTracker:
     """The tracker for ``detector`` (``auto``: yolo when ultralytics is installed, else mog2)."""
     if detector == "auto":
@@ -234,6 +271,14 @@ def build_tracker(
         return Mog2Tracker(min_area=min_area, relative=relative)
     if detector == "yolo":
         return YoloTracker(
-            weights, config_dir, imgsz=imgsz, conf=conf, nms_iou=nms_iou, tracker=tracker, device=device, fps=fps
+            weights,
+            config_dir,
+            imgsz=imgsz,
+            conf=conf,
+            nms_iou=nms_iou,
+            tracker=tracker,
+            device=device,
+            fps=fps,
+            roi_for=roi_for,
         )
     raise DetectorError(f"unknown detector {detector!r}; use yolo, mog2 or auto")

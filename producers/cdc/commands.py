@@ -335,9 +335,18 @@ def _stop_on_signals() -> Callable[[], bool]:
     import signal
     import threading
 
+    from tillflow.settings import load_settings
+    from tillflow.shutdown import StopDeadline
+
     stop = threading.Event()
+    deadline = StopDeadline(load_settings().stop_timeout_s, "the CDC process")
+
+    def stopping(*_: object) -> None:
+        stop.set()
+        deadline.arm()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, stopping)
     return stop.is_set
 
 

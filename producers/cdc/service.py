@@ -26,7 +26,7 @@ from producers.cdc.normalize import DeadLetter, Emit, Output, TicketAssembler, T
 from producers.cdc.source import CdcSource
 from producers.sender import RecordSender
 from schemas.topics import POS_TICKETS, deadletter_topic
-from tillflow.kafka import consumer_config, endpoints
+from tillflow.kafka import endpoints, group_member_config
 from tillflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class Normalizer:
         ep = endpoints(settings)
         ensure_raw_topics(settings, [*source.raw_topics().values(), source.transaction_topic])
         self.consumer = Consumer(
-            consumer_config(settings, group_id or f"tillflow-normalize-{source.name}", ep.bootstrap)
+            group_member_config(settings, group_id or f"tillflow-normalize-{source.name}", ep.bootstrap)
         )
         self.roles = {topic: role for role, topic in source.raw_topics().items()}
         self.consumer.subscribe([*self.roles, source.transaction_topic])

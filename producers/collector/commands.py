@@ -32,6 +32,7 @@ def collect(
     from tillflow.kafka import StackNotRunning
     from tillflow.metrics import serve_metrics
     from tillflow.settings import load_settings
+    from tillflow.shutdown import StopDeadline
 
     try:
         cfg = load_collector_spec(spec)
@@ -44,9 +45,12 @@ def collect(
         serve_metrics(settings.metrics_port, settings.metrics_host)
     stopping = False
 
+    deadline = StopDeadline(settings.stop_timeout_s, "the collector")
+
     def _stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        deadline.arm()
 
     signal.signal(signal.SIGTERM, _stop)
     total = 0

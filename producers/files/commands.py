@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from tillflow.console import err, fail, out
+from tillflow.shutdown import StopDeadline
 
 EXIT_KAFKA_UNREACHABLE = 2
 files_app = typer.Typer(help="Tickets from POS export files (CSV, XML, TXT, fixed-width).", no_args_is_help=True)
@@ -70,9 +71,12 @@ def watch(
     watcher = FileWatcher(file_spec, folder, sink, store)
     stopping = False
 
+    deadline = StopDeadline(settings.stop_timeout_s, "the file watcher")
+
     def _stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        deadline.arm()
 
     signal.signal(signal.SIGTERM, _stop)
     bad = False

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from tillflow.console import err, fail, out, progress
+from tillflow.shutdown import StopDeadline
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,12 @@ def poll(
         return
     poller = Poller(cfg, KafkaSink(sender, settings), store, client, stopped=stopped)
 
+    deadline = StopDeadline(settings.stop_timeout_s, "the POS poller")
+
     def _stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        deadline.arm()
 
     previous = signal.signal(signal.SIGTERM, _stop)
 
@@ -167,6 +171,7 @@ def poll(
     except AlreadyRunning as exc:
         fail(str(exc))
     finally:
+        deadline.cancel()
         if previous is not None:  # None: not installed from Python
             signal.signal(signal.SIGTERM, previous)
         store.close()

@@ -200,7 +200,13 @@ def _stop_on_sigterm() -> None:
     import signal
     import threading
 
+    from tillflow.settings import load_settings
+    from tillflow.shutdown import StopDeadline
+
+    deadline = StopDeadline(load_settings().stop_timeout_s, "the simulator")
+
     def _interrupt(signum: int, frame: object) -> None:
+        deadline.arm()
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tillflow.console import err, fail, out
+from tillflow.shutdown import StopDeadline
 
 log = logging.getLogger(__name__)
 shifts_app = typer.Typer(
@@ -73,9 +74,12 @@ def poll_shifts(
         fail(str(exc))
         return
 
+    deadline = StopDeadline(settings.stop_timeout_s, "the shift poller")
+
     def _stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        deadline.arm()
 
     signal.signal(signal.SIGTERM, _stop)
 
@@ -133,10 +137,12 @@ def watch_rota(
     store = CheckpointStore(settings.state_dir / "staff" / f"{name}.sqlite")
     watcher = RotaWatcher(RotaSpec(name=name), folder, KafkaShiftSink(RecordSender(settings)), store, catalogue)
     stopping = False
+    deadline = StopDeadline(settings.stop_timeout_s, "the rota watcher")
 
     def _stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        deadline.arm()
 
     signal.signal(signal.SIGTERM, _stop)
     bad = False

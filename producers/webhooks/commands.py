@@ -44,6 +44,7 @@ def serve(
     from producers.webhooks.service import Endpoint, SeenEvents, make_app
     from tillflow.kafka import StackNotRunning
     from tillflow.settings import load_settings
+    from tillflow.shutdown import StopDeadline
 
     settings = load_settings()
     state = settings.state_dir / "pos"
@@ -66,6 +67,12 @@ def serve(
                                        CheckpointStore(state / f"{cfg.name}.sqlite", shared=True), secret)  # fmt: skip
         out.print(f"{cfg.name} ({cfg.vendor}): POST http://{host}:{port}/webhooks/{cfg.name}")
     app = make_app(endpoints, SeenEvents(state / "webhooks.sqlite"))
+    deadline = StopDeadline(settings.stop_timeout_s, "the webhook receiver")
+
+    async def _bounded_stop(_app: web.Application) -> None:  # SIGTERM: aiohttp's graceful stop begins here
+        deadline.arm()
+
+    app.on_shutdown.append(_bounded_stop)
     web.run_app(app, host=host, port=port, print=None, handle_signals=True)
 
 

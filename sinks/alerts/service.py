@@ -27,6 +27,7 @@ from sinks.metrics import ALERT_DEAD, ALERT_DELIVERIES, ALERT_OUTBOX, RECORDS
 from tillflow.dlq import DeadLetter
 from tillflow.retry import backoff
 from tillflow.settings import Settings
+from tillflow.shutdown import StopDeadline, stop_on_signals
 
 log = logging.getLogger(__name__)
 SINK = "alerts"
@@ -183,14 +184,14 @@ class AlertSink:
 def build_alert_sink(settings: Settings, config: RoutingConfig, topic: str = "alerts") -> AlertSink:
     from schemas.catalogue import load_catalogue
     from sinks.clickhouse.service import dead_letter_sender, decoders
-    from tillflow.kafka import consumer_config
+    from tillflow.kafka import group_member_config
 
     catalogue = load_catalogue(settings.catalogue)
     for note in config.warnings(catalogue):
         log.warning("alert routes %s: %s", settings.alerts_routes or "<routes>", note)
     names = {s.id: s.name for s in catalogue.stores}
     return AlertSink(
-        Consumer(consumer_config(settings, settings.alerts_group_id)),
+        Consumer(group_member_config(settings, settings.alerts_group_id)),
         decoders(settings, {topic: "alerts"})[topic],
         Outbox(settings.state_dir / "alerts" / "outbox.sqlite"),
         config,
@@ -205,7 +206,6 @@ def build_alert_sink(settings: Settings, config: RoutingConfig, topic: str = "al
 
 def run_alert_sink(settings: Settings, idle_exit: float | None = None) -> AlertStats:
     from sinks.alerts.routing import RoutingError, load_routes
-    from sinks.clickhouse.service import stop_on_signals
     from tillflow.metrics import serve_metrics
 
     if settings.alerts_routes is None:
@@ -214,5 +214,5 @@ def run_alert_sink(settings: Settings, idle_exit: float | None = None) -> AlertS
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port, settings.metrics_host)
     sink = build_alert_sink(settings, config)
-    with stop_on_signals(sink.stop_event):
+    with stop_on_signals(sink.stop_event, StopDeadline(settings.stop_timeout_s, "the alert sink")):
         return sink.run(["alerts"], idle_exit=idle_exit)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from schemas.catalogue import load_catalogue
@@ -28,6 +26,7 @@ from sinks.clickhouse.migrate import DEFAULT_DIR, load_stores, migrate
 from sinks.clickhouse.sink import ClickHouseSink, SinkStats
 from tillflow.dlq import DeadLetter, dead_letter_record
 from tillflow.settings import Settings
+from tillflow.shutdown import StopDeadline, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +103,10 @@ def build_sink(settings: Settings, client: Any, topics: dict[str, str] | None = 
     """The sink for ``topics`` (consumed name -> tillflow topic; default every topic the sink lands)."""
     from confluent_kafka import Consumer
 
-    from tillflow.kafka import consumer_config
+    from tillflow.kafka import group_member_config
 
     topics = topics or {t: t for t in SINK_TOPICS}
-    consumer = Consumer(consumer_config(settings, settings.sink_group_id))
+    consumer = Consumer(group_member_config(settings, settings.sink_group_id))
     return ClickHouseSink(
         client,
         consumer,
@@ -127,7 +126,7 @@ def run_sink(settings: Settings, idle_exit: float | None = None, topics: dict[st
     from tillflow.metrics import serve_metrics
 
     stop = threading.Event()
-    with stop_on_signals(stop):
+    with stop_on_signals(stop, StopDeadline(settings.stop_timeout_s, "the ClickHouse sink")):
         if settings.metrics_port is not None:
             port = serve_metrics(settings.metrics_port, settings.metrics_host)
             log.info("metrics on http://%s:%d/metrics", settings.metrics_host, port)
@@ -139,17 +138,3 @@ def run_sink(settings: Settings, idle_exit: float | None = None, topics: dict[st
         stats = sink.run(list(sink.logical_topics), idle_exit=idle_exit)
     log.info("sink stopped after %.1fs: %s", time.monotonic() - started, stats)
     return stats
-
-
-@contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT set ``stop`` (a clean stop: flush, commit, close) while inside; handlers restored after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -213,3 +213,31 @@ def test_a_stores_tickets_and_camera_counts_share_a_partition_number(
         java = (murmur2(store) & 0x7FFFFFFF) % partitions
         assert tickets[store] == counts[store] == {java}, store
     assert len({p for ps in tickets.values() for p in ps}) > 1  # the stores really are spread over partitions
+
+
+def test_produce_refuses_a_ticket_in_another_currency_than_its_stores_and_lines_against_the_kinds_sign(
+    stack_env: Settings, tmp_path: Path
+) -> None:
+    """A USD ticket at a EUR store would be summed into the store's EUR revenue: refused, as the stream worker
+    refuses it (one check, schemas.catalogue.Store.currency_problem). A SALE line of quantity -1 with positive
+    amounts is refused by the contract (lines carry the ticket kind's sign). Both name the ticket."""
+    line = GOOD_TICKET["lines"][0]  # type: ignore[index]
+    rows = [
+        {**GOOD_TICKET, "ticket_id": "cur-1"},
+        {**GOOD_TICKET, "ticket_id": "cur-2", "currency": "USD"},
+        {**GOOD_TICKET, "ticket_id": "cur-3", "lines": [line, {**line, "sku": "B", "quantity": -1}]},
+        {**GOOD_TICKET, "ticket_id": "cur-4", "store_id": "nyc-soho", "currency": "USD"},
+    ]
+    path = tmp_path / "currency.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    before = watermarks(stack_env, "pos.tickets")
+    result = CliRunner().invoke(app, ["produce", "-t", "pos.tickets", str(path)])
+    assert result.exit_code == 1, result.output
+    rejects = [json.loads(x) for x in (tmp_path / "currency.rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["reason"]) for r in rejects] == [
+        (2, "ticket cur-2: currency 'USD' is not store 'wg-volt''s (EUR)"),
+        (3, "SALE ticket cur-3: line 2 (sku B) quantity -1 must be >= 0 (signed amounts)"),
+    ]
+    messages = read_topic(stack_env, "pos.tickets", before)
+    serde = TopicSerde(registry_client(endpoints(stack_env).registry_url), "pos.tickets")
+    assert sorted(serde.decode_model(v).ticket_id for _, v in messages) == ["cur-1", "cur-4"]  # type: ignore[attr-defined]

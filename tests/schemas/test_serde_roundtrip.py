@@ -55,7 +55,7 @@ def tickets() -> list[PosTicket]:
         channel=Channel.ONLINE,
         lines=(
             TicketLine(sku="A1", description="tea", quantity=1.5, unit_price=4_00, net_amount=6_00, category="food"),
-            TicketLine(sku="B2", quantity=-1.0, unit_price=6_99, discount_amount=1_00, net_amount=-5_99),
+            TicketLine(sku="B2", quantity=1.0, unit_price=6_99, discount_amount=1_00, net_amount=5_99),
         ),
         original_ticket_id=None,
         ingested_at=T0,

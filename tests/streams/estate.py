@@ -92,10 +92,10 @@ def estate_day(
                 lines = [
                     {
                         "sku": f"S{rng.randrange(99)}",
-                        "quantity": float(rng.randrange(1, 4)),
+                        "quantity": sign * float(rng.randrange(1, 4)),
                         "unit_price": net,
-                        "net_amount": net,
-                        "discount_amount": disc,
+                        "net_amount": sign * net,
+                        "discount_amount": sign * disc,
                     }
                 ]
                 ticket = PosTicket(
