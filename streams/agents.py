@@ -9,7 +9,8 @@ import logging
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from functools import partial
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -17,7 +18,7 @@ from faust.streams import _current_event  # the table context Faust sets for sin
 from prometheus_client import Counter, Gauge
 
 from streams.processor import Processor, Raw, Send
-from streams.tables import Tables
+from streams.tables import Tables, apply_held, detach_all
 from streams.topics import Topics
 from streams.watchdog import Stall, consumer_state, task_stacks
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 STALLED = Gauge(
     "tillflow_streams_stalled_seconds",
     "Longest time an input partition of this worker has had records waiting while its committed offset did"
-    " not move (0: every partition makes progress).",
+    " not move, or the worker has been rebalancing or recovering its tables (0: every partition makes progress).",
 )
 PROCESSED = Counter("tillflow_streams_records_processed_total", "Input records (all topics) an agent finished.")
 CONSUMER_LAG = Gauge(
@@ -33,6 +34,10 @@ CONSUMER_LAG = Gauge(
     "Records of an input partition this worker owns that it has not read yet (high watermark - position).",
     ["topic", "partition"],
 )
+
+
+REBALANCING = "every input (the worker is rebalancing or recovering its tables)"
+"""What the stall warning names while the worker is in a rebalance or its tables' recovery."""
 
 
 def _raw(event: Any) -> Raw:
@@ -59,22 +64,58 @@ def _table_context(group: list[Any]) -> Iterator[None]:
 
 
 async def send_all(app: Any, sends: list[Send]) -> None:
-    """Hand records to the app's producer; Faust flushes it before committing offsets (at-least-once)."""
+    """Send records with the app's producer and wait until the broker acknowledged every one: the agents
+    write a batch's state to the tables only after this (streams.tables.Staged)."""
+    delivered = []
     for s in sends:
         headers = [(k, v.encode()) for k, v in s.headers.items()] or None  # Kafka header values are bytes
-        await app.producer.send(s.topic, s.key, s.value, None, None, headers)
+        delivered.append(await app.producer.send(s.topic, s.key, s.value, None, None, headers))
+    if delivered:
+        await asyncio.gather(*delivered)
 
 
 Sender = Callable[[Any, list[Send]], Awaitable[None]]
 
 
 async def _complete(sending: Awaitable[None]) -> None:
-    """Hand a processed group's records to the producer even if the agent is cancelled meanwhile (a stop).
+    """Send a processed group's records even if the agent is cancelled meanwhile (a stop).
 
-    The group's table writes are already queued; its outputs must follow them, or a restart that reads the
-    (unacknowledged) batch again finds its hours closed and never emits their final records. The batch itself
-    is not acknowledged after a cancellation (streams/transport.py: Stream.take_events)."""
+    The group's table writes wait for this (streams.tables.Staged) and are dropped after a cancellation, as is
+    the batch's acknowledgement (streams/transport.py: Stream.take_events): a restart reads the batch again
+    from the old state and sends its records again."""
     await asyncio.shield(asyncio.ensure_future(sending))
+
+
+def _count(processor: Processor, now_ms: int, group: list[Any]) -> list[Send]:
+    return processor.process(group[-1].message.partition, [_raw(e) for e in group], now_ms)
+
+
+def _peers(processor: Processor, group: list[Any]) -> list[Send]:
+    return processor.process_peers([_raw(e) for e in group])
+
+
+async def process_parts(
+    app: Any,
+    events: list[Any],
+    process: Callable[[list[Any]], list[Send]],
+    state: Sequence[MutableMapping[str, Any]],
+    send: Sender,
+) -> None:
+    """A batch of events, one input partition's part at a time through ``process`` (its table writes go to that
+    partition's changelog); then every output sent and acknowledged by the broker, once for the batch; only then
+    the parts' table writes that ``state`` (streams.tables.Staged) held back. A crash before that sends the
+    outputs again from the old state; never the state without its outputs. The parts' keys are disjoint (keyed
+    by store, store-hour or partition), so a part never reads another's held-back writes."""
+    held = []
+    sends: list[Send] = []
+    for group in _by_partition(events):
+        with _table_context(group):
+            sends += process(group)
+        held.append((group, detach_all(state)))
+    await _complete(send(app, sends))
+    for group, writes in held:
+        with _table_context(group):
+            apply_held(writes)
 
 
 def define_agents(
@@ -102,21 +143,14 @@ def define_agents(
     async def hours(stream: Any) -> None:
         """Count tickets and frames into store-hours; close, emit and alert per partition."""
         async for events in stream.take_events(batch_size, within=batch_within_s):
-            now_ms = int(time.time() * 1000)
-            for group in _by_partition(events):
-                with _table_context(group):
-                    sends = processor.process(group[-1].message.partition, [_raw(e) for e in group], now_ms)
-                await _complete(send(app, sends))
+            await process_parts(app, events, partial(_count, processor, int(time.time() * 1000)), processor.state, send)
             PROCESSED.inc(len(events))
 
     @app.agent(topics.peers, name="peers")
     async def peers(stream: Any) -> None:
         """Confirm underreporting candidates against peers in the same mall and category."""
         async for events in stream.take_events(batch_size, within=batch_within_s):
-            for group in _by_partition(events):
-                with _table_context(group):
-                    sends = processor.process_peers([_raw(e) for e in group])
-                await _complete(send(app, sends))
+            await process_parts(app, events, partial(_peers, processor), processor.peers_state, send)
             PROCESSED.inc(len(events))
 
     @app.timer(interval=tick_s)
@@ -151,7 +185,10 @@ def define_agents(
             CONSUMER_LAG.labels(*labels).set(value)
         reported.clear()
         reported.update(current)
-        stalled = progress.observe(time.monotonic(), app.consumer.uncommitted(data_topics))
+        watched: dict[Any, tuple[int, int]] = dict(app.consumer.uncommitted(data_topics))
+        if app.rebalancing or app.in_recovery:  # no input is processed meanwhile: a phase that never ends stalls
+            watched[REBALANCING] = (0, 1)
+        stalled = progress.observe(time.monotonic(), watched)
         STALLED.set(max(stalled.values(), default=0.0))
         fresh = set(stalled) - progress.reported
         if fresh:
@@ -159,9 +196,15 @@ def define_agents(
             log.warning(
                 "stalled: no offset committed for %.0f s on %s although records wait there\n%s\n%s",
                 max(stalled.values()),
-                ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in fresh)),
+                ", ".join(sorted(tp if isinstance(tp, str) else f"{tp.topic}[{tp.partition}]" for tp in fresh)),
                 consumer_state(app),
                 task_stacks(),
             )
+        now = time.monotonic()
+        for tp in stalled:  # the safety net: read a stalled partition again, at most once per stall_after_s
+            if not isinstance(tp, str) and now - rewound.get(tp, -stall_after_s) >= stall_after_s:
+                rewound[tp] = now
+                await app.consumer.rewind(tp)
 
+    rewound: dict[Any, float] = {}
     return {"hours": hours, "peers": peers, "tick": tick, "lag": lag}

@@ -18,7 +18,7 @@ from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS
 from streams.alerts import AlertConfig
 from streams.engine import StreamConfig
 from streams.processor import Processor
-from streams.tables import Tables, define_tables
+from streams.tables import Staged, Tables, define_tables
 from streams.topics import TopicNames, Topics, define_topics
 from streams.underreporting import UnderreportingConfig
 from tillflow.kafka import endpoints
@@ -136,18 +136,19 @@ def create_app(
     ca = str(settings.registry_ssl_ca_location) if settings.registry_ssl_ca_location else None
     registry = registry_client(ep.registry_url, auth, ca)
     serdes = {t: TopicSerde(registry, t) for t in (POS_TICKETS, CAMERA_COUNTS, CONVERSION_HOURLY, ALERTS)}
+    # the engines write through Staged views: a batch's state reaches the tables once its outputs were delivered
     processor = Processor(
         catalogue,
         stream_config(settings),
         names,
         serdes,
-        tables.hours,
-        tables.stores,
-        tables.partitions,
-        tables.peer_groups,
+        Staged(tables.hours),
+        Staged(tables.stores),
+        Staged(tables.partitions),
+        Staged(tables.peer_groups),
         partitions,
-        tables.history,
-        tables.retained,
+        Staged(tables.history),
+        Staged(tables.retained),
     )
     from streams.agents import define_agents, send_all
 

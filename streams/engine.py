@@ -198,7 +198,7 @@ class Engine:
             key = hour_key(store.id, zone, start)
             acc = touched.get(key)
             if acc is None:
-                acc = self.hours.get(key) or self._new_hour(part, key, store, start, threshold, zone)
+                acc = self._open_hour(part, key, store, start, threshold, zone)
                 touched[key] = acc
             counted = add_ticket(acc, rec) if kind == TICKET else add_frame(acc, rec)
             if not counted:
@@ -216,7 +216,7 @@ class Engine:
                 base_key = hour_key(store.id, None, start)
                 base = touched.get(base_key) if zone is not None else acc
                 if base is None:
-                    base = self.hours.get(base_key) or self._new_hour(part, base_key, store, start, threshold)
+                    base = self._open_hour(part, base_key, store, start, threshold)
                     touched[base_key] = base
                 bit = 1 << min(max((ts - start) // 60_000, 0), 59)
                 base["mc"][rec["camera_id"]] = base["mc"].get(rec["camera_id"], 0) | bit
@@ -229,6 +229,20 @@ class Engine:
             part["last_wall"] = now_ms
         self._finish(partition, part, touched, stores, now_ms, out)
         return out
+
+    def _open_hour(
+        self, part: dict[str, Any], key: str, store: Store, start: int, threshold: int, zone: str | None = None
+    ) -> Acc:
+        """The hour's accumulator, new if there is none. An open hour is always in its partition's open hours:
+        the tables' changelog records of a batch are not written atomically, and a worker killed mid-flush kept
+        an hour without its partition's entry listing it; read again, its events were duplicates, it was never
+        registered and never closed, and its final never emitted (test_restart_busy: 20 store-hours)."""
+        acc = self.hours.get(key)
+        if acc is None:
+            return self._new_hour(part, key, store, start, threshold, zone)
+        if not acc["closed"] and key not in part["open"]:
+            part["open"][key] = start
+        return acc
 
     @staticmethod
     def _new_hour(

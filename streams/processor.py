@@ -90,6 +90,17 @@ class Processor:
         self._kinds = {names.tickets: (TICKET, POS_TICKETS), names.counts: (FRAME, CAMERA_COUNTS)}
         self._decoders = {t: PlainDecoder(serdes[t]) for t in (POS_TICKETS, CAMERA_COUNTS)}
 
+    @property
+    def state(self) -> tuple[MutableMapping[str, Any], ...]:
+        """The tables the input batches write (streams.tables.Staged where the agents hold writes back)."""
+        engine = self.engine
+        return (engine.hours, engine.stores, engine.parts, engine.history, engine.retained)
+
+    @property
+    def peers_state(self) -> tuple[MutableMapping[str, Any], ...]:
+        """The table the peer messages write."""
+        return (self.peers.groups,)
+
     def process(self, partition: int, records: Iterable[Raw], now_ms: int) -> list[Send]:
         """Inputs (tickets, counts, ticks) of one partition, in order."""
         started = time.perf_counter()

@@ -546,7 +546,8 @@ class OpsEngine:
                 st["newest_q"] = max(st["newest_q"], ts)
             else:
                 self._conversion(acc, rec)
-                st["newest"] = max(st["newest"], start + HOUR_MS)
+                if rec.get("is_final"):  # a live update of a later hour must not age out hours not final yet
+                    st["newest"] = max(st["newest"], start + HOUR_MS)
             if acc["conv"] is not None:
                 acc["dirty"] = True
         for store_id, st in stores.items():

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from prometheus_client import Counter
@@ -136,6 +137,12 @@ class OpsProcessor:
         return Send(f"{raw.topic}.dlq", raw.key, raw.value or b"", headers)
 
 
+def _ops(processor: OpsProcessor, now_ms: int, group: list[Any]) -> list[Send]:
+    from streams.agents import _raw
+
+    return processor.process([_raw(e) for e in group], now_ms)
+
+
 def define_ops_agent(
     app: Any,
     catalogue: Catalogue,
@@ -148,7 +155,8 @@ def define_ops_agent(
     batch_within_s: float = 0.2,
 ) -> dict[str, Any]:
     """Add the ``storeops`` agent and its tables to ``app``; returns {"storeops": agent, "ops_processor": ...}."""
-    from streams.agents import _by_partition, _raw, _table_context
+    from streams.agents import process_parts
+    from streams.tables import Staged
 
     ops_names = OpsTopicNames.of(names)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -160,16 +168,13 @@ def define_ops_agent(
         t: TopicSerde(registry, t)
         for t in (POS_TICKETS, CAMERA_COUNTS, STAFF_SHIFTS, CONVERSION_HOURLY, STOREOPS_HOURLY, ALERTS)
     }
-    processor = OpsProcessor(catalogue, config or OpsConfig(), ops_names, serdes, hours, stores)
+    held = [Staged(hours), Staged(stores)]  # written once the batch's outputs were delivered (streams.tables)
+    processor = OpsProcessor(catalogue, config or OpsConfig(), ops_names, serdes, *held)
 
     @app.agent(app.topic(*ops_names.inputs, **raw), name="storeops")
     async def storeops(stream: Any) -> None:
         """Zones and categories, staffing and queues per store-hour; UNDERSTAFFED and QUEUE_LONG."""
         async for events in stream.take_events(batch_size, within=batch_within_s):
-            now_ms = int(time.time() * 1000)
-            for group in _by_partition(events):
-                with _table_context(group):
-                    sends = processor.process([_raw(e) for e in group], now_ms)
-                await send(app, sends)
+            await process_parts(app, events, partial(_ops, processor, int(time.time() * 1000)), held, send)
 
     return {"storeops": storeops, "ops_processor": processor}

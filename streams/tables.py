@@ -8,12 +8,102 @@
 - ``peer_groups``: peer group -> recent store-hour messages and UNDERREPORTING states (second stage)
 
 All but ``peer_groups`` are written while processing partition n of the inputs and live in changelog partition n.
+
+The agents hand the engines :class:`Staged` views of the tables: a batch's writes reach the tables (and their
+changelogs) only once the batch's output records were delivered (streams/agents.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, MutableMapping
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
+
+_DELETED = object()
+
+
+class Staged(MutableMapping[str, Any]):
+    """A table whose writes are held back until :meth:`apply`; reads see them at once.
+
+    Why: a table write queues its changelog record at once, while the batch's outputs (final hours, alerts)
+    are sent after it. A worker killed between the two kept the state (read back from the changelog on
+    restart) without the outputs: the batch, read again, found its hours already closed and never emitted
+    their finals (issue 12: store-hours missing from the stream after kill -9). Writing the state only after
+    the outputs were delivered turns that into the harmless case: outputs sent twice, state once.
+
+    A value read from the table is a copy: Faust's memory store hands out the object it holds, and a changelog
+    record queued for it is encoded only when sent, so a later batch changing that object in place (closing
+    the hour) leaked into the earlier batch's changelog record ahead of its own outputs, with the same loss.
+    """
+
+    def __init__(self, table: MutableMapping[str, Any]) -> None:
+        self.table = table
+        self.pending: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.pending.get(key, self)
+        if value is self:
+            return deepcopy(self.table[key])
+        if value is _DELETED:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.pending.get(key, self)
+        if value is self:
+            return deepcopy(self.table.get(key, default))
+        return default if value is _DELETED else value
+
+    def __contains__(self, key: object) -> bool:
+        value = self.pending.get(key, self)  # type: ignore[call-overload]
+        if value is self:
+            return key in self.table
+        return value is not _DELETED
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.pending[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self.pending[key] = _DELETED
+
+    def __iter__(self) -> Iterator[str]:
+        pending = self.pending
+        yield from (k for k in self.table if k not in pending)
+        yield from (k for k, v in pending.items() if v is not _DELETED)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def detach(self) -> dict[str, Any]:
+        """The held-back writes, no longer held here (to :meth:`apply` later)."""
+        pending, self.pending = self.pending, {}
+        return pending
+
+    def apply(self, writes: dict[str, Any] | None = None) -> None:
+        """Write ``writes`` (default: the held-back writes) to the table, queueing their changelog records."""
+        table = self.table
+        for key, value in (self.detach() if writes is None else writes).items():
+            if value is _DELETED:
+                if key in table:
+                    del table[key]
+            else:
+                table[key] = value
+
+
+Held = list[tuple[Staged, dict[str, Any]]]
+
+
+def detach_all(tables: Iterable[MutableMapping[str, Any]]) -> Held:
+    """The held-back writes of every :class:`Staged` table of ``tables`` (plain mappings hold nothing back)."""
+    return [(table, table.detach()) for table in tables if isinstance(table, Staged)]
+
+
+def apply_held(held: Held) -> None:
+    for table, writes in held:
+        table.apply(writes)
 
 
 @dataclass

@@ -91,6 +91,8 @@ def consumer_state(app: Any) -> str:
         lines.append(f"read offsets: { {str(k): v for k, v in consumer._read_offset.items()} }")
         lines.append(f"committed: { {str(k): v for k, v in consumer._committed_offset.items()} }")
         lines.append(f"unacked messages: {len(consumer._unacked_messages)}")
+        acked = {str(tp): (min(offsets), len(offsets)) for tp, offsets in list(consumer._acked.items()) if offsets}
+        lines.append(f"acknowledged, not committed (lowest, count): {acked}")
         buffer = app.producer.buffer
         lines.append(f"producer buffer: {buffer.size} queued, {getattr(buffer, 'in_flight', '?')} in flight")
         inner = consumer._thread._ensure_consumer()

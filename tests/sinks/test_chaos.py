@@ -191,8 +191,9 @@ def tail(logs: Path, name: str, chars: int = 2500) -> str:
 
 
 @pytest.mark.xfail(
-    reason="issue 12, open in streams/transport.py (another change): a restarted worker can stall (its watchdog "
-    "logs `stalled:`); only that is expected to fail here, any lost record or differing cell still fails",
+    reason="issue 12's rare restart stall (docs/streams.md: the watchdog re-reads a stalled partition, but one "
+    "cause is unexplained): only a stall whose log has the watchdog's `stalled:` line is expected to fail here; "
+    "any lost record or differing cell still fails",
     raises=WorkerStalled,
     strict=False,
 )

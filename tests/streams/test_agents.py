@@ -100,7 +100,8 @@ async def _hours_agent(sa: StreamsApp, sent: list[Send]) -> None:
         (dlq,) = [s for s in sent if s.topic == f"{names.counts}.dlq"]
         assert dlq.value == b"\x00garbage" and dlq.headers["tillflow.dlq.stage"] == "decode"
         assert dlq.headers["tillflow.dlq.partition"] == "1" and dlq.headers["tillflow.dlq.component"] == "streams"
-        # State is in the tables, under the partition's key.
+        # State is in the tables, under the partition's key, once the outputs were sent (streams.tables.Staged).
+        await _settle(sent, lambda _sent: "p1" in sa.tables.partitions)
         assert sa.tables.partitions["p1"]["newest"] == ms("2026-03-29T11:20:00+02:00")
         # End of a replay: a close_all tick closes the 11:00 hour and flushes the peer stage.
         tick = json.dumps({"now": 0, "close_all": True}).encode()

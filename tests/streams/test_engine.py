@@ -206,3 +206,18 @@ def test_zone_cameras_make_zone_hours() -> None:
     assert out[None]["visitors"] == 7
     assert out["womens"]["visitors"] == 3 and out["womens"]["revenue_per_m2"] == 0.0
     assert "ZONE_TRAFFIC_ONLY" in out["womens"]["quality_flags"]
+
+
+def test_an_open_hour_missing_from_its_partitions_open_hours_still_closes() -> None:
+    # A worker killed while its changelog records were being written kept the hour's entry but not its
+    # partition's (they are not written atomically): the batch read again is all duplicates.
+    e = engine()
+    t = ticket("wg-denim", "2026-03-29T10:05:00+02:00", 1000, ticket_id="T-1")
+    f = frame("cam-wg-denim", "wg-denim", "2026-03-29T10:06:00+02:00", 1, entries=3)
+    e.apply(0, [(TICKET, t), (FRAME, f)], WALL)
+    for part in e.parts.values():
+        part["open"].clear()  # the partition entry as an older changelog record left it
+    out = e.apply(0, [(TICKET, dict(t)), (FRAME, dict(f))], WALL + 10_000)
+    assert out.duplicates == 2
+    (final,) = finals(e.tick(0, WALL + 20_000, close_all=True))
+    assert (final["local_hour"], final["transactions"], final["visitors"]) == ("2026-03-29T10:00:00+02:00", 1, 3)

@@ -1,17 +1,93 @@
-"""The inline hand-off of streams/transport.py: a callback that suspends is resumed where it stopped.
+"""streams/transport.py: what may be committed, and the inline hand-off.
 
-The worker tests (test_agents, test_integration, test_restart, the demo) run every record through it;
-these pin the two paths of the trampoline directly: a blocked hand-off completes once its future does,
-and a cancellation (what ``wait_first`` does when a rebalance suspends the flow) reaches the callback.
+The worker tests (test_agents, test_integration, test_restart, test_restart_busy, the demo) run every record
+through the transport; these pin its parts directly. The commit bookkeeping, on the app's real consumer (no
+broker needed): a message that Faust's stream skips during a rebalance is never marked processed, and the
+committed offset's own record must be acknowledged before anything is committed. The trampoline: a blocked
+hand-off completes once its future does, and a cancellation (what ``wait_first`` does when a rebalance
+suspends the flow) reaches the callback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 
-from streams.transport import _HandOver
+from streams.app import create_app
+from streams.transport import Consumer, _HandOver
+from tests.streams.factory import demo
+from tillflow.settings import Settings
+
+
+@pytest.fixture
+def consumer(tmp_path: Path) -> Any:
+    settings = Settings(
+        kafka_bootstrap="127.0.0.1:9", registry_url="http://127.0.0.1:9", topic_partitions=2, state_dir=tmp_path
+    )
+    sa = create_app(settings, demo(), app_id=f"t-{uuid.uuid4().hex[:8]}", store="memory://")
+    sa.app.finalize()
+    assert isinstance(sa.app.consumer, Consumer)
+    sa.app.topics._acking_topics.add(sa.topics.names.tickets)  # as the agents' start does
+    sa.app.consumer_generation_id = 3
+    sa.app.flow_control.resume()  # as after a rebalance's recovery
+    return SimpleNamespace(app=sa.app, consumer=sa.app.consumer, tp=TP(sa.topics.names.tickets, 0))
+
+
+def _message(c: Any, offset: int, generation: int = 3) -> ConsumerMessage:
+    tp = c.tp
+    message = ConsumerMessage(tp.topic, 0, offset, 0.0, 0, None, None, b"", None, 0, 0, tp, generation_id=generation)
+    message.incref()  # one stream got it (the conductor's hand-off)
+    return message
+
+
+def _ack(c: Any, message: ConsumerMessage) -> bool:
+    c.consumer.track_message(message)
+    return bool(message.ack(c.consumer))  # what a stream does after processing (or skipping) it
+
+
+def _committable(c: Any) -> int | None:
+    return c.consumer._filter_committable_offsets([c.tp]).get(c.tp)
+
+
+def test_a_message_of_an_ended_generation_is_not_marked_processed(consumer: Any) -> None:
+    c = consumer
+    c.consumer._committed_offset[c.tp] = 100
+    # 100-101 processed in generation 3; 102-103 were queued in generation 2 and Faust's stream skipped them
+    # (never processed) after the rebalance; they are read again and processed later.
+    assert _ack(c, _message(c, 100)) and _ack(c, _message(c, 101))
+    assert not _ack(c, _message(c, 102, generation=2)) and not _ack(c, _message(c, 103, generation=2))
+    assert not c.consumer._unacked_messages
+    assert _committable(c) == 102  # not 104: a stop now must not lose 102 and 103
+    c.consumer._committed_offset[c.tp] = 102
+    assert _ack(c, _message(c, 102)) and _ack(c, _message(c, 103))  # read again, processed
+    assert _committable(c) == 104
+
+
+def test_a_message_acknowledged_while_a_rebalance_stopped_the_flow_is_not_marked_processed(consumer: Any) -> None:
+    c = consumer
+    c.consumer._committed_offset[c.tp] = 10
+    c.app.flow_control.suspend()  # a rebalance began: Faust's stream skips what it takes from its queue
+    assert not _ack(c, _message(c, 10))
+    c.app.flow_control.resume()
+    assert _committable(c) is None
+    assert _ack(c, _message(c, 10))  # read again after the rebalance
+    assert _committable(c) == 11
+
+
+def test_nothing_is_committed_while_the_committed_offsets_own_record_is_not_acknowledged(consumer: Any) -> None:
+    c = consumer
+    c.consumer._committed_offset[c.tp] = 100
+    assert _ack(c, _message(c, 101)) and _ack(c, _message(c, 102))
+    assert _committable(c) is None  # Faust's committed 103 here: record 100 was never processed
+    assert _ack(c, _message(c, 100))
+    assert _committable(c) == 103
 
 
 async def _callback(gate: asyncio.Future[int], trail: list[str]) -> int:
