@@ -9,23 +9,21 @@ hour) are kept in the hour state (``mc``) by the engine and rebuilt from the fra
   store has no entrance camera). Carried by every store-level HourlyConversion record.
 - An hour in which an entrance camera sent **no frame at all** while the store was open is flagged
   ``CAMERA_MISSING`` and has no conversion (nor revenue per visitor): no frames is not zero visitors.
-- Per source and minute, :func:`minute_status` says ``on_time``, ``delayed`` (arrived after the minute plus
-  the allowed delay, with the delay) or ``missing`` (no record while one was expected).
+- Per source and minute (on time, delayed with the delay, missing), the rule lives in ClickHouse, where the
+  arrival times are: the ``source_minutes`` view (deploy/clickhouse/0014, docs/streams.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from schemas.catalogue import Store
 
 MINUTE_MS = 60_000
 CAMERA_MISSING = "CAMERA_MISSING"
 ALL_MINUTES = (1 << 60) - 1
-
-MinuteStatus = Literal["on_time", "delayed", "missing"]
 
 
 _MASKS: dict[tuple[str, int], tuple[Store, int]] = {}
@@ -94,20 +92,3 @@ def apply_to_record(
         record["quality_flags"].append(CAMERA_MISSING)
         record["conversion"] = None
         record["revenue_per_visitor"] = None
-
-
-def minute_status(
-    minute_start_ms: int, arrivals_ms: Iterable[int], expected: bool, allowed_delay_ms: int
-) -> tuple[MinuteStatus | None, int]:
-    """Status of one source in one minute from the arrival times of its records: (status, delay in ms).
-
-    ``on_time`` when the first record arrived by the end of the minute plus ``allowed_delay_ms``;
-    ``delayed`` when it came later (the delay is counted from the end of the minute); ``missing`` when none
-    arrived and one was expected; None when none arrived and none was expected (a closed store).
-    """
-    first = min(arrivals_ms, default=None)
-    if first is None:
-        return ("missing", 0) if expected else (None, 0)
-    due = minute_start_ms + MINUTE_MS
-    delay = max(first - due, 0)
-    return ("on_time", delay) if delay <= allowed_delay_ms else ("delayed", delay)

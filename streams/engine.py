@@ -489,12 +489,19 @@ class Engine(SilenceDetection):
                 findings.append(traffic)
             else:
                 sales = rules.sales_drop(acc["net"], acc["v"], base, self.cfg.alerts, transactions=acc["tx"])
-                if sales is not None and self._silences(st, rules.FEED_SILENT, acc["start"], acc["start"] + HOUR_MS):
+                # A silence overlapping the hour, or starting in the next one (a failing till's onset), explains it.
+                if sales is not None and self._silences(
+                    st, rules.FEED_SILENT, acc["start"], acc["start"] + 2 * HOUR_MS
+                ):
                     self._suppress(st, store, acc["start"], sales, rules.FEED_SILENT, "", out)
                     symptoms.append(sales)
                 elif sales is not None:
                     findings.append(sales)
-        out.alerts += rules.reconcile(
+        for finding in list(findings):
+            if self._continues(st, store, acc["start"], finding, out):
+                findings.remove(finding)
+                symptoms.append(finding)
+        emitted = rules.reconcile(
             st["alerts"],
             store_id=store.id,
             hour_start_ms=acc["start"],
@@ -504,6 +511,8 @@ class Engine(SilenceDetection):
             tenant_id=store.tenant_id,
             mall_id=store.mall_id,
         )
+        self._remember_drops(st, emitted)
+        out.alerts += emitted
         entry = history_entry(record, weekday, hour)
         hist.append(entry)
         hist.sort(key=lambda e: e["s"])
@@ -544,13 +553,16 @@ class Engine(SilenceDetection):
             st = self._store(stores, store.id, now)
             weekday, hour = local_weekday_hour(acc["start"], store.timezone)
             base = baseline(self.history.get(store.id) or [], acc["start"], weekday, hour, acc["v"])
-            if base is None or (base.method != "same_weekday" and self._edge_hour(store, weekday, hour)):
+            if base is None or base.method != "same_weekday" or self._edge_hour(store, weekday, hour):
+                # Revenue per visitor so far is biased low (people who just came in have not paid yet), and in
+                # the opening and last hours sales do not spread evenly over the hour: a projection from part
+                # of the hour is only made on the same hour of past weeks; otherwise the close decides.
                 continue
             finding = rules.sales_drop(acc["net"], acc["v"], base, acfg, fraction, acc["tx"])
             if finding is not None and self._ticket_gap(st, acc["start"], now):
                 continue  # the till may be silent rather than the sales low: the hour's final evaluation decides
-            if finding is not None:
-                out.alerts += rules.reconcile(
+            if finding is not None and not self._continues(st, store, acc["start"], finding, out):
+                emitted = rules.reconcile(
                     st["alerts"],
                     store_id=store.id,
                     hour_start_ms=acc["start"],
@@ -560,15 +572,53 @@ class Engine(SilenceDetection):
                     tenant_id=store.tenant_id,
                     mall_id=store.mall_id,
                 )
+                self._remember_drops(st, emitted)
+                out.alerts += emitted
+
+    def _continues(self, st: StoreState, store: Store, hour: int, finding: Finding, out: Output) -> bool:
+        """A SALES_DROP or TRAFFIC_DROP in the hour right after an hour of the same FIRING drop (or of its
+        continuation) is the same incident going on: attached to the first hour's alert, not paged again."""
+        episode = (st.get("episodes") or {}).get(finding.kind)
+        if episode is None or st["alerts"].get(episode[0]) != "FIRING":
+            return False
+        root_hour, last = episode[1], episode[2]
+        if root_hour < hour <= last:
+            return True  # already attached (the early evaluation, then the final one)
+        if hour <= root_hour or hour_start(hour - 1, store.timezone) != last:
+            return False
+        episode[2] = hour
+        self._suppress(st, store, hour, finding, finding.kind, "", out, roots=[episode[0]])
+        return True
+
+    @staticmethod
+    def _remember_drops(st: StoreState, emitted: list[dict[str, Any]]) -> None:
+        """Keep fired SALES_DROP / TRAFFIC_DROP alerts as roots that the next hours' drops attach to."""
+        for record in emitted:
+            if record["state"] == "FIRING" and record["kind"] in (rules.SALES_DROP, rules.TRAFFIC_DROP):
+                st.setdefault("roots", {})[record["alert_id"]] = record
+                st.setdefault("episodes", {})[record["kind"]] = [
+                    record["alert_id"],
+                    record["hour_start"],
+                    record["hour_start"],
+                ]
 
     def _suppress(
-        self, st: StoreState, store: Store, hour: int, symptom: Finding, cause: str, cam: str, out: Output
+        self,
+        st: StoreState,
+        store: Store,
+        hour: int,
+        symptom: Finding,
+        cause: str,
+        cam: str,
+        out: Output,
+        roots: list[str] | None = None,
     ) -> None:
         """Page nothing for ``symptom``: attach it as ``related`` to the FIRING root alert(s) that explain it
         (the root is re-emitted with the list in its details; a re-emitted FIRING alert pages no one again),
         or, without a root alert (a camera gap too short or too quiet to fire), count it as explained by the
         hour's data flag. Either way it counts in ``tillflow_streams_alerts_suppressed_total``."""
-        roots = self._silences(st, cause, hour, hour + HOUR_MS, cam or None)
+        if roots is None:
+            roots = self._silences(st, cause, hour, hour + HOUR_MS, cam or None)
         out.suppressed.append((symptom.kind, cause if roots else "DATA_GAP"))
         related_entry = {
             "kind": symptom.kind,

@@ -36,6 +36,20 @@ class SilenceDetection:
     hours: MutableMapping[str, Acc]
     cameras: dict[str, list[str]]
 
+    def _suppress(
+        self,
+        st: StoreState,
+        store: Store,
+        hour: int,
+        symptom: Finding,
+        cause: str,
+        cam: str,
+        out: Output,
+        roots: list[str] | None = None,
+    ) -> None:
+        """Attach ``symptom`` to the root alert(s) that explain it instead of paging (the engine's)."""
+        raise NotImplementedError
+
     def _track_ticket(self, st: StoreState, store: Store, ts: int, out: Output) -> None:
         last = st["last_ticket"]
         if last is None or ts >= last:
@@ -153,8 +167,22 @@ class SilenceDetection:
     def _fire_silence(
         self, store: Store, st: StoreState, finding: Finding, since: int, cam: str, now: int, out: Output
     ) -> None:
-        """Fire a FEED_SILENT / CAMERA_SILENT finding for the hour of ``now``, remembering its window."""
+        """Fire a FEED_SILENT / CAMERA_SILENT finding for the hour of ``now``, remembering its window.
+
+        A till that goes quiet during (or right after) an hour with a FIRING SALES_DROP is that incident
+        going on (a till ringing a fifth of its sales has long gaps): it is attached to the sales drop."""
         hour = hour_start(now, store.timezone)
+        if finding.kind == rules.FEED_SILENT:
+            episode = (st.get("episodes") or {}).get(rules.SALES_DROP)
+            began = hour_start(since, store.timezone)
+            if (
+                episode is not None
+                and st["alerts"].get(episode[0]) == "FIRING"
+                and episode[1] <= began
+                and began in (episode[2], hour_start(episode[2] + HOUR_MS, store.timezone))
+            ):
+                self._suppress(st, store, hour, finding, rules.SALES_DROP, "", out, roots=[episode[0]])
+                return
         emitted = rules.reconcile(
             st["alerts"],
             store_id=store.id,

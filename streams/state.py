@@ -6,8 +6,6 @@ the types existed reads the same objects. Positional lists stay lists (JSON arra
 named below. Keys marked ``NotRequired`` are added the first time they are needed (older state lacks them).
 """
 
-from __future__ import annotations
-
 from typing import Any, NotRequired, TypedDict
 
 __all__ = ["CameraScan", "FeedScan", "PartitionState", "SilenceWindow", "StoreState"]
@@ -70,6 +68,9 @@ class StoreState(TypedDict):
     """Fired silence alert id -> the window it covers."""
     roots: NotRequired[dict[str, dict[str, Any]]]
     """Alert id -> the alert record, for alerts that later symptoms are attached to (``related``)."""
+    episodes: NotRequired[dict[str, list[Any]]]
+    """SALES_DROP / TRAFFIC_DROP -> ``[root alert id, its hour start (ms), last hour attached to it (ms)]``: the
+    drop incident going on, which the next hours' drops (and a till going quiet) attach to."""
     conv_ref: NotRequired[float | None]
     """The store's median conversion over recent final hours (the silence rules' expected sales rate)."""
     fs: NotRequired[FeedScan]

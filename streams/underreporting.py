@@ -16,15 +16,16 @@ For each store, day ``d`` and metric ``m`` (a ratio of daily sums, :data:`METRIC
   the median (a median of two is their mean, and one peer's own departure would move it).
 - **normalised value** ``y(d) = log m(d) − pf(d)``; **expected** ``ref(d)`` = median of ``y`` over the
   store's clean days (not alarmed on ``m``) of the last ``ref_days`` (28) days, at least ``min_ref_days``
-  (7) of them; **scale** ``σ(d)`` = max(1.4826 · MAD of those ``y``, the sampling sd of today's rate,
-  ``min_sigma``).
+  (7) of them; **scale** ``σ(d)`` = max(1.4826 · MAD of those ``y``, the sampling sd of today's rate and,
+  for counts, at the expected rate, ``min_sigma``).
 - **score** ``z(d) = direction · (y(d) − ref(d)) / σ(d)`` (direction −1 for metrics where low hides sales:
   conversion, sales per visitor, cash share; +1 where high does: void, refund, discount and employee-sale
   rates; the discount rate is the share of sales with a discount, a count).
 - **CUSUM** ``S(d) = max(0, S(d−1) + min(z(d), z_cap) − k)``; the metric **alarms** when ``S ≥ h`` and the mean
   departure over the run (the days since ``S`` last was 0) is at least ``min_departure`` (15 %). The run's
-  first day is the *since* of the alert. An alarmed metric **resolves** after ``resolve_days`` (3)
-  consecutive days with ``z < 1``; its CUSUM restarts at 0.
+  first day is the *since* of the alert. An alarmed metric **resolves** after ``resolve_days`` (3) days
+  whose mean score (each day counted at least -1) is under 1; its CUSUM restarts at 0. While a metric is
+  alarmed, its reference stays the clean days before its run.
 
 A store's **episode** runs from the first day a metric alarms to the day its last alarmed metric resolves;
 it is one alert (one page) listing every metric that departed, by how much, since when, against which
@@ -162,6 +163,8 @@ class _Track:
     run: list[DayFigure] = field(default_factory=list)
     alarm: Departure | None = None
     calm: int = 0
+    recent: list[float] = field(default_factory=list)
+    """Scores of the last days while alarmed (each at least -1)."""
     clean: list[tuple[str, float, float]] = field(default_factory=list)
     """(day, raw log value, peer-normalised log value) of clean days, oldest first."""
 
@@ -210,6 +213,15 @@ def _rate(day: Mapping[str, int], metric: Metric) -> tuple[float, float] | None:
     return value, sd
 
 
+def _expected_sd(day: Mapping[str, int], metric: Metric, expected: float) -> float:
+    """Sampling sd of the log of a counted rate at its *expected* value (0 for money shares): a rare event
+    (voids at 1 % of 150 tickets) counted 3 times today is not a 6-fold rise measured to ±50 %."""
+    if not metric.counted:
+        return 0.0
+    den = sum(day[k] for k in metric.denominator)
+    return math.sqrt(max(1.0 / (den * expected + 0.5) - 1.0 / (den + 1.0), 0.0)) if den > 0 else 0.0
+
+
 def _usable(day: Mapping[str, int], cfg: UnderreportingConfig) -> bool:
     return day["v"] >= cfg.min_visitors and day["tk"] >= cfg.min_tickets
 
@@ -246,7 +258,8 @@ def evaluate(
                 counts = days[s].get(day)
                 rate = _rate(counts, metric) if counts is not None and _usable(counts, cfg) else None
                 track = tracks[(s, metric.name)]
-                track.clean = [c for c in track.clean if c[0] >= cutoff]
+                if track.alarm is None:  # an alarmed metric keeps the reference of the days before its run
+                    track.clean = [c for c in track.clean if c[0] >= cutoff]
                 if rate is not None:
                     today[s] = (math.log(rate[0]), rate[1])
                 if len(track.clean) >= cfg.min_ref_days:
@@ -268,7 +281,12 @@ def evaluate(
                     continue
                 ys = [c[2] for c in track.clean]
                 ref = median(ys)
-                sigma = max(1.4826 * median(abs(v - ref) for v in ys), today[s][1], cfg.min_sigma)
+                sigma = max(
+                    1.4826 * median(abs(v - ref) for v in ys),
+                    today[s][1],
+                    _expected_sd(days[s][day], metric, math.exp(ref + pf)),
+                    cfg.min_sigma,
+                )
                 z = metric.direction * (y - ref) / sigma
                 figure = DayFigure(day, math.exp(today[s][0]), math.exp(ref + pf), math.exp(pf), z, 0.0)
                 _step(track, figure, metric, day, y, today[s][0], cfg)
@@ -302,12 +320,16 @@ def _step(
     """Advance one store-metric by one day."""
     if track.alarm is not None:
         track.alarm.days.append(figure)
-        track.calm = track.calm + 1 if figure.z < 1.0 else 0
-        if track.calm >= cfg.resolve_days:
+        # Calm: the mean score of the last ``resolve_days`` days (each counted at least -1, so one very low
+        # day does not outweigh the others) is under 1. Day by day, a busy tenant's ordinary swing exceeds
+        # its sampling noise now and then: requiring every day under 1 kept episodes open for weeks.
+        track.recent = [*track.recent, max(figure.z, -1.0)][-cfg.resolve_days :]
+        track.calm = len(track.recent)
+        if track.calm >= cfg.resolve_days and sum(track.recent) / len(track.recent) < 1.0:
             track.alarm.resolved = day
             del track.alarm.days[-cfg.resolve_days :]  # the calm days are not part of the departure
             track.alarm = None
-            track.cusum, track.run_start, track.run, track.calm = 0.0, None, [], 0
+            track.cusum, track.run_start, track.run, track.calm, track.recent = 0.0, None, [], 0, []
         return
     track.cusum = max(0.0, track.cusum + min(figure.z, cfg.z_cap) - cfg.k)
     figure.cusum = track.cusum
@@ -326,7 +348,7 @@ def _step(
             run_days = {f.day for f in track.run}
             track.clean = [c for c in track.clean if c[0] not in run_days]
             track.alarm = departure
-            track.calm = 0
+            track.calm, track.recent = 0, []
 
 
 def _shift(day: str, days: int) -> str:

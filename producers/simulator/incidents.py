@@ -77,8 +77,11 @@ class Incident(BaseModel):
     - ``traffic-drop``: ``store``, ``at``, ``factor`` (visitor multiplier, 0.3), ``for`` (1h).
     - ``underreporting``: ``store`` or ``tenant``, ``at`` (from; default the start), ``share`` (0.5), ``for``
       (default: to the end), ``mode``: ``cash`` (that share of cash-only sales is never recorded), ``all``
-      (that share of every sale is never recorded: the tenant declares 1 - share of its sales) or ``void``
-      (that share of sales is voided after the customer paid: the money is kept, the void rate rises).
+      (that share of every sale is never recorded: the tenant declares 1 - share of its sales), ``void``
+      (that share of sales is voided after the customer paid: the money is kept, the void rate rises),
+      ``refund`` (that share of sales is refunded in full later that day with nothing returned: the refund
+      rate rises), ``discount`` (that share of sales is rung with a 30 % discount it never had: the share of
+      discounted sales rises) or ``employee`` (that share of sales is rung as an employee sale at staff price).
     - ``silent-feed``: ``store``, ``at``, ``for`` (2h): no tickets are delivered while cameras count.
     - ``dead-camera``: ``camera`` (or ``store``: all its cameras), ``at``, ``for`` (default: to the end).
     - ``late``: ``fraction`` (0.05) of events delivered ``minutes`` (20) late; optional ``store``, ``topic``,
@@ -105,7 +108,7 @@ class Incident(BaseModel):
     minutes: float | None = Field(None, gt=0)
     lag_s: float | None = Field(None, alias="lag", gt=0)
     topic: Literal["pos.tickets", "camera.counts"] | None = None
-    mode: Literal["cash", "all", "void"] | None = None
+    mode: Literal["cash", "all", "void", "refund", "discount", "employee"] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -136,7 +136,7 @@ class StoreEffects:
     sales_drop: list[tuple[Window, float]] = field(default_factory=list)
     traffic_drop: list[tuple[Window, float]] = field(default_factory=list)
     underreporting: list[tuple[Window, float, str]] = field(default_factory=list)
-    """(window, share, mode: cash | all | void)"""
+    """(window, share, mode: cash | all | void | refund | discount | employee)"""
     silent_feed: list[Window] = field(default_factory=list)
     dead_camera: list[tuple[str, Window]] = field(default_factory=list)
     late: list[tuple[Window, float, float, str | None]] = field(default_factory=list)
@@ -336,6 +336,7 @@ def plan_day(
             fields = _ticket_fields(r, store, p, cur, kind, f"{key}-{i:05d}", terminal, t_ms)
             hidden = any(_window_mask(np.array([t_ms]), w)[0] for w in eff.silent_feed)
             pocketed = False
+            fake_refund = False
             if kind is TicketKind.SALE:
                 for window, share, mode in eff.underreporting:
                     if not (_window_mask(np.array([t_ms]), window)[0] and under_u[i] < share):
@@ -344,10 +345,38 @@ def plan_day(
                         hidden = True
                     elif mode == "void":
                         pocketed = True
+                    elif mode == "refund":
+                        fake_refund = True
+                    elif mode in ("discount", "employee"):
+                        # Rung at a discount it never had, or as a staff purchase (staff price): the same
+                        # items, less declared; the difference is kept.
+                        staff = mode == "employee"
+                        fields = _ticket_fields(
+                            random.Random(int(ticket_seed[i])),
+                            store,
+                            p,
+                            cur,
+                            TicketKind.EMPLOYEE_SALE if staff else kind,
+                            f"{key}-{i:05d}",
+                            terminal,
+                            t_ms,
+                            forced_discount=None if staff else 0.3,
+                        )
             if hidden:
                 dropped += 1
                 continue
             tickets.append(TicketDraft(t_ms, fields, int(kept_index[i])))
+            if fake_refund:
+                # A refund of the whole sale later that day, with no customer returning anything.
+                f_ms = min(t_ms + r.randint(10 * MS_PER_MIN, 90 * MS_PER_MIN), closes_ms - 1)
+                refund = dict(
+                    reversed_amounts(fields),
+                    ticket_id=f"{key}-{i:05d}F",
+                    kind=TicketKind.REFUND,
+                    original_ticket_id=fields["ticket_id"],
+                    occurred_at=_dt(max(f_ms, t_ms + 1)),
+                )
+                tickets.append(TicketDraft(max(f_ms, t_ms + 1), refund, int(kept_index[i])))
             if kind is TicketKind.SALE and (pocketed or void_u[i] < p.void_rate):
                 v_ms = t_ms + min(r.randint(20_000, 120_000), (min(int(exit_[i]), closes_ms) - t_ms) // 2)
                 void = dict(
@@ -458,6 +487,7 @@ def _ticket_fields(
     t_ms: int,
     items: int | None = None,
     channel: Channel = Channel.IN_STORE,
+    forced_discount: float | None = None,
 ) -> dict[str, object]:
     """Lines, amounts and payments of one ticket. Amounts are positive; ``kind`` says which way money goes.
 
@@ -481,6 +511,8 @@ def _ticket_fields(
             qty = float(r.randint(2, 4))
         gross_line = round(qty * price)
         share = 0.3 if staff else (r.uniform(*p.discount_range) if r.random() < p.discount_share else 0.0)
+        if forced_discount is not None:
+            share = max(share, forced_discount)
         disc = round(gross_line * share)
         lines.append(
             TicketLine(

@@ -258,3 +258,38 @@ def test_late_window_in_store_local_time_delays_exactly_the_events_inside_it(sma
         assert ev.late == inside
         late += ev.late
     assert late > 360  # every frame of the hour (one per 10 s) and the tickets
+
+
+def test_underreporting_modes_refund_discount_and_employee(small: Catalogue) -> None:
+    """The three ways of keeping money the rates show: fake full refunds, discounts never given, sales rung
+    as staff purchases; the same visitors, the same buyers (ticket ids), only the declared tickets change."""
+    base = plan_of(small, SimulationConfig(seed=3, start=MONDAY), "ber-fashion")
+
+    def under(mode: str) -> DayPlan:
+        spec = f"underreporting:store=ber-fashion,mode={mode},share=0.3"
+        return plan_of(small, SimulationConfig(seed=3, start=MONDAY, incidents=[spec]), "ber-fashion")
+
+    def by_id(plan: DayPlan) -> dict[str, dict[str, object]]:
+        return {str(t.fields["ticket_id"]): t.fields for t in plan.tickets}
+
+    sales = {k: f for k, f in by_id(base).items() if f["kind"] is TicketKind.SALE and not k.endswith("V")}
+    assert len(sales) >= 40
+
+    refund = by_id(under("refund"))
+    fakes = {k: f for k, f in refund.items() if k.endswith("F")}
+    assert 0.15 * len(sales) < len(fakes) < 0.45 * len(sales)
+    for f in fakes.values():
+        original = refund[str(f["original_ticket_id"])]
+        assert f["kind"] is TicketKind.REFUND and f["net_amount"] == -original["net_amount"]  # type: ignore[operator]
+    assert set(refund) - set(fakes) == set(by_id(base))  # every sale still declared
+
+    discount = by_id(under("discount"))
+    assert set(discount) == set(by_id(base))
+    cut = [k for k in sales if discount[k]["net_amount"] < sales[k]["net_amount"]]  # type: ignore[operator]
+    assert 0.15 * len(sales) < len(cut) < 0.45 * len(sales)
+    assert all(discount[k]["discount_amount"] > 0 for k in cut)  # type: ignore[operator]
+
+    employee = by_id(under("employee"))
+    assert set(employee) == set(by_id(base))
+    staff = [k for k in sales if employee[k]["kind"] is TicketKind.EMPLOYEE_SALE]
+    assert 0.15 * len(sales) < len(staff) < 0.45 * len(sales)

@@ -51,6 +51,7 @@ EXPECTED: dict[tuple[str, int | str], list[str]] = {
                                "below_target"],
     ("tillflow-pipeline", 9): ["store_id", "source_kind", "source_id", "on_time_pct", "delayed_minutes",
                                "missing_minutes", "max_delay_s"],
+    ("tillflow-pipeline", 10): ["time", "series", "minutes"],
     ("tillflow-store-live", "annotation:Alerts"): ["time", "text", "tags"],
     ("tillflow-store-ops", 1): ["time", "visitors", "staff_on_floor", "visitors_per_staff"],
     ("tillflow-store-ops", 2): ["time", "sales_per_labour_hour", "conversion_pct"],
@@ -297,11 +298,76 @@ def test_source_minutes_reports_on_time_delayed_and_missing(ch: Any) -> None:
             currency="EUR", gross_amount=100, net_amount=100, tax_amount=0, discount_amount=0,
             payments=[{"method": "CARD", "amount": 100}], lines=[], ingested_at=sold + timedelta(seconds=delay),
         ))  # fmt: skip
-    for table, table_rows in rows.items():
-        ch.insert(table, table_rows, column_names=COLUMNS[table])
+    insert_arrived(ch, rows)
     got = ch.query(
         "SELECT source_kind, status, count(), max(delay_s) FROM source_minutes "
         "GROUP BY source_kind, status ORDER BY 1, 2"
     ).result_rows
     assert got == [("camera", "missing", 5, 0), ("camera", "on_time", 20, 0), ("pos", "delayed", 1, 1800),
                    ("pos", "on_time", 1, 5)]  # fmt: skip
+
+
+def test_source_minutes_camera_delay_and_pos_missing_minutes(ch: Any) -> None:
+    """Migration 0014: a camera minute that reached ClickHouse late is delayed by the time after the minute;
+    POS minutes of a FIRING FEED_SILENT (start of the silence to the next ticket, while the cameras sent
+    frames) are missing; a silence that late tickets resolved has none."""
+    from schemas.models import CameraCount, PosTicket
+
+    tz = timezones_of(load_catalogue(CATALOGUE))
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+
+    def add(topic: str, record: Any) -> None:
+        for table, table_rows in rows_for(topic, record, tz).items():
+            rows.setdefault(table, []).extend(table_rows)
+
+    t0 = DAY + timedelta(hours=9)
+    for seq in range(60):  # the door camera sends every minute of 09:00-10:00
+        at = t0 + timedelta(minutes=seq, seconds=5)
+        add(CAMERA_COUNTS, CameraCount(camera_id="cam-wg-denim", store_id="wg-denim", frame_ts=at, frame_seq=seq,
+                                       people_in_frame=1, entries=1, exits=0, detector="t"))  # fmt: skip
+    for i, m in enumerate((1, 45)):  # tickets at 09:01 and 09:45: silent in between
+        sold = t0 + timedelta(minutes=m)
+        add(POS_TICKETS, PosTicket(
+            ticket_id=f"t-{i}", source="denim-cdc", store_id="wg-denim", kind="SALE", occurred_at=sold,
+            currency="EUR", gross_amount=100, net_amount=100, tax_amount=0, discount_amount=0,
+            payments=[{"method": "CARD", "amount": 100}], lines=[], ingested_at=sold + timedelta(seconds=3),
+        ))  # fmt: skip
+    # The silence began at 09:02 and fired at 09:21 (20 silent minutes); another one was resolved.
+    add(ALERTS, alert(1, kind="FEED_SILENT", store="wg-denim", alert_id="fs-1", fired_at=t0 + timedelta(minutes=21),
+                      details={"silent_minutes": "20"}))  # fmt: skip
+    for state in ("FIRING", "RESOLVED"):
+        add(ALERTS, alert(2, state=state, kind="FEED_SILENT", store="wg-denim", alert_id="fs-2",
+                          fired_at=t0 + timedelta(minutes=50), details={"silent_minutes": "20"}))  # fmt: skip
+    insert_arrived(ch, rows)
+    # A camera minute re-sent by the collector 25 minutes after it ended (10:00 is its first frame).
+    late = t0 + timedelta(hours=1)
+    ch.insert(
+        "camera_frames",
+        [("cam-wg-denim", "wg-denim", "", late, "Europe/Berlin", 999, 0, 0, 0, "t", late + timedelta(minutes=26))],
+        column_names=[*COLUMNS["camera_frames"], "ingested_at"],
+    )
+    got = ch.query(
+        "SELECT source_kind, status, count(), min(minute), max(minute), max(delay_s) FROM source_minutes "
+        "GROUP BY source_kind, status ORDER BY 1, 2"
+    ).result_rows
+    naive = t0.replace(tzinfo=None)
+    assert [(k, s, n, d) for k, s, n, _, _, d in got] == [
+        ("camera", "delayed", 1, 25 * 60),
+        ("camera", "on_time", 60, 0),
+        ("pos", "missing", 43, 0),
+        ("pos", "on_time", 2, 3),
+    ]
+    missing = next(r for r in got if r[1] == "missing")
+    assert (missing[3], missing[4]) == (naive + timedelta(minutes=2), naive + timedelta(minutes=44))
+
+
+def insert_arrived(ch: Any, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Insert mapped rows; camera frames arrive in ClickHouse 5 s after their frame time (as a live sink
+    writes them; the column's default, the insert time, would make a test's past frames late)."""
+    for table, table_rows in rows.items():
+        if table == "camera_frames":
+            index = COLUMNS[table].index("frame_ts")
+            arrived = [(*r, r[index] + timedelta(seconds=5)) for r in table_rows]
+            ch.insert(table, arrived, column_names=[*COLUMNS[table], "ingested_at"])
+        else:
+            ch.insert(table, table_rows, column_names=COLUMNS[table])

@@ -169,7 +169,7 @@ def test_engine_early_sales_drop_during_the_hour() -> None:
     start = ms("2026-03-16T12:00:00+01:00")
     events = [(FRAME, frame("cam-wg-volt", "wg-volt", start + i * 22_500, 10_000 + i, entries=1)) for i in range(107)]
     # A few sales keep coming (the till works), far fewer than usual.
-    sales = [(TICKET, ticket("wg-volt", start + m * 60_000, 2500)) for m in (1, 8, 15, 22, 29, 36)]
+    sales = [(TICKET, ticket("wg-volt", start + m * 60_000, 2500)) for m in (1, 15, 29)]
     # Another store's ticket shows the tickets input has progressed to 12:40 as well.
     others = [(TICKET, ticket("wg-denim", start + 40 * 60_000))]
     out = e.apply(0, [*events, *sales, *others], WALL)
