@@ -12,7 +12,7 @@ in and calls it from ``apply`` (tracking) and ``_finish`` (the scan).
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from schemas.catalogue import Store
@@ -35,20 +35,8 @@ class SilenceDetection:
     cfg: StreamConfig
     hours: MutableMapping[str, Acc]
     cameras: dict[str, list[str]]
-
-    def _suppress(
-        self,
-        st: StoreState,
-        store: Store,
-        hour: int,
-        symptom: Finding,
-        cause: str,
-        cam: str,
-        out: Output,
-        roots: list[str] | None = None,
-    ) -> None:
-        """Attach ``symptom`` to the root alert(s) that explain it instead of paging (the engine's)."""
-        raise NotImplementedError
+    _suppress: Callable[..., None]
+    """The engine's: attach a symptom to the root alert(s) that explain it instead of paging."""
 
     def _track_ticket(self, st: StoreState, store: Store, ts: int, out: Output) -> None:
         last = st["last_ticket"]
