@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from tillflow import __version__
 from tillflow.console import err, fail
@@ -112,7 +113,7 @@ def reporting_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return callback(*args, **kwargs)
         except TillflowError as exc:
-            fail(str(exc))
+            fail(escape(str(exc)))  # a message is text: a [bracket] in it is not rich markup
 
     return run
 

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from tillflow.console import err, fail, out
+from tillflow.lifecycle import interrupt_on_signals
 from tillflow.shutdown import StopDeadline
 
 if TYPE_CHECKING:
@@ -58,7 +59,6 @@ def camera_run(
 
     No image ever leaves the process. Serves /metrics when metrics_port is set.
     """
-    import signal
     import time
     from datetime import UTC
 
@@ -67,7 +67,6 @@ def camera_run(
     problem = missing_extra("the door counter", "cv2")
     if problem:
         fail(problem)
-    from producers.camera.detectors import DetectorError
     from producers.camera.runner import (
         CountSink,
         FrameCounter,
@@ -79,8 +78,8 @@ def camera_run(
         run_counts,
         watch_health,
     )
-    from producers.camera.stream import SourceError, StreamHealth, VideoStream
-    from tillflow.metrics import serve_metrics
+    from producers.camera.stream import StreamHealth, VideoStream
+    from tillflow.metrics import serve_configured_metrics
     from tillflow.settings import load_settings
 
     settings = load_settings()
@@ -103,56 +102,36 @@ def camera_run(
     )
     if start is not None and stream.live:
         fail(f"--start is for video files; {src} is a live source, timed by the wall clock")
-    try:
-        stream.check()
-    except SourceError as exc:
-        fail(str(exc))
+    stream.check()
     sink: CountSink
     if out_file is not None:
         sink = JsonlSink(out_file)
     else:
-        from tillflow.kafka import StackNotRunning
         from tillflow.sender import RecordSender
 
-        try:
-            sink = KafkaSink(RecordSender(settings), settings.camera_flush_interval_s)
-        except StackNotRunning as exc:
-            fail(str(exc))
+        sink = KafkaSink(RecordSender(settings), settings.camera_flush_interval_s)
     import cv2
 
     cv2.setNumThreads(settings.camera_threads)
     name = detector or cam_settings.detector or settings.camera_detector
-    try:
-        tracker = _build(name, cam_settings, settings, state, imgsz, fps or 25.0)
-    except DetectorError as exc:
-        fail(str(exc))
-
-    if settings.metrics_port is not None:
-        port = serve_metrics(settings.metrics_port, settings.metrics_host)
-        err.print(f"metrics on http://{settings.metrics_host}:{port}/metrics")
+    tracker = _build(name, cam_settings, settings, state, imgsz, fps or 25.0)
+    serve_configured_metrics(settings, err.print)
 
     watch_health(health, cam.id, health_file)
     counter = FrameCounter(cam, cam_settings, tracker, fps=fps or 25.0)
     err.print(f"camera {cam.id}: {src} ({'live' if stream.live else 'file'}), detector {tracker.name}")
 
-    deadline = StopDeadline(settings.stop_timeout_s, f"camera {cam.id}")
-
-    def terminate(signum: int, _frame: object) -> None:
-        deadline.arm()
-        raise KeyboardInterrupt  # unwinds through the finally below: queued counts are flushed
-
-    signal.signal(signal.SIGTERM, terminate)
     seq = SeqAllocator(state / f"{cam.id}.seq.json")
-    try:
-        stats = run_counts(counted_frames(stream, cam.id), counter, sink, seq, max_frames)
-    except SourceError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        health_file.stopped(health, time.time())
-        raise
-    finally:
-        stream.stop()  # ends a live source's reader thread before the interpreter exits
-        sink.close()
+    # SIGTERM is taken like Ctrl-C: it unwinds through the finally below, so queued counts are flushed
+    with interrupt_on_signals(StopDeadline(settings.stop_timeout_s, f"camera {cam.id}")):
+        try:
+            stats = run_counts(counted_frames(stream, cam.id), counter, sink, seq, max_frames)
+        except KeyboardInterrupt:
+            health_file.stopped(health, time.time())
+            raise
+        finally:
+            stream.stop()  # ends a live source's reader thread before the interpreter exits
+            sink.close()
     health_file.stopped(health, time.time())
     where = str(out_file) if out_file else "camera.counts"
     dropped = f", {stream.dropped} of them replaced by newer frames while busy" if stream.dropped else ""
@@ -164,14 +143,12 @@ def camera_run(
 
 def _camera(settings: Settings, camera: str, source: str | None) -> tuple[Camera, CameraSettings, str]:
     """The catalogue entry, its checked settings and the source to read (``--source`` first); fails clearly."""
-    from producers.camera.config import CameraConfigError, camera_settings
-    from schemas.catalogue import CatalogueError, load_catalogue
+    from producers.camera.config import camera_settings
+    from schemas.catalogue import load_catalogue
 
     try:
         cam = load_catalogue(settings.catalogue).camera(camera)
         cam_settings = camera_settings(cam)
-    except (CatalogueError, CameraConfigError) as exc:
-        fail(escape(str(exc)))
     except KeyError as exc:
         fail(escape(str(exc.args[0])))
     src = source or cam_settings.source
@@ -211,14 +188,11 @@ def _build(
 def camera_check() -> None:
     """Check the camera settings of every camera in the store catalogue; prints each problem."""
     from producers.camera.config import CameraConfigError, camera_settings
-    from schemas.catalogue import CatalogueError, load_catalogue
+    from schemas.catalogue import load_catalogue
     from tillflow.settings import load_settings
 
     settings = load_settings()
-    try:
-        cat = load_catalogue(settings.catalogue)
-    except CatalogueError as exc:
-        fail(str(exc))
+    cat = load_catalogue(settings.catalogue)
     problems = 0
     for cam in cat.cameras:
         try:
@@ -234,13 +208,10 @@ def camera_check() -> None:
 def _file_stream(src: str, fps: float | None):  # type: ignore[no-untyped-def]
     from datetime import UTC
 
-    from producers.camera.stream import SourceError, VideoStream
+    from producers.camera.stream import VideoStream
 
     stream = VideoStream(src, live=False, target_fps=fps or None, start=datetime(2000, 1, 1, tzinfo=UTC))
-    try:
-        stream.check()
-    except SourceError as exc:
-        fail(str(exc))
+    stream.check()
     return stream
 
 
@@ -270,9 +241,7 @@ def camera_preview(
     import cv2
 
     from producers.camera.annotate import Annotator, DoorOverlay, FrameWriter
-    from producers.camera.detectors import DetectorError
     from producers.camera.runner import FrameCounter
-    from producers.camera.stream import SourceError
     from tillflow.settings import load_settings
 
     settings = load_settings()
@@ -285,8 +254,6 @@ def camera_preview(
             if frame.index >= frame_index:
                 image = frame.image
                 break
-    except SourceError as exc:
-        fail(str(exc))
     finally:
         stream.stop()
     if image is None:
@@ -306,10 +273,7 @@ def camera_preview(
         return
     state = settings.state_dir / "camera"
     name = cam_settings.detector or settings.camera_detector
-    try:
-        tracker = _build(name, cam_settings, settings, state, None, fps or 25.0)
-    except DetectorError as exc:
-        fail(str(exc))
+    tracker = _build(name, cam_settings, settings, state, None, fps or 25.0)
     counter = FrameCounter(cam, cam_settings, tracker, fps=fps or 25.0)
     annotator = Annotator(overlay)
     writer = FrameWriter(annotate, fps or 25.0)
@@ -347,29 +311,22 @@ def camera_audit(
     (minutes:seconds into the video) of every mismatch, and the accuracy: 1 - (false + missed) / tallied.
     Exits with 1 when anything is off.
     """
-    from producers.camera.audit import Crossing, TallyError, audit, clock, read_tally
-    from producers.camera.detectors import DetectorError
+    from producers.camera.audit import Crossing, audit, clock, read_tally
     from producers.camera.runner import FrameCounter
     from tillflow.settings import load_settings
 
     settings = load_settings()
     cam, cam_settings, src = _camera(settings, camera, source)
-    try:
-        tallied = read_tally(truth)
-    except TallyError as exc:
-        fail(escape(str(exc)))
+    tallied = read_tally(truth)
     fps = cam_settings.target_fps or settings.camera_target_fps
-    try:
-        tracker = _build(
-            cam_settings.detector or settings.camera_detector,
-            cam_settings,
-            settings,
-            settings.state_dir / "camera",
-            None,
-            fps or 25.0,
-        )
-    except DetectorError as exc:
-        fail(str(exc))
+    tracker = _build(
+        cam_settings.detector or settings.camera_detector,
+        cam_settings,
+        settings,
+        settings.state_dir / "camera",
+        None,
+        fps or 25.0,
+    )
     counter = FrameCounter(cam, cam_settings, tracker, fps=fps or 25.0)
     stream = _file_stream(src, fps)
     counted: list[Crossing] = []
