@@ -41,10 +41,12 @@ Selected with ``broker_consumer`` / ``broker_producer`` = ``broker_urls(bootstra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Generator, Sequence
 from typing import Any, cast
 
 import faust
+from faust.exceptions import NotReady
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -463,16 +465,40 @@ class Stream(faust.Stream):  # type: ignore[misc]
 
 
 class _Buffer(ProducerBuffer):  # type: ignore[misc]
-    """Faust's producer buffer, counting the message it is publishing (no longer queued, not yet sent)."""
+    """Faust's producer buffer, counting the message it is publishing (no longer queued, not yet sent).
+
+    At shutdown the Kafka producer stops before this buffer is drained. Faust's buffer then crashed the whole
+    worker (exit 1 on a plain SIGTERM) trying to send into the stopped producer, or raised while stopping.
+    Records left unsent at that point are safe to leave: the consumer commits only after a flush that found
+    the buffer empty (the commit rule above), so their inputs are read again by the next worker."""
 
     in_flight = 0
+    left_unsent = 0
+
+    def _stopping(self) -> bool:
+        producer = getattr(self.app, "producer", None)
+        return bool(self.should_stop or (producer is not None and producer.should_stop))
 
     async def _send_pending(self, fut: Any) -> None:
         self.in_flight += 1
         try:
             await super()._send_pending(fut)
+        except NotReady:
+            if not self._stopping():
+                raise
+            self.left_unsent += 1  # the producer stopped under it: its input was never committed
         finally:
             self.in_flight -= 1
+
+    async def on_stop(self) -> None:
+        with contextlib.suppress(RuntimeError):  # Faust's: "Cannot flush: Producer not Running"
+            await self.flush()
+        left = self.size + self.left_unsent
+        if left:
+            self.log.warning(
+                "stopped with %d records not sent; their inputs were not committed and are read again on restart",
+                left,
+            )
 
 
 class Producer(faust_aiokafka.Producer):

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.exceptions import NotReady
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
@@ -144,3 +145,24 @@ def test_a_callback_that_does_not_suspend_finishes_inline() -> None:
     with pytest.raises(StopIteration) as stop:
         coro.send(None)
     assert stop.value.value == 7
+
+
+def test_a_record_the_stopping_producer_cannot_send_is_left_for_the_restart_not_a_crash(consumer: Any) -> None:
+    """At SIGTERM the Kafka producer stops before its buffer drains. Faust's buffer then raised NotReady and
+    crashed the worker (exit 1, seen in the chaos test); the record's input was never committed, so it is
+    left to be read again. A producer that is not stopping still raises."""
+    producer = consumer.app.producer
+    buffer = producer.buffer
+
+    async def run() -> tuple[int, int]:
+        async def publish_message(fut: Any, wait: bool = False) -> None:
+            consumer.app.producer._ensure_producer()  # what Producer.send does first: NotReady when not started
+
+        fut = SimpleNamespace(message=SimpleNamespace(channel=SimpleNamespace(publish_message=publish_message)))
+        with pytest.raises(NotReady):  # never started, not stopping: a real fault
+            await buffer._send_pending(fut)
+        producer._stopped.set()  # what Service.stop() does first
+        await buffer._send_pending(fut)
+        return buffer.left_unsent, buffer.in_flight
+
+    assert asyncio.run(run()) == (1, 0)
