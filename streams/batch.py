@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas.catalogue import Catalogue
 from schemas.models import CameraCount, PosTicket
 from streams import availability
 
+K = TypeVar("K", bound=tuple[Any, ...])
 Cell = tuple[str, str | None, int]
 """(store_id, zone_id, hour_start epoch ms)."""
 
@@ -189,30 +190,48 @@ COMPARED = (
 )
 
 
-def compare(stream: Iterable[dict[str, Any]], batch: dict[Cell, dict[str, Any]]) -> list[str]:
-    """Differences between final stream records (latest revision per cell) and the batch recompute."""
-    latest: dict[Cell, dict[str, Any]] = {}
+def start_ms(value: Any) -> int:
+    """An output record's ``hour_start`` (ISO text, datetime or epoch ms) as epoch ms."""
+    if isinstance(value, str):
+        return _ms(datetime.fromisoformat(value))
+    if isinstance(value, datetime):
+        return _ms(value)
+    return int(value)
+
+
+def compare_finals(
+    stream: Iterable[dict[str, Any]],
+    batch: Mapping[K, dict[str, Any]],
+    cell_of: Callable[[dict[str, Any]], K],
+    compared: Iterable[str],
+    rel_tol: float,
+) -> list[str]:
+    """Differences between final stream records (latest revision per cell) and a batch recompute: cells on
+    one side only, then each compared field that differs (floats within ``rel_tol``, list fields in order)."""
+    latest: dict[K, dict[str, Any]] = {}
     for rec in stream:
-        start = rec["hour_start"]
-        if isinstance(start, str):
-            start = _ms(datetime.fromisoformat(start))
-        elif isinstance(start, datetime):
-            start = _ms(start)
-        cell = (rec["store_id"], rec["zone_id"], int(start))
+        cell = cell_of(rec)
         if rec["is_final"] and (cell not in latest or rec["revision"] >= latest[cell]["revision"]):
             latest[cell] = rec
     problems = [f"{cell}: only in the batch recompute" for cell in sorted(set(batch) - set(latest), key=str)]
     problems += [f"{cell}: only in the stream" for cell in sorted(set(latest) - set(batch), key=str)]
     for cell in sorted(set(batch) & set(latest), key=str):
-        for name in COMPARED:
+        for name in compared:
             a, b = latest[cell][name], batch[cell][name]
             if isinstance(a, float) and isinstance(b, float):
-                same = abs(a - b) <= 1e-9 * max(1.0, abs(b))
+                same = abs(a - b) <= rel_tol * max(1.0, abs(b))
             else:
                 same = list(a) == list(b) if name == "quality_flags" else a == b
             if not same:
                 problems.append(f"{cell} {name}: stream {a!r} != batch {b!r}")
     return problems
+
+
+def compare(stream: Iterable[dict[str, Any]], batch: dict[Cell, dict[str, Any]]) -> list[str]:
+    """Differences between final stream records (latest revision per cell) and the batch recompute."""
+    return compare_finals(
+        stream, batch, lambda rec: (rec["store_id"], rec["zone_id"], start_ms(rec["hour_start"])), COMPARED, 1e-9
+    )
 
 
 BACKFILL_REVISION = 1000

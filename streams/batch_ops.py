@@ -19,7 +19,8 @@ from schemas.catalogue import UNMAPPED_ZONE, Catalogue
 from schemas.models import CameraCount, PosTicket
 from schemas.storeops import StaffShift
 from streams import rules
-from streams.batch import Cell, recompute
+from streams.batch import Cell, compare_finals, recompute
+from streams.batch import start_ms as record_start_ms
 from streams.storeops import UNCATEGORISED, UNDERSTAFFED, OpsConfig, new_queue_run, queue_step, understaffed
 
 OpsCell = tuple[str, str, str, int]
@@ -202,32 +203,14 @@ OPS_COMPARED = (
 )  # fmt: skip
 
 
-def _start_ms(value: Any) -> int:
-    if isinstance(value, str):
-        return _ms(datetime.fromisoformat(value))
-    if isinstance(value, datetime):
-        return _ms(value)
-    return int(value)
-
-
 def compare_ops(stream: Iterable[dict[str, Any]], batch: dict[OpsCell, dict[str, Any]]) -> list[str]:
     """Differences between the stream's storeops records (latest revision per cell) and the batch recompute."""
-    latest: dict[OpsCell, dict[str, Any]] = {}
-    for rec in stream:
+
+    def cell_of(rec: dict[str, Any]) -> OpsCell:
         grain = rec["grain"] if isinstance(rec["grain"], str) else rec["grain"].value
-        cell = (rec["store_id"], grain, rec["dimension"], _start_ms(rec["hour_start"]))
-        if rec["is_final"] and (cell not in latest or rec["revision"] >= latest[cell]["revision"]):
-            latest[cell] = rec
-    problems = [f"{cell}: only in the batch recompute" for cell in sorted(set(batch) - set(latest), key=str)]
-    problems += [f"{cell}: only in the stream" for cell in sorted(set(latest) - set(batch), key=str)]
-    for cell in sorted(set(batch) & set(latest), key=str):
-        for name in OPS_COMPARED:
-            a, b = latest[cell][name], batch[cell][name]
-            close = isinstance(a, float) and isinstance(b, float) and abs(a - b) <= 1e-6 * max(1.0, abs(b))
-            same = close or a == b
-            if not same:
-                problems.append(f"{cell} {name}: stream {a!r} != batch {b!r}")
-    return problems
+        return (rec["store_id"], grain, rec["dimension"], record_start_ms(rec["hour_start"]))
+
+    return compare_finals(stream, batch, cell_of, OPS_COMPARED, 1e-6)
 
 
 def batch_alerts(
