@@ -328,6 +328,8 @@ def main(argv: list[str] | None = None) -> None:
             ("supervision LineZone (ByteTrack tracks)", run_line_zone),
         ]
     if args.variants:
+        unmerged = dataclasses.replace(STITCH, merges=False)
+        runs.append(("tillflow, merges left to the tracker", partial(run_tillflow, stitching=unmerged)))
         runs.append(("tillflow, once per person and direction", partial(run_tillflow, repeat="once")))
         for conf in (0.15, 0.1):
             runs.append((f"tillflow, conf {conf:g}", partial(run_tillflow, conf=conf)))

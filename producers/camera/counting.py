@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -280,6 +281,12 @@ class _Person:
         return ((p1[0] - p0[0]) / steps, (p1[1] - p0[1]) / steps)
 
 
+def _grown(box: Box, by: float) -> Box:
+    """``box`` widened by ``by`` of its width and height on each side."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    return (box[0] - by * w, box[1] - by * h, box[2] + by * w, box[3] + by * h)
+
+
 def appearance_similarity(a: Sequence[float], b: Sequence[float]) -> float:
     """Bhattacharyya coefficient of two L1-normalised histograms: 1 identical, 0 disjoint."""
     return sum(math.sqrt(max(x, 0.0) * max(y, 0.0)) for x, y in zip(a, b, strict=False))
@@ -302,9 +309,83 @@ class Stitching:
     """A track whose colours stay below this likeness to its person's for ``split_after`` frames in a row has
     been handed to someone else by the tracker (two people passing): it is cut off and stitched anew."""
     split_after: int = 2
+    merges: bool = True
+    """Follow people through a merge (see :class:`LineCounter`): two people who walk into one box are told apart
+    by their motion when the box splits again, not by which part the tracker's box overlap gives to whom."""
+    merge_cover: float = 0.5
+    """A person lost in a frame has walked into another person's box when at least this share of the box their
+    motion predicts lies inside it, and that box also covers this share of the other person's prediction."""
+    merge_near_line: float = 1.0
+    """Merges are followed within this many box heights of the door line (where a swap changes a count)."""
 
 
 DEFAULT_STITCHING = Stitching()
+
+
+def _area(box: Box) -> float:
+    return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+
+
+def covered(inner: Box, outer: Box) -> float:
+    """The share of ``inner``'s area that lies inside ``outer`` (0 when either is empty)."""
+    ix = min(inner[2], outer[2]) - max(inner[0], outer[0])
+    iy = min(inner[3], outer[3]) - max(inner[1], outer[1])
+    area = _area(inner)
+    if ix <= 0 or iy <= 0 or area <= 0:
+        return 0.0
+    return ix * iy / area
+
+
+def shifted(box: Box, dx: float, dy: float) -> Box:
+    return (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy)
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Where a person was going when they walked into a shared box: their anchor at ``frame``, velocity
+    (pixels per frame) and box height then."""
+
+    frame: int
+    point: Point
+    velocity: Point
+    height: float
+
+    def predicted(self, frame: int) -> Point:
+        steps = frame - self.frame
+        return (self.point[0] + self.velocity[0] * steps, self.point[1] + self.velocity[1] * steps)
+
+
+def motion_cost(motion: Motion, frame: int, point: Point, height: float) -> float:
+    """How unlike the continuation of ``motion`` a box at ``point`` with ``height`` is in ``frame``: the distance
+    from where constant velocity takes the person, in their box heights, plus the log-ratio of the heights."""
+    scale = max(motion.height, 1.0)
+    return math.dist(point, motion.predicted(frame)) / scale + abs(math.log(max(height, 1.0) / scale))
+
+
+def part_by_motion(motions: Sequence[Motion], frame: int, parts: Sequence[tuple[Point, float]]) -> list[int | None]:
+    """Which part (anchor point, box height) continues each person of a merge, by motion: the assignment of
+    parts to people with the least total :func:`motion_cost` (``None``: more people than parts, this one still
+    hidden). Ties go to the first listed pairing, so parts given in the tracker's order keep its choice."""
+    best: tuple[float, tuple[int | None, ...]] | None = None
+    n = len(motions)
+    indices: list[int | None] = list(range(len(parts)))
+    indices += [None] * max(0, n - len(parts))
+    for choice in itertools.permutations(indices, n):
+        cost = sum(motion_cost(m, frame, *parts[k]) for m, k in zip(motions, choice, strict=True) if k is not None)
+        if best is None or cost < best[0] - 1e-9:
+            best = (cost, choice)
+    return list(best[1]) if best is not None else [None] * n
+
+
+@dataclass
+class _Merge:
+    """People who walked into one box, with the motion each had just before."""
+
+    started: int
+    motions: dict[int, Motion]
+    """Person id -> motion before the merge."""
+    box: Box
+    """The shared box, as last seen."""
 
 
 @dataclass(frozen=True)
@@ -361,6 +442,11 @@ class LineCounter:
         self.exits = 0
         self.stitched = 0
         """Track fragments joined to an earlier person so far."""
+        self.merged = 0
+        """Times a person walked into someone else's box (see :meth:`_follow_merges`)."""
+        self.unswapped = 0
+        """Merges whose parts the tracker had handed to the wrong people, put right by motion."""
+        self._merges: list[_Merge] = []
         self._people: dict[int, _Person] = {}
         self._owner: dict[int, int] = {}
         """Track id -> person id."""
@@ -376,7 +462,10 @@ class LineCounter:
         entered: list[int] = []
         exited: list[int] = []
         if self.line is not None:
-            for track, person in self._assign(tracks):
+            assigned = self._assign(tracks)
+            if self.stitching is not None and self.stitching.merges:
+                assigned = self._follow_merges(assigned)
+            for track, person in assigned:
                 direction = self._step(person, track)
                 if direction > 0:
                     entered.append(track.track_id)
@@ -425,6 +514,129 @@ class LineCounter:
             self._owner[track.track_id] = person.person_id
             assigned.append((track, person))
         return assigned
+
+    def _motion(self, person: _Person) -> Motion:
+        """The person's motion as of their last frame seen (before this frame's box)."""
+        frame, point = person.history[-1]
+        return Motion(frame, point, person.velocity(), statistics.median(person.heights))
+
+    def _follow_merges(self, assigned: list[tuple[Track, _Person]]) -> list[tuple[Track, _Person]]:
+        """Two people who meet (at the door, passing each other or side by side) often become one box for a few
+        frames; when it splits, an overlap tracker may give each part to the wrong one, and both then seem to
+        turn back at the line. Here a person lost in a frame whose predicted box lies in another person's box
+        (near the line) is marked as merged with them, with the motion both had; when the people of a merge
+        are seen apart again (or a new track appears next to the shared box), the parts go to the people whose
+        constant-velocity motion, direction and box height they continue best."""
+        rules = self.stitching
+        assert rules is not None and self.line is not None
+        by_person = {p.person_id: k for k, (_t, p) in enumerate(assigned)}
+        new = {p.person_id for _t, p in assigned if not p.history}
+        for merge in list(self._merges):
+            members = [pid for pid in merge.motions if pid in self._people]
+            if self.frame - merge.started > rules.max_gap or len(members) < 2:
+                self._merges.remove(merge)
+                continue
+            seen = [pid for pid in members if pid in by_person]
+            if not seen:
+                continue
+            # Tracks near the shared box that the tracker or the stitching made into a new person.
+            near = [
+                pid
+                for pid in new
+                if pid in by_person
+                and covered(assigned[by_person[pid]][0].box, _grown(merge.box, 0.5)) >= rules.merge_cover
+            ]
+            if len(seen) < 2 and not (near and len(seen) < len(members)):
+                if len(seen) == 1:
+                    merge.box = assigned[by_person[seen[0]]][0].box
+                continue
+            self._merges.remove(merge)
+            slots = [by_person[pid] for pid in seen] + [by_person[pid] for pid in near]
+            parts = [
+                (anchor_point(assigned[k][0].box, self.anchor), max(assigned[k][0].box[3] - assigned[k][0].box[1], 1.0))
+                for k in slots
+            ]
+            # The people in the tracker's order first, so that a tie keeps the tracker's choice.
+            order = seen + [pid for pid in members if pid not in seen]
+            choice = part_by_motion([merge.motions[pid] for pid in order], self.frame, parts)
+            if all(k == i for i, k in enumerate(choice) if i < len(seen)) and not any(
+                k is not None and k >= len(seen) for k in choice
+            ):
+                continue  # the tracker had it right
+            self.unswapped += 1
+            for pid, k in zip(order, choice, strict=True):
+                if k is None:
+                    continue
+                slot = slots[k]
+                track = assigned[slot][0]
+                person = self._people[pid]
+                for tid in [t for t, p in self._owner.items() if p == pid]:
+                    del self._owner[tid]
+                self._owner[track.track_id] = pid
+                person.seen_at = self.frame
+                keep = [i for i, (f, _p) in enumerate(person.history) if f < merge.started]
+                person.history = [person.history[i] for i in keep]
+                person.heights = [person.heights[i] for i in keep]
+                assigned[slot] = (track, person)
+            # Parts no person of the merge took: a track of theirs becomes a new person; new people taken are gone.
+            taken = {k for k in choice if k is not None}
+            for k, slot in enumerate(slots):
+                track, person = assigned[slot]
+                if k in taken:
+                    continue
+                person = _Person(self._next_person, seen_at=self.frame)
+                self._next_person += 1
+                self._people[person.person_id] = person
+                self._owner[track.track_id] = person.person_id
+                assigned[slot] = (track, person)
+            live = {p.person_id for _t, p in assigned}
+            for pid in near:
+                if pid not in live:
+                    self._people.pop(pid, None)
+            by_person = {p.person_id: k for k, (_t, p) in enumerate(assigned)}
+        self._find_merges(assigned)
+        return assigned
+
+    def _find_merges(self, assigned: Sequence[tuple[Track, _Person]]) -> None:
+        rules = self.stitching
+        assert rules is not None and self.line is not None
+        merging = {pid for m in self._merges for pid in m.motions}
+        lost = [
+            p
+            for p in self._people.values()
+            if p.seen_at < self.frame and p.history and self.frame - p.last_seen <= 2 and p.person_id not in merging
+        ]
+        if not lost:
+            return
+        for track, carrier in assigned:
+            if not carrier.history or carrier.seen_at != self.frame:
+                continue
+            height = max(track.box[3] - track.box[1], 1.0)
+            if abs(self.line.signed_distance(anchor_point(track.box, self.anchor))) > rules.merge_near_line * height:
+                continue
+            gap = self.frame - carrier.last_seen
+            vx, vy = carrier.velocity()
+            if covered(shifted(carrier.box, vx * gap, vy * gap), track.box) < rules.merge_cover:
+                continue
+            hidden = []
+            for person in lost:
+                gap = self.frame - person.last_seen
+                vx, vy = person.velocity()
+                if covered(shifted(person.box, vx * gap, vy * gap), track.box) >= rules.merge_cover:
+                    hidden.append(person)
+            if not hidden:
+                continue
+            existing = next((m for m in self._merges if carrier.person_id in m.motions), None)
+            if existing is None:
+                existing = _Merge(self.frame, {carrier.person_id: self._motion(carrier)}, track.box)
+                self._merges.append(existing)
+            for person in hidden:
+                lost.remove(person)
+                existing.motions[person.person_id] = self._motion(person)
+                self.merged += 1
+            existing.box = track.box
+            if not lost:
+                return
 
     def _swapped(self, person: _Person, track: Track) -> bool:
         rules = self.stitching
