@@ -268,6 +268,8 @@ class _Person:
     heights: list[float] = field(default_factory=list)
     """Box heights of the same recent frames: a person's last box may be a part of them (half hidden by someone
     else as they were lost), so a new track is compared with all of them."""
+    boxes: list[Box] = field(default_factory=list)
+    """The boxes of the same recent frames."""
     appearance: tuple[float, ...] | None = None
     fragments: int = 1
     odd: int = 0
@@ -318,8 +320,17 @@ class Stitching:
     merge_near_line: float = 1.0
     """Merges are followed within this many box heights of the door line (where a swap changes a count)."""
 
+    @property
+    def part_frames(self) -> int:
+        """Frames over which the parts of a split box are compared with the people's motion: a quarter of
+        ``max_gap`` (6 frames, 0.24 s, at 25 fps; at least 2)."""
+        return max(2, round(self.max_gap / 4))
+
 
 DEFAULT_STITCHING = Stitching()
+
+FRAGMENT_COVER = 0.8
+"""A box lying at least this much inside another one of the same frame can be a part of the same person."""
 
 
 def _area(box: Box) -> float:
@@ -355,26 +366,29 @@ class Motion:
         return (self.point[0] + self.velocity[0] * steps, self.point[1] + self.velocity[1] * steps)
 
 
-def motion_cost(motion: Motion, frame: int, point: Point, height: float) -> float:
-    """How unlike the continuation of ``motion`` a box at ``point`` with ``height`` is in ``frame``: the distance
-    from where constant velocity takes the person, in their box heights, plus the log-ratio of the heights."""
-    scale = max(motion.height, 1.0)
-    return math.dist(point, motion.predicted(frame)) / scale + abs(math.log(max(height, 1.0) / scale))
+def least_cost_assignment(costs: Sequence[Sequence[float]], current: Sequence[int | None]) -> list[int | None]:
+    """The assignment of parts (columns) to people (rows), each part to at most one person, with the least
+    total cost (``None``: this person gets no part, when there are fewer parts than people). ``current`` is the
+    tracker's assignment: it is kept unless another one costs less. An infinite cost rules a pairing out."""
 
+    def total(choice: Sequence[int | None]) -> float:
+        return sum(costs[i][k] for i, k in enumerate(choice) if k is not None)
 
-def part_by_motion(motions: Sequence[Motion], frame: int, parts: Sequence[tuple[Point, float]]) -> list[int | None]:
-    """Which part (anchor point, box height) continues each person of a merge, by motion: the assignment of
-    parts to people with the least total :func:`motion_cost` (``None``: more people than parts, this one still
-    hidden). Ties go to the first listed pairing, so parts given in the tracker's order keep its choice."""
-    best: tuple[float, tuple[int | None, ...]] | None = None
-    n = len(motions)
-    indices: list[int | None] = list(range(len(parts)))
-    indices += [None] * max(0, n - len(parts))
-    for choice in itertools.permutations(indices, n):
-        cost = sum(motion_cost(m, frame, *parts[k]) for m, k in zip(motions, choice, strict=True) if k is not None)
-        if best is None or cost < best[0] - 1e-9:
-            best = (cost, choice)
-    return list(best[1]) if best is not None else [None] * n
+    n = len(costs)
+    parts = len(costs[0]) if costs else 0
+    best = list(current)
+    best_cost = total(best)
+    best_used = sum(k is not None for k in best)
+    indices: list[int | None] = list(range(parts)) + [None] * n
+    for choice in dict.fromkeys(itertools.permutations(indices, n)):
+        used = sum(k is not None for k in choice)
+        cost = total(choice)
+        if math.isinf(cost):
+            continue
+        # As many people placed as possible first, then the least cost.
+        if used > best_used or (used == best_used and cost < best_cost - 1e-9):
+            best, best_cost, best_used = list(choice), cost, used
+    return best
 
 
 @dataclass
@@ -386,6 +400,12 @@ class _Merge:
     """Person id -> motion before the merge."""
     box: Box
     """The shared box, as last seen."""
+    parted: int = 0
+    """The frame the box split again (0: not yet)."""
+    parts: list[int] = field(default_factory=list)
+    """Track ids of the parts, from the frame it split."""
+    costs: dict[tuple[int, int], float] = field(default_factory=dict)
+    """(person id, part track id) -> how unlike the person's motion that part has moved since the split."""
 
 
 @dataclass(frozen=True)
@@ -507,6 +527,8 @@ class LineCounter:
                 self.stitched += 1
                 assigned.append((track, person))
                 fresh.remove(track)
+        if self.stitching is not None and self.stitching.merges:
+            fresh = [t for t in fresh if not self._holds_several(t, tracks)]
         for track in fresh:
             person = _Person(self._next_person, seen_at=self.frame)
             self._next_person += 1
@@ -521,81 +543,131 @@ class LineCounter:
         return Motion(frame, point, person.velocity(), statistics.median(person.heights))
 
     def _follow_merges(self, assigned: list[tuple[Track, _Person]]) -> list[tuple[Track, _Person]]:
-        """Two people who meet (at the door, passing each other or side by side) often become one box for a few
+        """Two people who meet (passing each other at the door, or side by side) often become one box for a few
         frames; when it splits, an overlap tracker may give each part to the wrong one, and both then seem to
         turn back at the line. Here a person lost in a frame whose predicted box lies in another person's box
-        (near the line) is marked as merged with them, with the motion both had; when the people of a merge
-        are seen apart again (or a new track appears next to the shared box), the parts go to the people whose
-        constant-velocity motion, direction and box height they continue best."""
+        (near the line) is marked as merged with them, with the motion both had. From the frame the box splits
+        (the people of the merge seen apart again, or a new track next to the shared box) and for
+        :attr:`Stitching.part_frames` frames, each part is compared with where each person's constant-velocity
+        motion takes them across the door line (their distance to the line: the direction of travel, which
+        half-hidden boxes blur least), and the parts go to the people they continue best."""
         rules = self.stitching
         assert rules is not None and self.line is not None
-        by_person = {p.person_id: k for k, (_t, p) in enumerate(assigned)}
-        new = {p.person_id for _t, p in assigned if not p.history}
         for merge in list(self._merges):
             members = [pid for pid in merge.motions if pid in self._people]
-            if self.frame - merge.started > rules.max_gap or len(members) < 2:
+            late = merge.parted and self.frame - merge.parted >= rules.part_frames
+            if late or self.frame - merge.started > rules.max_gap or len(members) < 2:
                 self._merges.remove(merge)
                 continue
-            seen = [pid for pid in members if pid in by_person]
-            if not seen:
+            slot_of_person = {p.person_id: k for k, (_t, p) in enumerate(assigned)}
+            if not merge.parted:
+                seen = [pid for pid in members if pid in slot_of_person]
+                if not seen:
+                    continue
+                # Tracks next to the shared box that the tracker or the stitching made into a new person.
+                near = [
+                    p.person_id
+                    for t, p in assigned
+                    if not p.history
+                    and len(seen) < len(members)
+                    and covered(t.box, _grown(merge.box, 0.5)) >= rules.merge_cover
+                ]
+                if len(seen) < 2 and not near:
+                    merge.box = assigned[slot_of_person[seen[0]]][0].box
+                    continue
+                # The parts of the split: tracks next to the shared box (someone of the merge seen far from
+                # it was found again by stitching, not split from it).
+                region = _grown(merge.box, 1.0)
+                parts = [
+                    assigned[slot_of_person[pid]][0]
+                    for pid in seen + near
+                    if covered(assigned[slot_of_person[pid]][0].box, region) >= rules.merge_cover
+                ]
+                if len(parts) < 2:
+                    self._merges.remove(merge)
+                    continue
+                merge.parted = self.frame
+                merge.parts = [t.track_id for t in parts]
+            slot_of_track = {t.track_id: k for k, (t, _p) in enumerate(assigned)}
+            present = [tid for tid in merge.parts if tid in slot_of_track]
+            if not present:
                 continue
-            # Tracks near the shared box that the tracker or the stitching made into a new person.
-            near = [
-                pid
-                for pid in new
-                if pid in by_person
-                and covered(assigned[by_person[pid]][0].box, _grown(merge.box, 0.5)) >= rules.merge_cover
-            ]
-            if len(seen) < 2 and not (near and len(seen) < len(members)):
-                if len(seen) == 1:
-                    merge.box = assigned[by_person[seen[0]]][0].box
+            for pid in members:
+                motion = merge.motions[pid]
+                expected = self.line.signed_distance(motion.predicted(self.frame))
+                for tid in present:
+                    point = anchor_point(assigned[slot_of_track[tid]][0].box, self.anchor)
+                    step = abs(self.line.signed_distance(point) - expected) / max(motion.height, 1.0)
+                    merge.costs[pid, tid] = merge.costs.get((pid, tid), 0.0) + step
+            costs = [[merge.costs.get((pid, tid), 0.0) for tid in present] for pid in members]
+            current: list[int | None] = []
+            for pid in members:
+                mine = [j for j, tid in enumerate(present) if assigned[slot_of_track[tid]][1].person_id == pid]
+                current.append(mine[0] if mine else None)
+            choice = least_cost_assignment(costs, current)
+            if choice == current:
                 continue
-            self._merges.remove(merge)
-            slots = [by_person[pid] for pid in seen] + [by_person[pid] for pid in near]
-            parts = [
-                (anchor_point(assigned[k][0].box, self.anchor), max(assigned[k][0].box[3] - assigned[k][0].box[1], 1.0))
-                for k in slots
-            ]
-            # The people in the tracker's order first, so that a tie keeps the tracker's choice.
-            order = seen + [pid for pid in members if pid not in seen]
-            choice = part_by_motion([merge.motions[pid] for pid in order], self.frame, parts)
-            if all(k == i for i, k in enumerate(choice) if i < len(seen)) and not any(
-                k is not None and k >= len(seen) for k in choice
-            ):
-                continue  # the tracker had it right
             self.unswapped += 1
-            for pid, k in zip(order, choice, strict=True):
-                if k is None:
-                    continue
-                slot = slots[k]
-                track = assigned[slot][0]
-                person = self._people[pid]
-                for tid in [t for t, p in self._owner.items() if p == pid]:
-                    del self._owner[tid]
-                self._owner[track.track_id] = pid
-                person.seen_at = self.frame
-                keep = [i for i, (f, _p) in enumerate(person.history) if f < merge.started]
-                person.history = [person.history[i] for i in keep]
-                person.heights = [person.heights[i] for i in keep]
-                assigned[slot] = (track, person)
-            # Parts no person of the merge took: a track of theirs becomes a new person; new people taken are gone.
-            taken = {k for k in choice if k is not None}
-            for k, slot in enumerate(slots):
-                track, person = assigned[slot]
-                if k in taken:
-                    continue
-                person = _Person(self._next_person, seen_at=self.frame)
-                self._next_person += 1
-                self._people[person.person_id] = person
-                self._owner[track.track_id] = person.person_id
-                assigned[slot] = (track, person)
-            live = {p.person_id for _t, p in assigned}
-            for pid in near:
-                if pid not in live:
-                    self._people.pop(pid, None)
-            by_person = {p.person_id: k for k, (_t, p) in enumerate(assigned)}
+            self._reassign(assigned, merge, members, [slot_of_track[tid] for tid in present], choice)
         self._find_merges(assigned)
         return assigned
+
+    def _reassign(
+        self,
+        assigned: list[tuple[Track, _Person]],
+        merge: _Merge,
+        members: Sequence[int],
+        slots: Sequence[int],
+        choice: Sequence[int | None],
+    ) -> None:
+        """Give the tracks in ``slots`` to the people of a merge as ``choice`` says; a track no person of the
+        merge takes becomes a new person, a new person whose track was taken is dropped."""
+        before = {assigned[slot][1].person_id for slot in slots}
+        taken: set[int] = set()
+        for pid, k in zip(members, choice, strict=True):
+            if k is None:
+                continue
+            taken.add(k)
+            track = assigned[slots[k]][0]
+            person = self._people[pid]
+            for tid in [t for t, p in self._owner.items() if p == pid]:
+                del self._owner[tid]
+            self._owner[track.track_id] = pid
+            person.seen_at = self.frame
+            keep = [i for i, (f, _p) in enumerate(person.history) if f < merge.started]
+            person.history = [person.history[i] for i in keep]
+            person.heights = [person.heights[i] for i in keep]
+            person.boxes = [person.boxes[i] for i in keep]
+            assigned[slots[k]] = (track, person)
+        for k, slot in enumerate(slots):
+            if k in taken:
+                continue
+            track = assigned[slot][0]
+            person = _Person(self._next_person, seen_at=self.frame)
+            self._next_person += 1
+            self._people[person.person_id] = person
+            self._owner[track.track_id] = person.person_id
+            assigned[slot] = (track, person)
+        live = {p.person_id for _t, p in assigned}
+        for pid in before - live - set(members):
+            self._people.pop(pid, None)  # a new person whose track went to someone of the merge
+
+    @staticmethod
+    def _fragment_of(person: _Person, other: _Person) -> bool:
+        """True when the last box ``person`` was seen with lay inside ``other``'s box of the same frame: a part of
+        the same person (a head box inside a whole one), not someone else."""
+        for (frame, _point), box in zip(other.history, other.boxes, strict=True):
+            if frame == person.last_seen:
+                return covered(person.box, box) >= FRAGMENT_COVER
+        return False
+
+    def _holds_several(self, track: Track, tracks: Sequence[Track]) -> bool:
+        """A new track whose box holds the boxes of two or more others of the same frame is a box round several
+        people (the detector's non-maximum suppression keeps such boxes when they overlap each person too little):
+        it starts no person of its own."""
+        assert self.stitching is not None
+        inside = sum(1 for t in tracks if t is not track and covered(t.box, track.box) >= self.stitching.merge_cover)
+        return inside >= 2
 
     def _find_merges(self, assigned: Sequence[tuple[Track, _Person]]) -> None:
         rules = self.stitching
@@ -620,6 +692,8 @@ class LineCounter:
                 continue
             hidden = []
             for person in lost:
+                if self._fragment_of(person, carrier):
+                    continue
                 gap = self.frame - person.last_seen
                 vx, vy = person.velocity()
                 if covered(shifted(person.box, vx * gap, vy * gap), track.box) >= rules.merge_cover:
@@ -657,6 +731,7 @@ class LineCounter:
         lost = [
             p for p in self._people.values() if p.seen_at < self.frame and self.frame - p.last_seen <= rules.max_gap
         ]
+        hidden_in = {pid: m for m in self._merges if not m.parted for pid in m.motions}
         options: list[tuple[float, int, int]] = []
         for ti, track in enumerate(fresh):
             point = anchor_point(track.box, self.anchor)
@@ -664,6 +739,9 @@ class LineCounter:
             for pi, person in enumerate(lost):
                 if not person.history:
                     continue
+                merge = hidden_in.get(person.person_id)
+                if merge is not None and covered(track.box, _grown(merge.box, 1.0)) < rules.merge_cover:
+                    continue  # someone inside another's box does not come out of it somewhere else
                 gap = self.frame - person.last_seen
                 heights = person.heights or [max(person.box[3] - person.box[1], 1.0)]
                 if not any(1 / rules.size_ratio <= height / h <= rules.size_ratio for h in heights):
@@ -701,9 +779,11 @@ class LineCounter:
         point = anchor_point(track.box, self.anchor)
         state.history.append((self.frame, point))
         state.heights.append(max(track.box[3] - track.box[1], 1.0))
+        state.boxes.append(track.box)
         if len(state.history) > 6:
             del state.history[0]
             del state.heights[0]
+            del state.boxes[0]
         if track.appearance is not None and state.odd == 0:  # not from a frame that looked like someone else
             if state.appearance is None:
                 state.appearance = track.appearance

@@ -311,3 +311,58 @@ def test_a_merge_far_from_the_line_is_left_to_the_tracker() -> None:
         counter.update([Track(1, box_at(x, 30, 10)), Track(2, box_at(200 - x, 34, 10))])
     counter.update([Track(1, (60.0, 20.0, 140.0, 44.0))])
     assert counter.merged == 0
+
+
+def test_parts_of_a_split_box_are_judged_over_several_frames() -> None:
+    """The box splits with both parts still on the line (nothing to tell them apart yet, so the tracker's swapped
+    labels stand); the next frames show which part walks on in which direction."""
+    for merges, expected in ((True, (1, 1)), (False, (0, 0))):
+        counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(merges=merges))
+        for a, b in zip([40, 55, 70, 85], [160, 145, 130, 115], strict=True):
+            counter.update([Track(1, box_at(80, a, 20)), Track(2, box_at(120, b, 20))])
+        counter.update([Track(1, (58.0, 78.0, 142.0, 122.0))])
+        counter.update([Track(2, box_at(80, 100, 20)), Track(1, box_at(120, 100, 20))])  # A's part labelled 2
+        for a, b in zip([115, 130, 145, 160], [85, 70, 55, 40], strict=True):
+            counter.update([Track(2, box_at(80, a, 20)), Track(1, box_at(120, b, 20))])
+        assert (counter.entries, counter.exits) == expected
+
+
+def _meet(counter: LineCounter, extra: list[Track]) -> None:
+    for a, b in zip([40, 55, 70, 85], [160, 145, 130, 115], strict=True):
+        counter.update([Track(1, box_at(80, a, 20)), Track(2, box_at(120, b, 20))])
+    counter.update([Track(1, box_at(80, 97, 20)), Track(2, box_at(120, 103, 20)), *extra])
+
+
+def test_a_box_round_two_people_starts_no_person() -> None:
+    counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching())
+    _meet(counter, [Track(3, (55.0, 75.0, 145.0, 125.0))])
+    assert counter.person_of(3) is None
+    plain = LineCounter(DOOR, hysteresis=10, stitching=Stitching(merges=False))
+    _meet(plain, [Track(3, (55.0, 75.0, 145.0, 125.0))])
+    assert plain.person_of(3) is not None
+
+
+def test_someone_inside_another_ones_box_is_not_stitched_to_a_track_far_from_it() -> None:
+    for merges in (True, False):
+        # A generous stitching reach (8 box heights), so only the merge tells the newcomer from B.
+        counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(max_distance=8.0, merges=merges))
+        _meet(counter, [])
+        counter.update([Track(1, (58.0, 78.0, 142.0, 122.0))])  # B inside A's box
+        counter.update([Track(1, (58.0, 78.0, 142.0, 122.0)), Track(4, box_at(250, 60, 20))])
+        assert counter.merged == (1 if merges else 0)
+        assert (counter.person_of(4) == 2) is not merges
+
+
+def test_a_part_of_a_person_lost_inside_them_is_not_a_merge() -> None:
+    """The detector sees a walker whole and, for a while, their head as a second box; the head box going
+    is not someone walking into the walker's box."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching())
+    for y in (40, 55, 70, 85):
+        counter.update([Track(1, box_at(100, y, 20)), Track(2, (90.0, y - 20, 110.0, y - 5))])
+    counter.update([Track(1, box_at(100, 100, 20))])
+    assert counter.merged == 0
+    other = LineCounter(DOOR, hysteresis=10, stitching=Stitching())
+    for y in (40, 55, 70, 85):  # someone beside them, not inside their box, is
+        other.update([Track(1, box_at(100, y, 20)), Track(2, (112.0, y - 20, 132.0, y + 20))])
+    other.update([Track(1, (80.0, 80.0, 145.0, 120.0))])
+    assert other.merged == 1
