@@ -484,6 +484,7 @@ class LineCounter:
         if self.line is not None:
             assigned = self._assign(tracks)
             if self.stitching is not None and self.stitching.merges:
+                self._adopt_fragments(assigned)
                 assigned = self._follow_merges(assigned)
             for track, person in assigned:
                 direction = self._step(person, track)
@@ -529,6 +530,7 @@ class LineCounter:
                 fresh.remove(track)
         if self.stitching is not None and self.stitching.merges:
             fresh = [t for t in fresh if not self._holds_several(t, tracks)]
+            fresh = [t for t in fresh if not self._whole_of_part(t, assigned)]
         for track in fresh:
             person = _Person(self._next_person, seen_at=self.frame)
             self._next_person += 1
@@ -652,14 +654,68 @@ class LineCounter:
         for pid in before - live - set(members):
             self._people.pop(pid, None)  # a new person whose track went to someone of the merge
 
+    def _adopt_fragments(self, assigned: list[tuple[Track, _Person]]) -> None:
+        """The detector sometimes gives a walker a second, partial box (their upper body) that the tracker
+        follows as a new track, and then loses the whole box (or the other way round: a new whole box beside the
+        partial one it had): the other track is that person going on. A person lost in this frame whose last box
+        held, or lay in (at least :data:`FRAGMENT_COVER`), the box of a young person seen with them in that
+        frame, who has counted nothing yet, continues in that young person's track."""
+        rules = self.stitching
+        assert rules is not None
+        lost = [p for p in self._people.values() if p.history and p.seen_at < self.frame == p.last_seen + 1]
+        if not lost:
+            return
+        for k, (track, young) in enumerate(assigned):
+            if young.last_counted or young.fragments > 1 or not young.history:
+                continue
+            if len(young.history) > rules.part_frames:
+                continue
+            owner = next(
+                (
+                    p
+                    for p in lost
+                    if self._fragment_of(young, p, at=p.last_seen) or self._fragment_of(p, young, at=p.last_seen)
+                ),
+                None,
+            )
+            if owner is None:
+                continue
+            lost.remove(owner)
+            for tid in [t for t, pid in self._owner.items() if pid in (owner.person_id, young.person_id)]:
+                del self._owner[tid]
+            self._owner[track.track_id] = owner.person_id
+            owner.seen_at = self.frame
+            owner.fragments += 1
+            del self._people[young.person_id]
+            assigned[k] = (track, owner)
+            self.stitched += 1
+
     @staticmethod
-    def _fragment_of(person: _Person, other: _Person) -> bool:
-        """True when the last box ``person`` was seen with lay inside ``other``'s box of the same frame: a part of
-        the same person (a head box inside a whole one), not someone else."""
-        for (frame, _point), box in zip(other.history, other.boxes, strict=True):
-            if frame == person.last_seen:
-                return covered(person.box, box) >= FRAGMENT_COVER
-        return False
+    def _fragment_of(person: _Person, other: _Person, at: int | None = None) -> bool:
+        """True when ``person``'s box of frame ``at`` (default: the last frame they were seen) lay inside
+        ``other``'s box of the same frame: a part of the same person (a head box inside a whole one), not
+        someone else."""
+        frame = person.last_seen if at is None else at
+        mine = next((b for (f, _p), b in zip(person.history, person.boxes, strict=True) if f == frame), None)
+        theirs = next((b for (f, _p), b in zip(other.history, other.boxes, strict=True) if f == frame), None)
+        return mine is not None and theirs is not None and covered(mine, theirs) >= FRAGMENT_COVER
+
+    def _whole_of_part(self, track: Track, assigned: list[tuple[Track, _Person]]) -> bool:
+        """A new track whose box holds the much smaller box of one person followed this frame (their upper body,
+        say) is that person seen whole again: the person moves to it (and their partial box is left out)."""
+        height = max(track.box[3] - track.box[1], 1.0)
+        held = [
+            k
+            for k, (t, _p) in enumerate(assigned)
+            if covered(t.box, track.box) >= FRAGMENT_COVER and (t.box[3] - t.box[1]) < 0.75 * height
+        ]
+        if len(held) != 1:
+            return False
+        part, person = assigned[held[0]]
+        self._owner.pop(part.track_id, None)
+        self._owner[track.track_id] = person.person_id
+        assigned[held[0]] = (track, person)
+        return True
 
     def _holds_several(self, track: Track, tracks: Sequence[Track]) -> bool:
         """A new track whose box holds the boxes of two or more others of the same frame is a box round several

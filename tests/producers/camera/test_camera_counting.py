@@ -366,3 +366,27 @@ def test_a_part_of_a_person_lost_inside_them_is_not_a_merge() -> None:
         other.update([Track(1, box_at(100, y, 20)), Track(2, (112.0, y - 20, 132.0, y + 20))])
     other.update([Track(1, (80.0, 80.0, 145.0, 120.0))])
     assert other.merged == 1
+
+
+def _half_seen_walker(counter: LineCounter, whole_back: bool) -> None:
+    """A walker going in (down) gets a second, upper-body box (track 2) on the line, inside their whole box
+    (track 1), which is then lost; with ``whole_back`` the whole box comes back as a new track (3)."""
+    for y in (40, 55, 70, 85):
+        counter.update([Track(1, box_at(100, y, 20))])
+    counter.update([Track(1, box_at(100, 100, 20)), Track(2, (85.0, 85.0, 115.0, 105.0))])
+    counter.update([Track(2, (85.0, 100.0, 115.0, 120.0))])
+    for y in (125, 140, 155):
+        whole = [Track(3, box_at(100, y, 20))] if whole_back else []
+        counter.update([Track(2, (85.0, y - 10, 115.0, y + 10)), *whole])
+
+
+def test_a_walker_followed_on_through_a_partial_box_of_them() -> None:
+    for merges, expected in ((True, 1), (False, 0)):
+        counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(merges=merges))
+        _half_seen_walker(counter, whole_back=False)
+        assert (counter.entries, counter.exits) == (expected, 0)
+    # The whole box back: the walker moves to it; their partial box counts nothing more.
+    counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching())
+    _half_seen_walker(counter, whole_back=True)
+    assert (counter.entries, counter.exits) == (1, 0)
+    assert counter.person_of(3) == 1 and counter.person_of(2) != 1  # the walker was the first person
