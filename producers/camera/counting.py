@@ -424,7 +424,10 @@ class LineCounter:
 
     Tracks are followed as *people*: a track that starts near where another ended a moment before (same size,
     same colours, where its motion would have taken it; see :class:`Stitching`) continues that person, so an
-    identity switch or a person lost behind another neither loses a crossing nor counts one twice. A crossing
+    identity switch or a person lost behind another neither loses a crossing nor counts one twice. People who
+    walk into one box near the line are followed through it and told apart by their motion when it splits
+    (:meth:`_follow_merges`), and a walker seen as a whole and a partial box stays one person
+    (:meth:`_adopt_fragments`, :meth:`_whole_of_part`); ``Stitching(merges=False)`` turns both off. A crossing
     is decided on the person's whole trajectory.
 
     ``repeat``: ``"alternate"`` (default) lets a person's counted crossings alternate, in, out, in, ...: the
