@@ -332,6 +332,9 @@ DEFAULT_STITCHING = Stitching()
 FRAGMENT_COVER = 0.8
 """A box lying at least this much inside another one of the same frame can be a part of the same person."""
 
+MAX_MERGE = 4
+"""People (and parts) followed in one merge: the parts are matched to the people by trying every assignment."""
+
 
 def _area(box: Box) -> float:
     return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
@@ -592,7 +595,7 @@ class LineCounter:
                     self._merges.remove(merge)
                     continue
                 merge.parted = self.frame
-                merge.parts = [t.track_id for t in parts]
+                merge.parts = [t.track_id for t in parts[:MAX_MERGE]]
             slot_of_track = {t.track_id: k for k, (t, _p) in enumerate(assigned)}
             present = [tid for tid in merge.parts if tid in slot_of_track]
             if not present:
@@ -763,7 +766,7 @@ class LineCounter:
             if existing is None:
                 existing = _Merge(self.frame, {carrier.person_id: self._motion(carrier)}, track.box)
                 self._merges.append(existing)
-            for person in hidden:
+            for person in hidden[: max(0, MAX_MERGE - len(existing.motions))]:
                 lost.remove(person)
                 existing.motions[person.person_id] = self._motion(person)
                 self.merged += 1

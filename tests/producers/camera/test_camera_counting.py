@@ -390,3 +390,16 @@ def test_a_walker_followed_on_through_a_partial_box_of_them() -> None:
     _half_seen_walker(counter, whole_back=True)
     assert (counter.entries, counter.exits) == (1, 0)
     assert counter.person_of(3) == 1 and counter.person_of(2) != 1  # the walker was the first person
+
+
+def test_least_cost_assignment() -> None:
+    from producers.camera.counting import least_cost_assignment
+
+    # The tracker's choice stands on a tie, and gives way to a cheaper one.
+    assert least_cost_assignment([[1.0, 1.0], [1.0, 1.0]], [1, 0]) == [1, 0]
+    assert least_cost_assignment([[0.1, 2.0], [2.0, 0.1]], [1, 0]) == [0, 1]
+    # Fewer parts than people: the part goes where it costs least, the other person stays hidden.
+    assert least_cost_assignment([[0.5], [0.2]], [0, None]) == [None, 0]
+    # A hidden person takes a new part rather than none; an infinite cost rules a pairing out.
+    assert least_cost_assignment([[0.1, 5.0], [0.3, 0.9]], [0, None]) == [0, 1]
+    assert least_cost_assignment([[0.1, float("inf")], [0.3, 0.9]], [None, None]) == [0, 1]
