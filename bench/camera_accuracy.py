@@ -15,8 +15,9 @@ the crop; ``--roi 0 --imgsz 320``: the whole frame at 320 px; cached by bench/_c
 comparison is of tracking and counting alone:
 
 - tillflow with its defaults: its IoU tracker on the detections (weak ones only continue tracks), then
-  :class:`LineCounter` with track stitching (``--compare-trackers``: ByteTrack, BoT-SORT, norfair, with and
-  without stitching);
+  :class:`LineCounter` with track stitching and people followed through merges and partial boxes
+  (``--variants``: also with merges left to the tracker; ``--compare-trackers``: ByteTrack, BoT-SORT, norfair,
+  with and without stitching);
 - ultralytics ``solutions.ObjectCounter`` with a line region: its own ``process`` logic (history, counting,
   forgetting removed tracks) over the tracks its ``model.track`` call would give (ultralytics' ByteTrack with
   its default settings on the same detections); its drawing is left out;
