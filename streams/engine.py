@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from statistics import median
 from typing import Any
 
@@ -23,11 +23,11 @@ from schemas.catalogue import Catalogue, Store
 from streams import availability, rules
 from streams.accumulators import Acc, add_frame, add_ticket, compact, hour_key, hourly_record, new_hour
 from streams.availability import complete_share, open_minutes
-from streams.baselines import DAY_MS, baseline, history_entry, prune
+from streams.baselines import DAY_MS, Baseline, baseline, history_entry, prune
 from streams.hours import HOUR_MS, hour_start, local_hour_iso, local_weekday_hour
 from streams.rules import AlertConfig, Finding
 from streams.silence import FOREVER, SilenceDetection
-from streams.state import PartitionState, StoreState
+from streams.state import LowHour, PartitionState, StoreState
 from streams.underreporting import UnderreportingConfig, hour_counts
 from tillflow.errors import ContractError
 
@@ -501,11 +501,17 @@ class Engine(SilenceDetection):
             if self._continues(st, store, acc["start"], finding, out):
                 findings.remove(finding)
                 symptoms.append(finding)
+        pooled = st.get("pooled") or {}
         emitted = rules.reconcile(
             st["alerts"],
             store_id=store.id,
             hour_start_ms=acc["start"],
-            evaluated=[rules.SALES_DROP, rules.TRAFFIC_DROP],
+            # A drop judged over two hours is not cleared by a revision of one of them judged alone.
+            evaluated=[
+                k
+                for k in (rules.SALES_DROP, rules.TRAFFIC_DROP)
+                if rules.alert_id(k, store.id, acc["start"]) not in pooled
+            ],
             findings=findings,
             fired_at_ms=max(part["newest"], acc["start"] + HOUR_MS),
             tenant_id=store.tenant_id,
@@ -513,6 +519,8 @@ class Engine(SilenceDetection):
         )
         self._remember_drops(st, emitted)
         out.alerts += emitted
+        clean = not findings and not symptoms and not self._explained(st, acc, record)
+        self._two_hour_drops(acc, store, st, base if clean else None, part, out)
         entry = history_entry(record, weekday, hour)
         hist.append(entry)
         hist.sort(key=lambda e: e["s"])
@@ -522,7 +530,7 @@ class Engine(SilenceDetection):
         st["conv_ref"] = median(conv) if len(conv) >= 3 else None
         # The underreporting stage sums usable hours per day: an hour another alert (or a suppressed symptom)
         # explains, or whose camera or POS data is incomplete, would look like a departure that is not one.
-        usable = not findings and not symptoms and not self._explained(st, acc, record)
+        usable = clean
         out.peers.append(
             (
                 peer_group(store),
@@ -537,6 +545,67 @@ class Engine(SilenceDetection):
             )
         )
         self._trim_alerts(st)
+
+    def _two_hour_drops(
+        self, acc: Acc, store: Store, st: StoreState, base: Baseline | None, part: PartitionState, out: Output
+    ) -> None:
+        """SALES_DROP / TRAFFIC_DROP over two hours in a row that are each low (:func:`rules.low`) but not
+        improbable alone: judged on their sums (an evening at 30 % of 27 visitors an hour is 2.6 standard
+        deviations in one hour, 3.7 over two). The alert is the first hour's; ``base`` None (an hour with a
+        finding or on incomplete data) ends any run."""
+        acfg = self.cfg.alerts
+        low: dict[str, LowHour] = st.setdefault("low", {})
+        before = hour_start(acc["start"] - 1, store.timezone)
+        for kind in (rules.TRAFFIC_DROP, rules.SALES_DROP):
+            observed = acc["v"] if kind == rules.TRAFFIC_DROP else acc["net"]
+            prev = low.pop(kind, None)
+            if base is None or not rules.low(kind, observed, base, acfg):
+                continue
+            if prev is not None and prev["s"] == before and prev["base"]["method"] == base.method:
+                both = rules.pooled([Baseline(**prev["base"]), base])
+                visitors = prev["v"] + acc["v"]
+                finding = (
+                    rules.traffic_drop(visitors, both, acfg)
+                    if kind == rules.TRAFFIC_DROP
+                    else rules.sales_drop(
+                        prev["net"] + acc["net"], visitors, both, acfg, transactions=prev["tx"] + acc["tx"]
+                    )
+                )
+                if finding is not None:
+                    self._fire_two_hours(finding, prev["s"], acc["start"], store, st, part, out)
+                    continue
+            low[kind] = {"s": acc["start"], "v": acc["v"], "net": acc["net"], "tx": acc["tx"], "base": asdict(base)}
+
+    def _fire_two_hours(
+        self, finding: Finding, first: int, last: int, store: Store, st: StoreState, part: PartitionState, out: Output
+    ) -> None:
+        """Page a two-hour drop as the alert of its first hour (or attach it to what explains it)."""
+        span = f"{local_hour_iso(first, store.timezone)[11:16]}-{local_hour_iso(last + HOUR_MS, store.timezone)[11:16]}"
+        finding = replace(
+            finding,
+            message=f"{span}: {finding.message}",
+            details={**finding.details, "hours": "2", "last_hour": local_hour_iso(last, store.timezone)},
+        )
+        if finding.kind == rules.SALES_DROP and self._silences(st, rules.FEED_SILENT, first, last + 2 * HOUR_MS):
+            self._suppress(st, store, first, finding, rules.FEED_SILENT, "", out)
+            return
+        if self._continues(st, store, first, finding, out):
+            return
+        emitted = rules.reconcile(
+            st["alerts"],
+            store_id=store.id,
+            hour_start_ms=first,
+            evaluated=[],
+            findings=[finding],
+            fired_at_ms=max(part["newest"], last + HOUR_MS),
+            tenant_id=store.tenant_id,
+            mall_id=store.mall_id,
+        )
+        self._remember_drops(st, emitted)
+        for record in emitted:
+            st.setdefault("pooled", {})[record["alert_id"]] = last
+            st["episodes"][record["kind"]][2] = last
+        out.alerts += emitted
 
     def _early_sales_drop(
         self, part: PartitionState, touched: dict[str, Acc], stores: dict[str, StoreState], out: Output

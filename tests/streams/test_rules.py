@@ -253,3 +253,46 @@ def test_engine_feed_and_camera_silence() -> None:
     evs += [(FRAME, frame("cam-wg-denim", "wg-denim", other + 20 * 60_000, 1))]  # counts input progressed
     out = e.apply(0, evs, WALL)
     assert [(a["kind"], a["details"]["camera_id"]) for a in out.alerts] == [("CAMERA_SILENT", "cam-wg-cafe")]
+
+
+def test_the_night_is_not_a_silence_a_till_silent_after_opening_is() -> None:
+    """The grocer opens at 09:00 (Thursday 2026-02-12): the night since the evening's last ticket is not a
+    silence: 12 visitors a minute from 09:01 and a first ticket at 09:19 page nothing (the night counted as
+    silence paged at 09:17, when 12 sales were due at the default conversion). A till silent to 09:30 pages."""
+    e = Engine(demo(), StreamConfig(), {}, {}, {})
+    evening = ms("2026-02-11T19:55:00+01:00")
+    opening = ms("2026-02-12T09:00:00+01:00")
+    frames = [
+        (FRAME, frame("cam-wg-grocer-a", "wg-grocer", opening + 60_000 + i * 60_000, i, entries=12)) for i in range(19)
+    ]
+    evs = [(TICKET, ticket("wg-grocer", evening)), *frames, (TICKET, ticket("wg-grocer", opening + 19 * 60_000))]
+    evs.append((TICKET, ticket("wg-denim", opening + 21 * 60_000)))  # the tickets input progressed
+    out = e.apply(0, evs, WALL)
+    assert [a for a in out.alerts if a["kind"] == "FEED_SILENT"] == []
+    # Next morning nobody rings anything for 30 minutes while 4 visitors a minute come in: FEED_SILENT.
+    opening += DAY_MS
+    frames = [
+        (FRAME, frame("cam-wg-grocer-a", "wg-grocer", opening + i * 60_000, 100 + i, entries=4)) for i in range(31)
+    ]
+    out = e.apply(0, [*frames, (TICKET, ticket("wg-denim", opening + 31 * 60_000))], WALL)
+    (silent,) = [a for a in out.alerts if a["kind"] == "FEED_SILENT"]
+    assert silent["details"]["silent_minutes"] == "30"  # counted from the opening, not from the evening before
+
+
+def test_two_low_hours_are_judged_on_their_sums() -> None:
+    """An evening at 30 % of 27 visitors an hour: 2.6 standard deviations in one hour (no page), 3.7 over two."""
+    hour = Baseline("same_weekday", 27 * 3000.0, 27.0, 3000.0, 4, 8.0)
+    assert rules.traffic_drop(8, hour, CFG) is None
+    assert rules.low(rules.TRAFFIC_DROP, 8, hour, CFG) and rules.low(rules.TRAFFIC_DROP, 16, hour, CFG)
+    assert not rules.low(rules.TRAFFIC_DROP, 17, hour, CFG)  # over 1.5 x the 0.4 drop ratio
+    both = rules.pooled([hour, hour])
+    assert (both.visitors, both.net, both.transactions, both.samples) == (54.0, 162_000.0, 16.0, 4)
+    finding = rules.traffic_drop(16, both, CFG)
+    assert finding is not None and finding.details["z"] == "3.7"
+    # Sales at ~10 an hour kept at 20 % for two hours (4 of 20 tickets): one hour alone is not improbable.
+    sales = Baseline("same_weekday", 10 * 3000.0, 80.0, 3000.0, 4, 10.0)
+    assert rules.sales_drop(6000, 80, sales, CFG, transactions=2) is None
+    found = rules.sales_drop(12000, 160, rules.pooled([sales, sales]), CFG, transactions=4)
+    assert found is not None and float(found.details["transactions_tail_p"]) < CFG.sales_drop_p
+    # Only a tenth kept in one hour at this volume (1 of 10 tickets) stays below the evidence needed.
+    assert rules.sales_drop(3000, 80, sales, CFG, transactions=1) is None
