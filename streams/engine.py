@@ -122,6 +122,8 @@ class Engine(SilenceDetection):
         self.parts = parts
         self.by_id = {s.id: s for s in catalogue.stores}
         self.cameras = {s.id: [c.id for c in catalogue.cameras_of(s.id)] for s in catalogue.stores}
+        self._restated: list[tuple[str, int, int]] = []
+        """(store, since, until) of silences fired or resolved in this batch: their final hours are emitted again."""
         self.entrances = {
             s.id: [c.id for c in catalogue.cameras_of(s.id) if c.zone_id is None] for s in catalogue.stores
         }
@@ -207,6 +209,8 @@ class Engine(SilenceDetection):
             acc["dirty"] = True
             if acc["closed"]:
                 out.late += 1
+                if kind == TICKET:  # the minute's POS data arrived after its hour closed: delayed
+                    acc["pd"] = acc.get("pd", 0) | 1 << min(max((ts - start) // 60_000, 0), 59)
             if ts > part["newest"]:
                 part["newest"] = ts
             if kind == TICKET:
@@ -311,7 +315,9 @@ class Engine(SilenceDetection):
                 part["stores"].append(store_id)
         self._close_passed_hours(part, touched)
         self._take_due_live_updates(part, touched, now_ms)
-        finals = self._emit(part, touched, now_ms, out)
+        self._scan_silences(part, touched, stores, out)
+        self._restate(touched)
+        finals = self._emit(part, touched, stores, now_ms, out)
         self._judge_alerts(part, touched, stores, finals, out)
         self._retain(partition, part, touched)
         for key, acc in touched.items():
@@ -349,7 +355,24 @@ class Engine(SilenceDetection):
                     waiting.append(key)
         part["dirty"] = waiting
 
-    def _emit(self, part: PartitionState, touched: dict[str, Acc], now_ms: int, out: Output) -> list[Acc]:
+    def _restate(self, touched: dict[str, Acc]) -> None:
+        """Final store-hours whose POS availability changed (a silence fired over them, or late tickets resolved
+        one) are emitted again, as corrections carrying the new ``pos_complete_share``."""
+        for store_id, since, until in self._restated:
+            store = self.by_id[store_id]
+            h = hour_start(since, store.timezone)
+            while h < until:
+                key = hour_key(store_id, None, h)
+                acc = touched.get(key) or self.hours.get(key)
+                if acc is not None and acc.get("final"):
+                    acc["dirty"] = True
+                    touched[key] = acc
+                h = hour_start(h + HOUR_MS, store.timezone)
+        self._restated.clear()
+
+    def _emit(
+        self, part: PartitionState, touched: dict[str, Acc], stores: dict[str, StoreState], now_ms: int, out: Output
+    ) -> list[Acc]:
         """The conversion records of the changed hours (final, corrected or live); the store hours made final."""
         finals: list[Acc] = []
         for key, acc in sorted(touched.items(), key=lambda kv: kv[1]["start"]):
@@ -365,13 +388,13 @@ class Engine(SilenceDetection):
                 acc["final"] = True
                 acc["dirty"] = False
                 acc["emitted"] = now_ms
-                out.conversions.append(self._record(acc, store, True, now_ms))
+                out.conversions.append(self._record(acc, store, True, now_ms, self._cached(stores, store.id)))
                 if acc["zone"] is None:
                     finals.append(acc)
             elif now_ms - acc.get("emitted", 0) >= self.cfg.live_throttle_ms:
                 acc["dirty"] = False
                 acc["emitted"] = now_ms
-                out.conversions.append(self._record(acc, store, False, now_ms))
+                out.conversions.append(self._record(acc, store, False, now_ms, self._cached(stores, store.id)))
             else:
                 part["dirty"].append(key)
         return finals
@@ -384,9 +407,17 @@ class Engine(SilenceDetection):
         finals: list[Acc],
         out: Output,
     ) -> None:
-        """Silences first, then each final store-hour's alerts, then the early (in-hour) sales drops."""
-        # Silences first: a store-hour's sales and traffic findings are judged knowing the silent feeds and
-        # cameras that explain them (one incident, one page).
+        """Each final store-hour's alerts (the silences were scanned before), then the early sales drops."""
+        for acc in finals:
+            store = self.by_id[acc["store"]]
+            self._final_alerts(acc, store, self._store(stores, store.id, acc["start"]), part, out)
+        self._early_sales_drop(part, touched, stores, out)
+
+    def _scan_silences(
+        self, part: PartitionState, touched: dict[str, Acc], stores: dict[str, StoreState], out: Output
+    ) -> None:
+        """Silences first: a store-hour's record (its POS minutes) and its sales and traffic findings are made
+        knowing the silent feeds and cameras that explain them (one incident, one page)."""
         safe = self.progress(part)
         if safe // 60_000 > part["scan"] // 60_000:
             part["scan"] = safe
@@ -394,10 +425,9 @@ class Engine(SilenceDetection):
                 known = self.by_id.get(store_id)
                 if known is not None and (store_id in stores or store_id in self.stores):
                     self._scan_silence(known, self._store(stores, store_id, safe), touched, safe, out)
-        for acc in finals:
-            store = self.by_id[acc["store"]]
-            self._final_alerts(acc, store, self._store(stores, store.id, acc["start"]), part, out)
-        self._early_sales_drop(part, touched, stores, out)
+
+    def _cached(self, stores: dict[str, StoreState], store_id: str) -> StoreState | None:
+        return stores.get(store_id) or self.stores.get(store_id)
 
     def _retain(self, partition: int, part: PartitionState, touched: dict[str, Acc]) -> None:
         """Retention of the partition's closed hours (the ``retained`` table)."""
@@ -428,7 +458,9 @@ class Engine(SilenceDetection):
                             touched[key] = acc
             self.retained[pk] = retained
 
-    def _record(self, acc: Acc, store: Store, is_final: bool, now_ms: int) -> dict[str, Any]:
+    def _record(
+        self, acc: Acc, store: Store, is_final: bool, now_ms: int, st: StoreState | None = None
+    ) -> dict[str, Any]:
         area = store.area_m2
         if acc["zone"] is not None:
             try:
@@ -446,8 +478,25 @@ class Engine(SilenceDetection):
             updated_at_ms=now_ms,
         )
         if acc["zone"] is None:
-            availability.apply_to_record(record, acc["mc"], self.entrances[store.id], open_minutes(store, acc["start"]))
+            availability.apply_to_record(
+                record,
+                acc["mc"],
+                self.entrances[store.id],
+                open_minutes(store, acc["start"]),
+                self._pos_missing(st, acc["start"]) if st is not None else 0,
+                acc.get("pd", 0),
+            )
         return record
+
+    @staticmethod
+    def _pos_missing(st: StoreState, start: int) -> int:
+        """Minutes of the hour inside a FIRING FEED_SILENT window: the till feed was silent (POS missing)."""
+        mask = 0
+        for aid, window in st["windows"].items():
+            if window[0] == rules.FEED_SILENT and st["alerts"].get(aid) == "FIRING":
+                until = window[5] if len(window) > 5 and window[5] is not None else FOREVER
+                mask |= availability.minutes_within(start, window[2], until)
+        return mask
 
     def _explained(self, st: StoreState, acc: Acc, record: dict[str, Any]) -> bool:
         """A store-hour whose figures rest on incomplete data: a data flag, an entrance-camera gap, a silence."""
@@ -468,7 +517,7 @@ class Engine(SilenceDetection):
 
     def _final_alerts(self, acc: Acc, store: Store, st: StoreState, part: PartitionState, out: Output) -> None:
         """Sales and traffic drops of a final (or corrected) hour, then history and the peer message."""
-        record = self._record(acc, store, True, 0)
+        record = self._record(acc, store, True, 0, st)
         weekday, hour = local_weekday_hour(acc["start"], store.timezone)
         hist = [e for e in self.history.get(store.id) or [] if e["s"] != acc["start"]]
         edge = self._edge_hour(store, weekday, hour)

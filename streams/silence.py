@@ -36,6 +36,7 @@ class SilenceDetection:
     cfg: StreamConfig
     hours: MutableMapping[str, Acc]
     cameras: dict[str, list[str]]
+    _restated: list[tuple[str, int, int]]
     _suppress: Callable[..., None]
     """The engine's: attach a symptom to the root alert(s) that explain it instead of paging."""
 
@@ -64,6 +65,8 @@ class SilenceDetection:
         for aid, (wkind, wcam, since, at, hour, *_until) in list(st["windows"].items()):
             if wkind == kind and wcam == cam and since <= ts <= at:
                 del st["windows"][aid]
+                if kind == rules.FEED_SILENT:
+                    self._restated.append((store.id, since, at + 60_000))
                 out.alerts += rules.reconcile(
                     st["alerts"],
                     store_id=store.id,
@@ -195,6 +198,8 @@ class SilenceDetection:
         )
         if emitted:
             st["windows"][emitted[0]["alert_id"]] = [finding.kind, cam, since, now, hour, None]
+            if finding.kind == rules.FEED_SILENT:
+                self._restated.append((store.id, since, now + 60_000))
             st.setdefault("roots", {})[emitted[0]["alert_id"]] = emitted[0]
             self._trim_alerts(st)
         out.alerts += emitted
