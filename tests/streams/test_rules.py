@@ -50,11 +50,17 @@ def test_fallbacks_with_less_history() -> None:
 
 def test_sales_drop_needs_a_large_and_improbable_drop_with_footfall_held() -> None:
     base = Baseline("same_weekday", net=100_000.0, visitors=200.0, avg_ticket=2000.0, samples=4)
-    f = rules.sales_drop(30_000, 190, base, CFG)
+    f = rules.sales_drop(25_000, 190, base, CFG)
     assert f is not None and f.kind == "SALES_DROP" and f.severity == "WARNING"
+    assert f.expected == 100_000.0  # 95 % of the usual visitors is within their noise (sd 10 %): no scaling
+    f = rules.sales_drop(15_000, 140, base, CFG)
+    assert f is not None and f.expected == 80_000.0  # 70 % of the visitors, + 1 sd: 80 % of the usual sales
     assert rules.sales_drop(15_000, 190, base, CFG).severity == "CRITICAL"  # type: ignore[union-attr]
     assert rules.sales_drop(60_000, 190, base, CFG) is None  # 60%: not far enough below
     assert rules.sales_drop(30_000, 80, base, CFG) is None  # footfall fell as much: not the till
+    # A clean simulated café hour: 59 % of the usual visitors and 35 % of the sales is half of what those
+    # visitors buy (59 % + 1 sd), not a sales drop (it paged before sales were expected of the visitors who came).
+    assert rules.sales_drop(35_000, 118, base, CFG) is None
     small = Baseline("same_weekday", net=4000.0, visitors=10.0, avg_ticket=2000.0, samples=4)
     assert rules.sales_drop(0, 10, small, CFG) is None  # two expected sales: zero is not improbable
 
