@@ -607,6 +607,8 @@ class Engine(SilenceDetection):
         before = hour_start(acc["start"] - 1, store.timezone)
         for kind in (rules.TRAFFIC_DROP, rules.SALES_DROP):
             observed = acc["v"] if kind == rules.TRAFFIC_DROP else acc["net"]
+            if kind in low and acc["start"] < low[kind]["s"]:
+                continue  # a correction of an older hour: the run of the newest hours stays as it is
             prev = low.pop(kind, None)
             if base is None or not rules.low(kind, observed, base, acfg):
                 continue

@@ -302,3 +302,33 @@ def test_two_low_hours_are_judged_on_their_sums() -> None:
     assert found is not None and float(found.details["transactions_tail_p"]) < CFG.sales_drop_p
     # Only a tenth kept in one hour at this volume (1 of 10 tickets) stays below the evidence needed.
     assert rules.sales_drop(3000, 80, sales, CFG, transactions=1) is None
+
+
+def _evening(e: Engine, day: str, visitors: int, tickets: int, seq: int) -> list[dict[str, Any]]:
+    """Mumbai's last two hours (20:00-22:00) of ``day``: ``visitors`` and ``tickets`` an hour, spread evenly."""
+    evs = []
+    for hour in (20, 21):
+        start = ms(f"{day}T{hour}:00:00+05:30")
+        for m in range(60):
+            seq += 1
+            entries = 1 if m * visitors // 60 != (m + 1) * visitors // 60 else 0
+            evs.append((FRAME, frame("cam-mum-bandra", "mum-bandra", start + m * 60_000, seq, entries=entries)))
+        for t in range(tickets):
+            evs.append((TICKET, ticket("mum-bandra", start + (t * 60 // tickets + 3) * 60_000, currency="INR")))
+    evs.sort(key=lambda ev: ev[1].get("occurred_at") or ev[1]["frame_ts"])
+    return e.apply(0, evs, WALL).alerts
+
+
+def test_an_evening_drop_too_small_for_one_hour_pages_once_over_two() -> None:
+    """Three Thursdays of 27 visitors an hour at 20:00 and 21:00, then one at 8 an hour: each hour alone is 2.6
+    standard deviations below (no page), the two together 3.7: one TRAFFIC_DROP for 20:00, over two hours."""
+    e = Engine(demo(), StreamConfig(), {}, {}, {})
+    alerts: list[dict[str, Any]] = []
+    for week, day in enumerate(("2026-01-08", "2026-01-15", "2026-01-22")):
+        alerts += _evening(e, day, 27, 8, week * 1000)
+    alerts += _evening(e, "2026-01-29", 8, 3, 5000)
+    alerts += e.tick(0, WALL, close_all=True).alerts
+    (page,) = [a for a in alerts if a["state"] == "FIRING"]
+    assert (page["kind"], page["hour_start"]) == ("TRAFFIC_DROP", ms("2026-01-29T20:00:00+05:30"))
+    assert page["details"]["hours"] == "2" and page["details"]["z"] == "3.7"
+    assert page["message"] == "20:00-22:00: 16 visitors is 30% of the expected 54"
