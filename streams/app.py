@@ -94,7 +94,7 @@ def create_app(
     """A Faust app for ``catalogue`` on the configured (or local) broker and registry."""
     import faust
 
-    from streams.transport import SCHEME, Stream, broker_urls
+    from streams.transport import SCHEME, Stream, batch_topics, broker_urls
 
     ep = endpoints(settings)
     app_id = app_id or settings.streams_app_id
@@ -144,6 +144,10 @@ def create_app(
         partitions,
     )
     from streams.agents import define_agents, send_all
+
+    if settings.streams_batched_transport:  # one event per fetched batch of one partition (streams/transport.py)
+        batch_topics(app, [names.tickets, names.counts, names.ticks], settings.streams_batch_size)
+        batch_topics(app, [names.peers], settings.streams_batch_size)
 
     agents = define_agents(
         app, processor, topics, tables, settings.streams_batch_size, settings.streams_tick_s, send or send_all

@@ -97,7 +97,10 @@ class OpsProcessor:
         batch: list[tuple[str, dict[str, Any]]] = []
         sources: list[Raw] = []
         for raw in records:
-            kind, real = self._kinds[raw.topic]
+            known = self._kinds.get(raw.topic)
+            if known is None:
+                continue  # a tick: the agent takes them with the hours agent's batches (define_ops_agent)
+            kind, real = known
             if kind == FRAME and raw.key not in self._queue_stores:
                 continue  # only queue cameras matter here: frames of stores without one are not even decoded
             try:
@@ -138,9 +141,9 @@ class OpsProcessor:
 
 
 def _ops(processor: OpsProcessor, now_ms: int, group: list[Any]) -> list[Send]:
-    from streams.agents import _raw
+    from streams.agents import joined
 
-    return processor.process([_raw(e) for e in group], now_ms)
+    return processor.process(joined(group).raws(), now_ms)
 
 
 def define_ops_agent(
@@ -171,7 +174,9 @@ def define_ops_agent(
     held = [Staged(hours), Staged(stores)]  # written once the batch's outputs were delivered (streams.tables)
     processor = OpsProcessor(catalogue, config or OpsConfig(), ops_names, serdes, *held)
 
-    @app.agent(app.topic(*ops_names.inputs, **raw), name="storeops")
+    # subscribed to the ticks as well: with the batched transport the hours agent's inputs (tickets, counts and
+    # ticks of one partition) come as one batch routed by the topic of its last record, maybe a tick
+    @app.agent(app.topic(*ops_names.inputs, names.ticks, **raw), name="storeops")
     async def storeops(stream: Any) -> None:
         """Zones and categories, staffing and queues per store-hour; UNDERSTAFFED and QUEUE_LONG."""
         async for events in stream.take_events(batch_size, within=batch_within_s):
