@@ -144,9 +144,9 @@ class Settings(BaseSettings):
     )
     streams_batch_size: int = Field(2000, ge=1, description="Input records taken per agent batch.")
     streams_batched_transport: bool = Field(
-        False,
+        True,
         description="Hand each fetched batch of one input partition to the agents as one event, acknowledged as"
-        " a range (streams/transport.py); off: Faust's one event per record.",
+        " a range (streams/transport.py); false: one Faust event per record (the slower per-record transport).",
     )
     streams_storeops: bool = Field(
         True, description="Run the store-operations stage (staffing, queues, zones; storeops.hourly) in the worker."
