@@ -462,10 +462,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", type=Path, help="run the throughput workers under cProfile, stats to this file")
     parser.add_argument(
         "--transports",
-        nargs="+",
+        nargs="*",
         choices=("per-record", "batched"),
         default=["per-record", "batched"],
-        help="the worker transports whose latency is measured (each in turn)",
+        help="the worker transports whose latency is measured, each in turn (none: skip the latency part)",
     )
     args = parser.parse_args(argv)
     from tillflow.devstack import down, up

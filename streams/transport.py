@@ -216,6 +216,7 @@ class Consumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
+                epoch = self._seek_epoch
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
                 reseeking: set[Any] = set()
@@ -228,6 +229,10 @@ class Consumer(faust_aiokafka.Consumer):
                         if tp in reseeking:
                             continue  # read again from the start of its gap
                         offset = message.offset
+                        if self._seeks_since(epoch):  # this fetch may predate the seek: read it again after it
+                            await self._read_again(tp, offset, "fetched while seeking")
+                            reseeking.add(tp)
+                            continue
                         r_offset = get_read_offset(tp)  # the last offset handed over (see perform_seek)
                         if r_offset is not None and offset <= r_offset:
                             self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
@@ -255,6 +260,10 @@ class Consumer(faust_aiokafka.Consumer):
                         if self._stale(message):
                             # queued while a rebalance began: the stream skips it and its ack is refused
                             await self._read_again(tp, offset, "handed over while a rebalance began")
+                            reseeking.add(tp)
+                            continue
+                        if self._seeks_since(epoch):
+                            await self._read_again(tp, offset, "fetched or handed over while seeking")
                             reseeking.add(tp)
                             continue
                         set_read_offset(tp, offset)
@@ -304,6 +313,7 @@ class Consumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
+                epoch = self._seek_epoch
                 records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
                 if not records or self.should_stop:
@@ -318,11 +328,12 @@ class Consumer(faust_aiokafka.Consumer):
                     continue
                 generation_id = self.app.consumer_generation_id
 
-                def stopped(generation_id: Any = generation_id) -> bool:
+                def stopped(generation_id: Any = generation_id, epoch: int = epoch) -> bool:
                     return (
                         not self.flow_active
                         or not self.app.flow_control.is_active()
                         or self.app.consumer_generation_id != generation_id
+                        or self._seeks_since(epoch)
                     )
 
                 dropped: dict[Any, int] = {}
@@ -384,7 +395,7 @@ class Consumer(faust_aiokafka.Consumer):
                         for tp, (_, last) in message.spans.items():
                             set_read_offset(tp, last)
                 for tp, first in dropped.items():
-                    await self._read_again(tp, first, "fetched while not active")
+                    await self._read_again(tp, first, "fetched while not active or while seeking")
                 unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -440,6 +451,7 @@ class Consumer(faust_aiokafka.Consumer):
     async def _read_again(self, tp: Any, first: int, why: str) -> None:
         """Seek ``tp`` back to ``first`` so its records are fetched and handed over again; never forward: a
         rebalance meanwhile may have sought it back further (to the committed offset)."""
+        await self._seek_idle().wait()  # the read offset a seek in progress leaves is the one to go back from
         if tp not in self.assignment():
             return
         last = self._read_offset.get(tp)
@@ -571,9 +583,46 @@ class Consumer(faust_aiokafka.Consumer):
     async def perform_seek(self) -> None:
         """Faust's, with the read offset meaning the same after a seek as after a record: the last offset
         handed over (Faust stores the *next* one after a seek, so a first record one past it went unnoticed)."""
-        await super().perform_seek()
-        for tp, offset in list(self._read_offset.items()):
-            self._read_offset[tp] = offset - 1 if offset else None
+        async with self._seeking():
+            await super().perform_seek()
+            for tp, offset in list(self._read_offset.items()):
+                self._read_offset[tp] = offset - 1 if offset else None
+
+    # Seeks from outside the drain loop (Faust's recovery, the watchdog's rewind) and the drain loop.
+    # Faust's perform_seek asks the broker for each partition's committed offset and seeks it in turn, and only
+    # then sets the read offsets: the drain loop, running meanwhile (the flow is active at the end of a
+    # recovery), fetched a partition already sought back and dropped its records as read (the old read
+    # offset was ahead), or handed them over and then had its read offset reset behind aiokafka's position.
+    # Either way those records were never fetched again: a partition with nothing new to read stalled with its
+    # read offset one below its committed offset and aiokafka's position at its end (the stall of
+    # test_restart_busy, issue 16). So the drain loop reads again whatever it fetched or handed over while
+    # such a seek ran (:meth:`_seeks_since`), once the seek is done.
+    _seek_epoch = 0
+    _seeks_running = 0
+    _seeks_done: asyncio.Event | None = None
+
+    def _seek_idle(self) -> asyncio.Event:
+        if self._seeks_done is None:
+            self._seeks_done = asyncio.Event()
+            self._seeks_done.set()
+        return self._seeks_done
+
+    @contextlib.asynccontextmanager
+    async def _seeking(self) -> AsyncGenerator[None, None]:
+        idle = self._seek_idle()
+        self._seeks_running += 1
+        idle.clear()
+        try:
+            yield
+        finally:
+            self._seeks_running -= 1
+            self._seek_epoch += 1
+            if not self._seeks_running:
+                idle.set()
+
+    def _seeks_since(self, epoch: int) -> bool:
+        """Whether a seek from outside the drain loop ran (or runs) since ``epoch`` was taken."""
+        return self._seeks_running > 0 or self._seek_epoch != epoch
 
     async def seek(self, partition: Any, offset: int) -> None:
         await super().seek(partition, offset)
@@ -627,7 +676,8 @@ class Consumer(faust_aiokafka.Consumer):
             return
         committed = self._committed_offset.get(tp) or 0
         self.log.warning("%s: stalled; reading it again from its committed offset %d", tp, committed)
-        await self.seek(tp, committed)
+        async with self._seeking():
+            await self.seek(tp, committed)
 
     def uncommitted(self, topics: Collection[str]) -> dict[Any, tuple[int, int]]:
         """Per assigned partition of ``topics`` whose high watermark is known: (committed offset, records
