@@ -249,3 +249,30 @@ def test_batches_interleave_co_partitioned_topics_and_keep_their_spans() -> None
     assert [b.topics for b in batches] == [["t", "c", "t", "c"], ["t", "t", "t"]]
     assert [b.spans() for b in batches] == [{"t": (10, 11), "c": (3, 4)}, {"t": (12, 14)}]
     assert all(b.partition == 1 for b in batches)
+
+
+def test_the_transport_follows_the_installed_faust() -> None:
+    from importlib.metadata import version
+
+    from streams.transport import FAUST_VERSION
+
+    assert version("faust-streaming") == FAUST_VERSION  # re-read the copied consumer internals before upgrading
+
+
+def test_a_fetch_that_overlaps_a_seek_is_read_again(consumer: Any) -> None:
+    """Faust's perform_seek seeks each partition in turn and sets the read offsets only at its end; what the
+    drain loop fetched meanwhile must be read again once it is done (the stall of issue 16)."""
+    c = consumer.consumer
+
+    async def run() -> list[bool]:
+        epoch = c._seek_epoch
+        seen = [c._seeks_since(epoch)]
+        async with c._seeking():
+            seen.append(c._seeks_since(epoch))  # a seek in progress
+            assert not c._seek_idle().is_set()
+        seen.append(c._seeks_since(epoch))  # done since the fetch began
+        seen.append(c._seeks_since(c._seek_epoch))  # a fetch begun after it
+        assert c._seek_idle().is_set()
+        return seen
+
+    assert asyncio.run(run()) == [False, True, True, False]
