@@ -10,6 +10,7 @@ record; ``batched`` the same with one event per fetched batch of one partition (
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from schemas.topics import CAMERA_COUNTS, POS_TICKETS
@@ -48,10 +49,20 @@ def main(argv: list[str]) -> None:
     if argv[4] == "batched":
         batch_topics(app, [prefix + POS_TICKETS, prefix + CAMERA_COUNTS])
 
+    total = int(argv[6]) if len(argv) > 6 else 0
+    seen = first = 0
+    started = 0.0
+
     @app.agent(inputs, name="noop")
     async def noop(stream: Any) -> None:
-        async for _events in stream.take_events(2000, within=0.2):
-            pass
+        nonlocal seen, first, started
+        async for events in stream.take_events(2000, within=0.2):
+            taken = sum(len(getattr(e.message, "batch", None) or [None]) for e in events)
+            if not started:  # timed from the first batch on, which is not counted (commits come too seldom)
+                started, first = time.perf_counter(), taken
+            seen += taken
+            if total and seen >= total and seen > first:
+                print(f"FLOOR {(seen - first) / (time.perf_counter() - started):.0f}", flush=True)
 
     faust.Worker(app, loglevel="warn").execute_from_commandline()
 
