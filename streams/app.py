@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from socket import gethostname
 from typing import Any
 
 from schemas.catalogue import Catalogue
@@ -21,7 +20,7 @@ from streams.rules import AlertConfig
 from streams.tables import Tables, define_tables
 from streams.topics import TopicNames, Topics, define_topics
 from streams.underreporting import UnderreportingConfig
-from tillflow.kafka import endpoints, registry_from_settings
+from tillflow.kafka import endpoints, group_instance_id, registry_from_settings
 from tillflow.settings import Settings
 
 
@@ -122,7 +121,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         # static membership where configured, and on the local stack (noida-db never evicts a dead member)
-        consumer_group_instance_id=settings.streams_instance_id or (f"{app_id}@{gethostname()}" if ep.local else None),
+        consumer_group_instance_id=group_instance_id(app_id, settings.streams_instance_id, local=ep.local),
         # Table changelog values are a few kB each: batch and compress them, or the producer becomes the
         # bottleneck ("producer buffer full") long before the agents do.
         producer_max_batch_size=512 * 1024,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -117,6 +118,15 @@ def consumer_config(settings: Settings, group_id: str, bootstrap: str | None = N
     return conf
 
 
+def group_instance_id(group_id: str, configured: str | None, *, local: bool) -> str | None:
+    """The static member id (``group.instance.id``) of a long-running group member: the configured one, else on
+    the local stack ``<group>@<host>`` (its broker never evicts a dead member, see :func:`group_member_config`),
+    else none (dynamic membership)."""
+    if configured:
+        return configured
+    return f"{group_id}@{socket.gethostname()}" if local else None
+
+
 def group_member_config(
     settings: Settings, group_id: str, bootstrap: str | None = None, **extra: Any
 ) -> dict[str, Any]:  # fmt: skip
@@ -129,9 +139,7 @@ def group_member_config(
     since a stopped static member keeps its partitions until ``session.timeout.ms``.
     """
     conf = consumer_config(settings, group_id, bootstrap, **extra)
-    instance = settings.kafka_group_instance_id
-    if not instance and not settings.kafka_bootstrap:
-        instance = f"{group_id}@{socket.gethostname()}"
+    instance = group_instance_id(group_id, settings.kafka_group_instance_id, local=not settings.kafka_bootstrap)
     if instance:
         conf["group.instance.id"] = instance
     return conf
@@ -181,6 +189,51 @@ class Located(Protocol):
     topic: str
     partition: int
     offset: int
+
+
+SKIPPABLE_COMMIT_ERRORS = frozenset(
+    {
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError._WAIT_COORD,
+        KafkaError._NO_OFFSET,
+    }
+)
+"""Commit failures after which a consumer goes on: the group changed under it (a rebalance, or a restarted
+broker that forgot the group's generation) or the coordinator is away. What the batch did is already written
+idempotently, so not committing it only means reading it again. A fenced static member (another process took
+its instance id) is not among them."""
+
+
+def commit_can_be_skipped(exc: KafkaException) -> bool:
+    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    return error is not None and error.code() in SKIPPABLE_COMMIT_ERRORS
+
+
+def commit_written(consumer: Consumer, offsets: Sequence[tuple[str, int, int]], what: str) -> bool:
+    """Commit ``(topic, partition, next offset)`` of a batch whose effects are written idempotently.
+
+    Returns False (and logs) when the commit was refused for a reason in :data:`SKIPPABLE_COMMIT_ERRORS`: the
+    records will be read again and leave the same state. Any other refusal raises.
+    """
+    if not offsets:
+        return True
+    try:
+        consumer.commit(offsets=[TopicPartition(t, p, o) for t, p, o in offsets], asynchronous=False)
+    except KafkaException as exc:
+        if not commit_can_be_skipped(exc):
+            raise
+        logging.getLogger(__name__).warning(
+            "could not commit %s (%s); its records will be read again (same result)", what, exc
+        )
+        return False
+    return True
 
 
 def commit_offsets(items: Sequence[Located]) -> list[tuple[str, int, int]]:

@@ -26,7 +26,7 @@ from producers.cdc.normalize import DeadLetter, Emit, Output, TicketAssembler, T
 from producers.cdc.source import CdcSource
 from schemas.topics import POS_TICKETS, deadletter_topic
 from tillflow.errors import UnavailableError
-from tillflow.kafka import endpoints, group_member_config
+from tillflow.kafka import commit_written, endpoints, group_member_config
 from tillflow.sender import RecordSender
 from tillflow.settings import Settings
 
@@ -186,10 +186,10 @@ class Normalizer:
         self.sender.flush()  # raises if the broker did not acknowledge: nothing below happens
         self._unacked = 0
         self.store.commit()
-        if offsets:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-            for tp in offsets:
-                self._committed[(tp.topic, tp.partition)] = tp.offset
+        done = [(tp.topic, tp.partition, tp.offset) for tp in offsets]
+        if done and commit_written(self.consumer, done, "normalized changes"):
+            for topic, partition, offset in done:
+                self._committed[(topic, partition)] = offset
 
     def run(self, idle_exit_s: float | None = None, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Loop until ``should_stop()``, or until nothing came and nothing was pending for ``idle_exit_s``."""

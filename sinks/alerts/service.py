@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import requests
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message
 from pydantic import ValidationError
 
 from schemas.models import Alert, Record
@@ -24,7 +24,7 @@ from sinks.alerts.outbox import Outbox
 from sinks.alerts.routing import RateLimiter, RoutingConfig, route
 from sinks.metrics import ALERT_DEAD, ALERT_DELIVERIES, ALERT_OUTBOX, RECORDS
 from tillflow.dlq import DeadLetter, short_reason
-from tillflow.kafka import commit_offsets
+from tillflow.kafka import commit_offsets, commit_written
 from tillflow.retry import backoff
 from tillflow.settings import Settings
 
@@ -114,8 +114,7 @@ class AlertSink:
             for letter in dead:
                 log.error("dead letter %s", letter.describe())
             self.send_dead_letters(dead)
-        offsets = commit_offsets(consumed)
-        self.consumer.commit(offsets=[TopicPartition(t, p, o) for t, p, o in offsets], asynchronous=False)
+        commit_written(self.consumer, commit_offsets(consumed), "a stored batch of alerts")
         return new
 
     def deliver_due(self, now: float | None = None) -> int:

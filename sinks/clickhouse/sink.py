@@ -23,13 +23,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from schemas.serde import DecodeError
 from sinks.clickhouse.mapping import COLUMNS, TOPIC_TABLES, LocalClock, Mapped, MappingError, columns_for
 from sinks.metrics import BATCH_ROWS, CONSUMER_LAG, ERRORS, FLUSH_SECONDS, LAST_FLUSH, RECORDS
 from tillflow.dlq import DeadLetter, short_reason
 from tillflow.errors import SinkError
+from tillflow.kafka import commit_written
 from tillflow.retry import backoff_delays
 
 log = logging.getLogger(__name__)
@@ -99,31 +100,6 @@ class Batch:
     offsets: list[tuple[str, int, int]]
     """(topic, partition, next offset) to commit once the batch is written."""
     per_topic: dict[str, int]
-
-
-SKIPPABLE_COMMIT_ERRORS = frozenset(
-    {
-        KafkaError.ILLEGAL_GENERATION,
-        KafkaError.UNKNOWN_MEMBER_ID,
-        KafkaError.REBALANCE_IN_PROGRESS,
-        KafkaError.COORDINATOR_NOT_AVAILABLE,
-        KafkaError.NOT_COORDINATOR,
-        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-        KafkaError._TRANSPORT,
-        KafkaError._TIMED_OUT,
-        KafkaError._WAIT_COORD,
-        KafkaError._NO_OFFSET,
-    }
-)
-"""Commit failures after which the sink goes on: the group changed under it (a rebalance, or a restarted
-broker that forgot the group's generation) or the coordinator is away. The batch is already in ClickHouse,
-so not committing it only means reading it again, which leaves the same rows. A fenced static member (another
-process took its instance id) is not among them."""
-
-
-def commit_can_be_skipped(exc: KafkaException) -> bool:
-    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-    return error is not None and error.code() in SKIPPABLE_COMMIT_ERRORS
 
 
 def dead_letter(msg: Message, stage: str, reason: str) -> DeadLetter:
@@ -343,12 +319,7 @@ class ClickHouseSink:
             for letter in dead:
                 log.error("dead letter %s", letter.describe())
             self.send_dead_letters(dead)
-        try:
-            self.consumer.commit(offsets=[TopicPartition(t, p, o) for t, p, o in batch.offsets], asynchronous=False)
-        except KafkaException as exc:
-            if not commit_can_be_skipped(exc):
-                raise
-            log.warning("could not commit a written batch (%s); its records will be read again (same rows)", exc)
+        commit_written(self.consumer, batch.offsets, "a written batch")
         refused: dict[str, int] = {}
         for letter in dead:
             refused[letter.topic] = refused.get(letter.topic, 0) + 1

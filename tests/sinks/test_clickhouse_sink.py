@@ -201,16 +201,3 @@ def test_two_sinks_share_partitions_through_a_rebalance(
     assert second is not None and second.stats.consumed > 0
     assert first.stats.consumed + second.stats.consumed >= 400
     assert first.stats.dead_lettered == second.stats.dead_lettered == 0
-
-
-def test_a_commit_refused_because_the_group_changed_is_skipped_a_fenced_member_is_not() -> None:
-    """After a broker restart the sink's commit came back ILLEGAL_GENERATION and the sink died (issue 12's chaos
-    test); the batch is already in ClickHouse, so the sink goes on and reads it again (same rows)."""
-    from confluent_kafka import KafkaError, KafkaException
-
-    from sinks.clickhouse.sink import commit_can_be_skipped
-
-    for code in (KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS):
-        assert commit_can_be_skipped(KafkaException(KafkaError(code)))
-    assert not commit_can_be_skipped(KafkaException(KafkaError(KafkaError.FENCED_INSTANCE_ID)))
-    assert not commit_can_be_skipped(KafkaException("not a KafkaError"))
