@@ -373,6 +373,8 @@ class HourlyConversion(Record):
     revision: Int = Field(ge=0)
     updated_at: UtcDatetime
     complete_share: Double | None = None
+    pos_complete_share: Double | None = None
+    all_complete_share: Double | None = None
 
 
 class AlertKind(StrEnum):

@@ -202,6 +202,8 @@ def hourly_record(
         "revision": acc["rev"],
         "updated_at": updated_at_ms,
         "complete_share": None,  # store hours: set by the engine (streams.availability)
+        "pos_complete_share": None,
+        "all_complete_share": None,
     }
 
 

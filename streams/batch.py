@@ -159,6 +159,8 @@ def _finish(cell: Cell, c: dict[str, Any], catalogue: Catalogue) -> dict[str, An
         "cash_share": _div(get("cash_amount"), get("_paid")),
         "quality_flags": flags,
         "complete_share": None,  # store hours: set from the camera minutes (streams.availability)
+        "pos_complete_share": None,  # the streams' view of arrivals and silences (streams.availability)
+        "all_complete_share": None,
     }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from statistics import median
 from typing import Any
 
@@ -23,11 +23,11 @@ from schemas.catalogue import Catalogue, Store
 from streams import availability, rules
 from streams.accumulators import Acc, add_frame, add_ticket, compact, hour_key, hourly_record, new_hour
 from streams.availability import complete_share, open_minutes
-from streams.baselines import DAY_MS, baseline, history_entry, prune
+from streams.baselines import DAY_MS, Baseline, baseline, history_entry, prune
 from streams.hours import HOUR_MS, hour_start, local_hour_iso, local_weekday_hour
 from streams.rules import AlertConfig, Finding
 from streams.silence import FOREVER, SilenceDetection
-from streams.state import PartitionState, StoreState
+from streams.state import LowHour, PartitionState, StoreState
 from streams.underreporting import UnderreportingConfig, hour_counts
 from tillflow.errors import ContractError
 
@@ -122,6 +122,8 @@ class Engine(SilenceDetection):
         self.parts = parts
         self.by_id = {s.id: s for s in catalogue.stores}
         self.cameras = {s.id: [c.id for c in catalogue.cameras_of(s.id)] for s in catalogue.stores}
+        self._restated: list[tuple[str, int, int]] = []
+        """(store, since, until) of silences fired or resolved in this batch: their final hours are emitted again."""
         self.entrances = {
             s.id: [c.id for c in catalogue.cameras_of(s.id) if c.zone_id is None] for s in catalogue.stores
         }
@@ -207,6 +209,8 @@ class Engine(SilenceDetection):
             acc["dirty"] = True
             if acc["closed"]:
                 out.late += 1
+                if kind == TICKET:  # the minute's POS data arrived after its hour closed: delayed
+                    acc["pd"] = acc.get("pd", 0) | 1 << min(max((ts - start) // 60_000, 0), 59)
             if ts > part["newest"]:
                 part["newest"] = ts
             if kind == TICKET:
@@ -311,7 +315,9 @@ class Engine(SilenceDetection):
                 part["stores"].append(store_id)
         self._close_passed_hours(part, touched)
         self._take_due_live_updates(part, touched, now_ms)
-        finals = self._emit(part, touched, now_ms, out)
+        self._scan_silences(part, touched, stores, out)
+        self._restate(touched)
+        finals = self._emit(part, touched, stores, now_ms, out)
         self._judge_alerts(part, touched, stores, finals, out)
         self._retain(partition, part, touched)
         for key, acc in touched.items():
@@ -349,7 +355,24 @@ class Engine(SilenceDetection):
                     waiting.append(key)
         part["dirty"] = waiting
 
-    def _emit(self, part: PartitionState, touched: dict[str, Acc], now_ms: int, out: Output) -> list[Acc]:
+    def _restate(self, touched: dict[str, Acc]) -> None:
+        """Final store-hours whose POS availability changed (a silence fired over them, or late tickets resolved
+        one) are emitted again, as corrections carrying the new ``pos_complete_share``."""
+        for store_id, since, until in self._restated:
+            store = self.by_id[store_id]
+            h = hour_start(since, store.timezone)
+            while h < until:
+                key = hour_key(store_id, None, h)
+                acc = touched.get(key) or self.hours.get(key)
+                if acc is not None and acc.get("final"):
+                    acc["dirty"] = True
+                    touched[key] = acc
+                h = hour_start(h + HOUR_MS, store.timezone)
+        self._restated.clear()
+
+    def _emit(
+        self, part: PartitionState, touched: dict[str, Acc], stores: dict[str, StoreState], now_ms: int, out: Output
+    ) -> list[Acc]:
         """The conversion records of the changed hours (final, corrected or live); the store hours made final."""
         finals: list[Acc] = []
         for key, acc in sorted(touched.items(), key=lambda kv: kv[1]["start"]):
@@ -365,13 +388,13 @@ class Engine(SilenceDetection):
                 acc["final"] = True
                 acc["dirty"] = False
                 acc["emitted"] = now_ms
-                out.conversions.append(self._record(acc, store, True, now_ms))
+                out.conversions.append(self._record(acc, store, True, now_ms, self._cached(stores, store.id)))
                 if acc["zone"] is None:
                     finals.append(acc)
             elif now_ms - acc.get("emitted", 0) >= self.cfg.live_throttle_ms:
                 acc["dirty"] = False
                 acc["emitted"] = now_ms
-                out.conversions.append(self._record(acc, store, False, now_ms))
+                out.conversions.append(self._record(acc, store, False, now_ms, self._cached(stores, store.id)))
             else:
                 part["dirty"].append(key)
         return finals
@@ -384,9 +407,17 @@ class Engine(SilenceDetection):
         finals: list[Acc],
         out: Output,
     ) -> None:
-        """Silences first, then each final store-hour's alerts, then the early (in-hour) sales drops."""
-        # Silences first: a store-hour's sales and traffic findings are judged knowing the silent feeds and
-        # cameras that explain them (one incident, one page).
+        """Each final store-hour's alerts (the silences were scanned before), then the early sales drops."""
+        for acc in finals:
+            store = self.by_id[acc["store"]]
+            self._final_alerts(acc, store, self._store(stores, store.id, acc["start"]), part, out)
+        self._early_sales_drop(part, touched, stores, out)
+
+    def _scan_silences(
+        self, part: PartitionState, touched: dict[str, Acc], stores: dict[str, StoreState], out: Output
+    ) -> None:
+        """Silences first: a store-hour's record (its POS minutes) and its sales and traffic findings are made
+        knowing the silent feeds and cameras that explain them (one incident, one page)."""
         safe = self.progress(part)
         if safe // 60_000 > part["scan"] // 60_000:
             part["scan"] = safe
@@ -394,10 +425,9 @@ class Engine(SilenceDetection):
                 known = self.by_id.get(store_id)
                 if known is not None and (store_id in stores or store_id in self.stores):
                     self._scan_silence(known, self._store(stores, store_id, safe), touched, safe, out)
-        for acc in finals:
-            store = self.by_id[acc["store"]]
-            self._final_alerts(acc, store, self._store(stores, store.id, acc["start"]), part, out)
-        self._early_sales_drop(part, touched, stores, out)
+
+    def _cached(self, stores: dict[str, StoreState], store_id: str) -> StoreState | None:
+        return stores.get(store_id) or self.stores.get(store_id)
 
     def _retain(self, partition: int, part: PartitionState, touched: dict[str, Acc]) -> None:
         """Retention of the partition's closed hours (the ``retained`` table)."""
@@ -428,7 +458,9 @@ class Engine(SilenceDetection):
                             touched[key] = acc
             self.retained[pk] = retained
 
-    def _record(self, acc: Acc, store: Store, is_final: bool, now_ms: int) -> dict[str, Any]:
+    def _record(
+        self, acc: Acc, store: Store, is_final: bool, now_ms: int, st: StoreState | None = None
+    ) -> dict[str, Any]:
         area = store.area_m2
         if acc["zone"] is not None:
             try:
@@ -446,8 +478,25 @@ class Engine(SilenceDetection):
             updated_at_ms=now_ms,
         )
         if acc["zone"] is None:
-            availability.apply_to_record(record, acc["mc"], self.entrances[store.id], open_minutes(store, acc["start"]))
+            availability.apply_to_record(
+                record,
+                acc["mc"],
+                self.entrances[store.id],
+                open_minutes(store, acc["start"]),
+                self._pos_missing(st, acc["start"]) if st is not None else 0,
+                acc.get("pd", 0),
+            )
         return record
+
+    @staticmethod
+    def _pos_missing(st: StoreState, start: int) -> int:
+        """Minutes of the hour inside a FIRING FEED_SILENT window: the till feed was silent (POS missing)."""
+        mask = 0
+        for aid, window in st["windows"].items():
+            if window[0] == rules.FEED_SILENT and st["alerts"].get(aid) == "FIRING":
+                until = window[5] if len(window) > 5 and window[5] is not None else FOREVER
+                mask |= availability.minutes_within(start, window[2], until)
+        return mask
 
     def _explained(self, st: StoreState, acc: Acc, record: dict[str, Any]) -> bool:
         """A store-hour whose figures rest on incomplete data: a data flag, an entrance-camera gap, a silence."""
@@ -468,7 +517,7 @@ class Engine(SilenceDetection):
 
     def _final_alerts(self, acc: Acc, store: Store, st: StoreState, part: PartitionState, out: Output) -> None:
         """Sales and traffic drops of a final (or corrected) hour, then history and the peer message."""
-        record = self._record(acc, store, True, 0)
+        record = self._record(acc, store, True, 0, st)
         weekday, hour = local_weekday_hour(acc["start"], store.timezone)
         hist = [e for e in self.history.get(store.id) or [] if e["s"] != acc["start"]]
         edge = self._edge_hour(store, weekday, hour)
@@ -501,11 +550,17 @@ class Engine(SilenceDetection):
             if self._continues(st, store, acc["start"], finding, out):
                 findings.remove(finding)
                 symptoms.append(finding)
+        pooled = st.get("pooled") or {}
         emitted = rules.reconcile(
             st["alerts"],
             store_id=store.id,
             hour_start_ms=acc["start"],
-            evaluated=[rules.SALES_DROP, rules.TRAFFIC_DROP],
+            # A drop judged over two hours is not cleared by a revision of one of them judged alone.
+            evaluated=[
+                k
+                for k in (rules.SALES_DROP, rules.TRAFFIC_DROP)
+                if rules.alert_id(k, store.id, acc["start"]) not in pooled
+            ],
             findings=findings,
             fired_at_ms=max(part["newest"], acc["start"] + HOUR_MS),
             tenant_id=store.tenant_id,
@@ -513,6 +568,8 @@ class Engine(SilenceDetection):
         )
         self._remember_drops(st, emitted)
         out.alerts += emitted
+        clean = not findings and not symptoms and not self._explained(st, acc, record)
+        self._two_hour_drops(acc, store, st, base if clean else None, part, out)
         entry = history_entry(record, weekday, hour)
         hist.append(entry)
         hist.sort(key=lambda e: e["s"])
@@ -522,7 +579,7 @@ class Engine(SilenceDetection):
         st["conv_ref"] = median(conv) if len(conv) >= 3 else None
         # The underreporting stage sums usable hours per day: an hour another alert (or a suppressed symptom)
         # explains, or whose camera or POS data is incomplete, would look like a departure that is not one.
-        usable = not findings and not symptoms and not self._explained(st, acc, record)
+        usable = clean
         out.peers.append(
             (
                 peer_group(store),
@@ -537,6 +594,69 @@ class Engine(SilenceDetection):
             )
         )
         self._trim_alerts(st)
+
+    def _two_hour_drops(
+        self, acc: Acc, store: Store, st: StoreState, base: Baseline | None, part: PartitionState, out: Output
+    ) -> None:
+        """SALES_DROP / TRAFFIC_DROP over two hours in a row that are each low (:func:`rules.low`) but not
+        improbable alone: judged on their sums (an evening at 30 % of 27 visitors an hour is 2.6 standard
+        deviations in one hour, 3.7 over two). The alert is the first hour's; ``base`` None (an hour with a
+        finding or on incomplete data) ends any run."""
+        acfg = self.cfg.alerts
+        low: dict[str, LowHour] = st.setdefault("low", {})
+        before = hour_start(acc["start"] - 1, store.timezone)
+        for kind in (rules.TRAFFIC_DROP, rules.SALES_DROP):
+            observed = acc["v"] if kind == rules.TRAFFIC_DROP else acc["net"]
+            if kind in low and acc["start"] < low[kind]["s"]:
+                continue  # a correction of an older hour: the run of the newest hours stays as it is
+            prev = low.pop(kind, None)
+            if base is None or not rules.low(kind, observed, base, acfg):
+                continue
+            if prev is not None and prev["s"] == before and prev["base"]["method"] == base.method:
+                both = rules.pooled([Baseline(**prev["base"]), base])
+                visitors = prev["v"] + acc["v"]
+                finding = (
+                    rules.traffic_drop(visitors, both, acfg)
+                    if kind == rules.TRAFFIC_DROP
+                    else rules.sales_drop(
+                        prev["net"] + acc["net"], visitors, both, acfg, transactions=prev["tx"] + acc["tx"]
+                    )
+                )
+                if finding is not None:
+                    self._fire_two_hours(finding, prev["s"], acc["start"], store, st, part, out)
+                    continue
+            low[kind] = {"s": acc["start"], "v": acc["v"], "net": acc["net"], "tx": acc["tx"], "base": asdict(base)}
+
+    def _fire_two_hours(
+        self, finding: Finding, first: int, last: int, store: Store, st: StoreState, part: PartitionState, out: Output
+    ) -> None:
+        """Page a two-hour drop as the alert of its first hour (or attach it to what explains it)."""
+        span = f"{local_hour_iso(first, store.timezone)[11:16]}-{local_hour_iso(last + HOUR_MS, store.timezone)[11:16]}"
+        finding = replace(
+            finding,
+            message=f"{span}: {finding.message}",
+            details={**finding.details, "hours": "2", "last_hour": local_hour_iso(last, store.timezone)},
+        )
+        if finding.kind == rules.SALES_DROP and self._silences(st, rules.FEED_SILENT, first, last + 2 * HOUR_MS):
+            self._suppress(st, store, first, finding, rules.FEED_SILENT, "", out)
+            return
+        if self._continues(st, store, first, finding, out):
+            return
+        emitted = rules.reconcile(
+            st["alerts"],
+            store_id=store.id,
+            hour_start_ms=first,
+            evaluated=[],
+            findings=[finding],
+            fired_at_ms=max(part["newest"], last + HOUR_MS),
+            tenant_id=store.tenant_id,
+            mall_id=store.mall_id,
+        )
+        self._remember_drops(st, emitted)
+        for record in emitted:
+            st.setdefault("pooled", {})[record["alert_id"]] = last
+            st["episodes"][record["kind"]][2] = last
+        out.alerts += emitted
 
     def _early_sales_drop(
         self, part: PartitionState, touched: dict[str, Acc], stores: dict[str, StoreState], out: Output

@@ -80,8 +80,9 @@ class PeerEngine:
         for store_id, store_days in state["stores"].items():
             latest = state["latest"].get(store_id, "")
             complete = sorted(d for d in store_days if flush or d < latest)
-            days[store_id] = cast(dict[str, Mapping[str, int]], series(store_days, complete))
             store = self.by_id.get(store_id)
+            profile_tz = store.timezone if store else None
+            days[store_id] = cast(dict[str, Mapping[str, int]], series(store_days, complete, profile_tz, self.cfg))
             categories[store_id] = store.category if store else None
         episodes = evaluate(days, categories, self.cfg)
         out: list[dict[str, Any]] = []

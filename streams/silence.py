@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from schemas.catalogue import Store
 from streams import rules
 from streams.accumulators import Acc, hour_key
+from streams.availability import open_minutes
 from streams.hours import HOUR_MS, hour_start
 from streams.rules import Finding
 from streams.state import StoreState
@@ -35,6 +36,7 @@ class SilenceDetection:
     cfg: StreamConfig
     hours: MutableMapping[str, Acc]
     cameras: dict[str, list[str]]
+    _restated: list[tuple[str, int, int]]
     _suppress: Callable[..., None]
     """The engine's: attach a symptom to the root alert(s) that explain it instead of paging."""
 
@@ -63,6 +65,8 @@ class SilenceDetection:
         for aid, (wkind, wcam, since, at, hour, *_until) in list(st["windows"].items()):
             if wkind == kind and wcam == cam and since <= ts <= at:
                 del st["windows"][aid]
+                if kind == rules.FEED_SILENT:
+                    self._restated.append((store.id, since, at + 60_000))
                 out.alerts += rules.reconcile(
                     st["alerts"],
                     store_id=store.id,
@@ -124,6 +128,11 @@ class SilenceDetection:
                     self._end_silence(st, rules.FEED_SILENT, "", feed[0], at)
                 feed = [at + 60_000, 0, False, []]
                 continue
+            if not feed[2] and not entries and not any(feed[3]) and not self._open_at(store, at):
+                # No ticket is expected while the store is closed: a silence starts at the opening, not at the
+                # evening's last ticket (the night counted as silence paged at opening on a clean estate).
+                feed = [at + 60_000, 0, False, []]
+                continue
             feed[3].append(entries)  # entries still shopping (dwell), counted once they could have paid
             if len(feed[3]) > acfg.feed_silent_dwell_minutes:
                 feed[1] += feed[3].pop(0)
@@ -151,6 +160,12 @@ class SilenceDetection:
             cams[cam] = state
         st["cs"] = cams
         st["scan_at"] = timeline[-1][0] + 60_000
+
+    @staticmethod
+    def _open_at(store: Store, at: int) -> bool:
+        """The store is open in the minute starting at ``at`` (by the catalogue; always without opening hours)."""
+        start = hour_start(at, store.timezone)
+        return bool(open_minutes(store, start) >> ((at - start) // 60_000) & 1)
 
     def _fire_silence(
         self, store: Store, st: StoreState, finding: Finding, since: int, cam: str, now: int, out: Output
@@ -183,6 +198,8 @@ class SilenceDetection:
         )
         if emitted:
             st["windows"][emitted[0]["alert_id"]] = [finding.kind, cam, since, now, hour, None]
+            if finding.kind == rules.FEED_SILENT:
+                self._restated.append((store.id, since, now + 60_000))
             st.setdefault("roots", {})[emitted[0]["alert_id"]] = emitted[0]
             self._trim_alerts(st)
         out.alerts += emitted
@@ -218,6 +235,6 @@ class SilenceDetection:
     def _trim_alerts(st: StoreState) -> None:
         """Keep the newest MAX_ALERT_STATES alert states, silence windows and root alerts of a store."""
         states: dict[str, Any]
-        for states in (st["alerts"], st["windows"], st.setdefault("roots", {})):
+        for states in (st["alerts"], st["windows"], st.setdefault("roots", {}), st.get("pooled") or {}):
             while len(states) > MAX_ALERT_STATES:
                 del states[next(iter(states))]

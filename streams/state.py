@@ -49,6 +49,18 @@ SilenceWindow = list[Any]
 None]``: the window a fired FEED_SILENT / CAMERA_SILENT covers."""
 
 
+class LowHour(TypedDict):
+    """A final store-hour below a drop's ratio, kept until the next hour is judged."""
+
+    s: int
+    """Hour start (ms)."""
+    v: int
+    net: float
+    tx: int
+    base: dict[str, Any]
+    """Its :class:`streams.baselines.Baseline` as a dict."""
+
+
 class StoreState(TypedDict):
     """``stores[store_id]``: one store's silence trackers and alert states."""
 
@@ -71,6 +83,11 @@ class StoreState(TypedDict):
     episodes: NotRequired[dict[str, list[Any]]]
     """SALES_DROP / TRAFFIC_DROP -> ``[root alert id, its hour start (ms), last hour attached to it (ms)]``: the
     drop incident going on, which the next hours' drops (and a till going quiet) attach to."""
+    low: NotRequired[dict[str, LowHour]]
+    """SALES_DROP / TRAFFIC_DROP -> the store's last final hour when it was low but not improbable alone (a drop
+    over two hours is judged on both)."""
+    pooled: NotRequired[dict[str, int]]
+    """Alert id of a drop judged over two hours -> its last hour (ms): a revision of one hour does not clear it."""
     conv_ref: NotRequired[float | None]
     """The store's median conversion over recent final hours (the silence rules' expected sales rate)."""
     fs: NotRequired[FeedScan]

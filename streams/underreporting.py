@@ -6,7 +6,8 @@ the hour's noise, but ten such days are not. The store stage sends the counts of
 store-hour (see :func:`hour_counts`); the peer stage (streams/peers.py) sums them per store and local day
 and runs :func:`evaluate` over the retained days of a mall.
 
-For each store, day ``d`` and metric ``m`` (a ratio of daily sums, :data:`METRICS`), on a log scale:
+For each store, day ``d`` and metric ``m`` (a ratio of daily sums, :data:`METRICS`; conversion and sales per
+visitor per visitor of the store's weekday-hour profile, :func:`series`), on a log scale:
 
 - **peer factor** ``pf(d)``: the median, over the store's peers (same mall and category; the rest of the
   mall when the category has no other tenant) that are not themselves alarmed on ``m``, of
@@ -43,7 +44,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import median
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
+
+from streams.hours import local_weekday_hour
 
 
 class DayCounts(TypedDict):
@@ -66,6 +69,8 @@ class DayCounts(TypedDict):
     dk: int
     """sales with a discount (less voided ones)"""
     emp: int
+    vw: NotRequired[int]
+    """visitors weighted by the conversion of their weekday-hour in the store's own profile (:func:`series`)"""
 
 
 COUNT_KEYS = ("v", "tx", "net", "cash", "pay", "tk", "vd", "rf", "disc", "gross", "dk", "emp")
@@ -81,11 +86,14 @@ class Metric:
     denominator: tuple[str, ...]
     counted: bool
     """True when the numerator is a count (binomial sampling sd), False for money shares."""
+    profiled: bool = False
+    """Per visitor of the store's weekday-hour profile (``vw``) when the day has one: visitors coming at other
+    hours or weekdays than usual (where conversion differs) do not move it."""
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("conversion", "conversion", -1, "tx", ("v",), True),
-    Metric("sales_per_visitor", "sales per visitor", -1, "net", ("v",), False),
+    Metric("conversion", "conversion", -1, "tx", ("v",), True, profiled=True),
+    Metric("sales_per_visitor", "sales per visitor", -1, "net", ("v",), False, profiled=True),
     Metric("cash_share", "cash share", -1, "cash", ("pay",), False),
     Metric("void_rate", "void rate", 1, "vd", ("tk",), True),
     Metric("refund_rate", "refund rate", 1, "rf", ("tx", "rf"), True),
@@ -118,6 +126,10 @@ class UnderreportingConfig:
     """Days of counts the peer stage keeps per store (reference and runs)."""
     evidence_days: int = 14
     """Daily figures listed in the alert (the last days of the run)."""
+    profile_days: int = 28
+    """Days of usable hours the weekday-hour conversion profile is made of (the days before the judged one)..."""
+    profile_prior: float = 200.0
+    """...each slot's conversion shrunk towards the store's with this many visitors' weight."""
 
 
 @dataclass
@@ -197,7 +209,7 @@ def add_counts(total: DayCounts | None, part: Mapping[str, int]) -> DayCounts:
 def _rate(day: Mapping[str, int], metric: Metric) -> tuple[float, float] | None:
     """(value, sampling sd of its log) of a metric on a day, or None when undefined or zero."""
     num = day[metric.numerator]
-    den = sum(day[k] for k in metric.denominator)
+    den = _denominator(day, metric)
     if den <= 0:
         return None
     value = (num + 0.5) / (den + 1.0) if metric.counted else num / den
@@ -218,8 +230,14 @@ def _expected_sd(day: Mapping[str, int], metric: Metric, expected: float) -> flo
     (voids at 1 % of 150 tickets) counted 3 times today is not a 6-fold rise measured to ±50 %."""
     if not metric.counted:
         return 0.0
-    den = sum(day[k] for k in metric.denominator)
+    den = _denominator(day, metric)
     return math.sqrt(max(1.0 / (den * expected + 0.5) - 1.0 / (den + 1.0), 0.0)) if den > 0 else 0.0
+
+
+def _denominator(day: Mapping[str, int], metric: Metric) -> int:
+    if metric.profiled and day.get("vw"):
+        return int(day["vw"])
+    return sum(day[k] for k in metric.denominator)
 
 
 def _usable(day: Mapping[str, int], cfg: UnderreportingConfig) -> bool:
@@ -413,11 +431,61 @@ def sum_days(hours: Mapping[str, Mapping[str, Any]]) -> DayCounts | None:
     return total
 
 
-def series(store_days: Mapping[str, Mapping[str, Mapping[str, Any]]], complete: Sequence[str]) -> dict[str, DayCounts]:
-    """Daily sums of the ``complete`` days of one store (local date -> hours)."""
+Slot = tuple[int, int]
+"""(local weekday 0=Monday, local hour of day)"""
+
+
+def profile_weights(hours: Sequence[tuple[Slot, int, int]], prior: float) -> dict[Slot, float]:
+    """Each weekday-hour's conversion relative to the store's, from (slot, visitors, transactions) of past
+    usable hours: ``((tx_slot + prior · c) / (v_slot + prior)) / c`` with ``c`` the store's conversion over
+    them (a slot seen little stays near 1). Empty without visitors or sales."""
+    visitors = sum(v for _, v, _ in hours)
+    sales = sum(tx for _, _, tx in hours)
+    if visitors <= 0 or sales <= 0:
+        return {}
+    overall = sales / visitors
+    v_slot: dict[Slot, int] = {}
+    tx_slot: dict[Slot, int] = {}
+    for slot, v, tx in hours:
+        v_slot[slot] = v_slot.get(slot, 0) + v
+        tx_slot[slot] = tx_slot.get(slot, 0) + tx
+    return {slot: (tx_slot[slot] + prior * overall) / (v_slot[slot] + prior) / overall for slot in v_slot}
+
+
+def profiled_visitors(hours: Sequence[tuple[Slot, int]], weights: Mapping[Slot, float]) -> int:
+    """A day's visitors, each hour's weighted by its slot's relative conversion (1 for an unseen slot)."""
+    return round(sum(v * weights.get(slot, 1.0) for slot, v in hours))
+
+
+def series(
+    store_days: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    complete: Sequence[str],
+    timezone: str | None = None,
+    cfg: UnderreportingConfig | None = None,
+) -> dict[str, DayCounts]:
+    """Daily sums of the ``complete`` days of one store (local date -> hours). With the store's ``timezone``,
+    each day also gets ``vw``: its visitors weighted by the weekday-hour conversion profile of its usable hours
+    over the ``profile_days`` before it (at least ``min_ref_days`` of them; :func:`profile_weights`)."""
     out: dict[str, DayCounts] = {}
     for day in complete:
         total = sum_days(store_days.get(day, {}))
         if total is not None:
             out[day] = total
+    if timezone is None or cfg is None:
+        return out
+    slots: dict[str, list[tuple[Slot, int, int]]] = {}
+    for day in out:
+        slots[day] = [
+            (local_weekday_hour(int(start), timezone), int(m["counts"]["v"]), int(m["counts"]["tx"]))
+            for start, m in store_days[day].items()
+            if m.get("usable", True)
+        ]
+    for day, total in out.items():
+        first = _shift(day, -cfg.profile_days)
+        past = [d for d in out if first <= d < day]
+        if len(past) < cfg.min_ref_days:
+            continue
+        weights = profile_weights([h for d in past for h in slots[d]], cfg.profile_prior)
+        if weights:
+            total["vw"] = profiled_visitors([(slot, v) for slot, v, _ in slots[day]], weights)
     return out

@@ -64,7 +64,7 @@ COLUMNS: dict[str, list[str]] = {
         "discount_amount", "units", "refunds", "refund_amount", "voids", "employee_sales", "cash_amount",
         "conversion", "avg_ticket", "units_per_transaction", "revenue_per_visitor", "revenue_per_m2", "void_rate",
         "discount_rate", "cash_share", "quality_flags", "is_final", "revision", "updated_at", "version",
-        "complete_share",
+        "complete_share", "pos_complete_share", "all_complete_share",
     ],
     "alerts": [
         "alert_id", "kind", "state", "severity", "store_id", "tenant_id", "mall_id", "hour_start", "timezone",
@@ -433,6 +433,9 @@ _HOURLY_LONGS = ("visitors", "exits", "transactions", "net_revenue", "gross_reve
 _HOURLY_RATIOS = ("conversion", "avg_ticket", "units_per_transaction", "revenue_per_visitor", "revenue_per_m2",
                   "void_rate", "discount_rate", "cash_share")  # fmt: skip
 
+_SHARES = ("complete_share", "pos_complete_share", "all_complete_share")
+"""Data availability of a store-hour (streams/availability.py); the last two are absent from older records."""
+
 
 def hourly_columns(records: Sequence[Plain], timezones: Mapping[str, str], clock: LocalClock) -> Mapped:
     """``conversion_hourly`` columns of a batch of hourly records (their time zone travels in the record)."""
@@ -442,8 +445,8 @@ def hourly_columns(records: Sequence[Plain], timezones: Mapping[str, str], clock
     check_not_negative(rejects, "revision", [r["revision"] for r in records])
     for name in ("hour_start", "updated_at"):
         check_time(rejects, name, [r[name] for r in records])
-    for name in ("units", *_HOURLY_RATIOS, "complete_share"):
-        check_finite(rejects, name, [r[name] for r in records])
+    for name in ("units", *_HOURLY_RATIOS, *_SHARES):
+        check_finite(rejects, name, [r.get(name) for r in records])
     index, kept = _kept(records, rejects)
     cols: list[list[Any]] = [
         [r["store_id"] for r in kept],
@@ -460,7 +463,7 @@ def hourly_columns(records: Sequence[Plain], timezones: Mapping[str, str], clock
         [r["revision"] for r in kept],
         [r["updated_at"] for r in kept],
         [hourly_version(r["revision"], r["is_final"], r["updated_at"]) for r in kept],
-        [r["complete_share"] for r in kept],
+        *([r.get(name) for r in kept] for name in _SHARES),
     ]
     out.columns["conversion_hourly"] = cols
     out.owners["conversion_hourly"] = index

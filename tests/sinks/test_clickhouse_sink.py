@@ -61,7 +61,12 @@ def test_sink_writes_dead_letters_and_replays_idempotently(
     produce(stack, tickets_topic, POS_TICKETS, [*tickets, too_old, unknown, b"\x00\x00\x00\x00\x01garbage"])
     frames = [frame(i) for i in range(150)] + [frame(i) for i in range(140, 150)]  # 10 frames sent twice
     produce(stack, actual(topics, CAMERA_COUNTS), CAMERA_COUNTS, frames)
-    hours = [hourly(final=False), hourly(), hourly(revision=1, visitors=120), hourly(store="wg-denim")]
+    hours = [
+        hourly(final=False),
+        hourly(),
+        hourly(revision=1, visitors=120, pos_complete_share=0.75, all_complete_share=0.5),
+        hourly(store="wg-denim"),
+    ]
     produce(stack, actual(topics, CONVERSION_HOURLY), CONVERSION_HOURLY, hours)
     produce(stack, actual(topics, ALERTS), ALERTS, [alert(1), alert(1, state="RESOLVED"), alert(2)])
 
@@ -77,9 +82,10 @@ def test_sink_writes_dead_letters_and_replays_idempotently(
     assert scalar(ch, "SELECT sum(entries) FROM camera_counts_minute") == 150
     assert scalar(ch, "SELECT count() FROM camera_frames FINAL") == 150
     row = ch.query(
-        "SELECT visitors, revision, is_final FROM conversion_hourly FINAL WHERE store_id = 'wg-fashion'"
+        "SELECT visitors, revision, is_final, pos_complete_share, all_complete_share FROM conversion_hourly FINAL "
+        "WHERE store_id = 'wg-fashion'"
     ).result_rows
-    assert row == [(120, 1, True)]
+    assert row == [(120, 1, True, 0.75, 0.5)]  # the POS availability shares (migration 0015)
     assert scalar(ch, "SELECT count() FROM alerts FINAL") == 3
     for name in topics:
         assert committed(stack, settings.sink_group_id, name) == end_offsets(stack, name)

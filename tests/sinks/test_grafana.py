@@ -52,6 +52,7 @@ EXPECTED: dict[tuple[str, int | str], list[str]] = {
     ("tillflow-pipeline", 9): ["store_id", "source_kind", "source_id", "on_time_pct", "delayed_minutes",
                                "missing_minutes", "max_delay_s"],
     ("tillflow-pipeline", 10): ["time", "series", "minutes"],
+    ("tillflow-pipeline", 11): ["time", "camera", "pos", "all_sources"],
     ("tillflow-store-live", "annotation:Alerts"): ["time", "text", "tags"],
     ("tillflow-store-ops", 1): ["time", "visitors", "staff_on_floor", "visitors_per_staff"],
     ("tillflow-store-ops", 2): ["time", "sales_per_labour_hour", "conversion_pct"],
@@ -118,6 +119,8 @@ def simulate(ch: Any) -> None:
             store_id, hour=local.astimezone(UTC), zone_id=zone or None, mall_id=store.mall_id, category=store.category,
             local_hour=local.isoformat(), timezone=store.timezone, currency=store.currency, visitors=visitors,
             transactions=txns, net_revenue=int(cell["net_revenue"]), conversion=txns / visitors if visitors else None,
+            complete_share=None if zone else 1.0, pos_complete_share=None if zone else 0.95,
+            all_complete_share=None if zone else 0.95,
         ))  # fmt: skip
     for (_store, _grain, _dim, _start), cell in recompute_ops(
         catalogue, raw[POS_TICKETS], raw[CAMERA_COUNTS], raw[STAFF_SHIFTS]

@@ -50,11 +50,17 @@ def test_fallbacks_with_less_history() -> None:
 
 def test_sales_drop_needs_a_large_and_improbable_drop_with_footfall_held() -> None:
     base = Baseline("same_weekday", net=100_000.0, visitors=200.0, avg_ticket=2000.0, samples=4)
-    f = rules.sales_drop(30_000, 190, base, CFG)
+    f = rules.sales_drop(25_000, 190, base, CFG)
     assert f is not None and f.kind == "SALES_DROP" and f.severity == "WARNING"
+    assert f.expected == 100_000.0  # 95 % of the usual visitors is within their noise (sd 10 %): no scaling
+    f = rules.sales_drop(15_000, 140, base, CFG)
+    assert f is not None and f.expected == 80_000.0  # 70 % of the visitors, + 1 sd: 80 % of the usual sales
     assert rules.sales_drop(15_000, 190, base, CFG).severity == "CRITICAL"  # type: ignore[union-attr]
     assert rules.sales_drop(60_000, 190, base, CFG) is None  # 60%: not far enough below
     assert rules.sales_drop(30_000, 80, base, CFG) is None  # footfall fell as much: not the till
+    # A clean simulated café hour: 59 % of the usual visitors and 35 % of the sales is half of what those
+    # visitors buy (59 % + 1 sd), not a sales drop (it paged before sales were expected of the visitors who came).
+    assert rules.sales_drop(35_000, 118, base, CFG) is None
     small = Baseline("same_weekday", net=4000.0, visitors=10.0, avg_ticket=2000.0, samples=4)
     assert rules.sales_drop(0, 10, small, CFG) is None  # two expected sales: zero is not improbable
 
@@ -253,3 +259,76 @@ def test_engine_feed_and_camera_silence() -> None:
     evs += [(FRAME, frame("cam-wg-denim", "wg-denim", other + 20 * 60_000, 1))]  # counts input progressed
     out = e.apply(0, evs, WALL)
     assert [(a["kind"], a["details"]["camera_id"]) for a in out.alerts] == [("CAMERA_SILENT", "cam-wg-cafe")]
+
+
+def test_the_night_is_not_a_silence_a_till_silent_after_opening_is() -> None:
+    """The grocer opens at 09:00 (Thursday 2026-02-12): the night since the evening's last ticket is not a
+    silence: 12 visitors a minute from 09:01 and a first ticket at 09:19 page nothing (the night counted as
+    silence paged at 09:17, when 12 sales were due at the default conversion). A till silent to 09:30 pages."""
+    e = Engine(demo(), StreamConfig(), {}, {}, {})
+    evening = ms("2026-02-11T19:55:00+01:00")
+    opening = ms("2026-02-12T09:00:00+01:00")
+    frames = [
+        (FRAME, frame("cam-wg-grocer-a", "wg-grocer", opening + 60_000 + i * 60_000, i, entries=12)) for i in range(19)
+    ]
+    evs = [(TICKET, ticket("wg-grocer", evening)), *frames, (TICKET, ticket("wg-grocer", opening + 19 * 60_000))]
+    evs.append((TICKET, ticket("wg-denim", opening + 21 * 60_000)))  # the tickets input progressed
+    out = e.apply(0, evs, WALL)
+    assert [a for a in out.alerts if a["kind"] == "FEED_SILENT"] == []
+    # Next morning nobody rings anything for 30 minutes while 4 visitors a minute come in: FEED_SILENT.
+    opening += DAY_MS
+    frames = [
+        (FRAME, frame("cam-wg-grocer-a", "wg-grocer", opening + i * 60_000, 100 + i, entries=4)) for i in range(31)
+    ]
+    out = e.apply(0, [*frames, (TICKET, ticket("wg-denim", opening + 31 * 60_000))], WALL)
+    (silent,) = [a for a in out.alerts if a["kind"] == "FEED_SILENT"]
+    assert silent["details"]["silent_minutes"] == "30"  # counted from the opening, not from the evening before
+
+
+def test_two_low_hours_are_judged_on_their_sums() -> None:
+    """An evening at 30 % of 27 visitors an hour: 2.6 standard deviations in one hour (no page), 3.7 over two."""
+    hour = Baseline("same_weekday", 27 * 3000.0, 27.0, 3000.0, 4, 8.0)
+    assert rules.traffic_drop(8, hour, CFG) is None
+    assert rules.low(rules.TRAFFIC_DROP, 8, hour, CFG) and rules.low(rules.TRAFFIC_DROP, 16, hour, CFG)
+    assert not rules.low(rules.TRAFFIC_DROP, 17, hour, CFG)  # over 1.5 x the 0.4 drop ratio
+    both = rules.pooled([hour, hour])
+    assert (both.visitors, both.net, both.transactions, both.samples) == (54.0, 162_000.0, 16.0, 4)
+    finding = rules.traffic_drop(16, both, CFG)
+    assert finding is not None and finding.details["z"] == "3.7"
+    # Sales at ~10 an hour kept at 20 % for two hours (4 of 20 tickets): one hour alone is not improbable.
+    sales = Baseline("same_weekday", 10 * 3000.0, 80.0, 3000.0, 4, 10.0)
+    assert rules.sales_drop(6000, 80, sales, CFG, transactions=2) is None
+    found = rules.sales_drop(12000, 160, rules.pooled([sales, sales]), CFG, transactions=4)
+    assert found is not None and float(found.details["transactions_tail_p"]) < CFG.sales_drop_p
+    # Only a tenth kept in one hour at this volume (1 of 10 tickets) stays below the evidence needed.
+    assert rules.sales_drop(3000, 80, sales, CFG, transactions=1) is None
+
+
+def _evening(e: Engine, day: str, visitors: int, tickets: int, seq: int) -> list[dict[str, Any]]:
+    """Mumbai's last two hours (20:00-22:00) of ``day``: ``visitors`` and ``tickets`` an hour, spread evenly."""
+    evs = []
+    for hour in (20, 21):
+        start = ms(f"{day}T{hour}:00:00+05:30")
+        for m in range(60):
+            seq += 1
+            entries = 1 if m * visitors // 60 != (m + 1) * visitors // 60 else 0
+            evs.append((FRAME, frame("cam-mum-bandra", "mum-bandra", start + m * 60_000, seq, entries=entries)))
+        for t in range(tickets):
+            evs.append((TICKET, ticket("mum-bandra", start + (t * 60 // tickets + 3) * 60_000, currency="INR")))
+    evs.sort(key=lambda ev: ev[1].get("occurred_at") or ev[1]["frame_ts"])
+    return e.apply(0, evs, WALL).alerts
+
+
+def test_an_evening_drop_too_small_for_one_hour_pages_once_over_two() -> None:
+    """Three Thursdays of 27 visitors an hour at 20:00 and 21:00, then one at 8 an hour: each hour alone is 2.6
+    standard deviations below (no page), the two together 3.7: one TRAFFIC_DROP for 20:00, over two hours."""
+    e = Engine(demo(), StreamConfig(), {}, {}, {})
+    alerts: list[dict[str, Any]] = []
+    for week, day in enumerate(("2026-01-08", "2026-01-15", "2026-01-22")):
+        alerts += _evening(e, day, 27, 8, week * 1000)
+    alerts += _evening(e, "2026-01-29", 8, 3, 5000)
+    alerts += e.tick(0, WALL, close_all=True).alerts
+    (page,) = [a for a in alerts if a["state"] == "FIRING"]
+    assert (page["kind"], page["hour_start"]) == ("TRAFFIC_DROP", ms("2026-01-29T20:00:00+05:30"))
+    assert page["details"]["hours"] == "2" and page["details"]["z"] == "3.7"
+    assert page["message"] == "20:00-22:00: 16 visitors is 30% of the expected 54"

@@ -9,8 +9,9 @@ import json
 import math
 import random
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -18,9 +19,18 @@ from producers.simulator.simulation import SimulationConfig, plans
 from schemas.catalogue import Catalogue, Store
 from streams.accumulators import add_ticket, new_hour
 from streams.engine import peer_group
-from streams.hours import hour_start, local_hour_iso
+from streams.hours import hour_start, local_day_hours, local_hour_iso
 from streams.peers import PeerEngine
-from streams.underreporting import UnderreportingConfig, evaluate, hour_counts, peers_of
+from streams.underreporting import (
+    Episode,
+    UnderreportingConfig,
+    evaluate,
+    hour_counts,
+    peers_of,
+    profile_weights,
+    profiled_visitors,
+    series,
+)
 from tests.support.events import demo
 
 CFG = UnderreportingConfig()
@@ -266,3 +276,58 @@ def test_a_corrected_day_is_judged_again() -> None:
         msg = {"store_id": "wg-fashion", "hour_start": d, "day": day, "revision": 1, "usable": True}
         out += peers.apply(group, {**msg, "counts": _day_counts(rng)})
     assert [(a["alert_id"], a["state"]) for a in out] == [(fired["alert_id"], "RESOLVED")]
+
+
+def _hours_of_a_street_store(days: int, seed: int, evening: tuple[int, int, float], kept: float = 1.0) -> dict:
+    """A store alone (no peers) with a morning hour converting 40 % and an evening hour converting 10 %, 300
+    visitors each; ``evening`` = (from day, to day, factor on the evening's visitors); ``kept``: the share of
+    sales declared over the same days."""
+    rng = random.Random(seed)
+    tz = "Europe/Berlin"
+    store_days: dict[str, dict[str, Any]] = {}
+    for d in range(days):
+        day = (date(2026, 1, 5) + timedelta(days=d)).isoformat()
+        starts = local_day_hours(day, tz)
+        shifted = evening[0] <= d < evening[1]
+        hours = {}
+        for hour, conv in ((10, 0.4), (18, 0.1)):
+            v = int(300 * math.exp(rng.gauss(0, 0.08)) * (evening[2] if shifted and hour == 18 else 1.0))
+            tx = sum(rng.random() < conv for _ in range(v))
+            if shifted:
+                tx = int(tx * kept)
+            counts = {**dict.fromkeys(("cash", "vd", "rf", "disc", "dk", "emp"), 0), "v": v, "tx": tx}
+            counts.update(net=tx * 2500, pay=tx * 2500, gross=tx * 2500, tk=tx, cash=tx * 750)
+            hours[str(starts[hour])] = {"usable": True, "counts": counts}
+        store_days[day] = hours
+    return store_days
+
+
+def test_footfall_moving_to_other_hours_is_not_underreporting() -> None:
+    """Ten days when the evening (10 % conversion) brings four times its visitors: the day's conversion falls
+    from 25 % to 16 %, which the daily totals alone take for underreporting. Per visitor of the store's own
+    weekday-hour profile, nothing departed; two thirds of the sales declared on the same days still fire."""
+
+    def judge(store_days: dict[str, Any], timezone: str | None) -> list[Episode]:
+        days = cast(dict[str, Mapping[str, int]], series(store_days, sorted(store_days), timezone, CFG))
+        return evaluate({"s": days}, {"s": "fashion"}, CFG)
+
+    crowd = _hours_of_a_street_store(50, 7, (30, 40, 4.0))
+    daily = judge(crowd, None)
+    assert [d.metric.name for e in daily for d in e.departures][:1] == ["conversion"]  # the daily view fires
+    assert judge(crowd, "Europe/Berlin") == []
+    (episode,) = judge(_hours_of_a_street_store(50, 7, (30, 40, 4.0), kept=0.67), "Europe/Berlin")
+    conv = next(d for d in episode.departures if d.metric.name == "conversion")
+    assert 0.6 < conv.ratio < 0.75 and "2026-01-31" <= conv.since <= "2026-02-05"
+
+
+def test_profile_weights_are_relative_and_shrunk() -> None:
+    hours = [((0, 10), 300, 120), ((0, 18), 300, 30)] * 4  # 40 % and 10 % against 25 % overall
+    weights = profile_weights(hours, CFG.profile_prior)
+    assert weights[(0, 10)] == pytest.approx((480 + 200 * 0.25) / 1400 / 0.25)  # 1.51: shrunk from 1.6
+    assert weights[(0, 18)] == pytest.approx((120 + 200 * 0.25) / 1400 / 0.25)  # 0.49: from 0.4
+    # A uniform shortfall (every slot's sales 2/3) leaves the relative weights as they were.
+    assert profile_weights([(s, v, tx * 2 // 3) for s, v, tx in hours], CFG.profile_prior) == pytest.approx(weights)
+    assert profiled_visitors([((0, 10), 100), ((0, 18), 100), ((1, 9), 50)], weights) == round(
+        100 * weights[(0, 10)] + 100 * weights[(0, 18)] + 50
+    )
+    assert profile_weights([((0, 10), 0, 0)], 200.0) == {}
