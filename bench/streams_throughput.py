@@ -246,6 +246,21 @@ def throughput(settings: Settings, events: int, tmp: Path, profile: Path | None 
     engine = statistics.median(_engine_only(settings, produced) for _ in range(3))
     floor = _floor_rate(settings, prefix, events, tmp, "stock")
     handoff = _floor_rate(settings, prefix, events, tmp, "tillflow")
+    batched_floor = _floor_rate(settings, prefix, events, tmp, "batched")
+    worker = _worker_rate(settings, prefix, events, tmp, profile, batched=False)
+    batched = _worker_rate(settings, prefix, events, tmp, profile and profile.with_suffix(".batched"), batched=True)
+    rates = {
+        "worker_eps": worker,
+        "batched_worker_eps": batched,
+        "faust_floor_eps": floor,
+        "handoff_floor_eps": handoff,
+    }
+    rates |= {"batched_floor_eps": batched_floor, "raw_eps": baseline, "engine_eps": engine}
+    return {"events": float(events), **rates}
+
+
+def _worker_rate(settings: Settings, prefix: str, events: int, tmp: Path, profile: Path | None, batched: bool) -> float:
+    """Events/s of one ``tillflow worker`` process over the produced input, per-record or batched transport."""
     port = _free_port()
     counted: list[tuple[float, float]] = []
     worker = _committed_rate(
@@ -256,11 +271,12 @@ def throughput(settings: Settings, events: int, tmp: Path, profile: Path | None 
             settings,
             app_id,
             prefix,
-            tmp / "throughput-worker.log",
+            tmp / f"throughput-worker{'-batched' if batched else ''}.log",
             profile,
             TILLFLOW_STREAMS_STREAM_SKEW_S="0",
             TILLFLOW_STREAMS_IDLE_CLOSE_S="1000000",
             TILLFLOW_METRICS_PORT=str(port),
+            TILLFLOW_STREAMS_BATCHED_TRANSPORT=str(batched).lower(),
         ),
         lambda: counted.append((time.perf_counter(), _events_counted(port))),
     )
@@ -271,9 +287,7 @@ def throughput(settings: Settings, events: int, tmp: Path, profile: Path | None 
     end = next((c for c in counted if c[1] >= events), None)
     if begin is not None and end is not None and end[0] > begin[0]:
         worker = (end[1] - begin[1]) / (end[0] - begin[0])
-    rates = {"worker_eps": worker, "faust_floor_eps": floor, "handoff_floor_eps": handoff}
-    rates |= {"raw_eps": baseline, "engine_eps": engine}
-    return {"events": float(events), **rates}
+    return worker
 
 
 def _free_port() -> int:
@@ -350,11 +364,18 @@ def _engine_only(settings: Settings, produced: list[tuple[str, bytes, bytes]]) -
     return len(raws) / (time.perf_counter() - start)
 
 
-def latency(settings: Settings, rate: int, seconds: float, tmp: Path) -> dict[str, float]:
+def latency(settings: Settings, rate: int, seconds: float, tmp: Path, batched: bool = False) -> dict[str, float]:
     run = uuid.uuid4().hex[:6]
     prefix, app_id = f"bench.{run}.", f"bench-{run}"
     _topics(settings, prefix)
-    worker = _worker(settings, app_id, prefix, tmp / "latency-worker.log", TILLFLOW_STREAMS_LIVE_THROTTLE_S="0")
+    worker = _worker(
+        settings,
+        app_id,
+        prefix,
+        tmp / f"latency-worker{'-batched' if batched else ''}.log",
+        TILLFLOW_STREAMS_LIVE_THROTTLE_S="0",
+        TILLFLOW_STREAMS_BATCHED_TRANSPORT=str(batched).lower(),
+    )
     registry = registry_from_settings(settings)
     conversion = TopicSerde(registry, CONVERSION_HOURLY)
     seen: list[tuple[float, int]] = []
@@ -438,7 +459,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--latency-only", action="store_true", help="skip the throughput part")
-    parser.add_argument("--profile", type=Path, help="run the throughput worker under cProfile, stats to this file")
+    parser.add_argument("--profile", type=Path, help="run the throughput workers under cProfile, stats to this file")
+    parser.add_argument(
+        "--transports",
+        nargs="*",
+        choices=("per-record", "batched"),
+        default=["per-record", "batched"],
+        help="the worker transports whose latency is measured, each in turn (none: skip the latency part)",
+    )
     args = parser.parse_args(argv)
     from tillflow.devstack import down, up
 
@@ -464,22 +492,30 @@ def main(argv: list[str] | None = None) -> None:
                     f"ratio {t['handoff_floor_eps'] / t['faust_floor_eps']:.2f} of stock  (streams/transport.py)"
                 )
                 print(
-                    f"  tillflow worker (1 process)  {t['worker_eps']:>10,.0f} events/s  "
-                    f"ratio {t['worker_eps'] / t['raw_eps']:.2f} of raw, "
-                    f"{t['worker_eps'] / t['faust_floor_eps']:.1f}x the stock no-op agent  "
-                    "(targets >= 20,000/s and >= 0.3 of raw)"
+                    f"  same, batched hand-off       {t['batched_floor_eps']:>10,.0f} events/s  "
+                    f"ratio {t['batched_floor_eps'] / t['raw_eps']:.2f}  (one event per fetched batch of a partition)"
                 )
-                if args.profile and args.profile.exists():
-                    import pstats
+                for key, label in (("worker_eps", "per-record"), ("batched_worker_eps", "batched")):
+                    print(
+                        f"  tillflow worker, {label:<11} {t[key]:>10,.0f} events/s  "
+                        f"ratio {t[key] / t['raw_eps']:.2f} of raw, "
+                        f"{t[key] / t['faust_floor_eps']:.1f}x the stock no-op agent  "
+                        "(targets >= 20,000/s and >= 0.3 of raw)"
+                    )
+                for path in (args.profile, args.profile and args.profile.with_suffix(".batched")):
+                    if path and path.exists():
+                        import pstats
 
-                    print(f"cProfile of the throughput worker ({args.profile}), top by own time:")
-                    pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(15)
-            lat = latency(settings, args.rate, args.seconds, Path(tmp))
-            print(
-                f"latency at {lat['rate']:,.0f} events/s for {args.seconds:.0f}s: produce -> conversion update "
-                f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms over {int(lat['probes'])} probes "
-                f"(missing {int(lat.get('missing', 0))}; target p99 < 1000 ms)"
-            )
+                        print(f"cProfile of the throughput worker ({path}), top by own time:")
+                        pstats.Stats(str(path)).sort_stats("tottime").print_stats(15)
+            lat: dict[str, dict[str, float]] = {}
+            for mode in args.transports:
+                lat[mode] = one = latency(settings, args.rate, args.seconds, Path(tmp), batched=mode == "batched")
+                print(
+                    f"latency, {mode} transport, at {one['rate']:,.0f} events/s for {args.seconds:.0f}s: produce -> "
+                    f"conversion update p50 {one['p50_ms']:.0f} ms, p99 {one['p99_ms']:.0f} ms over "
+                    f"{int(one['probes'])} probes (missing {int(one.get('missing', 0))}; target p99 < 1000 ms)"
+                )
             print(json.dumps({"throughput": t, "latency": lat}))
         finally:
             down(settings)

@@ -11,13 +11,13 @@ import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from aiokafka.errors import KafkaError
 from faust.streams import _current_event  # the table context Faust sets for single-event iteration
 from prometheus_client import Counter, Gauge
 
-from streams.processor import Processor, Raw, Send
+from streams.processor import Processor, RecordBatch, Send
 from streams.tables import Tables, apply_held, detach_all
 from streams.topics import Topics
 from streams.watchdog import Stall, consumer_state, task_stacks
@@ -40,9 +40,19 @@ REBALANCING = "every input (the worker is rebalancing or recovering its tables)"
 """What the stall warning names while the worker is in a rebalance or its tables' recovery."""
 
 
-def _raw(event: Any) -> Raw:
+def batch_of(event: Any) -> RecordBatch:
+    """The records an event stands for: the batch of a :class:`streams.transport.BatchMessage`, or the one
+    record of a message handed over on its own."""
     msg = event.message
-    return Raw(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+    batch = getattr(msg, "batch", None)
+    if batch is not None:
+        return cast(RecordBatch, batch)
+    return RecordBatch(msg.partition, [msg.topic], [msg.offset], [msg.key], [msg.value])
+
+
+def joined(group: list[Any]) -> RecordBatch:
+    """The records of a group of events of one partition, in arrival order, as one batch."""
+    return RecordBatch.join([batch_of(e) for e in group])
 
 
 def _by_partition(events: list[Any]) -> list[list[Any]]:
@@ -87,11 +97,11 @@ async def _complete(sending: Awaitable[None]) -> None:
 
 
 def _count(processor: Processor, now_ms: int, group: list[Any]) -> list[Send]:
-    return processor.process(group[-1].message.partition, [_raw(e) for e in group], now_ms)
+    return processor.process_batch(joined(group), now_ms)
 
 
 def _peers(processor: Processor, group: list[Any]) -> list[Send]:
-    return processor.process_peers([_raw(e) for e in group])
+    return processor.process_peers(joined(group).raws())
 
 
 async def process_parts(
@@ -144,14 +154,14 @@ def define_agents(
         """Count tickets and frames into store-hours; close, emit and alert per partition."""
         async for events in stream.take_events(batch_size, within=batch_within_s):
             await process_parts(app, events, partial(_count, processor, int(time.time() * 1000)), processor.state, send)
-            PROCESSED.inc(len(events))
+            PROCESSED.inc(sum(len(batch_of(e)) for e in events))
 
     @app.agent(topics.peers, name="peers")
     async def peers(stream: Any) -> None:
         """Confirm underreporting candidates against peers in the same mall and category."""
         async for events in stream.take_events(batch_size, within=batch_within_s):
             await process_parts(app, events, partial(_peers, processor), processor.peers_state, send)
-            PROCESSED.inc(len(events))
+            PROCESSED.inc(sum(len(batch_of(e)) for e in events))
 
     @app.timer(interval=tick_s)
     async def tick() -> None:

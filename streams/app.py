@@ -93,7 +93,7 @@ def create_app(
     """A Faust app for ``catalogue`` on the configured (or local) broker and registry."""
     import faust
 
-    from streams.transport import SCHEME, Stream, broker_urls
+    from streams.transport import SCHEME, Stream, batch_topics, broker_urls
 
     ep = endpoints(settings)
     app_id = app_id or settings.streams_app_id
@@ -127,6 +127,10 @@ def create_app(
         producer_max_batch_size=512 * 1024,
         producer_linger_ms=5,
         producer_compression_type="lz4",
+        # Faust commits from the fetch loop every 10,000 acknowledged offsets (a batched worker: every few batches),
+        # each commit waiting for the producer to flush first; on the 2.8 s interval alone (a commit task of its
+        # own) fetching and processing go on meanwhile. A restart reads at most one interval again.
+        broker_commit_every=1_000_000,
     )
     names = TopicNames.build(app_id, topic_prefix)
     topics = define_topics(app, names, partitions)
@@ -143,6 +147,10 @@ def create_app(
         partitions,
     )
     from streams.agents import define_agents, send_all
+
+    if settings.streams_batched_transport:  # one event per fetched batch of one partition (streams/transport.py)
+        batch_topics(app, [names.tickets, names.counts, names.ticks], settings.streams_batch_size)
+        batch_topics(app, [names.peers], settings.streams_batch_size)
 
     agents = define_agents(
         app, processor, topics, tables, settings.streams_batch_size, settings.streams_tick_s, send or send_all

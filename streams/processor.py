@@ -57,6 +57,58 @@ class Raw:
     value: bytes | None
 
 
+@dataclass(frozen=True, slots=True)
+class RecordBatch:
+    """Records of one partition number, side by side, in the order to process them; co-partitioned topics may
+    be interleaved (each record's topic is in :attr:`topics`). What the worker's batched transport hands to an
+    agent as one event (streams/transport.py), and what the agents give the processor."""
+
+    partition: int
+    topics: list[str]
+    offsets: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def raw(self, index: int) -> Raw:
+        return Raw(self.topics[index], self.partition, self.offsets[index], self.keys[index], self.values[index])
+
+    def raws(self) -> list[Raw]:
+        return [self.raw(i) for i in range(len(self.offsets))]
+
+    def spans(self) -> dict[str, tuple[int, int]]:
+        """(first, last) offset of each topic in the batch (a topic's offsets ascend through the batch)."""
+        topics, offsets = self.topics, self.offsets
+        backwards = topics[::-1]
+        return {t: (offsets[topics.index(t)], offsets[-1 - backwards.index(t)]) for t in dict.fromkeys(topics)}
+
+    @classmethod
+    def of(cls, partition: int, records: Iterable[Raw]) -> RecordBatch:
+        """Records (of ``partition``) as one batch."""
+        batch = cls(partition, [], [], [], [])
+        for raw in records:
+            batch.topics.append(raw.topic)
+            batch.offsets.append(raw.offset)
+            batch.keys.append(raw.key)
+            batch.values.append(raw.value)
+        return batch
+
+    @classmethod
+    def join(cls, batches: list[RecordBatch]) -> RecordBatch:
+        """Batches of one partition, one after the other, as one batch."""
+        if len(batches) == 1:
+            return batches[0]
+        joined = cls(batches[0].partition, [], [], [], [])
+        for batch in batches:
+            joined.topics.extend(batch.topics)
+            joined.offsets.extend(batch.offsets)
+            joined.keys.extend(batch.keys)
+            joined.values.extend(batch.values)
+        return joined
+
+
 @dataclass(frozen=True)
 class Send:
     topic: str
@@ -84,8 +136,11 @@ class Processor:
         self.peers = PeerEngine(catalogue, config.underreporting, t.peer_groups)
         self.partition_count = partition_count
         self.groups = sorted(self.peers.members)
-        self._kinds = {names.tickets: (TICKET, POS_TICKETS), names.counts: (FRAME, CAMERA_COUNTS)}
-        self._decoders = {t: PlainDecoder(serdes[t]) for t in (POS_TICKETS, CAMERA_COUNTS)}
+        self._kinds = {names.tickets: TICKET, names.counts: FRAME}
+        self._hot_decoders = {
+            names.tickets: PlainDecoder(serdes[POS_TICKETS]).decode,
+            names.counts: PlainDecoder(serdes[CAMERA_COUNTS]).decode,
+        }
 
     @property
     def state(self) -> tuple[MutableMapping[str, Any], ...]:
@@ -100,28 +155,33 @@ class Processor:
 
     def process(self, partition: int, records: Iterable[Raw], now_ms: int) -> list[Send]:
         """Inputs (tickets, counts, ticks) of one partition, in order."""
+        return self.process_batch(RecordBatch.of(partition, records), now_ms)
+
+    def process_batch(self, batch: RecordBatch, now_ms: int) -> list[Send]:
+        """A batch of the inputs (tickets, counts, ticks) of one partition, in order. Tickets and counts between
+        two ticks are counted in one engine call; Prometheus counters move once per call."""
         started = time.perf_counter()
+        partition = batch.partition
         sends: list[Send] = []
-        batch: list[tuple[str, dict[str, Any]]] = []
-        sources: list[Raw] = []
         out = Output()
-        for raw in records:
-            if raw.topic == self.names.ticks:
-                if batch:
-                    out.extend(self._apply(partition, batch, sources, now_ms, sends))
-                    batch, sources = [], []
-                out.extend(self._tick(partition, raw, now_ms, sends))
+        events: list[tuple[str, dict[str, Any]]] = []
+        index: list[int] = []
+        kinds, decoders, ticks = self._kinds, self._hot_decoders, self.names.ticks
+        for i, (topic, value) in enumerate(zip(batch.topics, batch.values, strict=True)):
+            if topic == ticks:
+                if events:
+                    out.extend(self._apply(partition, events, batch, index, now_ms, sends))
+                    events, index = [], []
+                out.extend(self._tick(partition, batch.raw(i), now_ms, sends))
                 continue
-            kind, real_topic = self._kinds[raw.topic]
             try:
-                record = self._decoders[real_topic].decode(raw.value)
+                events.append((kinds[topic], decoders[topic](value)))
             except DecodeError as exc:
-                sends.append(self._dead_letter(raw, "decode", str(exc)))
+                sends.append(self._dead_letter(batch.raw(i), "decode", str(exc)))
                 continue
-            batch.append((kind, record))
-            sources.append(raw)
-        if batch:
-            out.extend(self._apply(partition, batch, sources, now_ms, sends))
+            index.append(i)
+        if events:
+            out.extend(self._apply(partition, events, batch, index, now_ms, sends))
         self._emit(out, sends)
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return sends
@@ -129,18 +189,23 @@ class Processor:
     def _apply(
         self,
         partition: int,
-        batch: list[tuple[str, dict[str, Any]]],
-        sources: list[Raw],
+        events: list[tuple[str, dict[str, Any]]],
+        batch: RecordBatch,
+        index: list[int],
         now_ms: int,
         sends: list[Send],
     ) -> Output:
-        out = self.engine.apply(partition, batch, now_ms)
-        for index, reason in out.rejects:
-            sends.append(self._dead_letter(sources[index], "map", reason))
+        out = self.engine.apply(partition, events, now_ms)
+        for j, reason in out.rejects:
+            sends.append(self._dead_letter(batch.raw(index[j]), "map", reason))
         out.rejects = []
-        EVENTS.labels(self.names.tickets).inc(sum(1 for k, _ in batch if k == TICKET))
-        EVENTS.labels(self.names.counts).inc(sum(1 for k, _ in batch if k == FRAME))
-        DUPLICATES.inc(out.duplicates)
+        tickets = sum(1 for kind, _ in events if kind == TICKET)
+        if tickets:
+            EVENTS.labels(self.names.tickets).inc(tickets)
+        if len(events) - tickets:
+            EVENTS.labels(self.names.counts).inc(len(events) - tickets)
+        if out.duplicates:
+            DUPLICATES.inc(out.duplicates)
         return out
 
     def _tick(self, partition: int, raw: Raw, now_ms: int, sends: list[Send]) -> Output:

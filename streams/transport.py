@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Generator, Iterable, Sequence
 from typing import Any, cast
 
 import faust
@@ -51,18 +51,110 @@ from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
-from faust.types.tuples import ack_lock
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage, ack_lock
 from faust.utils.functional import consecutive_numbers
 from mode import Seconds, want_seconds
 from mode.utils.aiter import aiter
 from mode.utils.futures import notify
 
+from streams.processor import RecordBatch
+
 SCHEME = "tillflow+kafka"
+FAUST_VERSION = "0.15.3"
+"""The faust-streaming release whose consumer internals this module follows (pinned in pyproject.toml)."""
+
+_BATCHED = "_tillflow_batched_topics"
 
 
 def broker_urls(bootstrap: str, scheme: str = "kafka") -> str:
     """Faust's broker setting for a ``host:port,host:port`` bootstrap list, with the transport's scheme."""
     return ";".join(f"{scheme}://{host}" for host in bootstrap.split(","))
+
+
+def batch_topics(app: Any, topics: Iterable[str], max_records: int = 2000) -> None:
+    """Have this transport hand the records of ``topics`` (one agent's co-partitioned inputs) to the agents a
+    fetched batch at a time: the records of partition n of all of them, fetched together, make one batch (of
+    at most ``max_records``), interleaved one by one in turn as Faust's scheduler would deliver them."""
+    groups: dict[str, tuple[int, int]] = getattr(app, _BATCHED, {})
+    group = len({g for g, _ in groups.values()})
+    groups.update({topic: (group, max_records) for topic in topics})
+    setattr(app, _BATCHED, groups)
+
+
+def batched_topics(app: Any) -> dict[str, tuple[int, int]]:
+    """Topic -> (group, most records per batch) for the topics named with :func:`batch_topics`."""
+    return dict(getattr(app, _BATCHED, {}))
+
+
+def interleave(parts: list[list[Any]]) -> tuple[list[int], list[Any]]:
+    """(index of the part, item) of each item, taking one item of each part in turn (slice assignments: no
+    Python loop per item)."""
+    owners: list[int] = []
+    items: list[Any] = []
+    live = [(k, part) for k, part in enumerate(parts) if part]
+    done = 0
+    while live:
+        rows = min(len(part) - done for _, part in live)
+        width = len(live)
+        block: list[Any] = [None] * (rows * width)
+        block_owners: list[int] = [0] * (rows * width)
+        for column, (k, part) in enumerate(live):
+            block[column::width] = part[done : done + rows]
+            block_owners[column::width] = [k] * rows
+        items += block
+        owners += block_owners
+        done += rows
+        live = [(k, part) for k, part in live if len(part) > done]
+    return owners, items
+
+
+def record_batches(parts: list[tuple[TP, list[Any]]], max_records: int) -> list[RecordBatch]:
+    """aiokafka records of the same partition number of co-partitioned topics as batches to hand over."""
+    partition = parts[0][0].partition
+    owners, records = interleave([recs for _, recs in parts])
+    names = [tp.topic for tp, _ in parts]
+    out = []
+    for start in range(0, len(records), max_records):
+        chunk = records[start : start + max_records]
+        out.append(
+            RecordBatch(
+                partition,
+                [names[k] for k in owners[start : start + max_records]],
+                [r.offset for r in chunk],
+                [r.key for r in chunk],
+                [r.value for r in chunk],
+            )
+        )
+    return out
+
+
+class BatchMessage(ConsumerMessage):  # type: ignore[misc]
+    """One Faust message standing for a :class:`RecordBatch`: its partition (and so its table changelog
+    partition) is the batch's, its topic and offset those of the batch's last record (the conductor routes it
+    by that topic: every agent of the group subscribes to all its topics); key and value are None (nothing is
+    decoded); :attr:`spans` holds each topic's range of offsets in the batch, acknowledged as one."""
+
+    __slots__ = ("batch", "spans")
+
+    def __init__(self, batch: RecordBatch, tps: dict[str, TP], timestamp: float, generation_id: int | None) -> None:
+        tp = tps[batch.topics[-1]]
+        super().__init__(
+            tp.topic, tp.partition, batch.offsets[-1], timestamp, 0, None, None, None, None, 0, 0, tp,
+            generation_id=generation_id,
+        )  # fmt: skip
+        self.batch = batch
+        self.spans: dict[TP, tuple[int, int]] = {tps[t]: span for t, span in batch.spans().items()}
+
+
+def acked_range(first: int, last: int, committed: int | None) -> range:
+    """Offsets an acknowledged batch marks as processed in one partition: all it spans from ``first`` to
+    ``last``, from the committed offset (the next one to process) on.
+
+    Offsets missing inside the span (compaction, transaction markers) are included: nothing else will ever
+    carry them, and leaving them out would stop every later commit of the partition.
+    """
+    return range(first if committed is None else max(first, committed), last + 1)
 
 
 def _in_thread(fun: Callable[..., None]) -> Callable[..., Coroutine[Any, Any, None]]:
@@ -108,6 +200,9 @@ class _HandOver:
 class Consumer(faust_aiokafka.Consumer):
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs inside every worker test
         # faust.transport.consumer.Consumer._drain_messages (faust-streaming 0.15), hand-off changed.
+        if batched_topics(self.app):
+            await self._drain_batches(fetcher)
+            return
         callback = cast(Callable[[Any], Coroutine[Any, Any, Any]], self.callback)
         getmany = self.getmany
         consumer_should_stop = self._stopped.is_set
@@ -121,6 +216,7 @@ class Consumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
+                epoch = self._seek_epoch
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
                 reseeking: set[Any] = set()
@@ -133,6 +229,10 @@ class Consumer(faust_aiokafka.Consumer):
                         if tp in reseeking:
                             continue  # read again from the start of its gap
                         offset = message.offset
+                        if self._seeks_since(epoch):  # this fetch may predate the seek: read it again after it
+                            await self._read_again(tp, offset, "fetched while seeking")
+                            reseeking.add(tp)
+                            continue
                         r_offset = get_read_offset(tp)  # the last offset handed over (see perform_seek)
                         if r_offset is not None and offset <= r_offset:
                             self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
@@ -162,8 +262,141 @@ class Consumer(faust_aiokafka.Consumer):
                             await self._read_again(tp, offset, "handed over while a rebalance began")
                             reseeking.add(tp)
                             continue
+                        if self._seeks_since(epoch):
+                            await self._read_again(tp, offset, "fetched or handed over while seeking")
+                            reseeking.add(tp)
+                            continue
                         set_read_offset(tp, offset)
                     unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
+
+    async def _hand_over(self, callback: Callable[[Any], Coroutine[Any, Any, Any]], message: Any) -> bool:
+        """Whether ``message`` reached its streams: False when a rebalance or a stop cancelled the hand-off (the
+        caller reads it again)."""
+        coro = callback(message)
+        try:
+            first = coro.send(None)
+        except StopIteration:
+            return True  # handed over without suspending: the usual case
+        hand_over = _HandOver(coro, first)
+        await self.wait_first(hand_over.run(), self.suspend_flow.wait())
+        return hand_over.done
+
+    async def _drain_batches(self, fetcher: Any) -> None:  # pragma: no cover - runs inside every worker test
+        """The drain loop with the topics of :func:`batch_topics` handed over a fetched batch at a time (one
+        :class:`BatchMessage` per partition number of each group); other topics (changelogs: recovery,
+        standbys) one record at a time as in :meth:`_drain_messages`. Same rules: nothing is marked read that
+        was not handed over, and whatever was fetched and not handed over is read again."""
+        callback = cast(Callable[[Any], Coroutine[Any, Any, Any]], self.callback)
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        to_message = self._to_message
+        batched = batched_topics(self.app)
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                epoch = self._seek_epoch
+                records, active = await self._wait_next_records(1.0)
+                await self.sleep(0)
+                if not records or self.should_stop:
+                    unset_flag(CONSUMER_FETCHING)
+                    continue
+                if not self.flow_active:  # as Faust's getmany: flow stopped while fetching, seek back
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        self.log.warning(f"exception performing seek when flow not active {exc}")
+                    unset_flag(CONSUMER_FETCHING)
+                    continue
+                generation_id = self.app.consumer_generation_id
+
+                def stopped(generation_id: Any = generation_id, epoch: int = epoch) -> bool:
+                    return (
+                        not self.flow_active
+                        or not self.app.flow_control.is_active()
+                        or self.app.consumer_generation_id != generation_id
+                        or self._seeks_since(epoch)
+                    )
+
+                dropped: dict[Any, int] = {}
+                groups: dict[tuple[int, int], list[tuple[TP, list[Any]]]] = {}
+                for tp, tp_records in records.items():
+                    if stopped() or (active is not None and tp not in active and tp not in self._buffered_partitions):
+                        dropped.setdefault(tp, tp_records[0].offset)
+                        continue
+                    r_offset = get_read_offset(tp)  # the last offset handed over (see perform_seek)
+                    if r_offset is not None and tp_records[0].offset <= r_offset:
+                        tp_records = [r for r in tp_records if r.offset > r_offset]
+                        if not tp_records:
+                            continue
+                    first = tp_records[0].offset
+                    if r_offset is not None and first > r_offset + 1 and acks_enabled_for(tp.topic):
+                        if not await self._gap_confirmed(tp, r_offset + 1, first):
+                            continue  # read again from the start of its gap
+                        await self._add_gap(tp, r_offset + 1, first - 1)
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    if self._commit_every is not None and self._n_acked >= self._commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    batching = batched.get(tp.topic)
+                    if batching is not None:
+                        groups.setdefault((batching[0], tp.partition), []).append((tp, tp_records))
+                        continue
+                    for record in tp_records:  # a changelog (or another topic): one record at a time
+                        if stopped():
+                            dropped.setdefault(tp, record.offset)
+                            break
+                        offset = record.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is not None and offset > r_offset + 1 and acks_enabled_for(tp.topic):
+                            if not await self._gap_confirmed(tp, r_offset + 1, offset):
+                                break
+                            await self._add_gap(tp, r_offset + 1, offset - 1)
+                        if not await self._hand_over(callback, to_message(tp, record)) or stopped():
+                            await self._read_again(tp, offset, "not handed over (a rebalance or a stop)")
+                            break
+                        set_read_offset(tp, offset)
+                for parts in groups.values():
+                    tps = {tp.topic: tp for tp, _ in parts}
+                    stamp = max((recs[-1].timestamp or 0) for _, recs in parts) / 1000.0
+                    for batch in record_batches(parts, batched[parts[0][0].topic][1]):
+                        if stopped():
+                            for topic, (first, _) in batch.spans().items():
+                                dropped.setdefault(tps[topic], first)
+                            continue
+                        message = BatchMessage(batch, tps, stamp, generation_id)
+                        if not await self._hand_over(callback, message) or stopped():
+                            # cancelled, or queued for a generation that ended meanwhile (the stream skips it
+                            # and its ack is refused): every partition of the group is read again from its
+                            # first record not handed over (the later batches of this fetch are not handed over)
+                            for tp, recs in parts:
+                                last = get_read_offset(tp)
+                                first = last + 1 if last is not None else recs[0].offset
+                                await self._read_again(tp, first, "not handed over (a rebalance or a stop)")
+                            break
+                        for tp, (_, last) in message.spans.items():
+                            set_read_offset(tp, last)
+                for tp, first in dropped.items():
+                    await self._read_again(tp, first, "fetched while not active or while seeking")
+                unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
@@ -218,6 +451,7 @@ class Consumer(faust_aiokafka.Consumer):
     async def _read_again(self, tp: Any, first: int, why: str) -> None:
         """Seek ``tp`` back to ``first`` so its records are fetched and handed over again; never forward: a
         rebalance meanwhile may have sought it back further (to the committed offset)."""
+        await self._seek_idle().wait()  # the read offset a seek in progress leaves is the one to go back from
         if tp not in self.assignment():
             return
         last = self._read_offset.get(tp)
@@ -251,7 +485,45 @@ class Consumer(faust_aiokafka.Consumer):
             with ack_lock:
                 self._unacked_messages.discard(message)
             return False
-        return bool(super().ack(message))
+        spans: dict[TP, tuple[int, int]] | None = getattr(message, "spans", None)
+        if spans is None:
+            return bool(super().ack(message))
+        with ack_lock:  # a BatchMessage: every offset of each of its ranges
+            if message.acked:
+                return False
+            message.acked = True
+            self._unacked_messages.discard(message)
+            try:
+                marked = 0
+                for tp, (first, last) in spans.items():
+                    if not self.app.topics.acks_enabled_for(tp.topic):
+                        continue
+                    acked_index = self._acked_index[tp]
+                    offsets = [o for o in acked_range(first, last, self._committed_offset[tp]) if o not in acked_index]
+                    acked_index.update(offsets)
+                    self._acked[tp].extend(offsets)
+                    marked += len(offsets)
+                self._n_acked += marked
+                return marked > 0
+            finally:
+                notify(self._waiting_for_ack)
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        """Faust's ``Consumer._add_gap`` (faust-streaming 0.15.3): offsets ``offset_from``..``offset_to`` are
+        absent from the log and count as processed.
+
+        Faust's keeps only the gap's offsets above the committed one (``committed + 1``, as if the committed
+        offset were the last one processed; Kafka's is the next one to process): a gap that began at the
+        committed offset kept that offset unprocessed for good, and the partition's commits stopped there.
+        """
+        committed = self._committed_offset[tp]
+        if committed is not None:
+            offset_from = max(offset_from, committed)
+        if offset_from <= offset_to:
+            gaps = self._gap[tp]
+            gaps.addi(offset_from, offset_to + 1)
+            await asyncio.sleep(0)
+            gaps.merge_overlaps()
 
     def _new_offset(self, tp: Any) -> int | None:
         """Faust's ``Consumer._new_offset`` (faust-streaming 0.15.3): the offset to commit for ``tp``, from
@@ -311,9 +583,46 @@ class Consumer(faust_aiokafka.Consumer):
     async def perform_seek(self) -> None:
         """Faust's, with the read offset meaning the same after a seek as after a record: the last offset
         handed over (Faust stores the *next* one after a seek, so a first record one past it went unnoticed)."""
-        await super().perform_seek()
-        for tp, offset in list(self._read_offset.items()):
-            self._read_offset[tp] = offset - 1 if offset else None
+        async with self._seeking():
+            await super().perform_seek()
+            for tp, offset in list(self._read_offset.items()):
+                self._read_offset[tp] = offset - 1 if offset else None
+
+    # Seeks from outside the drain loop (Faust's recovery, the watchdog's rewind) and the drain loop.
+    # Faust's perform_seek asks the broker for each partition's committed offset and seeks it in turn, and only
+    # then sets the read offsets: the drain loop, running meanwhile (the flow is active at the end of a
+    # recovery), fetched a partition already sought back and dropped its records as read (the old read
+    # offset was ahead), or handed them over and then had its read offset reset behind aiokafka's position.
+    # Either way those records were never fetched again: a partition with nothing new to read stalled with its
+    # read offset one below its committed offset and aiokafka's position at its end (the stall of
+    # test_restart_busy, issue 16). So the drain loop reads again whatever it fetched or handed over while
+    # such a seek ran (:meth:`_seeks_since`), once the seek is done.
+    _seek_epoch = 0
+    _seeks_running = 0
+    _seeks_done: asyncio.Event | None = None
+
+    def _seek_idle(self) -> asyncio.Event:
+        if self._seeks_done is None:
+            self._seeks_done = asyncio.Event()
+            self._seeks_done.set()
+        return self._seeks_done
+
+    @contextlib.asynccontextmanager
+    async def _seeking(self) -> AsyncGenerator[None, None]:
+        idle = self._seek_idle()
+        self._seeks_running += 1
+        idle.clear()
+        try:
+            yield
+        finally:
+            self._seeks_running -= 1
+            self._seek_epoch += 1
+            if not self._seeks_running:
+                idle.set()
+
+    def _seeks_since(self, epoch: int) -> bool:
+        """Whether a seek from outside the drain loop ran (or runs) since ``epoch`` was taken."""
+        return self._seeks_running > 0 or self._seek_epoch != epoch
 
     async def seek(self, partition: Any, offset: int) -> None:
         await super().seek(partition, offset)
@@ -362,11 +671,13 @@ class Consumer(faust_aiokafka.Consumer):
         nothing would ever read them again. Nothing is done while the agents still hold a message of ``tp``
         (a slow batch, not a lost one). Records read twice are absorbed by the dedupe ids of the hour state.
         """
-        if tp not in self.assignment() or any(m.tp == tp for m in list(self._unacked_messages)):
+        held = (m for m in list(self._unacked_messages) if m.tp == tp or tp in getattr(m, "spans", ()))
+        if tp not in self.assignment() or any(held):
             return
         committed = self._committed_offset.get(tp) or 0
         self.log.warning("%s: stalled; reading it again from its committed offset %d", tp, committed)
-        await self.seek(tp, committed)
+        async with self._seeking():
+            await self.seek(tp, committed)
 
     def uncommitted(self, topics: Collection[str]) -> dict[Any, tuple[int, int]]:
         """Per assigned partition of ``topics`` whose high watermark is known: (committed offset, records
@@ -401,12 +712,14 @@ class Consumer(faust_aiokafka.Consumer):
 
 class Stream(faust.Stream):  # type: ignore[misc]
     async def take_events(self, max_: int, within: Seconds) -> AsyncGenerator[Sequence[Any], None]:
-        """Batches of up to ``max_`` events, or what arrived within ``within`` seconds (as Faust's).
+        """Batches of up to ``max_`` records, or what arrived within ``within`` seconds (as Faust's, which counts
+        events: here a :class:`BatchMessage`'s event counts its records).
 
         Unlike Faust's, a batch is acknowledged only when the agent comes back for the next one: never when
         the agent stopped, was cancelled or raised while it held the batch (the module docstring's rule).
         """
         events: list[Any] = []
+        taken = 0
         buffer_full = asyncio.Event()
         buffer_consumed = asyncio.Event()
         timeout = want_seconds(within) if within else None
@@ -416,7 +729,7 @@ class Stream(faust.Stream):  # type: ignore[misc]
 
         async def add_to_buffer(value: Any) -> Any:
             try:
-                nonlocal buffer_consuming
+                nonlocal buffer_consuming, taken
                 if buffer_consuming is not None:
                     try:
                         await buffer_consuming
@@ -426,7 +739,9 @@ class Stream(faust.Stream):  # type: ignore[misc]
                 if event is None:
                     raise RuntimeError("Take buffer found current_event is None")
                 events.append(event)
-                if len(events) >= max_:
+                batch = getattr(event.message, "batch", None)
+                taken += 1 if batch is None else len(batch)
+                if taken >= max_:
                     buffer_full.set()
                     buffer_consumed.clear()
                     await self.wait(buffer_consumed)  # type: ignore[arg-type]
@@ -448,6 +763,7 @@ class Stream(faust.Stream):  # type: ignore[misc]
                 buffer_consuming = self.loop.create_future()
                 batch = list(events)
                 events.clear()
+                taken = 0
                 finished = False
                 try:
                     yield batch

@@ -142,7 +142,12 @@ class Settings(BaseSettings):
         description="Closed hours are kept compact (counts, hashed ticket ids, frame ranges) this many days, so a"
         " late record for any of them is applied and emits a correction; older ones go to `tillflow backfill`.",
     )
-    streams_batch_size: int = Field(2000, ge=1, description="Events taken per agent batch.")
+    streams_batch_size: int = Field(2000, ge=1, description="Input records taken per agent batch.")
+    streams_batched_transport: bool = Field(
+        True,
+        description="Hand each fetched batch of one input partition to the agents as one event, acknowledged as"
+        " a range (streams/transport.py); false: one Faust event per record (the slower per-record transport).",
+    )
     streams_storeops: bool = Field(
         True, description="Run the store-operations stage (staffing, queues, zones; storeops.hourly) in the worker."
     )

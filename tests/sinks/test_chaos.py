@@ -191,9 +191,9 @@ def tail(logs: Path, name: str, chars: int = 2500) -> str:
 
 
 @pytest.mark.xfail(
-    reason="issue 12's rare restart stall (docs/streams.md: the watchdog re-reads a stalled partition, but one "
-    "cause is unexplained): only a stall whose log has the watchdog's `stalled:` line is expected to fail here; "
-    "any lost record or differing cell still fails",
+    reason="issue 12's rare restart stall (its cause, a race of Faust's perform_seek with the fetch loop, is fixed "
+    "since issue 16, docs/streams.md; kept non-strict until CI has shown no stall): only a stall whose log has the "
+    "watchdog's `stalled:` line is expected to fail here; any lost record or differing cell still fails",
     raises=WorkerStalled,
     strict=False,
 )

@@ -109,3 +109,70 @@ async def _hours_agent(sa: StreamsApp, sent: list[Send]) -> None:
         await _settle(sent, lambda s: sum(1 for x in s if x.topic == names.peers) >= 3)
         hours = {r["local_hour"] for r in _decoded(sa, sent, names.conversion) if r["is_final"]}
         assert hours == {"2026-03-29T10:00:00+02:00", "2026-03-29T11:00:00+02:00"}
+
+
+def test_a_batch_event_is_counted_whole_acknowledged_as_a_range_and_counted_once_when_read_again(
+    tmp_path: Path,
+) -> None:
+    """The batched transport (streams_batched_transport) hands the agent one event per fetched batch of one
+    partition. The agent counts all its records, and its offsets are marked processed as ranges only after its
+    outputs were sent. A worker that crashes after the send and before the commit reads the batch again from
+    the committed offset: the hour's counts must not grow (the dedupe ids in the hour state)."""
+    asyncio.run(_batch_event(tmp_path))
+
+
+async def _batch_event(tmp_path: Path) -> None:
+    from faust.types import TP
+
+    from streams.processor import RecordBatch
+    from streams.transport import BatchMessage
+
+    sent: list[Send] = []
+
+    async def capture(app: Any, sends: list[Send]) -> None:
+        sent.extend(sends)
+
+    settings = Settings(
+        kafka_bootstrap="127.0.0.1:9",
+        registry_url="http://127.0.0.1:9",
+        topic_partitions=2,
+        state_dir=tmp_path,
+        streams_batched_transport=True,
+    )
+    sa = create_app(settings, demo(), app_id=f"t-{uuid.uuid4().hex[:8]}", store="memory://", send=capture)
+    mock = SchemaRegistryClient.new_client({"url": f"mock://{uuid.uuid4().hex}"})
+    for serde in sa.processor.serdes.values():
+        serde.registry = mock
+    sa.app.finalize()
+    sa.app.flow_control.resume()
+    names = sa.topics.names
+    consumer = sa.app.consumer
+    for topic in (names.tickets, names.counts):
+        sa.app.topics._acking_topics.add(topic)
+        consumer._committed_offset[TP(topic, 1)] = 40
+    tickets, counts = TopicSerde(mock, POS_TICKETS), TopicSerde(mock, CAMERA_COUNTS)
+    values = [
+        tickets.encode(ticket("wg-denim", f"2026-03-29T10:{m:02d}:00+02:00", 100, ticket_id=f"T{m}")) for m in (5, 6)
+    ]
+    values += [counts.encode(frame("cam-wg-denim", "wg-denim", "2026-03-29T10:07:00+02:00", 1, entries=4))]
+    values += [counts.encode(frame("cam-wg-denim", "wg-denim", "2026-03-29T11:30:00+02:00", 2))]
+    values += [tickets.encode(ticket("wg-denim", "2026-03-29T11:30:00+02:00", 100, ticket_id="T9"))]
+    topics = [names.tickets, names.tickets, names.counts, names.counts, names.tickets]
+    batch = RecordBatch(1, topics, [40, 41, 40, 41, 42], [b"wg-denim"] * 5, list(values))
+    tps = {t: TP(t, 1) for t in (names.tickets, names.counts)}
+    async with sa.agents["hours"].test_context() as agent:
+        for _attempt in range(2):  # the second: read again after a crash between the send and the commit
+            message = BatchMessage(batch, tps, 0.0, sa.app.consumer_generation_id)
+            agent.to_message = lambda *args, message=message, **kwargs: message
+            await agent.put(b"", key=None, partition=1, wait=False)
+            await _settle(sent, lambda _sent, message=message: message.acked)
+            assert consumer._filter_committable_offsets(list(tps.values())) == {
+                tps[names.tickets]: 43,
+                tps[names.counts]: 42,
+            }
+            consumer._committed_offset.update({tps[names.tickets]: 40, tps[names.counts]: 40})  # not committed
+            consumer._acked_index.clear()
+            ten = [r for r in _decoded(sa, sent, names.conversion) if r["local_hour"] == "2026-03-29T10:00:00+02:00"]
+            finals = [(r["visitors"], r["transactions"]) for r in ten if r["is_final"]]
+            assert finals == [(4, 2)]  # read again: counted once, no correction
+            assert max(r["visitors"] for r in ten) == 4 and max(r["transactions"] for r in ten) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.tables import Staged, apply_held, detach_all
+from streams.tables import Staged, apply_held, copy_value, detach_all
 
 
 def test_writes_reach_the_table_only_when_applied_and_reads_see_them_at_once() -> None:
@@ -47,3 +47,13 @@ def test_a_value_read_from_the_table_is_a_copy() -> None:
     staged["h"] = acc
     staged.apply()
     assert table["h"] == {"closed": True, "ids": [1, 2]}
+
+
+def test_copy_value_shares_nothing_mutable() -> None:
+    value = {"ids": [1, 2], "nested": {"seen": {3}, "runs": [[4, 5]]}, "name": "x", "n": None}
+    copied = copy_value(value)
+    assert copied == value
+    copied["ids"].append(9)
+    copied["nested"]["seen"].add(8)  # not JSON-like: deep-copied all the same
+    copied["nested"]["runs"][0].append(6)
+    assert value == {"ids": [1, 2], "nested": {"seen": {3}, "runs": [[4, 5]]}, "name": "x", "n": None}

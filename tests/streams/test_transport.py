@@ -22,7 +22,8 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from streams.app import create_app
-from streams.transport import Consumer, _HandOver
+from streams.processor import RecordBatch
+from streams.transport import BatchMessage, Consumer, _HandOver, record_batches
 from tests.support.events import demo
 from tillflow.settings import Settings
 
@@ -166,3 +167,112 @@ def test_a_record_the_stopping_producer_cannot_send_is_left_for_the_restart_not_
         return buffer.left_unsent, buffer.in_flight
 
     assert asyncio.run(run()) == (1, 0)
+
+
+# The batched transport (streams_batched_transport): one message per fetched batch of one partition, its
+# offsets acknowledged as ranges. The fixture's app is not batched; the messages are built as the drain loop does.
+
+
+def _batch(c: Any, spans: dict[str, tuple[int, int]], generation: int = 3) -> BatchMessage:
+    topics: list[str] = []
+    offsets: list[int] = []
+    for topic, (first, last) in spans.items():
+        topics += [topic] * (last - first + 1)
+        offsets += list(range(first, last + 1))
+    batch = RecordBatch(0, topics, offsets, [None] * len(offsets), [b""] * len(offsets))
+    message = BatchMessage(batch, {t: TP(t, 0) for t in spans}, 0.0, generation)
+    message.incref()
+    return message
+
+
+def _committable_of(c: Any, tp: TP) -> int | None:
+    return c.consumer._filter_committable_offsets([tp]).get(tp)
+
+
+def test_a_batch_is_acknowledged_as_the_ranges_of_its_topics(consumer: Any) -> None:
+    c = consumer
+    counts = TP(c.app.conf.id + "-counts-not-acking", 0)  # a topic without acks (no agent) is left alone
+    c.consumer._committed_offset[c.tp] = 100
+    assert _ack(c, _batch(c, {c.tp.topic: (100, 149), counts.topic: (7, 9)}))
+    assert _committable(c) == 150
+    assert _committable_of(c, counts) is None
+    assert c.consumer._n_acked == 50
+
+
+def test_a_batch_half_processed_when_a_rebalance_comes_is_read_again_not_committed(consumer: Any) -> None:
+    """One fetch, two batches: the agent finished the first, then a rebalance began (a new generation) while
+    it held the second. Faust's stream skips a message of an ended generation and acknowledges it all the
+    same; its range must not be marked processed, or the next commit passes records never processed."""
+    c = consumer
+    c.consumer._committed_offset[c.tp] = 100
+    first, second = _batch(c, {c.tp.topic: (100, 149)}), _batch(c, {c.tp.topic: (150, 199)})
+    assert _ack(c, first)
+    c.app.consumer_generation_id = 4  # the rebalance
+    assert not _ack(c, second)
+    assert not c.consumer._unacked_messages  # nothing left waiting: the stop that follows is not held up
+    assert _committable(c) == 150
+    c.consumer._committed_offset[c.tp] = 150
+    assert _ack(c, _batch(c, {c.tp.topic: (150, 199)}, generation=4))  # read again after the rebalance
+    assert _committable(c) == 200
+
+
+def test_a_batch_read_again_from_below_the_committed_offset_commits_from_it(consumer: Any) -> None:
+    """A batch read again after a restart's seek may begin below the offset committed meanwhile: only its
+    offsets from the committed one on are marked (the ones below were committed already)."""
+    c = consumer
+    c.consumer._committed_offset[c.tp] = 120
+    assert _ack(c, _batch(c, {c.tp.topic: (100, 139)}))
+    assert c.consumer._acked[c.tp] == list(range(120, 140))
+    assert _committable(c) == 140
+
+
+def test_a_gap_that_begins_at_the_committed_offset_is_committed_past(consumer: Any) -> None:
+    """Offsets 100-101 are absent from the log (compaction, transaction markers) and 100 is the committed
+    offset, the next to process. Faust's ``_add_gap`` kept only the gap's offsets above it (committed + 1), so
+    100 was never marked and the partition's commits stopped there for good."""
+    c = consumer
+
+    async def gap() -> None:
+        await c.consumer._add_gap(c.tp, 100, 101)
+
+    c.consumer._committed_offset[c.tp] = 100
+    asyncio.run(gap())
+    assert _ack(c, _batch(c, {c.tp.topic: (102, 110)}))
+    assert _committable(c) == 111
+
+
+def test_batches_interleave_co_partitioned_topics_and_keep_their_spans() -> None:
+    tickets, counts = TP("t", 1), TP("c", 1)
+    rec = [SimpleNamespace(offset=o, key=None, value=b"") for o in range(10, 15)]
+    frames = [SimpleNamespace(offset=o, key=None, value=b"") for o in range(3, 5)]
+    batches = record_batches([(tickets, rec), (counts, frames)], max_records=4)
+    assert [b.topics for b in batches] == [["t", "c", "t", "c"], ["t", "t", "t"]]
+    assert [b.spans() for b in batches] == [{"t": (10, 11), "c": (3, 4)}, {"t": (12, 14)}]
+    assert all(b.partition == 1 for b in batches)
+
+
+def test_the_transport_follows_the_installed_faust() -> None:
+    from importlib.metadata import version
+
+    from streams.transport import FAUST_VERSION
+
+    assert version("faust-streaming") == FAUST_VERSION  # re-read the copied consumer internals before upgrading
+
+
+def test_a_fetch_that_overlaps_a_seek_is_read_again(consumer: Any) -> None:
+    """Faust's perform_seek seeks each partition in turn and sets the read offsets only at its end; what the
+    drain loop fetched meanwhile must be read again once it is done (the stall of issue 16)."""
+    c = consumer.consumer
+
+    async def run() -> list[bool]:
+        epoch = c._seek_epoch
+        seen = [c._seeks_since(epoch)]
+        async with c._seeking():
+            seen.append(c._seeks_since(epoch))  # a seek in progress
+            assert not c._seek_idle().is_set()
+        seen.append(c._seeks_since(epoch))  # done since the fetch began
+        seen.append(c._seeks_since(c._seek_epoch))  # a fetch begun after it
+        assert c._seek_idle().is_set()
+        return seen
+
+    assert asyncio.run(run()) == [False, True, True, False]
