@@ -523,17 +523,23 @@ def make_video(name: str, view: View, seed: int, seconds: float, occluded: bool,
     return DoorVideo(name, view, seed, frames, script.walkers, occluders, lighting)
 
 
-def door_set(size: Literal["tiny", "small", "full"]) -> list[DoorVideo]:
+DoorSetSize = Literal["tiny", "small", "full", "holdout"]
+
+
+def door_set(size: DoorSetSize) -> list[DoorVideo]:
     """The videos of a set. ``full`` (the bench): 12 videos, about 10 minutes, over 300 crossings; ``small``:
-    one video per view; ``tiny`` (tests): three short videos."""
+    one video per view; ``tiny`` (tests): three short videos; ``holdout``: 6 videos made like ``full`` from
+    other seeds, never looked at while tuning the counter (a check that its gains are not fitted to ``full``)."""
     if size == "tiny":
         return [make_video(f"tiny-{v}", v, 100 + i, 14.0, occluded=i == 0, lights=i == 1) for i, v in enumerate(VIEWS)]
     videos = []
-    count = 4 if size == "full" else 1
+    count = {"full": 4, "holdout": 2}.get(size, 1)
+    base = 7000 if size == "holdout" else 1000
     for k in range(count):
         for i, view in enumerate(VIEWS):
-            seed = 1000 + 10 * k + i
-            videos.append(make_video(f"{view}-{k}", view, seed, 45.0, occluded=k % 2 == 0, lights=k % 2 == 1 or k == 2))
+            seed = base + 10 * k + i
+            name = f"{view}-{k}" if size != "holdout" else f"holdout-{view}-{k}"
+            videos.append(make_video(name, view, seed, 45.0, occluded=k % 2 == 0, lights=k % 2 == 1 or k == 2))
     return videos
 
 
