@@ -42,10 +42,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncGenerator, Callable, Collection, Coroutine, Generator, Iterable, Sequence
 from typing import Any, cast
 
 import faust
+from aiokafka.consumer.fetcher import FetchResult
 from faust.exceptions import NotReady
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import TRANSPORTS
@@ -72,18 +74,24 @@ def broker_urls(bootstrap: str, scheme: str = "kafka") -> str:
     return ";".join(f"{scheme}://{host}" for host in bootstrap.split(","))
 
 
-def batch_topics(app: Any, topics: Iterable[str], max_records: int = 2000) -> None:
+def batch_topics(app: Any, topics: Iterable[str], max_records: int = 2000, max_in_flight: int | None = None) -> None:
     """Have this transport hand the records of ``topics`` (one agent's co-partitioned inputs) to the agents a
     fetched batch at a time: the records of partition n of all of them, fetched together, make one batch (of
-    at most ``max_records``), interleaved one by one in turn as Faust's scheduler would deliver them."""
-    groups: dict[str, tuple[int, int]] = getattr(app, _BATCHED, {})
-    group = len({g for g, _ in groups.values()})
-    groups.update({topic: (group, max_records) for topic in topics})
+    at most ``max_records``), interleaved one by one in turn as Faust's scheduler would deliver them.
+
+    At most ``max_in_flight`` records of the group (default four batches) are handed over and not yet
+    acknowledged at any time: the drain loop waits for the agents before handing over more (see
+    :meth:`Consumer._wait_for_room`)."""
+    groups: dict[str, tuple[int, int, int]] = getattr(app, _BATCHED, {})
+    group = len({g for g, *_ in groups.values()})
+    bound = max_in_flight if max_in_flight is not None else 4 * max_records
+    groups.update({topic: (group, max_records, max(bound, max_records)) for topic in topics})
     setattr(app, _BATCHED, groups)
 
 
-def batched_topics(app: Any) -> dict[str, tuple[int, int]]:
-    """Topic -> (group, most records per batch) for the topics named with :func:`batch_topics`."""
+def batched_topics(app: Any) -> dict[str, tuple[int, int, int]]:
+    """Topic -> (group, most records per batch, most records in flight) for the topics named with
+    :func:`batch_topics`."""
     return dict(getattr(app, _BATCHED, {}))
 
 
@@ -197,7 +205,43 @@ class _HandOver:
         self.done = True
 
 
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+    async def _fetch_records(
+        self, consumer: Any, active_partitions: Any, timeout: float | None = None, max_records: int | None = None
+    ) -> dict[Any, list[Any]]:
+        """Faust's, decoding at most the bound of records in flight of each partition's group per poll (the
+        largest bound for a topic not batched); the rest stays in aiokafka's fetch buffer, compressed.
+
+        Faust's poll returned every record aiokafka had fetched, all decoded at once: a worker catching up on a
+        backlog got hundreds of thousands of records per poll (586,608, the whole three-day replay of 200
+        stores, in its first poll on the local broker; issue 16), and its memory followed the backlog.
+        aiokafka's own ``max_records`` bounds a poll, not a partition: it drains the first partition before
+        the others, and co-partitioned tickets and counts would no longer be read side by side.
+        """
+        batched = batched_topics(self.consumer.app)
+        if not batched or max_records is not None:
+            return cast(
+                dict[Any, list[Any]], await super()._fetch_records(consumer, active_partitions, timeout, max_records)
+            )
+        largest = max(bound for _, _, bound in batched.values())
+        # wait for records as Faust's poll does, decoding one; then each partition up to its bound
+        records = cast(dict[Any, list[Any]], await super()._fetch_records(consumer, active_partitions, timeout, 1))
+        if not records:
+            return records
+        for tp, fetched in list(consumer._fetcher._records.items()):
+            if (active_partitions and tp not in active_partitions) or not isinstance(fetched, FetchResult):
+                continue  # a fetch error is left for the next poll to raise, as aiokafka does
+            room = batched.get(tp.topic, (0, 0, largest))[2] - len(records.get(tp, ()))
+            if room > 0:
+                for got_tp, got in (await super()._fetch_records(consumer, {tp}, 0, room)).items():
+                    records.setdefault(got_tp, []).extend(got)
+        return records
+
+
 class Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs inside every worker test
         # faust.transport.consumer.Consumer._drain_messages (faust-streaming 0.15), hand-off changed.
         if batched_topics(self.app):
@@ -374,10 +418,13 @@ class Consumer(faust_aiokafka.Consumer):
                             await self._read_again(tp, offset, "not handed over (a rebalance or a stop)")
                             break
                         set_read_offset(tp, offset)
-                for parts in groups.values():
+                for (group, _), parts in groups.items():
                     tps = {tp.topic: tp for tp, _ in parts}
                     stamp = max((recs[-1].timestamp or 0) for _, recs in parts) / 1000.0
-                    for batch in record_batches(parts, batched[parts[0][0].topic][1]):
+                    _, max_records, max_in_flight = batched[parts[0][0].topic]
+                    for batch in record_batches(parts, max_records):
+                        if not stopped():
+                            await self._wait_for_room(group, len(batch), max_in_flight, stopped)
                         if stopped():
                             for topic, (first, _) in batch.spans().items():
                                 dropped.setdefault(tps[topic], first)
@@ -394,6 +441,9 @@ class Consumer(faust_aiokafka.Consumer):
                             break
                         for tp, (_, last) in message.spans.items():
                             set_read_offset(tp, last)
+                        if not message.acked:
+                            with ack_lock:
+                                self._handed().add(message)
                 for tp, first in dropped.items():
                     await self._read_again(tp, first, "fetched while not active or while seeking")
                 unset_flag(CONSUMER_FETCHING)
@@ -412,6 +462,53 @@ class Consumer(faust_aiokafka.Consumer):
             raise
         finally:
             unset_flag(CONSUMER_FETCHING)
+
+    _acks_seen: asyncio.Event | None = None
+    _handed_batches: weakref.WeakSet[BatchMessage] | None = None
+
+    def _ack_event(self) -> asyncio.Event:
+        if self._acks_seen is None:
+            self._acks_seen = asyncio.Event()
+        return self._acks_seen
+
+    def _handed(self) -> weakref.WeakSet[BatchMessage]:
+        """Batches the drain loop handed over and no stream acknowledged yet. Faust's ``_unacked_messages`` holds
+        a message only once a stream took it from its queue, not while it waits there."""
+        if self._handed_batches is None:
+            self._handed_batches = weakref.WeakSet()
+        return self._handed_batches
+
+    def in_flight(self, group: int) -> int:
+        """Records of the batched group ``group`` handed over to the agents (queued in their streams or being
+        processed) and not yet acknowledged, in the current consumer generation (a message of an ended one is
+        skipped by its stream, never processed)."""
+        batched = batched_topics(self.app)
+        generation = self.app.consumer_generation_id
+        with ack_lock:
+            held = list(self._handed())
+        return sum(
+            len(m.batch)
+            for m in held
+            if not m.acked and m.generation_id == generation and batched.get(m.topic, (None,))[0] == group
+        )
+
+    async def _wait_for_room(self, group: int, size: int, max_in_flight: int, stopped: Callable[[], bool]) -> None:
+        """Wait until a batch of ``size`` records of ``group`` fits in ``max_in_flight`` records handed over and
+        not acknowledged (or nothing is in flight, or the flow stopped: the caller then reads the batch again).
+
+        Without it the drain loop handed over every batch as fast as aiokafka fetched them: the streams'
+        queue holds 4,096 *events* (``stream_buffer_maxsize``), here 4,096 batches of up to 2,000 records, so
+        a worker catching up on a backlog held most of the backlog in memory at once (307,694 records queued
+        10 s into a two-day replay of 200 stores; issue 16), and its memory grew with the backlog's length.
+        """
+        seen = self._ack_event()
+        while not stopped():
+            in_flight = self.in_flight(group)
+            if not in_flight or in_flight + size <= max_in_flight:
+                return
+            seen.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(seen.wait(), timeout=0.5)
 
     async def getmany(self, timeout: float) -> AsyncGenerator[tuple[Any, Any], None]:
         """faust.transport.consumer.Consumer.getmany (faust-streaming 0.15), without losing records.
@@ -481,9 +578,12 @@ class Consumer(faust_aiokafka.Consumer):
         every rebalance ends with a seek to the committed offsets, and a hand-off that straddled one is read
         again by the drain loop.
         """
+        if self._acks_seen is not None:
+            self._acks_seen.set()  # room for the drain loop's next batch (_wait_for_room)
         if self._stale(message) and self.app.topics.acks_enabled_for(message.topic):
             with ack_lock:
                 self._unacked_messages.discard(message)
+                self._handed().discard(message)
             return False
         spans: dict[TP, tuple[int, int]] | None = getattr(message, "spans", None)
         if spans is None:
@@ -493,6 +593,7 @@ class Consumer(faust_aiokafka.Consumer):
                 return False
             message.acked = True
             self._unacked_messages.discard(message)
+            self._handed().discard(message)
             try:
                 marked = 0
                 for tp, (first, last) in spans.items():

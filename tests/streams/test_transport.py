@@ -11,19 +11,29 @@ suspends the flow) reaches the callback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from aiokafka.consumer.fetcher import FetchResult
 from faust.exceptions import NotReady
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from streams.app import create_app
 from streams.processor import RecordBatch
-from streams.transport import BatchMessage, Consumer, _HandOver, record_batches
+from streams.transport import (
+    BatchMessage,
+    Consumer,
+    ConsumerThread,
+    _HandOver,
+    batch_topics,
+    batched_topics,
+    record_batches,
+)
 from tests.support.events import demo
 from tillflow.settings import Settings
 
@@ -276,3 +286,126 @@ def test_a_fetch_that_overlaps_a_seek_is_read_again(consumer: Any) -> None:
         return seen
 
     assert asyncio.run(run()) == [False, True, True, False]
+
+
+def test_the_drain_loop_hands_over_at_most_the_bound_of_records_not_yet_acknowledged(consumer: Any) -> None:
+    """A worker catching up on a backlog: aiokafka fetches far faster than the agents process. The drain loop
+    must wait for the agents' acknowledgements instead of queueing every fetched batch (Faust's stream queue
+    counts events, here batches of up to 2,000 records: a replay held most of its backlog in memory; issue 16).
+    One fetch of 2,000 records, batches of 100, at most 300 in flight: three batches go, then the loop waits;
+    each acknowledged batch lets one more through, and acknowledging everything hands over the whole fetch."""
+    c = consumer
+    batch_topics(c.app, [c.tp.topic], max_records=100, max_in_flight=300)
+    group = batched_topics(c.app)[c.tp.topic][0]
+    records = [SimpleNamespace(offset=o, key=None, value=b"", timestamp=0) for o in range(2000)]
+    fetches = [({c.tp: records}, {c.tp})]
+    handed: list[BatchMessage] = []
+
+    async def fetch(timeout: float) -> tuple[Any, Any]:
+        if fetches:
+            return fetches.pop()
+        await asyncio.sleep(0.01)
+        return {}, {c.tp}
+
+    async def conductor(message: BatchMessage) -> None:  # into the agent's queue (Faust tracks it once taken)
+        message.incref()
+        handed.append(message)
+
+    c.consumer._wait_next_records = fetch
+    c.consumer.highwater = lambda tp: None
+    c.consumer.callback = conductor
+    fetcher = SimpleNamespace(_stopped=asyncio.Event())
+
+    async def run() -> list[int]:
+        drain = asyncio.ensure_future(c.consumer._drain_batches(fetcher))
+        seen = []
+        await asyncio.sleep(0.2)
+        seen.append(sum(len(m.batch) for m in handed))
+        assert c.consumer.in_flight(group) == seen[-1]
+        assert c.consumer.ack(handed[0])  # the agent finished its first batch
+        await asyncio.sleep(0.2)
+        seen.append(sum(len(m.batch) for m in handed))
+        while len(handed) < 20:  # the agents keep up from here on
+            for m in list(handed):
+                c.consumer.ack(m)
+            await asyncio.sleep(0.01)
+        seen.append(sum(len(m.batch) for m in handed))
+        assert c.consumer.ack(handed[-1])
+        fetcher._stopped.set()
+        await asyncio.wait_for(drain, timeout=5)
+        return seen
+
+    assert asyncio.run(run()) == [300, 400, 2000]
+    assert c.consumer._read_offset[c.tp] == 1999
+    assert _committable(c) == 2000  # committed offset None: everything acknowledged is committable
+
+
+class _Fetched(FetchResult):  # type: ignore[misc]
+    """aiokafka's fetch buffer of one partition: records decoded only when a poll takes them."""
+
+    def __init__(self, offsets: range) -> None:
+        self.left = list(offsets)
+
+    def getall(self, max_records: int | None = None) -> list[int]:
+        n = len(self.left) if max_records is None else max_records
+        taken, self.left = self.left[:n], self.left[n:]
+        return taken
+
+    def has_more(self) -> bool:
+        return bool(self.left)
+
+
+class _Fetcher:
+    """aiokafka's ``Fetcher.fetched_records`` (0.14): partitions drained in turn, ``max_records`` for the poll."""
+
+    _closed = False
+
+    def __init__(self, buffered: dict[TP, Any]) -> None:
+        self._records = buffered
+        self._subscriptions = SimpleNamespace(fetch_context=contextlib.nullcontext)
+
+    async def fetched_records(self, partitions: Any, timeout: float = 0, max_records: int | None = None) -> Any:
+        drained: dict[TP, list[int]] = {}
+        for tp in list(self._records):
+            if partitions and tp not in partitions:
+                continue
+            fetched = self._records[tp]
+            if not isinstance(fetched, FetchResult):
+                if drained:
+                    return drained
+                del self._records[tp]
+                raise fetched
+            taken = fetched.getall(max_records)
+            if not fetched.has_more():
+                del self._records[tp]
+            if taken:
+                drained[tp] = taken
+            if max_records is not None:
+                max_records -= len(taken)
+                if max_records == 0:
+                    break
+        return drained
+
+
+def test_a_poll_decodes_at_most_the_bound_of_records_of_each_partition(consumer: Any) -> None:
+    """A worker catching up on a backlog: aiokafka had fetched 5,000 tickets and 5,000 counts of partition 0.
+    Faust's poll decoded all 10,000 at once (on the local broker a backlog's first poll held the whole replay;
+    issue 16); aiokafka's own ``max_records`` would drain the tickets before any count. Each poll takes at most
+    the bound (here 300) of each partition, side by side; a partition whose fetch failed is left for the next
+    poll to raise, as aiokafka does."""
+    c = consumer
+    batch_topics(c.app, [c.tp.topic, "counts"], max_records=100, max_in_flight=300)
+    counts, failed = TP("counts", 0), TP("counts", 1)
+    fetcher = _Fetcher({c.tp: _Fetched(range(5000)), failed: KeyError("fetch failed"), counts: _Fetched(range(5000))})
+    aiokafka_consumer = SimpleNamespace(_closed=False, _fetcher=fetcher)
+    thread = c.consumer._thread
+    assert isinstance(thread, ConsumerThread)
+
+    async def poll() -> dict[TP, list[int]]:
+        return cast(dict[TP, list[int]], await thread._fetch_records(aiokafka_consumer, {c.tp, counts, failed}, 1.0))
+
+    first = asyncio.run(poll())
+    assert {tp: (r[0], len(r)) for tp, r in first.items()} == {c.tp: (0, 300), counts: (0, 300)}
+    second = asyncio.run(poll())
+    assert {tp: (r[0], len(r)) for tp, r in second.items()} == {c.tp: (300, 300), counts: (300, 300)}
+    assert failed in fetcher._records  # not swallowed
