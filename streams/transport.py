@@ -9,7 +9,7 @@ was stopped (issue 12; tests/streams/test_restart_busy.py):
 - ``Stream.take_events`` acknowledged its batch in a ``finally``, also when the agent was cancelled or
   raised in the middle of it: :class:`Stream` acknowledges a batch only when the agent asks for the next.
 - ``ProducerBuffer.flush`` (run before each commit) gave up after 0.1 s, leaving table changelog writes
-  queued behind committed offsets: :class:`Producer` flushes until nothing is queued or in flight.
+  queued behind committed offsets: :class:`Producer` flushes every record queued before the commit began.
 - ``getmany`` dropped records fetched for a partition that was not active (paused for recovery) while the
   fetch position had moved past them: :meth:`Consumer.getmany` seeks back to them (never forward).
 - a gap of offsets not handed over was marked processed: :meth:`Consumer._gap_confirmed` reads the
@@ -886,11 +886,19 @@ class _Buffer(ProducerBuffer):  # type: ignore[misc]
 
     At shutdown the Kafka producer stops before this buffer is drained. Faust's buffer then crashed the whole
     worker (exit 1 on a plain SIGTERM) trying to send into the stopped producer, or raised while stopping.
-    Records left unsent at that point are safe to leave: the consumer commits only after a flush that found
-    the buffer empty (the commit rule above), so their inputs are read again by the next worker."""
+    Records left unsent at that point are safe to leave: the consumer commits only after a flush that sent
+    every record queued before it (the commit rule above), so their inputs are read again by the next worker."""
 
     in_flight = 0
     left_unsent = 0
+    queued_total = 0
+    """Records ever put in the buffer."""
+    finished_total = 0
+    """Records taken from the buffer (in order) and handed to the Kafka producer, or left unsent at a stop."""
+
+    def put(self, fut: Any) -> None:
+        self.queued_total += 1
+        super().put(fut)
 
     def _stopping(self) -> bool:
         producer = getattr(self.app, "producer", None)
@@ -906,6 +914,7 @@ class _Buffer(ProducerBuffer):  # type: ignore[misc]
             self.left_unsent += 1  # the producer stopped under it: its input was never committed
         finally:
             self.in_flight -= 1
+            self.finished_total += 1
 
     async def on_stop(self) -> None:
         with contextlib.suppress(RuntimeError):  # Faust's: "Cannot flush: Producer not Running"
@@ -926,17 +935,26 @@ class Producer(faust_aiokafka.Producer):
         self.buffer = buffer  # before on_start, which starts it
 
     async def flush(self) -> None:
-        """Every queued record (table changelog writes included) sent and acknowledged; the consumer calls
-        this before each commit. Raises when the producer stopped with records still queued."""
+        """Every record queued before this call (table changelog writes included) sent and acknowledged; the
+        consumer calls this before each commit, after it took the offsets to commit, so every acknowledged
+        batch's writes are among them. Raises when the producer stopped with records of those not sent.
+
+        Records queued meanwhile are not waited for: under a backlog the agents queue changelog writes without
+        pause, and waiting until the buffer was empty held the commit for tens of seconds (7,681 queued), the
+        watchdog took the partitions for stalled and read them again (issue 16, a three-day replay at load 5).
+        The buffer sends in the order records were queued (one task), so a count marks them."""
         buffer = cast(_Buffer, self.buffer)
-        while buffer.size or buffer.in_flight:
+        mark = buffer.queued_total
+        while buffer.finished_total < mark:
             if buffer.state != "running":
-                raise RuntimeError(f"producer stopped with {buffer.size + buffer.in_flight} records not sent")
+                raise RuntimeError(f"producer stopped with {mark - buffer.finished_total} records not sent")
             buffer.message_sent.clear()
             try:
                 await asyncio.wait_for(buffer.message_sent.wait(), timeout=0.1)
             except TimeoutError:
                 continue
+        if buffer.left_unsent:
+            raise RuntimeError(f"producer stopped with {buffer.left_unsent} records not sent")
         if self._producer is not None:
             await self._producer.flush()
         for transaction_producer in self._transaction_producers.values():

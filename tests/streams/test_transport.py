@@ -179,6 +179,51 @@ def test_a_record_the_stopping_producer_cannot_send_is_left_for_the_restart_not_
     assert asyncio.run(run()) == (1, 0)
 
 
+def test_the_commits_flush_waits_for_the_records_queued_before_it_not_for_later_ones(
+    consumer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer flushes the producer after taking the offsets to commit, so the changelog writes of every
+    acknowledged batch were queued before the flush began. Under a backlog the agents queue writes without
+    pause: a flush that waited for an empty buffer held the commit for tens of seconds and the watchdog took
+    the partitions for stalled (issue 16). Three records queued, the flush begins, five more come: the flush
+    ends once the three are sent, with the later ones still queued or in flight."""
+    producer = consumer.app.producer
+    buffer = producer.buffer
+    monkeypatch.setattr(type(buffer), "state", "running")
+
+    async def run() -> tuple[bool, int, int]:
+        later = asyncio.Event()  # never set: the records queued after the flush began stay unsent
+
+        def record(gate: asyncio.Event | None) -> Any:
+            async def publish_message(fut: Any, wait: bool = False) -> None:
+                if gate is not None:
+                    await gate.wait()
+
+            return SimpleNamespace(message=SimpleNamespace(channel=SimpleNamespace(publish_message=publish_message)))
+
+        async def handle_pending() -> None:  # the buffer's own task (ProducerBuffer._handle_pending)
+            while True:
+                fut = await buffer.pending.get()
+                await buffer._send_pending(fut)
+                buffer.message_sent.set()
+
+        for _ in range(3):
+            buffer.put(record(None))
+        flush = asyncio.ensure_future(producer.flush())
+        await asyncio.sleep(0)
+        for _ in range(5):
+            buffer.put(record(later))
+        sender = asyncio.ensure_future(handle_pending())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(flush), timeout=2.0)
+        done = flush.done() and flush.exception() is None
+        flush.cancel()
+        sender.cancel()
+        return done, buffer.size, buffer.in_flight
+
+    assert asyncio.run(run()) == (True, 4, 1)
+
+
 # The batched transport (streams_batched_transport): one message per fetched batch of one partition, its
 # offsets acknowledged as ranges. The fixture's app is not batched; the messages are built as the drain loop does.
 
