@@ -34,6 +34,9 @@ stream's queue has room, flow is not suspended, the producer buffer is not full)
 needed. Only when it suspends does the record take Faust's path, with the callback resumed exactly where
 it stopped, so a rebalance (``suspend_flow``) still cancels a blocked hand-off (which is then read again).
 
+With batches the worker must also bound what it reads ahead of its agents (issue 16: a backlog's replay held
+most of the backlog in memory): :meth:`Consumer._wait_for_room` and :meth:`ConsumerThread._fetch_records`.
+
 Selected with ``broker_consumer`` / ``broker_producer`` = ``broker_urls(bootstrap, SCHEME)`` and
 ``Stream=Stream`` (streams/app.py).
 """
