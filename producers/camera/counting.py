@@ -319,6 +319,23 @@ class Stitching:
     motion predicts lies inside it, and that box also covers this share of the other person's prediction."""
     merge_near_line: float = 1.0
     """Merges are followed within this many box heights of the door line (where a swap changes a count)."""
+    hidden_reach: float = 0.6
+    """Someone hidden in another's box is stitched to a track away from that box only within this many box
+    heights of where their own motion takes them (walking on behind the person in front, out of sight; 0:
+    never)."""
+    handover: bool = True
+    """The one box of a merge goes to the hidden person it moves with (see :meth:`LineCounter._hand_over`)."""
+    handover_speed: float = 0.015
+    """Box heights a frame (across the door line) that the box and both people must move for a hand-over (and
+    that two people passing must walk for :attr:`unswap`)."""
+    unswap: bool = True
+    """Two people passing head on at the line in boxes of their own, whose ids the tracker swapped, get their
+    boxes back (see :meth:`LineCounter._unswap_passing`)."""
+    unswap_ratio: float = 0.5
+    """The swapped boxes must continue the two people's motion at least this much better (the sum of the distances
+    to where each would be, across the line) than the tracker's assignment..."""
+    unswap_min: float = 0.1
+    """... which must miss them by at least this many box heights in all."""
 
     @property
     def part_frames(self) -> int:
@@ -409,6 +426,8 @@ class _Merge:
     """Track ids of the parts, from the frame it split."""
     costs: dict[tuple[int, int], float] = field(default_factory=dict)
     """(person id, part track id) -> how unlike the person's motion that part has moved since the split."""
+    path: list[tuple[int, float]] = field(default_factory=list)
+    """``(frame, signed distance to the door line)`` of the one box the people of the merge make."""
 
 
 @dataclass(frozen=True)
@@ -472,6 +491,10 @@ class LineCounter:
         """Times a person walked into someone else's box (see :meth:`_follow_merges`)."""
         self.unswapped = 0
         """Merges whose parts the tracker had handed to the wrong people, put right by motion."""
+        self.handed_over = 0
+        """Merged boxes handed from the person in front to the hidden one they moved with (:meth:`_hand_over`)."""
+        self.swaps_undone = 0
+        """Two people passing head on whose boxes the tracker had swapped, given back (:meth:`_unswap_passing`)."""
         self._merges: list[_Merge] = []
         self._people: dict[int, _Person] = {}
         self._owner: dict[int, int] = {}
@@ -489,6 +512,8 @@ class LineCounter:
         exited: list[int] = []
         if self.line is not None:
             assigned = self._assign(tracks)
+            if self.stitching is not None and self.stitching.unswap:
+                self._unswap_passing(assigned)
             if self.stitching is not None and self.stitching.merges:
                 self._adopt_fragments(assigned)
                 assigned = self._follow_merges(assigned)
@@ -582,6 +607,8 @@ class LineCounter:
                 ]
                 if len(seen) < 2 and not near:
                     merge.box = assigned[slot_of_person[seen[0]]][0].box
+                    if rules.handover:
+                        self._hand_over(assigned, merge, members, slot_of_person[seen[0]])
                     continue
                 # The parts of the split: tracks next to the shared box (someone of the merge seen far from
                 # it was found again by stitching, not split from it).
@@ -619,6 +646,97 @@ class LineCounter:
             self._reassign(assigned, merge, members, [slot_of_track[tid] for tid in present], choice)
         self._find_merges(assigned)
         return assigned
+
+    def _unswap_passing(self, assigned: list[tuple[Track, _Person]]) -> None:
+        """Two people who pass each other head on at the door, each seen in a box of their own, can have their
+        boxes overlap enough for the tracker to swap their ids: each then seems to turn back at the line. When
+        two people seen in the last frame, near the line on opposite sides and each walking towards the other's
+        side, both turn back in the same frame, and each box continues the other person's motion far better
+        (:attr:`Stitching.unswap_ratio`), their boxes are swapped back."""
+        rules = self.stitching
+        assert rules is not None and self.line is not None
+        walking: list[tuple[int, _Person, float, float, float]] = []
+        for k, (track, person) in enumerate(assigned):
+            if person.side == 0 or len(person.history) < 3 or person.last_seen != self.frame - 1:
+                continue
+            height = statistics.median(person.heights)
+            (f0, p0), (f1, p1) = person.history[0], person.history[-1]
+            before = self.line.signed_distance(p1)
+            speed = (before - self.line.signed_distance(p0)) / max(f1 - f0, 1)
+            if abs(before) > height or speed * person.side >= 0 or abs(speed) < rules.handover_speed * height:
+                continue
+            now = self.line.signed_distance(anchor_point(track.box, self.anchor))
+            if (now - before) * speed >= 0:
+                continue  # still walking on
+            walking.append((k, person, before + speed, now, height))
+        for i, (ka, a, expect_a, now_a, height_a) in enumerate(walking):
+            for kb, b, expect_b, now_b, height_b in walking[i + 1 :]:
+                if a.side != -b.side or a.seen_at != self.frame or b.seen_at != self.frame:
+                    continue
+                keep = abs(now_a - expect_a) + abs(now_b - expect_b)
+                swap = abs(now_a - expect_b) + abs(now_b - expect_a)
+                if keep < rules.unswap_min * min(height_a, height_b) or swap > rules.unswap_ratio * keep:
+                    continue
+                (track_a, _pa), (track_b, _pb) = assigned[ka], assigned[kb]
+                self._owner[track_a.track_id], self._owner[track_b.track_id] = b.person_id, a.person_id
+                assigned[ka], assigned[kb] = (track_a, b), (track_b, a)
+                self.swaps_undone += 1
+
+    def _hand_over(
+        self, assigned: list[tuple[Track, _Person]], merge: _Merge, members: Sequence[int], slot: int
+    ) -> None:
+        """While the people of a merge are one box, the box is the person it moves with. Two people who pass
+        each other head on behind a pillar (or anyone wider) are one box for a while, and the tracker keeps
+        the box's id on the one who was in front as the other walks out of it: the box then turns back at the
+        line. When the box moves across the line against its person's motion, at least
+        :attr:`Stitching.handover_speed` box heights a frame over :attr:`Stitching.part_frames` frames, and
+        the way one of the hidden people was walking, it is handed to that person; its person is lost (with
+        the motion they had before the merge) and found again by stitching where that motion takes them."""
+        rules, line = self.stitching, self.line
+        assert rules is not None and line is not None
+        track, person = assigned[slot]
+        if person.person_id not in merge.motions:
+            return
+        merge.path.append((self.frame, line.signed_distance(anchor_point(track.box, self.anchor))))
+        if len(merge.path) <= rules.part_frames:
+            return
+        (f0, d0), (f1, d1) = merge.path[-1 - rules.part_frames], merge.path[-1]
+        speed = (d1 - d0) / max(f1 - f0, 1)
+        mine = merge.motions[person.person_id]
+
+        def across(motion: Motion) -> float:
+            return line.signed_distance(motion.predicted(self.frame)) - line.signed_distance(
+                motion.predicted(self.frame - 1)
+            )
+
+        limit = rules.handover_speed * mine.height
+        own = across(mine)
+        if abs(speed) < limit or own * speed >= 0 or abs(own) < limit:
+            return
+        others = [
+            (abs(across(merge.motions[pid]) - speed), pid)
+            for pid in members
+            if pid != person.person_id
+            and across(merge.motions[pid]) * speed > 0
+            and abs(across(merge.motions[pid])) >= limit
+            and self._people[pid].seen_at < self.frame
+        ]
+        if not others:
+            return
+        _cost, pid = min(others)
+        self._reassign(assigned, merge, members, [slot], [0 if m == pid else None for m in members])
+        # The person the box left: lost where the merge began, moving on as they were.
+        keep = [i for i, (f, _p) in enumerate(person.history) if f < merge.started]
+        if keep:
+            person.history = [person.history[i] for i in keep]
+            person.heights = [person.heights[i] for i in keep]
+            person.boxes = [person.boxes[i] for i in keep]
+            person.last_seen = person.history[-1][0]
+            person.box = person.boxes[-1]
+            person.path = [person.history[-1][1]]
+        self.handed_over += 1
+        if merge in self._merges:
+            self._merges.remove(merge)
 
     def _reassign(
         self,
@@ -801,9 +919,6 @@ class LineCounter:
             for pi, person in enumerate(lost):
                 if not person.history:
                     continue
-                merge = hidden_in.get(person.person_id)
-                if merge is not None and covered(track.box, _grown(merge.box, 1.0)) < rules.merge_cover:
-                    continue  # someone inside another's box does not come out of it somewhere else
                 gap = self.frame - person.last_seen
                 heights = person.heights or [max(person.box[3] - person.box[1], 1.0)]
                 if not any(1 / rules.size_ratio <= height / h <= rules.size_ratio for h in heights):
@@ -812,6 +927,15 @@ class LineCounter:
                 vx, vy = person.velocity()
                 px, py = person.history[-1][1]
                 predicted = (px + vx * gap, py + vy * gap)
+                merge = hidden_in.get(person.person_id)
+                if (
+                    merge is not None
+                    and covered(track.box, _grown(merge.box, 1.0)) < rules.merge_cover
+                    and math.dist(point, predicted) > rules.hidden_reach * last_height
+                ):
+                    # Someone inside another's box does not come out of it somewhere else, unless where their
+                    # own motion takes them (walking on behind the person in front).
+                    continue
                 reach = (rules.max_distance + rules.max_distance_per_frame * gap) * last_height
                 dist = min(math.dist(point, predicted), math.dist(point, (px, py)))
                 if dist > reach:

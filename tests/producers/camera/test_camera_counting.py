@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from producers.camera.counting import (
@@ -316,8 +318,10 @@ def test_a_merge_far_from_the_line_is_left_to_the_tracker() -> None:
 def test_parts_of_a_split_box_are_judged_over_several_frames() -> None:
     """The box splits with both parts still on the line (nothing to tell them apart yet, so the tracker's swapped
     labels stand); the next frames show which part walks on in which direction."""
-    for merges, expected in ((True, (1, 1)), (False, (0, 0))):
-        counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(merges=merges))
+    # Left to the tracker (no merges, no head-on swaps undone) both seem to turn back; undoing the swap of two
+    # boxes passing head on puts it right too, once both walk on.
+    for merges, unswap, expected in ((True, False, (1, 1)), (False, False, (0, 0)), (False, True, (1, 1))):
+        counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(merges=merges, unswap=unswap))
         for a, b in zip([40, 55, 70, 85], [160, 145, 130, 115], strict=True):
             counter.update([Track(1, box_at(80, a, 20)), Track(2, box_at(120, b, 20))])
         counter.update([Track(1, (58.0, 78.0, 142.0, 122.0))])
@@ -403,3 +407,83 @@ def test_least_cost_assignment() -> None:
     # A hidden person takes a new part rather than none; an infinite cost rules a pairing out.
     assert least_cost_assignment([[0.1, 5.0], [0.3, 0.9]], [0, None]) == [0, 1]
     assert least_cost_assignment([[0.1, float("inf")], [0.3, 0.9]], [None, None]) == [0, 1]
+
+
+def _head_on_behind_a_pillar(rules: Stitching) -> tuple[LineCounter, int, int]:
+    """A walks down (in) and B up (out) in the same lane; at the line B disappears into A's box (one box, A's id)
+    and the tracker keeps that box on B as B walks out of it, while A, hidden behind a pillar, comes out below
+    the line three frames later as a new track."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=rules)
+    for a, b in zip([40, 55, 70, 85], [160, 145, 130, 115], strict=True):
+        counter.update([Track(1, box_at(100, a, 20)), Track(2, box_at(104, b, 20))])
+    for b in (100, 85, 70, 55, 40):  # the one box, first both of them, then B alone
+        counter.update([Track(1, box_at(102, b, 20))])
+    counter.update([Track(1, box_at(104, 25, 20)), Track(3, box_at(100, 170, 20))])  # A again, where A was going
+    return counter, counter.entries, counter.exits
+
+
+def test_a_merged_box_that_walks_on_with_the_hidden_person_is_theirs() -> None:
+    rules = Stitching(max_gap=12)  # 12.5 frames/s: parts judged over 3 frames
+    counter, entries, exits = _head_on_behind_a_pillar(rules)
+    assert (entries, exits) == (1, 1)
+    assert counter.handed_over == 1
+    assert counter.person_of(3) == 1 and counter.person_of(1) == 2  # A in the new track, B in A's old id
+    # Left with the person in front, the box turns back at the line and A comes out as someone new.
+    counter, entries, exits = _head_on_behind_a_pillar(dataclasses.replace(rules, handover=False))
+    assert (entries, exits) == (0, 0) and counter.handed_over == 0
+
+
+def test_a_box_that_moves_on_with_its_own_person_is_not_handed_over() -> None:
+    """Two people walking in side by side become one box at the line: the box moves the way both were going."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(max_gap=12))
+    for y in (40, 55, 70, 85):
+        counter.update([Track(1, box_at(90, y, 20)), Track(2, box_at(112, y + 2, 20))])
+    for y in (100, 115, 130, 145, 160):
+        counter.update([Track(1, box_at(100, y, 22))])
+    assert counter.handed_over == 0 and counter.merged == 1
+    assert counter.entries == 1  # the one box's person; the hidden one was never seen across
+
+
+def test_someone_hidden_in_a_box_is_found_where_their_own_motion_takes_them() -> None:
+    """B walks up (out) into A's box at the line and comes out of sight beyond it, away from A's box, where B's
+    own motion leads: that track is B (a track elsewhere is not, see the test above)."""
+    for reach, found in ((0.6, True), (0.0, False)):
+        counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(max_gap=12, hidden_reach=reach))
+        for a, b in zip([40, 55, 70, 85], [160, 145, 130, 115], strict=True):
+            counter.update([Track(1, box_at(100, a, 20)), Track(2, box_at(104, b, 20))])
+        for a in (100, 115, 130, 145):  # the one box goes on down with A
+            counter.update([Track(1, box_at(101, a, 20))])
+        counter.update([Track(1, box_at(100, 160, 20)), Track(3, box_at(104, 48, 20))])
+        assert counter.merged == 1
+        assert (counter.person_of(3) == 2) is found
+        assert (counter.entries, counter.exits) == (1, 1 if found else 0)
+
+
+def _passing_in_own_boxes(rules: Stitching) -> LineCounter:
+    """A walks down (in) and B up (out), side by side but each in a box of their own; as they pass at the line
+    their boxes overlap and the tracker swaps the ids (same colours, so nothing else tells them apart)."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=rules)
+    for a, b in zip([40, 55, 70, 85, 97], [160, 145, 130, 115, 103], strict=True):
+        counter.update([Track(1, box_at(95, a, 20)), Track(2, box_at(105, b, 20))])
+    for a, b in zip([110, 125, 140, 155], [90, 75, 60, 45], strict=True):
+        counter.update([Track(2, box_at(95, a, 20)), Track(1, box_at(105, b, 20))])
+    return counter
+
+
+def test_two_people_passing_head_on_get_their_swapped_boxes_back() -> None:
+    counter = _passing_in_own_boxes(Stitching())
+    assert (counter.entries, counter.exits) == (1, 1)
+    assert counter.swaps_undone == 1 and counter.person_of(2) == 1 and counter.person_of(1) == 2
+    counter = _passing_in_own_boxes(Stitching(unswap=False))
+    assert (counter.entries, counter.exits, counter.swaps_undone) == (0, 0, 0)  # each turns back at the line
+
+
+def test_people_who_turn_back_at_the_line_keep_their_boxes() -> None:
+    """Two people walking towards each other who both turn back before the line (each box goes on with its own
+    person's new motion, no swap of boxes would fit better) are not swapped."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching())
+    for a, b in zip([40, 55, 70, 80, 85], [160, 145, 130, 120, 115], strict=True):
+        counter.update([Track(1, box_at(60, a, 20)), Track(2, box_at(140, b, 20))])
+    for a, b in zip([80, 70, 55, 40], [120, 130, 145, 160], strict=True):
+        counter.update([Track(1, box_at(60, a, 20)), Track(2, box_at(140, b, 20))])
+    assert counter.swaps_undone == 0 and (counter.entries, counter.exits) == (0, 0)
