@@ -349,6 +349,13 @@ DEFAULT_STITCHING = Stitching()
 FRAGMENT_COVER = 0.8
 """A box lying at least this much inside another one of the same frame can be a part of the same person."""
 
+SHRUNK = 0.8
+"""A box under this share of the person's median recent height is a part of them (see ``LineCounter._leap``)."""
+
+LEAP = 0.2
+"""Box heights across the line that a part of a person may lie from where their motion takes them and still
+move them over the line."""
+
 MAX_MERGE = 4
 """People (and parts) followed in one merge: the parts are matched to the people by trying every assignment."""
 
@@ -987,6 +994,8 @@ class LineCounter:
         if side == state.side:
             state.path = [point]
             return 0
+        if state.side != 0 and self._leap(state, distance, track.box):
+            return 0
         previous, state.side = state.side, side
         crossed = previous != 0 and self.line.crossed_by(state.path)
         state.path = [point]
@@ -1003,6 +1012,27 @@ class LineCounter:
             return 1
         state.exited = True
         return -1
+
+    def _leap(self, state: _Person, distance: float, box: Box) -> bool:
+        """True when this frame's box is much shorter than the person's usual ones (under :data:`SHRUNK` of their
+        median height: a head or an upper body, the rest hidden by someone in front) and its anchor lies more
+        than :data:`LEAP` box heights across the line from where the person's motion takes them: the box's
+        centre moved, not the person, so it does not change their side. A person walking on while half hidden
+        stays where their motion takes them and is counted."""
+        assert self.line is not None
+        if len(state.history) < 4:
+            return False
+        usual = statistics.median(state.heights[:-1])
+        if box[3] - box[1] >= SHRUNK * usual:
+            return False
+        # Where the person's whole boxes were going (earlier parts of them left out).
+        whole = [fp for fp, h in zip(state.history[:-1], state.heights[:-1], strict=True) if h >= SHRUNK * usual]
+        if len(whole) < 2:
+            return False
+        (f0, p0), (f1, p1) = whole[0], whole[-1]
+        before = self.line.signed_distance(p1)
+        speed = (before - self.line.signed_distance(p0)) / max(f1 - f0, 1)
+        return abs(distance - (before + speed * (self.frame - f1))) > LEAP * usual
 
     def _forget(self) -> None:
         stale = [pid for pid, p in self._people.items() if self.frame - p.last_seen > self.max_age]

@@ -487,3 +487,31 @@ def test_people_who_turn_back_at_the_line_keep_their_boxes() -> None:
     for a, b in zip([80, 70, 55, 40], [120, 130, 145, 160], strict=True):
         counter.update([Track(1, box_at(60, a, 20)), Track(2, box_at(140, b, 20))])
     assert counter.swaps_undone == 0 and (counter.entries, counter.exits) == (0, 0)
+
+
+def _loiterer_half_hidden(counter: LineCounter) -> LineCounter:
+    """Someone walks up to the door (down, towards inside) and stands 20 px before the line; someone passing in
+    front hides all but their feet for two frames: the box of the feet has its centre 12.5 px beyond the line."""
+    for y in (20, 35, 50, 65, 80, 80, 80):
+        counter.update([Track(1, box_at(100, y, 40))])
+    for _ in range(2):
+        counter.update([Track(1, (80.0, 105.0, 120.0, 120.0))])
+    for _ in range(2):
+        counter.update([Track(1, box_at(100, 80, 40))])
+    return counter
+
+
+def test_a_part_of_a_standing_person_does_not_move_them_over_the_line() -> None:
+    # Taken at their box's centre, they would go in and come out again.
+    counter = _loiterer_half_hidden(LineCounter(DOOR, hysteresis=10, stitching=Stitching()))
+    assert (counter.entries, counter.exits) == (0, 0)
+
+
+def test_a_half_hidden_walker_is_still_counted_where_their_motion_takes_them() -> None:
+    """A walker going in whose box shrinks to their upper body (centre 10 px above the person's) as they cross."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching())
+    for y in (20, 35, 50, 65, 80):
+        counter.update([Track(1, box_at(100, y, 40))])
+    for y in (95, 110, 125):
+        counter.update([Track(1, (80.0, y - 40, 120.0, y + 20))])  # the lower third hidden
+    assert (counter.entries, counter.exits) == (1, 0)
