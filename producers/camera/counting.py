@@ -676,9 +676,10 @@ class LineCounter:
             if (now - before) * speed >= 0:
                 continue  # still walking on
             walking.append((k, person, before + speed, now, height))
+        done: set[int] = set()
         for i, (ka, a, expect_a, now_a, height_a) in enumerate(walking):
             for kb, b, expect_b, now_b, height_b in walking[i + 1 :]:
-                if a.side != -b.side or a.seen_at != self.frame or b.seen_at != self.frame:
+                if a.side != -b.side or ka in done or kb in done:
                     continue
                 keep = abs(now_a - expect_a) + abs(now_b - expect_b)
                 swap = abs(now_a - expect_b) + abs(now_b - expect_a)
@@ -687,6 +688,7 @@ class LineCounter:
                 (track_a, _pa), (track_b, _pb) = assigned[ka], assigned[kb]
                 self._owner[track_a.track_id], self._owner[track_b.track_id] = b.person_id, a.person_id
                 assigned[ka], assigned[kb] = (track_a, b), (track_b, a)
+                done.update((ka, kb))
                 self.swaps_undone += 1
 
     def _hand_over(
