@@ -274,6 +274,11 @@ class _Person:
     fragments: int = 1
     odd: int = 0
     """Frames in a row whose track looked unlike this person (a tracker that swapped two people)."""
+    whole_height: float = 0.0
+    """The height of the person's whole box (see :meth:`LineCounter._body_point`): follows taller boxes at most
+    :data:`WHOLE_GROWTH` a frame and shorter ones that are not much shorter slowly."""
+    steady: int = 0
+    """While the person's box is a part of them: -1 its top edge moves with them, +1 its bottom edge; 0 whole."""
 
     def velocity(self) -> Point:
         if len(self.history) < 2:
@@ -336,6 +341,12 @@ class Stitching:
     to where each would be, across the line) than the tracker's assignment..."""
     unswap_min: float = 0.1
     """... which must miss them by at least this many box heights in all."""
+    body: bool = True
+    """A box much shorter than the person's whole one (a part of them, the rest hidden or cut off) is placed by
+    the edge that moves with them (see :meth:`LineCounter._body_point`), not by its own centre."""
+    with_motion: float = 0.0
+    """A lost person is stitched to a track beyond the door line from their side only when they were walking
+    towards it, faster than this many box heights a frame across the line (None: no such check)."""
 
     @property
     def part_frames(self) -> int:
@@ -355,6 +366,15 @@ SHRUNK = 0.8
 LEAP = 0.2
 """Box heights across the line that a part of a person may lie from where their motion takes them and still
 move them over the line."""
+
+WHOLE = 0.9
+"""A box at least this share of the person's whole height shows them whole (for where their edges were going)."""
+
+WHOLE_GROWTH = 1.1
+"""A person's whole height grows at most this much a frame (a box round two people is not their height)."""
+
+WHOLE_DECAY = 0.2
+"""Share of the gap by which a person's whole height follows a shorter (but not much shorter) box each frame."""
 
 MAX_MERGE = 4
 """People (and parts) followed in one merge: the parts are matched to the people by trying every assignment."""
@@ -969,10 +989,10 @@ class LineCounter:
 
     def _step(self, state: _Person, track: Track) -> int:
         assert self.line is not None
+        point = self._body_point(state, track.box)
         state.last_seen = self.frame
         state.box = track.box
-        point = anchor_point(track.box, self.anchor)
-        state.history.append((self.frame, point))
+        state.history.append((self.frame, anchor_point(track.box, self.anchor)))
         state.heights.append(max(track.box[3] - track.box[1], 1.0))
         state.boxes.append(track.box)
         if len(state.history) > 6:
@@ -996,7 +1016,8 @@ class LineCounter:
         if side == state.side:
             state.path = [point]
             return 0
-        if state.side != 0 and self._leap(state, distance, track.box):
+        body = self.stitching is not None and self.stitching.body
+        if state.side != 0 and not body and self._leap(state, distance, track.box):
             return 0
         previous, state.side = state.side, side
         crossed = previous != 0 and self.line.crossed_by(state.path)
@@ -1014,6 +1035,46 @@ class LineCounter:
             return 1
         state.exited = True
         return -1
+
+    def _body_point(self, state: _Person, box: Box) -> Point:
+        """The anchor of the person in ``box``. A box under :data:`SHRUNK` of the person's whole height is a part
+        of them: the rest is hidden (by someone in front, a pillar) or cut off at the edge of the picture, and
+        its centre is not theirs (a half-hidden person turning back would seem to walk on over the line as their
+        box shrinks). Of its top and bottom edges, the one that moved as the person was moving (since their last
+        box) is where they are; the anchor is placed from it with their whole height. Heights follow the person:
+        a taller box raises the whole height (at most :data:`WHOLE_GROWTH` a frame, so a box round two people
+        does not), a slightly shorter one lowers it slowly (people seen further away)."""
+        point = anchor_point(box, self.anchor)
+        rules = self.stitching
+        height = box[3] - box[1]
+        whole = state.whole_height
+        if rules is None or not rules.body or whole <= 0.0 or not state.history:
+            state.whole_height = max(height, 1.0)
+            return point
+        if height >= SHRUNK * whole:
+            state.steady = 0
+            state.whole_height = (
+                min(height, whole * WHOLE_GROWTH) if height > whole else whole + WHOLE_DECAY * (height - whole)
+            )
+            return point
+        if state.steady == 0:
+            # The edges of the person's last whole box, moved on as their whole boxes were moving.
+            wholes = [
+                (f, b) for (f, _p), b in zip(state.history, state.boxes, strict=True) if b[3] - b[1] >= WHOLE * whole
+            ]
+            if wholes:
+                (f0, b0), (f1, b1) = wholes[0], wholes[-1]
+                vy = ((b1[1] + b1[3]) - (b0[1] + b0[3])) / 2.0 / max(f1 - f0, 1) * (self.frame - f1)
+                top = abs(box[1] - (b1[1] + vy))
+                bottom = abs(box[3] - (b1[3] + vy))
+                state.steady = -1 if top <= bottom else 1
+            else:
+                state.steady = -1
+        if state.steady < 0:
+            y = box[1] + (whole if self.anchor == "bottom" else whole / 2.0)
+        else:
+            y = box[3] - (0.0 if self.anchor == "bottom" else whole / 2.0)
+        return (point[0], y)
 
     def _leap(self, state: _Person, distance: float, box: Box) -> bool:
         """True when this frame's box is much shorter than the person's usual ones (under :data:`SHRUNK` of their

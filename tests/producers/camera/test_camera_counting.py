@@ -515,3 +515,45 @@ def test_a_half_hidden_walker_is_still_counted_where_their_motion_takes_them() -
     for y in (95, 110, 125):
         counter.update([Track(1, (80.0, y - 40, 120.0, y + 20))])  # the lower third hidden
     assert (counter.entries, counter.exits) == (1, 0)
+
+
+def _turn_back_half_hidden(rules: Stitching) -> LineCounter:
+    """Someone inside walks up towards the door (y=100) at 8 px a frame, slows down 10 px before it and turns
+    back, while someone passing in front hides them from below: their box keeps its top edge (their head, 40 px
+    above their centre) and loses its bottom, so its centre walks on over the line as it shrinks, and comes back
+    as they reappear."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=rules)
+    for y in (180, 172, 164, 156, 148, 140, 132, 124, 116):
+        counter.update([Track(1, box_at(100, y, 40))])
+    for centre, bottom in ((112, 140), (110, 120), (110, 110), (110, 104), (111, 102), (113, 106), (116, 118)):
+        counter.update([Track(1, (60.0, centre - 40.0, 140.0, float(bottom)))])
+    for y in (122, 130, 138):
+        counter.update([Track(1, box_at(100, y, 40))])
+    return counter
+
+
+def test_a_half_hidden_person_is_placed_by_the_edge_that_moves_with_them() -> None:
+    counter = _turn_back_half_hidden(Stitching())
+    assert (counter.entries, counter.exits) == (0, 0)
+    # Taken at their box's centre (and their motion carrying them on), they would go out and come back in.
+    counter = _turn_back_half_hidden(dataclasses.replace(Stitching(), body=False))
+    assert (counter.entries, counter.exits) == (1, 1)
+
+
+def _behind_a_counter(rules: Stitching) -> list[int]:
+    """A walker going in (down, 10 px a frame) behind a counter that hides everything below y=120: as they cross,
+    their box keeps its top edge (their head, 40 px above their centre) and its bottom stays on the counter."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=rules)
+    entries = []
+    for y in (40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160):
+        entries.append(counter.update([Track(1, (80.0, y - 40.0, 120.0, min(y + 40.0, 120.0)))]).entries)
+    assert counter.exits == 0
+    return entries
+
+
+def test_a_walker_cut_off_below_is_counted_where_their_head_says_they_cross() -> None:
+    entries = _behind_a_counter(Stitching())
+    assert sum(entries) == 1 and entries.index(1) == 8  # at y=120, the first frame beyond the band
+    # The box's centre lags behind (at 100 when they are at 120) and crosses three frames later.
+    late = _behind_a_counter(dataclasses.replace(Stitching(), body=False))
+    assert sum(late) <= 1 and (sum(late) == 0 or late.index(1) > 8)
