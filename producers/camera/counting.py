@@ -341,6 +341,9 @@ class Stitching:
     to where each would be, across the line) than the tracker's assignment..."""
     unswap_min: float = 0.1
     """... which must miss them by at least this many box heights in all."""
+    part_reach: float | None = 0.6
+    """A part of a split box is not a person of the merge when it lies more than this many box heights across the
+    door line from where their motion takes them (None: any part may be anyone's)."""
     body: bool = True
     """A box much shorter than the person's whole one (a part of them, the rest hidden or cut off) is placed by
     the edge that moves with them (see :meth:`LineCounter._body_point`), not by its own centre."""
@@ -425,7 +428,7 @@ def least_cost_assignment(costs: Sequence[Sequence[float]], current: Sequence[in
     parts = len(costs[0]) if costs else 0
     best = list(current)
     best_cost = total(best)
-    best_used = sum(k is not None for k in best)
+    best_used = sum(k is not None for k in best) if not math.isinf(best_cost) else -1
     indices: list[int | None] = list(range(parts)) + [None] * n
     for choice in dict.fromkeys(itertools.permutations(indices, n)):
         used = sum(k is not None for k in choice)
@@ -660,6 +663,8 @@ class LineCounter:
                 for tid in present:
                     point = anchor_point(assigned[slot_of_track[tid]][0].box, self.anchor)
                     step = abs(self.line.signed_distance(point) - expected) / max(motion.height, 1.0)
+                    if rules.part_reach is not None and step > rules.part_reach:
+                        step = math.inf  # someone else, who came from further away than this person could walk
                     merge.costs[pid, tid] = merge.costs.get((pid, tid), 0.0) + step
             costs = [[merge.costs.get((pid, tid), 0.0) for tid in present] for pid in members]
             current: list[int | None] = []

@@ -557,3 +557,25 @@ def test_a_walker_cut_off_below_is_counted_where_their_head_says_they_cross() ->
     # The box's centre lags behind (at 100 when they are at 120) and crosses three frames later.
     late = _behind_a_counter(dataclasses.replace(Stitching(), body=False))
     assert sum(late) <= 1 and (sum(late) == 0 or late.index(1) > 8)
+
+
+def _pair_merges_as_someone_comes_the_other_way(rules: Stitching) -> LineCounter:
+    """A (x=80) and B (x=120) walk on inside, down and away from the door (6 px a frame), and become one box just
+    inside it; as the box goes back to B alone, C appears just outside the door, above the shared box, walking
+    in: C's box lies next to the shared one, so it looks like a part of the split."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=rules)
+    for y in (112, 118, 124, 130):
+        counter.update([Track(1, box_at(80, y, 20)), Track(2, box_at(120, y, 20))])
+    counter.update([Track(2, (58.0, 110.0, 142.0, 160.0))])
+    counter.update([Track(2, box_at(120, 142, 20)), Track(3, (60.0, 68.0, 100.0, 108.0))])
+    for y, c in ((148, 96), (154, 104), (160, 112), (166, 120)):
+        counter.update([Track(2, box_at(120, y, 20)), Track(3, box_at(80, c, 20))])
+    return counter
+
+
+def test_a_part_beyond_the_line_from_where_someone_was_going_is_not_them() -> None:
+    counter = _pair_merges_as_someone_comes_the_other_way(Stitching())
+    assert counter.merged == 1 and (counter.entries, counter.exits) == (1, 0)  # C goes in
+    # Any part for anyone: A is given C's box, comes out 54 px across the line from where they were going.
+    counter = _pair_merges_as_someone_comes_the_other_way(dataclasses.replace(Stitching(), part_reach=None))
+    assert counter.exits == 1
