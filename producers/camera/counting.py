@@ -428,7 +428,7 @@ def least_cost_assignment(costs: Sequence[Sequence[float]], current: Sequence[in
     parts = len(costs[0]) if costs else 0
     best = list(current)
     best_cost = total(best)
-    best_used = sum(k is not None for k in best) if not math.isinf(best_cost) else -1
+    best_used = sum(k is not None for k in best)
     indices: list[int | None] = list(range(parts)) + [None] * n
     for choice in dict.fromkeys(itertools.permutations(indices, n)):
         used = sum(k is not None for k in choice)
