@@ -364,7 +364,8 @@ FRAGMENT_COVER = 0.8
 """A box lying at least this much inside another one of the same frame can be a part of the same person."""
 
 SHRUNK = 0.8
-"""A box under this share of the person's median recent height is a part of them (see ``LineCounter._leap``)."""
+"""A box under this share of the person's whole height is a part of them (see ``LineCounter._body_point``; and
+``LineCounter._leap``, with ``Stitching(body=False)``)."""
 
 LEAP = 0.2
 """Box heights across the line that a part of a person may lie from where their motion takes them and still
