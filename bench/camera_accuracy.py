@@ -337,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
             ("tillflow, hidden people only near their box", {"hidden_reach": 0.0}),
             ("tillflow, a part of a person at its own centre", {"body": False}),
             ("tillflow, any part of a split box for anyone", {"part_reach": None}),
+            ("tillflow, first whole box after parts crossed into", {"reread": False}),
         ):
             runs.append((label, partial(run_tillflow, stitching=dataclasses.replace(STITCH, **change))))
         runs.append(("tillflow, once per person and direction", partial(run_tillflow, repeat="once")))

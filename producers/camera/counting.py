@@ -278,6 +278,9 @@ class _Person:
     """The height of the person's whole box (see :meth:`LineCounter._body_point`): follows taller boxes at most
     :data:`WHOLE_GROWTH` a frame and shorter ones that are not much shorter slowly."""
     steady: int = 0
+    reread: bool = False
+    """Seen whole for the first time in this frame, after only parts of them: their side is read again from the
+    whole box, not crossed into (see ``LineCounter._whole_of_part``)."""
     """While the person's box is a part of them: -1 its top edge moves with them, +1 its bottom edge; 0 whole."""
 
     def velocity(self) -> Point:
@@ -344,6 +347,10 @@ class Stitching:
     part_reach: float | None = 0.6
     """A part of a split box is not a person of the merge when it lies more than this many box heights across the
     door line from where their motion takes them (None: any part may be anyone's)."""
+    reread: bool = True
+    """A person seen only in part so far (a head box, all their boxes under :data:`SHRUNK` of it) who is found in a
+    whole box holding their part takes their side from it without a crossing: where the part's centre was is not
+    where they were."""
     body: bool = True
     """A box much shorter than the person's whole one (a part of them, the rest hidden or cut off) is placed by
     the edge that moves with them (see :meth:`LineCounter._body_point`), not by its own centre."""
@@ -861,7 +868,9 @@ class LineCounter:
 
     def _whole_of_part(self, track: Track, assigned: list[tuple[Track, _Person]]) -> bool:
         """A new track whose box holds the much smaller box of one person followed this frame (their upper body,
-        say) is that person seen whole again: the person moves to it (and their partial box is left out)."""
+        say) is that person seen whole again: the person moves to it (and their partial box is left out). Someone
+        never seen whole before (all their boxes under :data:`SHRUNK` of this one) takes their side from it without
+        a crossing (:attr:`Stitching.reread`): the centre of a head box is not where they were."""
         height = max(track.box[3] - track.box[1], 1.0)
         held = [
             k
@@ -874,6 +883,9 @@ class LineCounter:
         self._owner.pop(part.track_id, None)
         self._owner[track.track_id] = person.person_id
         assigned[held[0]] = (track, person)
+        assert self.stitching is not None
+        if self.stitching.reread and person.whole_height < SHRUNK * height:
+            person.reread = True  # never seen whole: where they were is read again from this box
         return True
 
     def _holds_several(self, track: Track, tracks: Sequence[Track]) -> bool:
@@ -996,6 +1008,7 @@ class LineCounter:
     def _step(self, state: _Person, track: Track) -> int:
         assert self.line is not None
         point = self._body_point(state, track.box)
+        reread, state.reread = state.reread, False
         state.last_seen = self.frame
         state.box = track.box
         state.history.append((self.frame, anchor_point(track.box, self.anchor)))
@@ -1024,6 +1037,9 @@ class LineCounter:
             return 0
         body = self.stitching is not None and self.stitching.body
         if state.side != 0 and not body and self._leap(state, distance, track.box):
+            return 0
+        if reread:
+            state.side, state.path = side, [point]
             return 0
         previous, state.side = state.side, side
         crossed = previous != 0 and self.line.crossed_by(state.path)

@@ -579,3 +579,24 @@ def test_a_part_beyond_the_line_from_where_someone_was_going_is_not_them() -> No
     # Any part for anyone: A is given C's box, comes out 54 px across the line from where they were going.
     counter = _pair_merges_as_someone_comes_the_other_way(dataclasses.replace(Stitching(), part_reach=None))
     assert counter.exits == 1
+
+
+def _first_seen_as_a_head(rules: Stitching) -> LineCounter:
+    """A door entered upwards (inside above y=100). Someone stands 20 px outside it (centre y=120, 160 px tall), at
+    first seen only as a head box (someone in front hides the rest) whose centre lies 35 px inside; then their
+    whole box holds the head box."""
+    counter = LineCounter(DoorLine.with_entering(DOOR.points, "up"), hysteresis=10, stitching=rules)
+    for _ in range(5):
+        counter.update([Track(1, (85.0, 40.0, 115.0, 90.0))])
+    counter.update([Track(1, (85.0, 40.0, 115.0, 90.0)), Track(2, (70.0, 40.0, 130.0, 200.0))])
+    for _ in range(3):
+        counter.update([Track(2, (70.0, 40.0, 130.0, 200.0))])
+    return counter
+
+
+def test_someone_seen_whole_for_the_first_time_is_not_counted_for_where_their_head_box_was() -> None:
+    counter = _first_seen_as_a_head(Stitching())
+    assert (counter.entries, counter.exits) == (0, 0)
+    # Read from the head box's centre, they were inside and walked out.
+    counter = _first_seen_as_a_head(dataclasses.replace(Stitching(), reread=False))
+    assert (counter.entries, counter.exits) == (0, 1)
