@@ -278,10 +278,9 @@ class _Person:
     """The height of the person's whole box (see :meth:`LineCounter._body_point`): follows taller boxes at most
     :data:`WHOLE_GROWTH` a frame and shorter ones that are not much shorter slowly."""
     steady: int = 0
-    reread: bool = False
-    """Seen whole for the first time in this frame, after only parts of them: their side is read again from the
-    whole box, not crossed into (see ``LineCounter._whole_of_part``)."""
     """While the person's box is a part of them: -1 its top edge moves with them, +1 its bottom edge; 0 whole."""
+    track_id: int = 0
+    """The track that fed this person last (0: none yet)."""
 
     def velocity(self) -> Point:
         if len(self.history) < 2:
@@ -348,15 +347,12 @@ class Stitching:
     """A part of a split box is not a person of the merge when it lies more than this many box heights across the
     door line from where their motion takes them (None: any part may be anyone's)."""
     reread: bool = True
-    """A person seen only in part so far (a head box, all their boxes under :data:`SHRUNK` of it) who is found in a
-    whole box holding their part takes their side from it without a crossing: where the part's centre was is not
-    where they were."""
+    """A person seen only in part so far (a head box: their whole height under :data:`FIRST_WHOLE` of the new box)
+    who is found in another track's whole box (holding their part, stitched, or after a swap) takes their side
+    from it without a crossing: where the part's centre was is not where they were."""
     body: bool = True
     """A box much shorter than the person's whole one (a part of them, the rest hidden or cut off) is placed by
     the edge that moves with them (see :meth:`LineCounter._body_point`), not by its own centre."""
-    with_motion: float = 0.0
-    """A lost person is stitched to a track beyond the door line from their side only when they were walking
-    towards it, faster than this many box heights a frame across the line (None: no such check)."""
 
     @property
     def part_frames(self) -> int:
@@ -386,6 +382,10 @@ WHOLE_GROWTH = 1.1
 
 WHOLE_DECAY = 0.2
 """Share of the gap by which a person's whole height follows a shorter (but not much shorter) box each frame."""
+
+FIRST_WHOLE = 0.7
+"""A person whose whole height is under this share of the box a new track gives them has been seen only in part
+so far (see :attr:`Stitching.reread`)."""
 
 MAX_MERGE = 4
 """People (and parts) followed in one merge: the parts are matched to the people by trying every assignment."""
@@ -868,9 +868,8 @@ class LineCounter:
 
     def _whole_of_part(self, track: Track, assigned: list[tuple[Track, _Person]]) -> bool:
         """A new track whose box holds the much smaller box of one person followed this frame (their upper body,
-        say) is that person seen whole again: the person moves to it (and their partial box is left out). Someone
-        never seen whole before (all their boxes under :data:`SHRUNK` of this one) takes their side from it without
-        a crossing (:attr:`Stitching.reread`): the centre of a head box is not where they were."""
+        say) is that person seen whole again: the person moves to it (and their partial box is left out); someone
+        never seen whole before takes their side from it without a crossing (:attr:`Stitching.reread`)."""
         height = max(track.box[3] - track.box[1], 1.0)
         held = [
             k
@@ -883,9 +882,6 @@ class LineCounter:
         self._owner.pop(part.track_id, None)
         self._owner[track.track_id] = person.person_id
         assigned[held[0]] = (track, person)
-        assert self.stitching is not None
-        if self.stitching.reread and person.whole_height < SHRUNK * height:
-            person.reread = True  # never seen whole: where they were is read again from this box
         return True
 
     def _holds_several(self, track: Track, tracks: Sequence[Track]) -> bool:
@@ -1008,7 +1004,13 @@ class LineCounter:
     def _step(self, state: _Person, track: Track) -> int:
         assert self.line is not None
         point = self._body_point(state, track.box)
-        reread, state.reread = state.reread, False
+        reread = (
+            self.stitching is not None
+            and self.stitching.reread
+            and state.track_id not in (0, track.track_id)
+            and state.whole_height < FIRST_WHOLE * (track.box[3] - track.box[1])
+        )
+        state.track_id = track.track_id
         state.last_seen = self.frame
         state.box = track.box
         state.history.append((self.frame, anchor_point(track.box, self.anchor)))
