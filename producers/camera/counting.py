@@ -279,8 +279,8 @@ class _Person:
     :data:`WHOLE_GROWTH` a frame and shorter ones that are not much shorter slowly."""
     steady: int = 0
     """While the person's box is a part of them: -1 its top edge moves with them, +1 its bottom edge; 0 whole."""
-    track_id: int = 0
-    """The track that fed this person last (0: none yet)."""
+    track_id: int | None = None
+    """The track that fed this person last (None: none yet)."""
 
     def velocity(self) -> Point:
         if len(self.history) < 2:
@@ -1007,7 +1007,8 @@ class LineCounter:
         reread = (
             self.stitching is not None
             and self.stitching.reread
-            and state.track_id not in (0, track.track_id)
+            and state.track_id is not None
+            and state.track_id != track.track_id
             and state.whole_height < FIRST_WHOLE * (track.box[3] - track.box[1])
         )
         state.track_id = track.track_id
