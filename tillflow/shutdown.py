@@ -49,6 +49,8 @@ class StopDeadline:
         if self._armed.is_set():
             return
         self._armed.set()
+        # The one line that says why a process that exits 0 stopped (a supervisor's SIGTERM, Ctrl-C).
+        log.warning("%s: stop requested (SIGTERM or Ctrl-C): stopping cleanly, within %g s", self.what, self.seconds)
         self._handler = signal.getsignal(signal.SIGTERM)
         threading.Thread(target=self._countdown, name="stop-deadline", daemon=True).start()
 

@@ -274,6 +274,13 @@ class _Person:
     fragments: int = 1
     odd: int = 0
     """Frames in a row whose track looked unlike this person (a tracker that swapped two people)."""
+    whole_height: float = 0.0
+    """The height of the person's whole box (see :meth:`LineCounter._body_point`): follows taller boxes at most
+    :data:`WHOLE_GROWTH` a frame and shorter ones that are not much shorter slowly."""
+    steady: int = 0
+    """While the person's box is a part of them: -1 its top edge moves with them, +1 its bottom edge; 0 whole."""
+    track_id: int | None = None
+    """The track that fed this person last (None: none yet)."""
 
     def velocity(self) -> Point:
         if len(self.history) < 2:
@@ -319,6 +326,33 @@ class Stitching:
     motion predicts lies inside it, and that box also covers this share of the other person's prediction."""
     merge_near_line: float = 1.0
     """Merges are followed within this many box heights of the door line (where a swap changes a count)."""
+    hidden_reach: float = 0.6
+    """Someone hidden in another's box is stitched to a track away from that box only within this many box
+    heights of where their own motion takes them (walking on behind the person in front, out of sight; 0:
+    never)."""
+    handover: bool = True
+    """The one box of a merge goes to the hidden person it moves with (see :meth:`LineCounter._hand_over`)."""
+    handover_speed: float = 0.015
+    """Box heights a frame (across the door line) that the box and both people must move for a hand-over (and
+    that two people passing must walk for :attr:`unswap`)."""
+    unswap: bool = True
+    """Two people passing head on at the line in boxes of their own, whose ids the tracker swapped, get their
+    boxes back (see :meth:`LineCounter._unswap_passing`)."""
+    unswap_ratio: float = 0.5
+    """The swapped boxes must continue the two people's motion at least this much better (the sum of the distances
+    to where each would be, across the line) than the tracker's assignment..."""
+    unswap_min: float = 0.1
+    """... which must miss them by at least this many box heights in all."""
+    part_reach: float | None = 0.6
+    """A part of a split box is not a person of the merge when it lies more than this many box heights across the
+    door line from where their motion takes them (None: any part may be anyone's)."""
+    reread: bool = True
+    """A person seen only in part so far (a head box: their whole height under :data:`FIRST_WHOLE` of the new box)
+    who is found in another track's whole box (holding their part, stitched, or after a swap) takes their side
+    from it without a crossing: where the part's centre was is not where they were."""
+    body: bool = True
+    """A box much shorter than the person's whole one (a part of them, the rest hidden or cut off) is placed by
+    the edge that moves with them (see :meth:`LineCounter._body_point`), not by its own centre."""
 
     @property
     def part_frames(self) -> int:
@@ -331,6 +365,27 @@ DEFAULT_STITCHING = Stitching()
 
 FRAGMENT_COVER = 0.8
 """A box lying at least this much inside another one of the same frame can be a part of the same person."""
+
+SHRUNK = 0.8
+"""A box under this share of the person's whole height is a part of them (see ``LineCounter._body_point``; and
+``LineCounter._leap``, with ``Stitching(body=False)``)."""
+
+LEAP = 0.2
+"""Box heights across the line that a part of a person may lie from where their motion takes them and still
+move them over the line."""
+
+WHOLE = 0.9
+"""A box at least this share of the person's whole height shows them whole (for where their edges were going)."""
+
+WHOLE_GROWTH = 1.1
+"""A person's whole height grows at most this much a frame (a box round two people is not their height)."""
+
+WHOLE_DECAY = 0.2
+"""Share of the gap by which a person's whole height follows a shorter (but not much shorter) box each frame."""
+
+FIRST_WHOLE = 0.7
+"""A person whose whole height is under this share of the box a new track gives them has been seen only in part
+so far (see :attr:`Stitching.reread`)."""
 
 MAX_MERGE = 4
 """People (and parts) followed in one merge: the parts are matched to the people by trying every assignment."""
@@ -409,6 +464,8 @@ class _Merge:
     """Track ids of the parts, from the frame it split."""
     costs: dict[tuple[int, int], float] = field(default_factory=dict)
     """(person id, part track id) -> how unlike the person's motion that part has moved since the split."""
+    path: list[tuple[int, float]] = field(default_factory=list)
+    """``(frame, signed distance to the door line)`` of the one box the people of the merge make."""
 
 
 @dataclass(frozen=True)
@@ -472,6 +529,10 @@ class LineCounter:
         """Times a person walked into someone else's box (see :meth:`_follow_merges`)."""
         self.unswapped = 0
         """Merges whose parts the tracker had handed to the wrong people, put right by motion."""
+        self.handed_over = 0
+        """Merged boxes handed from the person in front to the hidden one they moved with (:meth:`_hand_over`)."""
+        self.swaps_undone = 0
+        """Two people passing head on whose boxes the tracker had swapped, given back (:meth:`_unswap_passing`)."""
         self._merges: list[_Merge] = []
         self._people: dict[int, _Person] = {}
         self._owner: dict[int, int] = {}
@@ -489,6 +550,8 @@ class LineCounter:
         exited: list[int] = []
         if self.line is not None:
             assigned = self._assign(tracks)
+            if self.stitching is not None and self.stitching.unswap:
+                self._unswap_passing(assigned)
             if self.stitching is not None and self.stitching.merges:
                 self._adopt_fragments(assigned)
                 assigned = self._follow_merges(assigned)
@@ -582,6 +645,8 @@ class LineCounter:
                 ]
                 if len(seen) < 2 and not near:
                     merge.box = assigned[slot_of_person[seen[0]]][0].box
+                    if rules.handover:
+                        self._hand_over(assigned, merge, members, slot_of_person[seen[0]])
                     continue
                 # The parts of the split: tracks next to the shared box (someone of the merge seen far from
                 # it was found again by stitching, not split from it).
@@ -606,6 +671,8 @@ class LineCounter:
                 for tid in present:
                     point = anchor_point(assigned[slot_of_track[tid]][0].box, self.anchor)
                     step = abs(self.line.signed_distance(point) - expected) / max(motion.height, 1.0)
+                    if rules.part_reach is not None and step > rules.part_reach:
+                        step = math.inf  # someone else, who came from further away than this person could walk
                     merge.costs[pid, tid] = merge.costs.get((pid, tid), 0.0) + step
             costs = [[merge.costs.get((pid, tid), 0.0) for tid in present] for pid in members]
             current: list[int | None] = []
@@ -619,6 +686,99 @@ class LineCounter:
             self._reassign(assigned, merge, members, [slot_of_track[tid] for tid in present], choice)
         self._find_merges(assigned)
         return assigned
+
+    def _unswap_passing(self, assigned: list[tuple[Track, _Person]]) -> None:
+        """Two people who pass each other head on at the door, each seen in a box of their own, can have their
+        boxes overlap enough for the tracker to swap their ids: each then seems to turn back at the line. When
+        two people seen in the last frame, near the line on opposite sides and each walking towards the other's
+        side, both turn back in the same frame, and each box continues the other person's motion far better
+        (:attr:`Stitching.unswap_ratio`), their boxes are swapped back."""
+        rules = self.stitching
+        assert rules is not None and self.line is not None
+        walking: list[tuple[int, _Person, float, float, float]] = []
+        for k, (track, person) in enumerate(assigned):
+            if person.side == 0 or len(person.history) < 3 or person.last_seen != self.frame - 1:
+                continue
+            height = statistics.median(person.heights)
+            (f0, p0), (f1, p1) = person.history[0], person.history[-1]
+            before = self.line.signed_distance(p1)
+            speed = (before - self.line.signed_distance(p0)) / max(f1 - f0, 1)
+            if abs(before) > height or speed * person.side >= 0 or abs(speed) < rules.handover_speed * height:
+                continue
+            now = self.line.signed_distance(anchor_point(track.box, self.anchor))
+            if (now - before) * speed >= 0:
+                continue  # still walking on
+            walking.append((k, person, before + speed, now, height))
+        done: set[int] = set()
+        for i, (ka, a, expect_a, now_a, height_a) in enumerate(walking):
+            for kb, b, expect_b, now_b, height_b in walking[i + 1 :]:
+                if a.side != -b.side or ka in done or kb in done:
+                    continue
+                keep = abs(now_a - expect_a) + abs(now_b - expect_b)
+                swap = abs(now_a - expect_b) + abs(now_b - expect_a)
+                if keep < rules.unswap_min * min(height_a, height_b) or swap > rules.unswap_ratio * keep:
+                    continue
+                (track_a, _pa), (track_b, _pb) = assigned[ka], assigned[kb]
+                self._owner[track_a.track_id], self._owner[track_b.track_id] = b.person_id, a.person_id
+                assigned[ka], assigned[kb] = (track_a, b), (track_b, a)
+                done.update((ka, kb))
+                self.swaps_undone += 1
+
+    def _hand_over(
+        self, assigned: list[tuple[Track, _Person]], merge: _Merge, members: Sequence[int], slot: int
+    ) -> None:
+        """While the people of a merge are one box, the box is the person it moves with. Two people who pass
+        each other head on behind a pillar (or anyone wider) are one box for a while, and the tracker keeps
+        the box's id on the one who was in front as the other walks out of it: the box then turns back at the
+        line. When the box moves across the line against its person's motion, at least
+        :attr:`Stitching.handover_speed` box heights a frame over :attr:`Stitching.part_frames` frames, and
+        the way one of the hidden people was walking, it is handed to that person; its person is lost (with
+        the motion they had before the merge) and found again by stitching where that motion takes them."""
+        rules, line = self.stitching, self.line
+        assert rules is not None and line is not None
+        track, person = assigned[slot]
+        if person.person_id not in merge.motions:
+            return
+        merge.path.append((self.frame, line.signed_distance(anchor_point(track.box, self.anchor))))
+        if len(merge.path) <= rules.part_frames:
+            return
+        (f0, d0), (f1, d1) = merge.path[-1 - rules.part_frames], merge.path[-1]
+        speed = (d1 - d0) / max(f1 - f0, 1)
+        mine = merge.motions[person.person_id]
+
+        def across(motion: Motion) -> float:
+            return line.signed_distance(motion.predicted(self.frame)) - line.signed_distance(
+                motion.predicted(self.frame - 1)
+            )
+
+        limit = rules.handover_speed * mine.height
+        own = across(mine)
+        if abs(speed) < limit or own * speed >= 0 or abs(own) < limit:
+            return
+        others = [
+            (abs(across(merge.motions[pid]) - speed), pid)
+            for pid in members
+            if pid != person.person_id
+            and across(merge.motions[pid]) * speed > 0
+            and abs(across(merge.motions[pid])) >= limit
+            and self._people[pid].seen_at < self.frame
+        ]
+        if not others:
+            return
+        _cost, pid = min(others)
+        self._reassign(assigned, merge, members, [slot], [0 if m == pid else None for m in members])
+        # The person the box left: lost where the merge began, moving on as they were.
+        keep = [i for i, (f, _p) in enumerate(person.history) if f < merge.started]
+        if keep:
+            person.history = [person.history[i] for i in keep]
+            person.heights = [person.heights[i] for i in keep]
+            person.boxes = [person.boxes[i] for i in keep]
+            person.last_seen = person.history[-1][0]
+            person.box = person.boxes[-1]
+            person.path = [person.history[-1][1]]
+        self.handed_over += 1
+        if merge in self._merges:
+            self._merges.remove(merge)
 
     def _reassign(
         self,
@@ -708,7 +868,8 @@ class LineCounter:
 
     def _whole_of_part(self, track: Track, assigned: list[tuple[Track, _Person]]) -> bool:
         """A new track whose box holds the much smaller box of one person followed this frame (their upper body,
-        say) is that person seen whole again: the person moves to it (and their partial box is left out)."""
+        say) is that person seen whole again: the person moves to it (and their partial box is left out); someone
+        never seen whole before takes their side from it without a crossing (:attr:`Stitching.reread`)."""
         height = max(track.box[3] - track.box[1], 1.0)
         held = [
             k
@@ -801,9 +962,6 @@ class LineCounter:
             for pi, person in enumerate(lost):
                 if not person.history:
                     continue
-                merge = hidden_in.get(person.person_id)
-                if merge is not None and covered(track.box, _grown(merge.box, 1.0)) < rules.merge_cover:
-                    continue  # someone inside another's box does not come out of it somewhere else
                 gap = self.frame - person.last_seen
                 heights = person.heights or [max(person.box[3] - person.box[1], 1.0)]
                 if not any(1 / rules.size_ratio <= height / h <= rules.size_ratio for h in heights):
@@ -812,6 +970,15 @@ class LineCounter:
                 vx, vy = person.velocity()
                 px, py = person.history[-1][1]
                 predicted = (px + vx * gap, py + vy * gap)
+                merge = hidden_in.get(person.person_id)
+                if (
+                    merge is not None
+                    and covered(track.box, _grown(merge.box, 1.0)) < rules.merge_cover
+                    and math.dist(point, predicted) > rules.hidden_reach * last_height
+                ):
+                    # Someone inside another's box does not come out of it somewhere else, unless where their
+                    # own motion takes them (walking on behind the person in front).
+                    continue
                 reach = (rules.max_distance + rules.max_distance_per_frame * gap) * last_height
                 dist = min(math.dist(point, predicted), math.dist(point, (px, py)))
                 if dist > reach:
@@ -836,10 +1003,18 @@ class LineCounter:
 
     def _step(self, state: _Person, track: Track) -> int:
         assert self.line is not None
+        point = self._body_point(state, track.box)
+        reread = (
+            self.stitching is not None
+            and self.stitching.reread
+            and state.track_id is not None
+            and state.track_id != track.track_id
+            and state.whole_height < FIRST_WHOLE * (track.box[3] - track.box[1])
+        )
+        state.track_id = track.track_id
         state.last_seen = self.frame
         state.box = track.box
-        point = anchor_point(track.box, self.anchor)
-        state.history.append((self.frame, point))
+        state.history.append((self.frame, anchor_point(track.box, self.anchor)))
         state.heights.append(max(track.box[3] - track.box[1], 1.0))
         state.boxes.append(track.box)
         if len(state.history) > 6:
@@ -863,6 +1038,12 @@ class LineCounter:
         if side == state.side:
             state.path = [point]
             return 0
+        body = self.stitching is not None and self.stitching.body
+        if state.side != 0 and not body and self._leap(state, distance, track.box):
+            return 0
+        if reread:
+            state.side, state.path = side, [point]
+            return 0
         previous, state.side = state.side, side
         crossed = previous != 0 and self.line.crossed_by(state.path)
         state.path = [point]
@@ -879,6 +1060,67 @@ class LineCounter:
             return 1
         state.exited = True
         return -1
+
+    def _body_point(self, state: _Person, box: Box) -> Point:
+        """The anchor of the person in ``box``. A box under :data:`SHRUNK` of the person's whole height is a part
+        of them: the rest is hidden (by someone in front, a pillar) or cut off at the edge of the picture, and
+        its centre is not theirs (a half-hidden person turning back would seem to walk on over the line as their
+        box shrinks). Of its top and bottom edges, the one that moved as the person was moving (since their last
+        box) is where they are; the anchor is placed from it with their whole height. Heights follow the person:
+        a taller box raises the whole height (at most :data:`WHOLE_GROWTH` a frame, so a box round two people
+        does not), a slightly shorter one lowers it slowly (people seen further away)."""
+        point = anchor_point(box, self.anchor)
+        rules = self.stitching
+        height = box[3] - box[1]
+        whole = state.whole_height
+        if rules is None or not rules.body or whole <= 0.0 or not state.history:
+            state.whole_height = max(height, 1.0)
+            return point
+        if height >= SHRUNK * whole:
+            state.steady = 0
+            state.whole_height = (
+                min(height, whole * WHOLE_GROWTH) if height > whole else whole + WHOLE_DECAY * (height - whole)
+            )
+            return point
+        if state.steady == 0:
+            # The edges of the person's last whole box, moved on as their whole boxes were moving.
+            wholes = [
+                (f, b) for (f, _p), b in zip(state.history, state.boxes, strict=True) if b[3] - b[1] >= WHOLE * whole
+            ]
+            if wholes:
+                (f0, b0), (f1, b1) = wholes[0], wholes[-1]
+                vy = ((b1[1] + b1[3]) - (b0[1] + b0[3])) / 2.0 / max(f1 - f0, 1) * (self.frame - f1)
+                top = abs(box[1] - (b1[1] + vy))
+                bottom = abs(box[3] - (b1[3] + vy))
+                state.steady = -1 if top <= bottom else 1
+            else:
+                state.steady = -1
+        if state.steady < 0:
+            y = box[1] + (whole if self.anchor == "bottom" else whole / 2.0)
+        else:
+            y = box[3] - (0.0 if self.anchor == "bottom" else whole / 2.0)
+        return (point[0], y)
+
+    def _leap(self, state: _Person, distance: float, box: Box) -> bool:
+        """True when this frame's box is much shorter than the person's usual ones (under :data:`SHRUNK` of their
+        median height: a head or an upper body, the rest hidden by someone in front) and its anchor lies more
+        than :data:`LEAP` box heights across the line from where the person's motion takes them: the box's
+        centre moved, not the person, so it does not change their side. A person walking on while half hidden
+        stays where their motion takes them and is counted."""
+        assert self.line is not None
+        if len(state.history) < 4:
+            return False
+        usual = statistics.median(state.heights[:-1])
+        if box[3] - box[1] >= SHRUNK * usual:
+            return False
+        # Where the person's whole boxes were going (earlier parts of them left out).
+        whole = [fp for fp, h in zip(state.history[:-1], state.heights[:-1], strict=True) if h >= SHRUNK * usual]
+        if len(whole) < 2:
+            return False
+        (f0, p0), (f1, p1) = whole[0], whole[-1]
+        before = self.line.signed_distance(p1)
+        speed = (before - self.line.signed_distance(p0)) / max(f1 - f0, 1)
+        return abs(distance - (before + speed * (self.frame - f1))) > LEAP * usual
 
     def _forget(self) -> None:
         stale = [pid for pid, p in self._people.items() if self.frame - p.last_seen > self.max_age]

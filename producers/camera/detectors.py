@@ -204,10 +204,17 @@ class YoloDetector:
         boxes = results[0].boxes
         if boxes is None or len(boxes) == 0:
             return []
+        points = results[0].keypoints
+        kpts = points.data.tolist() if points is not None and points.data.shape[0] == len(boxes) else None
         found = []
-        for b, c in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), strict=True):
+        for k, (b, c) in enumerate(zip(boxes.xyxy.tolist(), boxes.conf.tolist(), strict=True)):
             box = (float(b[0]) + x0, float(b[1]) + y0, float(b[2]) + x0, float(b[3]) + y0)
-            found.append(Detection(box, float(c), appearance(frame, box)))
+            person = (
+                tuple((float(p[0]) + x0, float(p[1]) + y0, float(p[2]) if len(p) > 2 else 1.0) for p in kpts[k])
+                if kpts is not None
+                else None
+            )
+            found.append(Detection(box, float(c), appearance(frame, box), person))
         return found
 
 

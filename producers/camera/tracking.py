@@ -136,11 +136,13 @@ class IouTracker:
 
 @dataclass(frozen=True)
 class Detection:
-    """One detected person: box in pixels, confidence, and an optional colour histogram of its crop."""
+    """One detected person: box in pixels, confidence, an optional colour histogram of its crop, and the pose
+    head's keypoints where the detector has one (17 COCO keypoints ``(x, y, confidence)`` in pixels)."""
 
     box: Box
     conf: float
     appearance: tuple[float, ...] | None = None
+    keypoints: tuple[tuple[float, float, float], ...] | None = None
 
 
 class DetectionTracker:

@@ -6,6 +6,12 @@ each table's columns at once, send the dead letters, then commit the batch's off
 ClickHouse accepted the rows and the dead-letter topic acknowledged the rejects, so a crash replays the batch;
 the tables are ReplacingMergeTrees keyed by record identity, so a replay leaves the same rows.
 
+The insert runs in a writer thread while the loop consumes and decodes the next batch (ClickHouse's own work,
+in-process chDB included, does not hold Python's lock). One batch is in flight at most: the next one is prepared
+beside it, then waits until the one in flight is written and committed, so batches are committed in order and
+at most two batches are held in memory. A first try that fails is handled in the loop's thread exactly as before
+(split for bad rows, retried with the partitions paused for a server that is away).
+
 When ClickHouse is unreachable the same batch is retried with doubling waits; meanwhile the partitions are
 paused (the consumer stays in its group) and nothing new is read, so batches are neither lost nor reordered.
 A batch ClickHouse refuses for its data (a violated constraint, a value out of range) is split in halves until
@@ -19,7 +25,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -128,6 +135,17 @@ def merge(parts: Sequence[Mapped]) -> Mapped:
 
 
 @dataclass
+class InFlight:
+    """A batch whose first insert runs in the writer thread: committed once :meth:`ClickHouseSink._settle` saw it
+    written."""
+
+    batch: Batch
+    pending: list[Message]
+    started: float
+    insert: Future[None]
+
+
+@dataclass
 class SinkStats:
     consumed: int = 0
     written: int = 0
@@ -153,6 +171,7 @@ class ClickHouseSink:
         retry_max: float = 30.0,
         lag_interval: float = 5.0,
         logical_topics: Mapping[str, str] | None = None,
+        overlap: bool = True,
     ) -> None:
         self.client = client
         self.consumer = consumer
@@ -175,6 +194,12 @@ class ClickHouseSink:
         self._last_lag = 0.0
         self.assigned: set[tuple[str, int]] = set()
         """Partitions this instance owns now (kept by the rebalance callbacks; readable from other threads)."""
+        self.overlap = overlap
+        """Insert in a writer thread while the next batch is consumed and decoded (False: all in one thread)."""
+        self._writer: ThreadPoolExecutor | None = None
+        self._inflight: InFlight | None = None
+        self._retrying = False
+        """A batch waits for ClickHouse (the rebalance callbacks may run inside that wait's polls)."""
 
     # ---- per batch -----------------------------------------------------
 
@@ -250,21 +275,25 @@ class ClickHouseSink:
         A refused batch is split in halves by record until the refused records are alone. Raises
         :class:`RetryableWriteError` when the failure is not the rows' fault.
         """
-        owners = sorted(set().union(*mapped.owners.values()))
-        if not owners:
+        if not any(mapped.owners.values()):
             return []
         try:
             self._insert(mapped)
             return []
         except Exception as exc:
-            if not is_data_error(exc):
-                raise RetryableWriteError(short_reason(exc)) from exc
-            if len(owners) == 1:
-                ERRORS.labels(SINK, "rejected").inc()
-                return [dead_letter(messages[owners[0]], "clickhouse", short_reason(exc))]
-            mid = len(owners) // 2
-            first, second = mapped.take(set(owners[:mid])), mapped.take(set(owners[mid:]))
-            return self.write(first, messages) + self.write(second, messages)
+            return self._refused(mapped, messages, exc)
+
+    def _refused(self, mapped: Mapped, messages: Sequence[Message], exc: Exception) -> list[DeadLetter]:
+        """ClickHouse refused ``mapped`` with ``exc``: raise if it is not the rows' fault, else split it."""
+        if not is_data_error(exc):
+            raise RetryableWriteError(short_reason(exc)) from exc
+        owners = sorted(set().union(*mapped.owners.values()))
+        if len(owners) == 1:
+            ERRORS.labels(SINK, "rejected").inc()
+            return [dead_letter(messages[owners[0]], "clickhouse", short_reason(exc))]
+        mid = len(owners) // 2
+        first, second = mapped.take(set(owners[:mid])), mapped.take(set(owners[mid:]))
+        return self.write(first, messages) + self.write(second, messages)
 
     def _hold(self, seconds: float) -> None:
         """Wait with the partitions paused, still polling so the consumer keeps its group membership."""
@@ -287,20 +316,73 @@ class ClickHouseSink:
                 self.consumer.resume(assignment)
 
     def flush(self, retry: bool = True) -> None:
-        """Write the pending batch (retrying until it is accepted), dead-letter the rejects, commit.
+        """Write and commit everything consumed so far: the batch in flight, then the pending one.
 
-        With ``retry`` False a failed write raises :class:`RetryableWriteError` and the batch stays pending.
+        With ``retry`` False a failed write raises :class:`RetryableWriteError` and its batch (with all that
+        was consumed after it) stays pending.
+        """
+        self._start_write(retry)
+        self._settle(retry)
+
+    def _start_write(self, retry: bool = True) -> None:
+        """Map the pending batch while the one in flight is inserted, commit that one, then start this one.
+
+        Without :attr:`overlap` the batch is written and committed before this returns.
         """
         if not self._pending:
+            self._settle(retry)
             return
         started = time.monotonic()
-        batch = self.prepare(self._pending)
-        pending, self._pending, self._batch_started = self._pending, [], None
+        pending = self._pending[:]
+        batch = self.prepare(pending)
+        self._settle(retry)  # raises with this batch still pending
+        if len(self._pending) != len(pending) or any(a is not b for a, b in zip(self._pending, pending, strict=True)):
+            # a rebalance during the settled batch's wait for ClickHouse took partitions: map what is left
+            pending = self._pending[:]
+            if not pending:
+                return
+            batch = self.prepare(pending)
+        self._pending, self._batch_started = [], None
+        if not self.overlap:
+            self._finish(batch, pending, started, self._write_until_accepted(batch, pending, retry))
+            return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-insert")
+        self._inflight = InFlight(batch, pending, started, self._writer.submit(self._insert, batch.mapped))
+
+    def _settle(self, retry: bool = True) -> None:
+        """Wait for the batch in flight; write it here when its first try failed; then commit it."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        try:
+            inflight.insert.result()
+            rejected: list[DeadLetter] = []
+        except Exception as exc:
+            rejected = self._write_until_accepted(inflight.batch, inflight.pending, retry, failed=exc)
+        self._finish(inflight.batch, inflight.pending, inflight.started, rejected)
+
+    def _write_until_accepted(
+        self, batch: Batch, pending: list[Message], retry: bool, failed: Exception | None = None
+    ) -> list[DeadLetter]:
+        """Write ``batch`` (whose first try raised ``failed``, if given), retrying while ClickHouse is away;
+        returns the records it refused. On giving up, ``pending`` goes back in front of what is pending."""
         delays = backoff_delays(self.retry_initial, self.retry_max)
+        self._retrying = True
+        try:
+            return self._retry(batch, pending, retry, failed, delays)
+        finally:
+            self._retrying = False
+
+    def _retry(
+        self, batch: Batch, pending: list[Message], retry: bool, failed: Exception | None, delays: Iterator[float]
+    ) -> list[DeadLetter]:
         while True:
             try:
-                rejected = self.write(batch.mapped, batch.messages)
-                break
+                if failed is not None:
+                    exc, failed = failed, None
+                    return self._refused(batch.mapped, batch.messages, exc)
+                return self.write(batch.mapped, batch.messages)
             except RetryableWriteError as exc:
                 ERRORS.labels(SINK, "retryable").inc()
                 self.stats.retries += 1
@@ -312,8 +394,11 @@ class ClickHouseSink:
                 try:
                     self._hold(delay)
                 except Interrupted:
-                    self._pending = pending  # not committed: the next owner of these partitions replays them
+                    self._pending = pending + self._pending  # not committed: replayed by the partitions' next owner
                     raise
+
+    def _finish(self, batch: Batch, pending: list[Message], started: float, rejected: list[DeadLetter]) -> None:
+        """The batch is written: send its dead letters, commit its offsets, count it."""
         dead = batch.dead + rejected
         if dead:
             for letter in dead:
@@ -335,6 +420,12 @@ class ClickHouseSink:
         FLUSH_SECONDS.labels(SINK).observe(time.monotonic() - started)
         LAST_FLUSH.labels(SINK).set(time.time())
 
+    def close(self) -> None:
+        """Stop the writer thread (after the insert in flight, if any; its batch stays uncommitted)."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+
     # ---- the loop --------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -345,6 +436,8 @@ class ClickHouseSink:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         self.assigned -= revoked
         try:
+            if self._retrying:  # called from the polls of a batch's wait for ClickHouse: that wait goes on
+                raise RetryableWriteError("a batch is waiting for ClickHouse")
             self.flush(retry=False)  # one attempt: the partitions' next owner replays what is not committed
         except Exception as exc:
             log.warning("could not flush before losing partitions (%s); they will be replayed", exc)
@@ -387,11 +480,13 @@ class ClickHouseSink:
         while len(good) >= room:  # a batch is never larger than batch_rows
             self.accept(good[:room])
             good = good[room:]
-            self.flush()
+            self._start_write()
             room = self.batch_rows
         self.accept(good)
         if self.due():
-            self.flush()
+            self._start_write()
+        elif self._inflight is not None and self._inflight.insert.done():
+            self._settle()  # commit it now rather than with the next batch
         self.update_lag()
         return consumed
 
@@ -409,5 +504,6 @@ class ClickHouseSink:
         except Interrupted:
             log.warning("stopped while ClickHouse was unavailable: %d records left uncommitted", len(self._pending))
         finally:
+            self.close()
             self.consumer.close()
         return self.stats

@@ -207,3 +207,66 @@ def test_two_sinks_share_partitions_through_a_rebalance(
     assert second is not None and second.stats.consumed > 0
     assert first.stats.consumed + second.stats.consumed >= 400
     assert first.stats.dead_lettered == second.stats.dead_lettered == 0
+
+
+class GatedClient:
+    """The real client, with each insert's table and thread recorded and the first insert held until ``release``
+    is set: a slow ClickHouse, seen from the sink."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.release = threading.Event()
+        self.inserts: list[tuple[str, str]] = []
+
+    def insert(self, table: str, data: Any, **kw: Any) -> Any:
+        self.inserts.append((table, threading.current_thread().name))
+        if len(self.inserts) == 1:
+            assert self.release.wait(30), "the test never released the first insert"
+        return self.client.insert(table, data, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_the_next_batch_is_read_while_one_is_written_and_commits_stay_in_order(
+    stack: Settings, ch_settings: Settings, ch: Any, unique: str
+) -> None:
+    topics = make_topics(stack, unique, [POS_TICKETS])
+    name = actual(topics, POS_TICKETS)
+    produce(stack, name, POS_TICKETS, [ticket(i) for i in range(30)])
+    settings = sink_settings(stack, ch_settings, f"overlap-{unique}", sink_batch_rows=10, sink_batch_seconds=600.0)
+    gated = GatedClient(ch)
+    sink = build_sink(settings, gated, topics)
+    runner = threading.Thread(target=sink.run, args=(list(topics),), kwargs={"idle_exit": 2.0}, daemon=True)
+    runner.start()
+    try:
+        # The first batch's insert is held: the loop reads and maps the second batch meanwhile, but starts no
+        # second insert and commits nothing until the first is written.
+        wait_for(lambda: sink.stats.consumed >= 20, what="the next batch read during the insert")
+        time.sleep(0.5)
+        assert len(gated.inserts) == 1 and gated.inserts[0][1].startswith("clickhouse-insert")
+        assert committed(stack, settings.sink_group_id, name) == 0
+        assert sink.stats.written == 0
+    finally:
+        gated.release.set()
+        runner.join(timeout=30)
+    assert not runner.is_alive()
+    assert (sink.stats.batches, sink.stats.written) == (3, 30)
+    assert committed(stack, settings.sink_group_id, name) == 30
+    assert [table for table, _ in gated.inserts].count("tickets") == 3
+    assert scalar(ch, "SELECT count() FROM tickets FINAL") == 30
+
+
+def test_without_overlap_each_batch_is_committed_before_the_next_is_read(
+    stack: Settings, ch_settings: Settings, ch: Any, unique: str
+) -> None:
+    topics = make_topics(stack, unique, [POS_TICKETS])
+    produce(stack, actual(topics, POS_TICKETS), POS_TICKETS, [ticket(i) for i in range(20)])
+    settings = sink_settings(stack, ch_settings, f"serial-{unique}", sink_batch_rows=10, sink_batch_seconds=600.0)
+    gated = GatedClient(ch)
+    gated.release.set()
+    sink = build_sink(settings, gated, topics)
+    sink.overlap = False
+    stats = sink.run(list(topics), idle_exit=1.0)
+    assert (stats.batches, stats.written) == (2, 20)
+    assert gated.inserts and all(thread == threading.current_thread().name for _, thread in gated.inserts)

@@ -82,3 +82,31 @@ def test_a_failed_install_fails_the_target(tmp_path: Path) -> None:
     run, calls = _sysdeps(tmp_path, set(_packages()) - {"opencv-doc"}, apt_fails=True)
     assert run.returncode != 0
     assert not [c for c in calls if c.startswith("systemctl")]
+
+
+def _need_disk(tmp_path: Path, gigabytes: int) -> subprocess.CompletedProcess[str]:
+    """Call the Makefile's ``need_disk`` from a makefile that includes it, in a folder with a ``.venv``."""
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / "Makefile").write_text(
+        f"include {ROOT / 'Makefile'}\ncheck:\n\t$(call need_disk,{gigabytes},the test install)\n\t@echo enough\n"
+    )
+    return subprocess.run(["make", "-s", "check"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+
+def _free_kb(path: Path) -> int:
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize // 1024
+
+
+def test_an_install_that_cannot_fit_stops_before_pip_with_what_to_do(tmp_path: Path) -> None:
+    too_much = _free_kb(tmp_path) // (1024 * 1024) + 50
+    run = _need_disk(tmp_path, too_much)
+    assert run.returncode != 0 and "enough" not in run.stdout
+    assert f"the test install needs about {too_much} GB of disk" in run.stderr
+    assert "Free some space" in run.stderr
+
+
+def test_an_install_that_fits_goes_on(tmp_path: Path) -> None:
+    run = _need_disk(tmp_path, 1 if _free_kb(tmp_path) > 2 * 1024 * 1024 else 0)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "enough"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
 import time
+
+import pytest
 
 from tillflow.lifecycle import stop_on_signals
 from tillflow.shutdown import EXIT_STOP_TIMEOUT, StopDeadline
@@ -62,3 +65,13 @@ def test_a_cancelled_deadline_or_one_whose_handler_is_gone_never_exits() -> None
         signal.signal(signal.SIGTERM, previous)
     time.sleep(0.4)
     assert exits == []
+
+
+def test_arming_says_once_in_the_log_why_the_process_stops(caplog: pytest.LogCaptureFixture) -> None:
+    deadline = StopDeadline(30, "the stream worker", exit=lambda code: None)
+    with caplog.at_level(logging.WARNING, logger="tillflow.shutdown"):
+        deadline.arm()
+        deadline.arm()
+    deadline.cancel()
+    lines = [r.getMessage() for r in caplog.records if r.name == "tillflow.shutdown"]
+    assert lines == ["the stream worker: stop requested (SIGTERM or Ctrl-C): stopping cleanly, within 30 s"]

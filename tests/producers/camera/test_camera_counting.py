@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from producers.camera.counting import (
@@ -316,8 +318,10 @@ def test_a_merge_far_from_the_line_is_left_to_the_tracker() -> None:
 def test_parts_of_a_split_box_are_judged_over_several_frames() -> None:
     """The box splits with both parts still on the line (nothing to tell them apart yet, so the tracker's swapped
     labels stand); the next frames show which part walks on in which direction."""
-    for merges, expected in ((True, (1, 1)), (False, (0, 0))):
-        counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(merges=merges))
+    # Left to the tracker (no merges, no head-on swaps undone) both seem to turn back; undoing the swap of two
+    # boxes passing head on puts it right too, once both walk on.
+    for merges, unswap, expected in ((True, False, (1, 1)), (False, False, (0, 0)), (False, True, (1, 1))):
+        counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(merges=merges, unswap=unswap))
         for a, b in zip([40, 55, 70, 85], [160, 145, 130, 115], strict=True):
             counter.update([Track(1, box_at(80, a, 20)), Track(2, box_at(120, b, 20))])
         counter.update([Track(1, (58.0, 78.0, 142.0, 122.0))])
@@ -403,3 +407,196 @@ def test_least_cost_assignment() -> None:
     # A hidden person takes a new part rather than none; an infinite cost rules a pairing out.
     assert least_cost_assignment([[0.1, 5.0], [0.3, 0.9]], [0, None]) == [0, 1]
     assert least_cost_assignment([[0.1, float("inf")], [0.3, 0.9]], [None, None]) == [0, 1]
+
+
+def _head_on_behind_a_pillar(rules: Stitching) -> tuple[LineCounter, int, int]:
+    """A walks down (in) and B up (out) in the same lane; at the line B disappears into A's box (one box, A's id)
+    and the tracker keeps that box on B as B walks out of it, while A, hidden behind a pillar, comes out below
+    the line three frames later as a new track."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=rules)
+    for a, b in zip([40, 55, 70, 85], [160, 145, 130, 115], strict=True):
+        counter.update([Track(1, box_at(100, a, 20)), Track(2, box_at(104, b, 20))])
+    for b in (100, 85, 70, 55, 40):  # the one box, first both of them, then B alone
+        counter.update([Track(1, box_at(102, b, 20))])
+    counter.update([Track(1, box_at(104, 25, 20)), Track(3, box_at(100, 170, 20))])  # A again, where A was going
+    return counter, counter.entries, counter.exits
+
+
+def test_a_merged_box_that_walks_on_with_the_hidden_person_is_theirs() -> None:
+    rules = Stitching(max_gap=12)  # 12.5 frames/s: parts judged over 3 frames
+    counter, entries, exits = _head_on_behind_a_pillar(rules)
+    assert (entries, exits) == (1, 1)
+    assert counter.handed_over == 1
+    assert counter.person_of(3) == 1 and counter.person_of(1) == 2  # A in the new track, B in A's old id
+    # Left with the person in front, the box turns back at the line and A comes out as someone new.
+    counter, entries, exits = _head_on_behind_a_pillar(dataclasses.replace(rules, handover=False))
+    assert (entries, exits) == (0, 0) and counter.handed_over == 0
+
+
+def test_a_box_that_moves_on_with_its_own_person_is_not_handed_over() -> None:
+    """Two people walking in side by side become one box at the line: the box moves the way both were going."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(max_gap=12))
+    for y in (40, 55, 70, 85):
+        counter.update([Track(1, box_at(90, y, 20)), Track(2, box_at(112, y + 2, 20))])
+    for y in (100, 115, 130, 145, 160):
+        counter.update([Track(1, box_at(100, y, 22))])
+    assert counter.handed_over == 0 and counter.merged == 1
+    assert counter.entries == 1  # the one box's person; the hidden one was never seen across
+
+
+def test_someone_hidden_in_a_box_is_found_where_their_own_motion_takes_them() -> None:
+    """B walks up (out) into A's box at the line and comes out of sight beyond it, away from A's box, where B's
+    own motion leads: that track is B (a track elsewhere is not, see the test above)."""
+    for reach, found in ((0.6, True), (0.0, False)):
+        counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching(max_gap=12, hidden_reach=reach))
+        for a, b in zip([40, 55, 70, 85], [160, 145, 130, 115], strict=True):
+            counter.update([Track(1, box_at(100, a, 20)), Track(2, box_at(104, b, 20))])
+        for a in (100, 115, 130, 145):  # the one box goes on down with A
+            counter.update([Track(1, box_at(101, a, 20))])
+        counter.update([Track(1, box_at(100, 160, 20)), Track(3, box_at(104, 48, 20))])
+        assert counter.merged == 1
+        assert (counter.person_of(3) == 2) is found
+        assert (counter.entries, counter.exits) == (1, 1 if found else 0)
+
+
+def _passing_in_own_boxes(rules: Stitching) -> LineCounter:
+    """A walks down (in) and B up (out), side by side but each in a box of their own; as they pass at the line
+    their boxes overlap and the tracker swaps the ids (same colours, so nothing else tells them apart)."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=rules)
+    for a, b in zip([40, 55, 70, 85, 97], [160, 145, 130, 115, 103], strict=True):
+        counter.update([Track(1, box_at(95, a, 20)), Track(2, box_at(105, b, 20))])
+    for a, b in zip([110, 125, 140, 155], [90, 75, 60, 45], strict=True):
+        counter.update([Track(2, box_at(95, a, 20)), Track(1, box_at(105, b, 20))])
+    return counter
+
+
+def test_two_people_passing_head_on_get_their_swapped_boxes_back() -> None:
+    counter = _passing_in_own_boxes(Stitching())
+    assert (counter.entries, counter.exits) == (1, 1)
+    assert counter.swaps_undone == 1 and counter.person_of(2) == 1 and counter.person_of(1) == 2
+    counter = _passing_in_own_boxes(Stitching(unswap=False))
+    assert (counter.entries, counter.exits, counter.swaps_undone) == (0, 0, 0)  # each turns back at the line
+
+
+def test_people_who_turn_back_at_the_line_keep_their_boxes() -> None:
+    """Two people walking towards each other who both turn back before the line (each box goes on with its own
+    person's new motion, no swap of boxes would fit better) are not swapped."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching())
+    for a, b in zip([40, 55, 70, 80, 85], [160, 145, 130, 120, 115], strict=True):
+        counter.update([Track(1, box_at(60, a, 20)), Track(2, box_at(140, b, 20))])
+    for a, b in zip([80, 70, 55, 40], [120, 130, 145, 160], strict=True):
+        counter.update([Track(1, box_at(60, a, 20)), Track(2, box_at(140, b, 20))])
+    assert counter.swaps_undone == 0 and (counter.entries, counter.exits) == (0, 0)
+
+
+def _loiterer_half_hidden(counter: LineCounter) -> LineCounter:
+    """Someone walks up to the door (down, towards inside) and stands 20 px before the line; someone passing in
+    front hides all but their feet for two frames: the box of the feet has its centre 12.5 px beyond the line."""
+    for y in (20, 35, 50, 65, 80, 80, 80):
+        counter.update([Track(1, box_at(100, y, 40))])
+    for _ in range(2):
+        counter.update([Track(1, (80.0, 105.0, 120.0, 120.0))])
+    for _ in range(2):
+        counter.update([Track(1, box_at(100, 80, 40))])
+    return counter
+
+
+def test_a_part_of_a_standing_person_does_not_move_them_over_the_line() -> None:
+    # Taken at their box's centre, they would go in and come out again.
+    counter = _loiterer_half_hidden(LineCounter(DOOR, hysteresis=10, stitching=Stitching()))
+    assert (counter.entries, counter.exits) == (0, 0)
+
+
+def test_a_half_hidden_walker_is_still_counted_where_their_motion_takes_them() -> None:
+    """A walker going in whose box shrinks to their upper body (centre 10 px above the person's) as they cross."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=Stitching())
+    for y in (20, 35, 50, 65, 80):
+        counter.update([Track(1, box_at(100, y, 40))])
+    for y in (95, 110, 125):
+        counter.update([Track(1, (80.0, y - 40, 120.0, y + 20))])  # the lower third hidden
+    assert (counter.entries, counter.exits) == (1, 0)
+
+
+def _turn_back_half_hidden(rules: Stitching) -> LineCounter:
+    """Someone inside walks up towards the door (y=100) at 8 px a frame, slows down 10 px before it and turns
+    back, while someone passing in front hides them from below: their box keeps its top edge (their head, 40 px
+    above their centre) and loses its bottom, so its centre walks on over the line as it shrinks, and comes back
+    as they reappear."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=rules)
+    for y in (180, 172, 164, 156, 148, 140, 132, 124, 116):
+        counter.update([Track(1, box_at(100, y, 40))])
+    for centre, bottom in ((112, 140), (110, 120), (110, 110), (110, 104), (111, 102), (113, 106), (116, 118)):
+        counter.update([Track(1, (60.0, centre - 40.0, 140.0, float(bottom)))])
+    for y in (122, 130, 138):
+        counter.update([Track(1, box_at(100, y, 40))])
+    return counter
+
+
+def test_a_half_hidden_person_is_placed_by_the_edge_that_moves_with_them() -> None:
+    counter = _turn_back_half_hidden(Stitching())
+    assert (counter.entries, counter.exits) == (0, 0)
+    # Taken at their box's centre (and their motion carrying them on), they would go out and come back in.
+    counter = _turn_back_half_hidden(dataclasses.replace(Stitching(), body=False))
+    assert (counter.entries, counter.exits) == (1, 1)
+
+
+def _behind_a_counter(rules: Stitching) -> list[int]:
+    """A walker going in (down, 10 px a frame) behind a counter that hides everything below y=120: as they cross,
+    their box keeps its top edge (their head, 40 px above their centre) and its bottom stays on the counter."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=rules)
+    entries = []
+    for y in (40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160):
+        entries.append(counter.update([Track(1, (80.0, y - 40.0, 120.0, min(y + 40.0, 120.0)))]).entries)
+    assert counter.exits == 0
+    return entries
+
+
+def test_a_walker_cut_off_below_is_counted_where_their_head_says_they_cross() -> None:
+    entries = _behind_a_counter(Stitching())
+    assert sum(entries) == 1 and entries.index(1) == 8  # at y=120, the first frame beyond the band
+    # The box's centre lags behind (at 100 when they are at 120) and crosses three frames later.
+    late = _behind_a_counter(dataclasses.replace(Stitching(), body=False))
+    assert sum(late) <= 1 and (sum(late) == 0 or late.index(1) > 8)
+
+
+def _pair_merges_as_someone_comes_the_other_way(rules: Stitching) -> LineCounter:
+    """A (x=80) and B (x=120) walk on inside, down and away from the door (6 px a frame), and become one box just
+    inside it; as the box goes back to B alone, C appears just outside the door, above the shared box, walking
+    in: C's box lies next to the shared one, so it looks like a part of the split."""
+    counter = LineCounter(DOOR, hysteresis=10, stitching=rules)
+    for y in (112, 118, 124, 130):
+        counter.update([Track(1, box_at(80, y, 20)), Track(2, box_at(120, y, 20))])
+    counter.update([Track(2, (58.0, 110.0, 142.0, 160.0))])
+    counter.update([Track(2, box_at(120, 142, 20)), Track(3, (60.0, 68.0, 100.0, 108.0))])
+    for y, c in ((148, 96), (154, 104), (160, 112), (166, 120)):
+        counter.update([Track(2, box_at(120, y, 20)), Track(3, box_at(80, c, 20))])
+    return counter
+
+
+def test_a_part_beyond_the_line_from_where_someone_was_going_is_not_them() -> None:
+    counter = _pair_merges_as_someone_comes_the_other_way(Stitching())
+    assert counter.merged == 1 and (counter.entries, counter.exits) == (1, 0)  # C goes in
+    # Any part for anyone: A is given C's box, comes out 54 px across the line from where they were going.
+    counter = _pair_merges_as_someone_comes_the_other_way(dataclasses.replace(Stitching(), part_reach=None))
+    assert counter.exits == 1
+
+
+def _first_seen_as_a_head(rules: Stitching) -> LineCounter:
+    """A door entered upwards (inside above y=100). Someone stands 20 px outside it (centre y=120, 160 px tall), at
+    first seen only as a head box (someone in front hides the rest) whose centre lies 35 px inside; then their
+    whole box holds the head box."""
+    counter = LineCounter(DoorLine.with_entering(DOOR.points, "up"), hysteresis=10, stitching=rules)
+    for _ in range(5):
+        counter.update([Track(1, (85.0, 40.0, 115.0, 90.0))])
+    counter.update([Track(1, (85.0, 40.0, 115.0, 90.0)), Track(2, (70.0, 40.0, 130.0, 200.0))])
+    for _ in range(3):
+        counter.update([Track(2, (70.0, 40.0, 130.0, 200.0))])
+    return counter
+
+
+def test_someone_seen_whole_for_the_first_time_is_not_counted_for_where_their_head_box_was() -> None:
+    counter = _first_seen_as_a_head(Stitching())
+    assert (counter.entries, counter.exits) == (0, 0)
+    # Read from the head box's centre, they were inside and walked out.
+    counter = _first_seen_as_a_head(dataclasses.replace(Stitching(), reread=False))
+    assert (counter.entries, counter.exits) == (0, 1)
