@@ -162,7 +162,7 @@ def _fill(detector, movie: Path, cache: Path, stride: int, log: bool) -> None:  
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench._camera_doorset")
-    parser.add_argument("--size", choices=("tiny", "small", "full", "holdout"), default="small")
+    parser.add_argument("--size", choices=("tiny", "small", "full", "holdout", "fresh"), default="small")
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--stride", type=int, default=2, help="process every n-th frame (2: 12.5 of 25 fps)")
     parser.add_argument("--part", default="0/1", help="i/n: only every n-th video from the i-th (parallel runs)")

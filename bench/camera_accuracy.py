@@ -285,7 +285,7 @@ def one_core() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.camera_accuracy")
-    parser.add_argument("--size", choices=("tiny", "small", "full", "holdout"), default="full")
+    parser.add_argument("--size", choices=("tiny", "small", "full", "holdout", "fresh"), default="full")
     parser.add_argument("--imgsz", type=int, default=480, help="YOLO size (of the band's crop with --roi)")
     parser.add_argument("--stride", type=int, default=2, help="every n-th frame of the 25 fps videos (2: 12.5 fps)")
     parser.add_argument("--compare-trackers", action="store_true", help="also tillflow with each tracker, no stitching")
