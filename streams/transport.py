@@ -260,7 +260,7 @@ class Consumer(faust_aiokafka.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
         yield_every, num_since_yield = 100, 0
-        try:
+        with self._draining():
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
                 epoch = self._seek_epoch
@@ -292,18 +292,10 @@ class Consumer(faust_aiokafka.Consumer):
                         if commit_every is not None and self._n_acked >= commit_every:
                             self._n_acked = 0
                             await self.commit()
-                        coro = callback(message)
-                        try:
-                            first = coro.send(None)
-                        except StopIteration:
-                            pass  # handed over without suspending: the usual case
-                        else:
-                            hand_over = _HandOver(coro, first)
-                            await self.wait_first(hand_over.run(), self.suspend_flow.wait())
-                            if not hand_over.done:  # cancelled by a rebalance or a stop: read it again later
-                                await self._read_again(tp, offset, "not handed over (a rebalance or a stop)")
-                                reseeking.add(tp)
-                                continue
+                        if not await self._hand_over(callback, message):  # cancelled by a rebalance or a stop
+                            await self._read_again(tp, offset, "not handed over (a rebalance or a stop)")
+                            reseeking.add(tp)
+                            continue
                         if self._stale(message):
                             # queued while a rebalance began: the stream skips it and its ack is refused
                             await self._read_again(tp, offset, "handed over while a rebalance began")
@@ -315,6 +307,14 @@ class Consumer(faust_aiokafka.Consumer):
                             continue
                         set_read_offset(tp, offset)
                     unset_flag(CONSUMER_FETCHING)
+
+    @contextlib.contextmanager
+    def _draining(self) -> Generator[None, None, None]:
+        """How both drain loops end, as Faust's ``_drain_messages`` ends: the broker stopping the consumer, or a
+        cancellation, while the app stops ends the loop quietly; anything else is logged and raised; the
+        fetching flag is cleared in every case."""
+        try:
+            yield
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
@@ -329,7 +329,7 @@ class Consumer(faust_aiokafka.Consumer):
             self.log.exception("Drain messages raised: %r", exc)
             raise
         finally:
-            unset_flag(CONSUMER_FETCHING)
+            self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _hand_over(self, callback: Callable[[Any], Coroutine[Any, Any, Any]], message: Any) -> bool:
         """Whether ``message`` reached its streams: False when a rebalance or a stop cancelled the hand-off (the
@@ -357,7 +357,7 @@ class Consumer(faust_aiokafka.Consumer):
         acks_enabled_for = self.app.topics.acks_enabled_for
         to_message = self._to_message
         batched = batched_topics(self.app)
-        try:
+        with self._draining():
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
                 epoch = self._seek_epoch
@@ -450,21 +450,6 @@ class Consumer(faust_aiokafka.Consumer):
                 for tp, first in dropped.items():
                     await self._read_again(tp, first, "fetched while not active or while seeking")
                 unset_flag(CONSUMER_FETCHING)
-        except self.consumer_stopped_errors:
-            if self.transport.app.should_stop:
-                self.log.info("Broker stopped consumer, shutting down...")
-                return
-            raise
-        except asyncio.CancelledError:
-            if self.transport.app.should_stop:
-                self.log.info("Consumer shutting down for user cancel.")
-                return
-            raise
-        except Exception as exc:
-            self.log.exception("Drain messages raised: %r", exc)
-            raise
-        finally:
-            unset_flag(CONSUMER_FETCHING)
 
     _acks_seen: asyncio.Event | None = None
     _handed_batches: weakref.WeakSet[BatchMessage] | None = None
