@@ -642,12 +642,11 @@ class Engine(SilenceDetection):
             return
         if self._continues(st, store, first, finding, out):
             return
-        emitted = rules.reconcile(
+        emitted = rules.fire(
             st["alerts"],
+            finding,
             store_id=store.id,
             hour_start_ms=first,
-            evaluated=[],
-            findings=[finding],
             fired_at_ms=max(part["newest"], last + HOUR_MS),
             tenant_id=store.tenant_id,
             mall_id=store.mall_id,
@@ -682,12 +681,11 @@ class Engine(SilenceDetection):
             if finding is not None and self._ticket_gap(st, acc["start"], now):
                 continue  # the till may be silent rather than the sales low: the hour's final evaluation decides
             if finding is not None and not self._continues(st, store, acc["start"], finding, out):
-                emitted = rules.reconcile(
+                emitted = rules.fire(
                     st["alerts"],
+                    finding,
                     store_id=store.id,
                     hour_start_ms=acc["start"],
-                    evaluated=[],
-                    findings=[finding],
                     fired_at_ms=now,
                     tenant_id=store.tenant_id,
                     mall_id=store.mall_id,

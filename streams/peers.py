@@ -111,12 +111,11 @@ class PeerEngine:
             fired_at = _day_end(episode.alarmed, tz)
             severity = "CRITICAL" if abs(float(details["departure"])) >= 0.4 else "WARNING"
             finding = Finding(rules.UNDERREPORTING, severity, observed, expected, message, details)
-            emitted = rules.reconcile(
+            emitted = rules.fire(
                 state["alerts"],
+                finding,
                 store_id=episode.store_id,
                 hour_start_ms=since_ms,
-                evaluated=[],
-                findings=[finding],
                 fired_at_ms=fired_at,
                 tenant_id=store.tenant_id if store else None,
                 mall_id=store.mall_id if store else None,

@@ -298,6 +298,30 @@ def reconcile(
     return out
 
 
+def fire(
+    states: dict[str, str],
+    finding: Finding,
+    *,
+    store_id: str,
+    hour_start_ms: int,
+    fired_at_ms: int,
+    tenant_id: str | None = None,
+    mall_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """The alert record of ``finding`` for its store-hour if its alert is not FIRING yet (then it is), else none:
+    :func:`reconcile` of one finding, resolving nothing."""
+    return reconcile(
+        states,
+        store_id=store_id,
+        hour_start_ms=hour_start_ms,
+        evaluated=[],
+        findings=[finding],
+        fired_at_ms=fired_at_ms,
+        tenant_id=tenant_id,
+        mall_id=mall_id,
+    )
+
+
 def _record(
     aid: str,
     f: Finding,

@@ -186,12 +186,11 @@ class SilenceDetection:
             ):
                 self._suppress(st, store, hour, finding, rules.SALES_DROP, "", out, roots=[episode[0]])
                 return
-        emitted = rules.reconcile(
+        emitted = rules.fire(
             st["alerts"],
+            finding,
             store_id=store.id,
             hour_start_ms=hour,
-            evaluated=[],
-            findings=[finding],
             fired_at_ms=now,
             tenant_id=store.tenant_id,
             mall_id=store.mall_id,

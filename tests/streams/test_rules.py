@@ -332,3 +332,13 @@ def test_an_evening_drop_too_small_for_one_hour_pages_once_over_two() -> None:
     assert (page["kind"], page["hour_start"]) == ("TRAFFIC_DROP", ms("2026-01-29T20:00:00+05:30"))
     assert page["details"]["hours"] == "2" and page["details"]["z"] == "3.7"
     assert page["message"] == "20:00-22:00: 16 visitors is 30% of the expected 54"
+
+
+def test_fire_pages_a_finding_once_and_resolves_nothing() -> None:
+    hour = ms("2026-03-02T10:00:00Z")
+    states = {alert_id(rules.TRAFFIC_DROP, "wg-fashion", hour): "FIRING"}
+    drop = rules.Finding(rules.SALES_DROP, "WARNING", 10.0, 100.0, "sales down")
+    first = rules.fire(states, drop, store_id="wg-fashion", hour_start_ms=hour, fired_at_ms=hour + 1, mall_id="wg")
+    assert [(r["kind"], r["state"], r["mall_id"]) for r in first] == [(rules.SALES_DROP, "FIRING", "wg")]
+    assert rules.fire(states, drop, store_id="wg-fashion", hour_start_ms=hour, fired_at_ms=hour + 2) == []
+    assert states[alert_id(rules.TRAFFIC_DROP, "wg-fashion", hour)] == "FIRING"  # another kind is left alone
