@@ -391,18 +391,17 @@ MAX_MERGE = 4
 """People (and parts) followed in one merge: the parts are matched to the people by trying every assignment."""
 
 
-def _area(box: Box) -> float:
-    return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+def overlap(a: Box, b: Box) -> float:
+    """The area two boxes share (0 when they do not overlap)."""
+    ix = min(a[2], b[2]) - max(a[0], b[0])
+    iy = min(a[3], b[3]) - max(a[1], b[1])
+    return ix * iy if ix > 0 and iy > 0 else 0.0
 
 
 def covered(inner: Box, outer: Box) -> float:
     """The share of ``inner``'s area that lies inside ``outer`` (0 when either is empty)."""
-    ix = min(inner[2], outer[2]) - max(inner[0], outer[0])
-    iy = min(inner[3], outer[3]) - max(inner[1], outer[1])
-    area = _area(inner)
-    if ix <= 0 or iy <= 0 or area <= 0:
-        return 0.0
-    return ix * iy / area
+    area = max(inner[2] - inner[0], 0.0) * max(inner[3] - inner[1], 0.0)
+    return overlap(inner, outer) / area if area > 0 else 0.0
 
 
 def shifted(box: Box, dx: float, dy: float) -> Box:

@@ -14,16 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from producers.camera.counting import Box, Track
+from producers.camera.counting import Box, Track, overlap
 
 
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes (0 when they do not overlap)."""
-    ix = min(a[2], b[2]) - max(a[0], b[0])
-    iy = min(a[3], b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
+    inter = overlap(a, b)
+    if inter == 0:
         return 0.0
-    inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
 
